@@ -1,0 +1,123 @@
+"""socialdesk: social-network webhooks in, helpdesk tickets out.
+
+Routes and event handlers only; the logic lives in ``chalicelib``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from chalice import Chalice, Response
+
+from chalicelib import wiring
+from chalicelib.config import get_secret, settings
+from chalicelib.errors import WebhookError
+from chalicelib.ingest import Verifier, receive_webhook
+from chalicelib.models import NormalizedBatch
+from chalicelib.observability import logger, metrics
+from chalicelib.platforms import meta, x
+
+app = Chalice(app_name="socialdesk", configure_logs=False)
+
+# Declared so Chalice does not answer 415 before our own checks run: platforms send
+# JSON, but a forged or broken request must still get our JSON error.
+WEBHOOK_CONTENT_TYPES = ["application/json", "text/plain", "application/x-www-form-urlencoded", "application/octet-stream"]
+
+# Chalice reads the stream ARN at import time; the placeholder keeps local runs and
+# tests importable (the stage config sets the real one, see infra/record_outputs.py).
+STREAM_ARN = os.environ.get(
+    "STREAM_ARN", "arn:aws:dynamodb:us-east-1:123456789012:table/socialdesk-local-messages/stream/1970-01-01T00:00:00.000"
+)
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(body=body, status_code=status, headers={"Content-Type": "application/json"})
+
+
+def _refuse(route: str, exc: WebhookError) -> Response:
+    logger.warning("request refused", extra={"route": route, "status": exc.status, "reason": exc.message})
+    return _json(exc.to_body(), exc.status)
+
+
+def _ingest(route: str, verifier: Callable[[], Verifier], normalize: Callable[[Any], NormalizedBatch]) -> Response:
+    request = app.current_request
+    try:
+        result = receive_webhook(
+            headers=request.headers,
+            body=request.raw_body or b"",
+            verifier=verifier(),
+            normalize=normalize,
+            store=wiring.message_store(),
+            max_body_bytes=settings().max_body_bytes,
+        )
+    except WebhookError as exc:
+        return _refuse(route, exc)
+    logger.info("webhook stored", extra={"route": route, **result.__dict__})
+    return _json(result.to_body())
+
+
+@app.route("/health", methods=["GET"])
+def health() -> dict[str, Any]:
+    """Liveness probe."""
+    return {"ok": True, "service": "socialdesk"}
+
+
+@app.route("/webhooks/meta", methods=["GET"])
+def meta_subscription_handshake() -> Response:
+    """Meta's subscription check: echo ``hub.challenge`` when the verify token matches."""
+    try:
+        challenge = meta.answer_handshake(app.current_request.query_params, get_secret("META_VERIFY_TOKEN"))
+    except WebhookError as exc:
+        return _refuse("meta_handshake", exc)
+    return Response(body=challenge, status_code=200, headers={"Content-Type": "text/plain"})
+
+
+@app.route("/webhooks/meta", methods=["POST"], content_types=WEBHOOK_CONTENT_TYPES)
+def meta_webhook() -> Response:
+    """Facebook Page, Messenger, Instagram and WhatsApp events."""
+    return _ingest("meta", lambda: meta.signature_verifier(get_secret("META_APP_SECRET")), meta.normalize_delivery)
+
+
+@app.route("/webhooks/x", methods=["GET"])
+def x_crc_check() -> Response:
+    """X's challenge-response check."""
+    try:
+        token = (app.current_request.query_params or {}).get("crc_token")
+        return _json(x.crc_response(token, get_secret("X_CONSUMER_SECRET")))
+    except WebhookError as exc:
+        return _refuse("x_crc", exc)
+
+
+@app.route("/webhooks/x", methods=["POST"], content_types=WEBHOOK_CONTENT_TYPES)
+def x_webhook() -> Response:
+    """X mentions, replies and direct messages (Account Activity API)."""
+    return _ingest("x", lambda: x.signature_verifier(get_secret("X_CONSUMER_SECRET")), x.normalize_delivery)
+
+
+@app.on_dynamodb_record(stream_arn=STREAM_ARN, batch_size=100, starting_position="TRIM_HORIZON", name="sync_tickets")
+def sync_tickets(event: Any) -> None:
+    """The outbox: every new inbound message becomes a ticket or a comment."""
+    context = getattr(event, "context", None)
+    remaining = (lambda: context.get_remaining_time_in_millis() / 1000) if context else None
+    report = wiring.ticket_sync().sync_stream_records(event.to_dict().get("Records", []), remaining_seconds=remaining)
+    _publish("sync", report.outcomes)
+
+
+@app.schedule("rate(10 minutes)", name="redrive_parked")
+def redrive_parked(event: Any) -> None:
+    """Replay parked messages, so a helpdesk outage heals itself once it ends."""
+    from chalicelib.redrive import redrive
+
+    report = redrive(wiring.message_store(), wiring.ticket_sync(), wiring.dead_letters())
+    _publish("redrive", report.outcomes)
+
+
+def _publish(stage: str, outcomes: dict[str, int]) -> None:
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    for outcome, count in outcomes.items():
+        metrics.add_metric(name=f"{stage}_{outcome}", unit=MetricUnit.Count, value=count)
+    logger.info(f"{stage} finished", extra={"outcomes": dict(outcomes)})
+    metrics.flush_metrics()

@@ -1,0 +1,1 @@
+"""Helpdesk adapters: one interface (``base``), one module per helpdesk."""

@@ -1,0 +1,50 @@
+"""How a social message reads inside a ticket, shared by every helpdesk adapter."""
+
+from __future__ import annotations
+
+from chalicelib.models import KIND_LABELS, PLATFORM_LABELS, SocialMessage
+
+SUBJECT_TEXT_CHARS = 80
+
+
+def message_reference(message: SocialMessage) -> str:
+    """A stable reference to one platform message, stored in the helpdesk so the
+    bridge can tell later whether the message already reached the ticket."""
+    return f"{message.platform.value}:{message.message_id}"
+
+
+def source_label(message: SocialMessage) -> str:
+    """E.g. ``Instagram comment`` or ``WhatsApp direct message``."""
+    return f"{PLATFORM_LABELS[message.platform]} {KIND_LABELS[message.kind]}"
+
+
+def ticket_subject(message: SocialMessage) -> str:
+    """A subject agents can scan: where, who, and the start of what they wrote."""
+    text = " ".join(message.text.split())
+    if len(text) > SUBJECT_TEXT_CHARS:
+        text = text[: SUBJECT_TEXT_CHARS - 1].rstrip() + "…"
+    who = message.author.label
+    return f"[{source_label(message)}] {who}: {text}" if text else f"[{source_label(message)}] {who}"
+
+
+def comment_body(message: SocialMessage) -> str:
+    """The comment text: what the customer wrote, then who, where and a link."""
+    lines = [message.text.strip() or "(no text)"]
+    for attachment in message.attachments:
+        target = attachment.url or (f"media id {attachment.media_id}" if attachment.media_id else "")
+        caption = f" ({attachment.caption})" if attachment.caption else ""
+        lines.append(f"[{attachment.type}] {target}{caption}".rstrip())
+    footer = f"— {message.author.label} · {source_label(message)}"
+    if message.author.follower_count is not None:
+        footer += f" · {message.author.follower_count:,} followers"
+    footer += f" · {message.created_at:%Y-%m-%d %H:%M} UTC"
+    lines.append("")
+    lines.append(footer)
+    if message.permalink:
+        lines.append(message.permalink)
+    return "\n".join(lines)
+
+
+def ticket_tags(message: SocialMessage) -> list[str]:
+    """Tags every bridged ticket carries: ``socialdesk``, the platform and the kind."""
+    return ["socialdesk", message.platform.value, message.kind.value]

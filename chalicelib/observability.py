@@ -1,0 +1,14 @@
+"""Structured logs and metrics (Powertools), shared by every handler.
+
+Logs carry ids and counts, never message text or names: customer words and
+personal data stay out of CloudWatch.
+"""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger, Metrics
+
+SERVICE = "socialdesk"
+
+logger = Logger(service=SERVICE)
+metrics = Metrics(namespace=SERVICE, service=SERVICE)

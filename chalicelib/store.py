@@ -1,0 +1,267 @@
+"""The one DynamoDB table: messages, conversations, requester mappings, quarantine.
+
+Layout (``pk`` / ``sk``)::
+
+    CONV#<conversation key> / MSG#<platform message id>   one message (stream -> ticket sync)
+    CONV#<conversation key> / CONV                          the conversation's ticket state
+    REQUESTER#<helpdesk>#<platform>#<author id> / REQUESTER helpdesk user id of a social author
+    QUARANTINE#<source> / <sha256 of event>                 an event we could not normalize
+
+Every message of a conversation shares one partition key, so the table's stream
+delivers a conversation's messages in write order to one shard. A redelivered
+message hits the same key and the conditional put writes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from chalicelib.models import DeliveryStatus, RejectedEvent, SocialMessage
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+SYNCED_MEMORY = 200  # message ids remembered per conversation to drop stream redeliveries
+_PARALLEL_WRITES = 8
+
+
+class ConversationConflict(Exception):
+    """Someone else updated the conversation since we read it; read again."""
+
+
+class StoreUnavailable(Exception):
+    """DynamoDB refused or failed a write after the SDK's own retries."""
+
+
+@dataclass
+class Conversation:
+    """A conversation's ticket state, as the sync keeps it."""
+
+    key: str
+    helpdesk: str | None = None
+    ticket_id: str | None = None
+    ticket_status: str | None = None
+    requester_id: str | None = None
+    epoch: int = 0
+    synced: list[str] = field(default_factory=list)
+    parked: list[str] = field(default_factory=list)
+    version: int = 0
+
+    def remember_synced(self, message_id: str) -> None:
+        """Record that a message reached the ticket (bounded memory)."""
+        if message_id not in self.synced:
+            self.synced.append(message_id)
+            del self.synced[:-SYNCED_MEMORY]
+
+
+def _s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def _n(value: int | float) -> dict[str, str]:
+    return {"N": str(value)}
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _is_condition_failure(exc: Exception) -> bool:
+    code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+    return code in ("ConditionalCheckFailedException", "TransactionCanceledException")
+
+
+def _error_code(exc: Exception) -> str | None:
+    return getattr(exc, "response", {}).get("Error", {}).get("Code")
+
+
+def conversation_pk(key: str) -> str:
+    """Partition key of a conversation and its messages."""
+    return f"CONV#{key}"
+
+
+def message_item(message: SocialMessage, *, ttl_days: int, now: float | None = None) -> dict[str, Any]:
+    """The DynamoDB item for one message (low-level attribute-value format)."""
+    now = time.time() if now is None else now
+    body = message.model_dump_json(exclude={"raw"})
+    return {
+        "pk": _s(conversation_pk(message.conversation_key)),
+        "sk": _s(f"MSG#{message.message_id}"),
+        "item_type": _s("message"),
+        "platform": _s(message.platform.value),
+        "direction": _s(message.direction.value),
+        "created_at": _s(_iso(message.created_at)),
+        "message": _s(body),
+        "raw": _s(json.dumps(message.raw, separators=(",", ":"), default=str)),
+        "received_at": _n(int(now)),
+        "expires_at": _n(int(now + ttl_days * 86400)),
+        # by-author index: find everything held on one person (data-deletion requests)
+        "gsi1pk": _s(f"AUTHOR#{message.platform.value}#{message.author.platform_id}"),
+        "gsi1sk": _s(_iso(message.created_at)),
+    }
+
+
+def message_from_image(image: dict[str, Any]) -> SocialMessage | None:
+    """Rebuild the message from a stored item or stream image; None for other items."""
+    if image.get("item_type", {}).get("S") != "message" or "message" not in image:
+        return None
+    return SocialMessage.model_validate_json(image["message"]["S"])
+
+
+class MessageStore:
+    """DynamoDB access for webhooks and the ticket sync. The client is injected."""
+
+    def __init__(self, table_name: str, client: DynamoDBClient, *, raw_ttl_days: int = 30) -> None:
+        self.table_name = table_name
+        self._client = client
+        self.raw_ttl_days = raw_ttl_days
+
+    # --- ingest -----------------------------------------------------------------
+
+    def save_message(self, message: SocialMessage) -> bool:
+        """Write a message unless it is already stored. True if it was new."""
+        try:
+            self._client.put_item(
+                TableName=self.table_name,
+                Item=message_item(message, ttl_days=self.raw_ttl_days),
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except Exception as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise StoreUnavailable(f"could not store message {message.message_id}: {_error_code(exc) or exc}") from exc
+        return True
+
+    def save_messages(self, messages: list[SocialMessage]) -> list[bool]:
+        """Write many messages (in parallel when there are several); one flag per message."""
+        if len(messages) <= 1:
+            return [self.save_message(m) for m in messages]
+        with ThreadPoolExecutor(max_workers=min(_PARALLEL_WRITES, len(messages))) as pool:
+            return list(pool.map(self.save_message, messages))
+
+    def record_status(self, status: DeliveryStatus) -> None:
+        """Record a delivery receipt on the message it is about (never a ticket)."""
+        try:
+            self._client.update_item(
+                TableName=self.table_name,
+                Key={"pk": _s(conversation_pk(status.conversation_key)), "sk": _s(f"MSG#{status.message_id}")},
+                UpdateExpression=(
+                    "SET delivery_status = :status, #at = :at, status_errors = :errors,"
+                    " item_type = if_not_exists(item_type, :stub), expires_at = if_not_exists(expires_at, :ttl)"
+                ),
+                ExpressionAttributeNames={"#at": f"status_{status.status}_at"},
+                ExpressionAttributeValues={
+                    ":status": _s(status.status),
+                    ":at": _s(_iso(status.timestamp)),
+                    ":errors": _s(json.dumps(list(status.errors))),
+                    ":stub": _s("status"),
+                    ":ttl": _n(int(time.time() + self.raw_ttl_days * 86400)),
+                },
+            )
+        except Exception as exc:
+            raise StoreUnavailable(f"could not record status of {status.message_id}: {_error_code(exc) or exc}") from exc
+
+    def quarantine(self, rejected: RejectedEvent) -> None:
+        """Keep an event we could not normalize, with the error, for a person to look at."""
+        raw = json.dumps(rejected.event, separators=(",", ":"), sort_keys=True, default=str)
+        try:
+            self._client.put_item(
+                TableName=self.table_name,
+                Item={
+                    "pk": _s(f"QUARANTINE#{rejected.source}"),
+                    "sk": _s(hashlib.sha256(raw.encode()).hexdigest()),
+                    "item_type": _s("quarantine"),
+                    "error": _s(rejected.error),
+                    "raw": _s(raw),
+                    "received_at": _n(int(time.time())),
+                    "expires_at": _n(int(time.time() + self.raw_ttl_days * 86400)),
+                },
+            )
+        except Exception as exc:
+            raise StoreUnavailable(f"could not quarantine an event: {_error_code(exc) or exc}") from exc
+
+    # --- ticket sync ------------------------------------------------------------
+
+    def get_message(self, conversation_key: str, message_id: str) -> SocialMessage | None:
+        """Read one stored message back."""
+        response = self._client.get_item(
+            TableName=self.table_name,
+            Key={"pk": _s(conversation_pk(conversation_key)), "sk": _s(f"MSG#{message_id}")},
+            ConsistentRead=True,
+        )
+        return message_from_image(response.get("Item") or {})
+
+    def get_conversation(self, key: str) -> Conversation:
+        """The conversation's state (a fresh one if it has none yet)."""
+        response = self._client.get_item(
+            TableName=self.table_name,
+            Key={"pk": _s(conversation_pk(key)), "sk": _s("CONV")},
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        if not item:
+            return Conversation(key=key)
+        state = json.loads(item["state"]["S"])
+        return Conversation(key=key, version=int(item["version"]["N"]), **state)
+
+    def save_conversation(self, conversation: Conversation) -> None:
+        """Write the conversation if nobody changed it since it was read (optimistic lock)."""
+        state = {
+            "helpdesk": conversation.helpdesk,
+            "ticket_id": conversation.ticket_id,
+            "ticket_status": conversation.ticket_status,
+            "requester_id": conversation.requester_id,
+            "epoch": conversation.epoch,
+            "synced": conversation.synced,
+            "parked": conversation.parked,
+        }
+        item = {
+            "pk": _s(conversation_pk(conversation.key)),
+            "sk": _s("CONV"),
+            "item_type": _s("conversation"),
+            "state": _s(json.dumps(state, separators=(",", ":"))),
+            "version": _n(conversation.version + 1),
+            "updated_at": _s(_iso(datetime.now(timezone.utc))),
+        }
+        if conversation.ticket_id:
+            item["ticket_id"] = _s(conversation.ticket_id)
+        condition = "attribute_not_exists(pk)" if conversation.version == 0 else "version = :expected"
+        kwargs: dict[str, Any] = {"TableName": self.table_name, "Item": item, "ConditionExpression": condition}
+        if conversation.version:
+            kwargs["ExpressionAttributeValues"] = {":expected": _n(conversation.version)}
+        try:
+            self._client.put_item(**kwargs)
+        except Exception as exc:
+            if _is_condition_failure(exc):
+                raise ConversationConflict(conversation.key) from exc
+            raise StoreUnavailable(f"could not save conversation: {_error_code(exc) or exc}") from exc
+        conversation.version += 1
+
+    def get_requester(self, helpdesk: str, platform: str, author_id: str) -> str | None:
+        """The cached helpdesk user id of a social author, if we created one before."""
+        response = self._client.get_item(
+            TableName=self.table_name,
+            Key={"pk": _s(f"REQUESTER#{helpdesk}#{platform}#{author_id}"), "sk": _s("REQUESTER")},
+        )
+        item = response.get("Item")
+        return item["user_id"]["S"] if item else None
+
+    def put_requester(self, helpdesk: str, platform: str, author_id: str, user_id: str) -> None:
+        """Cache the helpdesk user id of a social author."""
+        self._client.put_item(
+            TableName=self.table_name,
+            Item={
+                "pk": _s(f"REQUESTER#{helpdesk}#{platform}#{author_id}"),
+                "sk": _s("REQUESTER"),
+                "item_type": _s("requester"),
+                "user_id": _s(user_id),
+                "gsi1pk": _s(f"AUTHOR#{platform}#{author_id}"),
+                "gsi1sk": _s(f"REQUESTER#{helpdesk}"),
+            },
+        )

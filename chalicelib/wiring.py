@@ -1,0 +1,86 @@
+"""Builds the AWS clients and services lazily, once per Lambda container.
+
+Handlers ask for what they need (``message_store()``, ``ticket_sync()``...); tests
+and the local stack swap any piece with ``override(name, value)``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from chalicelib.config import get_secret, settings
+from chalicelib.errors import NotConfigured
+
+if TYPE_CHECKING:
+    from chalicelib.deadletter import DeadLetterQueue
+    from chalicelib.helpdesk.base import Helpdesk
+    from chalicelib.store import MessageStore
+    from chalicelib.sync import TicketSync
+
+_built: dict[str, Any] = {}
+
+
+def override(name: str, value: Any) -> None:
+    """Replace a built dependency (tests, local stack)."""
+    _built[name] = value
+
+
+def reset() -> None:
+    """Forget everything built, e.g. after the environment changed."""
+    _built.clear()
+    settings.cache_clear()
+
+
+def _client(service: str) -> Any:
+    if service not in _built:
+        import boto3
+        from botocore.config import Config
+
+        # Short timeouts: a webhook must be answered within seconds; the SDK's
+        # standard retry mode already backs off on throttling.
+        config = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 5})
+        _built[service] = boto3.client(service, config=config)
+    return _built[service]
+
+
+def message_store() -> MessageStore:
+    """The table, for webhooks and the sync."""
+    if "store" not in _built:
+        from chalicelib.store import MessageStore
+
+        cfg = settings()
+        _built["store"] = MessageStore(cfg.table_name, _client("dynamodb"), raw_ttl_days=cfg.raw_ttl_days)
+    return _built["store"]
+
+
+def dead_letters() -> DeadLetterQueue:
+    """The dead-letter queue of parked messages."""
+    if "dead_letters" not in _built:
+        from chalicelib.deadletter import DeadLetterQueue
+
+        url = settings().dlq_url
+        if not url:
+            raise NotConfigured("DLQ_URL is not configured")
+        _built["dead_letters"] = DeadLetterQueue(url, _client("sqs"))
+    return _built["dead_letters"]
+
+
+def helpdesk() -> Helpdesk:
+    """The configured helpdesk adapter."""
+    if "helpdesk" not in _built:
+        from chalicelib.helpdesk.zendesk import ZendeskHelpdesk
+
+        cfg = settings()
+        if not cfg.zendesk_url or not cfg.zendesk_email:
+            raise NotConfigured("ZENDESK_URL and ZENDESK_EMAIL must be configured")
+        _built["helpdesk"] = ZendeskHelpdesk(cfg.zendesk_url, cfg.zendesk_email, get_secret("ZENDESK_API_TOKEN"))
+    return _built["helpdesk"]
+
+
+def ticket_sync() -> TicketSync:
+    """The ticket sync wired to the store, helpdesk and dead-letter queue."""
+    if "sync" not in _built:
+        from chalicelib.sync import TicketSync
+
+        _built["sync"] = TicketSync(message_store(), helpdesk(), dead_letters())
+    return _built["sync"]
