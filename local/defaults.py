@@ -1,0 +1,60 @@
+"""Embedded defaults for the local stack, shared by ``make run`` and ``make demo``.
+
+These values exist only on a developer's machine; the deployed app has no secret
+defaults at all. Any of them can be overridden from the environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+STATE_FILE = ROOT / ".run" / "local.json"
+
+LOCAL_SECRETS = {
+    "META_APP_SECRET": "local-meta-app-secret",
+    "META_VERIFY_TOKEN": "local-meta-verify-token",
+    "X_CONSUMER_SECRET": "local-x-consumer-secret",
+}
+SANDBOX_ZENDESK_EMAIL = "agent@socialdesk.local"
+SANDBOX_ZENDESK_TOKEN = "local-zendesk-token"
+
+PORTS = {"PORT": 8000, "MOTO_PORT": 5055, "ZENDESK_SANDBOX_PORT": 8025}
+
+
+def port(name: str) -> int:
+    """A port from the environment, or its default."""
+    return int(os.environ.get(name, PORTS[name]))
+
+
+def aws_environment(moto_url: str) -> dict[str, str]:
+    """Fake credentials and one endpoint for every AWS service: the moto server."""
+    return {
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_SESSION_TOKEN": "local",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": moto_url,
+        "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+    }
+
+
+def secret(name: str) -> str:
+    """A webhook secret as the local stack uses it (env wins over the default)."""
+    return os.environ.get(name) or LOCAL_SECRETS[name]
+
+
+def write_state(state: dict[str, Any]) -> None:
+    """Record where the running stack listens, for ``make demo``."""
+    STATE_FILE.parent.mkdir(exist_ok=True)
+    STATE_FILE.write_text(json.dumps(state, indent=2))
+
+
+def read_state() -> dict[str, Any]:
+    """Where the running stack listens (written by ``make run``)."""
+    if not STATE_FILE.exists():
+        raise SystemExit("The local stack is not running: start it with `make run` in another terminal.")
+    return json.loads(STATE_FILE.read_text())

@@ -1,0 +1,183 @@
+"""``make run``: the whole stack on this machine, in the foreground, until Ctrl-C.
+
+Starts, all on 127.0.0.1:
+
+* a moto server playing DynamoDB (+ Streams) and SQS, with the table and the
+  dead-letter queue created from ``infra/template.json``;
+* the Zendesk sandbox, unless ``ZENDESK_URL`` points at a real Zendesk;
+* ``chalice local`` serving the webhook routes on ``$PORT`` (default 8000);
+* a stream poller handing the table's stream to the Lambda's own sync handler,
+  and the scheduled redrive every minute.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from local.defaults import (
+    LOCAL_SECRETS,
+    ROOT,
+    SANDBOX_ZENDESK_EMAIL,
+    SANDBOX_ZENDESK_TOKEN,
+    STATE_FILE,
+    aws_environment,
+    port,
+    write_state,
+)
+
+REDRIVE_INTERVAL_SECONDS = 60.0
+
+
+def _wait_for_http(url: str, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"chalice local exited with code {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"chalice local did not answer on {url} within {timeout:.0f}s")
+
+
+def _log_error(what: str) -> Callable[[Exception], None]:
+    def report(exc: Exception) -> None:
+        print(f"[socialdesk local] {what} failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+
+    return report
+
+
+def main() -> int:
+    """Start everything, print where it is, and stop it all on Ctrl-C."""
+    from moto.server import ThreadedMotoServer
+
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    started: list[Callable[[], object]] = []
+    stop = threading.Event()
+    chalice: subprocess.Popen[bytes] | None = None
+    try:
+        moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port("MOTO_PORT"), verbose=False)
+        moto.start()
+        started.append(moto.stop)
+        moto_url = f"http://127.0.0.1:{port('MOTO_PORT')}"
+        os.environ.update(aws_environment(moto_url))
+
+        import boto3
+
+        from local.resources import create_local_resources
+
+        resources = create_local_resources(
+            dynamodb=boto3.client("dynamodb"), sqs=boto3.client("sqs"), template_path=ROOT / "infra" / "template.json"
+        )
+        os.environ.update(
+            TABLE_NAME=resources.table_name, STREAM_ARN=resources.stream_arn, DLQ_URL=resources.dlq_url
+        )
+        for name, value in LOCAL_SECRETS.items():
+            os.environ.setdefault(name, value)
+
+        if os.environ.get("ZENDESK_URL"):
+            zendesk_note = f"real Zendesk at {os.environ['ZENDESK_URL']}"
+            tickets_url = f"{os.environ['ZENDESK_URL'].rstrip('/')}/agent/filters"
+        else:
+            from local.zendesk_sandbox import ZendeskSandbox
+
+            sandbox = ZendeskSandbox(
+                host="127.0.0.1",
+                port=port("ZENDESK_SANDBOX_PORT"),
+                email=SANDBOX_ZENDESK_EMAIL,
+                api_token=SANDBOX_ZENDESK_TOKEN,
+            )
+            sandbox.start()
+            started.append(sandbox.stop)
+            os.environ.update(
+                ZENDESK_URL=sandbox.url, ZENDESK_EMAIL=SANDBOX_ZENDESK_EMAIL, ZENDESK_API_TOKEN=SANDBOX_ZENDESK_TOKEN
+            )
+            zendesk_note = f"Zendesk sandbox at {sandbox.url}"
+            tickets_url = f"{sandbox.url}/api/v2/tickets.json"
+
+        app_port = port("PORT")
+        chalice_bin = Path(sys.executable).with_name("chalice")
+        chalice = subprocess.Popen(
+            [str(chalice_bin), "local", "--host", "127.0.0.1", "--port", str(app_port), "--stage", "local", "--no-autoreload"],
+            cwd=ROOT,
+            env=os.environ.copy(),
+        )
+        base = f"http://127.0.0.1:{app_port}"
+        _wait_for_http(f"{base}/health", chalice)
+
+        # The sync runs here, in-process, with the very handler Lambda would call.
+        sys.path.insert(0, str(ROOT))
+        import app as lambda_app
+        from local.stream_poller import StreamPoller
+
+        poller = StreamPoller(
+            boto3.client("dynamodbstreams"),
+            resources.stream_arn,
+            lambda_app.sync_tickets,
+            on_error=_log_error("ticket sync batch"),
+        )
+        threading.Thread(target=poller.run, args=(stop,), name="stream-poller", daemon=True).start()
+        threading.Thread(target=_redrive_loop, args=(lambda_app, stop), name="redrive", daemon=True).start()
+
+        write_state({"app_url": base, "zendesk_url": os.environ["ZENDESK_URL"], "moto_url": moto_url})
+        started.append(lambda: STATE_FILE.unlink(missing_ok=True))
+        print(
+            "\n".join(
+                [
+                    "",
+                    "socialdesk is running locally (Ctrl-C stops everything):",
+                    f"  Meta webhook      {base}/webhooks/meta   (verify token: {os.environ['META_VERIFY_TOKEN']})",
+                    f"  X webhook         {base}/webhooks/x",
+                    f"  Health            {base}/health",
+                    f"  Helpdesk          {zendesk_note}",
+                    f"  Tickets           {tickets_url}",
+                    f"  DynamoDB + SQS    moto at {moto_url} (table {resources.table_name})",
+                    "  Try it:           make demo   (in a second terminal)",
+                    "",
+                ]
+            ),
+            flush=True,
+        )
+        while chalice.poll() is None:
+            time.sleep(0.5)
+        print(f"chalice local exited with code {chalice.returncode}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nstopping socialdesk local stack…", flush=True)
+        return 0
+    finally:
+        stop.set()
+        if chalice is not None and chalice.poll() is None:
+            chalice.terminate()
+            try:
+                chalice.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                chalice.kill()
+        for stopper in reversed(started):
+            try:
+                stopper()
+            except Exception as exc:  # keep stopping the rest
+                print(f"while stopping: {exc}", file=sys.stderr)
+
+
+def _redrive_loop(lambda_app: object, stop: threading.Event) -> None:
+    report = _log_error("scheduled redrive")
+    while not stop.wait(REDRIVE_INTERVAL_SECONDS):
+        try:
+            lambda_app.redrive_parked({}, None)  # type: ignore[attr-defined]
+        except Exception as exc:
+            report(exc)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""Sample webhook deliveries for the demo and the benchmark, shaped like the platforms' own.
+
+Each builder takes a ``run`` suffix so repeated demos make new conversations, and
+returns ``(route, body)`` pairs; ``sign`` adds the header the platform would send.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from chalicelib.platforms import meta, x
+
+PAGE_ID = "104976543210001"
+IG_ACCOUNT_ID = "17841400000000001"
+WA_PHONE_NUMBER_ID = "106540352242922"
+X_BRAND_ID = "2244994945"
+
+
+def _now(offset: int = 0) -> int:
+    return int(time.time()) + offset
+
+
+def facebook_comment_thread(run: str) -> list[tuple[str, dict[str, Any]]]:
+    """A complaint under a Page post, the customer's follow-up reply, and a second customer's comment."""
+    post = f"{PAGE_ID}_90{run}"
+
+    def change(comment: str, parent: str, who: tuple[str, str], text: str, t: int) -> dict[str, Any]:
+        return {
+            "object": "page",
+            "entry": [
+                {
+                    "id": PAGE_ID,
+                    "time": _now(t),
+                    "changes": [
+                        {
+                            "field": "feed",
+                            "value": {
+                                "from": {"id": who[0], "name": who[1]},
+                                "post": {"id": post, "status_type": "added_photos", "is_published": True,
+                                         "permalink_url": f"https://www.facebook.com/{post}"},
+                                "message": text,
+                                "post_id": post,
+                                "comment_id": comment,
+                                "parent_id": parent,
+                                "created_time": _now(t),
+                                "item": "comment",
+                                "verb": "add",
+                            },
+                        }
+                    ],
+                }
+            ],
+        }
+
+    first = f"90{run}_1001"
+    return [
+        ("meta", change(first, post, ("6001" + run, "Dana Reyes"), "My order #4411 arrived broken. Who do I talk to?", 0)),
+        ("meta", change(f"90{run}_1002", first, ("6001" + run, "Dana Reyes"), "Still waiting for an answer…", 1)),
+        ("meta", change(f"90{run}_1003", post, ("6002" + run, "Sam Ortiz"), "Same here, delivery is 2 weeks late.", 2)),
+    ]
+
+
+def messenger_chat(run: str) -> list[tuple[str, dict[str, Any]]]:
+    """Two Messenger messages from one person, then the Page's own echo."""
+    psid = f"7001{run}"
+
+    def event(mid: str, sender: str, recipient: str, text: str, t: int, echo: bool = False) -> dict[str, Any]:
+        message: dict[str, Any] = {"mid": mid, "text": text}
+        if echo:
+            message["is_echo"] = True
+            message["app_id"] = 1517776481860111
+        return {"object": "page", "entry": [{"id": PAGE_ID, "time": _now(t) * 1000, "messaging": [
+            {"sender": {"id": sender}, "recipient": {"id": recipient}, "timestamp": _now(t) * 1000, "message": message}]}]}
+
+    return [
+        ("meta", event(f"m_{run}a", psid, PAGE_ID, "Hi, I was charged twice for my subscription.", 0)),
+        ("meta", event(f"m_{run}b", psid, PAGE_ID, "Here is the invoice number: INV-2291", 1)),
+        ("meta", event(f"m_{run}c", PAGE_ID, psid, "Thanks, we're looking into it.", 2, echo=True)),
+    ]
+
+
+def instagram(run: str) -> list[tuple[str, dict[str, Any]]]:
+    """A comment on the brand's media, and a DM from another customer."""
+    comment = {"object": "instagram", "entry": [{"id": IG_ACCOUNT_ID, "time": _now(), "changes": [{"field": "comments", "value": {
+        "from": {"id": f"8001{run}", "username": "lena.k"},
+        "media": {"id": f"1790{run}", "media_product_type": "FEED"},
+        "id": f"1791{run}",
+        "text": "The zipper broke after two days. Not happy.",
+    }}]}]}
+    dm = {"object": "instagram", "entry": [{"id": IG_ACCOUNT_ID, "time": _now(1) * 1000, "messaging": [{
+        "sender": {"id": f"8002{run}"}, "recipient": {"id": IG_ACCOUNT_ID}, "timestamp": _now(1) * 1000,
+        "message": {"mid": f"aWdfZAG1{run}", "text": "Can I still return a jacket bought in March?"}}]}]}
+    return [("meta", comment), ("meta", dm)]
+
+
+def whatsapp(run: str) -> list[tuple[str, dict[str, Any]]]:
+    """Two WhatsApp messages from one customer, and a delivery receipt (never a ticket)."""
+    wa_id = f"1650555{run[-4:].rjust(4, '0')}"
+
+    def value(extra: dict[str, Any]) -> dict[str, Any]:
+        return {"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550783881", "phone_number_id": WA_PHONE_NUMBER_ID},
+            **extra}}]}]}
+
+    def message(mid: str, text: str, t: int) -> dict[str, Any]:
+        return value({"contacts": [{"profile": {"name": "Priya Shah"}, "wa_id": wa_id}],
+                      "messages": [{"from": wa_id, "id": mid, "timestamp": str(_now(t)), "type": "text", "text": {"body": text}}]})
+
+    status = value({"statuses": [{"id": f"wamid.OUT{run}", "status": "delivered", "timestamp": str(_now(3)), "recipient_id": wa_id}]})
+    return [
+        ("meta", message(f"wamid.HBgL{run}A", "My refund hasn't arrived yet.", 0)),
+        ("meta", message(f"wamid.HBgL{run}B", "Order 88-1203, paid by card.", 1)),
+        ("meta", status),
+    ]
+
+
+def x_events(run: str) -> list[tuple[str, dict[str, Any]]]:
+    """A public mention, a DM, and the brand's own reply tweet (stored as outbound)."""
+    customer = f"3001{run}"
+    user = {"id_str": customer, "screen_name": "mo_travels", "name": "Mo Hassan", "followers_count": 15200}
+    mention = {"for_user_id": X_BRAND_ID, "tweet_create_events": [{
+        "created_at": time.strftime("%a %b %d %H:%M:%S +0000 %Y", time.gmtime()),
+        "id_str": f"18{run}01", "text": "@acme_support my flight voucher code doesn't work, 3rd time asking",
+        "user": user, "in_reply_to_status_id_str": None, "in_reply_to_user_id_str": None,
+        "entities": {"user_mentions": [{"id_str": X_BRAND_ID, "screen_name": "acme_support"}]}}]}
+    dm = {"for_user_id": X_BRAND_ID, "direct_message_events": [{
+        "type": "message_create", "id": f"19{run}01", "created_timestamp": str(_now(1) * 1000),
+        "message_create": {"target": {"recipient_id": X_BRAND_ID}, "sender_id": f"3002{run}",
+                           "message_data": {"text": "DMing as asked: booking ref QX7P2L", "entities": {}}}}],
+        "users": {f"3002{run}": {"id": f"3002{run}", "name": "Ada Byrne", "screen_name": "adab", "followers_count": 310}}}
+    own = {"for_user_id": X_BRAND_ID, "tweet_create_events": [{
+        "created_at": time.strftime("%a %b %d %H:%M:%S +0000 %Y", time.gmtime()),
+        "id_str": f"18{run}02", "text": "@mo_travels sorry about that, please DM us your booking ref.",
+        "user": {"id_str": X_BRAND_ID, "screen_name": "acme_support", "name": "ACME Support"},
+        "in_reply_to_status_id_str": f"18{run}01", "in_reply_to_user_id_str": customer}]}
+    return [("x", mention), ("x", dm), ("x", own)]
+
+
+def all_samples(run: str) -> list[tuple[str, dict[str, Any]]]:
+    """Every sample, in delivery order."""
+    return [*facebook_comment_thread(run), *messenger_chat(run), *instagram(run), *whatsapp(run), *x_events(run)]
+
+
+def encode(payload: dict[str, Any]) -> bytes:
+    """The body as a platform would send it (compact JSON)."""
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def sign(route: str, body: bytes, secrets: dict[str, str]) -> dict[str, str]:
+    """Headers a genuine platform would send with ``body``."""
+    if route == "meta":
+        verifier = meta.signature_verifier(secrets["META_APP_SECRET"])
+    else:
+        verifier = x.signature_verifier(secrets["X_CONSUMER_SECRET"])
+    return {"Content-Type": "application/json", verifier.header: verifier.sign(body)}
