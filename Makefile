@@ -33,5 +33,15 @@ integration: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench.run
 
+# Replays messages parked in the dead-letter queue. Locally (no STAGE) against the
+# running `make run` stack; with STAGE=dev|prod it invokes the deployed function.
+redrive: $(STAMP)
+ifdef STAGE
+	aws lambda invoke --function-name socialdesk-$(STAGE)-redrive_parked --cli-binary-format raw-in-base64-out \
+		--payload '{}' /dev/stdout
+else
+	$(PY) -m local.redrive
+endif
+
 clean:
 	rm -rf $(VENV) .run .pytest_cache

@@ -4,8 +4,11 @@ Layout (``pk`` / ``sk``)::
 
     CONV#<conversation key> / MSG#<platform message id>   one message (stream -> ticket sync)
     CONV#<conversation key> / CONV                          the conversation's ticket state
-    REQUESTER#<helpdesk>#<platform>#<author id> / REQUESTER helpdesk user id of a social author
     QUARANTINE#<source> / <sha256 of event>                 an event we could not normalize
+
+The helpdesk user id of each social author is kept on the conversation item it was
+first needed in; a returning customer's id is found through the ``by-author`` index
+(reads, not another write per customer).
 
 Every message of a conversation shares one partition key, so the table's stream
 delivers a conversation's messages in write order to one shard. A redelivered
@@ -27,6 +30,7 @@ from chalicelib.models import DeliveryStatus, RejectedEvent, SocialMessage
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
+AUTHOR_INDEX = "by-author"
 SYNCED_MEMORY = 200  # message ids remembered per conversation to drop stream redeliveries
 _PARALLEL_WRITES = 8
 
@@ -48,6 +52,7 @@ class Conversation:
     ticket_id: str | None = None
     ticket_status: str | None = None
     requester_id: str | None = None
+    requesters: dict[str, str] = field(default_factory=dict)  # "<helpdesk>#<platform>#<author id>" -> user id
     epoch: int = 0
     synced: list[str] = field(default_factory=list)
     parked: list[str] = field(default_factory=list)
@@ -81,6 +86,16 @@ def _error_code(exc: Exception) -> str | None:
     return getattr(exc, "response", {}).get("Error", {}).get("Code")
 
 
+def author_pk(platform: str, author_id: str) -> str:
+    """Partition key of the by-author index: everything one person wrote."""
+    return f"AUTHOR#{platform}#{author_id}"
+
+
+def requester_key(helpdesk: str, platform: str, author_id: str) -> str:
+    """Key of a social author's helpdesk user id inside a conversation's state."""
+    return f"{helpdesk}#{platform}#{author_id}"
+
+
 def conversation_pk(key: str) -> str:
     """Partition key of a conversation and its messages."""
     return f"CONV#{key}"
@@ -102,7 +117,7 @@ def message_item(message: SocialMessage, *, ttl_days: int, now: float | None = N
         "received_at": _n(int(now)),
         "expires_at": _n(int(now + ttl_days * 86400)),
         # by-author index: find everything held on one person (data-deletion requests)
-        "gsi1pk": _s(f"AUTHOR#{message.platform.value}#{message.author.platform_id}"),
+        "gsi1pk": _s(author_pk(message.platform.value, message.author.platform_id)),
         "gsi1sk": _s(_iso(message.created_at)),
     }
 
@@ -217,6 +232,7 @@ class MessageStore:
             "ticket_id": conversation.ticket_id,
             "ticket_status": conversation.ticket_status,
             "requester_id": conversation.requester_id,
+            "requesters": conversation.requesters,
             "epoch": conversation.epoch,
             "synced": conversation.synced,
             "parked": conversation.parked,
@@ -243,25 +259,32 @@ class MessageStore:
             raise StoreUnavailable(f"could not save conversation: {_error_code(exc) or exc}") from exc
         conversation.version += 1
 
-    def get_requester(self, helpdesk: str, platform: str, author_id: str) -> str | None:
-        """The cached helpdesk user id of a social author, if we created one before."""
-        response = self._client.get_item(
+    def find_requester(self, helpdesk: str, platform: str, author_id: str, *, limit: int = 10) -> str | None:
+        """The helpdesk user id recorded for a social author in any of their recent
+        conversations, found through the by-author index; None for a new customer."""
+        key = requester_key(helpdesk, platform, author_id)
+        response = self._client.query(
             TableName=self.table_name,
-            Key={"pk": _s(f"REQUESTER#{helpdesk}#{platform}#{author_id}"), "sk": _s("REQUESTER")},
+            IndexName=AUTHOR_INDEX,
+            KeyConditionExpression="gsi1pk = :author",
+            ExpressionAttributeValues={":author": _s(author_pk(platform, author_id))},
+            ScanIndexForward=False,
+            Limit=limit,
         )
-        item = response.get("Item")
-        return item["user_id"]["S"] if item else None
-
-    def put_requester(self, helpdesk: str, platform: str, author_id: str, user_id: str) -> None:
-        """Cache the helpdesk user id of a social author."""
-        self._client.put_item(
-            TableName=self.table_name,
-            Item={
-                "pk": _s(f"REQUESTER#{helpdesk}#{platform}#{author_id}"),
-                "sk": _s("REQUESTER"),
-                "item_type": _s("requester"),
-                "user_id": _s(user_id),
-                "gsi1pk": _s(f"AUTHOR#{platform}#{author_id}"),
-                "gsi1sk": _s(f"REQUESTER#{helpdesk}"),
-            },
+        partitions = list(dict.fromkeys(item["pk"]["S"] for item in response.get("Items", [])))
+        if not partitions:
+            return None
+        found = self._client.batch_get_item(
+            RequestItems={
+                self.table_name: {
+                    "Keys": [{"pk": _s(pk), "sk": _s("CONV")} for pk in partitions],
+                    "ProjectionExpression": "#state",
+                    "ExpressionAttributeNames": {"#state": "state"},
+                }
+            }
         )
+        for item in found.get("Responses", {}).get(self.table_name, []):
+            user_id = json.loads(item["state"]["S"]).get("requesters", {}).get(key)
+            if user_id:
+                return str(user_id)
+        return None

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from chalicelib.helpdesk.base import Helpdesk, HelpdeskRejected, HelpdeskUnavailable, TicketClosed, TicketRef
 from chalicelib.models import Direction, SocialMessage
-from chalicelib.store import Conversation, ConversationConflict, message_from_image
+from chalicelib.store import Conversation, ConversationConflict, message_from_image, requester_key
 
 if TYPE_CHECKING:
     from chalicelib.deadletter import DeadLetterQueue
@@ -147,7 +147,7 @@ class TicketSync:
     # --- delivery ------------------------------------------------------------------
 
     def _deliver(self, message: SocialMessage, conversation: Conversation) -> Outcome:
-        requester = self._requester(message)
+        requester = self._requester(message, conversation)
         has_ticket = conversation.ticket_id is not None and conversation.helpdesk == self.helpdesk.name
         follow_up_of: str | None = None
         if has_ticket and not self._needs_new_ticket(conversation, message):
@@ -177,15 +177,14 @@ class TicketSync:
         # except in private chats, where a message after "solved" starts a new request.
         return conversation.ticket_status == "closed" or (message.is_private and conversation.ticket_status == "solved")
 
-    def _requester(self, message: SocialMessage) -> str:
-        platform = message.platform.value
-        author_id = message.author.platform_id
-        cached = self.store.get_requester(self.helpdesk.name, platform, author_id)
-        if cached:
-            return cached
-        user_id = self.helpdesk.ensure_requester(message.platform, message.author)
-        self.store.put_requester(self.helpdesk.name, platform, author_id, user_id)
-        return user_id
+    def _requester(self, message: SocialMessage, conversation: Conversation) -> str:
+        # Known on this conversation, else on another one of the author's (one
+        # index lookup), else created in the helpdesk; recorded with the delivery.
+        key = requester_key(self.helpdesk.name, message.platform.value, message.author.platform_id)
+        known = conversation.requesters.get(key) or self.store.find_requester(
+            self.helpdesk.name, message.platform.value, message.author.platform_id
+        )
+        return known or self.helpdesk.ensure_requester(message.platform, message.author)
 
     # --- bookkeeping ---------------------------------------------------------------
 
@@ -205,7 +204,11 @@ class TicketSync:
             current.helpdesk = self.helpdesk.name
             current.ticket_id = ticket.ticket_id
             current.ticket_status = ticket.status
-            current.requester_id = requester
+            if epoch is not None or current.requester_id is None:
+                current.requester_id = requester  # the ticket's requester
+            current.requesters[requester_key(self.helpdesk.name, message.platform.value, message.author.platform_id)] = (
+                requester
+            )
             if epoch is not None:
                 current.epoch = max(current.epoch, epoch)
             current.remember_synced(message.message_id)

@@ -129,7 +129,16 @@ def main() -> int:
         threading.Thread(target=poller.run, args=(stop,), name="stream-poller", daemon=True).start()
         threading.Thread(target=_redrive_loop, args=(lambda_app, stop), name="redrive", daemon=True).start()
 
-        write_state({"app_url": base, "zendesk_url": os.environ["ZENDESK_URL"], "moto_url": moto_url})
+        write_state(
+            {
+                "app_url": base,
+                "zendesk_url": os.environ["ZENDESK_URL"],
+                "moto_url": moto_url,
+                "table_name": resources.table_name,
+                "stream_arn": resources.stream_arn,
+                "dlq_url": resources.dlq_url,
+            }
+        )
         started.append(lambda: STATE_FILE.unlink(missing_ok=True))
         print(
             "\n".join(

@@ -1,0 +1,76 @@
+"""Child process of ``make bench``: the mixed replay, counting DynamoDB writes.
+
+Every delivery goes through the Lambda handler; the table's stream is then drained
+into the sync handler, exactly as on AWS. Writes are counted at the boto3 client
+(one per PutItem/UpdateItem/DeleteItem, one per item of a batch or transaction),
+including conditional writes that found a duplicate.
+Writes a JSON summary to the path given as argv[1].
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections import Counter
+from typing import Any
+
+WRITE_OPERATIONS = {"PutItem", "UpdateItem", "DeleteItem"}
+
+
+def main(out_path: str, run: str, customers: int) -> None:
+    """Replay and write ``{"writes": ..., "messages": ...}``."""
+    import boto3
+
+    import app as lambda_app
+    from bench.lambda_events import BenchContext, api_gateway_event
+    from bench.workload import mixed_replay
+    from chalicelib import wiring
+    from local.samples import encode, sign
+    from local.stream_poller import StreamPoller
+
+    writes: Counter[str] = Counter()
+
+    def count(model: Any, params: dict[str, Any], **_: Any) -> None:
+        if model.name in WRITE_OPERATIONS:
+            writes[model.name] += 1
+        elif model.name == "BatchWriteItem":
+            writes[model.name] += sum(len(v) for v in params.get("RequestItems", {}).values())
+        elif model.name == "TransactWriteItems":
+            writes[model.name] += len(params.get("TransactItems", []))
+
+    wiring._client("dynamodb").meta.events.register("before-call.dynamodb", count)
+    secrets = {name: os.environ[name] for name in ("META_APP_SECRET", "X_CONSUMER_SECRET")}
+    work = mixed_replay(run, customers)
+    stored = duplicates = 0
+    for route, payload in work.deliveries:
+        body = encode(payload)
+        response = lambda_app.app(api_gateway_event("POST", f"/webhooks/{route}", body, sign(route, body, secrets)), BenchContext())
+        assert response["statusCode"] == 200, response
+        answer = json.loads(response["body"])
+        stored += answer["stored"]
+        duplicates += answer["duplicates"]
+    ingest_writes = sum(writes.values())
+
+    poller = StreamPoller(boto3.client("dynamodbstreams"), os.environ["STREAM_ARN"], lambda_app.sync_tickets)
+    poller.drain()
+    with open(out_path, "w") as out:
+        json.dump(
+            {
+                "deliveries": len(work.deliveries),
+                "messages_stored": stored,
+                "duplicate_deliveries": duplicates,
+                "inbound": work.inbound,
+                "outbound": work.outbound,
+                "customers": len(work.customers),
+                "ingest_writes": ingest_writes,
+                "writes": dict(writes),
+                "stream_records": poller.records_handled,
+                "sync_failures": poller.failures,
+            },
+            out,
+        )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
