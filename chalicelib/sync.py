@@ -130,11 +130,19 @@ class TicketSync:
                 return self._park(message, f"waiting behind parked message {head}")
 
         error: Exception | None = None
+        # A replayed message, or one whose last attempt may have reached the helpdesk
+        # (timeout or dropped connection after sending), is looked for on its ticket
+        # before it is sent again. Ticket creation needs no check: it carries an
+        # idempotency key.
+        look_first = redrive
         for attempt in range(self.attempts):
             try:
+                if look_first and self._already_on_ticket(message, conversation):
+                    return Outcome.COMMENT_ADDED
                 return self._deliver(message, conversation)
             except HelpdeskUnavailable as exc:
                 error = exc
+                look_first = look_first or exc.maybe_applied
                 if attempt + 1 < self.attempts:
                     self._sleep(min(exc.retry_after or self.backoff_seconds * 2**attempt, MAX_BACKOFF_SECONDS))
             except HelpdeskRejected as exc:
@@ -170,6 +178,16 @@ class TicketSync:
         )
         self._record(message, conversation, ticket, requester, epoch=epoch)
         return Outcome.TICKET_OPENED
+
+    def _already_on_ticket(self, message: SocialMessage, conversation: Conversation) -> bool:
+        if conversation.ticket_id is None or conversation.helpdesk != self.helpdesk.name:
+            return False
+        if not self.helpdesk.ticket_has_message(conversation.ticket_id, message):
+            return False
+        ticket = TicketRef(conversation.ticket_id, conversation.ticket_status or "open")
+        requester = self._requester(message, conversation)
+        self._record(message, conversation, ticket, requester, epoch=None)
+        return True
 
     @staticmethod
     def _needs_new_ticket(conversation: Conversation, message: SocialMessage) -> bool:
