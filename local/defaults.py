@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-STATE_FILE = ROOT / ".run" / "local.json"
+# Where `make run` tells `make demo` and `make redrive` what it started (tests point it elsewhere).
+STATE_FILE = Path(os.environ.get("SOCIALDESK_STATE_FILE") or ROOT / ".run" / "local.json")
 
 LOCAL_SECRETS = {
     "META_APP_SECRET": "local-meta-app-secret",
