@@ -35,10 +35,11 @@ bench: $(STAMP)
 
 # Replays messages parked in the dead-letter queue. Locally (no STAGE) against the
 # running `make run` stack; with STAGE=dev|prod it invokes the deployed function.
+SCHEDULED_EVENT := {"version":"0","id":"manual-redrive","detail-type":"Scheduled Event","source":"aws.events","account":"","time":"1970-01-01T00:00:00Z","region":"","resources":[],"detail":{}}
 redrive: $(STAMP)
 ifdef STAGE
 	aws lambda invoke --function-name socialdesk-$(STAGE)-redrive_parked --cli-binary-format raw-in-base64-out \
-		--payload '{}' /dev/stdout
+		--payload '$(SCHEDULED_EVENT)' /dev/stdout
 else
 	$(PY) -m local.redrive
 endif

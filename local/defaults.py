@@ -59,3 +59,18 @@ def read_state() -> dict[str, Any]:
     if not STATE_FILE.exists():
         raise SystemExit("The local stack is not running: start it with `make run` in another terminal.")
     return json.loads(STATE_FILE.read_text())
+
+
+# What EventBridge hands a scheduled function; Chalice's schedule wrapper reads these
+# keys, so a bare ``{}`` fails before the handler runs.
+SCHEDULED_EVENT: dict[str, Any] = {
+    "version": "0",
+    "id": "manual-redrive",
+    "detail-type": "Scheduled Event",
+    "source": "aws.events",
+    "account": "",
+    "time": "1970-01-01T00:00:00Z",
+    "region": "",
+    "resources": [],
+    "detail": {},
+}

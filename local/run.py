@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from local.defaults import (
+    SCHEDULED_EVENT,
     LOCAL_SECRETS,
     ROOT,
     SANDBOX_ZENDESK_EMAIL,
@@ -183,7 +184,7 @@ def _redrive_loop(lambda_app: object, stop: threading.Event) -> None:
     report = _log_error("scheduled redrive")
     while not stop.wait(REDRIVE_INTERVAL_SECONDS):
         try:
-            lambda_app.redrive_parked({}, None)  # type: ignore[attr-defined]
+            lambda_app.redrive_parked(SCHEDULED_EVENT, None)  # type: ignore[attr-defined]
         except Exception as exc:
             report(exc)
 

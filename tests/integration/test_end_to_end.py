@@ -170,6 +170,7 @@ def test_connection_dropped_after_the_ticket_was_created_does_not_double_it(stac
 
 def test_helpdesk_outage_parks_messages_in_order_and_redrive_delivers_them_once(stack: Stack) -> None:
     import app as lambda_app
+    from local.defaults import SCHEDULED_EVENT
 
     stack.sandbox.inject(status=503, count=1000)
     stack.post_webhook("meta", _messenger("m_out_1", "7777500", "first"))
@@ -181,14 +182,14 @@ def test_helpdesk_outage_parks_messages_in_order_and_redrive_delivers_them_once(
     assert stack.poller.failures == 0  # parked, never raised: the shard is not blocked
 
     stack.sandbox.clear_faults()
-    lambda_app.redrive_parked({}, None)
+    lambda_app.redrive_parked(SCHEDULED_EVENT, None)
     tickets = stack.tickets()
     assert len(tickets) == 2
     [chat] = [t for t in tickets if t["external_id"].endswith(":7777500")]
     assert [b.splitlines()[0] for b in _comment_bodies(stack, chat)] == ["first", "second"]
     assert stack.parked_in_queue() == 0
 
-    lambda_app.redrive_parked({}, None)  # a second pass sends nothing again
+    lambda_app.redrive_parked(SCHEDULED_EVENT, None)  # a second pass sends nothing again
     assert sum(len(stack.sandbox.comments(t["id"])) for t in stack.tickets()) == 3
 
 

@@ -1,0 +1,612 @@
+"""A local stand-in for the part of the Zendesk Support API the bridge uses.
+
+Pure stdlib: ``ZendeskSandbox(...).start()`` serves on a background thread. Every
+response it gives is valid against Zendesk's published OpenAPI document (checked by
+``tests/integration/test_zendesk_sandbox.py``), and it copies the behaviours of the real
+API the bridge depends on:
+
+* HTTP Basic auth ``{email}/token:{api_token}``, else 401 ``Couldn't authenticate you``;
+* ``Idempotency-Key`` on ``POST /api/v2/tickets``: a replay within 2 hours answers the
+  stored response with ``x-idempotency-lookup: hit`` (first use: ``miss``); the same key
+  with a different body answers 400 ``IdempotentRequestError``;
+* updating a closed ticket answers 422 ``Status: closed prevents ticket update``; a
+  requester's comment on a solved (or pending) ticket reopens it;
+* ``metadata`` sent with a ticket create/update lands in ``audit.metadata.custom``;
+* ``via_followup_source_id`` links a follow-up only when the source ticket is closed
+  (Zendesk ignores it otherwise).
+
+Fields the real API returns as null but the spec declares non-nullable (priority, type,
+assignee_id, group_id, organization_id on tickets) are left out rather than faked.
+
+Test-only endpoints (no auth, not counted, never faulted) live under ``/__sandbox/``:
+``POST reset``, ``GET stats``, ``POST faults`` / ``DELETE faults``, ``GET tickets`` and
+``POST tickets/{id}/status``; each has a Python twin on the class (``reset()``,
+``stats()``, ``inject()``, ``clear_faults()``, ``tickets()``, ``set_status()``).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import hmac
+import html
+import json
+import random
+import re
+import socket
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timezone
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+from urllib.parse import parse_qs, urlsplit
+
+IDEMPOTENCY_TTL_SECONDS = 2 * 60 * 60
+STATUSES = ("new", "open", "pending", "hold", "solved", "closed")
+Reply = tuple[int, dict[str, Any], dict[str, str]]  # status, JSON payload, extra headers
+
+
+@dataclass
+class Fault:
+    """One injected failure, consumed in order by the API requests it matches.
+
+    ``match`` is a prefix of ``"METHOD /path/template"`` (None: every API call).
+    ``status`` answers an error instead of the real response; ``drop`` closes the
+    connection without any answer; ``delay`` (seconds) slows the answer down. With
+    ``when="after"`` the request is applied first (the caller cannot tell). ``count``
+    is how many times it fires (default 1; unlimited when ``probability`` is set), and
+    ``probability`` fires it at random with ``random.Random(seed)``.
+    """
+
+    match: str | None = None
+    status: int | None = None
+    retry_after: float | None = None
+    count: int | None = None
+    delay: float = 0.0
+    drop: bool = False
+    when: str = "before"
+    probability: float | None = None
+    seed: int | None = None
+    fired: int = 0
+    _rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.when not in ("before", "after"):
+            raise ValueError("when must be 'before' or 'after'")
+        if self.count is None and self.probability is None:
+            self.count = 1
+        self._rng = random.Random(self.seed)
+
+    def exhausted(self) -> bool:
+        return self.count is not None and self.fired >= self.count
+
+    def public(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _error(status: int, error: str, description: str | None = None, details: dict | None = None) -> Reply:
+    payload: dict[str, Any] = {"error": error}
+    if description is not None:
+        payload["description"] = description
+    if details is not None:
+        payload["details"] = details
+    return status, payload, {}
+
+
+def _invalid(field_name: str, description: str) -> Reply:
+    return _error(422, "RecordInvalid", "Record validation errors", {field_name: [{"description": description}]})
+
+
+_NOT_FOUND = (404, {"error": "RecordNotFound", "description": "Not found"}, {})
+
+
+class ZendeskSandbox:
+    """An in-memory Zendesk Support API on ``http://{host}:{port}``."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        email: str = "agent@socialdesk.local",
+        api_token: str = "local-zendesk-token",
+        *,
+        idempotency_ttl: float = IDEMPOTENCY_TTL_SECONDS,
+    ) -> None:
+        self.host, self.port = host, port
+        self.email, self.api_token = email, api_token
+        self.idempotency_ttl = idempotency_ttl
+        self._lock = threading.RLock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._routes: list[tuple[str, re.Pattern[str], str, Callable[..., Reply]]] = [
+            ("POST", re.compile(r"/api/v2/users/create_or_update"), "/api/v2/users/create_or_update", self._create_or_update_user),
+            ("GET", re.compile(r"/api/v2/users/(\d+)"), "/api/v2/users/{user_id}", self._show_user),
+            ("GET", re.compile(r"/api/v2/tickets"), "/api/v2/tickets", self._list_tickets),
+            ("POST", re.compile(r"/api/v2/tickets"), "/api/v2/tickets", self._create_ticket),
+            ("GET", re.compile(r"/api/v2/tickets/(\d+)"), "/api/v2/tickets/{ticket_id}", self._show_ticket),
+            ("PUT", re.compile(r"/api/v2/tickets/(\d+)"), "/api/v2/tickets/{ticket_id}", self._update_ticket),
+            ("GET", re.compile(r"/api/v2/tickets/(\d+)/comments"), "/api/v2/tickets/{ticket_id}/comments", self._list_comments),
+            ("GET", re.compile(r"/api/v2/tickets/(\d+)/audits"), "/api/v2/tickets/{ticket_id}/audits", self._list_audits),
+            ("GET", re.compile(r"/api/v2/search"), "/api/v2/search", self._search),
+        ]
+        self.reset()
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> ZendeskSandbox:
+        """Serve on a daemon thread; with ``port=0`` the bound port is in ``.port``/``.url``."""
+        server = ThreadingHTTPServer((self.host, self.port), _make_handler(self))
+        server.daemon_threads = True
+        self._server, self.port = server, server.server_address[1]
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="zendesk-sandbox", daemon=True
+        )  # a short poll interval keeps stop() fast
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> ZendeskSandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- test controls and in-process accessors ------------------------------------------------
+
+    def reset(self) -> None:
+        """Drop every user, ticket, idempotency record, fault and counter."""
+        with self._lock:
+            self._ids: Counter[str] = Counter()  # one increasing sequence per kind, like Zendesk
+            self._users: dict[int, dict[str, Any]] = {}
+            self._tickets: dict[int, dict[str, Any]] = {}
+            self._comments: dict[int, list[dict[str, Any]]] = {}
+            self._audits: dict[int, list[dict[str, Any]]] = {}
+            self._idempotency: dict[str, tuple[str, float, Reply]] = {}
+            self._faults: list[Fault] = []
+            self._requests: Counter[str] = Counter()
+            self._faults_fired = 0
+            self.agent_id = self._new_user({"name": "Sandbox Agent", "email": self.email, "role": "admin"})["id"]
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "requests": dict(self._requests),
+                "total": sum(self._requests.values()),
+                "faults_fired": self._faults_fired,
+                "faults_pending": len([f for f in self._faults if not f.exhausted()]),
+                "tickets": len(self._tickets),
+                "users": len(self._users) - 1,  # not counting the agent the API token belongs to
+            }
+
+    def inject(self, *faults: Fault | dict[str, Any], **fault: Any) -> None:
+        """Queue faults: ``inject(Fault(...))``, ``inject({"status": 429, ...})`` or ``inject(status=429)``."""
+        queued = [f if isinstance(f, Fault) else Fault(**f) for f in faults]
+        if fault:
+            queued.append(Fault(**fault))
+        with self._lock:
+            self._faults.extend(queued)
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def faults(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [f.public() for f in self._faults if not f.exhausted()]
+
+    def set_status(self, ticket_id: int | str, status: str) -> dict[str, Any]:
+        """Change a ticket's status as an agent would (no API call, no request counted)."""
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        with self._lock:
+            ticket = self._tickets[int(ticket_id)]
+            previous, ticket["status"] = ticket["status"], status
+            self._touch(ticket)
+            events = [{"type": "Change", "field_name": "status", "value": status, "previous_value": previous}]
+            self._audit(ticket["id"], self.agent_id, events, {}, "web", "sandbox")
+            return copy.deepcopy(ticket)
+
+    def tickets(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return copy.deepcopy(list(self._tickets.values()))
+
+    def ticket(self, ticket_id: int | str) -> dict[str, Any]:
+        with self._lock:
+            return copy.deepcopy(self._tickets[int(ticket_id)])
+
+    def comments(self, ticket_id: int | str) -> list[dict[str, Any]]:
+        with self._lock:
+            return copy.deepcopy(self._comments.get(int(ticket_id), []))
+
+    def audits(self, ticket_id: int | str) -> list[dict[str, Any]]:
+        with self._lock:
+            return copy.deepcopy(self._audits.get(int(ticket_id), []))
+
+    def users(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return copy.deepcopy([u for u in self._users.values() if u["id"] != self.agent_id])
+
+    # --- request dispatch (called by the handler thread) ---------------------------------------
+
+    def _route(self, method: str, path: str) -> tuple[str, Callable[..., Reply], tuple[str, ...]] | None:
+        path = path[: -len(".json")] if path.endswith(".json") else path
+        for route_method, pattern, template, handler in self._routes:
+            found = pattern.fullmatch(path)
+            if found and route_method == method:
+                return f"{method} {template}", handler, found.groups()
+        return None
+
+    def _next_fault(self, operation: str) -> Fault | None:
+        with self._lock:
+            for fault in self._faults:
+                if fault.exhausted() or not operation.startswith(fault.match or ""):
+                    continue
+                if fault.probability is not None and fault._rng.random() >= fault.probability:
+                    return None
+                fault.fired += 1
+                self._faults_fired += 1
+                return fault
+            return None
+
+    def _authenticated(self, header: str | None) -> bool:
+        expected = base64.b64encode(f"{self.email}/token:{self.api_token}".encode()).decode()
+        return hmac.compare_digest((header or "").encode(), f"Basic {expected}".encode())
+
+    def handle_api(self, method: str, target: str, headers: Any, body: bytes, client: str) -> Reply | None:
+        """Answer one API request; None when a fault drops the connection."""
+        parts = urlsplit(target)
+        routed = self._route(method, parts.path)
+        if routed is None:
+            return _error(404, "InvalidEndpoint", f"Not found: {method} {parts.path}")
+        operation, handler, args = routed
+        with self._lock:
+            self._requests[operation] += 1
+        fault = self._next_fault(operation)
+        if fault is not None and fault.delay:
+            time.sleep(fault.delay)
+        if fault is not None and fault.when == "before" and (fault.drop or fault.status):
+            return None if fault.drop else self._fault_reply(fault)
+        if not self._authenticated(headers.get("Authorization")):
+            reply: Reply = (401, {"error": "Couldn't authenticate you"}, {"WWW-Authenticate": 'Basic realm="Web Password"'})
+        elif method in ("POST", "PUT"):
+            try:
+                payload = json.loads(body or b"null")
+            except ValueError as exc:
+                return _error(400, "InvalidJSON", f"The request body is not valid JSON: {exc}")
+            reply = handler(*args, payload, headers=headers, client=client)
+        else:
+            reply = handler(*args, parse_qs(parts.query), headers=headers, client=client)
+        if fault is not None and fault.when == "after" and (fault.drop or fault.status):
+            return None if fault.drop else self._fault_reply(fault)
+        return reply
+
+    @staticmethod
+    def _fault_reply(fault: Fault) -> Reply:
+        status = int(fault.status or 500)
+        headers = {"Retry-After": str(max(0, round(fault.retry_after)))} if fault.retry_after is not None else {}
+        if status == 429:
+            return 429, {"error": "APIRateLimitExceeded", "description": "Number of allowed API requests per minute exceeded"}, headers
+        name = HTTPStatus(status).phrase.replace(" ", "") if status in HTTPStatus._value2member_map_ else "Error"
+        return status, {"error": name, "description": f"Injected fault: {status}"}, headers
+
+    # --- object builders (hold the lock) ------------------------------------------------------
+
+    def _next_id(self, kind: str) -> int:
+        self._ids[kind] += 1
+        return self._ids[kind]
+
+    def _touch(self, record: dict[str, Any]) -> None:
+        record["updated_at"] = _now()
+        if "generated_timestamp" in record:
+            record["generated_timestamp"] = int(time.time())
+
+    def _new_user(self, data: dict[str, Any]) -> dict[str, Any]:
+        user_id, now = self._next_id("user"), _now()
+        user = {
+            "id": user_id, "url": f"{self.url}/api/v2/users/{user_id}.json", "name": data["name"],
+            "email": data.get("email"), "created_at": now, "updated_at": now, "time_zone": "UTC",
+            "iana_time_zone": "Etc/UTC", "phone": data.get("phone"), "shared_phone_number": None,
+            "photo": None, "locale_id": 1, "locale": "en-US", "organization_id": None,
+            "role": data.get("role", "end-user"), "verified": bool(data.get("verified", False)),
+            "external_id": data.get("external_id"), "tags": list(data.get("tags") or []), "active": True,
+            "shared": False, "shared_agent": False, "last_login_at": None, "two_factor_auth_enabled": None,
+            "role_type": None, "custom_role_id": None, "moderator": False, "ticket_restriction": "requested",
+            "only_private_comments": False, "restricted_agent": True, "suspended": False,
+            "report_csv": False, "user_fields": dict(data.get("user_fields") or {}),
+        }
+        self._users[user_id] = user
+        return user
+
+    def _audit(
+        self, ticket_id: int, author_id: int, events: list[dict[str, Any]], custom: dict[str, Any], channel: str, client: str
+    ) -> dict[str, Any]:
+        audit_id = self._next_id("audit")
+        for event in events:
+            event["id"] = self._next_id("event")
+            if event["type"] == "Comment":
+                event["audit_id"] = audit_id
+        audit = {
+            "id": audit_id, "ticket_id": ticket_id, "created_at": _now(), "author_id": author_id,
+            "metadata": {"system": {"client": client, "ip_address": "127.0.0.1", "location": "Sandbox"}, "custom": custom},
+            "via": {"channel": channel, "source": {"from": {}, "to": {}, "rel": None}},
+            "events": events,
+        }
+        self._audits.setdefault(ticket_id, []).append(audit)
+        for event in events:
+            if event["type"] == "Comment":
+                comment = {k: v for k, v in event.items() if k != "id"}
+                comment = {"id": event["id"], **comment, "via": audit["via"], "created_at": audit["created_at"],
+                           "metadata": copy.deepcopy(audit["metadata"])}
+                self._comments.setdefault(ticket_id, []).append(comment)
+        return audit
+
+    @staticmethod
+    def _comment_event(comment: dict[str, Any], author_id: int) -> dict[str, Any]:
+        body = str(comment.get("body") or "")
+        html_body = comment.get("html_body") or f'<div class="zd-comment" dir="auto"><p>{html.escape(body)}</p></div>'
+        return {"type": "Comment", "author_id": author_id, "body": body or re.sub(r"<[^>]+>", "", html_body),
+                "html_body": html_body, "plain_body": body, "public": bool(comment.get("public", True)), "attachments": []}
+
+    def _check_comment(self, comment: Any) -> tuple[int, Reply | None]:
+        if not isinstance(comment, dict) or not (comment.get("body") or comment.get("html_body")):
+            return 0, _invalid("description", "Description: cannot be blank")
+        author_id = comment.get("author_id", self.agent_id)
+        if not isinstance(author_id, int) or author_id not in self._users:
+            return 0, _invalid("author_id", "Author: is invalid")
+        return author_id, None
+
+    # --- users ----------------------------------------------------------------------------------
+
+    def _create_or_update_user(self, payload: Any, **_: Any) -> Reply:
+        data = payload.get("user") if isinstance(payload, dict) else None
+        if not isinstance(data, dict):
+            return _error(400, "ParameterMissing", "param is missing or the value is empty: user")
+        with self._lock:
+            existing = next((u for u in self._users.values() if data.get("external_id") and u["external_id"] == data["external_id"]), None)
+            existing = existing or next((u for u in self._users.values() if data.get("email") and u["email"] == data["email"]), None)
+            if existing is None:
+                if not str(data.get("name") or "").strip():
+                    return _invalid("name", "Name:  is too short (minimum one character)")
+                return 201, {"user": copy.deepcopy(self._new_user(data))}, {}
+            for key in ("name", "email", "phone", "role", "external_id", "verified", "tags", "user_fields"):
+                if key in data:
+                    existing[key] = data[key]
+            self._touch(existing)
+            return 200, {"user": copy.deepcopy(existing)}, {}
+
+    def _show_user(self, user_id: str, _query: Any, **_: Any) -> Reply:
+        with self._lock:
+            user = self._users.get(int(user_id))
+            return (200, {"user": copy.deepcopy(user)}, {}) if user else _NOT_FOUND
+
+    # --- tickets --------------------------------------------------------------------------------
+
+    def _create_ticket(self, payload: Any, *, headers: Any, client: str) -> Reply:
+        data = payload.get("ticket") if isinstance(payload, dict) else None
+        if not isinstance(data, dict):
+            return _error(400, "ParameterMissing", "param is missing or the value is empty: ticket")
+        key = headers.get("Idempotency-Key")
+        fingerprint = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+        with self._lock:
+            if key:
+                stored = self._idempotency.get(key)
+                if stored and stored[1] > time.monotonic():
+                    if stored[0] != fingerprint:
+                        return _error(400, "IdempotentRequestError", "Request parameters don't match the given idempotency key")
+                    status, body, extra = stored[2]
+                    return status, copy.deepcopy(body), {**extra, "x-idempotency-lookup": "hit"}
+            reply = self._do_create_ticket(data, client)
+            if key and 200 <= reply[0] < 300:
+                self._idempotency[key] = (fingerprint, time.monotonic() + self.idempotency_ttl, copy.deepcopy(reply))
+            if key:
+                reply[2]["x-idempotency-lookup"] = "miss"
+            return reply
+
+    def _do_create_ticket(self, data: dict[str, Any], client: str) -> Reply:
+        requester_id = data.get("requester_id", self.agent_id)
+        if not isinstance(requester_id, int) or requester_id not in self._users:
+            return _invalid("requester", "Requester: is invalid")
+        author_id, problem = self._check_comment(data.get("comment"))
+        if problem:
+            return problem
+        status = data.get("status", "new")
+        if status not in STATUSES:
+            return _invalid("status", f"Status: {status} is not valid")
+        comment = self._comment_event(data["comment"], author_id)
+        ticket_id, now = self._next_id("ticket"), _now()
+        ticket: dict[str, Any] = {
+            "url": f"{self.url}/api/v2/tickets/{ticket_id}.json", "id": ticket_id,
+            "external_id": data.get("external_id"), "via": {"channel": "api", "source": {"from": {}, "to": {}, "rel": None}},
+            "created_at": now, "updated_at": now, "generated_timestamp": int(time.time()),
+            "subject": data.get("subject") or comment["body"][:80], "raw_subject": data.get("subject") or comment["body"][:80],
+            "description": comment["body"], "status": status, "requester_id": requester_id,
+            "submitter_id": self.agent_id, "collaborator_ids": [], "follower_ids": [], "email_cc_ids": [],
+            "has_incidents": False, "is_public": comment["public"], "tags": list(dict.fromkeys(data.get("tags") or [])),
+            "custom_fields": [], "sharing_agreement_ids": [], "followup_ids": [], "due_at": None,
+            "allow_channelback": False, "allow_attachments": True, "from_messaging_channel": False,
+        }
+        if ticket["external_id"] is None:
+            del ticket["external_id"]
+        source = self._tickets.get(data.get("via_followup_source_id") or 0)
+        if source is not None and source["status"] == "closed":  # "It has no effect with other tickets."
+            ticket["via_followup_source_id"] = source["id"]
+            ticket["via"]["source"] = {"from": {"ticket_id": source["id"], "subject": source["subject"]}, "to": {}, "rel": "follow_up"}
+            source["followup_ids"].append(ticket_id)
+        self._tickets[ticket_id] = ticket
+        events = [comment] + [
+            {"type": "Create", "field_name": name, "value": value}
+            for name, value in (("subject", ticket["subject"]), ("requester_id", str(requester_id)),
+                                ("status", status), ("tags", ticket["tags"]))
+            if value != []
+        ]
+        audit = self._audit(ticket_id, author_id, events, self._custom(data), "api", client)
+        return 201, {"ticket": copy.deepcopy(ticket), "audit": copy.deepcopy(audit)}, {"Location": ticket["url"]}
+
+    @staticmethod
+    def _custom(data: dict[str, Any]) -> dict[str, Any]:
+        metadata = data.get("metadata")
+        return copy.deepcopy(metadata) if isinstance(metadata, dict) else {}
+
+    def _update_ticket(self, ticket_id: str, payload: Any, *, client: str, **_: Any) -> Reply:
+        data = payload.get("ticket") if isinstance(payload, dict) else None
+        if not isinstance(data, dict):
+            return _error(400, "ParameterMissing", "param is missing or the value is empty: ticket")
+        with self._lock:
+            ticket = self._tickets.get(int(ticket_id))
+            if ticket is None:
+                return _NOT_FOUND
+            if ticket["status"] == "closed":
+                return _invalid("status", "Status: closed prevents ticket update")
+            events: list[dict[str, Any]] = []
+            author_id = self.agent_id
+            if "comment" in data:
+                author_id, problem = self._check_comment(data["comment"])
+                if problem:
+                    return problem
+                events.append(self._comment_event(data["comment"], author_id))
+            status = data.get("status")
+            if status is not None and status not in STATUSES:
+                return _invalid("status", f"Status: {status} is not valid")
+            reopens = events and events[0]["public"] and author_id == ticket["requester_id"]
+            if status is None and reopens and ticket["status"] in ("solved", "pending"):
+                status = "open"  # the requester replied: Zendesk reopens the ticket
+            if status is not None and status != ticket["status"]:
+                events.append({"type": "Change", "field_name": "status", "value": status, "previous_value": ticket["status"]})
+                ticket["status"] = status
+            if isinstance(data.get("tags"), list) and data["tags"] != ticket["tags"]:
+                events.append({"type": "Change", "field_name": "tags", "value": data["tags"], "previous_value": ticket["tags"]})
+                ticket["tags"] = list(dict.fromkeys(data["tags"]))
+            self._touch(ticket)
+            audit = self._audit(ticket["id"], author_id, events, self._custom(data), "api", client)
+            return 200, {"ticket": copy.deepcopy(ticket), "audit": copy.deepcopy(audit)}, {}
+
+    def _show_ticket(self, ticket_id: str, _query: Any, **_: Any) -> Reply:
+        with self._lock:
+            ticket = self._tickets.get(int(ticket_id))
+            return (200, {"ticket": copy.deepcopy(ticket)}, {}) if ticket else _NOT_FOUND
+
+    def _list_tickets(self, query: dict[str, list[str]], **_: Any) -> Reply:
+        with self._lock:
+            found = [t for t in self._tickets.values() if "external_id" not in query or t.get("external_id") == query["external_id"][0]]
+            return 200, {"tickets": copy.deepcopy(found), "next_page": None, "previous_page": None, "count": len(found)}, {}
+
+    def _list_comments(self, ticket_id: str, _query: Any, **_: Any) -> Reply:
+        return self._list_of(ticket_id, "comments", self._comments)
+
+    def _list_audits(self, ticket_id: str, _query: Any, **_: Any) -> Reply:
+        return self._list_of(ticket_id, "audits", self._audits)
+
+    def _list_of(self, ticket_id: str, name: str, store: dict[int, list[dict[str, Any]]]) -> Reply:
+        with self._lock:
+            if int(ticket_id) not in self._tickets:
+                return _NOT_FOUND
+            items = copy.deepcopy(store.get(int(ticket_id), []))
+            return 200, {name: items, "next_page": None, "previous_page": None, "count": len(items)}, {}
+
+    def _search(self, query: dict[str, list[str]], **_: Any) -> Reply:
+        """Tickets only: ``type:ticket``, ``status:x``, ``external_id:x``, ``requester_id:n``, ``tags:x``, free words."""
+        terms = (query.get("query") or [""])[0].split()
+        if not terms:
+            return _error(400, "InvalidSearch", "query is required")
+        with self._lock:
+            results = [
+                {**copy.deepcopy(ticket), "result_type": "ticket"}
+                for ticket in self._tickets.values()
+                if all(_search_term_matches(term, ticket) for term in terms)
+            ]
+            return 200, {"results": results, "facets": None, "next_page": None, "previous_page": None, "count": len(results)}, {}
+
+    # --- /__sandbox/ test endpoints -------------------------------------------------------------
+
+    def handle_admin(self, method: str, path: str, body: bytes) -> Reply:
+        try:
+            payload = json.loads(body) if body else {}
+        except ValueError as exc:
+            return _error(400, "InvalidJSON", str(exc))
+        found = re.fullmatch(r"/__sandbox/tickets/(\d+)/status", path)
+        try:
+            if method == "POST" and path == "/__sandbox/reset":
+                self.reset()
+                return 200, {"ok": True}, {}
+            if method == "GET" and path == "/__sandbox/stats":
+                return 200, self.stats(), {}
+            if method == "POST" and path == "/__sandbox/faults":
+                self.inject(*payload.get("faults", []))
+                return 200, {"faults": self.faults()}, {}
+            if method == "DELETE" and path == "/__sandbox/faults":
+                self.clear_faults()
+                return 200, {"faults": []}, {}
+            if method == "GET" and path == "/__sandbox/tickets":
+                return 200, {"tickets": self.tickets()}, {}
+            if method == "POST" and found:
+                return 200, {"ticket": self.set_status(found.group(1), payload.get("status", ""))}, {}
+        except KeyError:
+            return _NOT_FOUND
+        except (TypeError, ValueError) as exc:
+            return _error(400, "InvalidRequest", str(exc))
+        return _error(404, "InvalidEndpoint", f"Not found: {method} {path}")
+
+
+def _search_term_matches(term: str, ticket: dict[str, Any]) -> bool:
+    name, _, value = term.partition(":")
+    if not value:
+        return term.lower() in f"{ticket['subject']} {ticket['description']}".lower()
+    if name in ("tags", "tag"):
+        return value in ticket["tags"]
+    fields = {"type": "ticket", "status": ticket["status"], "external_id": ticket.get("external_id"),
+              "requester_id": str(ticket["requester_id"]), "requester": str(ticket["requester_id"])}
+    return fields.get(name) == value
+
+
+def _make_handler(sandbox: ZendeskSandbox) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "ZendeskSandbox/1.0"
+
+        def _serve(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            path = urlsplit(self.path).path
+            if path.startswith("/__sandbox/"):
+                reply: Reply | None = sandbox.handle_admin(self.command, path, body)
+            else:
+                reply = sandbox.handle_api(self.command, self.path, self.headers, body, self.headers.get("User-Agent", ""))
+            if reply is None:  # an injected "drop": no status line, no body
+                self.close_connection = True
+                try:
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                return
+            status, payload, extra = reply
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in extra.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = do_PUT = do_DELETE = _serve
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet by default
+            pass
+
+    return Handler
