@@ -23,6 +23,8 @@ class Platform(str, Enum):
     INSTAGRAM = "instagram"
     WHATSAPP = "whatsapp"
     X = "x"
+    TELEGRAM = "telegram"
+    LINE = "line"
 
 
 class Kind(str, Enum):
@@ -49,6 +51,8 @@ PLATFORM_LABELS: dict[Platform, str] = {
     Platform.INSTAGRAM: "Instagram",
     Platform.WHATSAPP: "WhatsApp",
     Platform.X: "X",
+    Platform.TELEGRAM: "Telegram",
+    Platform.LINE: "LINE",
 }
 
 KIND_LABELS: dict[Kind, str] = {
@@ -128,6 +132,7 @@ class SocialMessage(BaseModel):
     thread_id: str | None = Field(default=None, description="Post, media or X conversation the message belongs to")
     permalink: str | None = None
     attachments: tuple[Attachment, ...] = ()
+    edit_of: str | None = Field(default=None, description="For an edit: the message_id of the message it changes")
     raw: dict[str, Any] = Field(default_factory=dict, repr=False)
 
     @field_validator("created_at")

@@ -55,22 +55,31 @@ def answer_handshake(query: Mapping[str, str] | None, verify_token: str) -> str:
 
 def normalize_delivery(payload: dict[str, Any]) -> NormalizedBatch:
     """Turn one Meta webhook body into canonical messages and delivery statuses."""
-    obj = payload.get("object")
     entries = require_list(payload, "entry")
+    obj = payload.get("object")
     normalizer = EventNormalizer("meta")
     for entry in entries:
         if not isinstance(entry, dict):
-            raise BadRequest("every entry must be a JSON object")
+            # Quarantined, not refused: a 4xx would make Meta retry the good entries forever.
+            normalizer.reject(entry, "every entry must be a JSON object")
+            continue
         account_id = str(entry.get("id", ""))
+        # Some notifications (Instagram comments and mentions) carry no timestamp of
+        # their own: the entry's time is when Meta saw the change.
+        seen_at = _parse_time(entry.get("time"))
+        # Instagram Login apps get flat entries (``field``/``value``) instead of ``changes``.
+        changes = entry.get("changes")
+        if changes is None and "field" in entry:
+            changes = [{"field": entry["field"], "value": entry.get("value")}]
         if obj == "page":
-            normalizer.each(entry.get("changes"), lambda c: _page_change(account_id, c))
+            normalizer.each(changes, lambda c: _page_change(account_id, c, seen_at))
             for field in ("messaging", "standby"):
                 normalizer.each(entry.get(field), lambda e: _chat_event(Platform.MESSENGER, account_id, e))
         elif obj == "instagram":
-            normalizer.each(entry.get("changes"), lambda c: _instagram_change(account_id, c))
+            normalizer.each(changes, lambda c: _instagram_change(account_id, c, seen_at))
             normalizer.each(entry.get("messaging"), lambda e: _chat_event(Platform.INSTAGRAM, account_id, e))
         elif obj == "whatsapp_business_account":
-            normalizer.each(entry.get("changes"), _whatsapp_change)
+            normalizer.each(changes, _whatsapp_change)
         else:
             normalizer.ignore(f"object {obj!r}")
     return normalizer.batch
@@ -79,15 +88,15 @@ def normalize_delivery(payload: dict[str, Any]) -> NormalizedBatch:
 # --- Facebook Page feed -------------------------------------------------------
 
 
-def _page_change(page_id: str, change: dict[str, Any]) -> NormalizedBatch:
+def _page_change(page_id: str, change: dict[str, Any], seen_at: datetime) -> NormalizedBatch:
     value = change.get("value") or {}
     if change.get("field") != "feed" or value.get("verb") != "add":
         return NormalizedBatch(ignored=1)
     item = value.get("item")
     if item == "comment":
-        return NormalizedBatch(messages=[normalize_feed_comment(page_id, value, raw=change)])
+        return NormalizedBatch(messages=[normalize_feed_comment(page_id, value, raw=change, seen_at=seen_at)])
     if item in _FEED_POST_ITEMS:
-        return NormalizedBatch(messages=[normalize_feed_post(page_id, value, raw=change)])
+        return NormalizedBatch(messages=[normalize_feed_post(page_id, value, raw=change, seen_at=seen_at)])
     return NormalizedBatch(ignored=1)
 
 
@@ -96,16 +105,14 @@ def _feed_author(value: dict[str, Any]) -> Author:
     return Author(platform_id=str(sender["id"]), display_name=sender.get("name"))
 
 
-def _feed_time(value: dict[str, Any]) -> datetime:
+def _feed_time(value: dict[str, Any], seen_at: datetime | None) -> datetime:
     created = value.get("created_time")
-    if created is None:
-        return datetime.now(timezone.utc)
-    if isinstance(created, (int, float)) or str(created).isdigit():
-        return from_epoch(created)
-    return datetime.fromisoformat(str(created).replace("+0000", "+00:00"))
+    return seen_at if created is None else _parse_time(created)
 
 
-def normalize_feed_comment(page_id: str, value: dict[str, Any], *, raw: dict[str, Any]) -> SocialMessage:
+def normalize_feed_comment(
+    page_id: str, value: dict[str, Any], *, raw: dict[str, Any], seen_at: datetime | None = None
+) -> SocialMessage:
     """A comment (or reply) on a Page post: one conversation per top-level comment."""
     comment_id = str(value["comment_id"])
     post_id = str(value.get("post_id") or "")
@@ -128,7 +135,7 @@ def normalize_feed_comment(page_id: str, value: dict[str, Any], *, raw: dict[str
         account_id=page_id,
         author=author,
         text=value.get("message") or "",
-        created_at=_feed_time(value),
+        created_at=_feed_time(value, seen_at),
         parent_id=parent_id or None,
         thread_id=post_id or None,
         permalink=post.get("permalink_url") or f"https://www.facebook.com/{comment_id}",
@@ -137,7 +144,9 @@ def normalize_feed_comment(page_id: str, value: dict[str, Any], *, raw: dict[str
     )
 
 
-def normalize_feed_post(page_id: str, value: dict[str, Any], *, raw: dict[str, Any]) -> SocialMessage:
+def normalize_feed_post(
+    page_id: str, value: dict[str, Any], *, raw: dict[str, Any], seen_at: datetime | None = None
+) -> SocialMessage:
     """A visitor post on the Page (or the Page's own post, stored as outbound)."""
     post_id = str(value["post_id"])
     author = _feed_author(value)
@@ -155,7 +164,7 @@ def normalize_feed_post(page_id: str, value: dict[str, Any], *, raw: dict[str, A
         account_id=page_id,
         author=author,
         text=value.get("message") or "",
-        created_at=_feed_time(value),
+        created_at=_feed_time(value, seen_at),
         thread_id=post_id,
         permalink=value.get("permalink_url") or f"https://www.facebook.com/{post_id}",
         attachments=tuple(attachments),
@@ -166,19 +175,22 @@ def normalize_feed_post(page_id: str, value: dict[str, Any], *, raw: dict[str, A
 # --- Instagram comments and mentions --------------------------------------------
 
 
-def _instagram_change(account_id: str, change: dict[str, Any]) -> NormalizedBatch:
+def _instagram_change(account_id: str, change: dict[str, Any], seen_at: datetime) -> NormalizedBatch:
     field = change.get("field")
     value = change.get("value") or {}
     if field in ("comments", "live_comments"):
-        return NormalizedBatch(messages=[normalize_instagram_comment(account_id, value, raw=change)])
+        return NormalizedBatch(messages=[normalize_instagram_comment(account_id, value, raw=change, seen_at=seen_at)])
     if field == "mentions":
-        return NormalizedBatch(messages=[normalize_instagram_mention(account_id, value, raw=change)])
+        return NormalizedBatch(messages=[normalize_instagram_mention(account_id, value, raw=change, seen_at=seen_at)])
     return NormalizedBatch(ignored=1)
 
 
-def normalize_instagram_comment(account_id: str, value: dict[str, Any], *, raw: dict[str, Any]) -> SocialMessage:
+def normalize_instagram_comment(
+    account_id: str, value: dict[str, Any], *, raw: dict[str, Any], seen_at: datetime | None = None
+) -> SocialMessage:
     """A comment on the account's media; replies carry ``parent_id`` (the top-level comment)."""
-    comment_id = str(value["id"])
+    # ``id`` in the webhooks reference; ``comment_id`` in Meta's Facebook-Login example.
+    comment_id = str(value["id"] if "id" in value else value["comment_id"])
     parent_id = value.get("parent_id")
     sender = value.get("from") or {}
     author = Author(platform_id=str(sender["id"]), handle=sender.get("username"))
@@ -193,7 +205,7 @@ def normalize_instagram_comment(account_id: str, value: dict[str, Any], *, raw: 
         account_id=account_id,
         author=author,
         text=value.get("text") or "",
-        created_at=_parse_time(created),
+        created_at=_parse_time(created, seen_at),
         parent_id=str(parent_id) if parent_id else None,
         thread_id=str(media["id"]) if media.get("id") else None,
         permalink=media.get("permalink"),
@@ -201,7 +213,9 @@ def normalize_instagram_comment(account_id: str, value: dict[str, Any], *, raw: 
     )
 
 
-def normalize_instagram_mention(account_id: str, value: dict[str, Any], *, raw: dict[str, Any]) -> SocialMessage:
+def normalize_instagram_mention(
+    account_id: str, value: dict[str, Any], *, raw: dict[str, Any], seen_at: datetime | None = None
+) -> SocialMessage:
     """The account was @mentioned in a comment or caption.
 
     Meta's mention webhook carries only ids (``media_id``, ``comment_id``); the text
@@ -219,16 +233,16 @@ def normalize_instagram_mention(account_id: str, value: dict[str, Any], *, raw: 
         account_id=account_id,
         author=Author(platform_id=str(value.get("from", {}).get("id") or f"media:{media_id}")),
         text=value.get("text") or f"@mentioned in a {'comment' if comment_id else 'caption'} on media {media_id}",
-        created_at=_parse_time(value.get("timestamp")),
+        created_at=_parse_time(value.get("timestamp"), seen_at),
         parent_id=str(comment_id) if comment_id else None,
         thread_id=media_id,
         raw=raw,
     )
 
 
-def _parse_time(value: Any) -> datetime:
+def _parse_time(value: Any, fallback: datetime | None = None) -> datetime:
     if value is None:
-        return datetime.now(timezone.utc)
+        return fallback or datetime.now(timezone.utc)
     if isinstance(value, (int, float)) or str(value).isdigit():
         return from_epoch(value)
     return datetime.fromisoformat(str(value).replace("Z", "+00:00").replace("+0000", "+00:00"))
