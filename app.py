@@ -17,7 +17,7 @@ from chalicelib.errors import WebhookError
 from chalicelib.ingest import Verifier, receive_webhook
 from chalicelib.models import NormalizedBatch
 from chalicelib.observability import logger, metrics
-from chalicelib.platforms import meta, x
+from chalicelib.platforms import line, meta, telegram, x
 
 app = Chalice(app_name="socialdesk", configure_logs=False)
 
@@ -94,6 +94,22 @@ def x_crc_check() -> Response:
 def x_webhook() -> Response:
     """X mentions, replies and direct messages (Account Activity API)."""
     return _ingest("x", lambda: x.signature_verifier(get_secret("X_CONSUMER_SECRET")), x.normalize_delivery)
+
+
+@app.route("/webhooks/telegram", methods=["POST"], content_types=WEBHOOK_CONTENT_TYPES)
+def telegram_webhook() -> Response:
+    """Telegram bot updates: private chats, groups and topics, Telegram Business chats."""
+    return _ingest(
+        "telegram",
+        lambda: telegram.secret_token_verifier(get_secret("TELEGRAM_SECRET_TOKEN")),
+        lambda payload: telegram.normalize_delivery(payload, bot_id=settings().telegram_bot_id),
+    )
+
+
+@app.route("/webhooks/line", methods=["POST"], content_types=WEBHOOK_CONTENT_TYPES)
+def line_webhook() -> Response:
+    """LINE Messaging API events (one-to-one chats, groups and rooms)."""
+    return _ingest("line", lambda: line.signature_verifier(get_secret("LINE_CHANNEL_SECRET")), line.normalize_delivery)
 
 
 @app.on_dynamodb_record(stream_arn=STREAM_ARN, batch_size=100, starting_position="TRIM_HORIZON", name="sync_tickets")

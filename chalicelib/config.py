@@ -50,6 +50,7 @@ class Settings:
     zendesk_email: str | None
     raw_ttl_days: int
     max_body_bytes: int
+    telegram_bot_id: str
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -61,6 +62,8 @@ class Settings:
             zendesk_email=os.environ.get("ZENDESK_EMAIL") or None,
             raw_ttl_days=int(os.environ.get("RAW_TTL_DAYS", "30")),
             max_body_bytes=int(os.environ.get("MAX_BODY_BYTES", str(2 * 1024 * 1024))),
+            # The numeric part of the bot token ("<bot id>:<secret>"); not a secret itself.
+            telegram_bot_id=os.environ.get("TELEGRAM_BOT_ID", "bot"),
         )
 
 

@@ -19,6 +19,8 @@ LOCAL_SECRETS = {
     "META_APP_SECRET": "local-meta-app-secret",
     "META_VERIFY_TOKEN": "local-meta-verify-token",
     "X_CONSUMER_SECRET": "local-x-consumer-secret",
+    "TELEGRAM_SECRET_TOKEN": "local-telegram-secret-token",
+    "LINE_CHANNEL_SECRET": "local-line-channel-secret",
 }
 SANDBOX_ZENDESK_EMAIL = "agent@socialdesk.local"
 SANDBOX_ZENDESK_TOKEN = "local-zendesk-token"

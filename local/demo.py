@@ -19,9 +19,8 @@ from collections import Counter
 from typing import Any
 
 from chalicelib.models import Direction
-from chalicelib.platforms import meta, x
 from local.defaults import LOCAL_SECRETS, SANDBOX_ZENDESK_EMAIL, SANDBOX_ZENDESK_TOKEN, read_state, secret
-from local.samples import all_samples, encode, sign
+from local.samples import NORMALIZERS, all_samples, encode, sign
 
 WAIT_SECONDS = 60.0
 
@@ -51,7 +50,7 @@ def expected_conversations(samples: list[tuple[str, dict[str, Any]]]) -> Counter
     """Inbound messages per conversation key, computed with the app's own normalizers."""
     expected: Counter[str] = Counter()
     for route, payload in samples:
-        batch = (meta if route == "meta" else x).normalize_delivery(payload)
+        batch = NORMALIZERS[route](payload)
         for message in batch.messages:
             if message.direction is Direction.INBOUND:
                 expected[message.conversation_key] += 1
@@ -72,8 +71,8 @@ def main() -> int:
     for route, payload in deliveries:
         body = encode(payload)
         status, answer = _http("POST", f"{app_url}/webhooks/{route}", body=body, headers=sign(route, body, secrets))
-        what = next(iter(k for k in payload if k.endswith("_events")), payload.get("object", ""))
-        print(f"  POST /webhooks/{route:<5} {what:<26} → {status} {json.dumps(answer)}")
+        what = next(iter(k for k in payload if k.endswith("_events") or k == "message"), payload.get("object", "events"))
+        print(f"  POST /webhooks/{route:<8} {what:<26} → {status} {json.dumps(answer)}")
         if status != 200:
             print("The app refused a signed sample: is `make run` using the same secrets as `make demo`?", file=sys.stderr)
             return 1

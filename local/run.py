@@ -148,6 +148,8 @@ def main() -> int:
                     "socialdesk is running locally (Ctrl-C stops everything):",
                     f"  Meta webhook      {base}/webhooks/meta   (verify token: {os.environ['META_VERIFY_TOKEN']})",
                     f"  X webhook         {base}/webhooks/x",
+                    f"  Telegram webhook  {base}/webhooks/telegram",
+                    f"  LINE webhook      {base}/webhooks/line",
                     f"  Health            {base}/health",
                     f"  Helpdesk          {zendesk_note}",
                     f"  Tickets           {tickets_url}",

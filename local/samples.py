@@ -7,10 +7,13 @@ returns ``(route, body)`` pairs; ``sign`` adds the header the platform would sen
 from __future__ import annotations
 
 import json
+import os
 import time
+from collections.abc import Callable
 from typing import Any
 
-from chalicelib.platforms import meta, x
+from chalicelib.models import NormalizedBatch
+from chalicelib.platforms import line, meta, telegram, x
 
 PAGE_ID = "104976543210001"
 IG_ACCOUNT_ID = "17841400000000001"
@@ -139,9 +142,46 @@ def x_events(run: str) -> list[tuple[str, dict[str, Any]]]:
     return [("x", mention), ("x", dm), ("x", own)]
 
 
+LINE_BOT_ID = "U0123456789abcdef0123456789abcdef"
+
+
+def telegram_chat(run: str) -> list[tuple[str, dict[str, Any]]]:
+    """Two messages from one person to the bot in a private chat."""
+    chat = int(f"5501{run}")
+    user = {"id": chat, "is_bot": False, "first_name": "Kenji", "last_name": "Sato", "username": "kenji_s"}
+
+    def update(n: int, text: str, t: int) -> dict[str, Any]:
+        return {"update_id": int(f"9{run}{n}"), "message": {"message_id": n, "from": user,
+                "chat": {"id": chat, "first_name": "Kenji", "type": "private"}, "date": _now(t), "text": text}}
+
+    return [("telegram", update(1, "The app logs me out every five minutes.", 0)),
+            ("telegram", update(2, "iPhone 15, app version 4.2.1", 1))]
+
+
+def line_chat(run: str) -> list[tuple[str, dict[str, Any]]]:
+    """A LINE message from one user to the official account."""
+    return [("line", {"destination": LINE_BOT_ID, "events": [{
+        "type": "message", "mode": "active", "timestamp": _now() * 1000, "webhookEventId": f"01HLINE{run}",
+        "deliveryContext": {"isRedelivery": False}, "replyToken": f"rt{run}",
+        "source": {"type": "user", "userId": f"U{run.rjust(32, 'a')}"},
+        "message": {"type": "text", "id": f"4687{run}", "quoteToken": f"q{run}", "text": "My coupon code was rejected at checkout."}}]})]
+
+
 def all_samples(run: str) -> list[tuple[str, dict[str, Any]]]:
     """Every sample, in delivery order."""
-    return [*facebook_comment_thread(run), *messenger_chat(run), *instagram(run), *whatsapp(run), *x_events(run)]
+    return [
+        *facebook_comment_thread(run), *messenger_chat(run), *instagram(run), *whatsapp(run), *x_events(run),
+        *telegram_chat(run), *line_chat(run),
+    ]
+
+
+# The app's normalizer per webhook route (the demo predicts tickets with them).
+NORMALIZERS: dict[str, Callable[[Any], NormalizedBatch]] = {
+    "meta": meta.normalize_delivery,
+    "x": x.normalize_delivery,
+    "telegram": lambda payload: telegram.normalize_delivery(payload, bot_id=os.environ.get("TELEGRAM_BOT_ID", "bot")),
+    "line": line.normalize_delivery,
+}
 
 
 def encode(payload: dict[str, Any]) -> bytes:
@@ -151,8 +191,14 @@ def encode(payload: dict[str, Any]) -> bytes:
 
 def sign(route: str, body: bytes, secrets: dict[str, str]) -> dict[str, str]:
     """Headers a genuine platform would send with ``body``."""
-    if route == "meta":
-        verifier = meta.signature_verifier(secrets["META_APP_SECRET"])
-    else:
-        verifier = x.signature_verifier(secrets["X_CONSUMER_SECRET"])
-    return {"Content-Type": "application/json", verifier.header: verifier.sign(body)}
+    headers = {"Content-Type": "application/json"}
+    if route == "telegram":
+        headers[telegram.SECRET_HEADER] = secrets["TELEGRAM_SECRET_TOKEN"]
+        return headers
+    verifier = {
+        "meta": lambda: meta.signature_verifier(secrets["META_APP_SECRET"]),
+        "x": lambda: x.signature_verifier(secrets["X_CONSUMER_SECRET"]),
+        "line": lambda: line.signature_verifier(secrets["LINE_CHANNEL_SECRET"]),
+    }[route]()
+    headers[verifier.header] = verifier.sign(body)
+    return headers

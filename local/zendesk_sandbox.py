@@ -426,6 +426,9 @@ class ZendeskSandbox:
         author_id, problem = self._check_comment(data.get("comment"))
         if problem:
             return problem
+        submitter_id = data.get("submitter_id", self.agent_id)
+        if not isinstance(submitter_id, int) or submitter_id not in self._users:
+            return _invalid("submitter", "Submitter: is invalid")
         status = data.get("status", "new")
         if status not in STATUSES:
             return _invalid("status", f"Status: {status} is not valid")
@@ -437,7 +440,7 @@ class ZendeskSandbox:
             "created_at": now, "updated_at": now, "generated_timestamp": int(time.time()),
             "subject": data.get("subject") or comment["body"][:80], "raw_subject": data.get("subject") or comment["body"][:80],
             "description": comment["body"], "status": status, "requester_id": requester_id,
-            "submitter_id": self.agent_id, "collaborator_ids": [], "follower_ids": [], "email_cc_ids": [],
+            "submitter_id": submitter_id, "collaborator_ids": [], "follower_ids": [], "email_cc_ids": [],
             "has_incidents": False, "is_public": comment["public"], "tags": list(dict.fromkeys(data.get("tags") or [])),
             "custom_fields": [], "sharing_agreement_ids": [], "followup_ids": [], "due_at": None,
             "allow_channelback": False, "allow_attachments": True, "from_messaging_channel": False,
