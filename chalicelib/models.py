@@ -25,6 +25,8 @@ class Platform(str, Enum):
     X = "x"
     TELEGRAM = "telegram"
     LINE = "line"
+    GOOGLE = "google"  # Google Business Profile reviews
+    OTHER = "other"  # any Standard Webhooks source (Trustpilot, app-store review tools...): see ``source``
 
 
 class Kind(str, Enum):
@@ -53,6 +55,8 @@ PLATFORM_LABELS: dict[Platform, str] = {
     Platform.X: "X",
     Platform.TELEGRAM: "Telegram",
     Platform.LINE: "LINE",
+    Platform.GOOGLE: "Google",
+    Platform.OTHER: "Other",
 }
 
 KIND_LABELS: dict[Kind, str] = {
@@ -132,6 +136,8 @@ class SocialMessage(BaseModel):
     thread_id: str | None = Field(default=None, description="Post, media or X conversation the message belongs to")
     permalink: str | None = None
     attachments: tuple[Attachment, ...] = ()
+    source: str | None = Field(default=None, description="For Platform.OTHER: the sending tool, e.g. 'trustpilot'")
+    rating: int | None = Field(default=None, ge=1, le=5, description="Star rating of a review or recommendation")
     edit_of: str | None = Field(default=None, description="For an edit: the message_id of the message it changes")
     raw: dict[str, Any] = Field(default_factory=dict, repr=False)
 

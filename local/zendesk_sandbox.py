@@ -32,6 +32,7 @@ import hashlib
 import hmac
 import html
 import json
+import math
 import random
 import re
 import socket
@@ -300,7 +301,7 @@ class ZendeskSandbox:
     @staticmethod
     def _fault_reply(fault: Fault) -> Reply:
         status = int(fault.status or 500)
-        headers = {"Retry-After": str(max(0, round(fault.retry_after)))} if fault.retry_after is not None else {}
+        headers = {"Retry-After": str(max(0, math.ceil(fault.retry_after)))} if fault.retry_after is not None else {}
         if status == 429:
             return 429, {"error": "APIRateLimitExceeded", "description": "Number of allowed API requests per minute exceeded"}, headers
         name = HTTPStatus(status).phrase.replace(" ", "") if status in HTTPStatus._value2member_map_ else "Error"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chalicelib.models import KIND_LABELS, PLATFORM_LABELS, SocialMessage
+from chalicelib.models import KIND_LABELS, PLATFORM_LABELS, Platform, SocialMessage
 
 SUBJECT_TEXT_CHARS = 80
 
@@ -14,8 +14,10 @@ def message_reference(message: SocialMessage) -> str:
 
 
 def source_label(message: SocialMessage) -> str:
-    """E.g. ``Instagram comment`` or ``WhatsApp direct message``."""
-    return f"{PLATFORM_LABELS[message.platform]} {KIND_LABELS[message.kind]}"
+    """E.g. ``Instagram comment``, ``WhatsApp direct message`` or ``trustpilot review``."""
+    platform = message.source if message.platform is Platform.OTHER and message.source else PLATFORM_LABELS[message.platform]
+    label = f"{platform} {KIND_LABELS[message.kind]}"
+    return f"{label} ({message.rating}★)" if message.rating is not None else label
 
 
 def ticket_subject(message: SocialMessage) -> str:
