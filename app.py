@@ -17,7 +17,6 @@ from chalicelib.errors import WebhookError
 from chalicelib.ingest import Verifier, receive_webhook
 from chalicelib.models import NormalizedBatch
 from chalicelib.observability import logger, metrics
-from chalicelib.platforms import line, meta, telegram, x
 
 app = Chalice(app_name="socialdesk", configure_logs=False)
 
@@ -30,6 +29,10 @@ WEBHOOK_CONTENT_TYPES = ["application/json", "text/plain", "application/x-www-fo
 STREAM_ARN = os.environ.get(
     "STREAM_ARN", "arn:aws:dynamodb:us-east-1:123456789012:table/socialdesk-local-messages/stream/1970-01-01T00:00:00.000"
 )
+
+
+# Platform modules are imported inside their routes: a cold start loads only the one
+# platform that woke the function up.
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -67,6 +70,8 @@ def health() -> dict[str, Any]:
 @app.route("/webhooks/meta", methods=["GET"])
 def meta_subscription_handshake() -> Response:
     """Meta's subscription check: echo ``hub.challenge`` when the verify token matches."""
+    from chalicelib.platforms import meta
+
     try:
         challenge = meta.answer_handshake(app.current_request.query_params, get_secret("META_VERIFY_TOKEN"))
     except WebhookError as exc:
@@ -77,12 +82,16 @@ def meta_subscription_handshake() -> Response:
 @app.route("/webhooks/meta", methods=["POST"], content_types=WEBHOOK_CONTENT_TYPES)
 def meta_webhook() -> Response:
     """Facebook Page, Messenger, Instagram and WhatsApp events."""
+    from chalicelib.platforms import meta
+
     return _ingest("meta", lambda: meta.signature_verifier(get_secret("META_APP_SECRET")), meta.normalize_delivery)
 
 
 @app.route("/webhooks/x", methods=["GET"])
 def x_crc_check() -> Response:
     """X's challenge-response check."""
+    from chalicelib.platforms import x
+
     try:
         token = (app.current_request.query_params or {}).get("crc_token")
         return _json(x.crc_response(token, get_secret("X_CONSUMER_SECRET")))
@@ -93,12 +102,16 @@ def x_crc_check() -> Response:
 @app.route("/webhooks/x", methods=["POST"], content_types=WEBHOOK_CONTENT_TYPES)
 def x_webhook() -> Response:
     """X mentions, replies and direct messages (Account Activity API)."""
+    from chalicelib.platforms import x
+
     return _ingest("x", lambda: x.signature_verifier(get_secret("X_CONSUMER_SECRET")), x.normalize_delivery)
 
 
 @app.route("/webhooks/telegram", methods=["POST"], content_types=WEBHOOK_CONTENT_TYPES)
 def telegram_webhook() -> Response:
     """Telegram bot updates: private chats, groups and topics, Telegram Business chats."""
+    from chalicelib.platforms import telegram
+
     return _ingest(
         "telegram",
         lambda: telegram.secret_token_verifier(get_secret("TELEGRAM_SECRET_TOKEN")),
@@ -109,6 +122,8 @@ def telegram_webhook() -> Response:
 @app.route("/webhooks/line", methods=["POST"], content_types=WEBHOOK_CONTENT_TYPES)
 def line_webhook() -> Response:
     """LINE Messaging API events (one-to-one chats, groups and rooms)."""
+    from chalicelib.platforms import line
+
     return _ingest("line", lambda: line.signature_verifier(get_secret("LINE_CHANNEL_SECRET")), line.normalize_delivery)
 
 
@@ -131,6 +146,8 @@ def redrive_parked(event: Any) -> None:
 
 
 def _publish(stage: str, outcomes: dict[str, int]) -> None:
+    if not outcomes:  # e.g. a batch of conversation-state records only
+        return
     from aws_lambda_powertools.metrics import MetricUnit
 
     for outcome, count in outcomes.items():

@@ -18,7 +18,7 @@ from typing import Any
 WRITE_OPERATIONS = {"PutItem", "UpdateItem", "DeleteItem"}
 
 
-def main(out_path: str, run: str, customers: int) -> None:
+def main(out_path: str, run: str, customers: int, retry_share: float) -> None:
     """Replay and write ``{"writes": ..., "messages": ...}``."""
     import boto3
 
@@ -41,7 +41,7 @@ def main(out_path: str, run: str, customers: int) -> None:
 
     wiring._client("dynamodb").meta.events.register("before-call.dynamodb", count)
     secrets = {name: os.environ[name] for name in ("META_APP_SECRET", "X_CONSUMER_SECRET")}
-    work = mixed_replay(run, customers)
+    work = mixed_replay(run, customers, retry_share=retry_share)
     stored = duplicates = 0
     for route, payload in work.deliveries:
         body = encode(payload)
@@ -73,4 +73,4 @@ def main(out_path: str, run: str, customers: int) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))

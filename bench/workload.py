@@ -60,10 +60,10 @@ def _ig_comment(comment: str, media: str, author: str, text: str, t: int) -> dic
         "from": {"id": author, "username": f"user{author}"}, "media": {"id": media}, "id": comment, "text": text}}]}]}
 
 
-def mixed_replay(run: str, customers: int = 40, *, seed: int = 7) -> Workload:
+def mixed_replay(run: str, customers: int = 40, *, seed: int = 7, retry_share: float = 0.0) -> Workload:
     """``customers`` people over five channels; a third of the commenters come back
     with a second thread, every chat has 2-4 messages, one in eight chats gets a
-    brand echo, and one delivery in ten is sent twice."""
+    brand echo, and a ``retry_share`` of deliveries is sent twice (platform retries)."""
     rng = random.Random(seed)
     work = Workload()
     t = int(time.time()) - 3600
@@ -74,7 +74,7 @@ def mixed_replay(run: str, customers: int = 40, *, seed: int = 7) -> Workload:
             work.inbound += 1
         else:
             work.outbound += 1
-        if rng.random() < 0.1:
+        if rng.random() < retry_share:
             work.deliveries.append((route, payload))
             work.retries += 1
 

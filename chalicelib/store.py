@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -157,6 +156,8 @@ class MessageStore:
         """Write many messages (in parallel when there are several); one flag per message."""
         if len(messages) <= 1:
             return [self.save_message(m) for m in messages]
+        from concurrent.futures import ThreadPoolExecutor  # not needed by single-message deliveries
+
         with ThreadPoolExecutor(max_workers=min(_PARALLEL_WRITES, len(messages))) as pool:
             return list(pool.map(self.save_message, messages))
 
