@@ -1,7 +1,7 @@
 """Check HTTP exchanges with Zendesk against Zendesk's published OpenAPI document.
 
-The reference is ``/work/shared/specs/zendesk/support-api.oas.yaml`` (override with the
-``ZENDESK_OPENAPI_SPEC`` environment variable): Zendesk's own ``oas.yaml``, not our
+The reference is ``../shared/specs/zendesk/support-api.oas.yaml`` next to the repository
+(override with the ``ZENDESK_OPENAPI_SPEC`` environment variable): Zendesk's own ``oas.yaml``, not our
 reading of the docs. Both our Zendesk client (its requests) and the local sandbox
 (its responses) are checked against it, so neither can drift into a private dialect.
 
@@ -56,7 +56,11 @@ from openapi_core.templating.paths.exceptions import PathError
 from openapi_core.templating.paths.finders import APICallPathFinder
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
-DEFAULT_SPEC_PATH = Path("/work/shared/specs/zendesk/support-api.oas.yaml")
+# The specs live beside the repository (../shared/specs); /work/shared is where this
+# workplace keeps them when the clone sits elsewhere (CI).
+_SPEC_RELATIVE = Path("shared/specs/zendesk/support-api.oas.yaml")
+SPEC_CANDIDATES = (Path(__file__).resolve().parents[3] / _SPEC_RELATIVE, Path("/work") / _SPEC_RELATIVE)
+DEFAULT_SPEC_PATH = next((p for p in SPEC_CANDIDATES if p.is_file()), SPEC_CANDIDATES[0])
 
 # Zendesk's error envelope for business-level errors, e.g.
 #   401 {"error": "Couldn't authenticate you"}
