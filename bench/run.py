@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -48,13 +47,6 @@ import boto3
 client = boto3.client("dynamodb")
 client.put_item(TableName=os.environ["TABLE_NAME"], Item={"pk": {"S": "FLOOR#" + uuid.uuid4().hex}, "sk": {"S": "MSG"}, "raw": {"S": open(sys.argv[1]).read()}}, ConditionExpression="attribute_not_exists(pk)")
 """
-
-
-def free_port() -> int:
-    """A port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def run_child(args: list[str], env: dict[str, str]) -> float:
@@ -129,7 +121,7 @@ def main() -> int:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
 
     sys.path.insert(0, str(ROOT))
-    from local.defaults import LOCAL_SECRETS, SANDBOX_ZENDESK_EMAIL, SANDBOX_ZENDESK_TOKEN, aws_environment
+    from local.defaults import LOCAL_SECRETS, SANDBOX_ZENDESK_EMAIL, SANDBOX_ZENDESK_TOKEN, aws_environment, free_port
     from local.zendesk_sandbox import ZendeskSandbox
 
     moto_port = free_port()

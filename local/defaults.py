@@ -28,6 +28,15 @@ SANDBOX_ZENDESK_TOKEN = "local-zendesk-token"
 PORTS = {"PORT": 8000, "MOTO_PORT": 5055, "ZENDESK_SANDBOX_PORT": 8025}
 
 
+def free_port() -> int:
+    """A 127.0.0.1 port nobody listens on right now (tests and the bench start servers on it)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def port(name: str) -> int:
     """A port from the environment, or its default."""
     return int(os.environ.get(name, PORTS[name]))

@@ -10,7 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from tests.integration.conftest import free_port, http
+from local.defaults import free_port
+from tests.integration.conftest import http
 
 ROOT = Path(__file__).resolve().parents[2]
 
