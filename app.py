@@ -127,6 +127,18 @@ def line_webhook() -> Response:
     return _ingest("line", lambda: line.signature_verifier(get_secret("LINE_CHANNEL_SECRET")), line.normalize_delivery)
 
 
+@app.route("/webhooks/generic/{source}", methods=["POST"], content_types=WEBHOOK_CONTENT_TYPES)
+def generic_webhook(source: str) -> Response:
+    """Any other source (Trustpilot, app-store review tools, listening tools), signed per Standard Webhooks."""
+    from chalicelib.platforms import generic
+
+    def verifier() -> Verifier:
+        name = generic.secret_name(source)  # a bad slug is a 400 before any secret is read
+        return generic.signature_verifier(get_secret(name), name=name)
+
+    return _ingest("generic", verifier, lambda payload: generic.normalize_delivery(payload, source=source))
+
+
 @app.on_dynamodb_record(stream_arn=STREAM_ARN, batch_size=100, starting_position="TRIM_HORIZON", name="sync_tickets")
 def sync_tickets(event: Any) -> None:
     """The outbox: every new inbound message becomes a ticket or a comment."""

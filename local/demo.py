@@ -71,7 +71,7 @@ def main() -> int:
     for route, payload in deliveries:
         body = encode(payload)
         status, answer = _http("POST", f"{app_url}/webhooks/{route}", body=body, headers=sign(route, body, secrets))
-        what = next(iter(k for k in payload if k.endswith("_events") or k == "message"), payload.get("object", "events"))
+        what = next(iter(k for k in payload if k.endswith("_events") or k == "message"), payload.get("object") or payload.get("type", "events"))
         print(f"  POST /webhooks/{route:<8} {what:<26} → {status} {json.dumps(answer)}")
         if status != 200:
             print("The app refused a signed sample: is `make run` using the same secrets as `make demo`?", file=sys.stderr)

@@ -10,10 +10,11 @@ import json
 import os
 import time
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import Any
 
 from chalicelib.models import NormalizedBatch
-from chalicelib.platforms import line, meta, telegram, x
+from chalicelib.platforms import generic, line, meta, telegram, x
 
 PAGE_ID = "104976543210001"
 IG_ACCOUNT_ID = "17841400000000001"
@@ -167,11 +168,21 @@ def line_chat(run: str) -> list[tuple[str, dict[str, Any]]]:
         "message": {"type": "text", "id": f"4687{run}", "quoteToken": f"q{run}", "text": "My coupon code was rejected at checkout."}}]})]
 
 
+def trustpilot_review(run: str) -> list[tuple[str, dict[str, Any]]]:
+    """A 2-star review forwarded by a review tool as a Standard Webhook."""
+    return [("generic/trustpilot", {"type": "review.created", "data": {
+        "id": f"66320{run}", "kind": "review", "title": "Parcel arrived broken", "rating": 2,
+        "text": "The mug was in pieces and nobody answers the chat.",
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "author": {"id": f"5f8e{run}", "name": "Jane Doe"}, "account_id": "acme-shop",
+        "url": f"https://www.trustpilot.com/reviews/66320{run}"}})]
+
+
 def all_samples(run: str) -> list[tuple[str, dict[str, Any]]]:
     """Every sample, in delivery order."""
     return [
         *facebook_comment_thread(run), *messenger_chat(run), *instagram(run), *whatsapp(run), *x_events(run),
-        *telegram_chat(run), *line_chat(run),
+        *telegram_chat(run), *line_chat(run), *trustpilot_review(run),
     ]
 
 
@@ -181,6 +192,7 @@ NORMALIZERS: dict[str, Callable[[Any], NormalizedBatch]] = {
     "x": x.normalize_delivery,
     "telegram": lambda payload: telegram.normalize_delivery(payload, bot_id=os.environ.get("TELEGRAM_BOT_ID", "bot")),
     "line": line.normalize_delivery,
+    "generic/trustpilot": lambda payload: generic.normalize_delivery(payload, source="trustpilot"),
 }
 
 
@@ -195,6 +207,13 @@ def sign(route: str, body: bytes, secrets: dict[str, str]) -> dict[str, str]:
     if route == "telegram":
         headers[telegram.SECRET_HEADER] = secrets["TELEGRAM_SECRET_TOKEN"]
         return headers
+    if route.startswith("generic/"):
+        from standardwebhooks import Webhook
+
+        message_id, now = f"msg_{hash(body) & 0xFFFFFFFF:x}", datetime.now(timezone.utc)
+        secret = secrets[generic.secret_name(route.split("/", 1)[1])].split()[0]
+        signature = Webhook(secret).sign(message_id, now, body.decode())
+        return {**headers, "webhook-id": message_id, "webhook-timestamp": str(int(now.timestamp())), "webhook-signature": signature}
     verifier = {
         "meta": lambda: meta.signature_verifier(secrets["META_APP_SECRET"]),
         "x": lambda: x.signature_verifier(secrets["X_CONSUMER_SECRET"]),

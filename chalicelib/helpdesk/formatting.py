@@ -15,7 +15,10 @@ def message_reference(message: SocialMessage) -> str:
 
 def source_label(message: SocialMessage) -> str:
     """E.g. ``Instagram comment``, ``WhatsApp direct message`` or ``trustpilot review``."""
-    platform = message.source if message.platform is Platform.OTHER and message.source else PLATFORM_LABELS[message.platform]
+    if message.platform is Platform.OTHER and message.source:
+        platform = message.source.replace("-", " ").replace("_", " ").title()  # "app-store" -> "App Store"
+    else:
+        platform = PLATFORM_LABELS[message.platform]
     label = f"{platform} {KIND_LABELS[message.kind]}"
     return f"{label} ({message.rating}★)" if message.rating is not None else label
 

@@ -29,7 +29,7 @@ def test_every_platform_sample_becomes_one_ticket_per_conversation_with_follow_u
     stack.sync()
 
     expected = expected_conversations(samples)
-    assert {key.split(":")[0] for key in expected} == {"facebook", "messenger", "instagram", "whatsapp", "x", "telegram", "line"}
+    assert {key.split(":")[0] for key in expected} == {"facebook", "messenger", "instagram", "whatsapp", "x", "telegram", "line", "other"}
     tickets = stack.tickets()
     assert sorted(t["external_id"] for t in tickets) == sorted(expected)
     for key, count in expected.items():

@@ -1,0 +1,371 @@
+"""A local stand-in for the two Google endpoints the review intake talks to.
+
+``GoogleSandbox(...).start()`` serves on a background thread (stdlib only, plus
+``cryptography``/PyJWT for the signing key, which the intake needs anyway):
+
+* ``GET /oauth2/v3/certs``: a JWKS with the sandbox's RSA public key(s), like
+  ``https://www.googleapis.com/oauth2/v3/certs``; ``mint_token()`` signs Pub/Sub-style
+  OIDC push tokens with the matching private key, and ``rotate_key()`` starts signing
+  with a new key (published or not) to exercise unknown-``kid`` refetches;
+* ``GET /v4/accounts/{a}/locations/{l}/reviews/{r}``: reviews seeded with
+  ``add_review()`` / ``update_review()``, shaped like the My Business API v4
+  ``Review`` resource, behind ``Authorization: Bearer <access_token>`` (else 401
+  ``UNAUTHENTICATED``; unknown review: 404 ``NOT_FOUND``, Google's error shape).
+
+``fail_next(status, count)`` makes the next review reads fail; ``stats()`` counts
+requests. ``push_body()`` builds the Pub/Sub push envelope Google would POST.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import threading
+import time
+from collections import Counter
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+DEFAULT_ACCESS_TOKEN = "local-google-access-token"
+DEFAULT_PUSH_EMAIL = "pubsub-push@socialdesk-local.iam.gserviceaccount.com"
+DEFAULT_AUDIENCE = "https://socialdesk.local/webhooks/google/reviews"
+STARS = {1: "ONE", 2: "TWO", 3: "THREE", 4: "FOUR", 5: "FIVE"}
+_ERROR_STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+}
+_kid_numbers = itertools.count(1)
+
+
+def _now_rfc3339() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class SigningKey:
+    """An RSA key pair with a ``kid``: the private half signs, the public half is the JWK."""
+
+    def __init__(self, kid: str | None = None) -> None:
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        self.kid = kid or f"sandbox-key-{next(_kid_numbers)}"
+        self.private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+    def jwk(self) -> dict[str, Any]:
+        """The public key as a JWK, with the fields Google's JWKS carries."""
+        from jwt.algorithms import RSAAlgorithm
+
+        jwk = json.loads(RSAAlgorithm.to_jwk(self.private_key.public_key()))
+        return {**jwk, "kid": self.kid, "use": "sig", "alg": "RS256"}
+
+    def sign(self, claims: dict[str, Any], *, headers: dict[str, Any] | None = None) -> str:
+        """A compact RS256 JWT over ``claims``."""
+        import jwt
+
+        return jwt.encode(claims, self.private_key, algorithm="RS256", headers={"kid": self.kid, **(headers or {})})
+
+
+def jwks_of(*keys: SigningKey) -> dict[str, Any]:
+    """A JWKS document publishing ``keys``."""
+    return {"keys": [key.jwk() for key in keys]}
+
+
+def mint_with(
+    key: SigningKey,
+    audience: str,
+    email: str,
+    *,
+    expires_in: int = 3600,
+    issuer: str = "https://accounts.google.com",
+    email_verified: bool = True,
+    issued_at: float | None = None,
+    **extra: Any,
+) -> str:
+    """A push token shaped like Pub/Sub's (aud, azp, email, email_verified, exp, iat, iss, sub)."""
+    iat = int(time.time() if issued_at is None else issued_at)
+    claims = {
+        "aud": audience,
+        "azp": "113774264463038321964",
+        "email": email,
+        "email_verified": email_verified,
+        "exp": iat + expires_in,
+        "iat": iat,
+        "iss": issuer,
+        "sub": "113774264463038321964",
+        **extra,
+    }
+    return key.sign(claims)
+
+
+def push_body(
+    review_name: str,
+    *,
+    type: str = "NEW_REVIEW",
+    location: str | None = None,
+    message_id: str = "9876543210123456",
+    publish_time: str | None = None,
+    subscription: str = "projects/socialdesk-local/subscriptions/gbp-reviews-push",
+    data: dict[str, Any] | None = None,
+) -> bytes:
+    """The body a Pub/Sub push subscription POSTs for one Business Profile notification."""
+    notification = data or {
+        "type": type,
+        "location": location or review_name.rsplit("/reviews/", 1)[0],
+        "review": review_name,
+    }
+    envelope = {
+        "message": {
+            "attributes": {},
+            "data": base64.b64encode(json.dumps(notification, separators=(",", ":")).encode()).decode(),
+            "messageId": message_id,
+            "message_id": message_id,
+            "publishTime": publish_time or _now_rfc3339(),
+            "publish_time": publish_time or _now_rfc3339(),
+        },
+        "subscription": subscription,
+    }
+    return json.dumps(envelope, separators=(",", ":")).encode()
+
+
+class GoogleSandbox:
+    """Google's JWKS and the My Business v4 review read, in memory, on ``http://{host}:{port}``."""
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        access_token: str = DEFAULT_ACCESS_TOKEN,
+        audience: str = DEFAULT_AUDIENCE,
+        push_email: str = DEFAULT_PUSH_EMAIL,
+    ) -> None:
+        self.host, self.port = host, port
+        self.access_token = access_token
+        self.audience = audience
+        self.push_email = push_email
+        self.signing_key = SigningKey()
+        self._published: list[SigningKey] = [self.signing_key]
+        self._reviews: dict[str, dict[str, Any]] = {}
+        self._faults: list[int] = []
+        self._stats: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle ---------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """Base URL: use it as ``GOOGLE_BUSINESS_API_URL``."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def jwks_url(self) -> str:
+        """Use it as ``GOOGLE_JWKS_URL``."""
+        return f"{self.url}/oauth2/v3/certs"
+
+    def start(self) -> GoogleSandbox:
+        """Serve on a daemon thread; with ``port=0`` the bound port is in ``.port``/``.url``."""
+        server = ThreadingHTTPServer((self.host, self.port), _make_handler(self))
+        server.daemon_threads = True
+        self._server, self.port = server, server.server_address[1]
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="google-sandbox", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> GoogleSandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- tokens ------------------------------------------------------------------
+
+    def jwks(self) -> dict[str, Any]:
+        """The JWKS document served at ``/oauth2/v3/certs``."""
+        with self._lock:
+            return jwks_of(*self._published)
+
+    def mint_token(
+        self, audience: str | None = None, email: str | None = None, *, expires_in: int = 3600, **claims: Any
+    ) -> str:
+        """A push token signed with the current key (defaults: the sandbox's audience and email)."""
+        return mint_with(
+            self.signing_key, audience or self.audience, email or self.push_email, expires_in=expires_in, **claims
+        )
+
+    def push_headers(self, audience: str | None = None, email: str | None = None, **claims: Any) -> dict[str, str]:
+        """Headers of a push request carrying a fresh token."""
+        return {
+            "Authorization": f"Bearer {self.mint_token(audience, email, **claims)}",
+            "Content-Type": "application/json",
+        }
+
+    def rotate_key(self, *, publish: bool = True) -> SigningKey:
+        """Sign from now on with a new key; ``publish=False`` keeps it out of the JWKS."""
+        key = SigningKey()
+        with self._lock:
+            self.signing_key = key
+            if publish:
+                self._published.append(key)
+        return key
+
+    # --- reviews -----------------------------------------------------------------
+
+    def add_review(
+        self,
+        account: str,
+        location: str,
+        review_id: str,
+        *,
+        stars: int | None = 5,
+        comment: str | None = None,
+        reviewer: str | None = "Sandbox Reviewer",
+        anonymous: bool = False,
+        create_time: str | None = None,
+        update_time: str | None = None,
+        reply: str | None = None,
+    ) -> dict[str, Any]:
+        """Seed a review; returns the resource as the API will answer it."""
+        name = f"accounts/{account}/locations/{location}/reviews/{review_id}"
+        created = create_time or _now_rfc3339()
+        review: dict[str, Any] = {
+            "name": name,
+            "reviewId": review_id,
+            "reviewer": (
+                {"displayName": "A Google User", "isAnonymous": True}
+                if anonymous
+                else {
+                    "displayName": reviewer,
+                    "profilePhotoUrl": f"https://lh3.googleusercontent.com/a/{review_id}=s120-c-rp-mo-br100",
+                    "isAnonymous": False,
+                }
+            ),
+            "starRating": STARS.get(stars or 0, "STAR_RATING_UNSPECIFIED"),
+            "createTime": created,
+            "updateTime": update_time or created,
+        }
+        if comment is not None:
+            review["comment"] = comment
+        if reply is not None:
+            review["reviewReply"] = {"comment": reply, "updateTime": _now_rfc3339()}
+        with self._lock:
+            self._reviews[name] = review
+        return json.loads(json.dumps(review))
+
+    def add_review_resource(self, review: dict[str, Any]) -> None:
+        """Seed a review from a ready-made resource (e.g. a test fixture)."""
+        with self._lock:
+            self._reviews[review["name"]] = json.loads(json.dumps(review))
+
+    def update_review(self, name: str, *, update_time: str | None = None, **fields: Any) -> dict[str, Any]:
+        """Edit a seeded review (``comment=``, ``starRating=``...) and bump ``updateTime``."""
+        with self._lock:
+            review = self._reviews[name]
+            review.update(fields)
+            review["updateTime"] = update_time or _now_rfc3339()
+            return json.loads(json.dumps(review))
+
+    def delete_review(self, name: str) -> None:
+        """Remove a review: reads of it answer 404."""
+        with self._lock:
+            self._reviews.pop(name, None)
+
+    def fail_next(self, status: int, count: int = 1) -> None:
+        """Answer the next ``count`` review reads with ``status`` (after authentication)."""
+        with self._lock:
+            self._faults.extend([status] * count)
+
+    def stats(self) -> dict[str, int]:
+        """Request counts: ``jwks``, ``review``, ``unauthenticated``, ``fault``."""
+        with self._lock:
+            return dict(self._stats)
+
+    # --- request handling (called by the handler) --------------------------------
+
+    def _count(self, what: str) -> None:
+        with self._lock:
+            self._stats[what] += 1
+
+    def _get_review(self, name: str, authorization: str | None) -> tuple[int, dict[str, Any]]:
+        self._count("review")
+        if authorization != f"Bearer {self.access_token}":
+            self._count("unauthenticated")
+            return _error(401, "Request had invalid authentication credentials.")
+        with self._lock:
+            fault = self._faults.pop(0) if self._faults else None
+            review = json.loads(json.dumps(self._reviews.get(name))) if name in self._reviews else None
+        if fault is not None:
+            self._count("fault")
+            return _error(fault, "Injected failure.")
+        if review is None:
+            return _error(404, "Requested entity was not found.")
+        return 200, review
+
+
+def _error(status: int, message: str) -> tuple[int, dict[str, Any]]:
+    return status, {"error": {"code": status, "message": message, "status": _ERROR_STATUS.get(status, "UNKNOWN")}}
+
+
+def _make_handler(sandbox: GoogleSandbox) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+            pass  # quiet: tests and the demo print what matters
+
+        def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+            body = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=UTF-8")
+            self.send_header("Content-Length", str(len(body)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+            path = urlsplit(self.path).path
+            if path == "/oauth2/v3/certs":
+                sandbox._count("jwks")
+                self._send(200, sandbox.jwks(), {"Cache-Control": "public, max-age=21600"})
+                return
+            if path.startswith("/v4/") and "/reviews/" in path:
+                status, payload = sandbox._get_review(unquote(path[len("/v4/") :]), self.headers.get("Authorization"))
+                self._send(status, payload)
+                return
+            self._send(*_error(404, f"No route for {path}."))
+
+        def do_POST(self) -> None:  # noqa: N802 - stdlib naming
+            length = int(self.headers.get("Content-Length") or 0)
+            if length:
+                self.rfile.read(length)
+            self._send(*_error(404, "The sandbox serves GET only."))
+
+    return Handler
+
+
+if __name__ == "__main__":  # pragma: no cover - manual use
+    with GoogleSandbox(port=8035) as box:
+        box.add_review("1001", "2002", "r-1", stars=2, comment="Cold coffee, slow service.")
+        print(f"Google sandbox on {box.url} (JWKS {box.jwks_url}); token: {box.mint_token()[:40]}...")
+        threading.Event().wait()

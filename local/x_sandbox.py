@@ -1,0 +1,501 @@
+"""A local stand-in for the two X API v2 read endpoints the poller uses.
+
+Pure stdlib: ``XSandbox(...).start()`` serves on a background thread on 127.0.0.1:
+
+* ``GET /2/users/{id}/mentions``: seeded tweets mentioning ``{id}``, newest first,
+  with ``since_id`` / ``until_id`` filtering, ``max_results`` (5..100) and
+  ``pagination_token`` paging; ``meta`` has ``result_count``, ``newest_id``,
+  ``oldest_id`` and ``next_token``; ``expansions=author_id,attachments.media_keys``
+  fill ``includes.users`` / ``includes.media``.
+* ``GET /2/dm_events``: seeded DM events of the token's user, newest first,
+  ``max_results`` (1..100), ``pagination_token``, ``event_types``. Like X, it has no
+  ``since_id`` and answers 400 for any query parameter it does not know.
+
+Behaviours copied from X: ``Authorization: Bearer <token>`` else 401 (problem JSON);
+``x-rate-limit-limit/-remaining/-reset`` on every answer and 429 once a window is used
+up; pagination tokens are opaque cursors (ids, not offsets), so tweets arriving
+between two page requests do not shift the pages. ``page_size`` caps every page below
+``max_results`` so paging can be tested with a handful of tweets. ``inject(...)``
+queues faults (e.g. a 429 with a given ``x-rate-limit-reset``). ``requests`` records
+every API request (path and query) for assertions.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+TWITTER_EPOCH_MS = 1288834974657
+DEFAULT_TOKEN = "local-x-user-token"
+BRAND_ID = "2244994945"
+BRAND_USERNAME = "TwitterDev"
+
+Reply = tuple[int, dict[str, Any], dict[str, str]]
+_MEDIA_PREFIX = {"photo": 3, "video": 7, "animated_gif": 16}
+
+
+class _Invalid(Exception):
+    """A 400 Invalid Request with X's problem body."""
+
+MENTION_QUERY = {
+    "since_id", "until_id", "max_results", "pagination_token", "start_time", "end_time",
+    "tweet.fields", "expansions", "user.fields", "media.fields", "place.fields", "poll.fields",
+}
+DM_QUERY = {
+    "max_results", "pagination_token", "event_types", "dm_event.fields", "expansions",
+    "user.fields", "media.fields", "tweet.fields",
+}
+
+
+def snowflake(moment_ms: int, sequence: int = 0) -> str:
+    """An X-style id for a moment: time in the high bits, so ids sort by time."""
+    return str(((moment_ms - TWITTER_EPOCH_MS) << 22) | (sequence & 0x3FFFFF))
+
+
+def _iso(moment_ms: int) -> str:
+    moment = datetime.fromtimestamp(moment_ms / 1000, tz=timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment_ms % 1000:03d}Z"
+
+
+def _problem(status: int, title: str, detail: str, kind: str = "about:blank") -> dict[str, Any]:
+    return {"title": title, "detail": detail, "type": kind, "status": status}
+
+
+@dataclass
+class XFault:
+    """One injected failure for requests whose path contains ``match`` (None: all).
+
+    ``status`` 429 carries ``x-rate-limit-reset`` = ``reset`` (epoch seconds; default
+    now + 15 min) and ``x-rate-limit-remaining: 0``. ``count`` is how many requests it
+    answers before it is used up.
+    """
+
+    status: int = 429
+    match: str | None = None
+    reset: int | None = None
+    count: int = 1
+    fired: int = 0
+
+
+class XSandbox:
+    """An in-memory X API v2 (mentions and DM events) on ``http://{host}:{port}``."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        token: str = DEFAULT_TOKEN,
+        brand_id: str = BRAND_ID,
+        brand_username: str = BRAND_USERNAME,
+        page_size: int | None = None,
+        rate_limit: int = 450,
+        window_seconds: int = 900,
+    ) -> None:
+        self.host, self.port = host, port
+        self.token = token
+        self.brand_id = brand_id
+        self.page_size = page_size
+        self.rate_limit = rate_limit
+        self.window_seconds = window_seconds
+        self._lock = threading.RLock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.reset()
+        self.add_user(brand_id, brand_username, "Brand", followers=1000)
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """Base URL (``X_API_URL``) once started."""
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> XSandbox:
+        """Serve on a daemon thread; with ``port=0`` the bound port is in ``.port``/``.url``."""
+        server = ThreadingHTTPServer((self.host, self.port), _make_handler(self))
+        server.daemon_threads = True
+        self._server, self.port = server, server.server_address[1]
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="x-sandbox", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> XSandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- seeding ---------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Forget every tweet, DM, user, fault, cursor and request (the brand user stays)."""
+        with self._lock:
+            brand = getattr(self, "users", {}).get(self.brand_id)
+            self.tweets: dict[str, dict[str, Any]] = {}
+            self.mentioned: dict[str, set[str]] = {}  # tweet id -> user ids it mentions
+            self.dm_events: dict[str, dict[str, Any]] = {}
+            self.dm_owners: dict[str, set[str]] = {}  # event id -> users who can read it
+            self.users: dict[str, dict[str, Any]] = {self.brand_id: brand} if brand else {}
+            self.media: dict[str, dict[str, Any]] = {}
+            self.faults: list[XFault] = []
+            self.requests: list[dict[str, Any]] = []
+            self._cursors: dict[str, tuple[str, str]] = {}  # token -> (query signature, last id served)
+            self._windows: dict[str, tuple[float, int]] = {}  # endpoint -> (window start, used)
+            self._sequence = 0
+            self._clock_ms = int(time.time() * 1000) - 3_600_000
+
+    def _next_id(self, created_ms: int | None) -> tuple[str, int]:
+        with self._lock:
+            self._sequence += 1
+            if created_ms is None:
+                # Strictly increasing times, so seeding order is timeline order.
+                self._clock_ms += 1000
+                created_ms = self._clock_ms
+            return snowflake(created_ms, self._sequence), created_ms
+
+    def add_user(self, user_id: str, username: str, name: str | None = None, *, followers: int = 0) -> dict[str, Any]:
+        """Register (or replace) a user for ``includes.users``."""
+        user = {
+            "id": str(user_id),
+            "name": name or username,
+            "username": username,
+            "public_metrics": {"followers_count": followers, "following_count": 0, "tweet_count": 0, "listed_count": 0},
+        }
+        with self._lock:
+            self.users[str(user_id)] = user
+        return user
+
+    def _add_media(self, media: list[dict[str, Any]] | None, item_id: str) -> list[str]:
+        keys: list[str] = []
+        for number, found in enumerate(media or []):
+            kind = found.get("type", "photo")
+            prefix = _MEDIA_PREFIX.get(kind, 3)  # X's media keys start with the media type number
+            key = found.get("media_key") or f"{prefix}_{item_id}{number}"
+            entry = {"media_key": key, "type": kind}
+            if kind == "photo":
+                entry["url"] = found.get("url") or f"https://pbs.twimg.com/media/{key}.jpg"
+            else:
+                entry["preview_image_url"] = found.get("preview_image_url") or f"https://pbs.twimg.com/ext_tw_video_thumb/{key}.jpg"
+            with self._lock:
+                self.media[key] = entry
+            keys.append(key)
+        return keys
+
+    def add_mention(
+        self,
+        text: str,
+        *,
+        author_id: str = "3001969357",
+        username: str | None = None,
+        name: str | None = None,
+        followers: int = 0,
+        tweet_id: str | None = None,
+        created_ms: int | None = None,
+        mentions: tuple[str, ...] | None = None,
+        in_reply_to_user_id: str | None = None,
+        replied_to: str | None = None,
+        conversation_id: str | None = None,
+        retweet_of: str | None = None,
+        quote_of: str | None = None,
+        media: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """Seed a tweet that mentions ``mentions`` (default: the brand); returns the v2 tweet."""
+        new_id, created = self._next_id(created_ms)
+        tweet_id = str(tweet_id or new_id)
+        author_id = str(author_id)
+        if author_id not in self.users or username:
+            self.add_user(author_id, username or f"user{author_id}", name, followers=followers)
+        mentioned = tuple(mentions) if mentions is not None else (self.brand_id,)
+        referenced = [
+            {"type": kind, "id": str(ref)}
+            for kind, ref in (("replied_to", replied_to), ("retweeted", retweet_of), ("quoted", quote_of))
+            if ref
+        ]
+        tweet: dict[str, Any] = {
+            "id": tweet_id,
+            "edit_history_tweet_ids": [tweet_id],
+            "text": text,
+            "created_at": _iso(created),
+            "author_id": author_id,
+            "conversation_id": str(conversation_id or replied_to or tweet_id),
+            "entities": {
+                "mentions": [
+                    {"start": 0, "end": 1 + len(self.users.get(m, {}).get("username", m)),
+                     "username": self.users.get(m, {}).get("username", m), "id": m}
+                    for m in mentioned
+                ]
+            },
+        }
+        if in_reply_to_user_id:
+            tweet["in_reply_to_user_id"] = str(in_reply_to_user_id)
+        if referenced:
+            tweet["referenced_tweets"] = referenced
+        keys = self._add_media(media, tweet_id)
+        if keys:
+            tweet["attachments"] = {"media_keys": keys}
+        with self._lock:
+            self.tweets[tweet_id] = tweet
+            self.mentioned[tweet_id] = set(mentioned)
+        return json.loads(json.dumps(tweet))
+
+    def add_dm(
+        self,
+        text: str,
+        *,
+        sender_id: str = "3001969357",
+        recipient_id: str | None = None,
+        username: str | None = None,
+        name: str | None = None,
+        followers: int = 0,
+        event_id: str | None = None,
+        created_ms: int | None = None,
+        conversation_id: str | None = None,
+        media: list[dict[str, Any]] | None = None,
+        event_type: str = "MessageCreate",
+    ) -> dict[str, Any]:
+        """Seed a one-to-one DM event between ``sender_id`` and ``recipient_id`` (default: the brand).
+
+        ``conversation_id`` overrides the one-to-one id (``"<low>-<high>"``), e.g. to
+        seed a group conversation. Returns the v2 event.
+        """
+        new_id, created = self._next_id(created_ms)
+        event_id = str(event_id or new_id)
+        sender_id = str(sender_id)
+        recipient = str(recipient_id or self.brand_id)
+        if sender_id not in self.users or username:
+            self.add_user(sender_id, username or f"user{sender_id}", name, followers=followers)
+        pair = sorted((sender_id, recipient), key=int)
+        event: dict[str, Any] = {
+            "id": event_id,
+            "event_type": event_type,
+            "text": text,
+            "created_at": _iso(created),
+            "sender_id": sender_id,
+            "dm_conversation_id": str(conversation_id or f"{pair[0]}-{pair[1]}"),
+        }
+        keys = self._add_media(media, event_id)
+        if keys:
+            event["attachments"] = {"media_keys": keys}
+        with self._lock:
+            self.dm_events[event_id] = event
+            self.dm_owners[event_id] = {sender_id, recipient}
+        return json.loads(json.dumps(event))
+
+    def inject(self, status: int = 429, *, match: str | None = None, reset: int | None = None, count: int = 1) -> XFault:
+        """Queue a fault: the next ``count`` requests whose path contains ``match`` get ``status``."""
+        fault = XFault(status=status, match=match, reset=reset, count=count)
+        with self._lock:
+            self.faults.append(fault)
+        return fault
+
+    def requests_to(self, fragment: str) -> list[dict[str, Any]]:
+        """Recorded requests whose path contains ``fragment``."""
+        with self._lock:
+            return [r for r in self.requests if fragment in r["path"]]
+
+    # --- serving ---------------------------------------------------------------------
+
+    def _rate_headers(self, endpoint: str, *, consume: bool) -> tuple[bool, dict[str, str]]:
+        now = time.time()
+        with self._lock:
+            start, used = self._windows.get(endpoint, (now, 0))
+            if now - start >= self.window_seconds:
+                start, used = now, 0
+            allowed = used < self.rate_limit
+            if consume and allowed:
+                used += 1
+            self._windows[endpoint] = (start, used)
+        headers = {
+            "x-rate-limit-limit": str(self.rate_limit),
+            "x-rate-limit-remaining": str(max(0, self.rate_limit - used)),
+            "x-rate-limit-reset": str(int(start + self.window_seconds)),
+        }
+        return allowed, headers
+
+    def handle(self, method: str, target: str, headers: Any) -> Reply:
+        """Answer one request (the HTTP handler's whole job)."""
+        parts = urlsplit(target)
+        query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        with self._lock:
+            self.requests.append({"method": method, "path": parts.path, "query": query})
+        if method != "GET":
+            return 405, _problem(405, "Method Not Allowed", "only GET is served here"), {}
+        if headers.get("Authorization") != f"Bearer {self.token}":
+            return 401, _problem(401, "Unauthorized", "Unauthorized"), {}
+        path = parts.path.rstrip("/")
+        segments = path.split("/")
+        if len(segments) == 5 and segments[:3] == ["", "2", "users"] and segments[4] == "mentions":
+            endpoint, allowed_query = "mentions", MENTION_QUERY
+        elif path == "/2/dm_events":
+            endpoint, allowed_query = "dm_events", DM_QUERY
+        else:
+            return 404, _problem(404, "Not Found Error", f"no route for {path}"), {}
+
+        with self._lock:
+            fault = next((f for f in self.faults if f.fired < f.count and (f.match is None or f.match in path)), None)
+            if fault is not None:
+                fault.fired += 1
+        if fault is not None:
+            if fault.status == 429:
+                reset = fault.reset if fault.reset is not None else int(time.time()) + self.window_seconds
+                return 429, _problem(429, "Too Many Requests", "Too Many Requests"), {
+                    "x-rate-limit-limit": str(self.rate_limit), "x-rate-limit-remaining": "0", "x-rate-limit-reset": str(reset)}
+            return fault.status, _problem(fault.status, "Injected", f"injected {fault.status}"), {}
+
+        allowed, rate = self._rate_headers(endpoint, consume=True)
+        if not allowed:
+            return 429, _problem(429, "Too Many Requests", "Too Many Requests"), rate
+
+        unknown = sorted(set(query) - allowed_query)
+        if unknown:
+            return 400, self._invalid(f"The query parameters [{', '.join(unknown)}] is not one of [{', '.join(sorted(allowed_query))}]"), rate
+        low = 5 if endpoint == "mentions" else 1
+        try:
+            max_results = int(query.get("max_results") or (10 if endpoint == "mentions" else 100))
+        except ValueError:
+            max_results = -1
+        if not low <= max_results <= 100:
+            return 400, self._invalid(f"The `max_results` query parameter value [{query.get('max_results')}] is not between {low} and 100"), rate
+        try:
+            body = self._mentions(segments[3], query) if endpoint == "mentions" else self._dms(query)
+        except _Invalid as exc:
+            return 400, self._invalid(str(exc)), rate
+        return 200, body, rate
+
+    @staticmethod
+    def _invalid(message: str) -> dict[str, Any]:
+        return {
+            "errors": [{"parameters": {}, "message": message}],
+            "title": "Invalid Request",
+            "detail": "One or more parameters to your request was invalid.",
+            "type": "https://api.twitter.com/2/problems/invalid-request",
+        }
+
+    def _page(
+        self, items: list[dict[str, Any]], query: dict[str, str], max_results: int, signature: str
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Newest first; a token resumes below the last id served (a cursor, not an offset)."""
+        items = sorted(items, key=lambda item: int(item["id"]), reverse=True)
+        token = query.get("pagination_token")
+        if token:
+            with self._lock:
+                cursor = self._cursors.get(token)
+            if cursor is None or cursor[0] != signature:
+                raise _Invalid(f"The `pagination_token` query parameter value [{token}] is not valid")
+            items = [item for item in items if int(item["id"]) < int(cursor[1])]
+        size = min(max_results, self.page_size or max_results)
+        page, rest = items[:size], items[size:]
+        next_token = None
+        if page and rest:
+            next_token = secrets.token_hex(12)  # opaque, >= 16 characters like X's
+            with self._lock:
+                self._cursors[next_token] = (signature, page[-1]["id"])
+        return page, next_token
+
+    def _includes(self, items: list[dict[str, Any]], user_field: str, expansions: str) -> dict[str, Any]:
+        wanted = set(expansions.split(",")) if expansions else set()
+        includes: dict[str, Any] = {}
+        if user_field in wanted:
+            ids = list(dict.fromkeys(str(item[user_field]) for item in items if item.get(user_field)))
+            users = [self.users[i] for i in ids if i in self.users]
+            if users:
+                includes["users"] = users
+        if "attachments.media_keys" in wanted:
+            keys = [k for item in items for k in (item.get("attachments") or {}).get("media_keys", [])]
+            media = [self.media[k] for k in dict.fromkeys(keys) if k in self.media]
+            if media:
+                includes["media"] = media
+        return includes
+
+    def _mentions(self, user_id: str, query: dict[str, str]) -> dict[str, Any]:
+        since = int(query["since_id"]) if query.get("since_id") else None
+        until = int(query["until_id"]) if query.get("until_id") else None
+        with self._lock:
+            items = [
+                t for t in self.tweets.values()
+                if user_id in self.mentioned.get(t["id"], set())
+                and (since is None or int(t["id"]) > since)
+                and (until is None or int(t["id"]) < until)
+            ]
+        signature = f"mentions:{user_id}:{since}:{until}"
+        page, next_token = self._page(items, query, _max_results(query, 10), signature)
+        meta: dict[str, Any] = {"result_count": len(page)}
+        if page:
+            meta["newest_id"], meta["oldest_id"] = page[0]["id"], page[-1]["id"]
+        if next_token:
+            meta["next_token"] = next_token
+        body: dict[str, Any] = {"meta": meta}
+        if page:
+            body["data"] = page
+            includes = self._includes(page, "author_id", query.get("expansions", ""))
+            if includes:
+                body["includes"] = includes
+        return json.loads(json.dumps(body))
+
+    def _dms(self, query: dict[str, str]) -> dict[str, Any]:
+        # The token is the brand's: its events are those it sent or received.
+        types = set((query.get("event_types") or "").split(",")) - {""}
+        with self._lock:
+            items = [
+                e for e in self.dm_events.values()
+                if self.brand_id in self.dm_owners.get(e["id"], set()) and (not types or e["event_type"] in types)
+            ]
+        page, next_token = self._page(items, query, _max_results(query, 100), f"dm_events:{','.join(sorted(types))}")
+        meta: dict[str, Any] = {"result_count": len(page)}
+        if next_token:
+            meta["next_token"] = next_token
+        body: dict[str, Any] = {"meta": meta}
+        if page:
+            body["data"] = page
+            includes = self._includes(page, "sender_id", query.get("expansions", ""))
+            if includes:
+                body["includes"] = includes
+        return json.loads(json.dumps(body))
+
+
+def _max_results(query: dict[str, str], default: int) -> int:
+    return int(query.get("max_results") or default)
+
+
+def _make_handler(sandbox: XSandbox) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "XSandbox/1.0"
+
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length:
+                self.rfile.read(length)
+            status, payload, extra = sandbox.handle(self.command, self.path, self.headers)
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in extra.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = do_PUT = do_DELETE = _serve
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet by default
+            pass
+
+    return Handler
