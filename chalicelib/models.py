@@ -138,6 +138,8 @@ class SocialMessage(BaseModel):
     attachments: tuple[Attachment, ...] = ()
     source: str | None = Field(default=None, description="For Platform.OTHER: the sending tool, e.g. 'trustpilot'")
     rating: int | None = Field(default=None, ge=1, le=5, description="Star rating of a review or recommendation")
+    recommends: bool | None = Field(default=None, description="Facebook recommendation: positive (True) or negative")
+    deleted: bool = Field(default=False, description="The author deleted the message ``edit_of`` refers to")
     edit_of: str | None = Field(default=None, description="For an edit: the message_id of the message it changes")
     raw: dict[str, Any] = Field(default_factory=dict, repr=False)
 

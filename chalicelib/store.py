@@ -213,6 +213,20 @@ class MessageStore:
         )
         return message_from_image(response.get("Item") or {})
 
+    def mark_deleted(self, conversation_key: str, message_id: str) -> None:
+        """Record on a stored message that its author deleted it on the platform."""
+        try:
+            self._client.update_item(
+                TableName=self.table_name,
+                Key={"pk": _s(conversation_pk(conversation_key)), "sk": _s(f"MSG#{message_id}")},
+                UpdateExpression="SET deleted_at = :now",
+                ConditionExpression="attribute_exists(pk)",  # never create a stub for an unknown message
+                ExpressionAttributeValues={":now": _s(_iso(datetime.now(timezone.utc)))},
+            )
+        except Exception as exc:
+            if not _is_condition_failure(exc):
+                raise StoreUnavailable(f"could not mark {message_id} deleted: {_error_code(exc) or exc}") from exc
+
     def get_conversation(self, key: str) -> Conversation:
         """The conversation's state (a fresh one if it has none yet)."""
         response = self._client.get_item(

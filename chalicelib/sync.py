@@ -27,7 +27,9 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.helpdesk.base import Helpdesk, HelpdeskRejected, HelpdeskUnavailable, TicketClosed, TicketRef
+from chalicelib.helpdesk.formatting import change_note
 from chalicelib.models import Direction, SocialMessage
+from chalicelib.policy import TicketPolicy
 from chalicelib.store import Conversation, ConversationConflict, message_from_image, requester_key
 
 if TYPE_CHECKING:
@@ -43,13 +45,15 @@ class Outcome(str, Enum):
 
     TICKET_OPENED = "ticket_opened"
     COMMENT_ADDED = "comment_added"
+    NOTE_ADDED = "note_added"  # an edit or deletion, noted on the ticket for agents
+    STORED_ONLY = "stored_only"  # needs no agent (praise, a change to something never ticketed)
     DUPLICATE = "duplicate"  # already on the ticket, or already parked
     PARKED = "parked"
     WAITING = "waiting"  # redrive: an earlier parked message of the conversation must go first
     STILL_FAILING = "still_failing"  # redrive: the helpdesk still refuses it; it stays parked
 
 
-DELIVERED = frozenset({Outcome.TICKET_OPENED, Outcome.COMMENT_ADDED})
+DELIVERED = frozenset({Outcome.TICKET_OPENED, Outcome.COMMENT_ADDED, Outcome.NOTE_ADDED, Outcome.STORED_ONLY})
 
 
 class SyncInterrupted(Exception):
@@ -85,8 +89,10 @@ class TicketSync:
         attempts: int = 3,
         backoff_seconds: float = 1.0,
         sleep: Callable[[float], None] = time.sleep,
+        policy: TicketPolicy | None = None,
     ) -> None:
         self.store = store
+        self.policy = policy or TicketPolicy()
         self.helpdesk = helpdesk
         self.dead_letters = dead_letters
         self.attempts = attempts
@@ -155,8 +161,13 @@ class TicketSync:
     # --- delivery ------------------------------------------------------------------
 
     def _deliver(self, message: SocialMessage, conversation: Conversation) -> Outcome:
-        requester = self._requester(message, conversation)
         has_ticket = conversation.ticket_id is not None and conversation.helpdesk == self.helpdesk.name
+        if has_ticket and message.edit_of is not None:
+            return self._note_change(message, conversation)
+        if not has_ticket and not self.policy.opens_ticket(message):
+            # Nothing written: a redelivered record reaches the same decision again.
+            return Outcome.STORED_ONLY
+        requester = self._requester(message, conversation)
         follow_up_of: str | None = None
         if has_ticket and not self._needs_new_ticket(conversation, message):
             assert conversation.ticket_id is not None
@@ -178,6 +189,19 @@ class TicketSync:
         )
         self._record(message, conversation, ticket, requester, epoch=epoch)
         return Outcome.TICKET_OPENED
+
+    def _note_change(self, message: SocialMessage, conversation: Conversation) -> Outcome:
+        """An edit or deletion of a message already on the ticket: an internal note
+        with the new text, so agents see what changed (the customer comment stays)."""
+        assert conversation.ticket_id is not None
+        try:
+            ticket = self.helpdesk.add_note(conversation.ticket_id, message, change_note(message))
+        except TicketClosed:
+            return Outcome.STORED_ONLY  # nobody works a closed ticket; the change stays stored
+        if message.deleted and message.edit_of:
+            self.store.mark_deleted(message.conversation_key, message.edit_of)
+        self._record(message, conversation, ticket, None, epoch=None)
+        return Outcome.NOTE_ADDED
 
     def _already_on_ticket(self, message: SocialMessage, conversation: Conversation) -> bool:
         if conversation.ticket_id is None or conversation.helpdesk != self.helpdesk.name:
@@ -211,7 +235,7 @@ class TicketSync:
         message: SocialMessage,
         conversation: Conversation,
         ticket: TicketRef,
-        requester: str,
+        requester: str | None,
         *,
         epoch: int | None,
     ) -> None:
@@ -222,11 +246,11 @@ class TicketSync:
             current.helpdesk = self.helpdesk.name
             current.ticket_id = ticket.ticket_id
             current.ticket_status = ticket.status
-            if epoch is not None or current.requester_id is None:
-                current.requester_id = requester  # the ticket's requester
-            current.requesters[requester_key(self.helpdesk.name, message.platform.value, message.author.platform_id)] = (
-                requester
-            )
+            if requester is not None:
+                if epoch is not None or current.requester_id is None:
+                    current.requester_id = requester  # the ticket's requester
+                key = requester_key(self.helpdesk.name, message.platform.value, message.author.platform_id)
+                current.requesters[key] = requester
             if epoch is not None:
                 current.epoch = max(current.epoch, epoch)
             current.remember_synced(message.message_id)

@@ -74,5 +74,10 @@ class Helpdesk(ABC):
         """
 
     @abstractmethod
+    def add_note(self, ticket_id: str, message: SocialMessage, text: str) -> TicketRef:
+        """Add an internal note (seen by agents only) about ``message``, e.g. that its
+        author edited or deleted it. Raises ``TicketClosed`` like ``append_message``."""
+
+    @abstractmethod
     def ticket_has_message(self, ticket_id: str, message: SocialMessage) -> bool:
         """True when ``message`` is already on the ticket (used after an ambiguous failure)."""

@@ -53,3 +53,13 @@ def comment_body(message: SocialMessage) -> str:
 def ticket_tags(message: SocialMessage) -> list[str]:
     """Tags every bridged ticket carries: ``socialdesk``, the platform and the kind."""
     return ["socialdesk", message.platform.value, message.kind.value]
+
+
+def change_note(message: SocialMessage) -> str:
+    """The internal note for an edit or deletion, in plain words for the agent."""
+    where = source_label(message)
+    when = f"{message.created_at:%Y-%m-%d %H:%M} UTC"
+    if message.deleted:
+        return f"{message.author.label} deleted their {where} on {when}. It is no longer visible on {PLATFORM_LABELS[message.platform]}."
+    text = message.text.strip() or "(no text)"
+    return f"{message.author.label} edited their {where} on {when}. It now reads:\n\n{text}"

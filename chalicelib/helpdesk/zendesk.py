@@ -221,6 +221,13 @@ class ZendeskHelpdesk(Helpdesk):
         response = self._call("PUT", path, json=body, writes_message=True, closed_means_ticket_closed=True)
         return self._ticket_ref(response, writes_message=True)
 
+    def add_note(self, ticket_id: str, message: SocialMessage, text: str) -> TicketRef:
+        """Add an internal note by the API user (Zendesk lets only agents write private comments)."""
+        path = f"/api/v2/tickets/{_zendesk_id(ticket_id, 'ticket')}"
+        body = {"ticket": {"comment": {"body": text, "public": False}, "metadata": {METADATA_KEY: message_reference(message)}}}
+        response = self._call("PUT", path, json=body, writes_message=True, closed_means_ticket_closed=True)
+        return self._ticket_ref(response, writes_message=True)
+
     def ticket_has_message(self, ticket_id: str, message: SocialMessage) -> bool:
         """True when an audit of the ticket carries the message's reference in its metadata."""
         reference = message_reference(message)

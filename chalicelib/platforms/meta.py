@@ -7,6 +7,7 @@ One POST may batch many entries, each with ``changes[]`` or ``messaging[]``.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -90,14 +91,62 @@ def normalize_delivery(payload: dict[str, Any]) -> NormalizedBatch:
 
 def _page_change(page_id: str, change: dict[str, Any], seen_at: datetime) -> NormalizedBatch:
     value = change.get("value") or {}
-    if change.get("field") != "feed" or value.get("verb") != "add":
+    field, verb, item = change.get("field"), value.get("verb"), value.get("item")
+    if field == "ratings" or (field == "feed" and "recommendation_type" in value):
+        return NormalizedBatch(messages=[normalize_recommendation(page_id, value, raw=change, seen_at=seen_at)])
+    if field != "feed":
         return NormalizedBatch(ignored=1)
-    item = value.get("item")
-    if item == "comment":
-        return NormalizedBatch(messages=[normalize_feed_comment(page_id, value, raw=change, seen_at=seen_at)])
-    if item in _FEED_POST_ITEMS:
+    if item == "comment" and verb in ("add", "edited", "remove"):
+        message = normalize_feed_comment(page_id, value, raw=change, seen_at=seen_at)
+        return NormalizedBatch(messages=[_as_change(message, verb, value.get("message") or "")])
+    if item in _FEED_POST_ITEMS and verb == "add":
         return NormalizedBatch(messages=[normalize_feed_post(page_id, value, raw=change, seen_at=seen_at)])
     return NormalizedBatch(ignored=1)
+
+
+def _as_change(message: SocialMessage, verb: str | None, text: str) -> SocialMessage:
+    """An ``edited``/``remove`` notification as its own message about the original.
+
+    The id must be the same on every redelivery of the same change and differ between
+    two edits, and Meta sends no edit time: the new text's hash does both.
+    """
+    if verb == "edited":
+        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+        return message.model_copy(update={"message_id": f"{message.message_id}:edit:{digest}", "edit_of": message.message_id})
+    if verb == "remove":
+        return message.model_copy(update={"message_id": f"{message.message_id}:deleted", "edit_of": message.message_id, "deleted": True})
+    return message
+
+
+def normalize_recommendation(
+    page_id: str, value: dict[str, Any], *, raw: dict[str, Any], seen_at: datetime | None = None
+) -> SocialMessage:
+    """A Page recommendation (or a legacy star rating): a review, one conversation each.
+
+    ``recommendation_type`` is ``positive`` or ``negative``; older ratings carry a
+    1-5 ``rating`` instead. Whether it opens a ticket is the ticket policy's call.
+    """
+    reviewer = str(value.get("reviewer_id") or (value.get("from") or {}).get("id"))
+    story = value.get("open_graph_story_id")
+    review_id = str(story) if story else f"rating:{page_id}:{reviewer}"
+    kind = value.get("recommendation_type")
+    rating = value.get("rating")
+    message = SocialMessage(
+        platform=Platform.FACEBOOK,
+        kind=Kind.REVIEW,
+        direction=Direction.INBOUND,
+        message_id=review_id,
+        conversation_key=conversation_key(Platform.FACEBOOK, "review", review_id),
+        account_id=page_id,
+        author=Author(platform_id=reviewer, display_name=value.get("reviewer_name") or (value.get("from") or {}).get("name")),
+        text=value.get("review_text") or "",
+        created_at=_feed_time(value, seen_at),
+        permalink=f"https://www.facebook.com/{story}" if story else None,
+        rating=int(rating) if rating not in (None, "") else None,
+        recommends={"positive": True, "negative": False}.get(str(kind)) if kind else None,
+        raw=raw,
+    )
+    return _as_change(message, value.get("verb"), message.text)
 
 
 def _feed_author(value: dict[str, Any]) -> Author:

@@ -225,7 +225,8 @@ def test_refused_requests_store_nothing(stack: Stack) -> None:
 def test_event_types_we_do_not_handle_are_acknowledged_and_ignored(stack: Stack) -> None:
     from local.samples import PAGE_ID
 
-    payload = {"object": "page", "entry": [{"id": PAGE_ID, "time": 1, "changes": [{"field": "ratings", "value": {"item": "like"}}]}]}
+    reaction = {"item": "reaction", "verb": "add", "reaction_type": "like", "post_id": f"{PAGE_ID}_1", "from": {"id": "1"}}
+    payload = {"object": "page", "entry": [{"id": PAGE_ID, "time": 1, "changes": [{"field": "feed", "value": reaction}]}]}
     answer = stack.post_webhook("meta", payload)
     assert answer.status == 200 and answer.body["ignored"] == 1 and answer.body["stored"] == 0
 
