@@ -139,6 +139,28 @@ def generic_webhook(source: str) -> Response:
     return _ingest("generic", verifier, lambda payload: generic.normalize_delivery(payload, source=source))
 
 
+@app.route("/webhooks/google/reviews", methods=["POST"], content_types=WEBHOOK_CONTENT_TYPES)
+def google_reviews_webhook() -> Response:
+    """Google Business Profile review notifications (Pub/Sub push, Google-signed OIDC token)."""
+    from chalicelib.platforms import google_reviews
+
+    request = app.current_request
+    try:
+        cfg = google_reviews.GoogleReviewSettings.from_env()
+        result = google_reviews.receive_review_push(
+            request.headers,
+            request.raw_body or b"",
+            verifier=cfg.verifier(),
+            client=wiring.google_review_client(),
+            store=wiring.message_store(),
+            max_rating=cfg.ticket_max_stars,
+        )
+    except WebhookError as exc:
+        return _refuse("google_reviews", exc)
+    logger.info("webhook stored", extra={"route": "google_reviews", **result.__dict__})
+    return _json(result.to_body())
+
+
 @app.on_dynamodb_record(stream_arn=STREAM_ARN, batch_size=100, starting_position="TRIM_HORIZON", name="sync_tickets")
 def sync_tickets(event: Any) -> None:
     """The outbox: every new inbound message becomes a ticket or a comment."""

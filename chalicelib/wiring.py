@@ -14,6 +14,7 @@ from chalicelib.errors import NotConfigured
 if TYPE_CHECKING:
     from chalicelib.deadletter import DeadLetterQueue
     from chalicelib.helpdesk.base import Helpdesk
+    from chalicelib.platforms.google_reviews import BusinessProfileClient
     from chalicelib.store import MessageStore
     from chalicelib.sync import TicketSync
 
@@ -80,7 +81,19 @@ def helpdesk() -> Helpdesk:
 def ticket_sync() -> TicketSync:
     """The ticket sync wired to the store, helpdesk and dead-letter queue."""
     if "sync" not in _built:
+        from chalicelib.policy import TicketPolicy
         from chalicelib.sync import TicketSync
 
-        _built["sync"] = TicketSync(message_store(), helpdesk(), dead_letters())
+        _built["sync"] = TicketSync(message_store(), helpdesk(), dead_letters(), policy=TicketPolicy.from_env())
     return _built["sync"]
+
+
+def google_review_client() -> BusinessProfileClient:
+    """The Business Profile API client (one connection pool per container)."""
+    if "google_reviews" not in _built:
+        from chalicelib.platforms.google_reviews import BusinessProfileClient, GoogleReviewSettings
+
+        _built["google_reviews"] = BusinessProfileClient(
+            GoogleReviewSettings.from_env().api_url, token_provider=lambda: get_secret("GOOGLE_ACCESS_TOKEN")
+        )
+    return _built["google_reviews"]

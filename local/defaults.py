@@ -21,13 +21,14 @@ LOCAL_SECRETS = {
     "X_CONSUMER_SECRET": "local-x-consumer-secret",
     "TELEGRAM_SECRET_TOKEN": "local-telegram-secret-token",
     "LINE_CHANNEL_SECRET": "local-line-channel-secret",
+    "GOOGLE_ACCESS_TOKEN": "local-google-access-token",  # what the Google sandbox accepts
     # Standard Webhooks secret of the demo's "trustpilot" source (whsec_ + base64 of 32 bytes)
     "GENERIC_WEBHOOK_SECRET_TRUSTPILOT": "whsec_bG9jYWwtdHJ1c3RwaWxvdC1zaWduaW5nLXNlY3JldCE=",
 }
 SANDBOX_ZENDESK_EMAIL = "agent@socialdesk.local"
 SANDBOX_ZENDESK_TOKEN = "local-zendesk-token"
 
-PORTS = {"PORT": 8000, "MOTO_PORT": 5055, "ZENDESK_SANDBOX_PORT": 8025}
+PORTS = {"PORT": 8000, "MOTO_PORT": 5055, "ZENDESK_SANDBOX_PORT": 8025, "GOOGLE_SANDBOX_PORT": 8035}
 
 
 def free_port() -> int:

@@ -57,6 +57,21 @@ def expected_conversations(samples: list[tuple[str, dict[str, Any]]]) -> Counter
     return expected
 
 
+def _send_google_review(state: dict[str, Any], app_url: str, run: str) -> str | None:
+    """A 2-star Google review: the sandbox plays Google and hands back the signed Pub/Sub push."""
+    google_url = state.get("google_url")
+    if not google_url or "127.0.0.1" not in google_url:
+        return None  # a real Business Profile API: nothing to seed
+    review = {"review_id": f"r{run}", "stars": 2, "reviewer": "Lea Brandt",
+              "comment": "Waited 40 minutes for a table we had booked. Staff didn't care."}
+    _, push = _http("POST", f"{google_url}/__sandbox/reviews", body=json.dumps(review).encode(),
+                    headers={"Content-Type": "application/json"})
+    status, answer = _http("POST", f"{app_url}/webhooks/google/reviews", body=push["push_body"].encode(),
+                           headers=push["push_headers"])
+    print(f"  POST /webhooks/google/reviews 2-star review          → {status} {json.dumps(answer)}")
+    return f"google:review:accounts/1001/locations/2002/reviews/r{run}" if status == 200 else None
+
+
 def main() -> int:
     """Send the samples, wait for the sync, print the tickets."""
     state = read_state()
@@ -79,6 +94,9 @@ def main() -> int:
 
     repeat_stored_once = isinstance(answer, dict) and answer.get("stored") == 0 and answer.get("duplicates", 0) > 0
     expected = expected_conversations(samples)
+    google_key = _send_google_review(state, app_url, run)
+    if google_key:
+        expected[google_key] += 1
     print(f"\nWaiting for {len(expected)} tickets ({sum(expected.values())} customer messages) in {zendesk_url} …")
     headers = _zendesk_headers()
     deadline = time.monotonic() + WAIT_SECONDS

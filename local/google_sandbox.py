@@ -357,9 +357,23 @@ def _make_handler(sandbox: GoogleSandbox) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:  # noqa: N802 - stdlib naming
             length = int(self.headers.get("Content-Length") or 0)
-            if length:
-                self.rfile.read(length)
-            self._send(*_error(404, "The sandbox serves GET only."))
+            raw = self.rfile.read(length) if length else b""
+            if urlsplit(self.path).path != "/__sandbox/reviews":
+                self._send(*_error(404, "The sandbox serves GET only (and POST /__sandbox/reviews)."))
+                return
+            # Plays Google for `make demo`: a customer posts a review, and the answer is
+            # the Pub/Sub push Google would send about it (body and signed headers).
+            try:
+                spec = json.loads(raw or b"{}")
+                review = sandbox.add_review(
+                    str(spec.get("account", "1001")), str(spec.get("location", "2002")), str(spec["review_id"]),
+                    stars=spec.get("stars"), comment=spec.get("comment"), reviewer=spec.get("reviewer", "Sandbox Reviewer"),
+                )
+            except (ValueError, KeyError, TypeError) as exc:
+                self._send(*_error(400, f"bad review: {exc}"))
+                return
+            body = push_body(review["name"])
+            self._send(200, {"push_body": body.decode(), "push_headers": sandbox.push_headers()})
 
     return Handler
 

@@ -60,8 +60,15 @@ def _log_error(what: str) -> Callable[[Exception], None]:
 
 def main() -> int:
     """Start everything, print where it is, and stop it all on Ctrl-C."""
+    import logging
+
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log drowns the banner
+
+    # Ctrl-C and SIGTERM both stop everything (a shell that started us in the
+    # background may have left SIGINT ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     started: list[Callable[[], object]] = []
     stop = threading.Event()
@@ -106,6 +113,21 @@ def main() -> int:
             zendesk_note = f"Zendesk sandbox at {sandbox.url}"
             tickets_url = f"{sandbox.url}/api/v2/tickets.json"
 
+        if os.environ.get("GOOGLE_BUSINESS_API_URL"):
+            google_url = os.environ["GOOGLE_BUSINESS_API_URL"]
+        else:
+            from local.google_sandbox import GoogleSandbox
+
+            google = GoogleSandbox(port=port("GOOGLE_SANDBOX_PORT")).start()
+            started.append(google.stop)
+            google_url = google.url
+            os.environ.update(
+                GOOGLE_BUSINESS_API_URL=google.url,
+                GOOGLE_JWKS_URL=google.jwks_url,
+                GOOGLE_PUSH_AUDIENCE=google.audience,
+                GOOGLE_PUSH_SERVICE_ACCOUNTS=google.push_email,
+            )
+
         app_port = port("PORT")
         chalice_bin = Path(sys.executable).with_name("chalice")
         chalice = subprocess.Popen(
@@ -134,6 +156,7 @@ def main() -> int:
             {
                 "app_url": base,
                 "zendesk_url": os.environ["ZENDESK_URL"],
+                "google_url": google_url,
                 "moto_url": moto_url,
                 "table_name": resources.table_name,
                 "stream_arn": resources.stream_arn,
@@ -150,6 +173,8 @@ def main() -> int:
                     f"  X webhook         {base}/webhooks/x",
                     f"  Telegram webhook  {base}/webhooks/telegram",
                     f"  LINE webhook      {base}/webhooks/line",
+                    f"  Google reviews    {base}/webhooks/google/reviews   (Business Profile API: {google_url})",
+                    f"  Any other source  {base}/webhooks/generic/<source>   (Standard Webhooks)",
                     f"  Health            {base}/health",
                     f"  Helpdesk          {zendesk_note}",
                     f"  Tickets           {tickets_url}",

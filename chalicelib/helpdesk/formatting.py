@@ -52,7 +52,10 @@ def comment_body(message: SocialMessage) -> str:
 
 def ticket_tags(message: SocialMessage) -> list[str]:
     """Tags every bridged ticket carries: ``socialdesk``, the platform and the kind."""
-    return ["socialdesk", message.platform.value, message.kind.value]
+    tags = ["socialdesk", message.platform.value, message.kind.value]
+    if message.platform is Platform.OTHER and message.source:
+        tags.append(message.source)
+    return tags
 
 
 def change_note(message: SocialMessage) -> str:
