@@ -164,10 +164,32 @@ def google_reviews_webhook() -> Response:
 @app.on_dynamodb_record(stream_arn=STREAM_ARN, batch_size=100, starting_position="TRIM_HORIZON", name="sync_tickets")
 def sync_tickets(event: Any) -> None:
     """The outbox: every new inbound message becomes a ticket or a comment."""
-    context = getattr(event, "context", None)
-    remaining = (lambda: context.get_remaining_time_in_millis() / 1000) if context else None
-    report = wiring.ticket_sync().sync_stream_records(event.to_dict().get("Records", []), remaining_seconds=remaining)
+    records = event.to_dict().get("Records", [])
+    report = wiring.ticket_sync().sync_stream_records(records, remaining_seconds=_remaining_seconds(event))
     _publish("sync", report.outcomes)
+
+
+@app.schedule("rate(2 minutes)", name="poll_x")
+def poll_x_mentions_and_dms(event: Any) -> None:
+    """X without the enterprise tier: poll the brand's mentions and DMs into the table."""
+    if not _enabled("X_POLLING_ENABLED"):
+        return
+    from chalicelib.platforms.x_api import XApiError
+    from chalicelib.polling import poll_x
+
+    try:
+        report = poll_x(
+            wiring.x_api(),
+            wiring.message_store(),
+            wiring.watermarks(),
+            brand_id=os.environ["X_BRAND_USER_ID"],
+            dms=os.environ.get("X_POLL_DMS", "true").lower() != "false",
+            remaining_seconds=_remaining_seconds(event),
+        )
+    except XApiError as exc:  # auth or request errors: retrying the same schedule tick won't help
+        logger.error("x polling failed", extra={"status": exc.status, "reason": str(exc)})
+        return
+    _publish("poll_x", report.outcomes)
 
 
 @app.schedule("rate(10 minutes)", name="redrive_parked")
@@ -177,6 +199,15 @@ def redrive_parked(event: Any) -> None:
 
     report = redrive(wiring.message_store(), wiring.ticket_sync(), wiring.dead_letters())
     _publish("redrive", report.outcomes)
+
+
+def _remaining_seconds(event: Any) -> Callable[[], float] | None:
+    context = getattr(event, "context", None)
+    return (lambda: context.get_remaining_time_in_millis() / 1000) if context else None
+
+
+def _enabled(flag: str) -> bool:
+    return os.environ.get(flag, "").lower() in ("1", "true", "yes")
 
 
 def _publish(stage: str, outcomes: dict[str, int]) -> None:

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from chalicelib.deadletter import DeadLetterQueue
     from chalicelib.helpdesk.base import Helpdesk
     from chalicelib.platforms.google_reviews import BusinessProfileClient
+    from chalicelib.platforms.x_api import XApiClient
+    from chalicelib.polling import Watermarks
     from chalicelib.store import MessageStore
     from chalicelib.sync import TicketSync
 
@@ -97,3 +99,21 @@ def google_review_client() -> BusinessProfileClient:
             GoogleReviewSettings.from_env().api_url, token_provider=lambda: get_secret("GOOGLE_ACCESS_TOKEN")
         )
     return _built["google_reviews"]
+
+
+def x_api() -> XApiClient:
+    """The X API v2 client of the poller (user-context token of the brand account)."""
+    if "x_api" not in _built:
+        from chalicelib.platforms.x_api import XApiClient
+
+        _built["x_api"] = XApiClient(token_provider=lambda: get_secret("X_USER_ACCESS_TOKEN"))
+    return _built["x_api"]
+
+
+def watermarks() -> Watermarks:
+    """Where each poller left off, kept in the table."""
+    if "watermarks" not in _built:
+        from chalicelib.polling import Watermarks
+
+        _built["watermarks"] = Watermarks(settings().table_name, _client("dynamodb"))
+    return _built["watermarks"]

@@ -20,7 +20,7 @@ from typing import Any
 
 from chalicelib.models import Direction
 from local.defaults import LOCAL_SECRETS, SANDBOX_ZENDESK_EMAIL, SANDBOX_ZENDESK_TOKEN, read_state, secret
-from local.samples import NORMALIZERS, all_samples, encode, sign
+from local.samples import NORMALIZERS, X_BRAND_ID, all_samples, encode, sign
 
 WAIT_SECONDS = 60.0
 
@@ -72,6 +72,20 @@ def _send_google_review(state: dict[str, Any], app_url: str, run: str) -> str | 
     return f"google:review:accounts/1001/locations/2002/reviews/r{run}" if status == 200 else None
 
 
+def _post_polled_mention(state: dict[str, Any], run: str) -> str | None:
+    """A mention only the X poller can see (no webhook): it must still become a ticket."""
+    x_api_url = state.get("x_api_url")
+    if not x_api_url or "127.0.0.1" not in x_api_url:
+        return None
+    author = f"4001{run}"
+    mention = {"text": "@acme_support two weeks and still no refund for order 5521", "author_id": author,
+               "username": "jo_polled", "name": "Jo Polled"}
+    status, answer = _http("POST", f"{x_api_url}/__sandbox/mentions", body=json.dumps(mention).encode(),
+                           headers={"Content-Type": "application/json"})
+    print(f"  X API sandbox: a new mention, no webhook (the poller fetches it)  → {status}")
+    return f"x:tweets:{X_BRAND_ID}:{author}" if status == 201 else None
+
+
 def main() -> int:
     """Send the samples, wait for the sync, print the tickets."""
     state = read_state()
@@ -94,9 +108,9 @@ def main() -> int:
 
     repeat_stored_once = isinstance(answer, dict) and answer.get("stored") == 0 and answer.get("duplicates", 0) > 0
     expected = expected_conversations(samples)
-    google_key = _send_google_review(state, app_url, run)
-    if google_key:
-        expected[google_key] += 1
+    for key in (_send_google_review(state, app_url, run), _post_polled_mention(state, run)):
+        if key:
+            expected[key] += 1
     print(f"\nWaiting for {len(expected)} tickets ({sum(expected.values())} customer messages) in {zendesk_url} …")
     headers = _zendesk_headers()
     deadline = time.monotonic() + WAIT_SECONDS

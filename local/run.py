@@ -21,6 +21,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from local.defaults import (
     SCHEDULED_EVENT,
@@ -35,6 +36,7 @@ from local.defaults import (
 )
 
 REDRIVE_INTERVAL_SECONDS = 60.0
+POLL_INTERVAL_SECONDS = 3.0  # the deployed schedule is every 2 minutes; locally the demo should not wait
 
 
 def _wait_for_http(url: str, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
@@ -128,6 +130,17 @@ def main() -> int:
                 GOOGLE_PUSH_SERVICE_ACCOUNTS=google.push_email,
             )
 
+        if os.environ.get("X_API_URL"):
+            x_note = f"X API at {os.environ['X_API_URL']}"
+        else:
+            from local.x_sandbox import XSandbox
+
+            x_api = XSandbox(port=port("X_SANDBOX_PORT"), brand_username="acme_support").start()
+            started.append(x_api.stop)
+            os.environ.update(X_API_URL=x_api.url, X_BRAND_USER_ID=x_api.brand_id, X_USER_ACCESS_TOKEN=x_api.token)
+            os.environ.setdefault("X_POLLING_ENABLED", "true")
+            x_note = f"X API sandbox at {x_api.url} (polled every {POLL_INTERVAL_SECONDS:.0f} s)"
+
         app_port = port("PORT")
         chalice_bin = Path(sys.executable).with_name("chalice")
         chalice = subprocess.Popen(
@@ -150,13 +163,17 @@ def main() -> int:
             on_error=_log_error("ticket sync batch"),
         )
         threading.Thread(target=poller.run, args=(stop,), name="stream-poller", daemon=True).start()
-        threading.Thread(target=_redrive_loop, args=(lambda_app, stop), name="redrive", daemon=True).start()
+        # chalice local runs no schedules: play EventBridge for the two scheduled functions.
+        for name, interval in (("redrive_parked", REDRIVE_INTERVAL_SECONDS), ("poll_x_mentions_and_dms", POLL_INTERVAL_SECONDS)):
+            handler = getattr(lambda_app, name)
+            threading.Thread(target=_schedule_loop, args=(handler, interval, stop), name=name, daemon=True).start()
 
         write_state(
             {
                 "app_url": base,
                 "zendesk_url": os.environ["ZENDESK_URL"],
                 "google_url": google_url,
+                "x_api_url": os.environ["X_API_URL"],
                 "moto_url": moto_url,
                 "table_name": resources.table_name,
                 "stream_arn": resources.stream_arn,
@@ -175,6 +192,7 @@ def main() -> int:
                     f"  LINE webhook      {base}/webhooks/line",
                     f"  Google reviews    {base}/webhooks/google/reviews   (Business Profile API: {google_url})",
                     f"  Any other source  {base}/webhooks/generic/<source>   (Standard Webhooks)",
+                    f"  X polling         {x_note}",
                     f"  Health            {base}/health",
                     f"  Helpdesk          {zendesk_note}",
                     f"  Tickets           {tickets_url}",
@@ -207,11 +225,11 @@ def main() -> int:
                 print(f"while stopping: {exc}", file=sys.stderr)
 
 
-def _redrive_loop(lambda_app: object, stop: threading.Event) -> None:
-    report = _log_error("scheduled redrive")
-    while not stop.wait(REDRIVE_INTERVAL_SECONDS):
+def _schedule_loop(handler: Callable[[dict[str, Any], Any], Any], interval: float, stop: threading.Event) -> None:
+    report = _log_error(f"scheduled {getattr(handler, '__name__', 'function')}")
+    while not stop.wait(interval):
         try:
-            lambda_app.redrive_parked(SCHEDULED_EVENT, None)  # type: ignore[attr-defined]
+            handler(SCHEDULED_EVENT, None)
         except Exception as exc:
             report(exc)
 

@@ -329,9 +329,18 @@ class XSandbox:
         }
         return allowed, headers
 
-    def handle(self, method: str, target: str, headers: Any) -> Reply:
+    def handle(self, method: str, target: str, headers: Any, body: bytes = b"") -> Reply:
         """Answer one request (the HTTP handler's whole job)."""
         parts = urlsplit(target)
+        if method == "POST" and parts.path == "/__sandbox/mentions":
+            # Not X: lets `make demo` (another process) seed a mention of the brand.
+            try:
+                spec = json.loads(body or b"{}")
+                tweet = self.add_mention(str(spec["text"]), author_id=str(spec.get("author_id", "3001969357")),
+                                         username=spec.get("username"), name=spec.get("name"))
+            except (ValueError, KeyError, TypeError) as exc:
+                return 400, _problem(400, "Invalid Request", f"bad mention: {exc}"), {}
+            return 201, {"data": tweet}, {}
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         with self._lock:
             self.requests.append({"method": method, "path": parts.path, "query": query})
@@ -481,9 +490,8 @@ def _make_handler(sandbox: XSandbox) -> type[BaseHTTPRequestHandler]:
 
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
-            if length:
-                self.rfile.read(length)
-            status, payload, extra = sandbox.handle(self.command, self.path, self.headers)
+            body = self.rfile.read(length) if length else b""
+            status, payload, extra = sandbox.handle(self.command, self.path, self.headers, body)
             data = json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json; charset=utf-8")

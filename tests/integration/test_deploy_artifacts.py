@@ -33,7 +33,11 @@ STAGES = ("dev", "prod")
 SECRET_NAMES = ("META_APP_SECRET", "META_VERIFY_TOKEN", "X_CONSUMER_SECRET", "ZENDESK_API_TOKEN")
 FORBIDDEN_IN_PACKAGE = ("boto3", "botocore", "s3transfer", "moto", "pytest", "chalicelib/__pycache__")
 # Which AWS service each module's injected ``_client`` talks to (checked against the policy).
-CLIENT_SERVICES = {"chalicelib/store.py": "dynamodb", "chalicelib/deadletter.py": "sqs"}
+CLIENT_SERVICES = {
+    "chalicelib/store.py": "dynamodb",
+    "chalicelib/deadletter.py": "sqs",
+    "chalicelib/polling.py": "dynamodb",
+}
 # IAM authorizes a transaction per item, with the single-item actions.
 NOT_IAM_ACTIONS = {"TransactWriteItems", "TransactGetItems"}
 
@@ -203,7 +207,7 @@ def test_packaged_template_passes_cfn_lint(packaged):
 def test_packaged_functions_and_event_sources(packaged):
     functions = _functions(_sam(packaged))
     stream_arn = _load(CHALICE_DIR / "config.json")["stages"]["dev"]["environment_variables"]["STREAM_ARN"]
-    assert set(functions) == {"APIHandler", "SyncTickets", "RedriveParked"}
+    assert set(functions) == {"APIHandler", "SyncTickets", "RedriveParked", "PollX"}
 
     sync = functions["SyncTickets"]
     (event,) = sync["Events"].values()
@@ -214,7 +218,9 @@ def test_packaged_functions_and_event_sources(packaged):
 
     (schedule,) = functions["RedriveParked"]["Events"].values()
     assert schedule == {"Type": "Schedule", "Properties": {"Schedule": "rate(10 minutes)"}}
-    for name in ("APIHandler", "RedriveParked"):
+    (poll,) = functions["PollX"]["Events"].values()
+    assert poll == {"Type": "Schedule", "Properties": {"Schedule": "rate(2 minutes)"}}
+    for name in ("APIHandler", "RedriveParked", "PollX"):
         assert functions[name]["Timeout"] == 30
     for properties in functions.values():
         assert re.fullmatch(r"python3\.1[1-4]", properties["Runtime"])

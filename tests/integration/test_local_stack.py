@@ -52,7 +52,7 @@ def test_make_run_then_make_demo_shows_a_ticket_per_conversation(tmp_path: Path)
             assert demo.returncode == 0, demo.stdout + demo.stderr + log.read_text()
             assert "all messages arrived" in demo.stdout
             assert "was recognised and stored nothing" in demo.stdout
-            for label in ("Facebook", "Messenger", "Instagram", "WhatsApp", "X ", "Telegram", "LINE", "Trustpilot review", "Google review"):
+            for label in ("Facebook", "Messenger", "Instagram", "WhatsApp", "X ", "Telegram", "LINE", "Trustpilot review", "Google review", "Jo Polled"):
                 assert label in demo.stdout, label
         finally:
             stack.send_signal(signal.SIGINT)
