@@ -30,7 +30,16 @@ CHALICE_DIR = ROOT / ".chalice"
 CFN_LINT = Path(sys.executable).with_name("cfn-lint")
 CHALICE = Path(sys.executable).with_name("chalice")
 STAGES = ("dev", "prod")
-SECRET_NAMES = ("META_APP_SECRET", "META_VERIFY_TOKEN", "X_CONSUMER_SECRET", "ZENDESK_API_TOKEN")
+# Every secret the code reads by name must be named (as an SSM parameter) in each stage.
+SECRET_NAMES = tuple(
+    sorted(
+        {
+            name
+            for path in [ROOT / "app.py", *(ROOT / "chalicelib").rglob("*.py")]
+            for name in re.findall(r'get_secret\("([A-Z0-9_]+)"\)', path.read_text())
+        }
+    )
+)
 FORBIDDEN_IN_PACKAGE = ("boto3", "botocore", "s3transfer", "moto", "pytest", "chalicelib/__pycache__")
 # Which AWS service each module's injected ``_client`` talks to (checked against the policy).
 CLIENT_SERVICES = {
