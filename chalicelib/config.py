@@ -51,6 +51,9 @@ class Settings:
     raw_ttl_days: int
     max_body_bytes: int
     telegram_bot_id: str
+    helpdesk: str
+    freshdesk_url: str | None
+    freshdesk_conversation_field: str | None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -64,6 +67,9 @@ class Settings:
             max_body_bytes=int(os.environ.get("MAX_BODY_BYTES", str(2 * 1024 * 1024))),
             # The numeric part of the bot token ("<bot id>:<secret>"); not a secret itself.
             telegram_bot_id=os.environ.get("TELEGRAM_BOT_ID", "bot"),
+            helpdesk=os.environ.get("HELPDESK", "zendesk").strip().lower(),
+            freshdesk_url=(os.environ.get("FRESHDESK_URL") or "").rstrip("/") or None,
+            freshdesk_conversation_field=os.environ.get("FRESHDESK_CONVERSATION_FIELD") or None,
         )
 
 

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from chalicelib.deadletter import DeadLetterQueue
     from chalicelib.helpdesk.base import Helpdesk
     from chalicelib.platforms.google_reviews import BusinessProfileClient
+    from chalicelib.platforms.meta_graph import GraphClient
     from chalicelib.platforms.x_api import XApiClient
     from chalicelib.polling import Watermarks
     from chalicelib.store import MessageStore
@@ -69,14 +70,25 @@ def dead_letters() -> DeadLetterQueue:
 
 
 def helpdesk() -> Helpdesk:
-    """The configured helpdesk adapter."""
+    """The configured helpdesk adapter (``HELPDESK=zendesk|freshdesk``)."""
     if "helpdesk" not in _built:
-        from chalicelib.helpdesk.zendesk import ZendeskHelpdesk
-
         cfg = settings()
-        if not cfg.zendesk_url or not cfg.zendesk_email:
-            raise NotConfigured("ZENDESK_URL and ZENDESK_EMAIL must be configured")
-        _built["helpdesk"] = ZendeskHelpdesk(cfg.zendesk_url, cfg.zendesk_email, get_secret("ZENDESK_API_TOKEN"))
+        if cfg.helpdesk == "freshdesk":
+            from chalicelib.helpdesk.freshdesk import FreshdeskHelpdesk
+
+            if not cfg.freshdesk_url:
+                raise NotConfigured("FRESHDESK_URL must be configured")
+            _built["helpdesk"] = FreshdeskHelpdesk(
+                cfg.freshdesk_url, get_secret("FRESHDESK_API_KEY"), conversation_field=cfg.freshdesk_conversation_field
+            )
+        elif cfg.helpdesk == "zendesk":
+            from chalicelib.helpdesk.zendesk import ZendeskHelpdesk
+
+            if not cfg.zendesk_url or not cfg.zendesk_email:
+                raise NotConfigured("ZENDESK_URL and ZENDESK_EMAIL must be configured")
+            _built["helpdesk"] = ZendeskHelpdesk(cfg.zendesk_url, cfg.zendesk_email, get_secret("ZENDESK_API_TOKEN"))
+        else:
+            raise NotConfigured(f"HELPDESK must be zendesk or freshdesk, not {cfg.helpdesk!r}")
     return _built["helpdesk"]
 
 
@@ -117,3 +129,18 @@ def watermarks() -> Watermarks:
 
         _built["watermarks"] = Watermarks(settings().table_name, _client("dynamodb"))
     return _built["watermarks"]
+
+
+def meta_graph() -> GraphClient:
+    """The Graph API client of the Meta backfill (one Page token per account)."""
+    if "meta_graph" not in _built:
+        import os
+
+        from chalicelib.platforms.meta_graph import GraphClient
+
+        _built["meta_graph"] = GraphClient(
+            os.environ.get("META_GRAPH_URL"),
+            version=os.environ.get("META_GRAPH_VERSION", "v23.0"),
+            token_provider=lambda account: get_secret(f"META_PAGE_TOKEN_{account}"),
+        )
+    return _built["meta_graph"]

@@ -16,13 +16,16 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from chalicelib.models import Direction
-from local.defaults import LOCAL_SECRETS, SANDBOX_ZENDESK_EMAIL, SANDBOX_ZENDESK_TOKEN, read_state, secret
+from chalicelib.policy import TicketPolicy
+from local.defaults import LOCAL_SECRETS, SANDBOX_FRESHDESK_API_KEY, SANDBOX_ZENDESK_EMAIL, SANDBOX_ZENDESK_TOKEN, read_state, secret
 from local.samples import NORMALIZERS, X_BRAND_ID, all_samples, encode, sign
 
 WAIT_SECONDS = 60.0
+POLICY = TicketPolicy.from_env()  # praise is stored, not ticketed: expect tickets the way the sync decides
 
 
 def _http(method: str, url: str, *, body: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
@@ -39,11 +42,46 @@ def _http(method: str, url: str, *, body: bytes | None = None, headers: dict[str
         return status, payload.decode(errors="replace")
 
 
-def _zendesk_headers() -> dict[str, str]:
+Found = tuple[dict[str, Any], list[str]]  # the ticket, and the first line of each of its messages
+
+
+def _zendesk_lookup(url: str) -> Callable[[str], Found | None]:
     email = os.environ.get("ZENDESK_EMAIL") or SANDBOX_ZENDESK_EMAIL
     token = os.environ.get("ZENDESK_API_TOKEN") or SANDBOX_ZENDESK_TOKEN
     credentials = base64.b64encode(f"{email}/token:{token}".encode()).decode()
-    return {"Authorization": f"Basic {credentials}", "Accept": "application/json"}
+    headers = {"Authorization": f"Basic {credentials}", "Accept": "application/json"}
+
+    def find(key: str) -> Found | None:
+        query = urllib.parse.urlencode({"external_id": key})
+        _, listing = _http("GET", f"{url}/api/v2/tickets.json?{query}", headers=headers)
+        found = (listing or {}).get("tickets") or []
+        if not found:
+            return None
+        ticket = found[-1]
+        _, answer = _http("GET", f"{url}/api/v2/tickets/{ticket['id']}/comments.json", headers=headers)
+        return ticket, [(c.get("body") or "").splitlines()[0] for c in (answer or {}).get("comments") or []]
+
+    return find
+
+
+def _freshdesk_lookup(url: str) -> Callable[[str], Found | None]:
+    from chalicelib.helpdesk.freshdesk import conversation_tag
+
+    api_key = os.environ.get("FRESHDESK_API_KEY") or SANDBOX_FRESHDESK_API_KEY
+    headers = {"Authorization": "Basic " + base64.b64encode(f"{api_key}:X".encode()).decode(), "Accept": "application/json"}
+
+    def find(key: str) -> Found | None:
+        query = urllib.parse.urlencode({"query": f'"tag:\'{conversation_tag(key)}\'"'})
+        _, answer = _http("GET", f"{url}/api/v2/search/tickets?{query}", headers=headers)
+        found = (answer or {}).get("results") or []
+        if not found:
+            return None
+        ticket = max(found, key=lambda t: t["id"])
+        _, notes = _http("GET", f"{url}/api/v2/tickets/{ticket['id']}/conversations", headers=headers)
+        texts = [ticket.get("description_text") or ""] + [n.get("body_text") or "" for n in notes or [] if not n.get("private")]
+        return ticket, [(t.strip().splitlines() or [""])[0] for t in texts]
+
+    return find
 
 
 def expected_conversations(samples: list[tuple[str, dict[str, Any]]]) -> Counter[str]:
@@ -52,7 +90,7 @@ def expected_conversations(samples: list[tuple[str, dict[str, Any]]]) -> Counter
     for route, payload in samples:
         batch = NORMALIZERS[route](payload)
         for message in batch.messages:
-            if message.direction is Direction.INBOUND:
+            if message.direction is Direction.INBOUND and POLICY.opens_ticket(message):
                 expected[message.conversation_key] += 1
     return expected
 
@@ -89,7 +127,7 @@ def _post_polled_mention(state: dict[str, Any], run: str) -> str | None:
 def main() -> int:
     """Send the samples, wait for the sync, print the tickets."""
     state = read_state()
-    app_url, zendesk_url = state["app_url"], state["zendesk_url"].rstrip("/")
+    app_url = state["app_url"]
     secrets = {name: secret(name) for name in LOCAL_SECRETS}
     run = str(int(time.time() * 10) % 10_000_000)
     samples = all_samples(run)
@@ -111,23 +149,19 @@ def main() -> int:
     for key in (_send_google_review(state, app_url, run), _post_polled_mention(state, run)):
         if key:
             expected[key] += 1
-    print(f"\nWaiting for {len(expected)} tickets ({sum(expected.values())} customer messages) in {zendesk_url} …")
-    headers = _zendesk_headers()
+    helpdesk_url = state["helpdesk_url"].rstrip("/")
+    print(f"\nWaiting for {len(expected)} tickets ({sum(expected.values())} customer messages) in {helpdesk_url} …")
+    find = (_freshdesk_lookup if state.get("helpdesk") == "freshdesk" else _zendesk_lookup)(helpdesk_url)
     deadline = time.monotonic() + WAIT_SECONDS
     tickets: dict[str, dict[str, Any]] = {}
-    comments: dict[str, list[dict[str, Any]]] = {}
+    comments: dict[str, list[str]] = {}
     while time.monotonic() < deadline:
         for key, count in expected.items():
             if key in tickets and len(comments.get(key, [])) >= count:
                 continue
-            query = urllib.parse.urlencode({"external_id": key})
-            _, listing = _http("GET", f"{zendesk_url}/api/v2/tickets.json?{query}", headers=headers)
-            found = (listing or {}).get("tickets") or []
+            found = find(key)
             if found:
-                ticket = found[-1]
-                tickets[key] = ticket
-                _, answer = _http("GET", f"{zendesk_url}/api/v2/tickets/{ticket['id']}/comments.json", headers=headers)
-                comments[key] = (answer or {}).get("comments") or []
+                tickets[key], comments[key] = found
         if len(tickets) == len(expected) and all(len(comments[k]) >= n for k, n in expected.items()):
             break
         time.sleep(0.5)
@@ -138,9 +172,8 @@ def main() -> int:
             print(f"\n✗ no ticket yet for {key}")
             continue
         print(f"\n#{ticket['id']}  {ticket['subject']}")
-        print(f"    status {ticket['status']} · tags {', '.join(ticket.get('tags', []))} · external_id {key}")
-        for comment in comments.get(key, []):
-            first_line = (comment.get("body") or "").splitlines()[0] if comment.get("body") else ""
+        print(f"    status {ticket['status']} · tags {', '.join(ticket.get('tags', []))} · conversation {key}")
+        for first_line in comments.get(key, []):
             print(f"    · {first_line}")
     missing = [k for k in expected if k not in tickets or len(comments.get(k, [])) < expected[k]]
     print(

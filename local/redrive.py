@@ -10,7 +10,14 @@ import json
 import os
 import sys
 
-from local.defaults import LOCAL_SECRETS, SANDBOX_ZENDESK_EMAIL, SANDBOX_ZENDESK_TOKEN, aws_environment, read_state
+from local.defaults import (
+    LOCAL_SECRETS,
+    SANDBOX_FRESHDESK_API_KEY,
+    SANDBOX_ZENDESK_EMAIL,
+    SANDBOX_ZENDESK_TOKEN,
+    aws_environment,
+    read_state,
+)
 
 
 def main() -> int:
@@ -18,9 +25,11 @@ def main() -> int:
     state = read_state()
     os.environ.update(aws_environment(state["moto_url"]))
     os.environ.update(TABLE_NAME=state["table_name"], STREAM_ARN=state["stream_arn"], DLQ_URL=state["dlq_url"])
-    os.environ.setdefault("ZENDESK_URL", state["zendesk_url"])
+    os.environ.setdefault("HELPDESK", state["helpdesk"])
+    os.environ.setdefault("FRESHDESK_URL" if state["helpdesk"] == "freshdesk" else "ZENDESK_URL", state["helpdesk_url"])
     os.environ.setdefault("ZENDESK_EMAIL", SANDBOX_ZENDESK_EMAIL)
     os.environ.setdefault("ZENDESK_API_TOKEN", SANDBOX_ZENDESK_TOKEN)
+    os.environ.setdefault("FRESHDESK_API_KEY", SANDBOX_FRESHDESK_API_KEY)
     for name, value in LOCAL_SECRETS.items():
         os.environ.setdefault(name, value)
 

@@ -27,6 +27,7 @@ from local.defaults import (
     SCHEDULED_EVENT,
     LOCAL_SECRETS,
     ROOT,
+    SANDBOX_FRESHDESK_API_KEY,
     SANDBOX_ZENDESK_EMAIL,
     SANDBOX_ZENDESK_TOKEN,
     STATE_FILE,
@@ -95,25 +96,7 @@ def main() -> int:
         for name, value in LOCAL_SECRETS.items():
             os.environ.setdefault(name, value)
 
-        if os.environ.get("ZENDESK_URL"):
-            zendesk_note = f"real Zendesk at {os.environ['ZENDESK_URL']}"
-            tickets_url = f"{os.environ['ZENDESK_URL'].rstrip('/')}/agent/filters"
-        else:
-            from local.zendesk_sandbox import ZendeskSandbox
-
-            sandbox = ZendeskSandbox(
-                host="127.0.0.1",
-                port=port("ZENDESK_SANDBOX_PORT"),
-                email=SANDBOX_ZENDESK_EMAIL,
-                api_token=SANDBOX_ZENDESK_TOKEN,
-            )
-            sandbox.start()
-            started.append(sandbox.stop)
-            os.environ.update(
-                ZENDESK_URL=sandbox.url, ZENDESK_EMAIL=SANDBOX_ZENDESK_EMAIL, ZENDESK_API_TOKEN=SANDBOX_ZENDESK_TOKEN
-            )
-            zendesk_note = f"Zendesk sandbox at {sandbox.url}"
-            tickets_url = f"{sandbox.url}/api/v2/tickets.json"
+        kind, helpdesk_url, helpdesk_note, tickets_url = _start_helpdesk(started)
 
         if os.environ.get("GOOGLE_BUSINESS_API_URL"):
             google_url = os.environ["GOOGLE_BUSINESS_API_URL"]
@@ -171,7 +154,8 @@ def main() -> int:
         write_state(
             {
                 "app_url": base,
-                "zendesk_url": os.environ["ZENDESK_URL"],
+                "helpdesk": kind,
+                "helpdesk_url": helpdesk_url,
                 "google_url": google_url,
                 "x_api_url": os.environ["X_API_URL"],
                 "moto_url": moto_url,
@@ -194,7 +178,7 @@ def main() -> int:
                     f"  Any other source  {base}/webhooks/generic/<source>   (Standard Webhooks)",
                     f"  X polling         {x_note}",
                     f"  Health            {base}/health",
-                    f"  Helpdesk          {zendesk_note}",
+                    f"  Helpdesk          {helpdesk_note}",
                     f"  Tickets           {tickets_url}",
                     f"  DynamoDB + SQS    moto at {moto_url} (table {resources.table_name})",
                     "  Try it:           make demo   (in a second terminal)",
@@ -223,6 +207,35 @@ def main() -> int:
                 stopper()
             except Exception as exc:  # keep stopping the rest
                 print(f"while stopping: {exc}", file=sys.stderr)
+
+
+def _start_helpdesk(started: list[Callable[[], object]]) -> tuple[str, str, str, str]:
+    """The helpdesk named by ``HELPDESK``: the real one when its URL is set, else its sandbox.
+
+    Returns (kind, base URL, a line for the banner, where to see tickets).
+    """
+    kind = os.environ.get("HELPDESK", "zendesk").strip().lower()
+    if kind == "freshdesk":
+        if os.environ.get("FRESHDESK_URL"):
+            url = os.environ["FRESHDESK_URL"].rstrip("/")
+            return kind, url, f"real Freshdesk at {url}", f"{url}/a/tickets"
+        from local.freshdesk_sandbox import FreshdeskSandbox
+
+        freshdesk = FreshdeskSandbox(port=port("FRESHDESK_SANDBOX_PORT"), api_key=SANDBOX_FRESHDESK_API_KEY).start()
+        started.append(freshdesk.stop)
+        os.environ.update(FRESHDESK_URL=freshdesk.url, FRESHDESK_API_KEY=SANDBOX_FRESHDESK_API_KEY)
+        return kind, freshdesk.url, f"Freshdesk sandbox at {freshdesk.url}", f"{freshdesk.url}/api/v2/tickets"
+    if os.environ.get("ZENDESK_URL"):
+        url = os.environ["ZENDESK_URL"].rstrip("/")
+        return "zendesk", url, f"real Zendesk at {url}", f"{url}/agent/filters"
+    from local.zendesk_sandbox import ZendeskSandbox
+
+    zendesk = ZendeskSandbox(
+        host="127.0.0.1", port=port("ZENDESK_SANDBOX_PORT"), email=SANDBOX_ZENDESK_EMAIL, api_token=SANDBOX_ZENDESK_TOKEN
+    ).start()
+    started.append(zendesk.stop)
+    os.environ.update(ZENDESK_URL=zendesk.url, ZENDESK_EMAIL=SANDBOX_ZENDESK_EMAIL, ZENDESK_API_TOKEN=SANDBOX_ZENDESK_TOKEN)
+    return "zendesk", zendesk.url, f"Zendesk sandbox at {zendesk.url}", f"{zendesk.url}/api/v2/tickets.json"
 
 
 def _schedule_loop(handler: Callable[[dict[str, Any], Any], Any], interval: float, stop: threading.Event) -> None:

@@ -66,6 +66,20 @@ def facebook_comment_thread(run: str) -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
+def facebook_recommendation(run: str) -> list[tuple[str, dict[str, Any]]]:
+    """A negative recommendation of the Page (opens a ticket) and a positive one (stored only)."""
+
+    def rating(story: str, kind: str, who: str, text: str) -> dict[str, Any]:
+        return {"object": "page", "entry": [{"id": PAGE_ID, "time": _now(), "changes": [{"field": "ratings", "value": {
+            "item": "rating", "verb": "add", "reviewer_id": f"62{story}", "reviewer_name": who, "recommendation_type": kind,
+            "review_text": text, "open_graph_story_id": story, "created_time": _now()}}]}]}
+
+    return [
+        ("meta", rating(f"93{run}1", "negative", "Tomás Ruiz", "Ordered a sofa in May, still not delivered, no answers.")),
+        ("meta", rating(f"93{run}2", "positive", "Mia Klein", "Friendly staff and quick delivery!")),
+    ]
+
+
 def messenger_chat(run: str) -> list[tuple[str, dict[str, Any]]]:
     """Two Messenger messages from one person, then the Page's own echo."""
     psid = f"7001{run}"
@@ -181,7 +195,7 @@ def trustpilot_review(run: str) -> list[tuple[str, dict[str, Any]]]:
 def all_samples(run: str) -> list[tuple[str, dict[str, Any]]]:
     """Every sample, in delivery order."""
     return [
-        *facebook_comment_thread(run), *messenger_chat(run), *instagram(run), *whatsapp(run), *x_events(run),
+        *facebook_comment_thread(run), *facebook_recommendation(run), *messenger_chat(run), *instagram(run), *whatsapp(run), *x_events(run),
         *telegram_chat(run), *line_chat(run), *trustpilot_review(run),
     ]
 

@@ -46,6 +46,7 @@ CLIENT_SERVICES = {
     "chalicelib/store.py": "dynamodb",
     "chalicelib/deadletter.py": "sqs",
     "chalicelib/polling.py": "dynamodb",
+    "chalicelib/backfill.py": "dynamodb",
 }
 # IAM authorizes a transaction per item, with the single-item actions.
 NOT_IAM_ACTIONS = {"TransactWriteItems", "TransactGetItems"}
@@ -216,7 +217,7 @@ def test_packaged_template_passes_cfn_lint(packaged):
 def test_packaged_functions_and_event_sources(packaged):
     functions = _functions(_sam(packaged))
     stream_arn = _load(CHALICE_DIR / "config.json")["stages"]["dev"]["environment_variables"]["STREAM_ARN"]
-    assert set(functions) == {"APIHandler", "SyncTickets", "RedriveParked", "PollX"}
+    assert set(functions) == {"APIHandler", "SyncTickets", "RedriveParked", "PollX", "BackfillMeta"}
 
     sync = functions["SyncTickets"]
     (event,) = sync["Events"].values()
