@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test unit integration bench redrive clean
+.PHONY: run demo test unit integration bench redrive forget clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ ifdef STAGE
 else
 	$(PY) -m local.redrive
 endif
+
+# Erases a person by platform identity: make forget PLATFORM=x AUTHOR_ID=123 [SCAN=1] (needs TABLE_NAME).
+forget: $(STAMP)
+	$(PY) -m chalicelib.privacy forget --platform $(PLATFORM) --author-id $(AUTHOR_ID) $(if $(SCAN),--scan)
 
 clean:
 	rm -rf $(VENV) .run .pytest_cache

@@ -180,6 +180,42 @@ def google_reviews_webhook() -> Response:
     return _json(result.to_body())
 
 
+@app.route("/privacy/meta/deletion", methods=["POST"], content_types=WEBHOOK_CONTENT_TYPES)
+def meta_data_deletion() -> Response:
+    """Meta's data deletion request callback: forget the person, answer with a status URL and code."""
+    from chalicelib import privacy
+
+    request = app.current_request
+    try:
+        answer = privacy.handle_meta_deletion(
+            request.raw_body or b"",
+            request.headers.get("content-type"),
+            get_secret("META_APP_SECRET"),
+            wiring.deletion_requests(),
+            privacy.status_base_url(
+                request.context, request.headers, "/privacy/meta/deletion", os.environ.get("PUBLIC_BASE_URL")
+            ),
+        )
+    except WebhookError as exc:
+        return _refuse("meta_deletion", exc)
+    return _json(answer)
+
+
+@app.route("/privacy/status/{code}", methods=["GET"])
+def privacy_status(code: str) -> Response:
+    """The state of a data deletion request, for the person who asked (JSON, or HTML for a browser)."""
+    from chalicelib import privacy
+
+    try:
+        status = privacy.deletion_status(code, wiring.deletion_requests())
+    except WebhookError as exc:
+        return _refuse("privacy_status", exc)
+    if "text/html" in (app.current_request.headers.get("accept") or ""):
+        page = privacy.status_page_html(status)
+        return Response(body=page, status_code=200, headers={"Content-Type": "text/html; charset=utf-8"})
+    return _json(status)
+
+
 @app.on_dynamodb_record(stream_arn=STREAM_ARN, batch_size=100, starting_position="TRIM_HORIZON", name="sync_tickets")
 def sync_tickets(event: Any) -> None:
     """The outbox: every new inbound message becomes a ticket or a comment."""
@@ -233,6 +269,15 @@ def backfill_meta_messages(event: Any) -> None:
     for error in report.errors:
         logger.error("meta backfill failed for an account", extra={"reason": str(error)})
     _publish("backfill_meta", report.outcomes)
+
+
+@app.schedule("rate(1 hour)", name="token_health")
+def token_health(event: Any) -> None:
+    """Check every configured platform credential before replies start failing: a
+    ``token_ok`` metric per platform and a plain-words error per problem."""
+    from chalicelib.token_health import check_tokens
+
+    check_tokens()
 
 
 @app.schedule("rate(10 minutes)", name="redrive_parked")

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from aws_lambda_powertools import Logger, Metrics
 
+from chalicelib.redaction import install
+
 SERVICE = "socialdesk"
 
 logger = Logger(service=SERVICE)
+install(logger)  # text, names, phone numbers and secrets never reach CloudWatch (LOG_FULL_TEXT=true to debug)
 metrics = Metrics(namespace=SERVICE, service=SERVICE)

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from chalicelib.deadletter import DeadLetterQueue
     from chalicelib.helpdesk.base import Helpdesk
     from chalicelib.platforms.google_reviews import BusinessProfileClient
+    from chalicelib.privacy import DeletionRequests
     from chalicelib.platforms.meta_graph import GraphClient
     from chalicelib.platforms.x_api import XApiClient
     from chalicelib.polling import Watermarks
@@ -144,3 +145,12 @@ def meta_graph() -> GraphClient:
             token_provider=lambda account: get_secret(f"META_PAGE_TOKEN_{account}"),
         )
     return _built["meta_graph"]
+
+
+def deletion_requests() -> DeletionRequests:
+    """Data deletion requests and the deletion itself, on the messages table."""
+    if "privacy" not in _built:
+        from chalicelib.privacy import DeletionRequests
+
+        _built["privacy"] = DeletionRequests(settings().table_name, _client("dynamodb"))
+    return _built["privacy"]

@@ -1,0 +1,255 @@
+"""Log redaction: customers' words and personal data, and every secret, stay out of CloudWatch.
+
+Applied to every structured log record by ``RedactingFormatter`` (a Powertools
+formatter), and callable directly as ``redact(extra)``:
+
+* **secrets, always** -- values under keys that name a credential (``authorization``,
+  ``*secret*``, ``*token*``, ``*signature*``, ``signed_request``...), signature header
+  values (``sha256=<hex>``, Standard Webhooks ``v1,<base64>``), ``Bearer``/``Basic``
+  credentials, Telegram bot tokens, and the value of every secret-looking environment
+  variable (``*_SECRET``, ``*_TOKEN``...) or registered with ``register_secret``;
+* **personal data, by default** -- values under keys that hold what people wrote or who
+  they are (``text``, ``body``, nested ``message``, names, handles, emails, phone
+  numbers, ``from``/``author``/``contacts``, ``raw`` payloads...) become ``[redacted]``;
+  ids that identify a person (``author_id``, ``wa_id``-like ``conversation_key``...)
+  become a keyed pseudonym (``~<12 hex>``) so records can still be correlated; e-mail
+  addresses and formatted phone numbers are masked inside any other string, including
+  the log message and exception text.
+
+``LOG_FULL_TEXT=true`` keeps the personal data (for debugging a sandbox); secrets are
+masked regardless, and every record then says ``"log_full_text": true``.
+
+Pseudonyms are an HMAC under ``LOG_PSEUDONYM_KEY`` (set it to correlate across Lambda
+containers); without it a random per-process key is used, so a phone number cannot be
+recovered from its pseudonym by hashing every possible number.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import re
+import secrets as _secrets
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+
+REDACTED = "[redacted]"
+SECRET_MASK = "[secret]"
+FULL_TEXT_ENV = "LOG_FULL_TEXT"
+PSEUDONYM_KEY_ENV = "LOG_PSEUDONYM_KEY"
+MAX_DEPTH = 12
+
+# Keys whose values are credentials, whatever the mode (compared lower-case, '-' as '_').
+SECRET_KEY_PARTS = (
+    "secret", "password", "passwd", "token", "signature", "authorization", "cookie", "api_key", "apikey",
+    "private_key", "credential", "signed_request", "appsecret_proof", "x_hub_signature",
+)
+# Keys whose values are what people wrote or who they are.
+PERSONAL_KEYS = frozenset({
+    "text", "body", "message", "messages", "caption", "title", "comment", "review", "content", "description",
+    "snippet", "quote", "subject", "name", "first_name", "last_name", "full_name", "display_name", "username",
+    "user_name", "screen_name", "handle", "email", "email_address", "phone", "phone_number", "display_phone_number",
+    "mobile", "address", "profile", "contacts", "contact", "from", "author", "sender", "recipient", "user", "users",
+    "raw", "payload", "event", "events", "entry", "attachments", "attachment", "media", "permalink", "url", "link",
+    "location", "vcard", "reply_to_message", "referral", "label", "requester", "requesters",
+})
+# Keys whose values identify a person: pseudonymized, so logs can still be correlated.
+PERSON_ID_KEYS = frozenset({
+    "author_id", "user_id", "sender_id", "recipient_id", "customer_id", "platform_id", "psid", "igsid", "asid",
+    "wa_id", "chat_id", "from_id", "conversation_key", "conversation", "requester_id", "helpdesk_user_id",
+})
+# Top-level keys of a Powertools record: only their strings are scrubbed.
+RECORD_KEYS = frozenset({
+    "level", "location", "message", "timestamp", "service", "sampling_rate", "xray_trace_id", "exception",
+    "exception_name", "exception_notes", "stack_trace", "cold_start", "function_name", "function_memory_size",
+    "function_arn", "function_request_id", "correlation_id", "log_full_text",
+})
+# Environment variables holding secrets (their values are masked wherever they appear).
+_SECRET_ENV = re.compile(r"(SECRET|TOKEN|PASSWORD|PASSWD|API_KEY|PRIVATE_KEY|ACCESS_KEY)")
+_NOT_SECRET_ENV = re.compile(r"(_PARAM|_SECRET_ID|_URL|_ARN|_NAME|_ENV)$")
+_MIN_SECRET_CHARS = 8
+
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+# A phone number with a leading + (E.164 or formatted), or a formatted national one
+# (e.g. (650) 555-0199, 650.555.0199). Bare digit runs are ids here, and stay.
+_PHONE = re.compile(
+    r"(?<![\w+])\+\d{1,3}(?:[ .()-]{0,2}\d){6,14}(?!\w)"
+    r"|(?<![\w.])\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4}(?![\w])"
+)
+# A person's id inside a conversation key or a by-author index key, e.g. in an error message.
+_KEYED_IDS = re.compile(
+    r"\b((?:messenger|instagram|whatsapp|x|telegram|line):(?:dm|tweets):[^:\s\"']+:)([^:\s\"',;)]+)"
+    r"|(AUTHOR#[a-z]+#)([^#\s\"',;)]+)"
+)
+# pydantic's ValidationError text quotes the offending input (a message text, a name).
+_PYDANTIC_INPUT = re.compile(r"input_value=.*?, input_type=")
+_ALWAYS = (
+    (re.compile(r"\b(sha1|sha256)=[0-9A-Fa-f]{32,}"), r"\1=" + SECRET_MASK),  # Meta, X signature headers
+    (re.compile(r"\bv1[a-z]?,[A-Za-z0-9+/=]{20,}"), "v1," + SECRET_MASK),  # Standard Webhooks signatures
+    (re.compile(r"\b(Bearer|Basic|OAuth|Token)\s+[A-Za-z0-9._~+/=|:-]{8,}", re.IGNORECASE), r"\1 " + SECRET_MASK),
+    (re.compile(r"(?<![0-9])\d{5,12}:[A-Za-z0-9_-]{30,}"), SECRET_MASK),  # Telegram bot token (also inside /bot<token>/ paths)
+    (re.compile(r"\bwhsec_[A-Za-z0-9+/=]{16,}"), SECRET_MASK),
+)
+
+_registered: set[str] = set()
+_process_key = _secrets.token_bytes(32)
+
+
+def full_text() -> bool:
+    """True when ``LOG_FULL_TEXT`` asks for personal data in logs (debugging only)."""
+    return os.environ.get(FULL_TEXT_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def register_secret(value: str | None) -> None:
+    """Mask ``value`` in every log from now on (e.g. a secret read from SSM)."""
+    if value and len(value) >= _MIN_SECRET_CHARS:
+        _registered.add(value)
+
+
+def _secret_values() -> list[str]:
+    values = set(_registered)
+    for name, value in os.environ.items():
+        if value and len(value) >= _MIN_SECRET_CHARS and _SECRET_ENV.search(name) and not _NOT_SECRET_ENV.search(name):
+            values.add(value)
+    return sorted(values, key=len, reverse=True)  # longest first: a secret containing another is masked whole
+
+
+def pseudonym(value: Any) -> str:
+    """A stable stand-in for a person's id (keyed HMAC, 12 hex characters)."""
+    configured = os.environ.get(PSEUDONYM_KEY_ENV)
+    key = configured.encode() if configured else _process_key
+    return "~" + hmac.new(key, str(value).encode(), hashlib.sha256).hexdigest()[:12]
+
+
+def _norm(key: Any) -> str:
+    return str(key).strip().lower().replace("-", "_")
+
+
+def _is_secret_key(key: Any) -> bool:
+    name = _norm(key)
+    return any(part in name for part in SECRET_KEY_PARTS)
+
+
+def scrub(text: str, *, personal: bool = True, secrets: Iterable[str] | None = None) -> str:
+    """Mask secrets (always) and e-mail addresses and phone numbers (when ``personal``) in a string."""
+    for value in _secret_values() if secrets is None else secrets:
+        if value in text:
+            text = text.replace(value, SECRET_MASK)
+    for pattern, replacement in _ALWAYS:
+        text = pattern.sub(replacement, text)
+    if personal:
+        text = _PYDANTIC_INPUT.sub(f"input_value={REDACTED}, input_type=", text)
+        text = _KEYED_IDS.sub(lambda m: (m.group(1) or m.group(3)) + pseudonym(m.group(2) or m.group(4)), text)
+        text = _EMAIL.sub("[email]", text)
+        text = _PHONE.sub("[phone]", text)
+    return text
+
+
+def _clean(value: Any, *, personal: bool, secrets: list[str], depth: int) -> Any:
+    """Scrub strings inside any value, redacting by key inside mappings."""
+    if isinstance(value, str):
+        return scrub(value, personal=personal, secrets=secrets)
+    if depth > MAX_DEPTH:
+        return REDACTED
+    if isinstance(value, Mapping):
+        return _redact_mapping(value, personal=personal, secrets=secrets, depth=depth + 1)
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_clean(item, personal=personal, secrets=secrets, depth=depth + 1) for item in value]
+    if isinstance(value, (bytes, bytearray)):
+        return REDACTED if personal else scrub(bytes(value).decode("utf-8", errors="replace"), personal=False, secrets=secrets)
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    dumped = getattr(value, "model_dump", None)  # pydantic models (SocialMessage...)
+    if callable(dumped):
+        return _clean(dumped(mode="json"), personal=personal, secrets=secrets, depth=depth + 1)
+    return scrub(str(value), personal=personal, secrets=secrets)
+
+
+def _redact_mapping(data: Mapping[Any, Any], *, personal: bool, secrets: list[str], depth: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = _norm(key)
+        if _is_secret_key(key) and value not in (None, ""):
+            out[str(key)] = SECRET_MASK
+        elif personal and name in PERSONAL_KEYS and value not in (None, "", [], {}):
+            out[str(key)] = REDACTED
+        elif personal and name in PERSON_ID_KEYS and isinstance(value, (str, int)) and not isinstance(value, bool):
+            out[str(key)] = pseudonym(value)
+        else:
+            out[str(key)] = _clean(value, personal=personal, secrets=secrets, depth=depth)
+    return out
+
+
+def redact(extra: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``extra`` that is safe to log (see the module docstring)."""
+    return _redact_mapping(extra, personal=not full_text(), secrets=_secret_values(), depth=0)
+
+
+def redact_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    """Redact a whole Powertools log record: its own fields are scrubbed, extras redacted by key."""
+    personal = not full_text()
+    secret_values = _secret_values()
+    out: dict[str, Any] = {}
+    extras: dict[str, Any] = {}
+    for key, value in record.items():
+        if key in RECORD_KEYS:
+            out[key] = _clean(value, personal=personal, secrets=secret_values, depth=0)
+        else:
+            extras[key] = value
+    out.update(_redact_mapping(extras, personal=personal, secrets=secret_values, depth=0))
+    if not personal:
+        out["log_full_text"] = True
+    return out
+
+
+class RedactingFormatter(LambdaPowertoolsFormatter):
+    """The Powertools JSON formatter, with every record redacted before it is written."""
+
+    def serialize(self, log: dict[str, Any]) -> str:  # type: ignore[override]
+        """Redact, then serialize as Powertools would."""
+        try:
+            safe = redact_record(log)
+        except Exception:  # never lose the log line; never leak either
+            safe = {k: log.get(k) for k in ("level", "location", "timestamp", "service")}
+            safe["message"] = "log record dropped: redaction failed"
+        return self.json_serializer(safe)
+
+
+class RedactingFilter(logging.Filter):
+    """For plain ``logging`` loggers (http client, pollers): scrub the rendered message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:  # noqa: A003 (logging's name)
+        try:
+            message = record.getMessage()
+        except Exception:
+            message = str(record.msg)
+        record.msg = scrub(message, personal=not full_text())
+        record.args = None
+        return True
+
+
+# The plain-logging loggers of this package that may carry URLs or ids.
+STDLIB_LOGGERS = ("chalicelib.helpdesk.http", "chalicelib.polling", "chalicelib.platforms.x_api", "chalicelib.token_health")
+
+
+def install(logger: Any) -> RedactingFormatter:
+    """Put a ``RedactingFormatter`` on a Powertools ``Logger`` (idempotent), keeping its keys,
+    and a ``RedactingFilter`` on this package's plain ``logging`` loggers."""
+    current = logger.registered_formatter
+    if isinstance(current, RedactingFormatter):
+        formatter = current
+    else:
+        formatter = RedactingFormatter()
+        if isinstance(current, LambdaPowertoolsFormatter):
+            formatter.log_format = dict(current.log_format)
+            formatter.keys_combined = dict(current.keys_combined)
+        logger.registered_handler.setFormatter(formatter)
+    for name in STDLIB_LOGGERS:
+        target = logging.getLogger(name)
+        if not any(isinstance(f, RedactingFilter) for f in target.filters):
+            target.addFilter(RedactingFilter())
+    return formatter
