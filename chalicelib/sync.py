@@ -12,6 +12,16 @@ Fed by the table's stream (the outbox). For each inbound message:
   are parked behind it, so nothing overtakes it into the ticket; the redrive
   replays them in order.
 
+Attachments: with an ``AttachmentFetcher`` and a helpdesk that ``supports_uploads``,
+a message's files are downloaded and uploaded to the helpdesk *once per delivery*
+(lazily, when the message is about to become a comment), and every retry of that
+delivery sends the same upload tokens and notes: ticket creation carries an
+idempotency key, and the same key with another body is refused. A file that cannot be
+fetched or stored becomes a note under the comment text; the text always goes through.
+A redrive is a new delivery (new downloads, new tokens): before opening a ticket it
+first looks for the conversation's ticket that already has the message, and an
+``IdempotencyConflict`` (the key was used with other tokens) is answered the same way.
+
 This module knows neither HTTP nor boto3: it talks to a ``Helpdesk``, a
 ``MessageStore`` and a ``DeadLetterQueue`` passed in.
 """
@@ -19,6 +29,7 @@ This module knows neither HTTP nor boto3: it talks to a ``Helpdesk``, a
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -26,13 +37,23 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.helpdesk.base import Helpdesk, HelpdeskRejected, HelpdeskUnavailable, TicketClosed, TicketRef
+from chalicelib.attachments import problem_note
+from chalicelib.helpdesk.base import (
+    Helpdesk,
+    HelpdeskError,
+    HelpdeskRejected,
+    HelpdeskUnavailable,
+    IdempotencyConflict,
+    TicketClosed,
+    TicketRef,
+)
 from chalicelib.helpdesk.formatting import change_note
 from chalicelib.models import Direction, SocialMessage
 from chalicelib.policy import TicketPolicy
 from chalicelib.store import Conversation, ConversationConflict, message_from_image, requester_key
 
 if TYPE_CHECKING:
+    from chalicelib.attachments import AttachmentFetcher, FileToAttach
     from chalicelib.deadletter import DeadLetterQueue
     from chalicelib.store import MessageStore
 
@@ -71,10 +92,34 @@ class SyncReport:
         self.outcomes[outcome.value] += 1
 
 
-def idempotency_key(conversation_key: str, epoch: int, message_id: str) -> str:
-    """The helpdesk idempotency key for opening a conversation's ``epoch``-th ticket."""
-    digest = hashlib.sha256(f"{conversation_key}\n{epoch}\n{message_id}".encode()).hexdigest()
+def idempotency_key(conversation_key: str, epoch: int, message_id: str, variant: str = "") -> str:
+    """The helpdesk idempotency key for opening a conversation's ``epoch``-th ticket.
+
+    ``variant`` (normally empty) gives a request of its own a key of its own, after the
+    plain key turned out to be taken by a request that left no ticket with the message.
+    """
+    seed = f"{conversation_key}\n{epoch}\n{message_id}" + (f"\n{variant}" if variant else "")
+    digest = hashlib.sha256(seed.encode()).hexdigest()
     return f"socialdesk-{digest[:48]}"
+
+
+class _FilesForDelivery:
+    """A message's files, fetched and uploaded at most once per ``sync_message`` call.
+
+    ``extras()`` are the keyword arguments for ``open_ticket``/``append_message``:
+    empty when nothing is to be attached (no fetcher, a helpdesk without uploads, no
+    attachments), else ``uploads`` and ``problems``. Computed on first use and then
+    kept, so every retry of the delivery sends exactly the same request.
+    """
+
+    def __init__(self, sync: TicketSync, message: SocialMessage) -> None:
+        self._sync, self._message = sync, message
+        self._extras: dict[str, Any] | None = None
+
+    def extras(self) -> dict[str, Any]:
+        if self._extras is None:
+            self._extras = self._sync._prepare_files(self._message)
+        return self._extras
 
 
 class TicketSync:
@@ -90,8 +135,10 @@ class TicketSync:
         backoff_seconds: float = 1.0,
         sleep: Callable[[float], None] = time.sleep,
         policy: TicketPolicy | None = None,
+        fetcher: AttachmentFetcher | None = None,
     ) -> None:
         self.store = store
+        self.fetcher = fetcher
         self.policy = policy or TicketPolicy()
         self.helpdesk = helpdesk
         self.dead_letters = dead_letters
@@ -138,14 +185,17 @@ class TicketSync:
         error: Exception | None = None
         # A replayed message, or one whose last attempt may have reached the helpdesk
         # (timeout or dropped connection after sending), is looked for on its ticket
-        # before it is sent again. Ticket creation needs no check: it carries an
-        # idempotency key.
+        # before it is sent again. A retried ticket creation needs no check: it carries
+        # an idempotency key (and the same uploads); a redriven one is looked for by
+        # ``_open_ticket`` first, as the key may have expired or its uploads changed.
         look_first = redrive
+        # Fetched and uploaded once, on first need: every retry below reuses the tokens.
+        files = _FilesForDelivery(self, message)
         for attempt in range(self.attempts):
             try:
                 if look_first and self._already_on_ticket(message, conversation):
                     return Outcome.COMMENT_ADDED
-                return self._deliver(message, conversation)
+                return self._deliver(message, conversation, files, redrive=redrive)
             except HelpdeskUnavailable as exc:
                 error = exc
                 look_first = look_first or exc.maybe_applied
@@ -160,7 +210,9 @@ class TicketSync:
 
     # --- delivery ------------------------------------------------------------------
 
-    def _deliver(self, message: SocialMessage, conversation: Conversation) -> Outcome:
+    def _deliver(
+        self, message: SocialMessage, conversation: Conversation, files: _FilesForDelivery, *, redrive: bool = False
+    ) -> Outcome:
         has_ticket = conversation.ticket_id is not None and conversation.helpdesk == self.helpdesk.name
         if has_ticket and message.edit_of is not None:
             return self._note_change(message, conversation)
@@ -172,7 +224,7 @@ class TicketSync:
         if has_ticket and not self._needs_new_ticket(conversation, message):
             assert conversation.ticket_id is not None
             try:
-                ticket = self.helpdesk.append_message(conversation.ticket_id, message, requester)
+                ticket = self.helpdesk.append_message(conversation.ticket_id, message, requester, **files.extras())
             except TicketClosed:
                 follow_up_of = conversation.ticket_id
             else:
@@ -181,14 +233,77 @@ class TicketSync:
         elif has_ticket:
             follow_up_of = conversation.ticket_id
         epoch = conversation.epoch + 1
-        ticket = self.helpdesk.open_ticket(
-            message,
-            requester,
-            idempotency_key=idempotency_key(message.conversation_key, epoch, message.message_id),
-            follow_up_of=follow_up_of,
-        )
+        ticket = self._open_ticket(message, requester, epoch, follow_up_of, files, look_first=redrive)
         self._record(message, conversation, ticket, requester, epoch=epoch)
         return Outcome.TICKET_OPENED
+
+    def _open_ticket(
+        self,
+        message: SocialMessage,
+        requester: str,
+        epoch: int,
+        follow_up_of: str | None,
+        files: _FilesForDelivery,
+        *,
+        look_first: bool,
+    ) -> TicketRef:
+        """Open the ticket, unless an earlier delivery of this message already did.
+
+        A redrive may replay a creation that reached the helpdesk hours ago: the
+        idempotency key may have expired, and the files are uploaded anew (new tokens,
+        so a new body for the same key). So a redrive first looks for the conversation's
+        ticket that has the message, and so does an ``IdempotencyConflict``.
+        """
+        if look_first:
+            found = self.helpdesk.find_ticket_with_message(message.conversation_key, message)
+            if found is not None:
+                return found
+        extras = files.extras()
+        key = idempotency_key(message.conversation_key, epoch, message.message_id)
+        try:
+            return self.helpdesk.open_ticket(message, requester, idempotency_key=key, follow_up_of=follow_up_of, **extras)
+        except IdempotencyConflict:
+            found = self.helpdesk.find_ticket_with_message(message.conversation_key, message)
+            if found is not None:
+                return found
+            # The key is held by a request that left no ticket with this message (it
+            # failed, or its ticket was deleted): this body gets a key of its own, still
+            # stable across this delivery's retries.
+            variant = json.dumps(extras, sort_keys=True, default=list)
+            key = idempotency_key(message.conversation_key, epoch, message.message_id, variant)
+            return self.helpdesk.open_ticket(message, requester, idempotency_key=key, follow_up_of=follow_up_of, **extras)
+
+    # --- attachments ---------------------------------------------------------------
+
+    def _prepare_files(self, message: SocialMessage) -> dict[str, Any]:
+        """Fetch the message's files and upload them to the helpdesk; never raises.
+
+        A file that cannot be fetched or stored becomes a note (``problems``)."""
+        if self.fetcher is None or not self.helpdesk.supports_uploads or not message.attachments:
+            return {}
+        fetched = self.fetcher.fetch(message)
+        tokens: list[str] = []
+        problems = list(fetched.problems)
+        helpdesk_label = self.helpdesk.name.title()
+        for file in fetched.files:
+            try:
+                tokens.extend(self._upload(file))
+            except HelpdeskRejected:
+                problems.append(problem_note(message, file.kind, f"{helpdesk_label} did not accept the file"))
+            except HelpdeskError:
+                problems.append(problem_note(message, file.kind, f"{helpdesk_label} could not store the file in time"))
+        return {"uploads": tuple(tokens), "problems": tuple(problems)}
+
+    def _upload(self, file: FileToAttach) -> list[str]:
+        """Upload one file, retrying transient failures like any helpdesk call."""
+        for attempt in range(self.attempts):
+            try:
+                return self.helpdesk.upload([file])
+            except HelpdeskUnavailable as exc:
+                if attempt + 1 >= self.attempts:
+                    raise
+                self._sleep(min(exc.retry_after or self.backoff_seconds * 2**attempt, MAX_BACKOFF_SECONDS))
+        return []
 
     def _note_change(self, message: SocialMessage, conversation: Conversation) -> Outcome:
         """An edit or deletion of a message already on the ticket: an internal note

@@ -13,7 +13,14 @@ API the bridge depends on:
   requester's comment on a solved (or pending) ticket reopens it;
 * ``metadata`` sent with a ticket create/update lands in ``audit.metadata.custom``;
 * ``via_followup_source_id`` links a follow-up only when the source ticket is closed
-  (Zendesk ignores it otherwise).
+  (Zendesk ignores it otherwise);
+* ``POST /api/v2/uploads?filename=...`` takes the raw file (its type in ``Content-Type``,
+  an optional ``token`` adds it to an earlier upload) and answers an upload ``token``
+  valid for 60 minutes; a comment listing it in ``uploads`` gets the files as
+  ``attachments`` (``content_url`` served back by the sandbox under ``/attachments/``).
+  A token that is unknown, expired or already used by another comment answers 422
+  (the sandbox is strict here, so a client that loses track of its tokens shows up);
+  a file over 50 MB answers 413.
 
 Fields the real API returns as null but the spec declares non-nullable (priority, type,
 assignee_id, group_id, organization_id on tickets) are left out rather than faked.
@@ -28,6 +35,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import secrets
 import hashlib
 import hmac
 import html
@@ -44,9 +52,11 @@ from datetime import datetime, timezone
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 IDEMPOTENCY_TTL_SECONDS = 2 * 60 * 60
+UPLOAD_TTL_SECONDS = 60 * 60  # "The token is valid for 60 minutes."
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024  # Zendesk's per-file attachment limit
 STATUSES = ("new", "open", "pending", "hold", "solved", "closed")
 Reply = tuple[int, dict[str, Any], dict[str, str]]  # status, JSON payload, extra headers
 
@@ -120,10 +130,14 @@ class ZendeskSandbox:
         api_token: str = "local-zendesk-token",
         *,
         idempotency_ttl: float = IDEMPOTENCY_TTL_SECONDS,
+        upload_ttl: float = UPLOAD_TTL_SECONDS,
+        max_upload_bytes: int = MAX_UPLOAD_BYTES,
     ) -> None:
         self.host, self.port = host, port
         self.email, self.api_token = email, api_token
         self.idempotency_ttl = idempotency_ttl
+        self.upload_ttl = upload_ttl
+        self.max_upload_bytes = max_upload_bytes
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -137,6 +151,7 @@ class ZendeskSandbox:
             ("GET", re.compile(r"/api/v2/tickets/(\d+)/comments"), "/api/v2/tickets/{ticket_id}/comments", self._list_comments),
             ("GET", re.compile(r"/api/v2/tickets/(\d+)/audits"), "/api/v2/tickets/{ticket_id}/audits", self._list_audits),
             ("GET", re.compile(r"/api/v2/search"), "/api/v2/search", self._search),
+            ("POST", re.compile(r"/api/v2/uploads"), "/api/v2/uploads", self._upload),
         ]
         self.reset()
 
@@ -180,6 +195,10 @@ class ZendeskSandbox:
             self._comments: dict[int, list[dict[str, Any]]] = {}
             self._audits: dict[int, list[dict[str, Any]]] = {}
             self._idempotency: dict[str, tuple[str, float, Reply]] = {}
+            # upload token -> {"expires": monotonic, "attachments": [...], "used": bool}
+            self._uploads: dict[str, dict[str, Any]] = {}
+            # content token (in content_url) -> (bytes, content type)
+            self._files: dict[str, tuple[bytes, str]] = {}
             self._faults: list[Fault] = []
             self._requests: Counter[str] = Counter()
             self._faults_fired = 0
@@ -244,6 +263,23 @@ class ZendeskSandbox:
         with self._lock:
             return copy.deepcopy([u for u in self._users.values() if u["id"] != self.agent_id])
 
+    def uploads(self) -> dict[str, dict[str, Any]]:
+        """Every upload by token: its attachments and whether a comment used it."""
+        with self._lock:
+            return copy.deepcopy({t: {k: v for k, v in u.items() if k != "expires"} for t, u in self._uploads.items()})
+
+    def attachment_content(self, content_url: str) -> tuple[bytes, str] | None:
+        """The bytes and content type behind an attachment's ``content_url`` (None: unknown)."""
+        found = re.search(r"/attachments/token/([^/?]+)", content_url)
+        with self._lock:
+            return self._files.get(found.group(1)) if found else None
+
+    def expire_uploads(self) -> None:
+        """Make every upload token expired, as if 60 minutes had passed."""
+        with self._lock:
+            for upload in self._uploads.values():
+                upload["expires"] = 0.0
+
     # --- request dispatch (called by the handler thread) ---------------------------------------
 
     def _route(self, method: str, path: str) -> tuple[str, Callable[..., Reply], tuple[str, ...]] | None:
@@ -286,6 +322,8 @@ class ZendeskSandbox:
             return None if fault.drop else self._fault_reply(fault)
         if not self._authenticated(headers.get("Authorization")):
             reply: Reply = (401, {"error": "Couldn't authenticate you"}, {"WWW-Authenticate": 'Basic realm="Web Password"'})
+        elif operation == "POST /api/v2/uploads":  # a raw file, not JSON
+            reply = handler(body, parse_qs(parts.query), headers=headers, client=client)
         elif method in ("POST", "PUT"):
             try:
                 payload = json.loads(body or b"null")
@@ -358,12 +396,18 @@ class ZendeskSandbox:
                 self._comments.setdefault(ticket_id, []).append(comment)
         return audit
 
-    @staticmethod
-    def _comment_event(comment: dict[str, Any], author_id: int) -> dict[str, Any]:
+    def _comment_event(self, comment: dict[str, Any], author_id: int) -> dict[str, Any]:
+        """A Comment event; the files of its ``uploads`` become its ``attachments`` (tokens used up)."""
         body = str(comment.get("body") or "")
         html_body = comment.get("html_body") or f'<div class="zd-comment" dir="auto"><p>{html.escape(body)}</p></div>'
+        attachments: list[dict[str, Any]] = []
+        for token in comment.get("uploads") or []:
+            upload = self._uploads[token]
+            upload["used"] = True
+            attachments.extend(copy.deepcopy(upload["attachments"]))
         return {"type": "Comment", "author_id": author_id, "body": body or re.sub(r"<[^>]+>", "", html_body),
-                "html_body": html_body, "plain_body": body, "public": bool(comment.get("public", True)), "attachments": []}
+                "html_body": html_body, "plain_body": body, "public": bool(comment.get("public", True)),
+                "attachments": attachments}
 
     def _check_comment(self, comment: Any) -> tuple[int, Reply | None]:
         if not isinstance(comment, dict) or not (comment.get("body") or comment.get("html_body")):
@@ -371,6 +415,14 @@ class ZendeskSandbox:
         author_id = comment.get("author_id", self.agent_id)
         if not isinstance(author_id, int) or author_id not in self._users:
             return 0, _invalid("author_id", "Author: is invalid")
+        uploads = comment.get("uploads", [])
+        if not isinstance(uploads, list) or not all(isinstance(t, str) for t in uploads):
+            return 0, _invalid("uploads", "Uploads: must be a list of upload tokens")
+        now = time.monotonic()
+        for token in uploads:
+            upload = self._uploads.get(token)
+            if upload is None or upload["expires"] <= now or upload["used"]:
+                return 0, _invalid("uploads", f"Uploads: token {token} is invalid or has expired")
         return author_id, None
 
     # --- users ----------------------------------------------------------------------------------
@@ -391,6 +443,40 @@ class ZendeskSandbox:
                     existing[key] = data[key]
             self._touch(existing)
             return 200, {"user": copy.deepcopy(existing)}, {}
+
+    # --- uploads --------------------------------------------------------------------------------
+
+    def _upload(self, body: bytes, query: dict[str, list[str]], *, headers: Any, **_: Any) -> Reply:
+        filename = ((query.get("filename") or [""])[0]).strip()
+        if not filename:
+            return _error(400, "ParameterMissing", "param is missing or the value is empty: filename")
+        if len(body) > self.max_upload_bytes:
+            return _error(413, "RecordInvalid", "Record validation errors",
+                          {"size": [{"description": f"Size: must be less than {self.max_upload_bytes // (1024 * 1024)} MB"}]})
+        if not body:
+            return _invalid("size", "Size: file cannot be empty")
+        content_type = (headers.get("Content-Type") or "application/binary").split(";", 1)[0].strip() or "application/binary"
+        with self._lock:
+            token = (query.get("token") or [""])[0]
+            upload = self._uploads.get(token) if token else None
+            if token and (upload is None or upload["expires"] <= time.monotonic() or upload["used"]):
+                return _invalid("token", f"Token: {token} is invalid or has expired")
+            if upload is None:
+                token = secrets.token_urlsafe(18)
+                upload = self._uploads[token] = {"expires": time.monotonic() + self.upload_ttl, "attachments": [], "used": False}
+            attachment_id, content_token = self._next_id("attachment"), secrets.token_urlsafe(18)
+            content_url = f"{self.url}/attachments/token/{content_token}/?name={quote(filename)}"
+            attachment = {
+                "id": attachment_id, "url": f"{self.url}/api/v2/attachments/{attachment_id}.json",
+                "file_name": filename, "content_url": content_url, "mapped_content_url": content_url,
+                "content_type": content_type, "size": len(body), "inline": False, "deleted": False,
+                "malware_access_override": False, "malware_scan_result": "not_scanned", "thumbnails": [],
+            }
+            self._files[content_token] = (bytes(body), content_type)
+            upload["attachments"].append(attachment)
+            payload = {"upload": {"token": token, "attachment": copy.deepcopy(attachment),
+                                  "attachments": copy.deepcopy(upload["attachments"])}}
+            return 201, payload, {}
 
     def _show_user(self, user_id: str, _query: Any, **_: Any) -> Reply:
         with self._lock:
@@ -480,14 +566,15 @@ class ZendeskSandbox:
                 return _invalid("status", "Status: closed prevents ticket update")
             events: list[dict[str, Any]] = []
             author_id = self.agent_id
+            status = data.get("status")
             if "comment" in data:
                 author_id, problem = self._check_comment(data["comment"])
                 if problem:
                     return problem
-                events.append(self._comment_event(data["comment"], author_id))
-            status = data.get("status")
             if status is not None and status not in STATUSES:
                 return _invalid("status", f"Status: {status} is not valid")
+            if "comment" in data:  # validated: its upload tokens are used up now
+                events.append(self._comment_event(data["comment"], author_id))
             reopens = events and events[0]["public"] and author_id == ticket["requester_id"]
             if status is None and reopens and ticket["status"] in ("solved", "pending"):
                 status = "open"  # the requester replied: Zendesk reopens the ticket
@@ -587,6 +674,9 @@ def _make_handler(sandbox: ZendeskSandbox) -> type[BaseHTTPRequestHandler]:
         def _serve(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             path = urlsplit(self.path).path
+            if self.command == "GET" and path.startswith("/attachments/token/"):
+                self._send_file(sandbox.attachment_content(path))
+                return
             if path.startswith("/__sandbox/"):
                 reply: Reply | None = sandbox.handle_admin(self.command, path, body)
             else:
@@ -605,6 +695,14 @@ def _make_handler(sandbox: ZendeskSandbox) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(data)))
             for name, value in extra.items():
                 self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _send_file(self, found: tuple[bytes, str] | None) -> None:
+            data, content_type = found if found is not None else (b"Not found", "text/plain")
+            self.send_response(200 if found is not None else 404)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
 

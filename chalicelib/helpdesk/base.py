@@ -7,9 +7,14 @@ no HTTP code: it calls these methods and reacts to these exceptions.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from chalicelib.models import Author, Platform, SocialMessage
+
+if TYPE_CHECKING:
+    from chalicelib.attachments import FileToAttach
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,17 @@ class HelpdeskRejected(HelpdeskError):
     """Permanent: the helpdesk refused the request (validation, permissions, auth)."""
 
 
+class IdempotencyConflict(HelpdeskRejected):
+    """The idempotency key was already used with a different request body.
+
+    Zendesk answers 400 ``IdempotentRequestError``. For the bridge this means an earlier
+    request with the same key (same conversation, epoch and message) reached the
+    helpdesk, e.g. before a redrive re-uploaded the files and got new upload tokens.
+    The sync then looks for the ticket (``find_ticket_with_message``) before anything
+    else. A ``HelpdeskRejected``, so code that does not know it still parks the message.
+    """
+
+
 class TicketClosed(HelpdeskError):
     """The ticket can no longer take comments; a follow-up ticket is needed."""
 
@@ -50,6 +66,11 @@ class Helpdesk(ABC):
     """A helpdesk the bridge turns conversations into tickets in."""
 
     name: str
+    # True when ``upload`` stores files and ``open_ticket``/``append_message`` accept the
+    # ``uploads`` and ``problems`` keywords. The sync only fetches attachments, and only
+    # passes those keywords, for a helpdesk that says so: an adapter written before
+    # attachments existed keeps working unchanged (its comments list the links).
+    supports_uploads: bool = False
 
     @abstractmethod
     def ensure_requester(self, platform: Platform, author: Author) -> str:
@@ -63,14 +84,31 @@ class Helpdesk(ABC):
         *,
         idempotency_key: str,
         follow_up_of: str | None = None,
+        uploads: Sequence[str] = (),
+        problems: Sequence[str] | None = None,
     ) -> TicketRef:
-        """Create a ticket whose first comment is ``message``; safe to repeat with the same key."""
+        """Create a ticket whose first comment is ``message``; safe to repeat with the same key.
+
+        ``uploads``: tokens from ``upload``, attached to the first comment. ``problems``:
+        notes about files that could not be attached, shown under the comment text
+        (``formatting.comment_body(message, problems)``). Both are passed only to a
+        helpdesk with ``supports_uploads``. May raise ``IdempotencyConflict``.
+        """
 
     @abstractmethod
-    def append_message(self, ticket_id: str, message: SocialMessage, requester_id: str) -> TicketRef:
+    def append_message(
+        self,
+        ticket_id: str,
+        message: SocialMessage,
+        requester_id: str,
+        *,
+        uploads: Sequence[str] = (),
+        problems: Sequence[str] | None = None,
+    ) -> TicketRef:
         """Add ``message`` to the ticket as a comment authored by the requester.
 
-        Raises ``TicketClosed`` when the ticket cannot take it any more.
+        ``uploads`` and ``problems`` as for ``open_ticket``. Raises ``TicketClosed`` when
+        the ticket cannot take it any more.
         """
 
     @abstractmethod
@@ -81,3 +119,21 @@ class Helpdesk(ABC):
     @abstractmethod
     def ticket_has_message(self, ticket_id: str, message: SocialMessage) -> bool:
         """True when ``message`` is already on the ticket (used after an ambiguous failure)."""
+
+    # --- optional: attachments and lookups (safe defaults for every adapter) ------------
+
+    def upload(self, files: Sequence[FileToAttach]) -> list[str]:
+        """Store files to attach to the next comment; return one token per stored file.
+
+        The default stores nothing (``supports_uploads`` is False). An adapter raises
+        ``HelpdeskUnavailable`` (transient) or ``HelpdeskRejected`` (this file is refused,
+        e.g. too large or a forbidden type); the sync notes a file it could not store
+        and still delivers the message.
+        """
+        return []
+
+    def find_ticket_with_message(self, external_id: str, message: SocialMessage) -> TicketRef | None:
+        """A ticket with this ``external_id`` (the conversation key) that already has
+        ``message``, if any. Used before re-creating a ticket whose creation may have
+        been applied (redrive, ``IdempotencyConflict``). Default: no lookup (None)."""
+        return None

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from chalicelib.attachments import is_file_attachment
 from chalicelib.models import KIND_LABELS, PLATFORM_LABELS, Platform, SocialMessage
 
 SUBJECT_TEXT_CHARS = 80
@@ -32,13 +35,26 @@ def ticket_subject(message: SocialMessage) -> str:
     return f"[{source_label(message)}] {who}: {text}" if text else f"[{source_label(message)}] {who}"
 
 
-def comment_body(message: SocialMessage) -> str:
-    """The comment text: what the customer wrote, then who, where and a link."""
+def comment_body(message: SocialMessage, problems: Sequence[str] | None = None) -> str:
+    """The comment text: what the customer wrote, then who, where and a link.
+
+    ``problems`` is given when the message's files were fetched to be attached to the
+    comment: each is a note about a file that could not be (see
+    ``chalicelib.attachments.problem_note``), shown under the text, and only the
+    attachments that are links rather than files (a shared post, a map) are listed.
+    Without it (no attachment fetching), every attachment is listed as its link or
+    media id, as before.
+    """
     lines = [message.text.strip() or "(no text)"]
     for attachment in message.attachments:
+        if problems is not None and is_file_attachment(attachment):
+            continue  # attached to the comment, or explained in a note below
         target = attachment.url or (f"media id {attachment.media_id}" if attachment.media_id else "")
         caption = f" ({attachment.caption})" if attachment.caption else ""
         lines.append(f"[{attachment.type}] {target}{caption}".rstrip())
+    if problems:
+        lines.append("")
+        lines.extend(" ".join(str(problem).split()) for problem in problems)
     footer = f"— {message.author.label} · {source_label(message)}"
     if message.author.follower_count is not None:
         footer += f" · {message.author.follower_count:,} followers"

@@ -7,7 +7,12 @@ Requests (paths as in Zendesk's published OpenAPI document):
 * ``POST /api/v2/tickets``: a ticket whose first comment is the customer's message,
   sent with an ``Idempotency-Key`` header;
 * ``PUT /api/v2/tickets/{id}``: a later message as a new public comment;
-* ``GET /api/v2/tickets/{id}/audits``: whether a message already reached a ticket.
+* ``GET /api/v2/tickets/{id}/audits``: whether a message already reached a ticket;
+* ``POST /api/v2/uploads?filename=...``: a customer's file (raw bytes, its own
+  ``Content-Type``), answered with an upload ``token`` that the next comment lists in
+  ``comment.uploads`` (tokens are valid for 60 minutes and used once);
+* ``GET /api/v2/tickets?external_id=...``: a conversation's tickets, to find one that
+  already has a message when its creation may have been applied.
 
 Every write carries ``metadata`` with the message reference. Zendesk records a
 ticket request's ``metadata`` on the audit it creates, under ``metadata.custom``
@@ -27,7 +32,8 @@ read timeout / dropped conn.  HelpdeskUnavailable                          True 
 503 with Retry-After          HelpdeskUnavailable(retry_after=...)         False
 other 5xx (500, 502, 504...)  HelpdeskUnavailable                          True for writes
 422 "closed prevents update"  TicketClosed (``append_message`` only)       -
-400/401/403/404/422, 3xx      HelpdeskRejected (Zendesk's error, no secret) -
+400 IdempotentRequestError    IdempotencyConflict (``open_ticket``)         -
+400/401/403/404/413/422, 3xx  HelpdeskRejected (Zendesk's error, no secret) -
 ============================  ===========================================  ==============
 
 Why 5xx counts as "maybe applied": a 500 can be raised after the ticket update was
@@ -41,9 +47,22 @@ harmless), so for those ``maybe_applied`` is always False.
 A maybe-applied ``open_ticket`` is safe to resend as is: the ``Idempotency-Key``
 makes Zendesk answer a repeat with the first request's ticket (response header
 ``x-idempotency-lookup: hit``) instead of creating another, as long as the body is
-identical -- which it is, since it is a pure function of the message, the requester
-and ``follow_up_of`` -- and the key is still retained by Zendesk (keys expire: a
-resend days later, e.g. from the dead-letter redrive, is not protected).
+identical -- which it is, since it is a pure function of the message, the requester,
+``follow_up_of`` and the upload tokens and notes (fixed for one delivery, see below) --
+and the key is still retained by Zendesk (keys expire after about 2 hours: a resend
+later, e.g. from the dead-letter redrive, is not protected by the key; the sync's
+``find_ticket_with_message`` lookup covers it).
+
+Attachments and the idempotency key: the ticket body includes the upload tokens, and
+tokens are new on every upload. The sync therefore uploads a message's files once per
+delivery and reuses the same tokens (and the same notes) for every retry of it, so a
+resend is byte-for-byte the same request. A later *redrive* of the same message uploads
+again and gets new tokens: within Zendesk's key retention the same key then comes with
+a different body, and Zendesk answers 400 ``IdempotentRequestError``, raised as
+``IdempotencyConflict``. That means the earlier request with this key reached Zendesk:
+the sync looks for the conversation's ticket that has the message
+(``find_ticket_with_message``, by ``external_id`` and audit metadata) before creating
+anything, and a redrive does that lookup first anyway.
 
 A maybe-applied ``append_message`` is *not* idempotent on Zendesk's side: the sync
 checks ``ticket_has_message`` before repeating it (also across containers, when a
@@ -56,14 +75,38 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import inspect
+import logging
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
-from chalicelib.helpdesk.base import Helpdesk, HelpdeskRejected, HelpdeskUnavailable, TicketClosed, TicketRef
+from chalicelib.helpdesk.base import (
+    Helpdesk,
+    HelpdeskRejected,
+    HelpdeskUnavailable,
+    IdempotencyConflict,
+    TicketClosed,
+    TicketRef,
+)
 from chalicelib.helpdesk.formatting import comment_body, message_reference, ticket_subject, ticket_tags
-from chalicelib.helpdesk.http import ConnectFailed, Exchange, HttpResponse, JsonHttpClient, TransportError, UnsafeUrl
+from chalicelib.helpdesk.http import (
+    REDACTED_AUTHORIZATION,
+    USER_AGENT,
+    ConnectFailed,
+    Exchange,
+    HttpResponse,
+    JsonHttpClient,
+    TransportError,
+    UnsafeUrl,
+)
 from chalicelib.models import Author, Platform, SocialMessage
+
+if TYPE_CHECKING:
+    from chalicelib.attachments import FileToAttach
+
+logger = logging.getLogger(__name__)
 
 METADATA_KEY = "socialdesk_message"
 TICKET_STATUSES = frozenset({"new", "open", "pending", "hold", "solved", "closed"})
@@ -72,6 +115,8 @@ USER_NAME_MAX = 255
 ERROR_TEXT_MAX = 300
 # A ticket's audit history is followed at most this far (100 audits a page).
 MAX_AUDIT_PAGES = 100
+# Tickets of one conversation looked at (newest first) when searching for a message.
+MAX_TICKETS_SEARCHED = 5
 
 
 def basic_auth_header(email_address: str, api_token: str) -> str:
@@ -120,10 +165,79 @@ def _zendesk_id(value: str, what: str) -> int:
         raise HelpdeskRejected(f"not a Zendesk {what} id: {value!r}") from None
 
 
+class FileCapableClient(JsonHttpClient):
+    """A ``JsonHttpClient`` that can also send a raw body: ``request(..., data=bytes)``
+    with the body's ``Content-Type`` in ``headers`` (Zendesk's ``POST /api/v2/uploads``).
+
+    Same guarantees as the JSON client: never retries, one origin only, the
+    ``Authorization`` header never logged and redacted for observers, failures
+    classified by whether the request may have been sent.
+    """
+
+    def __init__(self, base_url: str, auth_header: str, **kwargs: Any) -> None:
+        super().__init__(base_url, auth_header, **kwargs)
+        self.__auth_header = auth_header
+
+    def request(  # type: ignore[override]
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, Any] | None = None,
+        data: bytes | None = None,
+    ) -> HttpResponse:
+        """``JsonHttpClient.request``; with ``data``, that body is sent as is."""
+        if data is None:
+            return super().request(method, path, json=json, headers=headers, params=params)
+        if json is not None:
+            raise ValueError("give either json or data, not both")
+        method = method.upper()
+        url = self.url_for(path, params)
+        sent_headers = {"Accept": "application/json", "User-Agent": USER_AGENT, "Content-Type": "application/octet-stream"}
+        sent_headers.update(headers or {})
+        sent_headers["Authorization"] = self.__auth_header
+        self._drop_idle_connections()
+        started = time.monotonic()
+        try:
+            raw = self._pool.request(
+                method, url, body=data, headers=sent_headers, timeout=self._timeout,
+                retries=False, redirect=False, preload_content=True,
+            )
+        except Exception as exc:
+            self._last_used = time.monotonic()
+            mapped = self._transport_error(exc, method, url)
+            if mapped is None:
+                raise
+            raise mapped from exc
+        duration_ms = (time.monotonic() - started) * 1000
+        self._last_used = time.monotonic()
+        response = HttpResponse(
+            status=int(raw.status),
+            headers={str(name).lower(): str(raw.headers[name]) for name in raw.headers},
+            body=bytes(raw.data or b""),
+        )
+        logger.debug("%s %s -> %s in %.0f ms", method, urlsplit(url).path, response.status, duration_ms)
+        if self._observer is not None:
+            shown_headers = dict(sent_headers)
+            scheme = self.__auth_header.split(" ", 1)[0] if " " in self.__auth_header else ""
+            shown_headers["Authorization"] = f"{scheme} {REDACTED_AUTHORIZATION}".strip()
+            self._observer(
+                Exchange(
+                    method=method, url=url, request_headers=shown_headers, request_body=data,
+                    status=response.status, response_headers=dict(response.headers),
+                    response_body=response.body, duration_ms=duration_ms,
+                )
+            )
+        return response
+
+
 class ZendeskHelpdesk(Helpdesk):
     """Zendesk Support, authenticated with an agent's email and API token."""
 
     name = "zendesk"
+    supports_uploads = True
 
     def __init__(
         self,
@@ -137,7 +251,7 @@ class ZendeskHelpdesk(Helpdesk):
         if http is not None and observer is not None:
             raise ValueError("give the observer to the injected http client instead")
         # The token only lives inside the HTTP client's Authorization header.
-        self._http = http if http is not None else JsonHttpClient(
+        self._http = http if http is not None else FileCapableClient(
             base_url, basic_auth_header(email, api_token), observer=observer
         )
         self.base_url = base_url.rstrip("/")
@@ -171,18 +285,21 @@ class ZendeskHelpdesk(Helpdesk):
         *,
         idempotency_key: str,
         follow_up_of: str | None = None,
+        uploads: Sequence[str] = (),
+        problems: Sequence[str] | None = None,
     ) -> TicketRef:
         """Create a ticket whose first, public comment is the customer's message.
 
         The requester is also the submitter and the comment's author, so the ticket
         reads as written by the customer. ``follow_up_of`` links a closed ticket
-        (Zendesk ignores it for tickets that are not closed). Safe to repeat with the
-        same ``idempotency_key``.
+        (Zendesk ignores it for tickets that are not closed). ``uploads`` are attached
+        to the comment. Safe to repeat with the same ``idempotency_key`` and the same
+        arguments; the same key with other uploads raises ``IdempotencyConflict``.
         """
         requester = _zendesk_id(requester_id, "user")
         ticket: dict[str, Any] = {
             "subject": ticket_subject(message),
-            "comment": {"body": comment_body(message), "author_id": requester, "public": True},
+            "comment": _comment(message, requester, uploads, problems),
             "requester_id": requester,
             "submitter_id": requester,
             "external_id": message.conversation_key,
@@ -199,22 +316,27 @@ class ZendeskHelpdesk(Helpdesk):
             json={"ticket": ticket},
             headers={"Idempotency-Key": idempotency_key},
             writes_message=True,
+            idempotent=True,
         )
         return self._ticket_ref(response, writes_message=True)
 
-    def append_message(self, ticket_id: str, message: SocialMessage, requester_id: str) -> TicketRef:
-        """Add the message as a public comment authored by the requester.
+    def append_message(
+        self,
+        ticket_id: str,
+        message: SocialMessage,
+        requester_id: str,
+        *,
+        uploads: Sequence[str] = (),
+        problems: Sequence[str] | None = None,
+    ) -> TicketRef:
+        """Add the message as a public comment authored by the requester, with ``uploads``.
 
         Raises ``TicketClosed`` on Zendesk's "Status: closed prevents ticket update".
         """
         path = f"/api/v2/tickets/{_zendesk_id(ticket_id, 'ticket')}"
         body = {
             "ticket": {
-                "comment": {
-                    "body": comment_body(message),
-                    "author_id": _zendesk_id(requester_id, "user"),
-                    "public": True,
-                },
+                "comment": _comment(message, _zendesk_id(requester_id, "user"), uploads, problems),
                 "metadata": {METADATA_KEY: message_reference(message)},
             }
         }
@@ -242,6 +364,42 @@ class ZendeskHelpdesk(Helpdesk):
             if metadata.get(METADATA_KEY) == reference:
                 return True
         return False
+
+    def upload(self, files: Sequence[FileToAttach]) -> list[str]:
+        """Upload each file (``POST /api/v2/uploads?filename=``); one token per file.
+
+        Repeating an upload is harmless (an unused upload expires), so a failure is never
+        ``maybe_applied``. A file Zendesk refuses (too large: 413, a blocked type: 422)
+        raises ``HelpdeskRejected``.
+        """
+        tokens: list[str] = []
+        for file in files:
+            response = self._call(
+                "POST",
+                "/api/v2/uploads",
+                params={"filename": file.filename},
+                data=file.data,
+                headers={"Content-Type": file.content_type or "application/octet-stream"},
+                writes_message=False,
+            )
+            upload = self._body(response, writes_message=False).get("upload")
+            token = upload.get("token") if isinstance(upload, dict) else None
+            if not isinstance(token, str) or not token:
+                raise HelpdeskUnavailable("Zendesk answered the upload without a token")
+            tokens.append(token)
+        return tokens
+
+    def find_ticket_with_message(self, external_id: str, message: SocialMessage) -> TicketRef | None:
+        """The newest of the conversation's tickets (``external_id``) whose audits carry
+        the message's reference, looking at the newest ``MAX_TICKETS_SEARCHED`` only."""
+        response = self._call("GET", "/api/v2/tickets", params={"external_id": external_id}, writes_message=False)
+        tickets = self._body(response, writes_message=False).get("tickets") or []
+        candidates = [t for t in tickets if isinstance(t, dict) and isinstance(t.get("id"), int)]
+        candidates.sort(key=lambda t: t["id"], reverse=True)
+        for ticket in candidates[:MAX_TICKETS_SEARCHED]:
+            if self.ticket_has_message(str(ticket["id"]), message):
+                return TicketRef(ticket_id=str(ticket["id"]), status=normalize_status(ticket.get("status")))
+        return None
 
     # --- reading responses ---------------------------------------------------------
 
@@ -297,17 +455,29 @@ class ZendeskHelpdesk(Helpdesk):
         *,
         json: Any = None,
         headers: dict[str, str] | None = None,
+        params: dict[str, Any] | None = None,
+        data: bytes | None = None,
         writes_message: bool,
         closed_means_ticket_closed: bool = False,
+        idempotent: bool = False,
     ) -> HttpResponse:
         """Send one request; return a 2xx response or raise the helpdesk exception it means.
 
         ``writes_message``: the request puts a message on a ticket, so an ambiguous
-        failure is reported as ``maybe_applied``.
+        failure is reported as ``maybe_applied``. ``idempotent``: it carries an
+        ``Idempotency-Key``, so Zendesk's ``IdempotentRequestError`` is raised as
+        ``IdempotencyConflict``. ``data``: a raw body (uploads).
         """
         what = f"{method} {path.split('?', 1)[0]}"
+        extra: dict[str, Any] = {}
+        if params:
+            extra["params"] = params
+        if data is not None:
+            extra["data"] = data
+        if data is not None and not _sends_raw_bodies(self._http):
+            raise HelpdeskRejected(f"Zendesk {what}: the injected HTTP client cannot send files (use FileCapableClient)")
         try:
-            response = self._http.request(method, path, json=json, headers=headers)
+            response = self._http.request(method, path, json=json, headers=headers, **extra)
         except UnsafeUrl as exc:
             raise HelpdeskRejected(f"Zendesk {what}: {exc}") from exc
         except ConnectFailed as exc:
@@ -336,13 +506,35 @@ class ZendeskHelpdesk(Helpdesk):
             )
         if status == 422 and closed_means_ticket_closed and _says_closed(response):
             raise TicketClosed(f"Zendesk ticket is closed ({what}){detail}")
+        if status == 400 and idempotent and _is_idempotency_error(response):
+            raise IdempotencyConflict(f"Zendesk {what}: idempotency key reused with another request body{detail}")
         raise HelpdeskRejected(f"Zendesk rejected {what} ({status}{_hint(status)}){detail}")
+
+
+def _comment(
+    message: SocialMessage, author_id: int, uploads: Sequence[str], problems: Sequence[str] | None
+) -> dict[str, Any]:
+    """The public comment of a customer message, authored by them, with its uploads."""
+    comment: dict[str, Any] = {"body": comment_body(message, problems), "author_id": author_id, "public": True}
+    if uploads:
+        comment["uploads"] = list(uploads)
+    return comment
 
 
 # --- error bodies ----------------------------------------------------------------------
 
 
+def _sends_raw_bodies(client: Any) -> bool:
+    """True when ``client.request`` takes ``data=`` (a raw body)."""
+    try:
+        return "data" in inspect.signature(client.request).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def _hint(status: int) -> str:
+    if status == 413:
+        return ": the file is too large for Zendesk"
     if status == 401:
         return ": check ZENDESK_EMAIL and the API token"
     if status == 403:
@@ -402,6 +594,15 @@ def _strings(value: Any) -> Iterator[str]:
     elif isinstance(value, list):
         for item in value:
             yield from _strings(item)
+
+
+def _is_idempotency_error(response: HttpResponse) -> bool:
+    """Zendesk's 400 ``{"error": "IdempotentRequestError", ...}``."""
+    data = _error_json(response)
+    error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, dict):
+        error = error.get("title")
+    return isinstance(error, str) and error.replace(" ", "").lower() == "idempotentrequesterror"
 
 
 def _says_closed(response: HttpResponse) -> bool:
