@@ -50,7 +50,7 @@ from chalicelib.helpdesk.base import (
 from chalicelib.helpdesk.formatting import change_note
 from chalicelib.models import Direction, SocialMessage
 from chalicelib.policy import TicketPolicy
-from chalicelib.store import Conversation, ConversationConflict, message_from_image, requester_key
+from chalicelib.store import Conversation, ConversationConflict, StoreUnavailable, message_from_image, requester_key
 
 if TYPE_CHECKING:
     from chalicelib.attachments import AttachmentFetcher, FileToAttach
@@ -59,6 +59,9 @@ if TYPE_CHECKING:
 
 MAX_BACKOFF_SECONDS = 30.0
 _RECORD_ATTEMPTS = 8
+# Deliveries whose bookkeeping could not be written, kept per container: Lambda
+# retries a failed stream batch, usually in the same warm container.
+_UNRECORDED_MEMORY = 1000
 
 
 class Outcome(str, Enum):
@@ -140,6 +143,7 @@ class TicketSync:
         self.store = store
         self.fetcher = fetcher
         self.policy = policy or TicketPolicy()
+        self._unrecorded: dict[str, tuple[Callable[[Conversation], None], Outcome]] = {}
         self.helpdesk = helpdesk
         self.dead_letters = dead_letters
         self.attempts = attempts
@@ -171,8 +175,15 @@ class TicketSync:
     def sync_message(self, message: SocialMessage, *, redrive: bool = False) -> Outcome:
         """Deliver one message to its ticket, or park it. ``redrive`` replays a parked one."""
         conversation = self.store.get_conversation(message.conversation_key)
+        unrecorded = self._unrecorded.pop(message.message_id, None)
         if message.message_id in conversation.synced:
             return Outcome.DUPLICATE
+        if unrecorded is not None:
+            # Delivered by an earlier attempt whose bookkeeping write failed: finish
+            # the bookkeeping, never send it again.
+            apply, outcome = unrecorded
+            self._update_conversation(conversation, apply, delivered=(message, outcome))
+            return outcome
         if conversation.parked:
             head = conversation.parked[0]
             if redrive and head != message.message_id:
@@ -372,7 +383,8 @@ class TicketSync:
             if message.message_id in current.parked:
                 current.parked.remove(message.message_id)
 
-        self._update_conversation(conversation, apply)
+        outcome = Outcome.TICKET_OPENED if epoch is not None else Outcome.NOTE_ADDED if requester is None else Outcome.COMMENT_ADDED
+        self._update_conversation(conversation, apply, delivered=(message, outcome))
 
     def _park(self, message: SocialMessage, reason: str) -> Outcome:
         # Queue first: if the bookkeeping write then fails, the stream retries the
@@ -386,13 +398,47 @@ class TicketSync:
         self._update_conversation(self.store.get_conversation(message.conversation_key), apply)
         return Outcome.PARKED
 
-    def _update_conversation(self, conversation: Conversation, apply: Callable[[Conversation], None]) -> None:
+    def _update_conversation(
+        self,
+        conversation: Conversation,
+        apply: Callable[[Conversation], None],
+        delivered: tuple[SocialMessage, Outcome] | None = None,
+    ) -> None:
+        """Apply ``apply`` to the conversation and save it, re-reading on conflicts and
+        waiting out throttling. When ``delivered`` is given (the helpdesk already has
+        it) and the write still fails, the bookkeeping is kept in memory so the
+        retried batch finishes it instead of delivering the message a second time."""
         current = conversation
-        for _ in range(_RECORD_ATTEMPTS):
+        for attempt in range(_RECORD_ATTEMPTS):
             apply(current)
             try:
                 self.store.save_conversation(current)
                 return
             except ConversationConflict:
                 current = self.store.get_conversation(conversation.key)
+            except StoreUnavailable:
+                if attempt + 1 == _RECORD_ATTEMPTS:
+                    if delivered is not None:
+                        self._remember_unrecorded(delivered, apply)
+                    raise
+                self._sleep(min(self.backoff_seconds * 2**attempt, MAX_BACKOFF_SECONDS))
+                current = self._reread(conversation.key, delivered, apply)
         raise ConversationConflict(f"conversation {conversation.key} kept changing while being recorded")
+
+    def _reread(
+        self, key: str, delivered: tuple[SocialMessage, Outcome] | None, apply: Callable[[Conversation], None]
+    ) -> Conversation:
+        try:
+            return self.store.get_conversation(key)
+        except Exception:
+            if delivered is not None:
+                self._remember_unrecorded(delivered, apply)
+            raise
+
+    def _remember_unrecorded(
+        self, delivered: tuple[SocialMessage, Outcome], apply: Callable[[Conversation], None]
+    ) -> None:
+        message, outcome = delivered
+        self._unrecorded[message.message_id] = (apply, outcome)
+        while len(self._unrecorded) > _UNRECORDED_MEMORY:
+            self._unrecorded.pop(next(iter(self._unrecorded)))

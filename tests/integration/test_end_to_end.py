@@ -250,3 +250,29 @@ def test_meta_handshake_and_x_crc_over_http(stack: Stack) -> None:
     digest = hmac.new(LOCAL_SECRETS["X_CONSUMER_SECRET"].encode(), b"abc123", hashlib.sha256).digest()
     assert crc.body == {"response_token": "sha256=" + base64.b64encode(digest).decode()}
     assert stack.items() == []
+
+
+def test_a_failed_bookkeeping_write_after_delivery_does_not_deliver_twice(stack: Stack, monkeypatch) -> None:
+    from chalicelib import wiring
+    from chalicelib.store import StoreUnavailable
+
+    stack.post_webhook("meta", _messenger("m_ddb_1", "7777700", "charged twice"))
+    stack.sync()
+    [ticket] = stack.tickets()
+
+    store = wiring.ticket_sync().store
+    real_save = store.save_conversation
+    failures = {"left": 8}  # more than the sync's own retries: the whole batch fails
+
+    def flaky_save(conversation: Any) -> None:
+        if failures["left"] > 0:
+            failures["left"] -= 1
+            raise StoreUnavailable("ProvisionedThroughputExceededException")
+        real_save(conversation)
+
+    monkeypatch.setattr(store, "save_conversation", flaky_save)
+    stack.post_webhook("meta", _messenger("m_ddb_2", "7777700", "still charged", t=1_764_000_300))
+    stack.sync()  # the comment reached the ticket, its bookkeeping did not: Lambda retries the batch
+    assert stack.poller.failures == 1
+    stack.sync()
+    assert [b.splitlines()[0] for b in _comment_bodies(stack, ticket)] == ["charged twice", "still charged"]
