@@ -220,7 +220,11 @@ def privacy_status(code: str) -> Response:
 def sync_tickets(event: Any) -> None:
     """The outbox: every new inbound message becomes a ticket or a comment."""
     records = event.to_dict().get("Records", [])
-    report = wiring.ticket_sync().sync_stream_records(records, remaining_seconds=_remaining_seconds(event))
+    # Stop well before the 300 s timeout: one message may spend up to 120 s fetching
+    # its attachments. The batch is retried and finished messages are skipped.
+    report = wiring.ticket_sync().sync_stream_records(
+        records, remaining_seconds=_remaining_seconds(event), reserve_seconds=150
+    )
     _publish("sync", report.outcomes)
 
 

@@ -12,6 +12,7 @@ from chalicelib.config import get_secret, settings
 from chalicelib.errors import NotConfigured
 
 if TYPE_CHECKING:
+    from chalicelib.attachments import AttachmentFetcher
     from chalicelib.deadletter import DeadLetterQueue
     from chalicelib.helpdesk.base import Helpdesk
     from chalicelib.platforms.google_reviews import BusinessProfileClient
@@ -99,8 +100,33 @@ def ticket_sync() -> TicketSync:
         from chalicelib.policy import TicketPolicy
         from chalicelib.sync import TicketSync
 
-        _built["sync"] = TicketSync(message_store(), helpdesk(), dead_letters(), policy=TicketPolicy.from_env())
+        _built["sync"] = TicketSync(
+            message_store(), helpdesk(), dead_letters(), policy=TicketPolicy.from_env(), fetcher=attachment_fetcher()
+        )
     return _built["sync"]
+
+
+def attachment_fetcher() -> AttachmentFetcher | None:
+    """Downloads customers' files for the sync (None when ``ATTACHMENTS_ENABLED=false``)."""
+    if "attachments" not in _built:
+        import os
+
+        from chalicelib.attachments import AttachmentFetcher, token_reader
+        from chalicelib.models import Platform
+
+        if os.environ.get("ATTACHMENTS_ENABLED", "true").strip().lower() == "false":
+            _built["attachments"] = None
+        else:
+            _built["attachments"] = AttachmentFetcher.from_env(
+                token_reader(
+                    {
+                        Platform.WHATSAPP: lambda: get_secret("WHATSAPP_ACCESS_TOKEN"),
+                        Platform.TELEGRAM: lambda: get_secret("TELEGRAM_BOT_TOKEN"),
+                        Platform.LINE: lambda: get_secret("LINE_CHANNEL_ACCESS_TOKEN"),
+                    }
+                )
+            )
+    return _built["attachments"]
 
 
 def google_review_client() -> BusinessProfileClient:

@@ -95,6 +95,8 @@ def main() -> int:
         )
         for name, value in LOCAL_SECRETS.items():
             os.environ.setdefault(name, value)
+        # Sample attachments point at platform CDNs this machine may not reach.
+        os.environ.setdefault("ATTACHMENTS_ENABLED", "false")
 
         kind, helpdesk_url, helpdesk_note, tickets_url = _start_helpdesk(started)
 
