@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test unit integration bench redrive forget clean
+.PHONY: run demo test unit integration bench fuzz soak redrive forget clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ integration: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench.run
+
+# Hostile input against every route: >= 10,000 inputs (a short run is part of `make test`).
+fuzz: $(STAMP)
+	mkdir -p .run
+	FUZZ_PROFILE=long FUZZ_REPORT_FILE=.run/fuzz-report.json $(PY) -m pytest -q -p no:cacheprovider tests/fuzz
 
 # Replays messages parked in the dead-letter queue. Locally (no STAGE) against the
 # running `make run` stack; with STAGE=dev|prod it invokes the deployed function.

@@ -13,16 +13,16 @@ from chalice import Chalice, Response
 
 from chalicelib import wiring
 from chalicelib.config import get_secret, settings
-from chalicelib.errors import WebhookError
+from chalicelib.errors import NotConfigured, NotFound, WebhookError
 from chalicelib.ingest import Verifier, receive_webhook
 from chalicelib.models import NormalizedBatch
 from chalicelib.observability import logger, metrics
 
 app = Chalice(app_name="socialdesk", configure_logs=False)
 
-# Declared so Chalice does not answer 415 before our own checks run: platforms send
-# JSON, but a forged or broken request must still get our JSON error.
-WEBHOOK_CONTENT_TYPES = ["application/json", "text/plain", "application/x-www-form-urlencoded", "application/octet-stream"]
+# Every content type is let through to our own checks: platforms send JSON, but a
+# forged or broken request must still get our JSON error, never Chalice's own 415.
+ANY_CONTENT_TYPE = ["*/*"]
 
 # Chalice reads the stream ARN at import time; the placeholder keeps local runs and
 # tests importable (the stage config sets the real one, see infra/record_outputs.py).
@@ -61,13 +61,13 @@ def _ingest(route: str, verifier: Callable[[], Verifier], normalize: Callable[[A
     return _json(result.to_body())
 
 
-@app.route("/health", methods=["GET"])
+@app.route("/health", methods=["GET"], content_types=ANY_CONTENT_TYPE)
 def health() -> dict[str, Any]:
     """Liveness probe."""
     return {"ok": True, "service": "socialdesk"}
 
 
-@app.route("/webhooks/meta", methods=["GET"])
+@app.route("/webhooks/meta", methods=["GET"], content_types=ANY_CONTENT_TYPE)
 def meta_subscription_handshake() -> Response:
     """Meta's subscription check: echo ``hub.challenge`` when the verify token matches."""
     from chalicelib.platforms import meta
@@ -79,7 +79,7 @@ def meta_subscription_handshake() -> Response:
     return Response(body=challenge, status_code=200, headers={"Content-Type": "text/plain"})
 
 
-@app.route("/webhooks/meta", methods=["POST"], content_types=WEBHOOK_CONTENT_TYPES)
+@app.route("/webhooks/meta", methods=["POST"], content_types=ANY_CONTENT_TYPE)
 def meta_webhook() -> Response:
     """Facebook Page, Messenger, Instagram and WhatsApp events."""
     from chalicelib.platforms import meta
@@ -87,7 +87,7 @@ def meta_webhook() -> Response:
     return _ingest("meta", lambda: meta.signature_verifier(get_secret("META_APP_SECRET")), meta.normalize_delivery)
 
 
-@app.route("/webhooks/x", methods=["GET"])
+@app.route("/webhooks/x", methods=["GET"], content_types=ANY_CONTENT_TYPE)
 def x_crc_check() -> Response:
     """X's challenge-response check."""
     from chalicelib.platforms import x
@@ -99,7 +99,7 @@ def x_crc_check() -> Response:
         return _refuse("x_crc", exc)
 
 
-@app.route("/webhooks/x", methods=["POST"], content_types=WEBHOOK_CONTENT_TYPES)
+@app.route("/webhooks/x", methods=["POST"], content_types=ANY_CONTENT_TYPE)
 def x_webhook() -> Response:
     """X mentions, replies and direct messages (Account Activity API)."""
     from chalicelib.platforms import x
@@ -107,7 +107,7 @@ def x_webhook() -> Response:
     return _ingest("x", lambda: x.signature_verifier(get_secret("X_CONSUMER_SECRET")), x.normalize_delivery)
 
 
-@app.route("/webhooks/telegram", methods=["POST"], content_types=WEBHOOK_CONTENT_TYPES)
+@app.route("/webhooks/telegram", methods=["POST"], content_types=ANY_CONTENT_TYPE)
 def telegram_webhook() -> Response:
     """Telegram bot updates: private chats, groups and topics, Telegram Business chats."""
     from chalicelib.platforms import telegram
@@ -138,7 +138,7 @@ def _count_telegram_gap(payload: Any) -> None:
         _publish("telegram", {"updates_missing": missing})
 
 
-@app.route("/webhooks/line", methods=["POST"], content_types=WEBHOOK_CONTENT_TYPES)
+@app.route("/webhooks/line", methods=["POST"], content_types=ANY_CONTENT_TYPE)
 def line_webhook() -> Response:
     """LINE Messaging API events (one-to-one chats, groups and rooms)."""
     from chalicelib.platforms import line
@@ -146,19 +146,23 @@ def line_webhook() -> Response:
     return _ingest("line", lambda: line.signature_verifier(get_secret("LINE_CHANNEL_SECRET")), line.normalize_delivery)
 
 
-@app.route("/webhooks/generic/{source}", methods=["POST"], content_types=WEBHOOK_CONTENT_TYPES)
+@app.route("/webhooks/generic/{source}", methods=["POST"], content_types=ANY_CONTENT_TYPE)
 def generic_webhook(source: str) -> Response:
     """Any other source (Trustpilot, app-store review tools, listening tools), signed per Standard Webhooks."""
     from chalicelib.platforms import generic
 
     def verifier() -> Verifier:
         name = generic.secret_name(source)  # a bad slug is a 400 before any secret is read
-        return generic.signature_verifier(get_secret(name), name=name)
+        try:
+            configured = get_secret(name)
+        except NotConfigured as exc:  # anyone can call any URL: an unknown source is a 404, not an alarm
+            raise NotFound(f"no webhook source named {source!r} is configured") from exc
+        return generic.signature_verifier(configured, name=name)
 
     return _ingest("generic", verifier, lambda payload: generic.normalize_delivery(payload, source=source))
 
 
-@app.route("/webhooks/google/reviews", methods=["POST"], content_types=WEBHOOK_CONTENT_TYPES)
+@app.route("/webhooks/google/reviews", methods=["POST"], content_types=ANY_CONTENT_TYPE)
 def google_reviews_webhook() -> Response:
     """Google Business Profile review notifications (Pub/Sub push, Google-signed OIDC token)."""
     from chalicelib.platforms import google_reviews
@@ -180,7 +184,7 @@ def google_reviews_webhook() -> Response:
     return _json(result.to_body())
 
 
-@app.route("/privacy/meta/deletion", methods=["POST"], content_types=WEBHOOK_CONTENT_TYPES)
+@app.route("/privacy/meta/deletion", methods=["POST"], content_types=ANY_CONTENT_TYPE)
 def meta_data_deletion() -> Response:
     """Meta's data deletion request callback: forget the person, answer with a status URL and code."""
     from chalicelib import privacy
@@ -201,7 +205,7 @@ def meta_data_deletion() -> Response:
     return _json(answer)
 
 
-@app.route("/privacy/status/{code}", methods=["GET"])
+@app.route("/privacy/status/{code}", methods=["GET"], content_types=ANY_CONTENT_TYPE)
 def privacy_status(code: str) -> Response:
     """The state of a data deletion request, for the person who asked (JSON, or HTML for a browser)."""
     from chalicelib import privacy

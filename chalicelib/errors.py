@@ -53,6 +53,13 @@ class Unavailable(WebhookError):
     code = "unavailable"
 
 
+class NotFound(WebhookError):
+    """Nothing here: e.g. a webhook source nobody configured."""
+
+    status = 404
+    code = "not_found"
+
+
 class NotConfigured(Unavailable):
     """A secret this route needs is not configured: fail closed, loudly."""
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from chalicelib.errors import BadRequest, PayloadTooLarge, Unauthorized, Unavailable
-from chalicelib.models import NormalizedBatch
+from chalicelib.models import NormalizedBatch, RejectedEvent
 from chalicelib.signatures import SignatureError
-from chalicelib.store import MessageStore, StoreUnavailable
+from chalicelib.store import MessageStore, StoreUnavailable, UnstorableMessages
 
 
 class Verifier(Protocol):
@@ -47,6 +47,8 @@ def parse_json_body(body: bytes) -> Any:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:  # thousands of nested arrays: hostile, not a platform
+        raise BadRequest("the body nests JSON too deeply") from exc
 
 
 def receive_webhook(
@@ -67,7 +69,13 @@ def receive_webhook(
         raise Unauthorized(str(exc)) from exc
     batch = normalize(parse_json_body(body))
     try:
-        flags = store.save_messages(batch.messages)
+        try:
+            flags = store.save_messages(batch.messages)
+        except UnstorableMessages as refused:
+            # Acknowledged and kept in quarantine with the reason: a retry would fail the same way.
+            flags = refused.flags
+            for message, reason in refused.rejected:
+                batch.rejected.append(RejectedEvent(source=message.platform.value, error=reason, event=message.raw))
         for status in batch.statuses:
             store.record_status(status)
         for rejected in batch.rejected:
@@ -83,3 +91,4 @@ def receive_webhook(
         ignored=batch.ignored,
         quarantined=len(batch.rejected),
     )
+

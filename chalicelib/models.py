@@ -73,6 +73,17 @@ KIND_LABELS: dict[Kind, str] = {
 PRIVATE_KINDS = frozenset({Kind.DIRECT_MESSAGE})
 
 
+def _valid_unicode(value: Any) -> Any:
+    """Replace lone UTF-16 surrogates (valid in JSON escapes, unencodable in UTF-8)
+    with U+FFFD, so one odd character cannot make a whole message unstorable."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return value
+
+
 class Author(BaseModel):
     """The person (or the brand) who wrote a message, as the platform identifies them."""
 
@@ -82,6 +93,8 @@ class Author(BaseModel):
     handle: str | None = None
     display_name: str | None = None
     follower_count: int | None = None
+
+    _unicode = field_validator("*", mode="before")(_valid_unicode)
 
     @property
     def label(self) -> str:
@@ -106,6 +119,8 @@ class Attachment(BaseModel):
     mime_type: str | None = None
     caption: str | None = None
 
+    _unicode = field_validator("*", mode="before")(_valid_unicode)
+
 
 def _as_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
@@ -126,8 +141,9 @@ class SocialMessage(BaseModel):
     platform: Platform
     kind: Kind
     direction: Direction
-    message_id: str = Field(min_length=1)
-    conversation_key: str = Field(min_length=1)
+    # DynamoDB keys hold at most 1024 bytes (sort key) / 2048 (partition key).
+    message_id: str = Field(min_length=1, max_length=500)
+    conversation_key: str = Field(min_length=1, max_length=1000)
     account_id: str = Field(min_length=1, description="Receiving account: Page, IG account, WA phone-number id, X user")
     author: Author
     text: str = ""
@@ -142,6 +158,8 @@ class SocialMessage(BaseModel):
     deleted: bool = Field(default=False, description="The author deleted the message ``edit_of`` refers to")
     edit_of: str | None = Field(default=None, description="For an edit: the message_id of the message it changes")
     raw: dict[str, Any] = Field(default_factory=dict, repr=False)
+
+    _unicode = field_validator("*", mode="before")(_valid_unicode)
 
     @field_validator("created_at")
     @classmethod
@@ -208,4 +226,7 @@ def from_epoch(value: int | float | str) -> datetime:
     number = float(value)
     if number > 10_000_000_000:  # milliseconds: seconds would be past the year 2286
         number /= 1000.0
-    return datetime.fromtimestamp(number, tz=timezone.utc)
+    try:
+        return datetime.fromtimestamp(number, tz=timezone.utc)
+    except (OverflowError, OSError) as exc:  # e.g. 1e300: not a time any platform sends
+        raise ValueError(f"timestamp {value!r} is out of range") from exc

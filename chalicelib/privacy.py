@@ -139,7 +139,7 @@ def parse_signed_request(signed_request: str, app_secret: str) -> dict[str, Any]
         raise SignatureError("the signed_request signature does not match")
     try:
         payload = json.loads(payload_raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise BadRequest("the signed_request payload is not JSON") from exc
     if not isinstance(payload, dict):
         raise BadRequest("the signed_request payload is not a JSON object")
@@ -554,7 +554,7 @@ def _signed_request_from(body: bytes | str, content_type: str | None) -> str:
     if media == "application/json":
         try:
             data = json.loads(text)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise BadRequest("the body is not valid JSON") from exc
         value = data.get("signed_request") if isinstance(data, dict) else None
     elif media in ("application/x-www-form-urlencoded", ""):

@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 AUTHOR_INDEX = "by-author"
-SYNCED_MEMORY = 200  # message ids remembered per conversation to drop stream redeliveries
+SYNCED_MEMORY = 200
+MAX_RAW_BYTES = 300_000  # of DynamoDB's 400 KB per item  # message ids remembered per conversation to drop stream redeliveries
 _PARALLEL_WRITES = 8
 
 
@@ -40,6 +41,17 @@ class ConversationConflict(Exception):
 
 class StoreUnavailable(Exception):
     """DynamoDB refused or failed a write after the SDK's own retries."""
+
+
+class UnstorableMessages(Exception):
+    """DynamoDB refused some messages for good (ValidationException: an item over
+    400 KB, an odd key). The others of the batch were written; ``flags`` says which
+    were new, ``rejected`` holds the refused ones with the reason."""
+
+    def __init__(self, flags: list[bool], rejected: list[tuple[SocialMessage, str]]) -> None:
+        super().__init__(f"{len(rejected)} message(s) could not be stored")
+        self.flags = flags
+        self.rejected = rejected
 
 
 @dataclass
@@ -104,6 +116,11 @@ def message_item(message: SocialMessage, *, ttl_days: int, now: float | None = N
     """The DynamoDB item for one message (low-level attribute-value format)."""
     now = time.time() if now is None else now
     body = message.model_dump_json(exclude={"raw"})
+    raw = json.dumps(message.raw, separators=(",", ":"), default=str)
+    if len(raw) + len(body) > MAX_RAW_BYTES:
+        # The raw copy is for debugging only: never let it push the item past
+        # DynamoDB's 400 KB limit and cost us the message itself.
+        raw = json.dumps({"truncated": True, "bytes": len(raw)})
     return {
         "pk": _s(conversation_pk(message.conversation_key)),
         "sk": _s(f"MSG#{message.message_id}"),
@@ -112,7 +129,7 @@ def message_item(message: SocialMessage, *, ttl_days: int, now: float | None = N
         "direction": _s(message.direction.value),
         "created_at": _s(_iso(message.created_at)),
         "message": _s(body),
-        "raw": _s(json.dumps(message.raw, separators=(",", ":"), default=str)),
+        "raw": _s(raw),
         "received_at": _n(int(now)),
         "expires_at": _n(int(now + ttl_days * 86400)),
         # by-author index: find everything held on one person (data-deletion requests)
@@ -149,17 +166,36 @@ class MessageStore:
         except Exception as exc:
             if _is_condition_failure(exc):
                 return False
+            if _error_code(exc) == "ValidationException":
+                raise UnstorableMessages([], [(message, f"DynamoDB refused it: {exc}"[:300])]) from exc
             raise StoreUnavailable(f"could not store message {message.message_id}: {_error_code(exc) or exc}") from exc
         return True
 
     def save_messages(self, messages: list[SocialMessage]) -> list[bool]:
-        """Write many messages (in parallel when there are several); one flag per message."""
-        if len(messages) <= 1:
-            return [self.save_message(m) for m in messages]
-        from concurrent.futures import ThreadPoolExecutor  # not needed by single-message deliveries
+        """Write many messages (in parallel when there are several); one flag per message.
 
-        with ThreadPoolExecutor(max_workers=min(_PARALLEL_WRITES, len(messages))) as pool:
-            return list(pool.map(self.save_message, messages))
+        Raises ``UnstorableMessages`` after writing the rest when DynamoDB refuses some
+        for good, and ``StoreUnavailable`` when it fails (retry the whole delivery).
+        """
+
+        def save(message: SocialMessage) -> bool | UnstorableMessages:
+            try:
+                return self.save_message(message)
+            except UnstorableMessages as refused:
+                return refused
+
+        if len(messages) <= 1:
+            results = [save(m) for m in messages]
+        else:
+            from concurrent.futures import ThreadPoolExecutor  # not needed by single-message deliveries
+
+            with ThreadPoolExecutor(max_workers=min(_PARALLEL_WRITES, len(messages))) as pool:
+                results = list(pool.map(save, messages))
+        refused = [r for r in results if isinstance(r, UnstorableMessages)]
+        flags = [r is True for r in results]
+        if refused:
+            raise UnstorableMessages(flags, [pair for r in refused for pair in r.rejected])
+        return flags
 
     def record_status(self, status: DeliveryStatus) -> None:
         """Record a delivery receipt on the message it is about (never a ticket)."""
@@ -186,6 +222,8 @@ class MessageStore:
     def quarantine(self, rejected: RejectedEvent) -> None:
         """Keep an event we could not normalize, with the error, for a person to look at."""
         raw = json.dumps(rejected.event, separators=(",", ":"), sort_keys=True, default=str)
+        if len(raw) > MAX_RAW_BYTES:  # keep the item under DynamoDB's 400 KB; the key still identifies it
+            raw = json.dumps({"truncated": True, "bytes": len(raw), "sha256": hashlib.sha256(raw.encode()).hexdigest()})
         try:
             self._client.put_item(
                 TableName=self.table_name,

@@ -386,7 +386,7 @@ def _decode_data(data: str) -> Any:
         # Pub/Sub uses standard base64; tolerate the URL-safe alphabet too.
         raw = base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
         return json.loads(raw)
-    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise MalformedNotification(f"message.data is not base64-encoded JSON: {exc}") from exc
 
 

@@ -67,7 +67,7 @@ def normalize_delivery(payload: dict[str, Any]) -> NormalizedBatch:
         account_id = str(entry.get("id", ""))
         # Some notifications (Instagram comments and mentions) carry no timestamp of
         # their own: the entry's time is when Meta saw the change.
-        seen_at = _parse_time(entry.get("time"))
+        seen_at = _entry_time(entry.get("time"))
         # Instagram Login apps get flat entries (``field``/``value``) instead of ``changes``.
         changes = entry.get("changes")
         if changes is None and "field" in entry:
@@ -287,6 +287,14 @@ def normalize_instagram_mention(
         thread_id=media_id,
         raw=raw,
     )
+
+
+def _entry_time(value: Any) -> datetime:
+    """The entry's time, or now when it is missing or garbled (it is only a fallback)."""
+    try:
+        return _parse_time(value)
+    except (ValueError, TypeError):
+        return datetime.now(timezone.utc)
 
 
 def _parse_time(value: Any, fallback: datetime | None = None) -> datetime:
