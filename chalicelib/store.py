@@ -265,6 +265,35 @@ class MessageStore:
             if not _is_condition_failure(exc):
                 raise StoreUnavailable(f"could not mark {message_id} deleted: {_error_code(exc) or exc}") from exc
 
+    def conversation_messages(self, key: str, *, max_items: int = 1000) -> list[SocialMessage]:
+        """Every stored message of a conversation, with its ``raw`` payload (replies need
+        e.g. LINE's reply token) and ``deleted`` set on those their author deleted."""
+        found: list[SocialMessage] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :msg)",
+            "ExpressionAttributeValues": {":pk": _s(conversation_pk(key)), ":msg": _s("MSG#")},
+            "ConsistentRead": True,
+        }
+        while len(found) < max_items:
+            response = self._client.query(**kwargs)
+            for item in response.get("Items", []):
+                message = message_from_image(item)
+                if message is None:
+                    continue
+                try:
+                    raw = json.loads(item.get("raw", {}).get("S") or "{}")
+                except ValueError:
+                    raw = {}
+                update: dict[str, Any] = {"raw": raw if isinstance(raw, dict) else {}}
+                if "deleted_at" in item:
+                    update["deleted"] = True
+                found.append(message.model_copy(update=update))
+            if "LastEvaluatedKey" not in response:
+                break
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return found
+
     def get_conversation(self, key: str) -> Conversation:
         """The conversation's state (a fresh one if it has none yet)."""
         response = self._client.get_item(

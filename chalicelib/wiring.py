@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from chalicelib.helpdesk.base import Helpdesk
     from chalicelib.platforms.google_reviews import BusinessProfileClient
     from chalicelib.privacy import DeletionRequests
+    from chalicelib.replies.dispatch import ReplyDispatcher
     from chalicelib.platforms.meta_graph import GraphClient
     from chalicelib.platforms.x_api import XApiClient
     from chalicelib.polling import Watermarks
@@ -177,6 +178,16 @@ def deletion_requests() -> DeletionRequests:
     """Data deletion requests and the deletion itself, on the messages table."""
     if "privacy" not in _built:
         from chalicelib.privacy import DeletionRequests
+    from chalicelib.replies.dispatch import ReplyDispatcher
 
         _built["privacy"] = DeletionRequests(settings().table_name, _client("dynamodb"))
     return _built["privacy"]
+
+
+def reply_dispatcher() -> ReplyDispatcher:
+    """Outbound replies: every platform's sender (secrets are read per send)."""
+    if "replies" not in _built:
+        from chalicelib.replies import build_dispatcher
+
+        _built["replies"] = build_dispatcher()
+    return _built["replies"]

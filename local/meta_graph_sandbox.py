@@ -30,7 +30,27 @@ it did). ``inject_error(code=..)`` queues faults (190 expired token, 4/17/32/613
 ``expire_token(account)`` makes an account's token fail with 190/463 until
 ``set_token`` gives it a new one.
 
-Adding endpoints (reply/send, WhatsApp media) is a ``self.route(...)`` line in
+Sending (the outbound replies, ``chalicelib/replies``), each accepted send kept in
+``sent()`` with its body and headers:
+
+* ``POST /{comment|post}/comments {message}``: a Page comment (threads stay two levels
+  deep: an answer to a reply lands under its top-level comment) -> ``{"id"}``;
+* ``POST /{ig-comment}/replies {message}`` -> ``{"id"}``;
+* ``POST /{page|ig-account}/messages``: the Send API. ``recipient.id`` needs a seeded
+  conversation (else 100/2018001); ``messaging_type: RESPONSE`` within 24 h of the
+  user's last message, ``MESSAGE_TAG`` + ``HUMAN_AGENT`` within 7 days when
+  ``approve_human_agent(account)``, else 10/2018278. ``recipient.comment_id`` /
+  ``post_id``: a private reply, once per comment (10900), within 7 days ->
+  ``{"recipient_id", "message_id"}``;
+* ``POST /{phone-number-id}/messages`` with ``messaging_product: whatsapp``: needs
+  ``add_whatsapp_contact(phone, wa_id, last_inbound=...)`` within 24 h (else 131047,
+  with ``error_data.details``) -> ``{"messaging_product", "contacts", "messages"}``.
+
+``delete_object(id)`` makes replies to a comment fail with 100/33;
+``drop_answer()`` applies the next send but drops the connection before answering;
+``inject_error(code=..., error_data=..., is_transient=...)`` as above.
+
+Adding endpoints (WhatsApp media, ...) is a ``self.route(...)`` line in
 ``__init__`` plus a handler taking ``(request, **path groups)`` and returning
 ``(status, payload, headers)``; ``_page_of`` / ``_graph_error`` / ``owner_of`` are
 there to reuse.
@@ -100,6 +120,8 @@ class GraphFault:
     account: str | None = None
     count: int = 1
     regain_minutes: int = 10
+    error_data: dict[str, Any] | None = None  # WhatsApp's {"messaging_product", "details"}
+    is_transient: bool | None = None
     fired: int = 0
 
     def reply(self, owner: str | None) -> Reply:
@@ -122,7 +144,12 @@ class GraphFault:
             613: "(#613) Calls to this api have exceeded the rate limit.",
         }.get(self.code, f"(#{self.code}) Injected sandbox error")
         status = self.status or (500 if self.code in (1, 2) else 400)
-        return _graph_error(status, self.code, self.message or default, subcode=self.subcode, headers=headers)
+        reply = _graph_error(status, self.code, self.message or default, subcode=self.subcode, headers=headers)
+        if self.error_data is not None:
+            reply[1]["error"]["error_data"] = dict(self.error_data)
+        if self.is_transient is not None:
+            reply[1]["error"]["is_transient"] = self.is_transient
+        return reply
 
 
 class MetaGraphSandbox(JsonSandbox):
@@ -149,6 +176,12 @@ class MetaGraphSandbox(JsonSandbox):
             ("GET", rf"{_V}/{_ID}/media", self._media, "ig.media"),
             ("GET", rf"{_V}/{_ID}/comments", self._comments_edge, "object.comments"),
             ("GET", rf"{_V}/{_ID}/messages", self._messages_edge, "conversation.messages"),
+            # Replies and sends (see "Sending" below): Page comment replies, Instagram
+            # comment replies, and the Send API (Messenger, Instagram, private replies,
+            # WhatsApp Cloud API) on one edge, told apart by the body.
+            ("POST", rf"{_V}/{_ID}/comments", self._post_comment, "send.comment"),
+            ("POST", rf"{_V}/{_ID}/replies", self._post_ig_reply, "send.ig_reply"),
+            ("POST", rf"{_V}/{_ID}/messages", self._post_messages, "send.messages"),
         ):
             self.route(method, pattern, handler, name=route_name)
 
@@ -166,6 +199,12 @@ class MetaGraphSandbox(JsonSandbox):
             self.media: dict[str, dict[str, Any]] = {}
             self.owners: dict[str, str] = {}  # object id -> account id
             self.faults: list[GraphFault] = []
+            self.outbox: list[dict[str, Any]] = []  # every accepted send, in order
+            self.deleted: set[str] = set()  # comments/posts their authors deleted
+            self.private_replied: set[str] = set()  # comments/posts that got their one private reply
+            self.whatsapp_contacts: dict[tuple[str, str], float] = {}  # (phone id, wa_id) -> last inbound
+            self.human_agent_approved: set[str] = set()  # accounts whose app has the Human Agent feature
+            self._drops: list[list[Any]] = []  # [match, remaining]: accept the send, drop the answer
             self._ids = itertools.count(1)
             self._clock = time.time() - 3600
         self.forget_requests()
@@ -618,3 +657,231 @@ class MetaGraphSandbox(JsonSandbox):
             rendered.append(item)
         page["data"] = rendered
         return 200, page, {}
+
+    # --- sending (replies, Send API, WhatsApp) ---------------------------------------
+
+    def add_whatsapp_contact(self, phone_number_id: str, wa_id: str, *, last_inbound: float | datetime | None = None) -> None:
+        """A WhatsApp customer of ``phone_number_id`` whose last message was at ``last_inbound``
+        (default: now). Free-form messages are accepted for 24 hours after it."""
+        with self._lock:
+            self.whatsapp_contacts[(str(phone_number_id), str(wa_id))] = _epoch(last_inbound, time.time())
+            self.owners.setdefault(str(phone_number_id), str(phone_number_id))
+
+    def delete_object(self, object_id: str) -> None:
+        """The author deleted this comment or post: replies to it fail with code 100/33."""
+        with self._lock:
+            self.deleted.add(str(object_id))
+
+    def approve_human_agent(self, account_id: str) -> None:
+        """The app has Meta's Human Agent feature for this Page/IG account (HUMAN_AGENT tag, 7 days)."""
+        with self._lock:
+            self.human_agent_approved.add(str(account_id))
+
+    def drop_answer(self, *, match: str | None = None, count: int = 1) -> None:
+        """The next ``count`` sends (path containing ``match``) are applied, but the
+        connection is dropped before the answer: a "maybe sent" failure."""
+        with self._lock:
+            self._drops.append([match, count])
+
+    def sent(self, route: str | None = None) -> list[dict[str, Any]]:
+        """Accepted sends (``route`` e.g. ``send.messages``): path, object id, body, headers."""
+        with self._lock:
+            return [copy.deepcopy(s) for s in self.outbox if route is None or s["route"] == route]
+
+    def _record(self, request: SandboxRequest, object_id: str, body: Any, answer: dict[str, Any]) -> Reply | None:
+        entry = {
+            "route": request.route,
+            "path": request.path,
+            "object_id": object_id,
+            "body": copy.deepcopy(body),
+            "headers": {k.lower(): v for k, v in request.headers.items()},
+            "answer": copy.deepcopy(answer),
+        }
+        with self._lock:
+            self.outbox.append(entry)
+            for drop in self._drops:
+                if drop[1] > 0 and (drop[0] is None or drop[0] in request.path):
+                    drop[1] -= 1
+                    return None
+        return 200, answer, {}
+
+    @staticmethod
+    def _params(request: SandboxRequest) -> dict[str, Any]:
+        """Graph takes parameters as JSON, a form or the query string."""
+        content_type = (request.header("Content-Type") or "").lower()
+        params: dict[str, Any] = {k: v[0] for k, v in request.query.items() if k != "access_token"}
+        if "json" in content_type:
+            body = request.json()
+            if not isinstance(body, dict):
+                raise ValueError("the body must be a JSON object")
+            params.update(body)
+        elif request.body:
+            params.update(request.form())
+            for key in ("recipient", "message", "text", "context"):
+                if isinstance(params.get(key), str) and params[key].startswith("{"):
+                    params[key] = json.loads(params[key])
+        return params
+
+    def _find_comment(self, comment_id: str) -> tuple[str, dict[str, Any]] | None:
+        """(post or media id, comment) for a seeded comment."""
+        with self._lock:
+            for container, comments in self.comments.items():
+                for comment in comments:
+                    if comment["id"] == comment_id:
+                        return container, comment
+        return None
+
+    def _gone(self, object_id: str) -> Reply:
+        return _graph_error(
+            400, 100,
+            f"Unsupported post request. Object with ID '{object_id}' does not exist, cannot be loaded due to missing "
+            "permissions, or does not support this operation.",
+            subcode=33, kind="GraphMethodException",
+        )
+
+    def _post_comment(self, request: SandboxRequest, version: str, object_id: str) -> Reply | None:
+        """``POST /{comment or post}/comments``: a Page comment under a top-level comment or post."""
+        try:
+            params = self._params(request)
+        except ValueError:
+            return _graph_error(400, 100, "(#100) Invalid JSON body")
+        message = str(params.get("message") or "")
+        if not message.strip():
+            return _graph_error(400, 100, "(#100) Missing message or attachment")
+        if object_id in self.deleted:
+            return self._gone(object_id)
+        page_id = self.owner_of(object_id) or ""
+        if object_id in self.posts:
+            created = self.add_post_comment(page_id, object_id, message, from_id=page_id, from_name="Brand")
+        else:
+            found = self._find_comment(object_id)
+            if found is None or found[0] in self.media:
+                return self._gone(object_id)
+            post_id, comment = found
+            top = comment.get("parent_id") or comment["id"]  # Facebook keeps threads two levels deep
+            created = self.add_post_comment(page_id, post_id, message, from_id=page_id, from_name="Brand", parent_id=top)
+        return self._record(request, object_id, params, {"id": created["id"]})
+
+    def _post_ig_reply(self, request: SandboxRequest, version: str, object_id: str) -> Reply | None:
+        """``POST /{ig-comment}/replies``: the account answers under a top-level comment."""
+        try:
+            params = self._params(request)
+        except ValueError:
+            return _graph_error(400, 100, "(#100) Invalid JSON body")
+        message = str(params.get("message") or "")
+        if not message.strip():
+            return _graph_error(400, 100, "(#100) The parameter message is required")
+        found = self._find_comment(object_id)
+        if object_id in self.deleted or found is None or found[0] not in self.media:
+            return self._gone(object_id)
+        media_id, comment = found
+        ig_id = self.owner_of(media_id) or ""
+        top = comment.get("parent_id") or comment["id"]  # replies to a reply land on the top-level comment
+        created = self.add_ig_comment(ig_id, media_id, message, from_id=ig_id, username="brand", parent_id=top)
+        return self._record(request, object_id, params, {"id": created["id"]})
+
+    def _post_messages(self, request: SandboxRequest, version: str, object_id: str) -> Reply | None:
+        """``POST /{page|ig|phone-number}/messages``: Send API, private replies or WhatsApp."""
+        try:
+            params = self._params(request)
+        except (ValueError, json.JSONDecodeError):
+            return _graph_error(400, 100, "(#100) Invalid JSON body")
+        if params.get("messaging_product") == "whatsapp":
+            return self._whatsapp_send(request, object_id, params)
+        recipient = params.get("recipient") if isinstance(params.get("recipient"), dict) else None
+        message = params.get("message") if isinstance(params.get("message"), dict) else None
+        if recipient is None:
+            return _graph_error(400, 100, "(#100) The parameter recipient is required")
+        if message is None or not str(message.get("text") or "").strip():
+            return _graph_error(400, 100, "(#100) The parameter message is required")
+        text = str(message["text"])
+        if "comment_id" in recipient or "post_id" in recipient:
+            return self._private_reply(request, object_id, params, recipient, text)
+        user = str(recipient.get("id") or "")
+        with self._lock:
+            conversation = next(
+                (c for c in self.conversations.values() if c["account"] == object_id and c["user"] == user), None
+            )
+            inbound = [m["created_time"] for m in self.messages.get(conversation["id"], []) if m["from"] == user] if conversation else []
+        if conversation is None or not inbound:
+            return _graph_error(400, 100, "(#100) No matching user found", subcode=2018001)
+        messenger = conversation["platform"] == "messenger"
+        if messenger and len(text) > 2000:
+            return _graph_error(400, 100, "(#100) Length of param message[text] must be less than or equal to 2000")
+        if not messenger and len(text.encode()) > 1000:
+            return _graph_error(400, 100, "(#100) Length of param message[text] must be less than or equal to 1000 bytes")
+        kind, tag = params.get("messaging_type"), params.get("tag")
+        if messenger and not kind:
+            return _graph_error(400, 100, "(#100) The parameter messaging_type is required")
+        age = time.time() - max(inbound)
+        if kind == "MESSAGE_TAG":
+            if tag != "HUMAN_AGENT":
+                return _graph_error(400, 100, "(#100) Invalid parameter: the message tag is not supported")
+            if object_id not in self.human_agent_approved or age > 7 * 86400:
+                return _graph_error(400, 10, "(#10) This message is sent outside of allowed window. The human agent "
+                                             "tag needs the Human Agent feature and applies for 7 days.", subcode=2018278)
+        elif age > 86400:
+            return _graph_error(400, 10, "(#10) This message is sent outside of allowed window. Learn more about the "
+                                         "new policy here: https://developers.facebook.com/docs/messenger-platform/policy-overview",
+                                subcode=2018278)
+        sent = self.add_conversation_message(object_id, user, text, platform=conversation["platform"], from_account=True,
+                                             created=time.time())
+        return self._record(request, object_id, params, {"recipient_id": user, "message_id": sent["id"]})
+
+    def _private_reply(self, request: SandboxRequest, account_id: str, params: dict[str, Any],
+                       recipient: dict[str, Any], text: str) -> Reply | None:
+        target = str(recipient.get("comment_id") or recipient.get("post_id"))
+        if target in self.deleted:
+            return self._gone(target)
+        found: tuple[str, dict[str, Any]] | None = None
+        if "post_id" in recipient:
+            post = self.posts.get(target)
+            if post is None:
+                return self._gone(target)
+            created, author = post["created_time"], "6001987654321012"
+        else:
+            found = self._find_comment(target)
+            if found is None:
+                return _graph_error(400, 100, "(#100) Invalid comment_id parameter", subcode=2018292)
+            comment = found[1]
+            created = comment.get("created_time", comment.get("timestamp"))
+            author = str((comment.get("from") or {}).get("id") or "")
+        if target in self.private_replied:
+            return _graph_error(400, 10900, "(#10900) Activity already replied to", kind="OAuthException")
+        if time.time() - float(created) > 7 * 86400:
+            return _graph_error(400, 10, "(#10) This message is sent outside of allowed window.", subcode=2018278)
+        with self._lock:
+            self.private_replied.add(target)
+        prefix = "m_" if found is None or found[0] not in self.media else "aWdf"
+        return self._record(request, account_id, params, {"recipient_id": author, "message_id": self._new_id(prefix)})
+
+    def _whatsapp_send(self, request: SandboxRequest, phone_number_id: str, params: dict[str, Any]) -> Reply | None:
+        def invalid(message: str, details: str) -> Reply:
+            reply = _graph_error(400, 100, message)
+            reply[1]["error"]["error_data"] = {"messaging_product": "whatsapp", "details": details}
+            return reply
+
+        for field in ("recipient_type", "to", "type"):
+            if not params.get(field):
+                return invalid("(#100) The parameter " + field + " is required.", f"The parameter {field} is required.")
+        to = str(params["to"])
+        if params["type"] == "text":
+            body = (params.get("text") or {}).get("body") if isinstance(params.get("text"), dict) else None
+            if not body:
+                return invalid("(#100) The parameter text['body'] is required.", "The parameter text['body'] is required.")
+            if len(str(body)) > 4096:
+                return invalid("(#100) Param text['body'] must be at most 4096 characters long.",
+                               "Param text['body'] must be at most 4096 characters long.")
+        with self._lock:
+            last = self.whatsapp_contacts.get((phone_number_id, to))
+        if params["type"] != "template" and (last is None or time.time() - last > 86400):
+            reply = _graph_error(400, 131047, "Re-engagement message")
+            reply[1]["error"]["error_data"] = {
+                "messaging_product": "whatsapp",
+                "details": "Message failed to send because more than 24 hours have passed since the customer last "
+                           "replied to this number.",
+            }
+            return reply
+        wamid = "wamid.HBgL" + base64.b64encode(f"{to}:{self._new_id()}".encode()).decode().rstrip("=")
+        answer = {"messaging_product": "whatsapp", "contacts": [{"input": to, "wa_id": to}], "messages": [{"id": wamid}]}
+        return self._record(request, phone_number_id, params, answer)

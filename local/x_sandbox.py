@@ -18,12 +18,28 @@ between two page requests do not shift the pages. ``page_size`` caps every page 
 ``max_results`` so paging can be tested with a handful of tweets. ``inject(...)``
 queues faults (e.g. a 429 with a given ``x-rate-limit-reset``). ``requests`` records
 every API request (path and query) for assertions.
+
+Writes (the outbound replies), kept in ``sent()``:
+
+* ``POST /2/tweets {text, reply: {in_reply_to_tweet_id}}`` -> ``201 {"data": {"id",
+  "text", "edit_history_tweet_ids"}}``; the parent must be a seeded tweet not
+  ``delete_tweet``-ed (else 403 "You attempted to reply to a Tweet that is deleted or
+  not visible to you."); the same text twice is 403 "You are not allowed to create a
+  Tweet with duplicate content."
+* ``POST /2/dm_conversations/with/{participant_id}/messages {text}`` -> ``201 {"data":
+  {"dm_conversation_id", "dm_event_id"}}``; unknown users 400, ``close_dms(user)`` 403
+  "You cannot send messages to this user."
+
+``inject(status, detail=..., drop=True)`` also applies to writes; ``drop`` applies the
+write and drops the connection before answering.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import secrets
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -38,6 +54,7 @@ BRAND_ID = "2244994945"
 BRAND_USERNAME = "TwitterDev"
 
 Reply = tuple[int, dict[str, Any], dict[str, str]]
+_DM_SEND = re.compile(r"/2/dm_conversations/with/(?P<participant_id>\d+)/messages")
 _MEDIA_PREFIX = {"photo": 3, "video": 7, "animated_gif": 16}
 
 
@@ -81,6 +98,8 @@ class XFault:
     match: str | None = None
     reset: int | None = None
     count: int = 1
+    detail: str | None = None  # the problem's ``detail`` (e.g. a 403's reason)
+    drop: bool = False  # POST only: apply the write, then drop the connection unanswered
     fired: int = 0
 
 
@@ -156,6 +175,9 @@ class XSandbox:
             self.media: dict[str, dict[str, Any]] = {}
             self.faults: list[XFault] = []
             self.requests: list[dict[str, Any]] = []
+            self.outbox: list[dict[str, Any]] = []  # accepted writes: reply posts and DMs
+            self.deleted: set[str] = set()  # tweets their authors deleted
+            self.dms_closed: set[str] = set()  # users who do not accept DMs from the brand
             self._cursors: dict[str, tuple[str, str]] = {}  # token -> (query signature, last id served)
             self._windows: dict[str, tuple[float, int]] = {}  # endpoint -> (window start, used)
             self._sequence = 0
@@ -298,12 +320,19 @@ class XSandbox:
             self.dm_owners[event_id] = {sender_id, recipient}
         return json.loads(json.dumps(event))
 
-    def inject(self, status: int = 429, *, match: str | None = None, reset: int | None = None, count: int = 1) -> XFault:
-        """Queue a fault: the next ``count`` requests whose path contains ``match`` get ``status``."""
-        fault = XFault(status=status, match=match, reset=reset, count=count)
+    def inject(self, status: int = 429, *, match: str | None = None, reset: int | None = None, count: int = 1,
+               detail: str | None = None, drop: bool = False) -> XFault:
+        """Queue a fault: the next ``count`` requests whose path contains ``match`` get ``status``
+        (with ``detail`` as the problem's detail). ``drop=True`` (writes only): the write is
+        applied and the connection dropped before any answer."""
+        fault = XFault(status=status, match=match, reset=reset, count=count, detail=detail, drop=drop)
         with self._lock:
             self.faults.append(fault)
         return fault
+
+    def inject_error(self, status: int = 429, **fault: Any) -> XFault:
+        """``inject`` under the name the other sandboxes use."""
+        return self.inject(status, **fault)
 
     def requests_to(self, fragment: str) -> list[dict[str, Any]]:
         """Recorded requests whose path contains ``fragment``."""
@@ -329,7 +358,100 @@ class XSandbox:
         }
         return allowed, headers
 
-    def handle(self, method: str, target: str, headers: Any, body: bytes = b"") -> Reply:
+    # --- writes: reply posts and direct messages -------------------------------------
+
+    def delete_tweet(self, tweet_id: str) -> None:
+        """The author deleted the tweet: replies to it are refused (403)."""
+        with self._lock:
+            self.deleted.add(str(tweet_id))
+
+    def close_dms(self, user_id: str) -> None:
+        """The user does not accept DMs from the brand: sends are refused (403)."""
+        with self._lock:
+            self.dms_closed.add(str(user_id))
+
+    def sent(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """Accepted writes (``kind`` ``tweet`` or ``dm``): the request body and the created id."""
+        with self._lock:
+            return [json.loads(json.dumps(item)) for item in self.outbox if kind is None or item["kind"] == kind]
+
+    def _handle_write(self, path: str, headers: Any, body: bytes) -> Reply | None:
+        if headers.get("Authorization") != f"Bearer {self.token}":
+            return 401, _problem(401, "Unauthorized", "Unauthorized"), {}
+        endpoint = "tweets.create" if path == "/2/tweets" else "dm.create"
+        with self._lock:
+            fault = next((f for f in self.faults if f.fired < f.count and (f.match is None or f.match in path)), None)
+            if fault is not None:
+                fault.fired += 1
+        if fault is not None and not fault.drop:
+            if fault.status == 429:
+                reset = fault.reset if fault.reset is not None else int(time.time()) + self.window_seconds
+                return 429, _problem(429, "Too Many Requests", fault.detail or "Too Many Requests"), {
+                    "x-rate-limit-limit": str(self.rate_limit), "x-rate-limit-remaining": "0", "x-rate-limit-reset": str(reset)}
+            title = {401: "Unauthorized", 403: "Forbidden", 500: "Internal Server Error", 503: "Service Unavailable"}.get(
+                fault.status, "Injected")
+            return fault.status, _problem(fault.status, title, fault.detail or title), {}
+        allowed, rate = self._rate_headers(endpoint, consume=True)
+        if not allowed:
+            return 429, _problem(429, "Too Many Requests", "Too Many Requests"), rate
+        try:
+            spec = json.loads(body or b"")
+            if not isinstance(spec, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            return 400, self._invalid("The request body is not a JSON object"), rate
+        text = spec.get("text")
+        if not isinstance(text, str) or not text.strip():
+            return 400, self._invalid("text must be a non-empty string"), rate
+        if endpoint == "tweets.create":
+            answer = self._create_tweet(spec, text)
+        else:
+            answer = self._create_dm(path.split("/")[4], spec, text)
+        if answer[0] >= 300:
+            return answer[0], answer[1], rate
+        if fault is not None and fault.drop:
+            return None
+        return answer[0], answer[1], rate
+
+    def _create_tweet(self, spec: dict[str, Any], text: str) -> tuple[int, dict[str, Any]]:
+        reply = spec.get("reply") if isinstance(spec.get("reply"), dict) else None
+        parent_id = str(reply.get("in_reply_to_tweet_id") or "") if reply else ""
+        if len(text) > 280:
+            return 400, self._invalid("Your Tweet text is too long. For more information on how X counts characters, see the docs.")
+        with self._lock:
+            parent = self.tweets.get(parent_id) if parent_id else None
+            if reply is not None and (parent is None or parent_id in self.deleted):
+                return 403, _problem(403, "Forbidden", "You attempted to reply to a Tweet that is deleted or not visible to you.")
+            if any(item["kind"] == "tweet" and item["body"]["text"] == text for item in self.outbox):
+                return 403, _problem(403, "Forbidden", "You are not allowed to create a Tweet with duplicate content.")
+        new_id, created = self._next_id(int(time.time() * 1000))
+        tweet: dict[str, Any] = {
+            "id": new_id, "edit_history_tweet_ids": [new_id], "text": text, "created_at": _iso(created),
+            "author_id": self.brand_id, "conversation_id": (parent or {}).get("conversation_id", new_id),
+        }
+        if parent is not None:
+            tweet["in_reply_to_user_id"] = parent["author_id"]
+            tweet["referenced_tweets"] = [{"type": "replied_to", "id": parent_id}]
+        with self._lock:
+            self.tweets[new_id] = tweet
+            self.mentioned[new_id] = set()
+            self.outbox.append({"kind": "tweet", "body": spec, "id": new_id})
+        return 201, {"data": {"id": new_id, "text": text, "edit_history_tweet_ids": [new_id]}}
+
+    def _create_dm(self, participant_id: str, spec: dict[str, Any], text: str) -> tuple[int, dict[str, Any]]:
+        with self._lock:
+            known = participant_id in self.users
+            closed = participant_id in self.dms_closed
+        if not known:
+            return 400, self._invalid(f"The `participant_id` [{participant_id}] is not a valid user")
+        if closed:
+            return 403, _problem(403, "Forbidden", "You cannot send messages to this user.")
+        event = self.add_dm(text, sender_id=self.brand_id, recipient_id=participant_id, created_ms=int(time.time() * 1000))
+        with self._lock:
+            self.outbox.append({"kind": "dm", "body": spec, "id": event["id"], "participant_id": participant_id})
+        return 201, {"data": {"dm_conversation_id": event["dm_conversation_id"], "dm_event_id": event["id"]}}
+
+    def handle(self, method: str, target: str, headers: Any, body: bytes = b"") -> Reply | None:
         """Answer one request (the HTTP handler's whole job)."""
         parts = urlsplit(target)
         if method == "POST" and parts.path == "/__sandbox/mentions":
@@ -344,6 +466,8 @@ class XSandbox:
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         with self._lock:
             self.requests.append({"method": method, "path": parts.path, "query": query})
+        if method == "POST" and (parts.path == "/2/tweets" or _DM_SEND.fullmatch(parts.path)):
+            return self._handle_write(parts.path, headers, body)
         if method != "GET":
             return 405, _problem(405, "Method Not Allowed", "only GET is served here"), {}
         if headers.get("Authorization") != f"Bearer {self.token}":
@@ -491,7 +615,15 @@ def _make_handler(sandbox: XSandbox) -> type[BaseHTTPRequestHandler]:
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            status, payload, extra = sandbox.handle(self.command, self.path, self.headers, body)
+            answer = sandbox.handle(self.command, self.path, self.headers, body)
+            if answer is None:  # an injected drop: no status line, no body
+                self.close_connection = True
+                try:
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                return
+            status, payload, extra = answer
             data = json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json; charset=utf-8")
