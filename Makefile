@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "pip>=24,<26.3"  # chalice 1.34 packages with pip and refuses 26.3+
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 

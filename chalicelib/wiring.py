@@ -16,11 +16,11 @@ if TYPE_CHECKING:
     from chalicelib.deadletter import DeadLetterQueue
     from chalicelib.helpdesk.base import Helpdesk
     from chalicelib.platforms.google_reviews import BusinessProfileClient
-    from chalicelib.privacy import DeletionRequests
-    from chalicelib.replies.dispatch import ReplyDispatcher
     from chalicelib.platforms.meta_graph import GraphClient
     from chalicelib.platforms.x_api import XApiClient
     from chalicelib.polling import Watermarks
+    from chalicelib.privacy import DeletionRequests
+    from chalicelib.replies.dispatch import ReplyDispatcher
     from chalicelib.store import MessageStore
     from chalicelib.sync import TicketSync
 
@@ -178,7 +178,6 @@ def deletion_requests() -> DeletionRequests:
     """Data deletion requests and the deletion itself, on the messages table."""
     if "privacy" not in _built:
         from chalicelib.privacy import DeletionRequests
-    from chalicelib.replies.dispatch import ReplyDispatcher
 
         _built["privacy"] = DeletionRequests(settings().table_name, _client("dynamodb"))
     return _built["privacy"]
