@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test unit integration bench fuzz soak redrive forget clean
+.PHONY: run demo test unit integration bench fuzz soak redrive forget zendesk-setup clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,11 @@ endif
 # Erases a person by platform identity: make forget PLATFORM=x AUTHOR_ID=123 [SCAN=1] (needs TABLE_NAME).
 forget: $(STAMP)
 	$(PY) -m chalicelib.privacy forget --platform $(PLATFORM) --author-id $(AUTHOR_ID) $(if $(SCAN),--scan)
+
+# Creates or updates the Zendesk webhook and triggers of agent replies (idempotent).
+# Needs ZENDESK_URL, ZENDESK_EMAIL, ZENDESK_API_TOKEN and PUBLIC_BASE_URL; with none set, the running `make run`.
+zendesk-setup: $(STAMP)
+	$(PY) -m local.zendesk_setup $(ARGS)
 
 clean:
 	rm -rf $(VENV) .run .pytest_cache

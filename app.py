@@ -220,6 +220,26 @@ def privacy_status(code: str) -> Response:
     return _json(status)
 
 
+@app.route("/helpdesk/zendesk", methods=["POST"], content_types=ANY_CONTENT_TYPE)
+def zendesk_helpdesk_event() -> Response:
+    """Zendesk triggers: an agent's public reply goes to the customer; ticket status changes are recorded."""
+    from chalicelib.agent_events import handle_zendesk_event
+
+    request = app.current_request
+    try:
+        result = handle_zendesk_event(
+            request.headers,
+            request.raw_body or b"",
+            secret=get_secret("ZENDESK_WEBHOOK_SECRET"),
+            events=wiring.agent_events(),
+            replies=wiring.agent_replies(),
+        )
+    except WebhookError as exc:
+        return _refuse("zendesk_events", exc)
+    _publish("agent_replies", {result.outcome: 1})
+    return _json(result.to_body(), result.status)
+
+
 @app.on_dynamodb_record(stream_arn=STREAM_ARN, batch_size=100, starting_position="TRIM_HORIZON", name="sync_tickets")
 def sync_tickets(event: Any) -> None:
     """The outbox: every new inbound message becomes a ticket or a comment."""
@@ -286,6 +306,15 @@ def token_health(event: Any) -> None:
     from chalicelib.token_health import check_tokens
 
     check_tokens()
+
+
+@app.schedule("rate(2 minutes)", name="retry_agent_replies")
+def retry_agent_replies(event: Any) -> None:
+    """Answers whose platform failed for a passing reason are sent once due; interrupted sends are noted."""
+    if settings().helpdesk != "zendesk":
+        return
+    report = wiring.agent_replies().retry_due(remaining_seconds=_remaining_seconds(event))
+    _publish("agent_replies_retry", report.outcomes)
 
 
 @app.schedule("rate(10 minutes)", name="redrive_parked")

@@ -12,6 +12,8 @@ from chalicelib.config import get_secret, settings
 from chalicelib.errors import NotConfigured
 
 if TYPE_CHECKING:
+    from chalicelib.agent_events import EventLog
+    from chalicelib.agent_replies import AgentReplies
     from chalicelib.attachments import AttachmentFetcher
     from chalicelib.deadletter import DeadLetterQueue
     from chalicelib.helpdesk.base import Helpdesk
@@ -190,3 +192,23 @@ def reply_dispatcher() -> ReplyDispatcher:
 
         _built["replies"] = build_dispatcher()
     return _built["replies"]
+
+
+def agent_events() -> EventLog:
+    """Helpdesk events already handled (``EVENT#zendesk#<id>`` items)."""
+    if "agent_events" not in _built:
+        from chalicelib.agent_events import EventLog
+
+        _built["agent_events"] = EventLog(settings().table_name, _client("dynamodb"))
+    return _built["agent_events"]
+
+
+def agent_replies() -> AgentReplies:
+    """Agents' answers back to the platforms; ticket status from the helpdesk."""
+    if "agent_replies" not in _built:
+        from chalicelib.agent_replies import AgentReplies
+
+        _built["agent_replies"] = AgentReplies(
+            message_store(), helpdesk(), reply_dispatcher(), bridge_email=settings().zendesk_email
+        )
+    return _built["agent_replies"]

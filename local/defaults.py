@@ -21,7 +21,8 @@ LOCAL_SECRETS = {
     "X_CONSUMER_SECRET": "local-x-consumer-secret",
     "TELEGRAM_SECRET_TOKEN": "local-telegram-secret-token",
     "LINE_CHANNEL_SECRET": "local-line-channel-secret",
-    "GOOGLE_ACCESS_TOKEN": "local-google-access-token",  # what the Google sandbox accepts
+    "GOOGLE_ACCESS_TOKEN": "local-google-access-token",
+    "ZENDESK_WEBHOOK_SECRET": "local-zendesk-webhook-secret",  # what the Google sandbox accepts
     # Standard Webhooks secret of the demo's "trustpilot" source (whsec_ + base64 of 32 bytes)
     "GENERIC_WEBHOOK_SECRET_TRUSTPILOT": "whsec_bG9jYWwtdHJ1c3RwaWxvdC1zaWduaW5nLXNlY3JldCE=",
 }
@@ -29,7 +30,17 @@ SANDBOX_ZENDESK_EMAIL = "agent@socialdesk.local"
 SANDBOX_ZENDESK_TOKEN = "local-zendesk-token"
 SANDBOX_FRESHDESK_API_KEY = "local-freshdesk-api-key"
 
-PORTS = {"PORT": 8000, "MOTO_PORT": 5055, "ZENDESK_SANDBOX_PORT": 8025, "GOOGLE_SANDBOX_PORT": 8035, "X_SANDBOX_PORT": 8045, "FRESHDESK_SANDBOX_PORT": 8055}
+PORTS = {
+    "PORT": 8000,
+    "MOTO_PORT": 5055,
+    "ZENDESK_SANDBOX_PORT": 8025,
+    "GOOGLE_SANDBOX_PORT": 8035,
+    "X_SANDBOX_PORT": 8045,
+    "FRESHDESK_SANDBOX_PORT": 8055,
+    "META_SANDBOX_PORT": 8065,
+    "TELEGRAM_SANDBOX_PORT": 8075,
+    "LINE_SANDBOX_PORT": 8085,
+}
 
 
 def free_port() -> int:

@@ -126,6 +126,8 @@ def main() -> int:
             os.environ.setdefault("X_POLLING_ENABLED", "true")
             x_note = f"X API sandbox at {x_api.url} (polled every {POLL_INTERVAL_SECONDS:.0f} s)"
 
+        reply_sandboxes = _start_reply_sandboxes(started)
+
         app_port = port("PORT")
         chalice_bin = Path(sys.executable).with_name("chalice")
         chalice = subprocess.Popen(
@@ -135,6 +137,12 @@ def main() -> int:
         )
         base = f"http://127.0.0.1:{app_port}"
         _wait_for_http(f"{base}/health", chalice)
+        if kind == "zendesk" and "127.0.0.1" in helpdesk_url:
+            # What `make zendesk-setup` does for a real account: the webhook and triggers
+            # that send agents' public replies back to the app.
+            from chalicelib.helpdesk.zendesk_admin import ZendeskAdmin
+
+            ZendeskAdmin(helpdesk_url, SANDBOX_ZENDESK_EMAIL, SANDBOX_ZENDESK_TOKEN).ensure(base)
 
         # The sync runs here, in-process, with the very handler Lambda would call.
         sys.path.insert(0, str(ROOT))
@@ -149,7 +157,12 @@ def main() -> int:
         )
         threading.Thread(target=poller.run, args=(stop,), name="stream-poller", daemon=True).start()
         # chalice local runs no schedules: play EventBridge for the two scheduled functions.
-        for name, interval in (("redrive_parked", REDRIVE_INTERVAL_SECONDS), ("poll_x_mentions_and_dms", POLL_INTERVAL_SECONDS)):
+        schedules = (
+            ("redrive_parked", REDRIVE_INTERVAL_SECONDS),
+            ("poll_x_mentions_and_dms", POLL_INTERVAL_SECONDS),
+            ("retry_agent_replies", REDRIVE_INTERVAL_SECONDS),
+        )
+        for name, interval in schedules:
             handler = getattr(lambda_app, name)
             threading.Thread(target=_schedule_loop, args=(handler, interval, stop), name=name, daemon=True).start()
 
@@ -179,6 +192,7 @@ def main() -> int:
                     f"  Google reviews    {base}/webhooks/google/reviews   (Business Profile API: {google_url})",
                     f"  Any other source  {base}/webhooks/generic/<source>   (Standard Webhooks)",
                     f"  X polling         {x_note}",
+                    f"  Replies go to     {reply_sandboxes}",
                     f"  Health            {base}/health",
                     f"  Helpdesk          {helpdesk_note}",
                     f"  Tickets           {tickets_url}",
@@ -211,6 +225,42 @@ def main() -> int:
                 print(f"while stopping: {exc}", file=sys.stderr)
 
 
+def _start_reply_sandboxes(started: list[Callable[[], object]]) -> str:
+    """Meta Graph, Telegram and LINE stand-ins that agents' replies are sent to
+    (unless their real API URLs are configured). Returns a line for the banner."""
+    from local.samples import IG_ACCOUNT_ID, PAGE_ID, WA_PHONE_NUMBER_ID
+
+    urls = []
+    if not os.environ.get("META_GRAPH_URL"):
+        from local.meta_graph_sandbox import MetaGraphSandbox
+
+        graph = MetaGraphSandbox(port=port("META_SANDBOX_PORT")).start()
+        started.append(graph.stop)
+        for account in (PAGE_ID, IG_ACCOUNT_ID, WA_PHONE_NUMBER_ID):
+            graph.set_token(account, f"local-meta-token-{account}")
+            os.environ.setdefault(f"META_PAGE_TOKEN_{account}", f"local-meta-token-{account}")
+        os.environ.setdefault("WHATSAPP_ACCESS_TOKEN", f"local-meta-token-{WA_PHONE_NUMBER_ID}")
+        os.environ["META_GRAPH_URL"] = graph.url
+        urls.append(f"Meta {graph.url}")
+    if not os.environ.get("TELEGRAM_API_URL"):
+        from local.telegram_sandbox import DEFAULT_BOT_TOKEN, TelegramSandbox
+
+        bot = TelegramSandbox(port=port("TELEGRAM_SANDBOX_PORT")).start()
+        started.append(bot.stop)
+        os.environ.update(TELEGRAM_API_URL=bot.url)
+        os.environ.setdefault("TELEGRAM_BOT_TOKEN", DEFAULT_BOT_TOKEN)
+        urls.append(f"Telegram {bot.url}")
+    if not os.environ.get("LINE_API_URL"):
+        from local.line_sandbox import DEFAULT_CHANNEL_TOKEN, LineSandbox
+
+        channel = LineSandbox(port=port("LINE_SANDBOX_PORT")).start()
+        started.append(channel.stop)
+        os.environ.update(LINE_API_URL=channel.url)
+        os.environ.setdefault("LINE_CHANNEL_ACCESS_TOKEN", DEFAULT_CHANNEL_TOKEN)
+        urls.append(f"LINE {channel.url}")
+    return ", ".join(urls) or "real platform APIs"
+
+
 def _start_helpdesk(started: list[Callable[[], object]]) -> tuple[str, str, str, str]:
     """The helpdesk named by ``HELPDESK``: the real one when its URL is set, else its sandbox.
 
@@ -233,7 +283,11 @@ def _start_helpdesk(started: list[Callable[[], object]]) -> tuple[str, str, str,
     from local.zendesk_sandbox import ZendeskSandbox
 
     zendesk = ZendeskSandbox(
-        host="127.0.0.1", port=port("ZENDESK_SANDBOX_PORT"), email=SANDBOX_ZENDESK_EMAIL, api_token=SANDBOX_ZENDESK_TOKEN
+        host="127.0.0.1",
+        port=port("ZENDESK_SANDBOX_PORT"),
+        email=SANDBOX_ZENDESK_EMAIL,
+        api_token=SANDBOX_ZENDESK_TOKEN,
+        webhook_secret=os.environ["ZENDESK_WEBHOOK_SECRET"],  # signs what its triggers send, as Zendesk does
     ).start()
     started.append(zendesk.stop)
     os.environ.update(ZENDESK_URL=zendesk.url, ZENDESK_EMAIL=SANDBOX_ZENDESK_EMAIL, ZENDESK_API_TOKEN=SANDBOX_ZENDESK_TOKEN)

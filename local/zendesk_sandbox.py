@@ -22,13 +22,35 @@ API the bridge depends on:
   (the sandbox is strict here, so a client that loses track of its tokens shows up);
   a file over 50 MB answers 413.
 
+Webhooks and triggers (what ``make zendesk-setup`` manages; paths as in Zendesk's
+webhooks.oas.yaml under ``/api/v2``, and the Support API's triggers):
+
+* ``GET/POST /api/v2/webhooks`` (``filter[name_contains]``, ``filter[status]``, cursor pages
+  with ``page[size]``/``page[after]`` and ``links.next``), ``GET/PUT/PATCH/DELETE
+  /api/v2/webhooks/{id}`` (PUT/PATCH/DELETE answer 204; ``subscriptions`` cannot change),
+  ``GET /api/v2/webhooks/{id}/signing_secret`` (``POST`` resets it). The signing secret is
+  generated at creation (``webhook_secret=`` fixes it, for a local app started earlier);
+* ``GET/POST /api/v2/triggers``, ``GET/PUT/DELETE /api/v2/triggers/{id}``: the conditions the
+  sandbox can evaluate (``TRIGGER_CONDITIONS``) and ``notification_webhook`` actions; others
+  are refused with 422 rather than silently never matching;
+* triggers run after every ticket update -- the API's (current user: the API user, via id 5,
+  delivered on a background thread: ``wait_for_deliveries()``), ``agent_update()``/
+  ``agent_comment()`` (a human agent in the web UI, via id 0) and ``set_status()`` -- and a
+  matching ``notification_webhook`` renders its body's placeholders (JSON-escaped for JSON
+  webhooks; unknown ones render empty, like Zendesk's) and POSTs it to the endpoint signed
+  like Zendesk (``x-zendesk-webhook-signature`` = base64 HMAC-SHA256(secret, timestamp +
+  body), ``-timestamp``, ``-id``, ``-invocation-id``, ``x-zendesk-account-id``).
+  ``deliveries()`` lists them with the endpoint's answers.
+
 Fields the real API returns as null but the spec declares non-nullable (priority, type,
 assignee_id, group_id, organization_id on tickets) are left out rather than faked.
 
 Test-only endpoints (no auth, not counted, never faulted) live under ``/__sandbox/``:
 ``POST reset``, ``GET stats``, ``POST faults`` / ``DELETE faults``, ``GET tickets`` and
-``POST tickets/{id}/status``; each has a Python twin on the class (``reset()``,
-``stats()``, ``inject()``, ``clear_faults()``, ``tickets()``, ``set_status()``).
+``POST tickets/{id}/status``, ``POST tickets/{id}/agent_update`` (``{"comment", "public",
+"status", "add_tags", "remove_tags"}``) and ``GET deliveries``; each has a Python twin on the
+class (``reset()``, ``stats()``, ``inject()``, ``clear_faults()``, ``tickets()``,
+``set_status()``, ``agent_update()``, ``deliveries()``).
 """
 
 from __future__ import annotations
@@ -59,6 +81,31 @@ UPLOAD_TTL_SECONDS = 60 * 60  # "The token is valid for 60 minutes."
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024  # Zendesk's per-file attachment limit
 STATUSES = ("new", "open", "pending", "hold", "solved", "closed")
 Reply = tuple[int, dict[str, Any], dict[str, str]]  # status, JSON payload, extra headers
+
+# Via ids of ticket updates (Zendesk's "Via types reference"): an agent in the web UI, the API.
+VIA_WEB_FORM, VIA_WEB_SERVICE = 0, 5
+WEBHOOK_TIMEOUT_SECONDS = 12  # Zendesk gives an endpoint about 12 s to answer
+_ULID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+# Trigger conditions the sandbox evaluates (field -> operators); anything else is refused
+# at creation, so a condition it would silently never match cannot slip into a test.
+TRIGGER_CONDITIONS: dict[str, tuple[str, ...]] = {
+    "update_type": ("is",),
+    "comment_is_public": ("is",),
+    "current_tags": ("includes", "not_includes"),
+    "role": ("is", "is_not"),
+    "current_via_id": ("is", "is_not"),
+    "status": ("is", "is_not", "changed", "not_changed", "value", "value_previous"),
+}
+TRIGGER_ACTIONS = ("notification_webhook",)
+_PLACEHOLDER = re.compile(r"\{\{\s*([a-z_.]+)\s*\}\}")
+
+
+def _webhook_error(status: int, code: str, message: str, field_name: str | None = None) -> Reply:
+    """The Webhooks API's error shape (``ErrorResponse`` in webhooks.oas.yaml)."""
+    item: dict[str, Any] = {"code": code, "message": message}
+    if field_name:
+        item["field"] = field_name
+    return status, {"errors": [item]}, {}
 
 
 @dataclass
@@ -132,12 +179,16 @@ class ZendeskSandbox:
         idempotency_ttl: float = IDEMPOTENCY_TTL_SECONDS,
         upload_ttl: float = UPLOAD_TTL_SECONDS,
         max_upload_bytes: int = MAX_UPLOAD_BYTES,
+        webhook_secret: str | None = None,
     ) -> None:
         self.host, self.port = host, port
         self.email, self.api_token = email, api_token
         self.idempotency_ttl = idempotency_ttl
         self.upload_ttl = upload_ttl
         self.max_upload_bytes = max_upload_bytes
+        # Zendesk generates each webhook's signing secret; the local stack may fix it instead,
+        # so an app started before `make zendesk-setup` already knows it.
+        self.fixed_webhook_secret = webhook_secret
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -152,6 +203,22 @@ class ZendeskSandbox:
             ("GET", re.compile(r"/api/v2/tickets/(\d+)/audits"), "/api/v2/tickets/{ticket_id}/audits", self._list_audits),
             ("GET", re.compile(r"/api/v2/search"), "/api/v2/search", self._search),
             ("POST", re.compile(r"/api/v2/uploads"), "/api/v2/uploads", self._upload),
+            # Webhooks API (paths as in Zendesk's webhooks.oas.yaml, under /api/v2) and triggers.
+            ("GET", re.compile(r"/api/v2/webhooks"), "/api/v2/webhooks", self._list_webhooks),
+            ("POST", re.compile(r"/api/v2/webhooks"), "/api/v2/webhooks", self._create_webhook),
+            ("GET", re.compile(r"/api/v2/webhooks/([0-9A-Za-z]+)"), "/api/v2/webhooks/{webhook_id}", self._show_webhook),
+            ("PUT", re.compile(r"/api/v2/webhooks/([0-9A-Za-z]+)"), "/api/v2/webhooks/{webhook_id}", self._update_webhook),
+            ("PATCH", re.compile(r"/api/v2/webhooks/([0-9A-Za-z]+)"), "/api/v2/webhooks/{webhook_id}", self._patch_webhook),
+            ("DELETE", re.compile(r"/api/v2/webhooks/([0-9A-Za-z]+)"), "/api/v2/webhooks/{webhook_id}", self._delete_webhook),
+            ("GET", re.compile(r"/api/v2/webhooks/([0-9A-Za-z]+)/signing_secret"),
+             "/api/v2/webhooks/{webhook_id}/signing_secret", self._show_signing_secret),
+            ("POST", re.compile(r"/api/v2/webhooks/([0-9A-Za-z]+)/signing_secret"),
+             "/api/v2/webhooks/{webhook_id}/signing_secret", self._reset_signing_secret),
+            ("GET", re.compile(r"/api/v2/triggers"), "/api/v2/triggers", self._list_triggers),
+            ("POST", re.compile(r"/api/v2/triggers"), "/api/v2/triggers", self._create_trigger),
+            ("GET", re.compile(r"/api/v2/triggers/(\d+)"), "/api/v2/triggers/{trigger_id}", self._show_trigger),
+            ("PUT", re.compile(r"/api/v2/triggers/(\d+)"), "/api/v2/triggers/{trigger_id}", self._update_trigger),
+            ("DELETE", re.compile(r"/api/v2/triggers/(\d+)"), "/api/v2/triggers/{trigger_id}", self._delete_trigger),
         ]
         self.reset()
 
@@ -203,6 +270,7 @@ class ZendeskSandbox:
             self._requests: Counter[str] = Counter()
             self._faults_fired = 0
             self.agent_id = self._new_user({"name": "Sandbox Agent", "email": self.email, "role": "admin"})["id"]
+            self._reset_automation()
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
@@ -232,7 +300,10 @@ class ZendeskSandbox:
             return [f.public() for f in self._faults if not f.exhausted()]
 
     def set_status(self, ticket_id: int | str, status: str) -> dict[str, Any]:
-        """Change a ticket's status as an agent would (no API call, no request counted)."""
+        """Change a ticket's status as an agent would (no API call, no request counted).
+
+        Active triggers run as for any update (a webhook they notify is sent before this
+        returns); with no triggers configured nothing else happens."""
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
         with self._lock:
@@ -241,7 +312,14 @@ class ZendeskSandbox:
             self._touch(ticket)
             events = [{"type": "Change", "field_name": "status", "value": status, "previous_value": previous}]
             self._audit(ticket["id"], self.agent_id, events, {}, "web", "sandbox")
-            return copy.deepcopy(ticket)
+            requests = []
+            if self._triggers and previous != status:
+                requests = self._triggered_requests(ticket, events, updater_id=self.human_agent(), via_id=VIA_WEB_FORM,
+                                                    created=False)
+            result = copy.deepcopy(ticket)
+        for request in requests:
+            self._deliver(request)
+        return result
 
     def tickets(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -324,7 +402,7 @@ class ZendeskSandbox:
             reply: Reply = (401, {"error": "Couldn't authenticate you"}, {"WWW-Authenticate": 'Basic realm="Web Password"'})
         elif operation == "POST /api/v2/uploads":  # a raw file, not JSON
             reply = handler(body, parse_qs(parts.query), headers=headers, client=client)
-        elif method in ("POST", "PUT"):
+        elif method in ("POST", "PUT", "PATCH"):
             try:
                 payload = json.loads(body or b"null")
             except ValueError as exc:
@@ -547,6 +625,7 @@ class ZendeskSandbox:
             if value != []
         ]
         audit = self._audit(ticket_id, author_id, events, self._custom(data), "api", client)
+        self._run_triggers_async(ticket, events, updater_id=self.agent_id, via_id=VIA_WEB_SERVICE, created=True)
         return 201, {"ticket": copy.deepcopy(ticket), "audit": copy.deepcopy(audit)}, {"Location": ticket["url"]}
 
     @staticmethod
@@ -586,6 +665,7 @@ class ZendeskSandbox:
                 ticket["tags"] = list(dict.fromkeys(data["tags"]))
             self._touch(ticket)
             audit = self._audit(ticket["id"], author_id, events, self._custom(data), "api", client)
+            self._run_triggers_async(ticket, events, updater_id=self.agent_id, via_id=VIA_WEB_SERVICE, created=False)
             return 200, {"ticket": copy.deepcopy(ticket), "audit": copy.deepcopy(audit)}, {}
 
     def _show_ticket(self, ticket_id: str, _query: Any, **_: Any) -> Reply:
@@ -624,6 +704,448 @@ class ZendeskSandbox:
             ]
             return 200, {"results": results, "facets": None, "next_page": None, "previous_page": None, "count": len(results)}, {}
 
+    # --- webhooks and triggers -------------------------------------------------------------------
+
+    def _reset_automation(self) -> None:
+        self._webhooks: dict[str, dict[str, Any]] = {}
+        self._webhook_secrets: dict[str, str] = {}
+        self._triggers: dict[int, dict[str, Any]] = {}
+        self._deliveries: list[dict[str, Any]] = []
+        self._delivery_threads: list[threading.Thread] = []
+        self.account_id = "9000001"
+        self.human_agent_id: int | None = None
+
+    def webhooks(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return copy.deepcopy(list(self._webhooks.values()))
+
+    def webhook_secret(self, webhook_id: str) -> str:
+        with self._lock:
+            return self._webhook_secrets[webhook_id]
+
+    def triggers(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return copy.deepcopy(sorted(self._triggers.values(), key=lambda t: t["position"]))
+
+    def deliveries(self) -> list[dict[str, Any]]:
+        """Every webhook request the triggers sent, with the endpoint's answer."""
+        self.wait_for_deliveries()
+        with self._lock:
+            return copy.deepcopy(self._deliveries)
+
+    def wait_for_deliveries(self, timeout: float = 30.0) -> None:
+        """Wait for the deliveries of API-made updates (sent on background threads)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                pending = [t for t in self._delivery_threads if t.is_alive()]
+                self._delivery_threads = pending
+            if not pending:
+                return
+            pending[0].join(max(0.0, deadline - time.monotonic()))
+            if time.monotonic() >= deadline:
+                return
+
+    @staticmethod
+    def _ulid() -> str:
+        return "01" + "".join(secrets.choice(_ULID_ALPHABET) for _ in range(24))
+
+    def _new_secret(self) -> str:
+        return self.fixed_webhook_secret or base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+
+    def _webhook_fields(self, data: Any, *, partial: bool) -> tuple[dict[str, Any], Reply | None]:
+        if not isinstance(data, dict):
+            return {}, _webhook_error(400, "InvalidInput", "webhook is required", "webhook")
+        fields_: dict[str, Any] = {}
+        for name in ("name", "description", "endpoint", "http_method", "request_format", "status"):
+            if name in data:
+                if not isinstance(data[name], str):
+                    return {}, _webhook_error(400, "InvalidValue", f"{name} must be a string", name)
+                fields_[name] = data[name]
+        if "subscriptions" in data:
+            if not isinstance(data["subscriptions"], list) or not all(isinstance(x, str) for x in data["subscriptions"]):
+                return {}, _webhook_error(400, "InvalidValue", "subscriptions must be a list of strings", "subscriptions")
+            fields_["subscriptions"] = list(data["subscriptions"])
+        for name in ("authentication", "custom_headers"):
+            if name in data:
+                fields_[name] = copy.deepcopy(data[name])
+        if "signing_secret" in data or "external_source" in data:
+            return {}, _webhook_error(400, "InvalidInput", "signing_secret and external_source cannot be set by admins")
+        if not partial:
+            for name in ("name", "endpoint", "http_method", "request_format", "status"):
+                if not fields_.get(name):
+                    return {}, _webhook_error(400, "MissingField", f"{name} is required", name)
+        if "endpoint" in fields_ and urlsplit(fields_["endpoint"]).scheme not in ("http", "https"):
+            return {}, _webhook_error(400, "InvalidValue", "endpoint must be an http(s) URL", "endpoint")
+        if fields_.get("http_method", "POST") not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+            return {}, _webhook_error(400, "InvalidValue", "http_method is not valid", "http_method")
+        if fields_.get("request_format", "json") not in ("json", "xml", "form_encoded"):
+            return {}, _webhook_error(400, "InvalidValue", "request_format is not valid", "request_format")
+        if fields_.get("status", "active") not in ("active", "inactive"):
+            return {}, _webhook_error(400, "InvalidValue", "status is not valid", "status")
+        return fields_, None
+
+    def _create_webhook(self, payload: Any, **_: Any) -> Reply:
+        data = payload.get("webhook") if isinstance(payload, dict) else None
+        fields_, problem = self._webhook_fields(data, partial=False)
+        if problem:
+            return problem
+        with self._lock:
+            webhook_id, now = self._ulid(), _now()
+            webhook = {"id": webhook_id, **fields_, "created_at": now, "created_by": str(self.agent_id),
+                       "updated_at": now, "updated_by": str(self.agent_id)}
+            webhook.setdefault("subscriptions", [])
+            self._webhooks[webhook_id] = webhook
+            self._webhook_secrets[webhook_id] = self._new_secret()  # Zendesk generates it
+            return 201, {"webhook": copy.deepcopy(webhook)}, {"Location": f"{self.url}/api/v2/webhooks/{webhook_id}"}
+
+    def _list_webhooks(self, query: dict[str, list[str]], **_: Any) -> Reply:
+        contains = (query.get("filter[name_contains]") or [""])[0].lower()
+        status = (query.get("filter[status]") or [""])[0]
+        size = int((query.get("page[size]") or ["100"])[0] or 100)
+        after = int((query.get("page[after]") or ["0"])[0] or 0)
+        with self._lock:
+            found = [w for w in self._webhooks.values()
+                     if contains in w["name"].lower() and (not status or w["status"] == status)]
+            page = found[after: after + size]
+            has_more = after + size < len(found)
+            meta: dict[str, Any] = {"has_more": has_more}
+            links: dict[str, Any] = {}
+            if has_more:
+                meta["after_cursor"] = str(after + size)
+                params = "&".join(f"{quote(k)}={quote(v[0])}" for k, v in query.items() if k != "page[after]")
+                links["next"] = f"{self.url}/api/v2/webhooks?{params}&{quote('page[after]')}={after + size}".replace("?&", "?")
+            return 200, {"webhooks": copy.deepcopy(page), "meta": meta, "links": links}, {}
+
+    def _show_webhook(self, webhook_id: str, _query: Any, **_: Any) -> Reply:
+        with self._lock:
+            webhook = self._webhooks.get(webhook_id)
+            if webhook is None:
+                return _webhook_error(404, "RecordNotFound", "Webhook not found")
+            return 200, {"webhook": copy.deepcopy(webhook)}, {}
+
+    def _change_webhook(self, webhook_id: str, payload: Any, *, partial: bool) -> Reply:
+        data = payload.get("webhook") if isinstance(payload, dict) else None
+        fields_, problem = self._webhook_fields(data, partial=partial)
+        if problem:
+            return problem
+        with self._lock:
+            webhook = self._webhooks.get(webhook_id)
+            if webhook is None:
+                return _webhook_error(404, "RecordNotFound", "Webhook not found")
+            if "subscriptions" in fields_ and sorted(fields_["subscriptions"]) != sorted(webhook["subscriptions"]):
+                # "You can't change an existing webhook's connection method."
+                return _webhook_error(400, "InvalidValue", "subscriptions cannot be changed", "subscriptions")
+            if not partial:
+                for name in ("description", "authentication", "custom_headers"):
+                    webhook.pop(name, None)
+            webhook.update(fields_)
+            webhook["updated_at"], webhook["updated_by"] = _now(), str(self.agent_id)
+            return 204, {}, {}
+
+    def _update_webhook(self, webhook_id: str, payload: Any, **_: Any) -> Reply:
+        return self._change_webhook(webhook_id, payload, partial=False)
+
+    def _patch_webhook(self, webhook_id: str, payload: Any, **_: Any) -> Reply:
+        return self._change_webhook(webhook_id, payload, partial=True)
+
+    def _delete_webhook(self, webhook_id: str, _query: Any, **_: Any) -> Reply:
+        with self._lock:
+            if self._webhooks.pop(webhook_id, None) is None:
+                return _webhook_error(404, "RecordNotFound", "Webhook not found")
+            self._webhook_secrets.pop(webhook_id, None)
+            return 204, {}, {}
+
+    def _show_signing_secret(self, webhook_id: str, _query: Any, **_: Any) -> Reply:
+        with self._lock:
+            if webhook_id not in self._webhooks:
+                return _webhook_error(404, "RecordNotFound", "Webhook not found")
+            return 200, {"signing_secret": {"algorithm": "SHA256", "secret": self._webhook_secrets[webhook_id]}}, {}
+
+    def _reset_signing_secret(self, webhook_id: str, _payload: Any, **_: Any) -> Reply:
+        with self._lock:
+            if webhook_id not in self._webhooks:
+                return _webhook_error(404, "RecordNotFound", "Webhook not found")
+            self._webhook_secrets[webhook_id] = self._new_secret()
+            return 201, {"signing_secret": {"algorithm": "SHA256", "secret": self._webhook_secrets[webhook_id]}}, {}
+
+    def _trigger_fields(self, data: Any) -> tuple[dict[str, Any], Reply | None]:
+        if not isinstance(data, dict):
+            return {}, _error(400, "ParameterMissing", "param is missing or the value is empty: trigger")
+        title = data.get("title")
+        if not isinstance(title, str) or not title.strip():
+            return {}, _invalid("title", "Title: cannot be blank")
+        conditions = data.get("conditions")
+        if not isinstance(conditions, dict):
+            return {}, _invalid("conditions", "Conditions: must be an object with all and any")
+        checked: dict[str, list[dict[str, Any]]] = {"all": [], "any": []}
+        for group in ("all", "any"):
+            for condition in conditions.get(group) or []:
+                if not isinstance(condition, dict):
+                    return {}, _invalid("conditions", "Conditions: each condition must be an object")
+                name, operator = condition.get("field"), condition.get("operator")
+                if name not in TRIGGER_CONDITIONS or operator not in TRIGGER_CONDITIONS[name]:
+                    return {}, _invalid("conditions", f"Conditions: {name} {operator} is not supported by the sandbox")
+                checked[group].append(copy.deepcopy(condition))
+        actions = data.get("actions")
+        if not isinstance(actions, list) or not actions:
+            return {}, _invalid("actions", "Actions: cannot be blank")
+        for action in actions:
+            if not isinstance(action, dict) or action.get("field") not in TRIGGER_ACTIONS:
+                return {}, _invalid("actions", f"Actions: {action!r} is not supported by the sandbox")
+            value = action.get("value")
+            if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value)):
+                return {}, _invalid("actions", "Actions: notification_webhook takes [webhook id, body]")
+            if value[0] not in self._webhooks:
+                return {}, _invalid("actions", f"Actions: webhook {value[0]} does not exist")
+        fields_ = {"title": title, "raw_title": title, "conditions": checked, "actions": copy.deepcopy(actions),
+                   "active": bool(data.get("active", True)), "description": str(data.get("description") or "")}
+        if data.get("category_id") is not None:
+            fields_["category_id"] = str(data["category_id"])
+        if isinstance(data.get("position"), int):
+            fields_["position"] = data["position"]
+        return fields_, None
+
+    def _create_trigger(self, payload: Any, **_: Any) -> Reply:
+        with self._lock:
+            fields_, problem = self._trigger_fields(payload.get("trigger") if isinstance(payload, dict) else None)
+            if problem:
+                return problem
+            trigger_id, now = self._next_id("trigger"), _now()
+            trigger = {"url": f"{self.url}/api/v2/triggers/{trigger_id}.json", "id": trigger_id, "default": False,
+                       "category_id": "10026", "position": len(self._triggers) + 1, **fields_,
+                       "created_at": now, "updated_at": now}
+            self._triggers[trigger_id] = trigger
+            return 201, {"trigger": copy.deepcopy(trigger)}, {}
+
+    def _list_triggers(self, query: dict[str, list[str]], **_: Any) -> Reply:
+        active = (query.get("active") or [""])[0]
+        with self._lock:
+            found = [t for t in sorted(self._triggers.values(), key=lambda t: t["position"])
+                     if not active or t["active"] == (active == "true")]
+            return 200, {"triggers": copy.deepcopy(found), "count": len(found), "next_page": None, "previous_page": None}, {}
+
+    def _show_trigger(self, trigger_id: str, _query: Any, **_: Any) -> Reply:
+        with self._lock:
+            trigger = self._triggers.get(int(trigger_id))
+            return (200, {"trigger": copy.deepcopy(trigger)}, {}) if trigger else _NOT_FOUND
+
+    def _update_trigger(self, trigger_id: str, payload: Any, **_: Any) -> Reply:
+        with self._lock:
+            trigger = self._triggers.get(int(trigger_id))
+            if trigger is None:
+                return _NOT_FOUND
+            fields_, problem = self._trigger_fields(payload.get("trigger") if isinstance(payload, dict) else None)
+            if problem:
+                return problem
+            trigger.update(fields_)
+            trigger["updated_at"] = _now()
+            return 200, {"trigger": copy.deepcopy(trigger)}, {}
+
+    def _delete_trigger(self, trigger_id: str, _query: Any, **_: Any) -> Reply:
+        with self._lock:
+            if self._triggers.pop(int(trigger_id), None) is None:
+                return _NOT_FOUND
+            return 204, {}, {}
+
+    # --- agents at work, and the triggers they fire -----------------------------------------------
+
+    def human_agent(self) -> int:
+        """The id of a human agent (created on first use): the one who answers in the web UI."""
+        with self._lock:
+            if self.human_agent_id is None:
+                self.human_agent_id = self._new_user(
+                    {"name": "Maria Agent", "email": "maria.agent@sandbox.test", "role": "agent", "verified": True}
+                )["id"]
+            return self.human_agent_id
+
+    def agent_update(
+        self,
+        ticket_id: int | str,
+        *,
+        comment: str | None = None,
+        public: bool = True,
+        status: str | None = None,
+        add_tags: Any = (),
+        remove_tags: Any = (),
+        author_id: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """What an agent does in the web UI: a comment (public or an internal note), a status
+        change, tags. Then the active triggers run, and the webhook requests they notify are
+        sent (signed like Zendesk's) before this returns. Returns those deliveries.
+
+        Raises ``ValueError`` for a closed ticket (closed tickets cannot be updated).
+        """
+        author = author_id if author_id is not None else self.human_agent()
+        with self._lock:
+            ticket = self._tickets[int(ticket_id)]
+            if ticket["status"] == "closed":
+                raise ValueError("Status: closed prevents ticket update")
+            if status is not None and status not in STATUSES:
+                raise ValueError(f"unknown status {status!r}")
+            events: list[dict[str, Any]] = []
+            if comment is not None:
+                events.append(self._comment_event({"body": comment, "public": public}, author))
+            previous = ticket["status"]
+            if status is None and comment is not None and public and ticket["status"] == "new":
+                status = "open"  # an agent's public reply opens a new ticket
+            if status is not None and status != previous:
+                events.append({"type": "Change", "field_name": "status", "value": status, "previous_value": previous})
+                ticket["status"] = status
+            tags = [t for t in ticket["tags"] if t not in set(remove_tags)] + [t for t in add_tags if t not in ticket["tags"]]
+            if tags != ticket["tags"]:
+                events.append({"type": "Change", "field_name": "tags", "value": tags, "previous_value": ticket["tags"]})
+                ticket["tags"] = tags
+            self._touch(ticket)
+            self._audit(ticket["id"], author, events, {}, "web", "Zendesk web UI")
+            requests = self._triggered_requests(ticket, events, updater_id=author, via_id=VIA_WEB_FORM, created=False)
+        return [self._deliver(request) for request in requests]
+
+    def agent_comment(self, ticket_id: int | str, text: str, **kwargs: Any) -> list[dict[str, Any]]:
+        """A public reply by a human agent (``agent_update`` with a comment)."""
+        return self.agent_update(ticket_id, comment=text, **kwargs)
+
+    def _run_triggers_async(self, ticket: dict[str, Any], events: list[dict[str, Any]], *, updater_id: int,
+                            via_id: int, created: bool) -> None:
+        """Triggers also run after API updates (holding the lock): sent on a thread, since the
+        endpoint may well call this sandbox back while it answers."""
+        requests = self._triggered_requests(ticket, events, updater_id=updater_id, via_id=via_id, created=created)
+        for request in requests:
+            thread = threading.Thread(target=self._deliver, args=(request,), name="zendesk-webhook", daemon=True)
+            self._delivery_threads.append(thread)
+            thread.start()
+
+    def _triggered_requests(self, ticket: dict[str, Any], events: list[dict[str, Any]], *, updater_id: int,
+                            via_id: int, created: bool) -> list[dict[str, Any]]:
+        """The webhook requests the active triggers send for this update (holds the lock)."""
+        if not self._triggers:
+            return []
+        updater = self._users.get(updater_id) or {}
+        comment = next((e for e in events if e["type"] == "Comment"), None)
+        status_change = next((e for e in events if e["type"] in ("Change", "Create") and e.get("field_name") == "status"), None)
+        context = {
+            "update_type": "Create" if created else "Change",
+            "comment_is_public": "not_relevant" if comment is None else ("true" if comment["public"] else "false"),
+            "tags": set(ticket["tags"]),
+            "role": "end_user" if updater.get("role", "end-user") == "end-user" else "agent",
+            "via_id": via_id,
+            "status": ticket["status"],
+            "previous_status": (status_change or {}).get("previous_value"),
+            "status_changed": status_change is not None and status_change.get("type") == "Change",
+        }
+        requests = []
+        for trigger in sorted(self._triggers.values(), key=lambda t: t["position"]):
+            if not trigger["active"] or not self._trigger_matches(trigger["conditions"], context):
+                continue
+            for action in trigger["actions"]:
+                webhook_id, template = action["value"]
+                webhook = self._webhooks.get(webhook_id)
+                if webhook is None or webhook["status"] != "active":
+                    continue
+                body = self._render(template, ticket, updater, json_escape=webhook["request_format"] == "json")
+                requests.append({
+                    "trigger_id": trigger["id"], "trigger": trigger["title"], "webhook_id": webhook_id,
+                    "endpoint": webhook["endpoint"], "method": webhook["http_method"], "body": body,
+                    "secret": self._webhook_secrets[webhook_id], "invocation_id": str(self._next_id("invocation") + 8350205000),
+                })
+        return requests
+
+    @staticmethod
+    def _trigger_matches(conditions: dict[str, Any], context: dict[str, Any]) -> bool:
+        def holds(condition: dict[str, Any]) -> bool:
+            name, operator, value = condition["field"], condition["operator"], condition.get("value")
+            text = "" if value is None else str(value).strip()
+            if name == "update_type":
+                return context["update_type"].lower() == text.lower()
+            if name == "comment_is_public":
+                return context["comment_is_public"] == text.lower()
+            if name == "current_tags":
+                wanted = set(text.split())
+                hit = bool(wanted & context["tags"])
+                return hit if operator == "includes" else not hit
+            if name == "role":
+                return (context["role"] == text) == (operator == "is")
+            if name == "current_via_id":
+                return (str(context["via_id"]) == text) == (operator == "is")
+            if name == "status":
+                if operator == "changed":
+                    return context["status_changed"]
+                if operator == "not_changed":
+                    return not context["status_changed"]
+                if operator == "value":
+                    return context["status_changed"] and context["status"] == text
+                if operator == "value_previous":
+                    return context["status_changed"] and context["previous_status"] == text
+                return (context["status"] == text) == (operator == "is")
+            return False
+
+        every, some = conditions.get("all") or [], conditions.get("any") or []
+        return all(holds(c) for c in every) and (not some or any(holds(c) for c in some))
+
+    def _render(self, template: str, ticket: dict[str, Any], updater: dict[str, Any], *, json_escape: bool) -> str:
+        """Fill Zendesk placeholders; an unknown one renders as the empty string, like Zendesk's."""
+        public = [c for c in self._comments.get(ticket["id"], []) if c["public"]]
+        latest_public = public[-1] if public else {}
+        comments = self._comments.get(ticket["id"], [])
+        latest = comments[-1] if comments else {}
+        values = {
+            "ticket.id": str(ticket["id"]),
+            "ticket.external_id": ticket.get("external_id") or "",
+            "ticket.status": ticket["status"].title(),
+            "ticket.tags": " ".join(ticket["tags"]),
+            "ticket.title": ticket["subject"],
+            "ticket.updated_at_with_timestamp": ticket["updated_at"],
+            "ticket.requester.id": str(ticket["requester_id"]),
+            "ticket.latest_public_comment.id": str(latest_public.get("id", "")),
+            "ticket.latest_public_comment.value": latest_public.get("plain_body") or latest_public.get("body", ""),
+            "ticket.latest_comment.id": str(latest.get("id", "")),
+            "ticket.latest_comment.value": latest.get("plain_body") or latest.get("body", ""),
+            "current_user.id": str(updater.get("id", "")),
+            "current_user.email": updater.get("email") or "",
+            "current_user.name": updater.get("name") or "",
+        }
+
+        def fill(found: re.Match[str]) -> str:
+            value = values.get(found.group(1), "")
+            return json.dumps(value)[1:-1] if json_escape else value
+
+        return _PLACEHOLDER.sub(fill, template)
+
+    def _deliver(self, request: dict[str, Any]) -> dict[str, Any]:
+        """POST one webhook request, signed as Zendesk signs it; record and return the outcome."""
+        import urllib.error
+        import urllib.request
+
+        body = request["body"].encode()
+        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        digest = hmac.new(request["secret"].encode(), stamp.encode() + body, hashlib.sha256).digest()
+        headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            "User-Agent": "Zendesk Webhook",
+            "x-zendesk-account-id": self.account_id,
+            "x-zendesk-webhook-id": request["webhook_id"],
+            "x-zendesk-webhook-invocation-id": request["invocation_id"],
+            "x-zendesk-webhook-signature": base64.b64encode(digest).decode(),
+            "x-zendesk-webhook-signature-timestamp": stamp,
+        }
+        outcome = {k: v for k, v in request.items() if k != "secret"}
+        outcome["headers"] = dict(headers)
+        http_request = urllib.request.Request(request["endpoint"], data=body, method=request["method"], headers=headers)
+        try:
+            with urllib.request.urlopen(http_request, timeout=WEBHOOK_TIMEOUT_SECONDS) as answer:
+                outcome["status"], raw = answer.status, answer.read()
+        except urllib.error.HTTPError as error:
+            outcome["status"], raw = error.code, error.read()
+        except OSError as error:
+            outcome["status"], raw = None, str(error).encode()
+        try:
+            outcome["response"] = json.loads(raw) if raw else None
+        except ValueError:
+            outcome["response"] = raw.decode(errors="replace")
+        with self._lock:
+            self._deliveries.append(copy.deepcopy(outcome))
+        return outcome
+
     # --- /__sandbox/ test endpoints -------------------------------------------------------------
 
     def handle_admin(self, method: str, path: str, body: bytes) -> Reply:
@@ -648,6 +1170,16 @@ class ZendeskSandbox:
                 return 200, {"tickets": self.tickets()}, {}
             if method == "POST" and found:
                 return 200, {"ticket": self.set_status(found.group(1), payload.get("status", ""))}, {}
+            agent = re.fullmatch(r"/__sandbox/tickets/(\d+)/agent_update", path)
+            if method == "POST" and agent:
+                deliveries = self.agent_update(
+                    agent.group(1), comment=payload.get("comment"), public=bool(payload.get("public", True)),
+                    status=payload.get("status"), add_tags=payload.get("add_tags") or (),
+                    remove_tags=payload.get("remove_tags") or (),
+                )
+                return 200, {"ticket": self.ticket(agent.group(1)), "deliveries": deliveries}, {}
+            if method == "GET" and path == "/__sandbox/deliveries":
+                return 200, {"deliveries": self.deliveries()}, {}
         except KeyError:
             return _NOT_FOUND
         except (TypeError, ValueError) as exc:
@@ -689,6 +1221,12 @@ def _make_handler(sandbox: ZendeskSandbox) -> type[BaseHTTPRequestHandler]:
                     pass
                 return
             status, payload, extra = reply
+            if status == 204:  # No Content: no body, no Content-Type
+                self.send_response(204)
+                for name, value in extra.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                return
             data = json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json; charset=utf-8")
@@ -706,7 +1244,7 @@ def _make_handler(sandbox: ZendeskSandbox) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        do_GET = do_POST = do_PUT = do_DELETE = _serve
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet by default
             pass

@@ -365,6 +365,13 @@ class ZendeskHelpdesk(Helpdesk):
                 return True
         return False
 
+    def ticket_status(self, ticket_id: str) -> TicketRef:
+        """The ticket's current status (``GET /api/v2/tickets/{id}``), for the agent-event
+        handler: a status notification may arrive late or out of order, so the ticket is
+        read rather than the notification trusted. A read never applies anything."""
+        response = self._call("GET", f"/api/v2/tickets/{_zendesk_id(ticket_id, 'ticket')}", writes_message=False)
+        return self._ticket_ref(response, writes_message=False)
+
     def upload(self, files: Sequence[FileToAttach]) -> list[str]:
         """Upload each file (``POST /api/v2/uploads?filename=``); one token per file.
 

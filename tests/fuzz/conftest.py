@@ -346,6 +346,9 @@ def fuzz_app() -> Iterator[FuzzApp]:
             google_reviews.clear_key_sources()
             spy = WriteSpy(dynamodb)
             wiring.override("dynamodb", spy)  # the store is built with this client
+            # Agents' replies would go out to real platforms: the route's own checks are
+            # what is fuzzed here, so the reply side answers without calling anyone.
+            wiring.override("agent_replies", _NoReplies())
 
             # Quiet, and keep the traceback of every unhandled exception for the report.
             py_logger = logging.getLogger(logger.name)
@@ -365,3 +368,10 @@ def fuzz_app() -> Iterator[FuzzApp]:
                 wiring.reset()
                 google_reviews.clear_key_sources()
                 google.stop()
+
+
+class _NoReplies:
+    """Stands in for ``AgentReplies`` in the fuzz app: handles every event, sends nothing."""
+
+    def handle(self, event: object) -> str:
+        return "ignored_not_bridged"

@@ -905,6 +905,53 @@ class PrivacyPostFuzz(PostFuzz):
                            label=f"{label}; {wrapper}")
 
 
+class ZendeskEventPostFuzz(PostFuzz):
+    """Zendesk trigger webhooks: base64 HMAC-SHA256 over timestamp + body, 5-minute window."""
+
+    route = "POST /helpdesk/zendesk"
+    auth_headers = ("x-zendesk-webhook-signature", "x-zendesk-webhook-signature-timestamp")
+    limit = 1024 * 1024  # agent_events.MAX_BODY_BYTES: its own limit, comments carry up to 64 KB of text
+
+    def seeds(self, path: str) -> list[Any]:
+        comment = {"socialdesk_event": "agent_comment", "ticket_id": "12", "external_id": "messenger:dm:1:2",
+                   "status": "open", "tags": "socialdesk messenger", "updated_at": "2026-11-25T10:00:00Z",
+                   "comment_id": "9001", "author_id": "77", "author_email": "agent@example.com",
+                   "author_name": "Agent", "comment": "Sorry about that, refund sent."}
+        status = {"socialdesk_event": "ticket_status", "ticket_id": "12", "external_id": "messenger:dm:1:2",
+                  "status": "solved", "tags": "socialdesk", "updated_at": "2026-11-25T10:00:00Z",
+                  "author_id": "77", "author_email": "agent@example.com"}
+        return [comment, status]
+
+    def sign(self, draw: Draw, fuzz: FuzzApp, path: str, body: bytes) -> tuple[dict[str, str], str]:
+        from chalicelib.agent_events import signed_headers
+
+        headers = signed_headers(fuzz.secrets["ZENDESK_WEBHOOK_SECRET"], body)
+        headers.pop("Content-Type", None)
+        return {cased(draw, k): v for k, v in headers.items()}, "zendesk signature"
+
+    def forge(self, draw: Draw, fuzz: FuzzApp, path: str, body: bytes) -> tuple[dict[str, str], str]:
+        from chalicelib.agent_events import sign, signed_headers
+
+        secret = fuzz.secrets["ZENDESK_WEBHOOK_SECRET"]
+        headers = signed_headers(secret, body)
+        headers.pop("Content-Type", None)
+        how = draw(st.sampled_from(["missing", "wrong", "old timestamp", "other secret", "timestamp swapped"]))
+        if how == "missing":
+            headers.pop("X-Zendesk-Webhook-Signature", None)
+        elif how == "wrong":
+            headers["X-Zendesk-Webhook-Signature"] = draw(header_text)
+        elif how == "old timestamp":  # a replay of a genuine delivery, ten minutes later
+            stamp = "2020-01-01T00:00:00Z"
+            headers.update({"X-Zendesk-Webhook-Signature-Timestamp": stamp,
+                            "X-Zendesk-Webhook-Signature": sign(secret, stamp, body)})
+        elif how == "other secret":
+            headers["X-Zendesk-Webhook-Signature"] = sign(fuzz.secrets["META_APP_SECRET"],
+                                                          headers["X-Zendesk-Webhook-Signature-Timestamp"], body)
+        else:
+            headers["X-Zendesk-Webhook-Signature-Timestamp"] = "2099-01-01T00:00:00Z"
+        return headers, f"forged zendesk event ({how})"
+
+
 POST_FUZZ: dict[str, PostFuzz] = {
     fuzzer.route: fuzzer
     for fuzzer in [
@@ -915,6 +962,7 @@ POST_FUZZ: dict[str, PostFuzz] = {
         GenericPostFuzz(),
         GooglePostFuzz(),
         PrivacyPostFuzz(),
+        ZendeskEventPostFuzz(),
     ]
 }
 
@@ -1163,6 +1211,10 @@ def _signed(fuzz: FuzzApp, route: str, body: bytes, path: str | None = None, **h
                 "webhook-signature": standard_signature(fuzz.secrets["GENERIC_WEBHOOK_SECRET_TRUSTPILOT"], "msg_1", now, body)}
     elif isinstance(fuzzer, GooglePostFuzz):
         auth = {"Authorization": f"Bearer {google_token(fuzz)}"}
+    elif isinstance(fuzzer, ZendeskEventPostFuzz):
+        from chalicelib.agent_events import signed_headers
+
+        auth = {k: v for k, v in signed_headers(fuzz.secrets["ZENDESK_WEBHOOK_SECRET"], body).items() if k != "Content-Type"}
     elif isinstance(fuzzer, TelegramPostFuzz):
         auth = {fuzzer.header: fuzz.secrets["TELEGRAM_SECRET_TOKEN"]}
     else:

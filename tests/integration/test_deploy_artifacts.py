@@ -49,6 +49,10 @@ CLIENT_SERVICES = {
     "chalicelib/polling.py": "dynamodb",
     "chalicelib/backfill.py": "dynamodb",
     "chalicelib/privacy.py": "dynamodb",
+    "chalicelib/agent_events.py": "dynamodb",
+    "chalicelib/agent_replies.py": "dynamodb",
+    "chalicelib/helpdesk/freshdesk_events.py": "dynamodb",
+    "chalicelib/replies/dispatch.py": "dynamodb",
 }
 # Calls only operators' CLIs make, with their own credentials, never a Lambda role:
 # ``python -m chalicelib.privacy forget --scan`` scans the table for leftovers.
@@ -232,7 +236,7 @@ def test_packaged_template_passes_cfn_lint(packaged):
 def test_packaged_functions_and_event_sources(packaged):
     functions = _functions(_sam(packaged))
     stream_arn = _load(CHALICE_DIR / "config.json")["stages"]["dev"]["environment_variables"]["STREAM_ARN"]
-    assert set(functions) == {"APIHandler", "SyncTickets", "RedriveParked", "PollX", "BackfillMeta", "TokenHealth"}
+    assert set(functions) == {"APIHandler", "SyncTickets", "RedriveParked", "PollX", "BackfillMeta", "TokenHealth", "RetryAgentReplies"}
 
     sync = functions["SyncTickets"]
     (event,) = sync["Events"].values()

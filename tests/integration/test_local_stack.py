@@ -24,7 +24,7 @@ def test_make_run_then_make_demo_shows_a_ticket_per_conversation(tmp_path: Path,
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("AWS_", "ZENDESK_", "FRESHDESK_", "GOOGLE_", "X_", "HELPDESK", "TABLE_NAME", "STREAM_ARN", "DLQ_URL"))
+        if not key.startswith(("AWS_", "ZENDESK_", "FRESHDESK_", "GOOGLE_", "X_", "HELPDESK", "META_", "TELEGRAM_", "LINE_", "WHATSAPP_", "TABLE_NAME", "STREAM_ARN", "DLQ_URL"))
     }
     env.update(
         PORT=str(free_port()),
@@ -33,6 +33,9 @@ def test_make_run_then_make_demo_shows_a_ticket_per_conversation(tmp_path: Path,
         FRESHDESK_SANDBOX_PORT=str(free_port()),
         GOOGLE_SANDBOX_PORT=str(free_port()),
         X_SANDBOX_PORT=str(free_port()),
+        META_SANDBOX_PORT=str(free_port()),
+        TELEGRAM_SANDBOX_PORT=str(free_port()),
+        LINE_SANDBOX_PORT=str(free_port()),
         HELPDESK=helpdesk,
         SOCIALDESK_STATE_FILE=str(state_file),
         PYTHONUNBUFFERED="1",

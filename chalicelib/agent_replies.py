@@ -1,0 +1,796 @@
+"""An agent's answer in the helpdesk goes back to the platform the customer wrote on.
+
+``AgentReplies(store, helpdesk, dispatcher, now).handle(event)`` takes a verified
+``agent_events.AgentEvent``:
+
+* ``agent_comment``: a public comment by an agent on a bridged ticket. The conversation's
+  messages are read (``CONV#<key>`` / ``MSG#...``), the reply target is built
+  (``replies.target_from_messages``: the customer's latest message still on the platform)
+  and the comment's text is sent through the ``ReplyDispatcher``, publicly, or privately
+  when the ticket has the tag ``socialdesk_private``. Then:
+
+  - the answer is stored as an OUTBOUND message whose id is the platform's id for it, so
+    the platform's echo webhook of our own post hits the same item and is deduplicated
+    (outbound messages are never ticketed);
+  - the conversation's first response time is recorded once (item ``CONV#<key>`` /
+    ``RESPONSE``: ``first_response_at``, ``first_response_seconds`` from the customer's
+    first message; ``last_response_at``, ``responses``);
+  - a failure (``ReplyFailed``) becomes an internal note on the ticket in the sender's
+    plain words ("Not sent: ..."), plus when socialdesk retries ("retrying at 14:05 UTC").
+
+  Comments written by the bridge itself (the API user, ``ZENDESK_EMAIL``) are ignored;
+  the trigger already excludes updates made through the API.
+
+* ``ticket_status``: the ticket's status is read from Zendesk (a notification may be late
+  or out of order; the ticket is the truth) and written to the conversation's
+  ``ticket_status`` when the event is about the conversation's current ticket. The sync
+  then follows the helpdesk's rules for the next customer message: a comment reopens a
+  solved ticket (private chats start a new one), a closed ticket gets a follow-up.
+
+Sending at most once -- the reply ledger
+---------------------------------------
+Each agent comment has a ledger item ``CONV#<key>`` / ``REPLY#<helpdesk>#<comment id>``
+(``<helpdesk>`` is the adapter's ``name``: ``zendesk``, ``freshdesk``):
+
+=============  ===========================================================================
+``sending``     claimed (conditional put) right before the platform is called
+``sent``        the platform answered; ``platform_message_id`` recorded
+``retry``       a transient failure that provably posted nothing (``ReplyFailed.retry_is_safe``:
+                rate limit, no connection, 5xx before processing): retried at ``retry_at``
+                by ``retry_due`` (scheduled), at most ``max_attempts`` times in all
+``failed``      the platform refused it (token expired, window closed...): noted, not retried
+``unknown``     the request may have reached the platform but no answer came back
+                (``duplicate_risk``), or a ``sending`` claim was found older than the
+                lease (the invocation died mid-send): noted, never resent automatically
+=============  ===========================================================================
+
+A repeated event finds the item: ``sent`` -> nothing; ``sending`` within the lease -> it is
+being sent right now, nothing; ``sending`` past the lease -> ambiguous. Why not resend an
+ambiguous one: most platforms have no idempotency key (only LINE's ``X-Line-Retry-Key``),
+so a resend may post the answer twice in public, which is worse than a short delay: the
+agent gets a note saying so ("check the conversation before sending again") and decides.
+A platform's transient failure is retried by the schedule (``retry_due``), not by answering
+Zendesk an error: Zendesk's own retries are short and not guaranteed. (Our own table or
+Zendesk failing before anything was sent does answer 503: the claim is given back as a
+retry due at once, taken by Zendesk's redelivery or the schedule, whichever comes first.)
+
+The pending retries are found through the table's ``by-author`` index as a sparse key
+(``gsi1pk = RETRY#agent_reply``, ``gsi1sk`` = when): no extra index, no scan. A ``sending``
+claim is in that queue too, due when its lease ends: if the invocation died mid-send, the
+schedule finds it still ``sending`` and tells the agent (``unknown``) even when Zendesk never
+delivers the event again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from chalicelib.agent_events import COMMENT_EVENT, STATUS_EVENT, AgentEvent
+from chalicelib.helpdesk.base import HelpdeskError, HelpdeskUnavailable, TicketClosed
+from chalicelib.models import Author, Direction, Kind, Platform, SocialMessage
+from chalicelib.replies.base import (
+    UNAVAILABLE,
+    ReplyFailed,
+    ReplyTarget,
+    SentReply,
+    describe_time,
+    platform_label,
+)
+from chalicelib.replies.dispatch import target_from_messages
+from chalicelib.store import ConversationConflict, StoreUnavailable, conversation_pk
+
+if TYPE_CHECKING:
+    from chalicelib.helpdesk.base import Helpdesk
+    from chalicelib.replies.dispatch import ReplyDispatcher
+    from chalicelib.store import MessageStore
+
+logger = logging.getLogger(__name__)
+
+HELPDESK = "zendesk"
+RETRY_INDEX = "by-author"
+RETRY_PARTITION = "RETRY#agent_reply"
+RESPONSE_SK = "RESPONSE"
+DEFAULT_MAX_ATTEMPTS = 5
+DEFAULT_LEASE = timedelta(minutes=3)  # longer than the API function's timeout
+MIN_RETRY_DELAY = timedelta(seconds=30)
+_CONFLICT_ATTEMPTS = 8
+
+
+class Outcome(str, Enum):
+    """What handling one event did (also the metric names)."""
+
+    SENT = "sent"
+    RETRY_SCHEDULED = "retry_scheduled"
+    FAILED_NOTED = "failed_noted"
+    AMBIGUOUS_NOTED = "ambiguous_noted"
+    ALREADY_SENT = "already_sent"
+    ALREADY_HANDLED = "already_handled"
+    IN_PROGRESS = "in_progress"
+    WAITING_RETRY = "waiting_retry"
+    IGNORED_OWN = "ignored_own_comment"
+    IGNORED_NOT_BRIDGED = "ignored_not_bridged"
+    IGNORED_OTHER_TICKET = "ignored_other_ticket"
+    STATUS_UPDATED = "status_updated"
+    STATUS_UNCHANGED = "status_unchanged"
+    STATUS_UNKNOWN = "status_unknown"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+def _iso(moment: datetime) -> str:
+    return _utc(moment).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _parse_iso(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def _n(value: int | float) -> dict[str, str]:
+    return {"N": str(value)}
+
+
+def _ms(moment: datetime) -> int:
+    return int(_utc(moment).timestamp() * 1000)
+
+
+def _error_code(exc: Exception) -> str | None:
+    return getattr(exc, "response", {}).get("Error", {}).get("Code")
+
+
+def _condition_failed(exc: Exception) -> bool:
+    return _error_code(exc) == "ConditionalCheckFailedException"
+
+
+# --- the ledger ------------------------------------------------------------------------------
+
+
+@dataclass
+class ReplyRecord:
+    """One agent comment's way to the platform (see the module docstring)."""
+
+    conversation_key: str
+    comment_id: str
+    ticket_id: str
+    text: str
+    private: bool = False
+    author_id: str | None = None
+    author_name: str | None = None
+    state: str = "sending"
+    attempts: int = 1
+    claimed_at_ms: int = 0
+    retry_at: datetime | None = None
+    platform_message_id: str | None = None
+    failure_kind: str | None = None
+    note: str | None = None
+    noted: bool = False
+    helpdesk: str = HELPDESK
+
+    @property
+    def idempotency_key(self) -> str:
+        """The dispatcher's key for this answer (LINE turns it into ``X-Line-Retry-Key``)."""
+        return f"{self.helpdesk}:{self.ticket_id}:{self.comment_id}"
+
+    @classmethod
+    def from_event(cls, event: AgentEvent, now: datetime, *, helpdesk: str = HELPDESK) -> ReplyRecord:
+        assert event.conversation_key and event.comment_id
+        return cls(
+            conversation_key=event.conversation_key, comment_id=event.comment_id, ticket_id=event.ticket_id,
+            text=event.text, private=event.private, author_id=event.author_id, author_name=event.author_name,
+            claimed_at_ms=_ms(now), helpdesk=helpdesk,
+        )
+
+
+class ReplyLedger:
+    """The ``REPLY#<helpdesk>#<comment id>`` items; every transition is a conditional write."""
+
+    def __init__(self, table_name: str, client: Any, *, ttl_days: int = 30, lease: timedelta = DEFAULT_LEASE,
+                 helpdesk: str = HELPDESK) -> None:
+        self.table_name = table_name
+        self._client = client
+        self.ttl_days = ttl_days
+        self.lease = lease
+        self.helpdesk = helpdesk
+
+    def key(self, conversation_key: str, comment_id: str) -> dict[str, dict[str, str]]:
+        return {"pk": _s(conversation_pk(conversation_key)), "sk": _s(f"REPLY#{self.helpdesk}#{comment_id}")}
+
+    def _call(self, what: str, **kwargs: Any) -> bool:
+        """One conditional write: True if applied, False if its condition failed."""
+        try:
+            getattr(self._client, what)(TableName=self.table_name, **kwargs)
+        except Exception as exc:
+            if _condition_failed(exc):
+                return False
+            raise StoreUnavailable(f"reply ledger {what} failed: {_error_code(exc) or exc}") from exc
+        return True
+
+    def get(self, conversation_key: str, comment_id: str) -> ReplyRecord | None:
+        try:
+            item = self._client.get_item(
+                TableName=self.table_name, Key=self.key(conversation_key, comment_id), ConsistentRead=True
+            ).get("Item")
+        except Exception as exc:
+            raise StoreUnavailable(f"reply ledger read failed: {_error_code(exc) or exc}") from exc
+        if not item:
+            return None
+        return ReplyRecord(
+            conversation_key=conversation_key,
+            comment_id=comment_id,
+            ticket_id=item["ticket_id"]["S"],
+            text=item.get("text", {}).get("S", ""),
+            private=bool(item.get("private", {}).get("BOOL", False)),
+            author_id=item.get("author_id", {}).get("S"),
+            author_name=item.get("author_name", {}).get("S"),
+            state=item["state"]["S"],
+            attempts=int(item.get("attempts", {}).get("N", "1")),
+            claimed_at_ms=int(item.get("claimed_at", {}).get("N", "0")),
+            retry_at=_parse_iso(item.get("retry_at", {}).get("S")),
+            platform_message_id=item.get("platform_message_id", {}).get("S"),
+            failure_kind=item.get("failure_kind", {}).get("S"),
+            note=item.get("note", {}).get("S"),
+            noted=bool(item.get("noted", {}).get("BOOL", False)),
+            helpdesk=self.helpdesk,
+        )
+
+    def claim_new(self, record: ReplyRecord, now: datetime) -> bool:
+        """``sending``, unless the comment already has an item."""
+        item: dict[str, Any] = {
+            **self.key(record.conversation_key, record.comment_id),
+            "item_type": _s("agent_reply"),
+            "state": _s("sending"),
+            "ticket_id": _s(record.ticket_id),
+            "comment_id": _s(record.comment_id),
+            "text": _s(record.text),
+            "private": {"BOOL": record.private},
+            "attempts": _n(1),
+            "claimed_at": _n(_ms(now)),
+            "created_at": _s(_iso(now)),
+            "expires_at": _n(int(_utc(now).timestamp()) + self.ttl_days * 86400),
+            # Looked at by the schedule once the lease is over, in case this invocation dies mid-send.
+            "gsi1pk": _s(RETRY_PARTITION),
+            "gsi1sk": _s(_iso(now + self.lease)),
+        }
+        if record.author_id:
+            item["author_id"] = _s(record.author_id)
+        if record.author_name:
+            item["author_name"] = _s(record.author_name)
+        return self._call("put_item", Item=item, ConditionExpression="attribute_not_exists(pk)")
+
+    def claim_retry(self, record: ReplyRecord, now: datetime) -> bool:
+        """``retry`` -> ``sending`` once ``retry_at`` has passed (one worker wins)."""
+        return self._call(
+            "update_item",
+            Key=self.key(record.conversation_key, record.comment_id),
+            UpdateExpression=(
+                "SET #state = :sending, claimed_at = :now, attempts = attempts + :one, gsi1pk = :queue, gsi1sk = :check"
+            ),
+            ConditionExpression="#state = :retry AND retry_at <= :when",
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues={
+                ":sending": _s("sending"), ":retry": _s("retry"), ":now": _n(_ms(now)), ":one": _n(1),
+                ":when": _s(_iso(now)), ":queue": _s(RETRY_PARTITION), ":check": _s(_iso(now + self.lease)),
+            },
+        )
+
+    def take_over_stale(self, record: ReplyRecord, note: str) -> bool:
+        """A ``sending`` claim nobody finished becomes ``unknown`` (exactly one caller wins)."""
+        return self._call(
+            "update_item",
+            Key=self.key(record.conversation_key, record.comment_id),
+            UpdateExpression="SET #state = :unknown, failure_kind = :kind, note = :note, noted = :false REMOVE gsi1pk, gsi1sk",
+            ConditionExpression="#state = :sending AND claimed_at = :seen",
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues={
+                ":unknown": _s("unknown"), ":sending": _s("sending"), ":seen": _n(record.claimed_at_ms),
+                ":kind": _s("interrupted"), ":note": _s(note), ":false": {"BOOL": False},
+            },
+        )
+
+    def unclaim(self, record: ReplyRecord, now: datetime) -> None:
+        """Give back a claim when nothing was sent (e.g. the messages could not be read): it
+        becomes a retry due now, taken by the event's redelivery or the schedule, whichever
+        comes first. (Not a delete: the functions' IAM policy has no DeleteItem.)"""
+        self.mark_retry(record, now, record.failure_kind or "not_attempted", record.note or "", True)
+
+    def mark_sent(self, record: ReplyRecord, sent: SentReply, now: datetime) -> None:
+        self._call(
+            "update_item",
+            Key=self.key(record.conversation_key, record.comment_id),
+            UpdateExpression="SET #state = :sent, platform_message_id = :id, sent_at = :now, via = :via REMOVE gsi1pk, gsi1sk",
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues={":sent": _s("sent"), ":id": _s(sent.platform_message_id), ":now": _s(_iso(now)),
+                                       ":via": _s(sent.via or "")},
+        )
+
+    def mark_retry(self, record: ReplyRecord, retry_at: datetime, kind: str, note: str, noted: bool) -> None:
+        self._call(
+            "update_item",
+            Key=self.key(record.conversation_key, record.comment_id),
+            UpdateExpression=(
+                "SET #state = :retry, retry_at = :when, failure_kind = :kind, note = :note, noted = :noted,"
+                " gsi1pk = :queue, gsi1sk = :when"
+            ),
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues={
+                ":retry": _s("retry"), ":when": _s(_iso(retry_at)), ":kind": _s(kind), ":note": _s(note),
+                ":noted": {"BOOL": noted}, ":queue": _s(RETRY_PARTITION),
+            },
+        )
+
+    def mark_final(self, record: ReplyRecord, state: str, kind: str, note: str, noted: bool) -> None:
+        assert state in ("failed", "unknown")
+        self._call(
+            "update_item",
+            Key=self.key(record.conversation_key, record.comment_id),
+            UpdateExpression="SET #state = :state, failure_kind = :kind, note = :note, noted = :noted REMOVE gsi1pk, gsi1sk",
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues={":state": _s(state), ":kind": _s(kind), ":note": _s(note), ":noted": {"BOOL": noted}},
+        )
+
+    def mark_noted(self, record: ReplyRecord) -> None:
+        self._call(
+            "update_item",
+            Key=self.key(record.conversation_key, record.comment_id),
+            UpdateExpression="SET noted = :true",
+            ExpressionAttributeValues={":true": {"BOOL": True}},
+        )
+
+    def due(self, now: datetime, *, limit: int = 25) -> list[tuple[str, str]]:
+        """``(conversation key, comment id)`` of retries whose time has come, and of ``sending``
+        claims past their lease (an invocation that died mid-send), oldest first."""
+        try:
+            response = self._client.query(
+                TableName=self.table_name,
+                IndexName=RETRY_INDEX,
+                KeyConditionExpression="gsi1pk = :queue AND gsi1sk <= :now",
+                ExpressionAttributeValues={":queue": _s(RETRY_PARTITION), ":now": _s(_iso(now))},
+                Limit=limit,
+            )
+        except Exception as exc:
+            raise StoreUnavailable(f"reply retry query failed: {_error_code(exc) or exc}") from exc
+        found = []
+        prefix = f"REPLY#{self.helpdesk}#"
+        for item in response.get("Items", []):
+            pk, sk = item["pk"]["S"], item["sk"]["S"]
+            if sk.startswith(prefix):
+                found.append((pk.removeprefix("CONV#"), sk[len(prefix):]))
+        return found
+
+
+# --- reading a conversation ------------------------------------------------------------------
+
+
+def conversation_messages(store: MessageStore, key: str, *, limit: int = 5000) -> list[SocialMessage]:
+    """Every stored message of a conversation, with its raw payload (LINE reply tokens,
+    Telegram business connections live there). Uses ``store.conversation_messages`` when
+    the store has it, else queries the partition (``pk = CONV#<key>``, ``sk`` begins with ``MSG#``)."""
+    reader = getattr(store, "conversation_messages", None)
+    if callable(reader):
+        return list(reader(key))
+    client = store._client  # noqa: SLF001 - MessageStore has no partition reader yet
+    kwargs: dict[str, Any] = {
+        "TableName": store.table_name,
+        "KeyConditionExpression": "pk = :pk AND begins_with(sk, :msg)",
+        "ExpressionAttributeValues": {":pk": _s(conversation_pk(key)), ":msg": _s("MSG#"), ":message": _s("message")},
+        "FilterExpression": "item_type = :message",
+        "ProjectionExpression": "#message, #raw, item_type",
+        "ExpressionAttributeNames": {"#message": "message", "#raw": "raw"},
+        "ConsistentRead": True,
+    }
+    messages: list[SocialMessage] = []
+    while True:
+        try:
+            page = client.query(**kwargs)
+        except Exception as exc:
+            raise StoreUnavailable(f"could not read conversation {key}: {_error_code(exc) or exc}") from exc
+        for item in page.get("Items", []):
+            if "message" not in item:
+                continue
+            message = SocialMessage.model_validate_json(item["message"]["S"])
+            raw_text = item.get("raw", {}).get("S")
+            if raw_text:
+                try:
+                    raw = json.loads(raw_text)
+                except ValueError:
+                    raw = {}
+                if isinstance(raw, dict):
+                    message = message.model_copy(update={"raw": raw})
+            messages.append(message)
+        if "LastEvaluatedKey" not in page or len(messages) >= limit:
+            return messages
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _platform_of(key: str) -> Platform:
+    try:
+        return Platform(key.split(":", 1)[0])
+    except ValueError:
+        return Platform.OTHER
+
+
+# --- the orchestration -----------------------------------------------------------------------
+
+
+@dataclass
+class RetryReport:
+    """Counts of outcomes of one ``retry_due`` run."""
+
+    outcomes: Counter[str] = field(default_factory=Counter)
+
+
+class AgentReplies:
+    """Turns verified helpdesk events into platform replies and conversation updates.
+
+    ``helpdesk`` needs ``add_note(ticket_id, message, text)`` (internal notes) and, for
+    status events, ``ticket_status(ticket_id)`` (optional; else the event's word is used).
+    ``bridge_email``: the API user's email (``ZENDESK_EMAIL``): its comments are ignored.
+    """
+
+    def __init__(
+        self,
+        store: MessageStore,
+        helpdesk: Helpdesk,
+        dispatcher: ReplyDispatcher,
+        now: Callable[[], datetime] = _utcnow,
+        *,
+        ledger: ReplyLedger | None = None,
+        bridge_email: str | None = None,
+        bridge_user_id: str | None = None,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        lease: timedelta = DEFAULT_LEASE,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.store = store
+        self.helpdesk = helpdesk
+        self.dispatcher = dispatcher
+        self._now = now
+        self.helpdesk_name = str(getattr(helpdesk, "name", HELPDESK) or HELPDESK)
+        self.ledger = ledger or ReplyLedger(store.table_name, store._client, ttl_days=store.raw_ttl_days,  # noqa: SLF001
+                                            lease=lease, helpdesk=self.helpdesk_name)
+        self.bridge_email = (bridge_email or "").strip().lower() or None
+        self.bridge_user_id = (bridge_user_id or "").strip() or None
+        self.max_attempts = max(1, max_attempts)
+        self.lease = lease
+        self._sleep = sleep
+
+    def now(self) -> datetime:
+        return _utc(self._now())
+
+    # --- entry points ---------------------------------------------------------------------
+
+    def handle(self, event: AgentEvent) -> Outcome:
+        """Handle one verified, not yet seen event."""
+        if event.kind == COMMENT_EVENT:
+            return self.handle_comment(event)
+        if event.kind == STATUS_EVENT:
+            return self.handle_status(event)
+        raise ValueError(f"unknown event kind {event.kind!r}")
+
+    def handle_comment(self, event: AgentEvent) -> Outcome:
+        """Send a public agent comment to the customer, at most once (see the module docstring)."""
+        if not event.conversation_key:
+            return Outcome.IGNORED_NOT_BRIDGED
+        if self._written_by_bridge(event):
+            return Outcome.IGNORED_OWN
+        now = self.now()
+        record = ReplyRecord.from_event(event, now, helpdesk=self.helpdesk_name)
+        for _ in range(2):  # a record deleted between our put and our read: claim again once
+            if self.ledger.claim_new(record, now):
+                return self._attempt(record)
+            existing = self.ledger.get(record.conversation_key, record.comment_id)
+            if existing is not None:
+                return self._resume(existing, now)
+        return Outcome.IN_PROGRESS
+
+    def handle_status(self, event: AgentEvent) -> Outcome:
+        """Record the ticket's current status on the conversation whose current ticket it is."""
+        key = event.conversation_key
+        if not key:
+            return Outcome.IGNORED_NOT_BRIDGED
+        conversation = self.store.get_conversation(key)
+        if conversation.ticket_id != event.ticket_id or conversation.helpdesk not in (None, self.helpdesk_name):
+            return Outcome.IGNORED_OTHER_TICKET  # an older ticket of the conversation, or another helpdesk's
+        status = self._current_status(event)
+        if status is None:
+            return Outcome.STATUS_UNKNOWN
+        for _ in range(_CONFLICT_ATTEMPTS):
+            if conversation.ticket_id != event.ticket_id:
+                return Outcome.IGNORED_OTHER_TICKET  # the sync opened a new ticket meanwhile
+            if conversation.ticket_status == status:
+                return Outcome.STATUS_UNCHANGED
+            conversation.ticket_status = status
+            try:
+                self.store.save_conversation(conversation)
+            except ConversationConflict:
+                conversation = self.store.get_conversation(key)
+                continue
+            logger.info("ticket status recorded", extra={"ticket_id": event.ticket_id, "status": status})
+            return Outcome.STATUS_UPDATED
+        raise ConversationConflict(f"conversation {key} kept changing while its status was recorded")
+
+    def retry_due(self, *, limit: int = 25, remaining_seconds: Callable[[], float] | None = None,
+                  reserve_seconds: float = 30.0) -> RetryReport:
+        """Retry the answers whose transient failure has passed (the schedule calls this)."""
+        report = RetryReport()
+        now = self.now()
+        for key, comment_id in self.ledger.due(now, limit=limit):
+            if remaining_seconds is not None and remaining_seconds() < reserve_seconds:
+                break
+            record = self.ledger.get(key, comment_id)
+            if record is not None and record.state == "sending":
+                report.outcomes[self._resume(record, self.now()).value] += 1  # ambiguous once the lease is over
+                continue
+            if record is None or record.state != "retry":
+                continue
+            if not self.ledger.claim_retry(record, self.now()):
+                continue  # another worker took it, or it is not due after all
+            record = replace(record, state="sending", attempts=record.attempts + 1)
+            report.outcomes[self._attempt(record).value] += 1
+        return report
+
+    # --- one attempt ------------------------------------------------------------------------
+
+    def _resume(self, record: ReplyRecord, now: datetime) -> Outcome:
+        """A repeated event for a comment the ledger knows."""
+        if record.state == "sent":
+            return Outcome.ALREADY_SENT
+        if record.state == "sending":
+            age = now.timestamp() * 1000 - record.claimed_at_ms
+            if age < self.lease.total_seconds() * 1000:
+                return Outcome.IN_PROGRESS
+            label = platform_label(_platform_of(record.conversation_key))
+            note = (
+                f"Not confirmed: socialdesk was interrupted while sending this reply to {label}, so it may or may not "
+                f"have been posted. Check the conversation on {label} before sending it again."
+            )
+            if not self.ledger.take_over_stale(record, note):
+                return Outcome.IN_PROGRESS
+            noted = self._note(record, note)
+            if noted:
+                self.ledger.mark_noted(record)
+            return Outcome.AMBIGUOUS_NOTED
+        if record.state == "retry":
+            if record.retry_at is not None and record.retry_at <= now and self.ledger.claim_retry(record, now):
+                return self._attempt(replace(record, state="sending", attempts=record.attempts + 1))
+            return Outcome.WAITING_RETRY
+        # failed / unknown: handled; make sure the agent got the note
+        if not record.noted and record.note and self._note(record, record.note):
+            self.ledger.mark_noted(record)
+        return Outcome.ALREADY_HANDLED
+
+    def _attempt(self, record: ReplyRecord) -> Outcome:
+        """Send a claimed (``sending``) answer and record how it went."""
+        now = self.now()
+        try:
+            messages = conversation_messages(self.store, record.conversation_key)
+        except Exception:
+            self.ledger.unclaim(record, now)  # nothing was sent: a retried delivery may try again
+            raise
+        target: ReplyTarget | None = None
+        try:
+            target = target_from_messages(messages, config=self._reply_config())
+            sent = self.dispatcher.send(target, record.text, private=record.private, idempotency_key=record.idempotency_key)
+        except ReplyFailed as failure:
+            return self._failed(record, failure, target)
+        except Exception as exc:  # a sender bug: we cannot tell whether anything was posted
+            logger.exception("reply sender failed unexpectedly", extra={"conversation": record.conversation_key})
+            label = platform_label(target.platform if target else _platform_of(record.conversation_key))
+            failure = ReplyFailed(
+                UNAVAILABLE,
+                f"Not confirmed: socialdesk hit an unexpected error ({type(exc).__name__}) while sending this reply to "
+                f"{label}, so it may or may not have been posted. Check the conversation on {label} before sending it again.",
+                transient=True,
+                duplicate_risk=True,
+            )
+            return self._failed(record, failure, target)
+        self._finish_sent(record, target, sent, messages)
+        return Outcome.SENT
+
+    def _finish_sent(self, record: ReplyRecord, target: ReplyTarget, sent: SentReply, messages: list[SocialMessage]) -> None:
+        now = self.now()
+        # The ledger first: it is what keeps a repeat from posting the answer again.
+        for attempt in range(3):
+            try:
+                self.ledger.mark_sent(record, sent, now)
+                break
+            except StoreUnavailable:
+                if attempt == 2:
+                    logger.error("sent reply could not be recorded; a repeat will be treated as ambiguous",
+                                 extra={"conversation": record.conversation_key, "platform_id": sent.platform_message_id})
+                    raise
+                self._sleep(0.2 * 2**attempt)
+        for message in self._outbound_messages(record, target, sent, now):
+            try:
+                stored = self.store.save_message(message)
+            except StoreUnavailable as exc:  # the platform's echo will still store it
+                logger.warning("outbound message not stored", extra={"reason": str(exc)})
+                continue
+            logger.info("outbound message stored", extra={"message_id": message.message_id, "new": stored})
+        try:
+            self._record_first_response(record, messages, now)
+        except StoreUnavailable as exc:
+            logger.warning("first response time not recorded", extra={"reason": str(exc)})
+        if sent.warnings:
+            self._note(record, " ".join(sent.warnings))
+
+    def _failed(self, record: ReplyRecord, failure: ReplyFailed, target: ReplyTarget | None) -> Outcome:
+        now = self.now()
+        label = platform_label(target.platform if target else (failure.platform or _platform_of(record.conversation_key)))
+        logger.warning("reply not sent", extra={"conversation": record.conversation_key, "kind": failure.kind,
+                                                "attempt": record.attempts, "transient": failure.transient,
+                                                "duplicate_risk": failure.duplicate_risk})
+        if failure.duplicate_risk:
+            note = failure.plain_words
+            noted = self._note(record, note)
+            self.ledger.mark_final(record, "unknown", failure.kind, note, noted)
+            return Outcome.AMBIGUOUS_NOTED
+        if failure.transient and record.attempts < self.max_attempts:
+            backoff = timedelta(minutes=2 ** (record.attempts - 1))
+            retry_at = max(failure.retry_at or now + backoff, now + MIN_RETRY_DELAY)
+            note = f"{failure.plain_words} socialdesk is retrying at {describe_time(retry_at, now)}."
+            # One note when it first fails (or fails differently), not one per attempt.
+            first = record.attempts == 1 or record.failure_kind != failure.kind
+            noted = self._note(record, note) if first else record.noted
+            self.ledger.mark_retry(record, retry_at, failure.kind, note, noted)
+            return Outcome.RETRY_SCHEDULED
+        if failure.transient:
+            note = (
+                f"{failure.plain_words} socialdesk tried {record.attempts} times and stopped. "
+                f"Send the answer again as a new comment, or answer on {label} directly."
+            )
+        else:
+            note = failure.plain_words
+        noted = self._note(record, note)
+        self.ledger.mark_final(record, "failed", failure.kind, note, noted)
+        return Outcome.FAILED_NOTED
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _written_by_bridge(self, event: AgentEvent) -> bool:
+        if self.bridge_email and (event.author_email or "").strip().lower() == self.bridge_email:
+            return True
+        return bool(self.bridge_user_id and event.author_id == self.bridge_user_id)
+
+    def _reply_config(self) -> Any:
+        senders = getattr(self.dispatcher, "senders", {}) or {}
+        return next((getattr(s, "config", None) for s in senders.values() if getattr(s, "config", None)), None)
+
+    def _current_status(self, event: AgentEvent) -> str | None:
+        reader = getattr(self.helpdesk, "ticket_status", None)
+        if callable(reader):
+            try:
+                return str(reader(event.ticket_id).status)
+            except HelpdeskError as exc:
+                logger.warning("ticket status not readable; using the event's", extra={"reason": str(exc)})
+        return event.status
+
+    def _note_reference(self, record: ReplyRecord) -> SocialMessage:
+        """The message an internal note is filed under. Never a customer message: the sync
+        recognises a customer message already on the ticket by its reference in the audits."""
+        return SocialMessage(
+            platform=_platform_of(record.conversation_key),
+            kind=Kind.REPLY,
+            direction=Direction.OUTBOUND,
+            message_id=f"{record.helpdesk}-comment-{record.comment_id}",
+            conversation_key=record.conversation_key,
+            account_id="zendesk",
+            author=Author(platform_id=record.author_id or "agent", display_name=record.author_name),
+            text="",
+            created_at=self.now(),
+        )
+
+    def _note(self, record: ReplyRecord, text: str) -> bool:
+        """An internal note for the agent; True once the ticket has it (or cannot take one)."""
+        reference = self._note_reference(record)
+        for attempt in range(2):
+            try:
+                self.helpdesk.add_note(record.ticket_id, reference, text)
+                return True
+            except TicketClosed:
+                return True  # a closed ticket takes no notes, and nobody works it any more
+            except HelpdeskUnavailable as exc:
+                if attempt == 0:
+                    self._sleep(min(exc.retry_after or 1.0, 5.0))
+                    continue
+                logger.error("note for the agent not added", extra={"ticket_id": record.ticket_id, "reason": str(exc)})
+            except HelpdeskError as exc:
+                logger.error("note for the agent refused", extra={"ticket_id": record.ticket_id, "reason": str(exc)})
+                break
+        return False
+
+    def _outbound_messages(self, record: ReplyRecord, target: ReplyTarget, sent: SentReply,
+                           now: datetime) -> Iterable[SocialMessage]:
+        """The answer (and a public acknowledgement posted with a private one) as stored messages.
+
+        The message id is the platform's id for the post, so its echo webhook lands on the
+        same item. A private answer to a public comment goes to the customer's inbox: its
+        echo arrives in the chat's conversation and is stored there as outbound too."""
+        private_route = record.private and target.is_public
+        raw = {"source": record.helpdesk, "ticket_id": record.ticket_id, "comment_id": record.comment_id,
+               "agent_id": record.author_id, "private": private_route, "via": sent.via}
+        author = Author(platform_id=target.account_id, display_name=record.author_name)
+        yield SocialMessage(
+            platform=target.platform,
+            kind=Kind.DIRECT_MESSAGE if (private_route or not target.is_public) else Kind.REPLY,
+            direction=Direction.OUTBOUND,
+            message_id=sent.platform_message_id,
+            conversation_key=record.conversation_key,
+            account_id=target.account_id,
+            author=author,
+            text=record.text.strip(),
+            created_at=now,
+            parent_id=target.reply_to_id,
+            raw=raw,
+        )
+        if sent.visible_note and sent.visible_note_id:
+            yield SocialMessage(
+                platform=target.platform, kind=Kind.REPLY, direction=Direction.OUTBOUND,
+                message_id=sent.visible_note_id, conversation_key=record.conversation_key,
+                account_id=target.account_id, author=author, text=sent.visible_note, created_at=now,
+                parent_id=target.reply_to_id, raw={**raw, "acknowledgement": True},
+            )
+
+    def _record_first_response(self, record: ReplyRecord, messages: list[SocialMessage], now: datetime) -> None:
+        """``CONV#<key>`` / ``RESPONSE``: first response time (set once), last response, count."""
+        inbound = [m.created_at for m in messages if m.direction is Direction.INBOUND]
+        values: dict[str, Any] = {
+            ":type": _s("response_times"), ":now": _s(_iso(now)), ":ticket": _s(record.ticket_id), ":one": _n(1),
+        }
+        expression = (
+            "SET item_type = :type, first_response_at = if_not_exists(first_response_at, :now),"
+            " first_response_ticket_id = if_not_exists(first_response_ticket_id, :ticket), last_response_at = :now"
+        )
+        if inbound:
+            values[":seconds"] = _n(max(0, int((now - _utc(min(inbound))).total_seconds())))
+            values[":first_in"] = _s(_iso(min(inbound)))
+            expression += (
+                ", first_response_seconds = if_not_exists(first_response_seconds, :seconds),"
+                " first_inbound_at = if_not_exists(first_inbound_at, :first_in)"
+            )
+        expression += " ADD responses :one"
+        try:
+            self.store._client.update_item(  # noqa: SLF001
+                TableName=self.store.table_name,
+                Key={"pk": _s(conversation_pk(record.conversation_key)), "sk": _s(RESPONSE_SK)},
+                UpdateExpression=expression,
+                ExpressionAttributeValues=values,
+            )
+        except Exception as exc:
+            raise StoreUnavailable(f"could not record the response time: {_error_code(exc) or exc}") from exc
+
+
+def first_response(store: MessageStore, conversation_key: str) -> dict[str, Any] | None:
+    """The conversation's response times (``first_response_at``, ``first_response_seconds``...), if any."""
+    item = store._client.get_item(  # noqa: SLF001
+        TableName=store.table_name,
+        Key={"pk": _s(conversation_pk(conversation_key)), "sk": _s(RESPONSE_SK)},
+        ConsistentRead=True,
+    ).get("Item")
+    if not item:
+        return None
+    found: dict[str, Any] = {}
+    for name, value in item.items():
+        if name in ("pk", "sk", "item_type"):
+            continue
+        found[name] = int(value["N"]) if "N" in value else value.get("S")
+    return found
