@@ -15,20 +15,29 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 venv: $(STAMP)
 
+CHECKOV_VENV := .run/checkov-venv
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
+
+# checkov pins boto3==1.35.49 and packaging<24: it cannot share .venv.
+$(CHECKOV): requirements-checkov.txt
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt
+	touch $(CHECKOV)
+
 run: $(STAMP)
 	$(PY) -m local.run
 
 demo: $(STAMP)
 	$(PY) -m local.demo
 
-test: $(STAMP)
-	$(PY) -m pytest -q tests
+test: $(STAMP) $(CHECKOV)
+	CHECKOV=$(abspath $(CHECKOV)) $(PY) -m pytest -q tests
 
 unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit
 
-integration: $(STAMP)
-	$(PY) -m pytest -q tests/integration
+integration: $(STAMP) $(CHECKOV)
+	CHECKOV=$(abspath $(CHECKOV)) $(PY) -m pytest -q tests/integration
 
 bench: $(STAMP)
 	$(PY) -m bench.run

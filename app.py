@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 from chalice import Chalice, Response
@@ -240,6 +241,31 @@ def zendesk_helpdesk_event() -> Response:
     return _json(result.to_body(), result.status)
 
 
+@app.route("/helpdesk/freshdesk", methods=["POST"], content_types=ANY_CONTENT_TYPE)
+def freshdesk_helpdesk_event() -> Response:
+    """Freshdesk automation rule: agents' public replies and notes go to the customer; ticket status is recorded."""
+    from chalicelib.helpdesk.freshdesk_events import handle_freshdesk_event
+
+    request = app.current_request
+    try:
+        # On a Zendesk deployment the handler answers 404 after its own checks; the
+        # Freshdesk adapter and replies are only built where they are configured.
+        on_freshdesk = settings().helpdesk == "freshdesk"
+        result = handle_freshdesk_event(
+            request.headers,
+            request.raw_body or b"",
+            secret=get_secret("FRESHDESK_WEBHOOK_SECRET"),
+            events=wiring.agent_events(),
+            replies=wiring.agent_replies() if on_freshdesk else None,
+            helpdesk=wiring.helpdesk() if on_freshdesk else SimpleNamespace(name=settings().helpdesk),
+            store=wiring.message_store(),
+        )
+    except WebhookError as exc:
+        return _refuse("freshdesk_events", exc)
+    _publish("agent_replies", result.outcomes())
+    return _json(result.to_body(), result.status)
+
+
 @app.on_dynamodb_record(stream_arn=STREAM_ARN, batch_size=100, starting_position="TRIM_HORIZON", name="sync_tickets")
 def sync_tickets(event: Any) -> None:
     """The outbox: every new inbound message becomes a ticket or a comment."""
@@ -311,7 +337,7 @@ def token_health(event: Any) -> None:
 @app.schedule("rate(2 minutes)", name="retry_agent_replies")
 def retry_agent_replies(event: Any) -> None:
     """Answers whose platform failed for a passing reason are sent once due; interrupted sends are noted."""
-    if settings().helpdesk != "zendesk":
+    if settings().helpdesk not in ("zendesk", "freshdesk"):
         return
     report = wiring.agent_replies().retry_due(remaining_seconds=_remaining_seconds(event))
     _publish("agent_replies_retry", report.outcomes)

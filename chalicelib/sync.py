@@ -246,6 +246,7 @@ class TicketSync:
         epoch = conversation.epoch + 1
         ticket = self._open_ticket(message, requester, epoch, follow_up_of, files, look_first=redrive)
         self._record(message, conversation, ticket, requester, epoch=epoch)
+        self._point_ticket(message, ticket)
         return Outcome.TICKET_OPENED
 
     def _open_ticket(
@@ -315,6 +316,18 @@ class TicketSync:
                     raise
                 self._sleep(min(exc.retry_after or self.backoff_seconds * 2**attempt, MAX_BACKOFF_SECONDS))
         return []
+
+    def _point_ticket(self, message: SocialMessage, ticket: TicketRef) -> None:
+        """``TICKET#freshdesk#<id>`` -> this conversation: Freshdesk's automation webhooks find it
+        in one read (its tickets have no external_id). Best effort: they can find it without."""
+        if self.helpdesk.name != "freshdesk":
+            return
+        from chalicelib.helpdesk.freshdesk_events import record_ticket_pointer
+
+        try:
+            record_ticket_pointer(self.store, self.helpdesk.name, ticket.ticket_id, message)
+        except Exception:  # the delivery is recorded; the webhook has a slower way to the conversation
+            pass
 
     def _note_change(self, message: SocialMessage, conversation: Conversation) -> Outcome:
         """An edit or deletion of a message already on the ticket: an internal note

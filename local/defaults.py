@@ -22,7 +22,8 @@ LOCAL_SECRETS = {
     "TELEGRAM_SECRET_TOKEN": "local-telegram-secret-token",
     "LINE_CHANNEL_SECRET": "local-line-channel-secret",
     "GOOGLE_ACCESS_TOKEN": "local-google-access-token",
-    "ZENDESK_WEBHOOK_SECRET": "local-zendesk-webhook-secret",  # what the Google sandbox accepts
+    "ZENDESK_WEBHOOK_SECRET": "local-zendesk-webhook-secret",
+    "FRESHDESK_WEBHOOK_SECRET": "local-freshdesk-webhook-secret",  # what the Google sandbox accepts
     # Standard Webhooks secret of the demo's "trustpilot" source (whsec_ + base64 of 32 bytes)
     "GENERIC_WEBHOOK_SECRET_TRUSTPILOT": "whsec_bG9jYWwtdHJ1c3RwaWxvdC1zaWduaW5nLXNlY3JldCE=",
 }

@@ -33,7 +33,25 @@ case):
 
 Test controls (Python, no request counted): ``reset()``, ``stats()``, ``inject()``,
 ``clear_faults()``, ``tickets()``, ``ticket()``, ``conversations()``, ``contacts()``,
-``set_status()``; HTTP twins under ``/__sandbox/`` (no auth, never faulted). A fault
+``set_status()``; HTTP twins under ``/__sandbox/`` (no auth, never faulted).
+
+Agents and the automation rule (socialdesk's "Ticket updates" rule, see
+``chalicelib.helpdesk.freshdesk_events``): ``add_agent()``; ``configure_automation(url,
+body=..., headers=...)`` stores the rule's *Trigger webhook* action; ``agent_reply(ticket,
+text)`` is an agent replying (or adding a note) in Freshdesk's UI: a conversation (reply:
+``source`` 0, note: 2; ``incoming`` false) is added, the ticket is assigned to the agent if it
+had nobody [assumed], an optional status is set, and the rule's webhook is POSTed to its URL
+with every ``{{placeholder}}`` of the body rendered; ``set_status()`` fires it too.
+``deliveries()`` lists what was POSTed and answered, ``redeliver()`` POSTs one again (as
+Freshdesk's retry after a failure would). Rendering: ``{{ticket.id}}``, ``.subject``,
+``.description``, ``.url``, ``.status`` (Open, Pending, Resolved, Closed), ``.priority``,
+``.tags`` (comma separated), ``.latest_public_comment`` (``"<author> : <HTML body>"``),
+``.agent.name`` / ``.email`` (the assignee), ``.requester.name`` / ``.email`` / ``.phone``,
+``.cf_<field>``, ``{{triggered_event}}`` (``{reply_sent:sent}`` [assumed],
+``{note_type:public}``, ``{status:{from:2,to:4}}``); any other placeholder renders empty
+[assumed]; values are JSON-escaped for a JSON body [assumed]. HTTP twins:
+``POST /__sandbox/automation``, ``POST /__sandbox/tickets/{id}/reply``, ``GET
+/__sandbox/deliveries``. A fault
 ``match`` is a prefix of ``"METHOD /api/v2/path/{template}"``; end it with ``$`` to
 match one operation exactly (``"POST /api/v2/tickets$"`` is ticket creation only).
 """
@@ -44,9 +62,12 @@ import base64
 import binascii
 import copy
 import html
+import json
 import math
 import re
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from datetime import datetime, timezone
 from html.parser import HTMLParser
@@ -60,6 +81,10 @@ from local.zendesk_sandbox import Fault
 
 from local.defaults import SANDBOX_FRESHDESK_API_KEY  # noqa: E402  (shared with make run)
 STATUSES = {"open": 2, "pending": 3, "resolved": 4, "solved": 4, "closed": 5}
+STATUS_NAMES = {2: "Open", 3: "Pending", 4: "Resolved", 5: "Closed"}
+PRIORITY_NAMES = {1: "Low", 2: "Medium", 3: "High", 4: "Urgent"}
+CONVERSATION_REPLY, CONVERSATION_NOTE = 0, 2  # conversation ``source`` of an agent's reply / note
+AUTOMATION_EVENTS = frozenset({"reply_sent", "note_public", "note_private", "status"})
 PRIORITIES = (1, 2, 3, 4)
 CREATE_SOURCES = (1, 2, 3, 7, 9, 10)
 UNIQUE_CONTACT_FIELDS = ("email", "twitter_id", "facebook_id", "unique_external_id")
@@ -194,6 +219,9 @@ class FreshdeskSandbox(JsonSandbox):
             ("DELETE", r"/__sandbox/faults", lambda _r: (self.clear_faults(), (200, {"faults": []}, {}))[1]),
             ("GET", r"/__sandbox/tickets", lambda _r: (200, {"tickets": self.tickets()}, {})),
             ("POST", r"/__sandbox/tickets/(?P<ticket_id>\d+)/status", self._admin_status),
+            ("POST", r"/__sandbox/tickets/(?P<ticket_id>\d+)/reply", self._admin_reply),
+            ("POST", r"/__sandbox/automation", self._admin_automation),
+            ("GET", r"/__sandbox/deliveries", lambda _r: (200, {"deliveries": self.deliveries()}, {})),
         ]
         for method, pattern, handler in admin:
             self.route(method, pattern, handler, name=f"sandbox {method} {pattern}")
@@ -214,6 +242,10 @@ class FreshdeskSandbox(JsonSandbox):
             self._window: tuple[int, int] = (0, 0)  # (minute, calls in it)
             self.forget_requests()
             self.agent_id = next(self._ids)  # the agent the API key belongs to
+            self._agents: dict[int, dict[str, Any]] = {
+                self.agent_id: {"id": self.agent_id, "name": "Socialdesk API", "email": "api@socialdesk.invalid"}}
+            self._automation: dict[str, Any] | None = None
+            self._deliveries: list[dict[str, Any]] = []
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
@@ -245,14 +277,22 @@ class FreshdeskSandbox(JsonSandbox):
             return [f.public() for f in self._faults if not f.exhausted()]
 
     def set_status(self, ticket_id: int | str, status: int | str) -> dict[str, Any]:
-        """Change a ticket's status as an agent would (2 open, 3 pending, 4 resolved, 5 closed, or the word)."""
+        """Change a ticket's status as an agent would (2 open, 3 pending, 4 resolved, 5 closed, or the word).
+
+        With an automation configured (``configure_automation``) for ``status``, its webhook fires."""
         value = STATUSES.get(status, status) if isinstance(status, str) else status
         if value not in STATUSES.values():
             raise ValueError(f"unknown status {status!r}")
         with self._lock:
             ticket = self._tickets[int(ticket_id)]
+            before = ticket["status"]
             ticket["status"], ticket["updated_at"] = value, _now()
-            return copy.deepcopy(ticket)
+            changed = copy.deepcopy(ticket)
+            request = self._automation_request(ticket, "status", f"{{status:{{from:{before},to:{value}}}}}") \
+                if before != value else None
+        if request is not None:
+            self._post_automation(request)
+        return changed
 
     def tickets(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -269,6 +309,154 @@ class FreshdeskSandbox(JsonSandbox):
     def contacts(self) -> list[dict[str, Any]]:
         with self._lock:
             return copy.deepcopy(list(self._contacts.values()))
+
+    # --- agents and the automation rule ----------------------------------------------------------
+
+    def add_agent(self, name: str = "Alex Agent", email: str = "alex.agent@example.com") -> int:
+        """An agent who works tickets in Freshdesk's UI (not through the API); returns their id."""
+        with self._lock:
+            agent_id = next(self._ids)
+            self._agents[agent_id] = {"id": agent_id, "name": name, "email": email}
+            return agent_id
+
+    def agents(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return copy.deepcopy(list(self._agents.values()))
+
+    def configure_automation(self, url: str | None, *, body: str = "", headers: dict[str, str] | None = None,
+                             events: tuple[str, ...] = ("reply_sent", "note_public", "status"),
+                             escape_json: bool = True, timeout: float = 30.0) -> None:
+        """The automation rule's *Trigger webhook* action: POST ``body`` (placeholders rendered) to
+        ``url`` with ``headers`` on ``events`` (reply_sent, note_public, note_private, status).
+        ``url=None`` removes the rule."""
+        unknown = set(events) - AUTOMATION_EVENTS
+        if unknown:
+            raise ValueError(f"unknown automation events {sorted(unknown)}; use {sorted(AUTOMATION_EVENTS)}")
+        with self._lock:
+            self._automation = None if url is None else {
+                "url": url, "body": body, "headers": dict(headers or {}), "events": frozenset(events),
+                "escape_json": escape_json, "timeout": timeout}
+
+    def agent_reply(self, ticket_id: int | str, text: str, *, agent_id: int | None = None, note: bool = False,
+                    private: bool = False, status: int | str | None = None, html_body: str | None = None) -> dict[str, Any]:
+        """An agent replies in Freshdesk's UI (``note=True``: adds a note, public unless ``private``).
+
+        Returns ``{"conversation": ..., "ticket": ..., "delivery": ...}``; ``delivery`` is the
+        automation webhook's (None when no rule matched)."""
+        with self._lock:
+            ticket = self._tickets[int(ticket_id)]
+            if agent_id is None:
+                agent_id = next((a for a in self._agents if a != self.agent_id), None)
+            if agent_id is None:
+                agent_id = next(self._ids)
+                self._agents[agent_id] = {"id": agent_id, "name": "Alex Agent", "email": "alex.agent@example.com"}
+            if agent_id not in self._agents:
+                raise ValueError(f"no agent {agent_id}; add_agent() first")
+            body_html = html_body if html_body is not None else "<div>" + "<br>".join(
+                html.escape(line) for line in text.splitlines()) + "</div>"
+            body, body_text = sanitize(body_html)
+            conversation_id, now = next(self._ids), _now()
+            conversation = {
+                "id": conversation_id, "body": body, "body_text": body_text, "incoming": False,
+                "private": bool(note and private), "user_id": agent_id, "support_email": None,
+                "source": CONVERSATION_NOTE if note else CONVERSATION_REPLY, "category": 3 if not note else 2,
+                "ticket_id": ticket["id"], "to_emails": [], "from_email": None, "cc_emails": [], "bcc_emails": [],
+                "attachments": [], "created_at": now, "updated_at": now,
+            }
+            self._conversations[ticket["id"]].append(conversation)
+            if ticket.get("responder_id") is None:
+                ticket["responder_id"] = agent_id
+            ticket["updated_at"] = now
+            if status is not None:
+                value = STATUSES.get(status, status) if isinstance(status, str) else status
+                if value not in STATUSES.values():
+                    raise ValueError(f"unknown status {status!r}")
+                ticket["status"] = value
+            event = ("note_private" if private else "note_public") if note else "reply_sent"
+            triggered = {"reply_sent": "{reply_sent:sent}", "note_public": "{note_type:public}",
+                         "note_private": "{note_type:private}"}[event]
+            request = self._automation_request(ticket, event, triggered)
+            answer = {"conversation": copy.deepcopy(conversation), "ticket": copy.deepcopy(ticket)}
+        answer["delivery"] = self._post_automation(request) if request is not None else None
+        return answer
+
+    def deliveries(self) -> list[dict[str, Any]]:
+        """Every automation webhook POSTed: url, headers, body, event, and the answer (status, body)."""
+        with self._lock:
+            return copy.deepcopy(self._deliveries)
+
+    def redeliver(self, index: int = -1, *, headers: dict[str, str] | None = None) -> dict[str, Any]:
+        """POST an earlier delivery again, unchanged (or with other ``headers``), as Freshdesk's retry would."""
+        with self._lock:
+            earlier = copy.deepcopy(self._deliveries[index])
+        request = {key: earlier[key] for key in ("url", "headers", "body", "event", "timeout")}
+        if headers is not None:
+            request["headers"] = dict(headers)
+        return self._post_automation(request)
+
+    def render(self, template: str, ticket_id: int | str, *, triggered_event: str = "", escape_json: bool = True) -> str:
+        """``template`` with its placeholders filled in for the ticket, as the rule would send it."""
+        with self._lock:
+            return self._render(template, self._tickets[int(ticket_id)], triggered_event, escape_json)
+
+    def _automation_request(self, ticket: dict[str, Any], event: str, triggered: str) -> dict[str, Any] | None:
+        """The webhook the rule would send for ``event`` on ``ticket`` (call with the lock held)."""
+        rule = self._automation
+        if rule is None or event not in rule["events"]:
+            return None
+        return {"url": rule["url"], "headers": dict(rule["headers"]), "event": event, "timeout": rule["timeout"],
+                "body": self._render(rule["body"], ticket, triggered, rule["escape_json"])}
+
+    def _render(self, template: str, ticket: dict[str, Any], triggered: str, escape_json: bool) -> str:
+        values = self._placeholder_values(ticket, triggered)
+
+        def fill(match: re.Match[str]) -> str:
+            value = values.get(match.group(1), "")  # [assumed] unknown placeholders render empty
+            return json.dumps(value)[1:-1] if escape_json else value
+
+        return re.sub(r"\{\{\s*([A-Za-z0-9_.]+)\s*\}\}", fill, template)
+
+    def _placeholder_values(self, ticket: dict[str, Any], triggered: str) -> dict[str, str]:
+        assignee = self._agents.get(ticket.get("responder_id")) or {}
+        requester = self._contacts.get(ticket.get("requester_id")) or {}
+        public = [c for c in self._conversations.get(ticket["id"], []) if not c["private"]]
+        latest = ""
+        if public:
+            author = self._agents.get(public[-1]["user_id"]) or self._contacts.get(public[-1]["user_id"]) or {}
+            latest = f"{author.get('name') or 'System'} : {public[-1]['body']}"
+        values = {
+            "ticket.id": str(ticket["id"]), "ticket.subject": ticket.get("subject") or "",
+            "ticket.description": ticket.get("description") or "", "ticket.url": f"{self.url}/a/tickets/{ticket['id']}",
+            "ticket.status": STATUS_NAMES.get(ticket.get("status"), str(ticket.get("status"))),
+            "ticket.priority": PRIORITY_NAMES.get(ticket.get("priority"), str(ticket.get("priority"))),
+            "ticket.tags": ", ".join(ticket.get("tags") or []), "ticket.latest_public_comment": latest,
+            "ticket.agent.name": assignee.get("name") or "", "ticket.agent.email": assignee.get("email") or "",
+            "ticket.requester.name": requester.get("name") or "", "ticket.requester.email": requester.get("email") or "",
+            "ticket.requester.phone": requester.get("phone") or "", "triggered_event": triggered,
+        }
+        for name, value in (ticket.get("custom_fields") or {}).items():
+            values[f"ticket.{name}"] = "" if value is None else str(value)
+        return values
+
+    def _post_automation(self, request: dict[str, Any]) -> dict[str, Any]:
+        """POST one webhook (never with the lock held: the receiver may call this sandbox back)."""
+        headers = {"Content-Type": "application/json", "User-Agent": "Freshdesk", **request["headers"]}
+        outgoing = urllib.request.Request(request["url"], data=request["body"].encode(), method="POST", headers=headers)
+        try:
+            with urllib.request.urlopen(outgoing, timeout=request["timeout"]) as response:  # noqa: S310 - a local URL
+                status, raw = response.status, response.read()
+        except urllib.error.HTTPError as error:
+            status, raw = error.code, error.read()
+        except (urllib.error.URLError, OSError) as error:
+            status, raw = 0, str(error).encode()
+        try:
+            answer: Any = json.loads(raw) if raw else None
+        except ValueError:
+            answer = raw.decode("utf-8", "replace")
+        delivery = {**request, "headers": headers, "status": status, "response": answer}
+        with self._lock:
+            self._deliveries.append(copy.deepcopy(delivery))
+        return delivery
 
     # --- plumbing --------------------------------------------------------------------------------
 
@@ -558,7 +746,7 @@ class FreshdeskSandbox(JsonSandbox):
             if name in data and not isinstance(data[name], bool):
                 return _validation((name, "It should be a/an Boolean", "datatype_mismatch"))
         user_id = data.get("user_id", self.agent_id)
-        if not isinstance(user_id, int) or (user_id != self.agent_id and user_id not in self._contacts):
+        if not isinstance(user_id, int) or (user_id not in self._agents and user_id not in self._contacts):
             return _validation(("user_id", "There is no user matching the given user_id", "invalid_value"))
         body, body_text = sanitize(data["body"])
         note_id, now = next(self._ids), _now()
@@ -625,6 +813,28 @@ class FreshdeskSandbox(JsonSandbox):
         except (TypeError, ValueError, AttributeError) as exc:
             return 400, {"message": str(exc)}, {}
         return 200, {"faults": self.faults()}, {}
+
+    def _admin_reply(self, request: SandboxRequest, ticket_id: str) -> Reply:
+        try:
+            payload = request.json() or {}
+            answer = self.agent_reply(ticket_id, str(payload.get("body", "")), agent_id=payload.get("agent_id"),
+                                      note=bool(payload.get("note", False)), private=bool(payload.get("private", False)),
+                                      status=payload.get("status"))
+        except KeyError:
+            return _not_found()
+        except (TypeError, ValueError, AttributeError) as exc:
+            return 400, {"message": str(exc)}, {}
+        return 200, answer, {}
+
+    def _admin_automation(self, request: SandboxRequest) -> Reply:
+        try:
+            payload = request.json() or {}
+            self.configure_automation(payload.get("url"), body=str(payload.get("body", "")),
+                                      headers=payload.get("headers") or {},
+                                      events=tuple(payload.get("events") or ("reply_sent", "note_public", "status")))
+        except (TypeError, ValueError, AttributeError) as exc:
+            return 400, {"message": str(exc)}, {}
+        return 200, {"ok": True}, {}
 
     def _admin_status(self, request: SandboxRequest, ticket_id: str) -> Reply:
         try:

@@ -952,6 +952,32 @@ class ZendeskEventPostFuzz(PostFuzz):
         return headers, f"forged zendesk event ({how})"
 
 
+class FreshdeskEventPostFuzz(PostFuzz):
+    """Freshdesk automation webhooks: a shared token header (Freshdesk signs nothing)."""
+
+    route = "POST /helpdesk/freshdesk"
+    header = "X-Socialdesk-Token"
+    auth_headers = (header.lower(),)
+
+    def seeds(self, path: str) -> list[Any]:
+        return [{"ticket_id": "12", "status": "Open", "tags": "socialdesk,sdc-0123456789abcdef01234567"},
+                {"ticket_id": 12, "event": "reply_sent"}]
+
+    def sign(self, draw: Draw, fuzz: FuzzApp, path: str, body: bytes) -> tuple[dict[str, str], str]:
+        return {cased(draw, self.header): fuzz.secrets["FRESHDESK_WEBHOOK_SECRET"]}, "socialdesk token"
+
+    def forge(self, draw: Draw, fuzz: FuzzApp, path: str, body: bytes) -> tuple[dict[str, str], str]:
+        secret = fuzz.secrets["FRESHDESK_WEBHOOK_SECRET"]
+        how = draw(st.sampled_from(["missing", "wrong", "near miss", "other secret"]))
+        if how == "missing":
+            return {}, "no token"
+        if how == "wrong":
+            return {self.header: draw(header_text)}, "random token"
+        if how == "near miss":
+            return {self.header: draw(st.sampled_from([secret[:-1], secret + "x", secret.upper()]))}, "near-miss token"
+        return {self.header: fuzz.secrets["ZENDESK_WEBHOOK_SECRET"]}, "another route's secret"
+
+
 POST_FUZZ: dict[str, PostFuzz] = {
     fuzzer.route: fuzzer
     for fuzzer in [
@@ -963,6 +989,7 @@ POST_FUZZ: dict[str, PostFuzz] = {
         GooglePostFuzz(),
         PrivacyPostFuzz(),
         ZendeskEventPostFuzz(),
+        FreshdeskEventPostFuzz(),
     ]
 }
 
@@ -1211,6 +1238,8 @@ def _signed(fuzz: FuzzApp, route: str, body: bytes, path: str | None = None, **h
                 "webhook-signature": standard_signature(fuzz.secrets["GENERIC_WEBHOOK_SECRET_TRUSTPILOT"], "msg_1", now, body)}
     elif isinstance(fuzzer, GooglePostFuzz):
         auth = {"Authorization": f"Bearer {google_token(fuzz)}"}
+    elif isinstance(fuzzer, FreshdeskEventPostFuzz):
+        auth = {fuzzer.header: fuzz.secrets["FRESHDESK_WEBHOOK_SECRET"]}
     elif isinstance(fuzzer, ZendeskEventPostFuzz):
         from chalicelib.agent_events import signed_headers
 
