@@ -630,8 +630,10 @@ class AgentReplies:
             self._record_first_response(record, messages, now)
         except StoreUnavailable as exc:
             logger.warning("first response time not recorded", extra={"reason": str(exc)})
-        if sent.warnings:
-            self._note(record, " ".join(sent.warnings))
+        # The agent sees on the ticket that the answer reached the customer (or, below, why not).
+        label = platform_label(target.platform)
+        via = f" ({sent.via})" if getattr(sent, "via", None) else ""
+        self._note(record, " ".join([f"Sent to the customer on {label}{via}.", *sent.warnings]))
 
     def _failed(self, record: ReplyRecord, failure: ReplyFailed, target: ReplyTarget | None) -> Outcome:
         now = self.now()

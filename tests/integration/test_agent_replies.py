@@ -300,6 +300,7 @@ def test_a_telegram_answer(rig: Rig) -> None:
     (call,) = rig.telegram.sent()
     assert int(call["body"]["chat_id"]) == chat and call["body"]["text"] == "Please update to 4.2.2, it fixes the logouts."
     assert rig.stored(key, f"{chat}:{call['message_id']}") is not None  # Telegram ids are "<chat>:<number>"
+    assert any(note.startswith("Sent to the customer on Telegram") for note in rig.notes(key))  # the agent sees it went out
 
 
 def test_a_line_answer(rig: Rig) -> None:

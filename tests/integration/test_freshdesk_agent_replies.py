@@ -183,8 +183,10 @@ def test_an_agent_reply_in_freshdesk_reaches_the_telegram_customer_once(rig: Rig
     # the stored answer is outbound: the sync never copies it back into the ticket
     rig.stack.sync()
     conversations = rig.stack.sandbox.conversations(ticket["id"])
-    assert len(conversations) == notes_before + 1  # only the agent's reply itself
-    assert not any(c["private"] for c in conversations)  # and no failure note
+    public = [c for c in conversations if not c["private"]]
+    assert len(public) == notes_before + 1  # only the agent's reply itself
+    [note] = [c for c in conversations if c["private"]]  # and one note for the agent: it went out
+    assert "Sent to the customer on Telegram" in note["body_text"]
 
 
 def test_a_missing_or_wrong_token_is_refused_and_nothing_is_sent(rig: Rig) -> None:
