@@ -104,10 +104,10 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
+from chalicelib.helpdesk import outcomes
 from chalicelib.helpdesk.base import Helpdesk, HelpdeskRejected, HelpdeskUnavailable, TicketClosed, TicketRef
 from chalicelib.helpdesk.formatting import comment_body, message_reference, ticket_subject, ticket_tags
-from chalicelib.helpdesk.http import ConnectFailed, Exchange, HttpResponse, JsonHttpClient, TransportError, UnsafeUrl
-from chalicelib.helpdesk.zendesk import parse_retry_after  # delta-seconds or HTTP date; helpdesk-neutral
+from chalicelib.helpdesk.http import Exchange, HttpResponse, JsonHttpClient, parse_retry_after
 from chalicelib.models import Author, Platform, SocialMessage
 
 logger = logging.getLogger(__name__)
@@ -122,7 +122,6 @@ PRIORITY_LOW = 1
 SOURCE_PORTAL, SOURCE_CHAT = 2, 7
 REF_ATTRIBUTE = "data-socialdesk-ref"
 CONTACT_NAME_MAX = 255
-ERROR_TEXT_MAX = 300
 # Conversations are read 100 a page, at most this many pages.
 MAX_CONVERSATION_PAGES = 50
 CONVERSATIONS_PER_PAGE = 100
@@ -392,7 +391,7 @@ class FreshdeskHelpdesk(Helpdesk):
 
     def _find_contact(self, unique_external_id: str) -> str | None:
         response = self._call("GET", "/api/v2/contacts", params={"unique_external_id": unique_external_id}, writes_message=False)
-        data = self._json(response)
+        data = outcomes.read_json(response)
         contacts = data if isinstance(data, list) else []
         for contact in contacts:
             if isinstance(contact, dict) and contact.get("id") is not None:
@@ -454,7 +453,7 @@ class FreshdeskHelpdesk(Helpdesk):
 
     def _find_in_requester_tickets(self, requester: int, tag: str, since: float) -> TicketRef | None:
         params = {"requester_id": requester, "order_by": "created_at", "order_type": "desc", "per_page": 30}
-        listing = self._json(self._call("GET", "/api/v2/tickets", params=params, writes_message=False))
+        listing = outcomes.read_json(self._call("GET", "/api/v2/tickets", params=params, writes_message=False))
         reads = 0
         for ticket in listing if isinstance(listing, list) else []:
             if not isinstance(ticket, dict) or ticket.get("id") is None:
@@ -483,7 +482,7 @@ class FreshdeskHelpdesk(Helpdesk):
                 raise HelpdeskRejected(f"ticket {number} has more than {MAX_CONVERSATION_PAGES} pages of conversations to check")
             seen.add(next_path)
             response = self._call("GET", next_path, writes_message=False)
-            items = self._json(response)
+            items = outcomes.read_json(response)
             items = items if isinstance(items, list) else []
             yield from items
             following = _next_link(response.header("link"))
@@ -494,21 +493,8 @@ class FreshdeskHelpdesk(Helpdesk):
 
     # --- reading responses ---------------------------------------------------------
 
-    @staticmethod
-    def _json(response: HttpResponse) -> Any:
-        try:
-            return response.json()
-        except ValueError:
-            return None
-
     def _body(self, response: HttpResponse, *, writes_message: bool) -> dict[str, Any]:
-        data = self._json(response)
-        if not isinstance(data, dict):
-            # A 2xx we cannot read: for a write, the work may well be done.
-            raise HelpdeskUnavailable(
-                f"Freshdesk answered {response.status} without a JSON object", maybe_applied=writes_message
-            )
-        return data
+        return outcomes.json_object("Freshdesk", response, writes_message=writes_message)
 
     @staticmethod
     def _contact_id(data: dict[str, Any]) -> str:
@@ -548,40 +534,21 @@ class FreshdeskHelpdesk(Helpdesk):
         ``writes_message``: the request puts a message on a ticket, so an ambiguous
         failure is reported as ``maybe_applied``.
         """
-        what = f"{method} {path.split('?', 1)[0]}"
-        try:
-            response = self._http.request(method, path, json=json, params=params)
-        except UnsafeUrl as exc:
-            raise HelpdeskRejected(f"Freshdesk {what}: {exc}") from exc
-        except ConnectFailed as exc:
-            raise HelpdeskUnavailable(f"Freshdesk unreachable: {exc}", maybe_applied=False) from exc
-        except TransportError as exc:
-            raise HelpdeskUnavailable(
-                f"Freshdesk did not answer: {exc}", maybe_applied=writes_message and exc.maybe_sent
-            ) from exc
-
+        response = outcomes.send(
+            "Freshdesk", self._http, method, path, writes_message=writes_message, json=json, params=params
+        )
         self._note_rate_limit(response)
         status = response.status
         if 200 <= status < 300 or (status == 409 and conflict_ok):
             return response
-        detail = _error_text(response)
-        retry_after = _retry_after(response)
-        if status == 429:
-            raise HelpdeskUnavailable(f"Freshdesk rate limit on {what} (429){detail}", retry_after=retry_after)
-        if status == 503 and retry_after is not None:
-            raise HelpdeskUnavailable(f"Freshdesk {what} not processed (503){detail}", retry_after=retry_after)
-        if status >= 500:
-            raise HelpdeskUnavailable(
-                f"Freshdesk server error on {what} ({status}){detail}", maybe_applied=writes_message, retry_after=retry_after
-            )
-        raise HelpdeskRejected(f"Freshdesk rejected {what} ({status}{_hint(status)}){detail}")
+        raise outcomes.status_error(
+            "Freshdesk", outcomes.describe(method, path), status, detail=_error_text(response),
+            retry_after=parse_retry_after(response.header("Retry-After")), writes_message=writes_message,
+            hint=outcomes.status_hint(status, _HINTS, "FRESHDESK_URL"),
+        )
 
 
 # --- responses ---------------------------------------------------------------------------
-
-
-def _retry_after(response: HttpResponse) -> float | None:
-    return parse_retry_after(response.header("Retry-After"))
 
 
 def _next_link(value: str | None) -> str | None:
@@ -595,7 +562,7 @@ def _next_link(value: str | None) -> str | None:
 
 def _duplicate_owner(response: HttpResponse) -> str | None:
     """The existing contact's id from a 409 ``duplicate_value`` answer, if Freshdesk gave it."""
-    data = FreshdeskHelpdesk._json(response)
+    data = outcomes.read_json(response)
     errors = data.get("errors") if isinstance(data, dict) else None
     for error in errors if isinstance(errors, list) else []:
         info = error.get("additional_info") if isinstance(error, dict) else None
@@ -604,36 +571,22 @@ def _duplicate_owner(response: HttpResponse) -> str | None:
     return None
 
 
-def _hint(status: int) -> str:
-    if status == 401:
-        return ": check FRESHDESK_API_KEY"
-    if status == 403:
-        return ": the API key's agent lacks a permission"
-    if status == 404:
-        return ": not found"
-    if status == 409:
-        return ": conflicting or duplicate value"
-    if 300 <= status < 400:
-        return ": unexpected redirect, check FRESHDESK_URL"
-    return ""
+_HINTS = {
+    401: ": check FRESHDESK_API_KEY",
+    403: ": the API key's agent lacks a permission",
+    409: ": conflicting or duplicate value",
+}
 
 
 def _error_text(response: HttpResponse) -> str:
     """Freshdesk's own error words, short: ``description``, ``errors[]``, ``code``/``message``."""
-    data = FreshdeskHelpdesk._json(response)
-    parts: list[str] = []
-    if isinstance(data, dict):
-        for key in ("description", "code", "message"):
-            if data.get(key):
-                parts.append(str(data[key]))
-        errors = data.get("errors")
-        for item in errors if isinstance(errors, list) else []:
-            if isinstance(item, dict):
-                words = " ".join(str(item[k]) for k in ("field", "message", "code") if item.get(k))
-                parts.append(words)
-    elif response.body and "json" not in (response.header("content-type") or ""):
-        parts.append(response.body[:ERROR_TEXT_MAX].decode("utf-8", "replace").strip())
-    text = "; ".join(p for p in parts if p)
-    if len(text) > ERROR_TEXT_MAX:
-        text = text[: ERROR_TEXT_MAX - 1] + "…"
-    return f": {text}" if text else ""
+    return outcomes.error_detail(response, _error_words)
+
+
+def _error_words(data: dict[str, Any]) -> list[str]:
+    parts = [str(data[key]) for key in ("description", "code", "message") if data.get(key)]
+    errors = data.get("errors")
+    for item in errors if isinstance(errors, list) else []:
+        if isinstance(item, dict):
+            parts.append(" ".join(str(item[k]) for k in ("field", "message", "code") if item.get(k)))
+    return parts

@@ -22,6 +22,7 @@ carry customers' words.
 
 from __future__ import annotations
 
+import email.utils
 import ipaddress
 import json as jsonlib
 import logging
@@ -93,6 +94,26 @@ class HttpResponse:
         if not self._parsed:
             self._parsed.append(jsonlib.loads(self.body) if self.body.strip() else None)
         return self._parsed[0]
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            moment = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if moment is None:
+            return None
+        seconds = moment.timestamp() - (time.time() if now is None else now)
+    if seconds != seconds:  # NaN
+        return None
+    return max(0.0, seconds)
 
 
 # --- errors --------------------------------------------------------------------------

@@ -74,7 +74,6 @@ The adapter never sleeps: ``retry_after`` is handed to the sync, which owns back
 from __future__ import annotations
 
 import base64
-import email.utils
 import inspect
 import logging
 import time
@@ -82,6 +81,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from chalicelib.helpdesk import outcomes
 from chalicelib.helpdesk.base import (
     Helpdesk,
     HelpdeskRejected,
@@ -94,12 +94,10 @@ from chalicelib.helpdesk.formatting import comment_body, message_reference, tick
 from chalicelib.helpdesk.http import (
     REDACTED_AUTHORIZATION,
     USER_AGENT,
-    ConnectFailed,
     Exchange,
     HttpResponse,
     JsonHttpClient,
-    TransportError,
-    UnsafeUrl,
+    parse_retry_after,
 )
 from chalicelib.models import Author, Platform, SocialMessage
 
@@ -112,7 +110,6 @@ METADATA_KEY = "socialdesk_message"
 TICKET_STATUSES = frozenset({"new", "open", "pending", "hold", "solved", "closed"})
 _STATUS_ALIASES = {"on-hold": "hold", "on_hold": "hold", "onhold": "hold"}
 USER_NAME_MAX = 255
-ERROR_TEXT_MAX = 300
 # A ticket's audit history is followed at most this far (100 audits a page).
 MAX_AUDIT_PAGES = 100
 # Tickets of one conversation looked at (newest first) when searching for a message.
@@ -135,26 +132,6 @@ def normalize_status(value: Any) -> str:
     word = str(value or "").strip().lower()
     word = _STATUS_ALIASES.get(word, word)
     return word if word in TICKET_STATUSES else "open"
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            moment = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if moment is None:
-            return None
-        seconds = moment.timestamp() - (time.time() if now is None else now)
-    if seconds != seconds:  # NaN
-        return None
-    return max(0.0, seconds)
 
 
 def _zendesk_id(value: str, what: str) -> int:
@@ -438,16 +415,7 @@ class ZendeskHelpdesk(Helpdesk):
         return following if isinstance(following, str) and following else None
 
     def _body(self, response: HttpResponse, *, writes_message: bool) -> dict[str, Any]:
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
-        if not isinstance(data, dict):
-            # A 2xx we cannot read: for a write, the work may well be done.
-            raise HelpdeskUnavailable(
-                f"Zendesk answered {response.status} without a JSON object", maybe_applied=writes_message
-            )
-        return data
+        return outcomes.json_object("Zendesk", response, writes_message=writes_message)
 
     def _ticket_ref(self, response: HttpResponse, *, writes_message: bool) -> TicketRef:
         ticket = self._body(response, writes_message=writes_message).get("ticket")
@@ -475,7 +443,7 @@ class ZendeskHelpdesk(Helpdesk):
         ``Idempotency-Key``, so Zendesk's ``IdempotentRequestError`` is raised as
         ``IdempotencyConflict``. ``data``: a raw body (uploads).
         """
-        what = f"{method} {path.split('?', 1)[0]}"
+        what = outcomes.describe(method, path)
         extra: dict[str, Any] = {}
         if params:
             extra["params"] = params
@@ -483,39 +451,27 @@ class ZendeskHelpdesk(Helpdesk):
             extra["data"] = data
         if data is not None and not _sends_raw_bodies(self._http):
             raise HelpdeskRejected(f"Zendesk {what}: the injected HTTP client cannot send files (use FileCapableClient)")
-        try:
-            response = self._http.request(method, path, json=json, headers=headers, **extra)
-        except UnsafeUrl as exc:
-            raise HelpdeskRejected(f"Zendesk {what}: {exc}") from exc
-        except ConnectFailed as exc:
-            raise HelpdeskUnavailable(f"Zendesk unreachable: {exc}", maybe_applied=False) from exc
-        except TransportError as exc:
-            raise HelpdeskUnavailable(
-                f"Zendesk did not answer: {exc}", maybe_applied=writes_message and exc.maybe_sent
-            ) from exc
+        response = outcomes.send(
+            "Zendesk", self._http, method, path, writes_message=writes_message, json=json, headers=headers, **extra
+        )
 
         status = response.status
         if 200 <= status < 300:
             return response
         detail = _error_text(response)
-        retry_after = parse_retry_after(response.header("Retry-After"))
-        if status == 429:
-            if retry_after is None:  # Zendesk also announces the window's reset
-                retry_after = parse_retry_after(response.header("ratelimit-reset"))
-            raise HelpdeskUnavailable(f"Zendesk rate limit on {what} (429){detail}", retry_after=retry_after)
-        if status in (408, 409) or (status == 503 and retry_after is not None):
-            raise HelpdeskUnavailable(f"Zendesk {what} not processed ({status}){detail}", retry_after=retry_after)
-        if status >= 500:
-            raise HelpdeskUnavailable(
-                f"Zendesk server error on {what} ({status}){detail}",
-                maybe_applied=writes_message,
-                retry_after=retry_after,
-            )
+        # Zendesk's own rejections (4xx, so never one that means "try later").
         if status == 422 and closed_means_ticket_closed and _says_closed(response):
             raise TicketClosed(f"Zendesk ticket is closed ({what}){detail}")
         if status == 400 and idempotent and _is_idempotency_error(response):
             raise IdempotencyConflict(f"Zendesk {what}: idempotency key reused with another request body{detail}")
-        raise HelpdeskRejected(f"Zendesk rejected {what} ({status}{_hint(status)}){detail}")
+        retry_after = parse_retry_after(response.header("Retry-After"))
+        if status == 429 and retry_after is None:  # Zendesk also announces the window's reset
+            retry_after = parse_retry_after(response.header("ratelimit-reset"))
+        # 408 and 409 (an update conflict) are answered before any work is done.
+        raise outcomes.status_error(
+            "Zendesk", what, status, detail=detail, retry_after=retry_after, writes_message=writes_message,
+            hint=_hint(status), not_processed=(408, 409),
+        )
 
 
 def _comment(
@@ -539,57 +495,44 @@ def _sends_raw_bodies(client: Any) -> bool:
         return False
 
 
+_HINTS = {
+    413: ": the file is too large for Zendesk",
+    401: ": check ZENDESK_EMAIL and the API token",
+    403: ": the API user lacks a permission",
+}
+
+
 def _hint(status: int) -> str:
-    if status == 413:
-        return ": the file is too large for Zendesk"
-    if status == 401:
-        return ": check ZENDESK_EMAIL and the API token"
-    if status == 403:
-        return ": the API user lacks a permission"
-    if status == 404:
-        return ": not found"
-    if 300 <= status < 400:
-        return ": unexpected redirect, check ZENDESK_URL"
-    return ""
-
-
-def _error_json(response: HttpResponse) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
+    return outcomes.status_hint(status, _HINTS, "ZENDESK_URL")
 
 
 def _error_text(response: HttpResponse) -> str:
     """Zendesk's own error words, short: ``error``, ``description``, ``details``, ``errors``."""
-    data = _error_json(response)
+    return outcomes.error_detail(response, _error_words)
+
+
+def _error_words(data: dict[str, Any]) -> list[str]:
     parts: list[str] = []
-    if isinstance(data, dict):
-        error = data.get("error")
-        if isinstance(error, dict):  # {"error": {"title": ..., "message": ...}}
-            parts += [str(error[k]) for k in ("title", "message") if error.get(k)]
-        elif error:
-            parts.append(str(error))
-        if data.get("description"):
-            parts.append(str(data["description"]))
-        details = data.get("details")
-        if isinstance(details, dict):
-            for field, problems in details.items():
-                for problem in problems if isinstance(problems, list) else [problems]:
-                    text = (problem.get("description") or problem.get("error")) if isinstance(problem, dict) else problem
-                    if text:
-                        parts.append(f"{field}: {text}")
-        errors = data.get("errors")
-        if isinstance(errors, list):  # the JSON:API-style Errors schema
-            for item in errors:
-                if isinstance(item, dict):
-                    parts.append(" ".join(str(item[k]) for k in ("code", "title", "detail") if item.get(k)))
-    elif response.body and "json" not in (response.header("content-type") or ""):
-        parts.append(response.body[:ERROR_TEXT_MAX].decode("utf-8", "replace").strip())
-    text = "; ".join(p for p in parts if p)
-    if len(text) > ERROR_TEXT_MAX:
-        text = text[: ERROR_TEXT_MAX - 1] + "…"
-    return f": {text}" if text else ""
+    error = data.get("error")
+    if isinstance(error, dict):  # {"error": {"title": ..., "message": ...}}
+        parts += [str(error[k]) for k in ("title", "message") if error.get(k)]
+    elif error:
+        parts.append(str(error))
+    if data.get("description"):
+        parts.append(str(data["description"]))
+    details = data.get("details")
+    if isinstance(details, dict):
+        for field, problems in details.items():
+            for problem in problems if isinstance(problems, list) else [problems]:
+                text = (problem.get("description") or problem.get("error")) if isinstance(problem, dict) else problem
+                if text:
+                    parts.append(f"{field}: {text}")
+    errors = data.get("errors")
+    if isinstance(errors, list):  # the JSON:API-style Errors schema
+        for item in errors:
+            if isinstance(item, dict):
+                parts.append(" ".join(str(item[k]) for k in ("code", "title", "detail") if item.get(k)))
+    return parts
 
 
 def _strings(value: Any) -> Iterator[str]:
@@ -605,7 +548,7 @@ def _strings(value: Any) -> Iterator[str]:
 
 def _is_idempotency_error(response: HttpResponse) -> bool:
     """Zendesk's 400 ``{"error": "IdempotentRequestError", ...}``."""
-    data = _error_json(response)
+    data = outcomes.read_json(response)
     error = data.get("error") if isinstance(data, dict) else None
     if isinstance(error, dict):
         error = error.get("title")
@@ -618,7 +561,7 @@ def _says_closed(response: HttpResponse) -> bool:
     The wording sits in ``details`` (under ``status`` or ``base``); matching any
     mention of "closed" in the details keeps working if the key or wording shifts.
     """
-    data = _error_json(response)
+    data = outcomes.read_json(response)
     if not isinstance(data, dict):
         return False
     return any("closed" in text.lower() for text in _strings(data.get("details")))

@@ -528,6 +528,10 @@ class HttpSender:
                 platform=platform, code="unsafe_url",
             ) from None
 
+    def bearer_client(self, platform: Platform, account_id: str, provider: TokenProvider | None = None) -> Any:
+        """The client for ``self.base_url`` sending the account's token as ``Authorization: Bearer``."""
+        return self.client(platform, self.base_url, f"Bearer {self.token(platform, account_id, provider)}")
+
     @staticmethod
     def server_error(platform: Platform, status: int, *, retry_safe: bool = False, detail: str | None = None) -> ReplyFailed:
         """A 5xx answer: the platform failed; the reply may or may not have been applied.
@@ -546,3 +550,25 @@ class HttpSender:
         return ReplyFailed(
             UNAVAILABLE, words, transient=True, duplicate_risk=not retry_safe, platform=platform, code=str(status), detail=detail
         )
+
+
+class SingleApiSender(HttpSender):
+    """A sender for a platform with one API address: ``base_url``, else the environment
+    variable named by ``base_url_env``, else ``default_base_url`` (read when the sender
+    is built, so a test or the local sandbox can point it elsewhere)."""
+
+    default_base_url: str = ""
+    base_url_env: str = ""
+
+    def __init__(
+        self,
+        token_provider: TokenProvider,
+        *,
+        base_url: str | None = None,
+        config: ReplyConfig | None = None,
+        pool: Any = None,
+        timeout: tuple[float, float] = (3.05, 10),
+        observer: Callable[[Any], None] | None = None,
+    ) -> None:
+        super().__init__(base_url or os.environ.get(self.base_url_env) or self.default_base_url, token_provider, pool=pool,
+                         timeout=timeout, observer=observer, config=config)

@@ -24,9 +24,8 @@ other 429 -> ``rate_limited`` for a minute; 400/404 -> ``rejected``; 5xx ->
 
 from __future__ import annotations
 
-import os
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -37,11 +36,10 @@ from chalicelib.replies.base import (
     REJECTED,
     TOKEN_EXPIRED,
     HttpSender,
-    ReplyConfig,
     ReplyFailed,
     ReplyRequest,
     SentReply,
-    TokenProvider,
+    SingleApiSender,
     json_body,
     rate_limited_words,
     short_detail,
@@ -145,28 +143,17 @@ def _sent_id(body: Mapping[str, Any]) -> str:
     return ""
 
 
-class LineSender(HttpSender):
+class LineSender(SingleApiSender):
     """Sends answers as the LINE Official Account (see the module docstring)."""
 
     platforms = frozenset({Platform.LINE})
-
-    def __init__(
-        self,
-        token_provider: TokenProvider,
-        *,
-        base_url: str | None = None,
-        config: ReplyConfig | None = None,
-        pool: Any = None,
-        timeout: tuple[float, float] = (3.05, 10),
-        observer: Callable[[Any], None] | None = None,
-    ) -> None:
-        super().__init__(base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL, token_provider, pool=pool,
-                         timeout=timeout, observer=observer, config=config)
+    default_base_url = DEFAULT_BASE_URL
+    base_url_env = BASE_URL_ENV
 
     def send(self, request: ReplyRequest, now: datetime) -> SentReply:
         """Reply with the fresh reply token, else push (with a retry key)."""
         target = request.target
-        client = self.client(Platform.LINE, self.base_url, f"Bearer {self.token(Platform.LINE, target.account_id)}")
+        client = self.bearer_client(Platform.LINE, target.account_id)
         messages = [{"type": "text", "text": request.text}]
         fallback: tuple[str, ...] = ()
         if target.line_token_fresh(now) and not request.private:

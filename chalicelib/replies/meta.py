@@ -343,8 +343,7 @@ class MetaSender(HttpSender):
 
     def _graph(self, platform: Platform, account_id: str) -> Any:
         provider = self._whatsapp_token_provider if platform is Platform.WHATSAPP else None
-        token = self.token(platform, account_id, provider)
-        return self.client(platform, self.base_url, f"Bearer {token}")
+        return self.bearer_client(platform, account_id, provider)
 
     def _call(
         self, platform: Platform, account_id: str, path: str, body: dict[str, Any], now: datetime, **failure: Any

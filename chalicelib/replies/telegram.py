@@ -29,8 +29,7 @@ Telegram has no idempotency key, so a lost answer is ``duplicate_risk=True``.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -42,11 +41,10 @@ from chalicelib.replies.base import (
     TARGET_DELETED,
     TOKEN_REVOKED,
     HttpSender,
-    ReplyConfig,
     ReplyFailed,
     ReplyRequest,
     SentReply,
-    TokenProvider,
+    SingleApiSender,
     json_body,
     rate_limited_words,
     short_detail,
@@ -117,23 +115,12 @@ def telegram_failure(status: int, body: Mapping[str, Any], now: datetime, *, gro
     return ReplyFailed(REJECTED, f"Not sent: Telegram refused the reply{says or f' (HTTP {code})'}.", **common)
 
 
-class TelegramSender(HttpSender):
+class TelegramSender(SingleApiSender):
     """Sends answers as the bot (see the module docstring)."""
 
     platforms = frozenset({Platform.TELEGRAM})
-
-    def __init__(
-        self,
-        token_provider: TokenProvider,
-        *,
-        base_url: str | None = None,
-        config: ReplyConfig | None = None,
-        pool: Any = None,
-        timeout: tuple[float, float] = (3.05, 10),
-        observer: Callable[[Any], None] | None = None,
-    ) -> None:
-        super().__init__(base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL, token_provider, pool=pool,
-                         timeout=timeout, observer=observer, config=config)
+    default_base_url = DEFAULT_BASE_URL
+    base_url_env = BASE_URL_ENV
 
     def send(self, request: ReplyRequest, now: datetime) -> SentReply:
         """``sendMessage`` into the conversation's chat (and topic), quoting the customer."""

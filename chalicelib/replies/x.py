@@ -22,8 +22,7 @@ becomes ``rate_limited`` with ``retry_at`` at the latest exhausted window's rese
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -35,11 +34,10 @@ from chalicelib.replies.base import (
     TARGET_DELETED,
     TOKEN_EXPIRED,
     HttpSender,
-    ReplyConfig,
     ReplyFailed,
     ReplyRequest,
     SentReply,
-    TokenProvider,
+    SingleApiSender,
     json_body,
     rate_limited_words,
     short_detail,
@@ -148,26 +146,15 @@ def x_failure(status: int, body: Mapping[str, Any], headers: Mapping[str, str], 
     return ReplyFailed(REJECTED, f"Not sent: X refused the reply{says or f' (HTTP {status})'}.", **common)
 
 
-class XSender(HttpSender):
+class XSender(SingleApiSender):
     """Sends reply posts and direct messages as the brand account."""
 
     platforms = frozenset({Platform.X})
-
-    def __init__(
-        self,
-        token_provider: TokenProvider,
-        *,
-        base_url: str | None = None,
-        config: ReplyConfig | None = None,
-        pool: Any = None,
-        timeout: tuple[float, float] = (3.05, 10),
-        observer: Callable[[Any], None] | None = None,
-    ) -> None:
-        super().__init__(base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL, token_provider, pool=pool,
-                         timeout=timeout, observer=observer, config=config)
+    default_base_url = DEFAULT_BASE_URL
+    base_url_env = BASE_URL_ENV
 
     def _post(self, account_id: str, path: str, body: dict[str, Any], now: datetime, *, dm: bool) -> dict[str, Any]:
-        client = self.client(Platform.X, self.base_url, f"Bearer {self.token(Platform.X, account_id)}")
+        client = self.bearer_client(Platform.X, account_id)
         response = self.post(Platform.X, client, path, body)
         parsed = json_body(response)
         if response.ok:
