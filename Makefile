@@ -47,6 +47,11 @@ fuzz: $(STAMP)
 	mkdir -p .run
 	FUZZ_PROFILE=long FUZZ_REPORT_FILE=.run/fuzz-report.json $(PY) -m pytest -q -p no:cacheprovider tests/fuzz
 
+# >= 5,000 deliveries under faults, then: nothing lost, nothing doubled, drain time (a short run is part of `make test`).
+soak: $(STAMP)
+	mkdir -p .run
+	$(PY) -m soak.run --deliveries $(or $(DELIVERIES),5000) --duplicates 0.2 --json .run/soak-report.json
+
 # Replays messages parked in the dead-letter queue. Locally (no STAGE) against the
 # running `make run` stack; with STAGE=dev|prod it invokes the deployed function.
 SCHEDULED_EVENT := {"version":"0","id":"manual-redrive","detail-type":"Scheduled Event","source":"aws.events","account":"","time":"1970-01-01T00:00:00Z","region":"","resources":[],"detail":{}}

@@ -30,9 +30,11 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 AUTHOR_INDEX = "by-author"
-SYNCED_MEMORY = 200
-MAX_RAW_BYTES = 300_000  # of DynamoDB's 400 KB per item  # message ids remembered per conversation to drop stream redeliveries
+SYNCED_MEMORY = 200  # message ids remembered per conversation to drop stream redeliveries
+MAX_RAW_BYTES = 300_000  # of DynamoDB's 400 KB per item
 _PARALLEL_WRITES = 8
+# Errors no retry will cure (a wrong table name, a bad key, a missing permission).
+_PERMANENT_ERRORS = frozenset({"ValidationException", "ResourceNotFoundException", "AccessDeniedException"})
 
 
 class ConversationConflict(Exception):
@@ -40,7 +42,7 @@ class ConversationConflict(Exception):
 
 
 class StoreUnavailable(Exception):
-    """DynamoDB refused or failed a write after the SDK's own retries."""
+    """DynamoDB throttled or failed a call after the SDK's own retries: worth retrying."""
 
 
 class UnstorableMessages(Exception):
@@ -296,11 +298,16 @@ class MessageStore:
 
     def get_conversation(self, key: str) -> Conversation:
         """The conversation's state (a fresh one if it has none yet)."""
-        response = self._client.get_item(
-            TableName=self.table_name,
-            Key={"pk": _s(conversation_pk(key)), "sk": _s("CONV")},
-            ConsistentRead=True,
-        )
+        try:
+            response = self._client.get_item(
+                TableName=self.table_name,
+                Key={"pk": _s(conversation_pk(key)), "sk": _s("CONV")},
+                ConsistentRead=True,
+            )
+        except Exception as exc:
+            if _error_code(exc) in _PERMANENT_ERRORS:
+                raise
+            raise StoreUnavailable(f"could not read conversation: {_error_code(exc) or exc}") from exc
         item = response.get("Item")
         if not item:
             return Conversation(key=key)

@@ -6,6 +6,12 @@ Fed by the table's stream (the outbox). For each inbound message:
   authored by the same requester;
 * a message already on the ticket (a stream record seen twice) is skipped, using the
   ids remembered on the conversation item;
+* a message the helpdesk accepted but whose bookkeeping write then failed (DynamoDB
+  throttled for longer than the sync waits) is never sent twice: the sync gives up on
+  that write only after ``RECORD_PATIENCE_SECONDS`` of backoff, so when Lambda retries
+  the batch -- in the same execution environment or a fresh one -- the record is at
+  least that old, and a record that old is first looked for on its ticket. Fresh
+  records, the steady state, cost no lookup;
 * transient helpdesk failures are retried a bounded number of times, then the
   message is *parked* in the dead-letter queue rather than raised: raising would
   block the shard. Once a conversation has a parked message, its later messages
@@ -59,9 +65,9 @@ if TYPE_CHECKING:
 
 MAX_BACKOFF_SECONDS = 30.0
 _RECORD_ATTEMPTS = 8
-# Deliveries whose bookkeeping could not be written, kept per container: Lambda
-# retries a failed stream batch, usually in the same warm container.
-_UNRECORDED_MEMORY = 1000
+# After the helpdesk accepted a message, its bookkeeping write is given up only after
+# this much backoff; a stream record older than this may have been delivered already.
+RECORD_PATIENCE_SECONDS = 60.0
 
 
 class Outcome(str, Enum):
@@ -137,18 +143,21 @@ class TicketSync:
         attempts: int = 3,
         backoff_seconds: float = 1.0,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
         policy: TicketPolicy | None = None,
         fetcher: AttachmentFetcher | None = None,
     ) -> None:
+        if backoff_seconds <= 0:
+            raise ValueError("backoff_seconds must be positive")
         self.store = store
         self.fetcher = fetcher
         self.policy = policy or TicketPolicy()
-        self._unrecorded: dict[str, tuple[Callable[[Conversation], None], Outcome]] = {}
         self.helpdesk = helpdesk
         self.dead_letters = dead_letters
         self.attempts = attempts
         self.backoff_seconds = backoff_seconds
         self._sleep = sleep
+        self._clock = clock  # epoch seconds; ``sleep`` and ``clock`` must agree (tests fake both)
 
     # --- entry points -------------------------------------------------------------
 
@@ -161,29 +170,22 @@ class TicketSync:
     ) -> SyncReport:
         """Sync every new inbound message in a batch of DynamoDB stream records."""
         report = SyncReport()
-        for record in records:
-            if record.get("eventName") != "INSERT":
-                continue
-            message = message_from_image((record.get("dynamodb") or {}).get("NewImage") or {})
-            if message is None or message.direction is not Direction.INBOUND:
-                continue
+        for message, stored_at in inbound_in_sync_order(records):
             if remaining_seconds is not None and remaining_seconds() < reserve_seconds:
                 raise SyncInterrupted("close to the Lambda timeout; the batch will be retried")
-            report.add(self.sync_message(message))
+            report.add(self.sync_message(message, received_at=stored_at))
         return report
 
-    def sync_message(self, message: SocialMessage, *, redrive: bool = False) -> Outcome:
-        """Deliver one message to its ticket, or park it. ``redrive`` replays a parked one."""
+    def sync_message(self, message: SocialMessage, *, redrive: bool = False, received_at: float | None = None) -> Outcome:
+        """Deliver one message to its ticket, or park it. ``redrive`` replays a parked one.
+
+        ``received_at`` (epoch seconds) is when the message was stored: a message older
+        than ``RECORD_PATIENCE_SECONDS`` may have reached the helpdesk in an attempt
+        whose bookkeeping failed, so it is looked for before it is sent.
+        """
         conversation = self.store.get_conversation(message.conversation_key)
-        unrecorded = self._unrecorded.pop(message.message_id, None)
         if message.message_id in conversation.synced:
             return Outcome.DUPLICATE
-        if unrecorded is not None:
-            # Delivered by an earlier attempt whose bookkeeping write failed: finish
-            # the bookkeeping, never send it again.
-            apply, outcome = unrecorded
-            self._update_conversation(conversation, apply, delivered=(message, outcome))
-            return outcome
         if conversation.parked:
             head = conversation.parked[0]
             if redrive and head != message.message_id:
@@ -194,19 +196,23 @@ class TicketSync:
                 return self._park(message, f"waiting behind parked message {head}")
 
         error: Exception | None = None
-        # A replayed message, or one whose last attempt may have reached the helpdesk
-        # (timeout or dropped connection after sending), is looked for on its ticket
+        # A replayed message, an old one (an earlier attempt may have delivered it and
+        # failed to record it), or one whose last attempt may have reached the helpdesk
+        # (timeout or dropped connection after sending) is looked for on its ticket
         # before it is sent again. A retried ticket creation needs no check: it carries
-        # an idempotency key (and the same uploads); a redriven one is looked for by
-        # ``_open_ticket`` first, as the key may have expired or its uploads changed.
-        look_first = redrive
+        # an idempotency key (and the same uploads); a replayed or old one is looked for
+        # by ``_open_ticket`` first, as the key may have expired or its uploads changed.
+        replayed = redrive or (received_at is not None and self._clock() - received_at >= RECORD_PATIENCE_SECONDS)
+        look_first = replayed
         # Fetched and uploaded once, on first need: every retry below reuses the tokens.
         files = _FilesForDelivery(self, message)
         for attempt in range(self.attempts):
             try:
-                if look_first and self._already_on_ticket(message, conversation):
-                    return Outcome.COMMENT_ADDED
-                return self._deliver(message, conversation, files, redrive=redrive)
+                if look_first:
+                    found = self._already_on_ticket(message, conversation)
+                    if found is not None:
+                        return found
+                return self._deliver(message, conversation, files, look_first=replayed)
             except HelpdeskUnavailable as exc:
                 error = exc
                 look_first = look_first or exc.maybe_applied
@@ -222,7 +228,7 @@ class TicketSync:
     # --- delivery ------------------------------------------------------------------
 
     def _deliver(
-        self, message: SocialMessage, conversation: Conversation, files: _FilesForDelivery, *, redrive: bool = False
+        self, message: SocialMessage, conversation: Conversation, files: _FilesForDelivery, *, look_first: bool = False
     ) -> Outcome:
         has_ticket = conversation.ticket_id is not None and conversation.helpdesk == self.helpdesk.name
         if has_ticket and message.edit_of is not None:
@@ -244,7 +250,7 @@ class TicketSync:
         elif has_ticket:
             follow_up_of = conversation.ticket_id
         epoch = conversation.epoch + 1
-        ticket = self._open_ticket(message, requester, epoch, follow_up_of, files, look_first=redrive)
+        ticket = self._open_ticket(message, requester, epoch, follow_up_of, files, look_first=look_first)
         self._record(message, conversation, ticket, requester, epoch=epoch)
         self._point_ticket(message, ticket)
         return Outcome.TICKET_OPENED
@@ -261,10 +267,10 @@ class TicketSync:
     ) -> TicketRef:
         """Open the ticket, unless an earlier delivery of this message already did.
 
-        A redrive may replay a creation that reached the helpdesk hours ago: the
-        idempotency key may have expired, and the files are uploaded anew (new tokens,
-        so a new body for the same key). So a redrive first looks for the conversation's
-        ticket that has the message, and so does an ``IdempotencyConflict``.
+        A redrive (or a retry of an old record) may replay a creation that reached the
+        helpdesk hours ago: the idempotency key may have expired, and the files are
+        uploaded anew (new tokens, so a new body for the same key). So it first looks for
+        the conversation's ticket that has the message, and so does an ``IdempotencyConflict``.
         """
         if look_first:
             found = self.helpdesk.find_ticket_with_message(message.conversation_key, message)
@@ -342,15 +348,17 @@ class TicketSync:
         self._record(message, conversation, ticket, None, epoch=None)
         return Outcome.NOTE_ADDED
 
-    def _already_on_ticket(self, message: SocialMessage, conversation: Conversation) -> bool:
+    def _already_on_ticket(self, message: SocialMessage, conversation: Conversation) -> Outcome | None:
+        """If the conversation's ticket already has the message, record that and say how
+        it got there; None when it does not (or there is no ticket yet)."""
         if conversation.ticket_id is None or conversation.helpdesk != self.helpdesk.name:
-            return False
+            return None
         if not self.helpdesk.ticket_has_message(conversation.ticket_id, message):
-            return False
+            return None
         ticket = TicketRef(conversation.ticket_id, conversation.ticket_status or "open")
-        requester = self._requester(message, conversation)
+        requester = None if message.edit_of is not None else self._requester(message, conversation)
         self._record(message, conversation, ticket, requester, epoch=None)
-        return True
+        return Outcome.NOTE_ADDED if requester is None else Outcome.COMMENT_ADDED
 
     @staticmethod
     def _needs_new_ticket(conversation: Conversation, message: SocialMessage) -> bool:
@@ -396,8 +404,7 @@ class TicketSync:
             if message.message_id in current.parked:
                 current.parked.remove(message.message_id)
 
-        outcome = Outcome.TICKET_OPENED if epoch is not None else Outcome.NOTE_ADDED if requester is None else Outcome.COMMENT_ADDED
-        self._update_conversation(conversation, apply, delivered=(message, outcome))
+        self._update_conversation(conversation, apply, delivered=True)
 
     def _park(self, message: SocialMessage, reason: str) -> Outcome:
         # Queue first: if the bookkeeping write then fails, the stream retries the
@@ -412,46 +419,65 @@ class TicketSync:
         return Outcome.PARKED
 
     def _update_conversation(
-        self,
-        conversation: Conversation,
-        apply: Callable[[Conversation], None],
-        delivered: tuple[SocialMessage, Outcome] | None = None,
+        self, conversation: Conversation, apply: Callable[[Conversation], None], *, delivered: bool = False
     ) -> None:
-        """Apply ``apply`` to the conversation and save it, re-reading on conflicts and
-        waiting out throttling. When ``delivered`` is given (the helpdesk already has
-        it) and the write still fails, the bookkeeping is kept in memory so the
-        retried batch finishes it instead of delivering the message a second time."""
-        current = conversation
-        for attempt in range(_RECORD_ATTEMPTS):
-            apply(current)
+        """Apply ``apply`` to the conversation and save it, re-reading it on conflicts
+        and waiting out throttling (of the write and of the re-read alike).
+
+        When ``delivered`` (the helpdesk already has the message), it gives up only after
+        ``RECORD_PATIENCE_SECONDS`` of backoff: the batch is then retried, and the record
+        is old enough to be looked for on its ticket instead of being sent again."""
+        current: Conversation | None = conversation
+        conflicts = failures = 0
+        waited = 0.0
+        while True:
             try:
+                if current is None:
+                    current = self.store.get_conversation(conversation.key)
+                apply(current)
                 self.store.save_conversation(current)
                 return
             except ConversationConflict:
-                current = self.store.get_conversation(conversation.key)
+                conflicts += 1
+                if conflicts >= _RECORD_ATTEMPTS:
+                    raise ConversationConflict(f"conversation {conversation.key} kept changing while being recorded")
             except StoreUnavailable:
-                if attempt + 1 == _RECORD_ATTEMPTS:
-                    if delivered is not None:
-                        self._remember_unrecorded(delivered, apply)
+                failures += 1
+                if failures >= _RECORD_ATTEMPTS and (not delivered or waited >= RECORD_PATIENCE_SECONDS):
                     raise
-                self._sleep(min(self.backoff_seconds * 2**attempt, MAX_BACKOFF_SECONDS))
-                current = self._reread(conversation.key, delivered, apply)
-        raise ConversationConflict(f"conversation {conversation.key} kept changing while being recorded")
+                wait = min(self.backoff_seconds * 2 ** (failures - 1), MAX_BACKOFF_SECONDS)
+                self._sleep(wait)
+                waited += wait
+            current = None
 
-    def _reread(
-        self, key: str, delivered: tuple[SocialMessage, Outcome] | None, apply: Callable[[Conversation], None]
-    ) -> Conversation:
-        try:
-            return self.store.get_conversation(key)
-        except Exception:
-            if delivered is not None:
-                self._remember_unrecorded(delivered, apply)
-            raise
 
-    def _remember_unrecorded(
-        self, delivered: tuple[SocialMessage, Outcome], apply: Callable[[Conversation], None]
-    ) -> None:
-        message, outcome = delivered
-        self._unrecorded[message.message_id] = (apply, outcome)
-        while len(self._unrecorded) > _UNRECORDED_MEMORY:
-            self._unrecorded.pop(next(iter(self._unrecorded)))
+def inbound_in_sync_order(records: Iterable[dict[str, Any]]) -> list[tuple[SocialMessage, float | None]]:
+    """The batch's new inbound messages (with when each was stored), in the order the
+    sync delivers them: stream order, except that a conversation's messages within the
+    batch go in platform-time order. Platforms reorder deliveries and a multi-message
+    delivery is written in parallel, so the stream alone may put a reply before the
+    message it answers; across batches, a message already on its ticket stays first."""
+    found: list[tuple[SocialMessage, float | None]] = []
+    for record in records:
+        if record.get("eventName") != "INSERT":
+            continue
+        message = message_from_image((record.get("dynamodb") or {}).get("NewImage") or {})
+        if message is not None and message.direction is Direction.INBOUND:
+            found.append((message, received_at(record)))
+    first_seen: dict[str, int] = {}
+    for index, (message, _) in enumerate(found):
+        first_seen.setdefault(message.conversation_key, index)
+    # Stable: messages with the same timestamp keep their stream order.
+    return sorted(found, key=lambda pair: (first_seen[pair[0].conversation_key], pair[0].created_at))
+
+
+def received_at(record: dict[str, Any]) -> float | None:
+    """When the stream record's message was stored (epoch seconds): the item's own
+    ``received_at``, else the stream's ``ApproximateCreationDateTime``."""
+    change = record.get("dynamodb") or {}
+    stored = ((change.get("NewImage") or {}).get("received_at") or {}).get("N")
+    value = stored if stored is not None else change.get("ApproximateCreationDateTime")
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None

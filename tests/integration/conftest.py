@@ -88,6 +88,7 @@ class Stack:
     sqs: Any
     exchanges: list[Any] = field(default_factory=list)
     sleeps: list[float] = field(default_factory=list)
+    time: Any = None  # the sync's FakeTime: its waits are skipped and move its clock
 
     def post_webhook(self, route: str, payload: dict[str, Any] | bytes, headers: dict[str, str] | None = None) -> HttpAnswer:
         """POST a delivery signed as the platform would (unless ``headers`` are given)."""
@@ -173,8 +174,11 @@ def stack(moto_url: str, contract: Any, monkeypatch: pytest.MonkeyPatch) -> Iter
     # can check that Retry-After was honoured; its logic is otherwise unchanged.
     from chalicelib.sync import TicketSync
 
-    sleeps: list[float] = []
-    wiring.override("sync", TicketSync(wiring.message_store(), wiring.helpdesk(), wiring.dead_letters(), sleep=sleeps.append))
+    from tests.support.fake_time import FakeTime
+
+    fake_time = FakeTime()
+    wiring.override("sync", TicketSync(wiring.message_store(), wiring.helpdesk(), wiring.dead_letters(),
+                                       sleep=fake_time.sleep, clock=fake_time.now))
 
     server = LocalDevServer(lambda_app.app, Config(chalice_stage="local"), "127.0.0.1", 0)
     thread = threading.Thread(target=server.server.serve_forever, name="chalice-local", daemon=True)
@@ -182,7 +186,7 @@ def stack(moto_url: str, contract: Any, monkeypatch: pytest.MonkeyPatch) -> Iter
     port = server.server.server_address[1]
     poller = StreamPoller(boto3.client("dynamodbstreams"), resources.stream_arn, lambda_app.sync_tickets)
     try:
-        yield Stack(f"http://127.0.0.1:{port}", sandbox, resources, poller, dynamodb, sqs, exchanges, sleeps)
+        yield Stack(f"http://127.0.0.1:{port}", sandbox, resources, poller, dynamodb, sqs, exchanges, fake_time.sleeps, fake_time)
     finally:
         server.shutdown()
         server.server.server_close()

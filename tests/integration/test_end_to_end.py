@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from local.demo import expected_conversations
 from local.samples import all_samples, facebook_comment_thread, messenger_chat, whatsapp
 from tests.integration.conftest import Stack
@@ -252,9 +254,11 @@ def test_meta_handshake_and_x_crc_over_http(stack: Stack) -> None:
     assert stack.items() == []
 
 
-def test_a_failed_bookkeeping_write_after_delivery_does_not_deliver_twice(stack: Stack, monkeypatch) -> None:
+@pytest.mark.parametrize("retried_in", ["the same execution environment", "a fresh execution environment"])
+def test_a_failed_bookkeeping_write_after_delivery_does_not_deliver_twice(stack: Stack, monkeypatch, retried_in: str) -> None:
     from chalicelib import wiring
     from chalicelib.store import StoreUnavailable
+    from chalicelib.sync import RECORD_PATIENCE_SECONDS, TicketSync
 
     stack.post_webhook("meta", _messenger("m_ddb_1", "7777700", "charged twice"))
     stack.sync()
@@ -274,5 +278,25 @@ def test_a_failed_bookkeeping_write_after_delivery_does_not_deliver_twice(stack:
     stack.post_webhook("meta", _messenger("m_ddb_2", "7777700", "still charged", t=1_764_000_300))
     stack.sync()  # the comment reached the ticket, its bookkeeping did not: Lambda retries the batch
     assert stack.poller.failures == 1
+    assert sum(stack.sleeps) >= RECORD_PATIENCE_SECONDS  # it waited that long before giving up
+    if retried_in == "a fresh execution environment":  # nothing the failed attempt knew survives
+        wiring.override("sync", TicketSync(store, wiring.helpdesk(), wiring.dead_letters(),
+                                           sleep=stack.time.sleep, clock=stack.time.now))
     stack.sync()
     assert [b.splitlines()[0] for b in _comment_bodies(stack, ticket)] == ["charged twice", "still charged"]
+    assert stack.poller.failures == 1
+
+def test_messages_batched_in_one_delivery_reach_the_ticket_in_the_order_they_were_sent(stack: Stack) -> None:
+    # Meta batches a customer's quick messages into one POST, not always in order; the
+    # ingest writes them in parallel. The agent must still read them as they were sent.
+    from local.samples import PAGE_ID
+
+    t = 1_764_000_000
+    texts = ["hello?", "my order never came", "order 5521", "please call me"]
+    events = [{"sender": {"id": "8800001"}, "recipient": {"id": PAGE_ID}, "timestamp": (t + 10 * i) * 1000,
+               "message": {"mid": f"m_batch_{i}", "text": text}} for i, text in enumerate(texts)]
+    payload = {"object": "page", "entry": [{"id": PAGE_ID, "time": t * 1000, "messaging": [events[i] for i in (2, 0, 3, 1)]}]}
+    assert stack.post_webhook("meta", payload).status == 200
+    stack.sync()
+    [ticket] = stack.tickets()
+    assert [b.splitlines()[0] for b in _comment_bodies(stack, ticket)] == texts

@@ -1,0 +1,1 @@
+"""``make soak``: the "nothing lost" soak test (see ``soak/run.py``)."""
