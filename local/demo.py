@@ -1,8 +1,11 @@
-"""``make demo``: send signed sample webhooks to the running local stack, show the tickets.
+"""``make demo``: send signed sample webhooks to the running local stack, show the tickets,
+then an agent answers each ticket and the answers reach the customers.
 
 Run ``make run`` first, in another terminal. Every platform's samples are sent the
 way the platform would send them (signed, compact JSON), one delivery is sent twice
-as platforms do on retries, then the tickets that resulted are printed.
+as platforms do on retries, then the tickets that resulted are printed. Then
+``local.demo_replies`` answers every ticket from the helpdesk and prints the note the
+bridge wrote on it and where the answer landed on the platform's sandbox.
 """
 
 from __future__ import annotations
@@ -12,9 +15,7 @@ import json
 import os
 import sys
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -22,24 +23,12 @@ from typing import Any
 from chalicelib.models import Direction
 from chalicelib.policy import TicketPolicy
 from local.defaults import LOCAL_SECRETS, SANDBOX_FRESHDESK_API_KEY, SANDBOX_ZENDESK_EMAIL, SANDBOX_ZENDESK_TOKEN, read_state, secret
+from local.demo_replies import PlatformSandboxes, show_agent_replies
+from local.demo_replies import http_json as _http
 from local.samples import NORMALIZERS, X_BRAND_ID, all_samples, encode, sign
 
 WAIT_SECONDS = 60.0
 POLICY = TicketPolicy.from_env()  # praise is stored, not ticketed: expect tickets the way the sync decides
-
-
-def _http(method: str, url: str, *, body: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
-    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=15) as response:
-            payload = response.read()
-            status = response.status
-    except urllib.error.HTTPError as exc:
-        payload, status = exc.read(), exc.code
-    try:
-        return status, json.loads(payload or b"null")
-    except ValueError:
-        return status, payload.decode(errors="replace")
 
 
 Found = tuple[dict[str, Any], list[str]]  # the ticket, and the first line of each of its messages
@@ -132,10 +121,13 @@ def main() -> int:
     run = str(int(time.time() * 10) % 10_000_000)
     samples = all_samples(run)
 
+    platforms = PlatformSandboxes(state)
+
     print(f"Sending {len(samples) + 1} signed webhook deliveries to {app_url} …")
     deliveries = [*samples, samples[0]]  # the last one repeats the first, as a platform retry would
     answer: Any = None
     for route, payload in deliveries:
+        platforms.seed(route, payload)  # the customer's message exists on the platform before its webhook
         body = encode(payload)
         status, answer = _http("POST", f"{app_url}/webhooks/{route}", body=body, headers=sign(route, body, secrets))
         what = next(iter(k for k in payload if k.endswith("_events") or k == "message"), payload.get("object") or payload.get("type", "events"))
@@ -146,9 +138,13 @@ def main() -> int:
 
     repeat_stored_once = isinstance(answer, dict) and answer.get("stored") == 0 and answer.get("duplicates", 0) > 0
     expected = expected_conversations(samples)
-    for key in (_send_google_review(state, app_url, run), _post_polled_mention(state, run)):
+    polled = _post_polled_mention(state, run)
+    for key in (_send_google_review(state, app_url, run), polled):
         if key:
             expected[key] += 1
+    # The platforms know these customers, so their answers should go out.
+    known = platforms.seeded | ({polled} if polled and "x" in platforms.urls else set())
+    expect_sent = {key for key in known if key in expected}
     helpdesk_url = state["helpdesk_url"].rstrip("/")
     print(f"\nWaiting for {len(expected)} tickets ({sum(expected.values())} customer messages) in {helpdesk_url} …")
     find = (_freshdesk_lookup if state.get("helpdesk") == "freshdesk" else _zendesk_lookup)(helpdesk_url)
@@ -181,7 +177,8 @@ def main() -> int:
         f"{'all messages arrived' if not missing else f'{len(missing)} conversation(s) still incomplete'}; "
         f"the repeated delivery {'was recognised and stored nothing' if repeat_stored_once else 'was NOT deduplicated'}."
     )
-    return 0 if not missing else 1
+    replies_ok = show_agent_replies(state, tickets, platforms, expect_sent)
+    return 0 if not missing and replies_ok else 1
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ expired one).
 Both answer ``200 {"sentMessages": [{"id", "quoteToken"}]}`` with ``x-line-request-id``.
 ``inject_error(status, message, drop=...)`` queues faults (429 rate limit, 5xx, or a
 push that is applied but whose answer is dropped). ``sent()`` lists accepted sends.
+Over HTTP (for ``make demo``, no token): ``POST /__sandbox/issue_reply_token``,
+``/__sandbox/add_user`` (keyword arguments as JSON) and ``GET /__sandbox/sent``.
 """
 
 from __future__ import annotations
@@ -80,6 +82,8 @@ class LineSandbox(JsonSandbox):
         self.reset()
         self.route("POST", r"/v2/bot/message/reply", self._reply, name="message.reply")
         self.route("POST", r"/v2/bot/message/push", self._push, name="message.push")
+        # Not LINE: `make demo` (another process) gets the reply token a webhook event would carry.
+        self.serve_controls(issue_reply_token=self.issue_reply_token, add_user=self.add_user)
 
     def reset(self) -> None:
         """Forget recipients, tokens, keys, faults and requests."""

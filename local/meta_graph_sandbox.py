@@ -46,6 +46,10 @@ Sending (the outbound replies, ``chalicelib/replies``), each accepted send kept 
   ``add_whatsapp_contact(phone, wa_id, last_inbound=...)`` within 24 h (else 131047,
   with ``error_data.details``) -> ``{"messaging_product", "contacts", "messages"}``.
 
+Over HTTP (for ``make demo``, no token): ``POST /__sandbox/add_post_comment``,
+``add_ig_comment``, ``add_conversation_message``, ``add_whatsapp_contact`` (the method's
+keyword arguments as JSON) and ``GET /__sandbox/sent`` (``JsonSandbox.serve_controls``).
+
 ``delete_object(id)`` makes replies to a comment fail with 100/33;
 ``drop_answer()`` applies the next send but drops the connection before answering;
 ``inject_error(code=..., error_data=..., is_transient=...)`` as above.
@@ -184,6 +188,10 @@ class MetaGraphSandbox(JsonSandbox):
             ("POST", rf"{_V}/{_ID}/messages", self._post_messages, "send.messages"),
         ):
             self.route(method, pattern, handler, name=route_name)
+        # Not Graph: `make demo` (another process) seeds the customers' side and reads sent().
+        self.serve_controls(add_post_comment=self.add_post_comment, add_ig_comment=self.add_ig_comment,
+                            add_conversation_message=self.add_conversation_message,
+                            add_whatsapp_contact=self.add_whatsapp_contact)
 
     # --- seeding ---------------------------------------------------------------------
 

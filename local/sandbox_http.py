@@ -22,6 +22,11 @@ Handlers take the parsed ``SandboxRequest`` plus the regex's named groups and re
 (authentication, injected faults); ``not_found()`` shapes the 404 in the platform's
 error format. Routes are tried in registration order, so register specific paths
 before catch-alls.
+
+``serve_controls(name=method, ...)`` exposes seeding methods over HTTP for another
+process (``make demo``): ``POST /__sandbox/<name>`` with the keyword arguments as a JSON
+object, and ``GET /__sandbox/sent`` for the sandbox's ``sent()``. ``/__sandbox/`` paths
+skip ``before()``: no authentication and no injected faults, as in the helpdesk sandboxes.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from urllib.parse import parse_qs, urlsplit
 # (status, JSON payload, extra response headers)
 Reply = tuple[int, Any, dict[str, str]]
 Handler = Callable[..., "Reply | None"]
+CONTROL_PREFIX = "/__sandbox/"
 
 
 @dataclass
@@ -154,6 +160,18 @@ class JsonSandbox:
             _Route(method.upper(), re.compile(pattern), handler, name or f"{method.upper()} {pattern}")
         )
 
+    def serve_controls(self, **controls: Callable[..., Any]) -> None:
+        """``POST /__sandbox/<name>`` calls ``controls[name](**body)`` and answers ``{"result": ...}``
+        (400 for arguments it does not take); ``GET /__sandbox/sent`` answers ``{"sent": self.sent()}``
+        when the sandbox has ``sent()``. The sandbox runs inside ``make run``: this is how ``make
+        demo`` plays the platform's side (the customer's message exists there before its webhook)."""
+        for name, control in controls.items():
+            self.route("POST", re.escape(CONTROL_PREFIX + name), _control_handler(control), name=f"sandbox {name}")
+        sent = getattr(self, "sent", None)
+        if callable(sent):
+            self.route("GET", re.escape(CONTROL_PREFIX + "sent"), lambda _request: (200, {"sent": sent()}, {}),
+                       name="sandbox sent")
+
     def forget_requests(self) -> None:
         """Clear the request log and counters."""
         with self._lock:
@@ -198,7 +216,8 @@ class JsonSandbox:
             if route.method != request.method:
                 continue
             request.route = route.name
-            reply = self.before(request)
+            # Test controls are not the platform: no authentication, never faulted.
+            reply = None if request.path.startswith(CONTROL_PREFIX) else self.before(request)
             if reply is None:
                 reply = route.handler(request, **match.groupdict())
             break
@@ -218,6 +237,19 @@ class JsonSandbox:
                 )
             )
         return reply
+
+
+def _control_handler(control: Callable[..., Any]) -> Handler:
+    def handle(request: SandboxRequest) -> Reply:
+        try:
+            arguments = request.json() or {}
+            if not isinstance(arguments, dict):
+                raise TypeError("the body must be a JSON object of keyword arguments")
+            return 200, {"result": control(**arguments)}, {}
+        except (TypeError, ValueError, KeyError) as exc:
+            return 400, {"error": f"{type(exc).__name__}: {exc}"}, {}
+
+    return handle
 
 
 def _make_handler(sandbox: JsonSandbox) -> type[BaseHTTPRequestHandler]:

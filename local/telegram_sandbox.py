@@ -21,6 +21,8 @@ revoked token; ``revoke()`` simulates one).
   ``drop=True``: the message is sent and the connection dropped before the answer.
 
 ``sent()`` lists every accepted message's request body and its ``message_id``.
+Over HTTP (for ``make demo``): ``POST /__sandbox/add_chat`` (its keyword arguments as JSON)
+and ``GET /__sandbox/sent``.
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ class TelegramSandbox(JsonSandbox):
         self.route("POST", r"/bot(?P<token>[^/]+)/sendMessage", self._send_message, name="sendMessage")
         self.route("GET", r"/bot(?P<token>[^/]+)/getMe", self._get_me, name="getMe")
         self.route("POST", r"/bot(?P<token>[^/]+)/getMe", self._get_me, name="getMe")
+        self.serve_controls(add_chat=self.add_chat)  # not Telegram: for `make demo`, another process
 
     def reset(self) -> None:
         """Forget chats, messages, faults and requests."""

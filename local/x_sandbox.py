@@ -32,6 +32,10 @@ Writes (the outbound replies), kept in ``sent()``:
 
 ``inject(status, detail=..., drop=True)`` also applies to writes; ``drop`` applies the
 write and drops the connection before answering.
+
+Not X, for ``make demo`` (another process; no token): ``POST /__sandbox/mentions`` (a new
+mention for the poller), ``POST /__sandbox/add_mention`` / ``add_dm`` (the methods' keyword
+arguments as JSON) and ``GET /__sandbox/sent``.
 """
 
 from __future__ import annotations
@@ -463,6 +467,8 @@ class XSandbox:
             except (ValueError, KeyError, TypeError) as exc:
                 return 400, _problem(400, "Invalid Request", f"bad mention: {exc}"), {}
             return 201, {"data": tweet}, {}
+        if parts.path.startswith("/__sandbox/"):
+            return self._control(method, parts.path, body)
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         with self._lock:
             self.requests.append({"method": method, "path": parts.path, "query": query})
@@ -511,6 +517,22 @@ class XSandbox:
         except _Invalid as exc:
             return 400, self._invalid(str(exc)), rate
         return 200, body, rate
+
+    def _control(self, method: str, path: str, body: bytes) -> Reply:
+        """Not X: ``POST /__sandbox/add_mention`` / ``add_dm`` (keyword arguments as JSON) and
+        ``GET /__sandbox/sent``, so `make demo` can seed what its webhooks say and see replies."""
+        if method == "GET" and path == "/__sandbox/sent":
+            return 200, {"sent": self.sent()}, {}
+        controls = {"/__sandbox/add_mention": self.add_mention, "/__sandbox/add_dm": self.add_dm}
+        if method != "POST" or path not in controls:
+            return 404, _problem(404, "Not Found Error", f"no sandbox control {method} {path}"), {}
+        try:
+            arguments = json.loads(body or b"{}")
+            if not isinstance(arguments, dict):
+                raise TypeError("the body must be a JSON object of keyword arguments")
+            return 200, {"result": controls[path](**arguments)}, {}
+        except (ValueError, TypeError) as exc:
+            return 400, _problem(400, "Invalid Request", f"{type(exc).__name__}: {exc}"), {}
 
     @staticmethod
     def _invalid(message: str) -> dict[str, Any]:

@@ -574,7 +574,9 @@ class GenericPostFuzz(PostFuzz):
 
     @staticmethod
     def source(path: str) -> str:
-        return path.rsplit("/", 1)[1]
+        # The source the app is handed: chalice local parses the URL with urlparse, which
+        # cuts ";params" off the last path segment ("a;b" -> "a"); API Gateway keeps them.
+        return path.rsplit("/", 1)[1].split(";", 1)[0]
 
     def secrets(self, fuzz: FuzzApp, path: str) -> list[str]:
         name = GENERIC_SOURCES.get(self.source(path))
@@ -584,6 +586,8 @@ class GenericPostFuzz(PostFuzz):
         from chalicelib.platforms.generic import SOURCE_PATTERN
 
         source = self.source(path)
+        if not source:
+            return None  # "/webhooks/generic/;x" matches no route: the gateway's own 403
         if not SOURCE_PATTERN.fullmatch(source):
             return 400  # the slug is checked before anything else
         if source not in GENERIC_SOURCES:

@@ -1,4 +1,8 @@
-"""`make run` then `make demo`, as a developer would type them (the module entry points)."""
+"""`make run` then `make demo`, as a developer would type them (the module entry points).
+
+The demo's second half answers every ticket as an agent (Zendesk's web UI / Freshdesk's UI in
+their sandboxes); the bridge's note on each ticket and where the answer landed are checked here.
+"""
 
 from __future__ import annotations
 
@@ -64,6 +68,7 @@ def test_make_run_then_make_demo_shows_a_ticket_per_conversation(tmp_path: Path,
             assert "was recognised and stored nothing" in demo.stdout
             for label in ("Facebook", "Messenger", "Instagram", "WhatsApp", "X ", "Telegram", "LINE", "Trustpilot review", "Google review", "Jo Polled", "Facebook review"):
                 assert label in demo.stdout, label
+            _assert_agents_answered(demo.stdout, helpdesk)
         finally:
             stack.send_signal(signal.SIGINT)
             try:
@@ -73,3 +78,46 @@ def test_make_run_then_make_demo_shows_a_ticket_per_conversation(tmp_path: Path,
                 raise
     assert stack.returncode == 0, log.read_text()
     assert not state_file.exists()  # Ctrl-C cleans up after itself
+
+
+def _reply_blocks(stdout: str) -> dict[str, list[str]]:
+    """The demo's reply part: ticket label -> the lines printed under it (several tickets may share a label)."""
+    blocks: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in stdout.split("Agents answer from", 1)[1].splitlines():
+        if line.startswith("#") and "← agent:" in line:
+            label = line.split("  ", 1)[1].split("  ←", 1)[0]
+            current = blocks.setdefault(label, [])
+            current.append(line)
+        elif current is not None and line.startswith("    "):
+            current.append(line.strip())
+    return blocks
+
+
+def _assert_agents_answered(stdout: str, helpdesk: str) -> None:
+    name = "Freshdesk" if helpdesk == "freshdesk" else "Zendesk"
+    assert f"Agents answer from {name}" in stdout, stdout
+    assert f"/helpdesk/{helpdesk}" in stdout  # how the answer reached the app is said
+    blocks = _reply_blocks(stdout)
+    expected = {
+        "Messenger direct message": ("Sent to the customer on Messenger", "Send API message"),
+        "WhatsApp direct message": ("Sent to the customer on WhatsApp", "WhatsApp message"),
+        "X mention": ("Sent to the customer on X", "X sandbox: post"),
+        "X direct message": ("Sent to the customer on X", "X sandbox: DM"),
+        "Telegram direct message": ("Sent to the customer on Telegram", "Telegram sandbox: message"),
+        "LINE direct message": ("Sent to the customer on LINE", "LINE sandbox:"),
+        "Facebook comment": ("Sent to the customer on Facebook", "Page comment"),
+        "Instagram comment": ("Sent to the customer on Instagram", "Instagram reply"),
+    }
+    for label, (note, landed) in expected.items():
+        lines = blocks.get(label)
+        assert lines, f"no answer shown for {label}:\n{stdout}"
+        assert "[webhook 200: sent]" in lines[0], lines
+        assert f"✓ note: {note}" in "\n".join(lines), lines
+        assert any(line.startswith("✓ landed: ") and landed in line for line in lines), lines
+    # Reviews: the bridge cannot answer there, and says so on the ticket in plain words.
+    for label in ("Google review (2★)", "Facebook review"):
+        lines = blocks.get(label)
+        assert lines and "failed_noted" in lines[0], (label, lines)
+        assert any(line.startswith("· note: Not sent: socialdesk can't answer") for line in lines), lines
+    assert "every expected answer went out" in stdout
