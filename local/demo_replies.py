@@ -31,9 +31,7 @@ import os
 import re
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
