@@ -104,6 +104,16 @@ MIN_RETRY_DELAY = timedelta(seconds=30)
 _CONFLICT_ATTEMPTS = 8
 
 
+# How the answer went out, in the words of the ticket note ("Sent to the customer on X as a public reply.").
+_SENT_VIA_WORDS = {
+    "public_reply": " as a public reply",
+    "private_reply": " as a private message",
+    "human_agent_tag": " with the Human Agent tag (past the 24-hour window)",
+    "line_reply": " as a reply",
+    "line_push": " as a push message",
+}
+
+
 class Outcome(str, Enum):
     """What handling one event did (also the metric names)."""
 
@@ -632,8 +642,8 @@ class AgentReplies:
             logger.warning("first response time not recorded", extra={"reason": str(exc)})
         # The agent sees on the ticket that the answer reached the customer (or, below, why not).
         label = platform_label(target.platform)
-        via = f" ({sent.via})" if getattr(sent, "via", None) else ""
-        self._note(record, " ".join([f"Sent to the customer on {label}{via}.", *sent.warnings]))
+        how = _SENT_VIA_WORDS.get(sent.via, "")
+        self._note(record, " ".join([f"Sent to the customer on {label}{how}.", *sent.warnings]))
 
     def _failed(self, record: ReplyRecord, failure: ReplyFailed, target: ReplyTarget | None) -> Outcome:
         now = self.now()

@@ -52,6 +52,16 @@ from chalicelib.replies.base import (
     utc,
 )
 
+def _where(target: ReplyTarget) -> str:
+    """The platform's name for a sentence; for a Standard Webhooks source, the tool's
+    (``other:trustpilot:…`` -> "Trustpilot"), which is what the agent knows it by."""
+    if target.platform is Platform.OTHER:
+        source = target.conversation_key.split(":")[1] if target.conversation_key.count(":") >= 2 else ""
+        if source:
+            return source.replace("-", " ").replace("_", " ").title()
+    return platform_label(target.platform)
+
+
 # --- text limits ------------------------------------------------------------------------
 
 X_POST_LIMIT = 280
@@ -408,7 +418,7 @@ class ReplyDispatcher:
         check_text(target, text, private)
         sender = self.senders.get(target.platform)
         if sender is None:
-            label = platform_label(target.platform)
+            label = _where(target)
             raise ReplyFailed(
                 REJECTED,
                 f"Not sent: socialdesk can't answer on {label} yet. Reply on {label} directly.",

@@ -342,7 +342,7 @@ def test_a_public_agent_comment_is_sent_stored_as_outbound_and_timed(rig: Rig) -
     rig.deliver(comment_body(comment_id="502", text="Anything else?"))
     later = first_response(rig.store, KEY)
     assert later is not None and later["first_response_at"] == times["first_response_at"] and later["responses"] == 2
-    assert [text for _, _, text in rig.helpdesk.notes] == ["Sent to the customer on Messenger (message)."] * 2  # the agent sees each went out
+    assert [text for _, _, text in rig.helpdesk.notes] == ["Sent to the customer on Messenger."] * 2  # the agent sees each went out
 
 
 def test_the_private_tag_asks_for_a_private_answer(rig: Rig) -> None:

@@ -395,6 +395,10 @@ def test_private_on_a_chat_is_just_a_message_and_unknown_platforms_are_refused()
     with pytest.raises(ReplyFailed) as caught:
         empty.send(X_MENTION, "hi", idempotency_key="k")
     assert caught.value.plain_words == "Not sent: socialdesk can't answer on X yet. Reply on X directly."
+    review = ReplyTarget(Platform.OTHER, Kind.REVIEW, "other:app-store:r-1", "acme", "author-1", "r-1", NOW)
+    with pytest.raises(ReplyFailed) as caught:
+        empty.send(review, "hi", idempotency_key="k2")
+    assert caught.value.plain_words == "Not sent: socialdesk can't answer on App Store yet. Reply on App Store directly."
 
 
 # --- targets from stored messages ------------------------------------------------------------
