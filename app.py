@@ -134,8 +134,7 @@ def _count_telegram_gap(payload: Any) -> None:
     except Exception as exc:  # counting gaps must never cost us the update itself
         logger.warning("telegram gap check failed", extra={"reason": type(exc).__name__})
         return
-    if missing > 0:
-        logger.error("telegram updates were never delivered", extra={"missing": missing, "update_id": update_id})
+    if missing > 0:  # record_update_id has logged it
         _publish("telegram", {"updates_missing": missing})
 
 

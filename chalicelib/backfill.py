@@ -425,8 +425,10 @@ def record_update_id(store_or_client: Any, bot_id: str, update_id: int, *, table
         tracker = TelegramGapTracker(table_name, store_or_client)
     gap = tracker.observe(str(bot_id), update_id)
     if gap.missing:
+        # Lost for good unless they were only overtaken (parallel webhook connections):
+        # a late one still arrives and is stored as usual.
         logger.warning(
-            "telegram updates were lost",
+            "telegram update ids were skipped",
             extra={"bot_id": str(bot_id), "update_id": update_id, "previous": gap.previous, "missing": gap.missing},
         )
     elif gap.restarted:
