@@ -202,8 +202,8 @@ class TicketSync:
         # before it is sent again. A retried ticket creation needs no check: it carries
         # an idempotency key (and the same uploads); a replayed or old one is looked for
         # by ``_open_ticket`` first, as the key may have expired or its uploads changed.
-        replayed = redrive or (received_at is not None and self._clock() - received_at >= RECORD_PATIENCE_SECONDS)
-        look_first = replayed
+        maybe_sent_before = redrive or (received_at is not None and self._clock() - received_at >= RECORD_PATIENCE_SECONDS)
+        look_first = maybe_sent_before
         # Fetched and uploaded once, on first need: every retry below reuses the tokens.
         files = _FilesForDelivery(self, message)
         for attempt in range(self.attempts):
@@ -212,7 +212,7 @@ class TicketSync:
                     found = self._already_on_ticket(message, conversation)
                     if found is not None:
                         return found
-                return self._deliver(message, conversation, files, look_first=replayed)
+                return self._deliver(message, conversation, files, look_first=maybe_sent_before)
             except HelpdeskUnavailable as exc:
                 error = exc
                 look_first = look_first or exc.maybe_applied
