@@ -23,7 +23,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results.json"
 INGEST_ROUNDS = int(os.environ.get("BENCH_INGEST_ROUNDS", "300"))
-COLD_ROUNDS = int(os.environ.get("BENCH_COLD_ROUNDS", "9"))
+COLD_ROUNDS = int(os.environ.get("BENCH_COLD_ROUNDS", "15"))
 REPLAY_CUSTOMERS = int(os.environ.get("BENCH_CUSTOMERS", "60"))
 
 TARGETS = {
