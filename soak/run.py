@@ -116,10 +116,20 @@ def _instrumented_classes() -> tuple[type, type]:
     class CountingTicketSync(TicketSync):
         """The app's ``TicketSync``, counting what happens to each message."""
 
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
+        def __init__(self, *args: Any, shared_with: CountingTicketSync | None = None, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            self.outcomes: Counter[str] = Counter()
-            self.unrecorded_deliveries: dict[str, str] = {}  # ref -> error of the failed bookkeeping write
+            # One set of counts for every execution environment of the run.
+            self.outcomes: Counter[str] = shared_with.outcomes if shared_with else Counter()
+            # ref -> error of the failed bookkeeping write
+            self.unrecorded_deliveries: dict[str, str] = shared_with.unrecorded_deliveries if shared_with else {}
+            # Per conversation, the order messages took their place: accepted by the
+            # helpdesk, or parked (their place held until the redrive brings them).
+            self.placed: dict[str, list[str]] = shared_with.placed if shared_with else defaultdict(list)
+
+        def _place(self, message: Any) -> None:
+            ref = f"{message.platform.value}:{message.message_id}"
+            if ref not in self.placed[message.conversation_key]:
+                self.placed[message.conversation_key].append(ref)
 
         def sync_message(self, message: Any, *, redrive: bool = False, received_at: float | None = None) -> Any:
             path = "redrive" if redrive else "stream"
@@ -134,11 +144,17 @@ def _instrumented_classes() -> tuple[type, type]:
         def _record(self, message: Any, *args: Any, **kwargs: Any) -> None:
             # Called right after the helpdesk accepted the message: if the bookkeeping
             # write fails now, the helpdesk has it but the conversation does not say so.
+            self._place(message)
             try:
                 super()._record(message, *args, **kwargs)
             except Exception as exc:
                 self.unrecorded_deliveries[f"{message.platform.value}:{message.message_id}"] = type(exc).__name__
                 raise
+
+        def _park(self, message: Any, reason: str) -> Any:
+            outcome = super()._park(message, reason)
+            self._place(message)  # parked for good only once the conversation says so
+            return outcome
 
     class CountingDeadLetterQueue(DeadLetterQueue):
         """The app's dead-letter queue, counting parked messages."""
@@ -313,8 +329,7 @@ def run_soak(args: argparse.Namespace, moto_url: str, sandbox: Any, log: Any) ->
     wiring.override("sync", sync)
     # The redrive is its own Lambda function: its own execution environment, own memory.
     redrive_sync = CountingTicketSync(wiring.message_store(), helpdesk, dead_letters, sleep=sleeper,
-                                      clock=clock.wall, policy=TicketPolicy.from_env())
-    redrive_sync.outcomes, redrive_sync.unrecorded_deliveries = sync.outcomes, sync.unrecorded_deliveries
+                                      clock=clock.wall, policy=TicketPolicy.from_env(), shared_with=sync)
 
     def run_redrive(call: Any) -> Any:
         stream_sync = wiring.ticket_sync()
@@ -338,8 +353,7 @@ def run_soak(args: argparse.Namespace, moto_url: str, sandbox: Any, log: Any) ->
         # nothing guarantees it: then whatever the sync kept in memory is gone.
         if rng.random() < args.fresh_container_chance:
             fresh = CountingTicketSync(wiring.message_store(), helpdesk, dead_letters, sleep=sleeper,
-                                       clock=clock.wall, policy=TicketPolicy.from_env())
-            fresh.outcomes, fresh.unrecorded_deliveries = sync.outcomes, sync.unrecorded_deliveries
+                                       clock=clock.wall, policy=TicketPolicy.from_env(), shared_with=sync)
             wiring.override("sync", fresh)
             containers[0] += 1
 
@@ -357,20 +371,8 @@ def run_soak(args: argparse.Namespace, moto_url: str, sandbox: Any, log: Any) ->
 
     backfill.record_update_id = counting_record_update_id
 
-    # The order the sync is handed each conversation's messages, batch after batch
-    # (retried batches included): what the ticket's order must follow.
-    from chalicelib.helpdesk.formatting import message_reference
-    from chalicelib.sync import inbound_in_sync_order
-
-    sync_order: dict[str, list[str]] = defaultdict(list)
-
-    def recording_sync_tickets(event: dict[str, Any], context: Any) -> Any:
-        for message, _ in inbound_in_sync_order(event.get("Records") or []):
-            sync_order[message.conversation_key].append(message_reference(message))
-        return lambda_app.sync_tickets(event, context)
-
     streams = boto3.client("dynamodbstreams")
-    poller = StreamPoller(streams, resources.stream_arn, recording_sync_tickets, batch_size=args.batch_size,
+    poller = StreamPoller(streams, resources.stream_arn, lambda_app.sync_tickets, batch_size=args.batch_size,
                           on_error=on_sync_error)
     sender = Sender(lambda_app, dict(LOCAL_SECRETS))
 
@@ -491,7 +493,7 @@ def run_soak(args: argparse.Namespace, moto_url: str, sandbox: Any, log: Any) ->
         f"{pending_at_stop} deliveries awaiting a platform retry, {dlq_at_drain} parked")
 
     # --- phase 3: checks -------------------------------------------------------------------------
-    checks = verify(work, expected, sandbox, boto3.client("dynamodb"), resources, first_arrival, sync_order)
+    checks = verify(work, expected, sandbox, boto3.client("dynamodb"), resources, first_arrival, sync.placed)
     throttle.uninstall()
     backfill.record_update_id = original_record_update_id
     doubled = checks["doubled_refs"]
@@ -599,11 +601,11 @@ def check_workload(work: Any) -> dict[str, Any]:
 
 
 def verify(work: Any, expected: dict[str, Any], sandbox: Any, dynamodb: Any, resources: Any,
-           first_arrival: dict[str, int], sync_order: dict[str, list[str]]) -> dict[str, Any]:
+           first_arrival: dict[str, int], placed: dict[str, list[str]]) -> dict[str, Any]:
     """Compare the sandbox and the table with what the workload should have produced.
 
-    ``sync_order``: per conversation key, the message references in the order the sync
-    was handed them (stream order; within one batch, platform-time order)."""
+    ``placed``: per conversation key, the message references in the order the sync gave
+    them their place on the ticket (accepted by the helpdesk, or parked)."""
 
     key_of: dict[str, str] = expected["key_of"]
     inbound_keys: dict[str, list[str]] = expected["inbound_keys"]  # key -> inbound refs in platform order
@@ -654,8 +656,9 @@ def verify(work: Any, expected: dict[str, Any], sandbox: Any, dynamodb: Any, res
     outbound_on_tickets = sorted(r for r in seen if r in messages and not messages[r].inbound)
     unknown_on_tickets = sorted(r for r in seen if r not in messages)
 
-    # Order. Guarantee: a ticket's comments follow the order the sync was handed its
-    # conversation's messages -- no retry, parking or redrive reorders them. Measured
+    # Order. Guarantee: a ticket's comments follow the order the sync gave its
+    # conversation's messages their place -- nothing overtakes a parked message, and no
+    # retry or redrive adds one out of turn. Measured
     # only: platform-timestamp order (a message that arrives after a later one already
     # reached the ticket comes after it; its comment shows its own time) and arrival order.
     multi = [k for k, refs in inbound_keys.items() if len(refs) > 1]
@@ -665,8 +668,8 @@ def verify(work: Any, expected: dict[str, Any], sandbox: Any, dynamodb: Any, res
     first_is_earliest = 0
     for key in multi:
         on_ticket = ticket_order.get(key, [])
-        handed = [r for r in dict.fromkeys(sync_order.get(key, [])) if r in set(on_ticket)]
-        if on_ticket != handed:
+        in_place_order = [r for r in placed.get(key, []) if r in set(on_ticket)]
+        if on_ticket != in_place_order:
             sync_violations.append(key)
         platform_rank = {r: messages[r].timestamp for r in on_ticket}
         arrival_rank = {r: float(first_arrival.get(r, -1)) for r in on_ticket}
@@ -730,7 +733,7 @@ def verify(work: Any, expected: dict[str, Any], sandbox: Any, dynamodb: Any, res
         "messages_lost": lost[:5], "messages_doubled": dict(list(doubled.items())[:5]),
         "messages_on_wrong_ticket": misplaced[:5], "brand_messages_on_tickets": outbound_on_tickets[:5],
         "conversations_still_parked": dict(list(parked_conversations.items())[:5]),
-        "order_sync_order_violations": {k: {"ticket": ticket_order.get(k), "handed_to_sync": sync_order.get(k)}
+        "order_sync_order_violations": {k: {"ticket": ticket_order.get(k), "placed": placed.get(k)}
                                         for k in sync_violations[:3]},
     }
     results["doubled_refs"] = sorted(doubled)
@@ -808,7 +811,7 @@ def print_report(report: dict[str, Any]) -> None:
         ("no failure once faults stopped", f"sync batch failures {c['sync_failures_after_faults_stopped']}, redrive "
          f"failures {c['redrive_failures_after_faults_stopped']}",
          not (c["sync_failures_after_faults_stopped"] or c["redrive_failures_after_faults_stopped"])),
-        ("ticket order = the order the sync was handed", f"{c['order_sync_order_violations']} violations in "
+        ("ticket order = the order the sync placed them", f"{c['order_sync_order_violations']} violations in "
          f"{c['order_multi_message_conversations']} multi-message conversations", not c["order_sync_order_violations"]),
     ]
     for name, detail, passed in rows:
