@@ -5,6 +5,7 @@ Routes and event handlers only; the logic lives in ``chalicelib``.
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable
 from types import SimpleNamespace
@@ -373,3 +374,10 @@ def _publish(stage: str, outcomes: dict[str, int]) -> None:
         metrics.add_metric(name=f"{stage}_{outcome}", unit=MetricUnit.Count, value=count)
     logger.info(f"{stage} finished", extra={"outcomes": dict(outcomes)})
     metrics.flush_metrics()
+
+
+# Everything imported so far lives as long as the execution environment. Freezing it
+# takes it out of the garbage collector's sight, so the collections set off by the
+# first request's imports (boto3) and by every later request do not walk it again:
+# about a fifth of a cold start here (`make bench`, cold_start_ratio).
+gc.freeze()
