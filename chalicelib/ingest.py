@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from chalicelib.errors import BadRequest, PayloadTooLarge, Unauthorized, Unavailable
 from chalicelib.models import NormalizedBatch, RejectedEvent
 from chalicelib.signatures import SignatureError
-from chalicelib.store import MessageStore, StoreUnavailable, UnstorableMessages
+from chalicelib.store import MessageStore, StoreUnavailable, UnstorableMessages, UnstorableStatus
 
 
 class Verifier(Protocol):
@@ -77,7 +77,11 @@ def receive_webhook(
             for message, reason in refused.rejected:
                 batch.rejected.append(RejectedEvent(source=message.platform.value, error=reason, event=message.raw))
         for status in batch.statuses:
-            store.record_status(status)
+            try:
+                store.record_status(status)
+            except UnstorableStatus as refused:  # quarantined like a refused message
+                event = status.model_dump(mode="json")
+                batch.rejected.append(RejectedEvent(source=status.platform.value, error=str(refused), event=event))
         for rejected in batch.rejected:
             store.quarantine(rejected)
     except StoreUnavailable as exc:

@@ -56,6 +56,15 @@ class UnstorableMessages(Exception):
         self.rejected = rejected
 
 
+class UnstorableStatus(Exception):
+    """DynamoDB refused a delivery receipt for good (ValidationException: e.g. a key
+    built from a garbled id is over DynamoDB's limits); a retry would fail the same way."""
+
+    def __init__(self, status: DeliveryStatus, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
 @dataclass
 class Conversation:
     """A conversation's ticket state, as the sync keeps it."""
@@ -219,6 +228,8 @@ class MessageStore:
                 },
             )
         except Exception as exc:
+            if _error_code(exc) == "ValidationException":
+                raise UnstorableStatus(status, f"DynamoDB refused it: {exc}"[:300]) from exc
             raise StoreUnavailable(f"could not record status of {status.message_id}: {_error_code(exc) or exc}") from exc
 
     def quarantine(self, rejected: RejectedEvent) -> None:

@@ -1304,6 +1304,17 @@ def test_regression_signed_message_over_the_dynamodb_item_limit(fuzz_app: FuzzAp
         settings.cache_clear()
 
 
+def test_regression_signed_status_whose_key_dynamodb_refuses(fuzz_app: FuzzApp) -> None:
+    # A garbled phone_number_id makes the receipt's key too long for DynamoDB: the
+    # receipt is quarantined with the reason (a retry would fail the same way), not 503.
+    deep: Any = "x"
+    for _ in range(300):
+        deep = {"a": deep}
+    body = _with("meta_whatsapp_status", ("entry", 0, "changes", 0, "value", "metadata", "phone_number_id"), deep)
+    answer = _assert_contract(fuzz_app, _signed(fuzz_app, "POST /webhooks/meta", body))
+    assert answer.status == 200 and json.loads(answer.body)["quarantined"] >= 1
+
+
 def test_regression_unconfigured_generic_source(fuzz_app: FuzzApp) -> None:
     request = FuzzRequest("POST", "/webhooks/generic/nosuchsource", {"Content-Type": "application/json"}, b"{}",
                           route=GenericPostFuzz.route, label="regression")
