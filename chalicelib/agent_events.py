@@ -499,9 +499,9 @@ def handle_zendesk_event(
 def _is_transient(exc: Exception) -> bool:
     """Failures worth Zendesk's retry: the table or the helpdesk not answering."""
     from chalicelib.helpdesk.base import HelpdeskUnavailable
-    from chalicelib.store import ConversationConflict, StoreUnavailable
+    from chalicelib.store import PERMANENT_ERRORS, ConversationConflict, StoreUnavailable
 
     if isinstance(exc, (StoreUnavailable, HelpdeskUnavailable, ConversationConflict)):
         return True
     code = _error_code(exc)  # a botocore ClientError: throttling and service errors are worth a retry
-    return code is not None and code not in ("ValidationException", "ResourceNotFoundException", "AccessDeniedException")
+    return code is not None and code not in PERMANENT_ERRORS

@@ -216,6 +216,11 @@ class NormalizedBatch(BaseModel):
         self.rejected.extend(other.rejected)
 
 
+def source_name(source: str) -> str:
+    """How people write a Standard Webhooks source's name: ``app-store`` -> "App Store"."""
+    return source.replace("-", " ").replace("_", " ").title()
+
+
 def conversation_key(platform: Platform, scope: str, *parts: str) -> str:
     """Build a conversation key such as ``messenger:dm:<page>:<psid>``."""
     return ":".join((platform.value, scope, *parts))

@@ -34,7 +34,7 @@ SYNCED_MEMORY = 200  # message ids remembered per conversation to drop stream re
 MAX_RAW_BYTES = 300_000  # of DynamoDB's 400 KB per item
 _PARALLEL_WRITES = 8
 # Errors no retry will cure (a wrong table name, a bad key, a missing permission).
-_PERMANENT_ERRORS = frozenset({"ValidationException", "ResourceNotFoundException", "AccessDeniedException"})
+PERMANENT_ERRORS = frozenset({"ValidationException", "ResourceNotFoundException", "AccessDeniedException"})
 
 
 class ConversationConflict(Exception):
@@ -59,10 +59,6 @@ class UnstorableMessages(Exception):
 class UnstorableStatus(Exception):
     """DynamoDB refused a delivery receipt for good (ValidationException: e.g. a key
     built from a garbled id is over DynamoDB's limits); a retry would fail the same way."""
-
-    def __init__(self, status: DeliveryStatus, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
 
 
 @dataclass
@@ -229,7 +225,7 @@ class MessageStore:
             )
         except Exception as exc:
             if _error_code(exc) == "ValidationException":
-                raise UnstorableStatus(status, f"DynamoDB refused it: {exc}"[:300]) from exc
+                raise UnstorableStatus(f"DynamoDB refused it: {exc}"[:300]) from exc
             raise StoreUnavailable(f"could not record status of {status.message_id}: {_error_code(exc) or exc}") from exc
 
     def quarantine(self, rejected: RejectedEvent) -> None:
@@ -316,7 +312,7 @@ class MessageStore:
                 ConsistentRead=True,
             )
         except Exception as exc:
-            if _error_code(exc) in _PERMANENT_ERRORS:
+            if _error_code(exc) in PERMANENT_ERRORS:
                 raise
             raise StoreUnavailable(f"could not read conversation: {_error_code(exc) or exc}") from exc
         item = response.get("Item")

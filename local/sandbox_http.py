@@ -239,15 +239,22 @@ class JsonSandbox:
         return reply
 
 
+def call_control(control: Callable[..., Any], body: bytes) -> tuple[bool, Any]:
+    """Call a seeding method with a JSON object of keyword arguments: ``(True, result)``,
+    or ``(False, reason)`` when the body is not such an object or the method refuses it."""
+    try:
+        arguments = json.loads(body) if body.strip() else {}
+        if not isinstance(arguments, dict):
+            raise TypeError("the body must be a JSON object of keyword arguments")
+        return True, control(**arguments)
+    except (TypeError, ValueError, KeyError) as exc:
+        return False, f"{type(exc).__name__}: {exc}"
+
+
 def _control_handler(control: Callable[..., Any]) -> Handler:
     def handle(request: SandboxRequest) -> Reply:
-        try:
-            arguments = request.json() or {}
-            if not isinstance(arguments, dict):
-                raise TypeError("the body must be a JSON object of keyword arguments")
-            return 200, {"result": control(**arguments)}, {}
-        except (TypeError, ValueError, KeyError) as exc:
-            return 400, {"error": f"{type(exc).__name__}: {exc}"}, {}
+        ok, result = call_control(control, request.body)
+        return (200, {"result": result}, {}) if ok else (400, {"error": result}, {})
 
     return handle
 

@@ -52,6 +52,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from local.sandbox_http import call_control
+
 TWITTER_EPOCH_MS = 1288834974657
 DEFAULT_TOKEN = "local-x-user-token"
 BRAND_ID = "2244994945"
@@ -526,13 +528,8 @@ class XSandbox:
         controls = {"/__sandbox/add_mention": self.add_mention, "/__sandbox/add_dm": self.add_dm}
         if method != "POST" or path not in controls:
             return 404, _problem(404, "Not Found Error", f"no sandbox control {method} {path}"), {}
-        try:
-            arguments = json.loads(body or b"{}")
-            if not isinstance(arguments, dict):
-                raise TypeError("the body must be a JSON object of keyword arguments")
-            return 200, {"result": controls[path](**arguments)}, {}
-        except (ValueError, TypeError) as exc:
-            return 400, _problem(400, "Invalid Request", f"{type(exc).__name__}: {exc}"), {}
+        ok, result = call_control(controls[path], body or b"")
+        return (200, {"result": result}, {}) if ok else (400, _problem(400, "Invalid Request", result), {})
 
     @staticmethod
     def _invalid(message: str) -> dict[str, Any]:

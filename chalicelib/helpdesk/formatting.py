@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from chalicelib.attachments import is_file_attachment
-from chalicelib.models import KIND_LABELS, PLATFORM_LABELS, Platform, SocialMessage
+from chalicelib.models import KIND_LABELS, PLATFORM_LABELS, Platform, SocialMessage, source_name
 
 SUBJECT_TEXT_CHARS = 80
 
@@ -19,7 +19,7 @@ def message_reference(message: SocialMessage) -> str:
 def source_label(message: SocialMessage) -> str:
     """E.g. ``Instagram comment``, ``WhatsApp direct message`` or ``trustpilot review``."""
     if message.platform is Platform.OTHER and message.source:
-        platform = message.source.replace("-", " ").replace("_", " ").title()  # "app-store" -> "App Store"
+        platform = source_name(message.source)
     else:
         platform = PLATFORM_LABELS[message.platform]
     label = f"{platform} {KIND_LABELS[message.kind]}"

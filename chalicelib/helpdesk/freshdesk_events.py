@@ -82,7 +82,7 @@ from chalicelib.errors import (
 from chalicelib.helpdesk.base import HelpdeskError, HelpdeskRejected, HelpdeskUnavailable
 from chalicelib.helpdesk.freshdesk import conversation_tag, normalize_status
 from chalicelib.signatures import get_header
-from chalicelib.store import AUTHOR_INDEX, ConversationConflict, StoreUnavailable, author_pk
+from chalicelib.store import AUTHOR_INDEX, PERMANENT_ERRORS, ConversationConflict, StoreUnavailable, author_pk
 
 if TYPE_CHECKING:
     from chalicelib.models import SocialMessage
@@ -551,7 +551,7 @@ def _is_transient(exc: Exception) -> bool:
     if isinstance(exc, (StoreUnavailable, HelpdeskUnavailable, ConversationConflict)):
         return True
     code = _error_code(exc)  # a botocore ClientError: throttling and service errors are worth a retry
-    return code is not None and code not in ("ValidationException", "ResourceNotFoundException", "AccessDeniedException")
+    return code is not None and code not in PERMANENT_ERRORS
 
 
 def _unavailable(what: str, exc: Exception) -> Unavailable:

@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
-from chalicelib.models import Author, Direction, Kind, Platform, SocialMessage
+from chalicelib.models import Author, Direction, Kind, Platform, SocialMessage, source_name
 from chalicelib.replies.base import (
     REJECTED,
     TARGET_DELETED,
@@ -58,7 +58,7 @@ def _where(target: ReplyTarget) -> str:
     if target.platform is Platform.OTHER:
         source = target.conversation_key.split(":")[1] if target.conversation_key.count(":") >= 2 else ""
         if source:
-            return source.replace("-", " ").replace("_", " ").title()
+            return source_name(source)
     return platform_label(target.platform)
 
 
