@@ -19,6 +19,12 @@ formatter), and callable directly as ``redact(extra)``:
 ``LOG_FULL_TEXT=true`` keeps the personal data (for debugging a sandbox); secrets are
 masked regardless, and every record then says ``"log_full_text": true``.
 
+``install(logger)`` makes this impossible to bypass from inside the package: the
+Powertools logger's handler (with ``RedactingFormatter``) is also the one handler of the
+``chalicelib`` logger, which stops propagation there, so every ``chalicelib.*`` logger a
+module creates, now or later, is written redacted; and the root logger's handlers (the
+Lambda runtime's own) get a ``RedactingFilter`` for whatever else reaches them.
+
 Pseudonyms are an HMAC under ``LOG_PSEUDONYM_KEY`` (set it to correlate across Lambda
 containers); without it a random per-process key is used, so a phone number cannot be
 recovered from its pseudonym by hashing every possible number.
@@ -97,6 +103,10 @@ _ALWAYS = (
 
 _registered: set[str] = set()
 _process_key = _secrets.token_bytes(32)
+# (the environment it was computed from, the secret values): scanning every variable with
+# two patterns cost ~25 us per log record; comparing the environment with a snapshot costs
+# well under 1 us, and a changed variable (``monkeypatch.setenv``, a rotated secret) is seen.
+_secret_cache: tuple[dict[Any, Any], list[str]] | None = None
 
 
 def full_text() -> bool:
@@ -106,16 +116,27 @@ def full_text() -> bool:
 
 def register_secret(value: str | None) -> None:
     """Mask ``value`` in every log from now on (e.g. a secret read from SSM)."""
+    global _secret_cache
     if value and len(value) >= _MIN_SECRET_CHARS:
         _registered.add(value)
+        _secret_cache = None
 
 
 def _secret_values() -> list[str]:
+    global _secret_cache
+    # os.environ keeps its (encoded) variables in ``_data``; every change goes through it.
+    environment = getattr(os.environ, "_data", None)
+    cached = _secret_cache
+    if cached is not None and environment is not None and cached[0] == environment:
+        return cached[1]
     values = set(_registered)
     for name, value in os.environ.items():
         if value and len(value) >= _MIN_SECRET_CHARS and _SECRET_ENV.search(name) and not _NOT_SECRET_ENV.search(name):
             values.add(value)
-    return sorted(values, key=len, reverse=True)  # longest first: a secret containing another is masked whole
+    found = sorted(values, key=len, reverse=True)  # longest first: a secret containing another is masked whole
+    if environment is not None:
+        _secret_cache = (dict(environment), found)
+    return found
 
 
 def pseudonym(value: Any) -> str:
@@ -219,26 +240,40 @@ class RedactingFormatter(LambdaPowertoolsFormatter):
         return self.json_serializer(safe)
 
 
+# The attributes every LogRecord has: anything else on a record came from ``extra``.
+_RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
 class RedactingFilter(logging.Filter):
-    """For plain ``logging`` loggers (http client, pollers): scrub the rendered message."""
+    """For handlers that are not ours (the Lambda runtime's, on the root logger): scrub the
+    rendered message and the exception text, and redact ``extra`` fields by key."""
 
     def filter(self, record: logging.LogRecord) -> bool:  # noqa: A003 (logging's name)
+        personal = not full_text()
         try:
             message = record.getMessage()
         except Exception:
             message = str(record.msg)
-        record.msg = scrub(message, personal=not full_text())
+        record.msg = scrub(message, personal=personal)
         record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = scrub(record.exc_text, personal=personal)
+        extras = {key: value for key, value in vars(record).items() if key not in _RECORD_ATTRIBUTES}
+        if extras:
+            vars(record).update(redact(extras))
         return True
 
 
-# The plain-logging loggers of this package that may carry URLs or ids.
-STDLIB_LOGGERS = ("chalicelib.helpdesk.http", "chalicelib.polling", "chalicelib.platforms.x_api", "chalicelib.token_health")
+# Every logger of this package is a child of this one (``logging.getLogger(__name__)``).
+PACKAGE_LOGGER = "chalicelib"
 
 
 def install(logger: Any) -> RedactingFormatter:
-    """Put a ``RedactingFormatter`` on a Powertools ``Logger`` (idempotent), keeping its keys,
-    and a ``RedactingFilter`` on this package's plain ``logging`` loggers."""
+    """Put a ``RedactingFormatter`` on a Powertools ``Logger`` (idempotent), keeping its keys;
+    write every ``chalicelib.*`` logger's records through that same handler (and only there);
+    put a ``RedactingFilter`` on the root logger's handlers."""
     current = logger.registered_formatter
     if isinstance(current, RedactingFormatter):
         formatter = current
@@ -248,8 +283,14 @@ def install(logger: Any) -> RedactingFormatter:
             formatter.log_format = dict(current.log_format)
             formatter.keys_combined = dict(current.keys_combined)
         logger.registered_handler.setFormatter(formatter)
-    for name in STDLIB_LOGGERS:
-        target = logging.getLogger(name)
-        if not any(isinstance(f, RedactingFilter) for f in target.filters):
-            target.addFilter(RedactingFilter())
+    package = logging.getLogger(PACKAGE_LOGGER)
+    package.handlers[:] = [logger.registered_handler]
+    package.setLevel(logger.log_level)
+    # Propagating would hand each record to the root logger's handlers as well: printed
+    # twice, the second time by a formatter that is not ours (the Lambda runtime's).
+    for written_here in (package, logging.getLogger(logger.name)):
+        written_here.propagate = False
+    for handler in logging.root.handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
     return formatter

@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 
 from chalicelib.redaction import (
+    PACKAGE_LOGGER,
     REDACTED,
     SECRET_MASK,
-    STDLIB_LOGGERS,
+    RedactingFilter,
     RedactingFormatter,
     install,
     pseudonym,
@@ -29,6 +30,23 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(autouse=True)
 def _default_mode(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LOG_FULL_TEXT", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored() -> Iterator[None]:
+    """``install`` re-points the package logger and filters the root's handlers: undo it."""
+    from chalicelib.observability import logger as service_logger
+
+    package, service = logging.getLogger(PACKAGE_LOGGER), logging.getLogger(service_logger.name)
+    saved = (list(package.handlers), package.level, package.propagate, service.propagate)
+    root_filters = {handler: list(handler.filters) for handler in logging.getLogger().handlers}
+    try:
+        yield
+    finally:
+        package.handlers[:], level, package.propagate, service.propagate = saved
+        package.setLevel(level)
+        for handler, filters in root_filters.items():
+            handler.filters[:] = filters
 
 
 # --- redact() -------------------------------------------------------------------------
@@ -76,6 +94,15 @@ def test_secrets_are_masked_by_key_by_pattern_and_by_value(monkeypatch: pytest.M
     assert safe["headers"]["Authorization"] == SECRET_MASK
 
 
+def test_a_secret_set_after_the_first_log_line_is_masked_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The secret values are cached between log lines; a changed environment is noticed.
+    assert scrub("nothing secret here") == "nothing secret here"
+    monkeypatch.setenv("LINE_CHANNEL_ACCESS_TOKEN", "rotated-line-token-value")
+    assert scrub("sent with rotated-line-token-value") == f"sent with {SECRET_MASK}"
+    monkeypatch.setenv("LINE_CHANNEL_ACCESS_TOKEN", "another-line-token-value")
+    assert scrub("rotated-line-token-value, another-line-token-value") == f"rotated-line-token-value, {SECRET_MASK}"
+
+
 def test_free_text_keeps_ids_and_dates_but_loses_emails_and_phone_numbers() -> None:
     line = "ticket 4411 for a.b@example.org, call +44 20 7946 0958 or (650) 555-0199 before 2026-01-31T10:00:00+00:00"
     cleaned = scrub(line)
@@ -120,20 +147,173 @@ def test_install_is_idempotent_and_keeps_the_loggers_keys() -> None:
 
     stream = io.StringIO()
     logger = Logger(service="redaction-install", stream=stream)
-    saved = {name: list(logging.getLogger(name).filters) for name in STDLIB_LOGGERS}
     first = install(logger)
     assert install(logger) is first and isinstance(logger.registered_formatter, RedactingFormatter)
+    assert logging.getLogger(PACKAGE_LOGGER).handlers == [logger.registered_handler]
     logger.info("hi", extra={"body": "words"})
     record = json.loads(stream.getvalue())
     assert record["service"] == "redaction-install" and record["body"] == REDACTED
-    # plain logging loggers of the package get a filter: a Telegram token in a URL path is masked
-    http_logger = logging.getLogger("chalicelib.helpdesk.http")
-    record_ = http_logger.makeRecord(http_logger.name, logging.DEBUG, __file__, 1, "%s %s", ("GET", "/bot123456789:AAH" + "x" * 33 + "/getMe"), None)
-    for f in http_logger.filters:
-        f.filter(record_)
-    assert "AAH" not in record_.getMessage()
-    for name, filters in saved.items():
-        logging.getLogger(name).filters[:] = filters
+
+
+def test_a_plain_logger_of_the_package_writes_through_the_redacting_handler() -> None:
+    from aws_lambda_powertools import Logger
+
+    stream = io.StringIO()
+    install(Logger(service="redaction-package", stream=stream))
+    # a Telegram token in a URL path, as the HTTP client logs it
+    logging.getLogger("chalicelib.helpdesk.http").warning("%s %s", "GET", "/bot123456789:AAH" + "x" * 33 + "/getMe")
+    record = json.loads(stream.getvalue())
+    assert "AAH" not in record["message"] and record["message"].startswith("GET /bot[secret]")
+
+
+def test_records_reaching_the_root_handlers_are_scrubbed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The Lambda runtime's handler sits on the root logger before app.py is imported.
+    from aws_lambda_powertools import Logger
+
+    monkeypatch.setenv("META_APP_SECRET", "root-handler-secret-value")
+    stream = io.StringIO()
+    runtime = logging.StreamHandler(stream)
+    runtime.setFormatter(logging.Formatter("%(message)s %(text)s"))
+    root = logging.getLogger()
+    root.addHandler(runtime)
+    try:
+        install(Logger(service="redaction-root", stream=io.StringIO()))
+        assert any(isinstance(f, RedactingFilter) for f in runtime.filters)
+        logging.getLogger("some.library").warning("mail priya@example.com with root-handler-secret-value",
+                                                  extra={"text": "My refund hasn't arrived yet."})
+    finally:
+        root.removeHandler(runtime)
+    line = stream.getvalue()
+    assert "priya@example.com" not in line and "root-handler-secret-value" not in line and "refund" not in line
+    assert "[email]" in line and REDACTED in line
+
+
+# --- every logger of the package ---------------------------------------------------------
+
+
+def _package_modules() -> list[Any]:
+    import importlib
+    import pkgutil
+
+    import chalicelib
+
+    return [importlib.import_module(info.name) for info in pkgutil.walk_packages(chalicelib.__path__, "chalicelib.")]
+
+
+def _loggers_named_in(module: Any) -> set[str]:
+    """The names of every ``getLogger(...)`` call in a module's source; a name we cannot
+    work out fails the test (a logger nobody can check)."""
+    import ast
+
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(Path(module.__file__).read_text())):
+        if not isinstance(node, ast.Call):
+            continue
+        function = node.func
+        called = function.attr if isinstance(function, ast.Attribute) else getattr(function, "id", None)
+        if called != "getLogger":
+            continue
+        argument = node.args[0] if node.args else None
+        if isinstance(argument, ast.Name) and argument.id == "__name__":
+            names.add(module.__name__)
+        elif isinstance(argument, ast.Constant) and isinstance(argument.value, str):
+            names.add(argument.value)
+        elif isinstance(argument, ast.Name) and isinstance(getattr(module, argument.id, None), str):
+            names.add(getattr(module, argument.id))  # a module-level constant
+        elif argument is None:
+            names.add("")  # the root logger
+        else:
+            raise AssertionError(f"{module.__name__}: getLogger({ast.unparse(argument)}) - use __name__ or a constant")
+    return names
+
+
+def _package_loggers() -> dict[str, Any]:
+    """Every logger chalicelib's modules create or use: module attributes that are loggers
+    (plain or Powertools), and every ``getLogger`` call in their source, lazy ones included."""
+    from aws_lambda_powertools import Logger
+
+    found: dict[str, Any] = {}
+    for module in _package_modules():
+        for value in vars(module).values():
+            if isinstance(value, Logger):
+                found[f"powertools:{value.service}"] = value
+            elif isinstance(value, logging.Logger):
+                found[value.name] = value
+        if module.__name__ == "chalicelib.redaction":
+            continue  # it sets the loggers up (install) and logs nothing itself
+        for name in _loggers_named_in(module):
+            found.setdefault(name, logging.getLogger(name))
+    return found
+
+
+PERSONAL_AND_SECRET = {
+    "email": "priya.shah@example.com",
+    "phone": "+1 650 555 0199",
+    "text": "My refund hasn't arrived yet.",
+    "name": "Priya Shah",
+    "person": "16505551234",
+    "secret": "every-logger-secret-value",
+}
+
+
+class _EverythingOnTheRecord(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.getMessage()} {vars(record)!r}"
+
+
+def _emit_through(loggers: dict[str, Any]) -> tuple[str, str]:
+    """Log one record carrying personal data and a secret through each logger; what the
+    package's redacting handler wrote, and what reached the root logger's handlers."""
+    from chalicelib.observability import logger as service_logger
+
+    data = PERSONAL_AND_SECRET
+    handler = service_logger.registered_handler
+    written = io.StringIO()
+    previous_stream = handler.setStream(written)
+    escaped = io.StringIO()
+    catch_all = logging.StreamHandler(escaped)  # no filter: shows exactly what a logger hands the root
+    catch_all.setFormatter(_EverythingOnTheRecord())
+    root = logging.getLogger()
+    root.handlers.insert(0, catch_all)  # first: it sees each record before any other handler's filter
+    try:
+        for marker, target in loggers.items():
+            try:
+                raise RuntimeError(f"the helpdesk refused {data['email']}")
+            except RuntimeError:
+                target.error(
+                    f"probe <{marker}> for {data['email']}, call {data['phone']}, token {data['secret']}",
+                    exc_info=True,
+                    extra={"text": data["text"], "display_name": data["name"], "author_id": data["person"]},
+                )
+    finally:
+        root.removeHandler(catch_all)
+        handler.setStream(previous_stream)
+    return written.getvalue(), escaped.getvalue()
+
+
+def _leaks(output: str) -> list[str]:
+    return [word for word in PERSONAL_AND_SECRET.values() if word in output]
+
+
+def test_every_logger_in_the_package_writes_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("META_APP_SECRET", PERSONAL_AND_SECRET["secret"])
+    loggers = _package_loggers()
+    # not vacuous: the service logger and the modules' own loggers were all found
+    assert {"powertools:socialdesk", "chalicelib.helpdesk.http", "chalicelib.agent_replies", "chalicelib.polling"} <= set(loggers)
+    written, escaped = _emit_through(loggers)
+    assert _leaks(written) == [] and _leaks(escaped) == [], (_leaks(written), _leaks(escaped))
+    for marker in loggers:
+        assert f"<{marker}>" in written, f"{marker}: its record did not go through the redacting handler"
+    assert escaped == "", "records of the package reached the root logger's handlers too (printed twice)"
+
+
+def test_a_logger_outside_the_package_would_be_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What the walk above fails on: a module calling logging.getLogger("something").
+    monkeypatch.setenv("META_APP_SECRET", PERSONAL_AND_SECRET["secret"])
+    _package_loggers()  # the package is imported and its logging installed
+    written, escaped = _emit_through({"something": logging.getLogger("something")})
+    assert "<something>" not in written
+    assert set(_leaks(escaped)) == set(PERSONAL_AND_SECRET.values())
 
 
 # --- a full webhook through the app -------------------------------------------------------
@@ -157,8 +337,7 @@ def app_logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, io.StringIO
         monkeypatch.setenv(name, value)
     handler = logger.registered_handler
     previous_formatter = handler.formatter
-    previous_filters = {name: list(logging.getLogger(name).filters) for name in STDLIB_LOGGERS}
-    install(logger)  # what chalicelib/observability.py does once wired (see the report)
+    install(logger)  # what chalicelib/observability.py does at import
     buffer = io.StringIO()
     previous_stream = handler.setStream(buffer)
     previous_level = logger.log_level
@@ -174,8 +353,6 @@ def app_logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, io.StringIO
     finally:
         handler.setStream(previous_stream)
         handler.setFormatter(previous_formatter)
-        for name, filters in previous_filters.items():
-            logging.getLogger(name).filters[:] = filters
         logger.setLevel(previous_level)
         wiring.reset()
 
