@@ -16,8 +16,9 @@ it monotonic under overlapping runs. Each run reads from ``watermark - overlap``
 (first run: ``now - lookback``): the overlap covers Graph's indexing delay and clock
 skew, and costs only conditional puts that write nothing.
 
-Order of work per source: fetch, save every page's messages, and only after every
-write succeeded advance the watermark. A crash in between re-reads the same items
+Order of work per source: fetch, save every page's messages (``ingest.save_batch``:
+what DynamoDB refuses for good is quarantined), and only after every write succeeded
+advance the watermark. A crash in between re-reads the same items
 next run (dropped as duplicates). A failing account (expired token, throttling,
 Graph down, DynamoDB refusing writes) is recorded in the report and leaves its
 watermark alone; the other accounts still run.
@@ -36,6 +37,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+from chalicelib.ingest import save_batch
 from chalicelib.models import Direction, NormalizedBatch, Platform
 from chalicelib.platforms.meta_graph import (
     DEFAULT_MAX_PAGES,
@@ -191,14 +193,12 @@ def _save(store: MessageStore, batch: NormalizedBatch, since: datetime, report: 
     # or predate the install, and counting them would make "lost by the webhook" lie.
     fresh = [m for m in batch.messages if m.created_at >= since]
     report.ignored += batch.ignored
-    for rejected in batch.rejected:
-        store.quarantine(rejected)
-    report.quarantined += len(batch.rejected)
-    if not fresh:
-        return
-    flags = store.save_messages(fresh)
-    report.found += len(fresh)
-    for message, new in zip(fresh, flags):
+    # What DynamoDB refuses for good is quarantined: raised, it would fail the source on
+    # every run and hold its watermark back forever.
+    saved = save_batch(store, NormalizedBatch(messages=fresh, rejected=batch.rejected))
+    report.quarantined += saved.quarantined
+    report.found += len(saved.saved)
+    for message, new in saved.saved:
         if new:
             report.stored_new += 1
             report.stored_new_inbound += int(message.direction is Direction.INBOUND)

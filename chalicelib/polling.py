@@ -15,8 +15,9 @@ significant digits, so a 20-digit snowflake in an ``N`` attribute compares exact
 read-modify-write is needed: a watermark can never move backwards, whoever writes last.
 ``since_id`` (the string) is what is sent back to X.
 
-Order of work in ``poll_x``: fetch, save every message (the store drops duplicates),
-and only then advance the watermark. A crash between the two re-fetches the same
+Order of work in ``poll_x``: fetch, save every message (the store drops duplicates;
+``ingest.save_batch`` quarantines what DynamoDB refuses for good), and only then
+advance the watermark. A crash between the two re-fetches the same
 tweets next run; they are dropped by the store's conditional put. A rate limit or
 any error leaves the watermark where it was (the messages already saved stay saved).
 
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from chalicelib.ingest import save_batch
 from chalicelib.models import NormalizedBatch
 from chalicelib.platforms.x_api import (
     DM_PAGES_PER_RUN,
@@ -198,14 +200,13 @@ class PollReport:
 
 
 def _save(store: MessageStore, batch: NormalizedBatch, report: PollReport) -> None:
-    flags = store.save_messages(batch.messages)
-    new = sum(1 for flag in flags if flag)
-    report.stored += new
-    report.duplicates += len(flags) - new
+    # A tweet DynamoDB refuses for good is quarantined: left unsaved, it would hold the
+    # watermark back and be fetched (and refused) again on every run.
+    saved = save_batch(store, batch)
+    report.stored += saved.stored
+    report.duplicates += saved.duplicates
     report.ignored += batch.ignored
-    for rejected in batch.rejected:
-        store.quarantine(rejected)
-    report.quarantined += len(batch.rejected)
+    report.quarantined += saved.quarantined
 
 
 def _poll_mentions(

@@ -46,11 +46,12 @@ from urllib.parse import quote
 from pydantic import ValidationError
 
 from chalicelib.errors import BadRequest, NotConfigured, PayloadTooLarge, Unauthorized, Unavailable
-from chalicelib.ingest import IngestResult, Verifier, parse_json_body
+from chalicelib.ingest import BatchStore, IngestResult, SavedBatch, Verifier, parse_json_body, save_batch
 from chalicelib.models import (
     Author,
     Direction,
     Kind,
+    NormalizedBatch,
     Platform,
     RejectedEvent,
     SocialMessage,
@@ -655,14 +656,6 @@ class GoogleReviewSettings:
 # --- intake --------------------------------------------------------------------------
 
 
-class ReviewStore(Protocol):
-    """The part of ``MessageStore`` the intake uses."""
-
-    def save_messages(self, messages: list[SocialMessage]) -> list[bool]: ...
-
-    def quarantine(self, rejected: RejectedEvent) -> None: ...
-
-
 @dataclass(frozen=True)
 class ReviewPushResult(IngestResult):
     """``IngestResult`` plus what the review was: its rating and whether it calls for a ticket."""
@@ -680,11 +673,15 @@ def _result(
     )
 
 
-def _quarantine(store: ReviewStore, event: Any, error: str) -> ReviewPushResult:
+def _save(store: BatchStore, batch: NormalizedBatch) -> SavedBatch:
     try:
-        store.quarantine(RejectedEvent(source=SOURCE, error=error[:500], event=event))
-    except StoreUnavailable as exc:
+        return save_batch(store, batch)
+    except StoreUnavailable as exc:  # Pub/Sub redelivers; what was written is deduplicated
         raise Unavailable(str(exc)) from exc
+
+
+def _quarantine(store: BatchStore, event: Any, error: str) -> ReviewPushResult:
+    _save(store, NormalizedBatch(rejected=[RejectedEvent(source=SOURCE, error=error[:500], event=event)]))
     return _result(quarantined=1)
 
 
@@ -694,7 +691,7 @@ def receive_review_push(
     *,
     verifier: Verifier,
     client: BusinessProfileClient,
-    store: ReviewStore,
+    store: BatchStore,
     max_rating: int = DEFAULT_TICKET_MAX_STARS,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     give_up_after: timedelta | None = DEFAULT_GIVE_UP_AFTER,
@@ -705,8 +702,9 @@ def receive_review_push(
     Answers (as ``WebhookError``): 413 oversized, 401 bad token, 400 not a Pub/Sub
     push, 503 when the key set, the API or the store is unavailable, so Pub/Sub
     redelivers. A genuine push we cannot use (unreadable data, a review we cannot
-    normalize, a review still missing ``give_up_after`` past its publish time) is
-    quarantined and acknowledged: retrying cannot fix it. Nothing is stored until
+    normalize, a review still missing ``give_up_after`` past its publish time, a review
+    DynamoDB refuses for good) is quarantined and acknowledged: retrying cannot fix
+    it. Nothing is stored until
     the whole review has been fetched and normalized.
     """
     if len(body) > max_body_bytes:
@@ -748,14 +746,11 @@ def receive_review_push(
     except (KeyError, TypeError, ValueError, AttributeError, ValidationError) as exc:
         return _quarantine(store, raw, f"{type(exc).__name__}: {exc}")
 
-    try:
-        flags = store.save_messages([message])
-    except StoreUnavailable as exc:
-        raise Unavailable(str(exc)) from exc
-    stored = sum(flags)
+    saved = _save(store, NormalizedBatch(messages=[message]))  # refused for good by DynamoDB: quarantined
     return _result(
-        stored=stored,
-        duplicates=len(flags) - stored,
+        stored=saved.stored,
+        duplicates=saved.duplicates,
+        quarantined=saved.quarantined,
         review=message.message_id,
         rating=message.rating,
         opens_ticket=opens_ticket(message, max_rating),

@@ -215,3 +215,58 @@ def test_a_forged_push_never_reaches_the_api(sandbox: GoogleSandbox) -> None:
         g.receive_review_push(sandbox.push_headers(email="someone@gmail.com"), push_body(seeded["name"]),
                               verifier=verifier_for(sandbox), client=client_for(sandbox), store=MemoryStore())
     assert sandbox.stats().get("review", 0) == 0
+
+
+# --- the route, through the app and DynamoDB ---------------------------------------------
+
+
+@pytest.fixture
+def google_stack(stack: Any, sandbox: GoogleSandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The local stack with its Google route pointed at the sandbox."""
+    from chalicelib import wiring
+
+    for name, value in {
+        "GOOGLE_BUSINESS_API_URL": sandbox.url,
+        "GOOGLE_JWKS_URL": sandbox.jwks_url,
+        "GOOGLE_PUSH_AUDIENCE": sandbox.audience,
+        "GOOGLE_PUSH_SERVICE_ACCOUNTS": sandbox.push_email,
+        "GOOGLE_ACCESS_TOKEN": sandbox.access_token,
+    }.items():
+        monkeypatch.setenv(name, value)
+    wiring.override("google_reviews", client_for(sandbox))
+    try:
+        yield stack
+    finally:
+        g.clear_key_sources()
+
+
+def push_to_app(stack: Any, sandbox: GoogleSandbox, body: bytes) -> Any:
+    from tests.integration.conftest import http
+
+    return http("POST", f"{stack.app_url}/webhooks/google/reviews", body,
+                {"Content-Type": "application/json", **sandbox.push_headers()})
+
+
+def test_a_review_dynamodb_refuses_is_quarantined_and_acknowledged(google_stack: Any, sandbox: GoogleSandbox) -> None:
+    # A review id of 400 three-byte characters: its message key is over DynamoDB's
+    # 1024-byte sort key limit, so every retry would be refused the same way.
+    seeded = sandbox.add_review(ACCOUNT, LOCATION_ID, "評" * 400, stars=1, comment="Never again.")
+    push = push_body(seeded["name"])
+    answer = push_to_app(google_stack, sandbox, push)
+    assert answer.status == 200, answer.body  # acknowledged: Pub/Sub stops redelivering
+    assert (answer.body["stored"], answer.body["quarantined"]) == (0, 1)
+    [kept] = google_stack.items("QUARANTINE#google")
+    assert "DynamoDB refused it" in kept["error"]["S"] and "Never again." in kept["raw"]["S"]
+    assert google_stack.items("CONV#") == []
+
+    again = push_to_app(google_stack, sandbox, push)  # Pub/Sub redelivers the same push: kept once
+    assert again.status == 200 and len(google_stack.items("QUARANTINE#google")) == 1
+
+
+def test_a_review_through_the_app_becomes_a_ticket(google_stack: Any, sandbox: GoogleSandbox) -> None:
+    seeded = sandbox.add_review(ACCOUNT, LOCATION_ID, "r-ok", stars=2, comment="Cold soup.")
+    answer = push_to_app(google_stack, sandbox, push_body(seeded["name"]))
+    assert answer.status == 200 and (answer.body["stored"], answer.body["quarantined"]) == (1, 0)
+    google_stack.sync()
+    [ticket] = google_stack.ticket_for(f"google:review:{seeded['name']}")
+    assert ticket["status"] == "new"

@@ -273,6 +273,23 @@ def test_a_store_failure_leaves_the_watermark(rig: Rig) -> None:
     assert rig.run(igs=()).stored_new == 1
 
 
+def test_a_comment_dynamodb_refuses_is_quarantined_and_the_run_goes_on(rig: Rig) -> None:
+    post = seed_post(rig)
+    # A comment id of 400 three-byte characters: its message key is over DynamoDB's
+    # 1024-byte sort key limit, so it can never be written.
+    odd = rig.sandbox.add_post_comment(PAGE_ID, post, "never delivered", comment_id="評" * 400, created=rig.ago(hours=2))
+    fine = rig.sandbox.add_post_comment(PAGE_ID, post, "refund please", created=rig.ago(hours=1))
+    dm = rig.sandbox.add_conversation_message(PAGE_ID, PSID, "charged twice", created=rig.ago(hours=1))
+
+    report = rig.run()
+
+    assert report.errors == [] and report.quarantined == 1
+    assert {fine["id"], dm["id"]} <= set(rig.stored()) and odd["id"] not in rig.stored()
+    [kept] = [i for i in rig.dynamodb.scan(TableName=TABLE)["Items"] if i["pk"]["S"] == "QUARANTINE#facebook"]
+    assert "DynamoDB refused it" in kept["error"]["S"] and "never delivered" in kept["raw"]["S"]
+    assert rig.mark(SOURCE_FB_FEED, PAGE_ID) is not None  # the source is done, not retried forever
+
+
 def test_a_graph_outage_is_recorded_per_account(rig: Rig) -> None:
     rig.sandbox.inject_error(code=2, match="/conversations", count=5)
     report = rig.run()

@@ -297,6 +297,24 @@ def test_a_window_used_up_mid_pagination_keeps_what_was_read_and_refetches_the_r
     assert rig.mark() == newer[-1]
 
 
+def test_a_tweet_dynamodb_refuses_is_quarantined_and_the_watermark_moves_on(rig: Rig) -> None:
+    seed_mentions(rig.sandbox, 1)
+    rig.poll(dms=False)
+    # An author id of 700 three-byte characters: the conversation's key is over DynamoDB's
+    # 2048-byte partition key limit, so this tweet can never be written.
+    odd = rig.sandbox.add_mention("@TwitterDev my order never came", author_id="評" * 700, username="odd")
+    fine = seed_mentions(rig.sandbox, 1, start=1)
+
+    report = rig.poll(dms=False)
+
+    assert (report.mentions, report.stored, report.duplicates, report.quarantined) == (2, 1, 0, 1)
+    assert fine[0] in rig.stored_ids() and odd["id"] not in rig.stored_ids()
+    [kept] = [i for i in rig.dynamodb.scan(TableName=TABLE)["Items"] if i["pk"]["S"] == "QUARANTINE#x"]
+    assert "DynamoDB refused it" in kept["error"]["S"] and "my order never came" in kept["raw"]["S"]
+    assert rig.mark() == fine[0]  # not fetched again and again: the next run starts after it
+    assert rig.poll(dms=False).mentions == 0
+
+
 def test_a_rate_limit_on_dms_does_not_stop_mentions(rig: Rig) -> None:
     ids = seed_mentions(rig.sandbox, 1)
     rig.sandbox.add_dm("hello", sender_id=CUSTOMER)

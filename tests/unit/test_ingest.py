@@ -14,7 +14,7 @@ from chalicelib.errors import BadRequest, PayloadTooLarge, Unauthorized, Unavail
 from chalicelib.ingest import IngestResult, receive_webhook
 from chalicelib.models import DeliveryStatus, RejectedEvent, SocialMessage
 from chalicelib.platforms import meta, x
-from chalicelib.store import StoreUnavailable
+from chalicelib.store import StoreUnavailable, UnstorableMessages
 from tests.support.events import event_bytes
 
 APP_SECRET = "meta-app-secret-for-tests"
@@ -29,8 +29,9 @@ class FakeStore:
     ``fail_on`` names a method that raises ``StoreUnavailable``.
     """
 
-    def __init__(self, fail_on: str | None = None) -> None:
+    def __init__(self, fail_on: str | None = None, refuse: frozenset[str] = frozenset()) -> None:
         self.fail_on = fail_on
+        self.refuse = refuse  # message ids DynamoDB refuses for good (e.g. a key over its size limit)
         self.messages: dict[tuple[str, str], SocialMessage] = {}
         self.statuses: list[DeliveryStatus] = []
         self.quarantined: list[RejectedEvent] = []
@@ -43,11 +44,17 @@ class FakeStore:
 
     def save_messages(self, messages: list[SocialMessage]) -> list[bool]:
         self._maybe_fail("save_messages")
-        flags = []
+        flags, refused = [], []
         for message in messages:
+            if message.message_id in self.refuse:
+                flags.append(False)
+                refused.append((message, "DynamoDB refused it: ValidationException"))
+                continue
             key = (message.conversation_key, message.message_id)
             flags.append(key not in self.messages)
             self.messages.setdefault(key, message)
+        if refused:
+            raise UnstorableMessages(flags, refused)
         return flags
 
     def record_status(self, status: DeliveryStatus) -> None:
@@ -146,6 +153,19 @@ class TestAccepted:
         result = ingest_meta(body, store)
         assert result == IngestResult(stored=3, duplicates=0, statuses=0, ignored=2, quarantined=1)
         assert [r.event for r in store.quarantined] == [broken]
+
+    def test_a_message_dynamodb_refuses_is_quarantined_with_its_payload_and_the_rest_stored(self) -> None:
+        body = event_bytes("meta_multi_entry")
+        refused_id = "122131676912594941_987650001234567"
+        store = FakeStore(refuse=frozenset({refused_id}))
+        result = ingest_meta(body, store)
+        assert result == IngestResult(stored=2, duplicates=0, statuses=0, ignored=2, quarantined=1)
+        [kept] = store.quarantined
+        assert kept.source == "facebook" and "ValidationException" in kept.error
+        changes = [change for entry in json.loads(body)["entry"] for change in entry.get("changes", [])]
+        assert kept.event in changes and kept.event["value"]["comment_id"] == refused_id  # the platform's own event
+        again = ingest_meta(body, store)  # a redelivery: the stored two are duplicates, the refused one is not
+        assert (again.stored, again.duplicates, again.quarantined) == (0, 2, 1)
 
     def test_an_unsupported_field_is_acknowledged_and_counted(self) -> None:
         store = FakeStore()
