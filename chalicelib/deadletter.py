@@ -1,8 +1,12 @@
-"""The dead-letter queue where the ticket sync parks messages it cannot deliver.
+"""The dead-letter queue: a notice for every message the ticket sync parks.
 
 Chalice cannot give a DynamoDB stream mapping an on-failure destination or
-bisect-on-error, so the sync handler parks a failing message here itself instead
-of raising: a raise would block the whole shard for up to 24 hours.
+bisect-on-error, so the sync handler parks a failing message itself instead of
+raising: a raise would block the whole shard for up to 24 hours. The parked message
+is recorded in the table first (the redrive's sweep finds it there even if its notice
+is lost); the queue is what operators watch (its depth) and what wakes the redrive.
+An ``unrecorded`` notice is the exception: its conversation could not be written, so
+the notice is the only record and is deleted only once the message is delivered.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ class ParkedMessage:
     message_id: str
     reason: str
     receipt_handle: str
+    unrecorded: bool = False
 
 
 class DeadLetterQueue:
@@ -33,14 +38,16 @@ class DeadLetterQueue:
         self.queue_url = queue_url
         self._client = client
 
-    def park(self, conversation_key: str, message_id: str, reason: str) -> None:
+    def park(self, conversation_key: str, message_id: str, reason: str, *, unrecorded: bool = False) -> None:
         """Put a message reference on the queue."""
-        body = {
+        body: dict[str, object] = {
             "conversation_key": conversation_key,
             "message_id": message_id,
             "reason": reason[:1000],
             "parked_at": datetime.now(timezone.utc).isoformat(),
         }
+        if unrecorded:
+            body["unrecorded"] = True
         self._client.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps(body))
 
     def receive(self, *, max_messages: int = 10, wait_seconds: int = 0, visibility_timeout: int = 60) -> list[ParkedMessage]:
@@ -60,6 +67,7 @@ class DeadLetterQueue:
                     message_id=body["message_id"],
                     reason=body.get("reason", ""),
                     receipt_handle=message["ReceiptHandle"],
+                    unrecorded=bool(body.get("unrecorded")),
                 )
             )
         return parked

@@ -1,17 +1,30 @@
-"""Redrive: bring parked messages back from the dead-letter queue, in order, once.
+"""Redrive: bring parked messages back, in order, once.
 
 Run it after the cause is fixed (``make redrive`` locally, ``make redrive STAGE=prod``
-against AWS), or let the scheduled redrive do it. Each conversation's parked
-messages are replayed in the order they were parked; a message that already
-reached its ticket is only removed from the queue, never sent again.
+against AWS), or let the schedule do it. It works from two sources: the dead-letter
+queue's notices and a sweep of the table for conversations with parked messages (so
+a lost notice loses nothing). Each conversation is replayed under a lease, so two
+redrives running at once (EventBridge delivers at least once; an operator's manual
+run during a scheduled one) never replay the same conversation together.
+
+A head that has been refused for longer than ``set_aside_after`` no longer blocks its
+conversation: it is set aside (still parked and retried every run, reported as
+escalated) and the messages behind it go on. A head the helpdesk merely cannot take
+right now (an outage) is never set aside: order matters more than a detour around an
+outage, and the age of the oldest parked head is reported for the alarm.
 """
 
 from __future__ import annotations
 
+import logging
+import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
+from chalicelib.store import ParkedEntry
 from chalicelib.sync import DELIVERED, Outcome
 
 if TYPE_CHECKING:
@@ -19,18 +32,34 @@ if TYPE_CHECKING:
     from chalicelib.store import MessageStore
     from chalicelib.sync import TicketSync
 
+logger = logging.getLogger(__name__)
+
+DEFAULT_SET_ASIDE_AFTER = timedelta(hours=1)
+LEASE_SECONDS = 300.0
+_DONE = DELIVERED | {Outcome.DUPLICATE}
+
 
 @dataclass
 class RedriveReport:
     """What one redrive pass did."""
 
     outcomes: Counter[str] = field(default_factory=Counter)
-    received: int = 0
+    received: int = 0  # queue notices read
+    conversations: int = 0  # conversations replayed
+    leased_elsewhere: int = 0  # skipped: another redrive holds them
+    set_aside: int = 0
+    oldest_parked_seconds: float = 0.0  # how long the longest-blocked conversation has waited
+    stopped_early: bool = False  # ran out of time; the rest waits for the next run
 
     @property
     def delivered(self) -> int:
         """Messages that reached their ticket in this pass."""
         return sum(self.outcomes[o.value] for o in DELIVERED)
+
+    def metrics(self) -> dict[str, int]:
+        """Counts to publish (outcomes, plus the pass's own)."""
+        return {**self.outcomes, "conversations": self.conversations, "leased_elsewhere": self.leased_elsewhere,
+                "set_aside": self.set_aside}
 
 
 def redrive(
@@ -39,43 +68,116 @@ def redrive(
     dead_letters: DeadLetterQueue,
     *,
     max_batches: int = 100,
-    visibility_timeout: int = 60,
+    visibility_timeout: int = 300,
+    remaining_seconds: Callable[[], float] | None = None,
+    reserve_seconds: float = 150.0,
+    set_aside_after: timedelta = DEFAULT_SET_ASIDE_AFTER,
+    now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
 ) -> RedriveReport:
-    """Replay parked messages until the queue is empty or ``max_batches`` batches were read."""
+    """Replay parked messages: every conversation with a notice on the queue or parked
+    messages in the table, longest blocked first, until done or close to the timeout."""
     report = RedriveReport()
-    by_conversation: dict[str, list[ParkedMessage]] = {}
+    owner = uuid.uuid4().hex
+    notices: dict[str, list[ParkedMessage]] = {}
     for _ in range(max_batches):
         batch = dead_letters.receive(max_messages=10, visibility_timeout=visibility_timeout)
         if not batch:
             break
         report.received += len(batch)
         for parked in batch:
-            by_conversation.setdefault(parked.conversation_key, []).append(parked)
+            notices.setdefault(parked.conversation_key, []).append(parked)
 
-    for key, entries in by_conversation.items():
-        conversation = store.get_conversation(key)
-        # Replay in parked order; the conversation item is the source of truth for it.
-        for message_id in list(conversation.parked):
-            message = store.get_message(key, message_id)
-            if message is None:  # expired by TTL or erased on request: nothing left to send
-                outcome = Outcome.DUPLICATE
-                _forget_parked(store, key, message_id)
-            else:
-                outcome = sync.sync_message(message, redrive=True)
-            report.outcomes[outcome.value] += 1
-            if outcome not in DELIVERED and outcome is not Outcome.DUPLICATE:
-                break
-        # Queue entries whose message is no longer parked (delivered now or earlier,
-        # or a duplicate entry) are done; the rest reappear after the visibility timeout.
-        still_parked = set(store.get_conversation(key).parked)
-        for entry in entries:
-            if entry.message_id not in still_parked:
-                dead_letters.delete(entry)
+    blocked = store.blocked_conversations()
+    started = now()
+    for _, since in blocked:
+        age = _age(since, started)
+        report.oldest_parked_seconds = max(report.oldest_parked_seconds, age)
+    keys = list(dict.fromkeys([key for key, _ in blocked] + list(notices)))
+    for key in keys:
+        if remaining_seconds is not None and remaining_seconds() < reserve_seconds:
+            report.stopped_early = True
+            break
+        lease = f"redrive#{key}"
+        if not store.acquire_lease(lease, owner, LEASE_SECONDS):
+            report.leased_elsewhere += 1
+            continue
+        try:
+            report.conversations += 1
+            _replay(store, sync, key, report, lease, owner, set_aside_after, now)
+            for notice in notices.get(key, []):
+                if notice.unrecorded:
+                    _replay_unrecorded(store, sync, notice, report, dead_letters)
+                elif not store.is_parked(key, notice.message_id):
+                    dead_letters.delete(notice)  # delivered (now or earlier) or gone
+        finally:
+            store.release_lease(lease, owner)
+    if report.oldest_parked_seconds > set_aside_after.total_seconds():
+        logger.error("a parked message has waited longer than the limit",
+                     extra={"oldest_parked_seconds": round(report.oldest_parked_seconds)})
     return report
 
 
-def _forget_parked(store: MessageStore, key: str, message_id: str) -> None:
-    conversation = store.get_conversation(key)
-    if message_id in conversation.parked:
-        conversation.parked.remove(message_id)
-        store.save_conversation(conversation)
+def _replay(
+    store: MessageStore,
+    sync: TicketSync,
+    key: str,
+    report: RedriveReport,
+    lease: str,
+    owner: str,
+    set_aside_after: timedelta,
+    now: Callable[[], datetime],
+) -> None:
+    """One conversation: messages set aside (out of order), then the parked ones in order."""
+    for entry in store.parked_entries(key, aside=True):
+        message = store.get_message(key, entry.message_id)
+        _outcome(_forget(sync, entry) if message is None else sync.sync_message(message, redrive=entry), report)
+    while True:
+        if not store.acquire_lease(lease, owner, LEASE_SECONDS):  # renewed per message
+            return
+        head = store.parked_head(key)
+        if head is None:
+            return
+        message = store.get_message(key, head.message_id)
+        if message is None:  # expired by TTL or erased on request: nothing left to send
+            _outcome(_forget(sync, head), report)
+            continue
+        outcome = sync.sync_message(message, redrive=head)
+        _outcome(outcome, report)
+        if outcome in _DONE:
+            continue
+        if outcome is Outcome.STILL_REJECTED and _age(head.parked_at, now()) > set_aside_after.total_seconds():
+            sync.set_aside(head)
+            report.set_aside += 1
+            logger.error("parked message set aside: the helpdesk keeps refusing it; later messages go on",
+                         extra={"conversation_key": key, "message_id": head.message_id, "reason": head.reason})
+            continue
+        return
+
+
+def _forget(sync: TicketSync, entry: ParkedEntry) -> Outcome:
+    sync.forget_parked(entry)
+    return Outcome.DUPLICATE
+
+
+def _replay_unrecorded(
+    store: MessageStore, sync: TicketSync, notice: ParkedMessage, report: RedriveReport, dead_letters: DeadLetterQueue
+) -> None:
+    """A notice that is the only record of its message: delete it only once delivered."""
+    message = store.get_message(notice.conversation_key, notice.message_id)
+    entry = ParkedEntry(notice.conversation_key, -1, notice.message_id, notice.reason, unrecorded=True)
+    outcome = Outcome.DUPLICATE if message is None else sync.sync_message(message, redrive=entry)
+    _outcome(outcome, report)
+    if outcome in _DONE:
+        dead_letters.delete(notice)
+
+
+def _outcome(outcome: Outcome, report: RedriveReport) -> None:
+    report.outcomes[outcome.value] += 1
+
+
+def _age(iso: str, now: datetime) -> float:
+    try:
+        moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return 0.0
+    return max(0.0, (now - moment).total_seconds())

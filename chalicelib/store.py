@@ -1,18 +1,21 @@
-"""The one DynamoDB table: messages, conversations, requester mappings, quarantine.
+"""The one DynamoDB table: messages, conversations, parked messages, requester mappings, quarantine.
 
-Layout (``pk`` / ``sk``)::
+Layout (``pk`` / ``sk``; design notes in ``docs/store.md``)::
 
     CONV#<conversation key> / MSG#<platform message id>   one message (stream -> ticket sync)
-    CONV#<conversation key> / CONV                          the conversation's ticket state
+    CONV#<conversation key> / CONV                          the conversation's ticket state (bounded)
+    CONV#<conversation key> / PARKED#<seq>                  a parked message, in parking order (blocks later ones)
+    CONV#<conversation key> / ASIDE#<seq>                   a parked message set aside (retried, blocks nothing)
+    CONV#<conversation key> / PARKID#<message id>           which entry a parked message is (duplicate check)
+    REQUESTER#<helpdesk>#<platform>#<author id> / REQUESTER a social author's helpdesk user id
+    LEASE#<name> / LEASE                                    a short lease (one redrive per conversation)
     QUARANTINE#<source> / <sha256 of event>                 an event we could not normalize
-
-The helpdesk user id of each social author is kept on the conversation item it was
-first needed in; a returning customer's id is found through the ``by-author`` index
-(reads, not another write per customer).
 
 Every message of a conversation shares one partition key, so the table's stream
 delivers a conversation's messages in write order to one shard. A redelivered
-message hits the same key and the conditional put writes nothing.
+message hits the same key and the conditional put writes nothing. A conversation
+with parked messages carries ``gsi1pk = PARKED`` (``gsi1sk`` = since when it is
+blocked) so the redrive's sweep finds it without the dead-letter queue.
 """
 
 from __future__ import annotations
@@ -61,19 +64,50 @@ class UnstorableStatus(Exception):
     built from a garbled id is over DynamoDB's limits); a retry would fail the same way."""
 
 
+class UnstorableConversation(Exception):
+    """DynamoDB refused a conversation's bookkeeping for good (ValidationException and the
+    like): retrying the same write cannot help, and it must not fail a whole stream batch."""
+
+
+@dataclass(frozen=True)
+class ParkedEntry:
+    """One parked message of a conversation: ``seq`` is its place in parking order."""
+
+    conversation_key: str
+    seq: int
+    message_id: str
+    reason: str = ""
+    parked_at: str = ""
+    aside: bool = False  # set aside after too long at the head: retried, but blocks nothing
+    unrecorded: bool = False  # only a dead-letter entry: its conversation could not be written
+
+
 @dataclass
 class Conversation:
-    """A conversation's ticket state, as the sync keeps it."""
+    """A conversation's ticket state, as the sync keeps it (bounded in size: parked
+    messages and the mappings of other participants live in items of their own)."""
 
     key: str
     helpdesk: str | None = None
     ticket_id: str | None = None
     ticket_status: str | None = None
+    # The ticket's ``updated_at`` after our last write to it: a guarded update
+    # (Zendesk ``safe_update``) is refused if anything changed the ticket since.
+    ticket_updated_at: str | None = None
     requester_id: str | None = None
-    requesters: dict[str, str] = field(default_factory=dict)  # "<helpdesk>#<platform>#<author id>" -> user id
+    requester_key: str | None = None  # requester_key(...) of the person ``requester_id`` stands for
     epoch: int = 0
     synced: list[str] = field(default_factory=list)
-    parked: list[str] = field(default_factory=list)
+    # A message whose helpdesk write may have happened without being recorded yet.
+    sending: str | None = None
+    parked: int = 0  # messages waiting in parking order (each blocks the ones after it)
+    aside: int = 0  # parked messages set aside (retried out of order)
+    park_seq: int = 0
+    blocked_since: str | None = None
+    # Read from items written before parked messages and requester mappings had items of
+    # their own; migrated by the sync, never written back in this form.
+    legacy_parked: list[str] = field(default_factory=list)
+    legacy_requesters: dict[str, str] = field(default_factory=dict)
     version: int = 0
 
     def remember_synced(self, message_id: str) -> None:
@@ -81,6 +115,51 @@ class Conversation:
         if message_id not in self.synced:
             self.synced.append(message_id)
             del self.synced[:-SYNCED_MEMORY]
+        if self.sending == message_id:
+            self.sending = None
+
+    @property
+    def has_parked(self) -> bool:
+        """True while parked messages (in order or set aside) wait for the redrive."""
+        return self.parked > 0 or self.aside > 0 or bool(self.legacy_parked)
+
+    def state(self) -> dict[str, Any]:
+        """What is stored in the item's ``state`` attribute."""
+        return {
+            "helpdesk": self.helpdesk,
+            "ticket_id": self.ticket_id,
+            "ticket_status": self.ticket_status,
+            "ticket_updated_at": self.ticket_updated_at,
+            "requester_id": self.requester_id,
+            "requester_key": self.requester_key,
+            "epoch": self.epoch,
+            "synced": self.synced,
+            "sending": self.sending,
+            "parked": self.parked,
+            "aside": self.aside,
+            "park_seq": self.park_seq,
+            "blocked_since": self.blocked_since,
+            **({"legacy_parked": self.legacy_parked} if self.legacy_parked else {}),
+        }
+
+    @classmethod
+    def from_state(cls, key: str, state: dict[str, Any], version: int) -> Conversation:
+        """Read a stored state, including the shapes older versions wrote."""
+        known = {name: state[name] for name in cls.__dataclass_fields__ if name in state and name not in ("key", "version")}
+        parked = known.pop("parked", 0)
+        requesters = state.get("requesters")
+        conversation = cls(key=key, version=version, **known)
+        if isinstance(parked, list):  # before PARKED# items: the ids, in order
+            conversation.legacy_parked = [str(p) for p in parked]
+        else:
+            conversation.parked = int(parked or 0)
+        if isinstance(requesters, dict):  # before REQUESTER# items: every participant's user id
+            conversation.legacy_requesters = {str(k): str(v) for k, v in requesters.items()}
+            if conversation.requester_id and not conversation.requester_key:
+                conversation.requester_key = next(
+                    (k for k, v in conversation.legacy_requesters.items() if v == conversation.requester_id), None
+                )
+        return conversation
 
 
 def _s(value: str) -> dict[str, str]:
@@ -119,6 +198,35 @@ def conversation_pk(key: str) -> str:
     return f"CONV#{key}"
 
 
+CONVERSATION_SK = "CONV"
+BLOCKED_INDEX_PK = "PARKED"  # gsi1pk of a conversation with parked messages (the redrive's sweep)
+
+
+def message_sk(message_id: str) -> str:
+    """Sort key of a stored message."""
+    return f"MSG#{message_id}"
+
+
+def parked_sk(seq: int, *, aside: bool = False) -> str:
+    """Sort key of a parked entry; zero-padded so the partition sorts in parking order."""
+    return f"{'ASIDE' if aside else 'PARKED'}#{seq:012d}"
+
+
+def parked_id_sk(message_id: str) -> str:
+    """Sort key of the item saying which entry a parked message is."""
+    return f"PARKID#{message_id}"
+
+
+def requester_pk(helpdesk: str, platform: str, author_id: str) -> str:
+    """Partition key of a social author's helpdesk user id."""
+    return f"REQUESTER#{requester_key(helpdesk, platform, author_id)}"
+
+
+def lease_pk(name: str) -> str:
+    """Partition key of a lease."""
+    return f"LEASE#{name}"
+
+
 def message_item(message: SocialMessage, *, ttl_days: int, now: float | None = None) -> dict[str, Any]:
     """The DynamoDB item for one message (low-level attribute-value format)."""
     now = time.time() if now is None else now
@@ -130,7 +238,7 @@ def message_item(message: SocialMessage, *, ttl_days: int, now: float | None = N
         raw = json.dumps({"truncated": True, "bytes": len(raw)})
     return {
         "pk": _s(conversation_pk(message.conversation_key)),
-        "sk": _s(f"MSG#{message.message_id}"),
+        "sk": _s(message_sk(message.message_id)),
         "item_type": _s("message"),
         "platform": _s(message.platform.value),
         "direction": _s(message.direction.value),
@@ -209,7 +317,7 @@ class MessageStore:
         try:
             self._client.update_item(
                 TableName=self.table_name,
-                Key={"pk": _s(conversation_pk(status.conversation_key)), "sk": _s(f"MSG#{status.message_id}")},
+                Key={"pk": _s(conversation_pk(status.conversation_key)), "sk": _s(message_sk(status.message_id))},
                 UpdateExpression=(
                     "SET delivery_status = :status, #at = :at, status_errors = :errors,"
                     " item_type = if_not_exists(item_type, :stub), expires_at = if_not_exists(expires_at, :ttl)"
@@ -255,7 +363,7 @@ class MessageStore:
         """Read one stored message back."""
         response = self._client.get_item(
             TableName=self.table_name,
-            Key={"pk": _s(conversation_pk(conversation_key)), "sk": _s(f"MSG#{message_id}")},
+            Key={"pk": _s(conversation_pk(conversation_key)), "sk": _s(message_sk(message_id))},
             ConsistentRead=True,
         )
         return message_from_image(response.get("Item") or {})
@@ -265,7 +373,7 @@ class MessageStore:
         try:
             self._client.update_item(
                 TableName=self.table_name,
-                Key={"pk": _s(conversation_pk(conversation_key)), "sk": _s(f"MSG#{message_id}")},
+                Key={"pk": _s(conversation_pk(conversation_key)), "sk": _s(message_sk(message_id))},
                 UpdateExpression="SET deleted_at = :now",
                 ConditionExpression="attribute_exists(pk)",  # never create a stub for an unknown message
                 ExpressionAttributeValues={":now": _s(_iso(datetime.now(timezone.utc)))},
@@ -303,84 +411,308 @@ class MessageStore:
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
         return found
 
+    # --- conversation state -----------------------------------------------------------
+
     def get_conversation(self, key: str) -> Conversation:
         """The conversation's state (a fresh one if it has none yet)."""
         try:
             response = self._client.get_item(
                 TableName=self.table_name,
-                Key={"pk": _s(conversation_pk(key)), "sk": _s("CONV")},
+                Key={"pk": _s(conversation_pk(key)), "sk": _s(CONVERSATION_SK)},
                 ConsistentRead=True,
             )
         except Exception as exc:
-            if _error_code(exc) in PERMANENT_ERRORS:
-                raise
-            raise StoreUnavailable(f"could not read conversation: {_error_code(exc) or exc}") from exc
+            raise self._failure("could not read conversation", exc) from exc
         item = response.get("Item")
         if not item:
             return Conversation(key=key)
-        state = json.loads(item["state"]["S"])
-        return Conversation(key=key, version=int(item["version"]["N"]), **state)
+        return Conversation.from_state(key, json.loads(item["state"]["S"]), int(item["version"]["N"]))
 
-    def save_conversation(self, conversation: Conversation) -> None:
-        """Write the conversation if nobody changed it since it was read (optimistic lock)."""
-        state = {
-            "helpdesk": conversation.helpdesk,
-            "ticket_id": conversation.ticket_id,
-            "ticket_status": conversation.ticket_status,
-            "requester_id": conversation.requester_id,
-            "requesters": conversation.requesters,
-            "epoch": conversation.epoch,
-            "synced": conversation.synced,
-            "parked": conversation.parked,
-        }
+    def _conversation_put(self, conversation: Conversation) -> dict[str, Any]:
+        """The conditional put of the conversation item (optimistic lock on ``version``)."""
         item = {
             "pk": _s(conversation_pk(conversation.key)),
-            "sk": _s("CONV"),
+            "sk": _s(CONVERSATION_SK),
             "item_type": _s("conversation"),
-            "state": _s(json.dumps(state, separators=(",", ":"))),
+            "state": _s(json.dumps(conversation.state(), separators=(",", ":"))),
             "version": _n(conversation.version + 1),
             "updated_at": _s(_iso(datetime.now(timezone.utc))),
         }
         if conversation.ticket_id:
             item["ticket_id"] = _s(conversation.ticket_id)
-        condition = "attribute_not_exists(pk)" if conversation.version == 0 else "version = :expected"
-        kwargs: dict[str, Any] = {"TableName": self.table_name, "Item": item, "ConditionExpression": condition}
-        if conversation.version:
-            kwargs["ExpressionAttributeValues"] = {":expected": _n(conversation.version)}
-        try:
-            self._client.put_item(**kwargs)
-        except Exception as exc:
-            if _is_condition_failure(exc):
-                raise ConversationConflict(conversation.key) from exc
-            raise StoreUnavailable(f"could not save conversation: {_error_code(exc) or exc}") from exc
+        if conversation.has_parked:  # listed for the redrive's sweep while it has parked messages
+            conversation.blocked_since = conversation.blocked_since or _iso(datetime.now(timezone.utc))
+            item["state"] = _s(json.dumps(conversation.state(), separators=(",", ":")))
+            item["gsi1pk"] = _s(BLOCKED_INDEX_PK)
+            item["gsi1sk"] = _s(conversation.blocked_since)
+        put: dict[str, Any] = {"TableName": self.table_name, "Item": item}
+        if conversation.version == 0:
+            put["ConditionExpression"] = "attribute_not_exists(pk)"
+        else:
+            put["ConditionExpression"] = "version = :expected"
+            put["ExpressionAttributeValues"] = {":expected": _n(conversation.version)}
+        return put
+
+    def save_conversation(self, conversation: Conversation, *, unpark: ParkedEntry | None = None) -> None:
+        """Write the conversation if nobody changed it since it was read (optimistic lock).
+
+        ``unpark``: in the same transaction, remove that parked entry (its message was
+        delivered, or is gone); the counters on ``conversation`` must already say so."""
+        if not conversation.has_parked:
+            conversation.blocked_since = None
+        put = self._conversation_put(conversation)
+        if unpark is None:
+            self._write("could not save conversation", lambda: self._client.put_item(**put))
+        else:
+            key = conversation_pk(conversation.key)
+            self._transact("could not save conversation", [
+                {"Put": put},
+                {"Delete": {"TableName": self.table_name, "Key": {"pk": _s(key), "sk": _s(parked_sk(unpark.seq, aside=unpark.aside))}}},
+                {"Delete": {"TableName": self.table_name, "Key": {"pk": _s(key), "sk": _s(parked_id_sk(unpark.message_id))}}},
+            ])
         conversation.version += 1
 
-    def find_requester(self, helpdesk: str, platform: str, author_id: str, *, limit: int = 10) -> str | None:
-        """The helpdesk user id recorded for a social author in any of their recent
-        conversations, found through the by-author index; None for a new customer."""
-        key = requester_key(helpdesk, platform, author_id)
-        response = self._client.query(
-            TableName=self.table_name,
-            IndexName=AUTHOR_INDEX,
-            KeyConditionExpression="gsi1pk = :author",
-            ExpressionAttributeValues={":author": _s(author_pk(platform, author_id))},
-            ScanIndexForward=False,
-            Limit=limit,
-        )
-        partitions = list(dict.fromkeys(item["pk"]["S"] for item in response.get("Items", [])))
-        if not partitions:
+    # --- parked messages ------------------------------------------------------------------
+
+    def park(self, conversation: Conversation, message_id: str, reason: str) -> ParkedEntry | None:
+        """Append a message to the conversation's parked ones (one transaction with the
+        conversation item, whose counters are updated here). None when it is parked already."""
+        seq = conversation.park_seq
+        now = _iso(datetime.now(timezone.utc))
+        key = conversation_pk(conversation.key)
+        entry = ParkedEntry(conversation.key, seq, message_id, reason[:1000], now)
+        conversation.parked += 1
+        conversation.park_seq += 1
+        try:
+            self._transact("could not park a message", [
+                {"Put": self._conversation_put(conversation)},
+                {"Put": {"TableName": self.table_name, "Item": {
+                    "pk": _s(key), "sk": _s(parked_sk(seq)), "item_type": _s("parked"), "message_id": _s(message_id),
+                    "reason": _s(entry.reason), "parked_at": _s(now), "seq": _n(seq)}}},
+                {"Put": {"TableName": self.table_name, "Item": {
+                    "pk": _s(key), "sk": _s(parked_id_sk(message_id)), "item_type": _s("parked_id"), "seq": _n(seq)},
+                    "ConditionExpression": "attribute_not_exists(pk)"}},
+            ], conflict_at=0, exists_at=2)
+        except _AlreadyThere:
+            conversation.parked -= 1
+            conversation.park_seq -= 1
             return None
-        found = self._client.batch_get_item(
-            RequestItems={
-                self.table_name: {
-                    "Keys": [{"pk": _s(pk), "sk": _s("CONV")} for pk in partitions],
-                    "ProjectionExpression": "#state",
-                    "ExpressionAttributeNames": {"#state": "state"},
+        except Exception:
+            conversation.parked -= 1
+            conversation.park_seq -= 1
+            raise
+        conversation.version += 1
+        return entry
+
+    def set_aside(self, conversation: Conversation, entry: ParkedEntry) -> ParkedEntry:
+        """Move a parked message out of the conversation's way: it stays parked and is
+        retried, but later messages no longer wait for it."""
+        key = conversation_pk(conversation.key)
+        aside = ParkedEntry(entry.conversation_key, entry.seq, entry.message_id, entry.reason, entry.parked_at, aside=True)
+        conversation.parked = max(0, conversation.parked - 1)
+        conversation.aside += 1
+        try:
+            self._transact("could not set a parked message aside", [
+                {"Put": self._conversation_put(conversation)},
+                {"Delete": {"TableName": self.table_name, "Key": {"pk": _s(key), "sk": _s(parked_sk(entry.seq))}}},
+                {"Put": {"TableName": self.table_name, "Item": {
+                    "pk": _s(key), "sk": _s(parked_sk(entry.seq, aside=True)), "item_type": _s("parked"),
+                    "message_id": _s(entry.message_id), "reason": _s(entry.reason), "parked_at": _s(entry.parked_at),
+                    "seq": _n(entry.seq), "set_aside_at": _s(_iso(datetime.now(timezone.utc)))}}},
+                {"Put": {"TableName": self.table_name, "Item": {
+                    "pk": _s(key), "sk": _s(parked_id_sk(entry.message_id)), "item_type": _s("parked_id"),
+                    "seq": _n(entry.seq), "aside": {"BOOL": True}}}},
+            ], conflict_at=0)
+        except Exception:
+            conversation.parked += 1
+            conversation.aside -= 1
+            raise
+        conversation.version += 1
+        return aside
+
+    def parked_entries(self, key: str, *, aside: bool = False, limit: int = 25) -> list[ParkedEntry]:
+        """A conversation's parked messages in parking order (``aside``: the ones set aside)."""
+        try:
+            response = self._client.query(
+                TableName=self.table_name,
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+                ExpressionAttributeValues={":pk": _s(conversation_pk(key)), ":prefix": _s("ASIDE#" if aside else "PARKED#")},
+                ConsistentRead=True,
+                Limit=limit,
+            )
+        except Exception as exc:
+            raise self._failure("could not read parked messages", exc) from exc
+        return [
+            ParkedEntry(key, int(item["seq"]["N"]), item["message_id"]["S"], item.get("reason", {}).get("S", ""),
+                        item.get("parked_at", {}).get("S", ""), aside=aside)
+            for item in response.get("Items", [])
+        ]
+
+    def parked_head(self, key: str) -> ParkedEntry | None:
+        """The conversation's first parked message (the one every later message waits for)."""
+        found = self.parked_entries(key, limit=1)
+        return found[0] if found else None
+
+    def is_parked(self, key: str, message_id: str) -> bool:
+        """True when the message is one of the conversation's parked ones."""
+        try:
+            response = self._client.get_item(
+                TableName=self.table_name,
+                Key={"pk": _s(conversation_pk(key)), "sk": _s(parked_id_sk(message_id))},
+                ConsistentRead=True,
+            )
+        except Exception as exc:
+            raise self._failure("could not read a parked message", exc) from exc
+        return "Item" in response
+
+    def blocked_conversations(self, *, limit: int = 200) -> list[tuple[str, str]]:
+        """``(conversation key, blocked since)`` of conversations with parked messages, the
+        longest blocked first (the sweep: found even if their queue entries were lost)."""
+        found: list[tuple[str, str]] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": AUTHOR_INDEX,
+            "KeyConditionExpression": "gsi1pk = :blocked",
+            "ExpressionAttributeValues": {":blocked": _s(BLOCKED_INDEX_PK)},
+        }
+        while len(found) < limit:
+            try:
+                response = self._client.query(**kwargs)
+            except Exception as exc:
+                raise self._failure("could not list blocked conversations", exc) from exc
+            for item in response.get("Items", []):
+                found.append((item["pk"]["S"].removeprefix("CONV#"), item.get("gsi1sk", {}).get("S", "")))
+            if "LastEvaluatedKey" not in response:
+                break
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return found[:limit]
+
+    # --- requesters --------------------------------------------------------------------------
+
+    def find_requester(self, helpdesk: str, platform: str, author_id: str, *, limit: int = 10) -> str | None:
+        """The helpdesk user id recorded for a social author: their own mapping item, else
+        the conversations they requested (through the by-author index); None for a new customer."""
+        key = requester_key(helpdesk, platform, author_id)
+        try:
+            item = self._client.get_item(
+                TableName=self.table_name, Key={"pk": _s(requester_pk(helpdesk, platform, author_id)), "sk": _s("REQUESTER")},
+                ConsistentRead=True,
+            ).get("Item")
+            if item:
+                return item["user_id"]["S"]
+            response = self._client.query(
+                TableName=self.table_name,
+                IndexName=AUTHOR_INDEX,
+                KeyConditionExpression="gsi1pk = :author",
+                ExpressionAttributeValues={":author": _s(author_pk(platform, author_id))},
+                ScanIndexForward=False,
+                Limit=limit,
+            )
+            partitions = list(dict.fromkeys(i["pk"]["S"] for i in response.get("Items", []) if i["pk"]["S"].startswith("CONV#")))
+            if not partitions:
+                return None
+            found = self._client.batch_get_item(
+                RequestItems={
+                    self.table_name: {
+                        "Keys": [{"pk": _s(pk), "sk": _s(CONVERSATION_SK)} for pk in partitions],
+                        "ProjectionExpression": "#state",
+                        "ExpressionAttributeNames": {"#state": "state"},
+                    }
                 }
-            }
-        )
-        for item in found.get("Responses", {}).get(self.table_name, []):
-            user_id = json.loads(item["state"]["S"]).get("requesters", {}).get(key)
-            if user_id:
-                return str(user_id)
+            )
+        except Exception as exc:
+            raise self._failure("could not look up a requester", exc) from exc
+        for conversation_item in found.get("Responses", {}).get(self.table_name, []):
+            state = json.loads(conversation_item["state"]["S"])
+            if state.get("requester_key") == key and state.get("requester_id"):
+                return str(state["requester_id"])
+            legacy = (state.get("requesters") or {}).get(key)
+            if legacy:
+                return str(legacy)
         return None
+
+    def save_requester(self, helpdesk: str, platform: str, author_id: str, user_id: str) -> None:
+        """Remember a social author's helpdesk user id (also findable by the author, for erasure)."""
+        item = {
+            "pk": _s(requester_pk(helpdesk, platform, author_id)),
+            "sk": _s("REQUESTER"),
+            "item_type": _s("requester"),
+            "user_id": _s(user_id),
+            "gsi1pk": _s(author_pk(platform, author_id)),
+            "gsi1sk": _s(f"REQUESTER#{helpdesk}"),
+            "updated_at": _s(_iso(datetime.now(timezone.utc))),
+        }
+        self._write("could not save a requester", lambda: self._client.put_item(TableName=self.table_name, Item=item))
+
+    # --- leases ------------------------------------------------------------------------------
+
+    def acquire_lease(self, name: str, owner: str, seconds: float) -> bool:
+        """Take the lease ``name`` for ``seconds`` unless someone else holds an unexpired one."""
+        now = time.time()
+        try:
+            self._client.put_item(
+                TableName=self.table_name,
+                Item={"pk": _s(lease_pk(name)), "sk": _s("LEASE"), "item_type": _s("lease"), "owner": _s(owner),
+                      "lease_until": _n(round(now + seconds, 3)), "expires_at": _n(int(now + seconds + 86400))},
+                ConditionExpression="attribute_not_exists(pk) OR lease_until < :now OR #owner = :owner",
+                ExpressionAttributeNames={"#owner": "owner"},
+                ExpressionAttributeValues={":now": _n(round(now, 3)), ":owner": _s(owner)},
+            )
+        except Exception as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise self._failure("could not take a lease", exc) from exc
+        return True
+
+    def release_lease(self, name: str, owner: str) -> None:
+        """Give the lease back early (best effort: it expires anyway)."""
+        try:
+            self._client.delete_item(
+                TableName=self.table_name,
+                Key={"pk": _s(lease_pk(name)), "sk": _s("LEASE")},
+                ConditionExpression="#owner = :owner",
+                ExpressionAttributeNames={"#owner": "owner"},
+                ExpressionAttributeValues={":owner": _s(owner)},
+            )
+        except Exception:  # noqa: BLE001 - expired and taken by someone else, or a passing failure
+            pass
+
+    # --- plumbing ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _failure(what: str, exc: Exception) -> Exception:
+        """The store's exception for a failed DynamoDB call: permanent or worth retrying."""
+        if _is_condition_failure(exc):
+            return ConversationConflict(what)
+        code = _error_code(exc)
+        if code == "ValidationException":  # this item's write can never succeed
+            return UnstorableConversation(f"{what}: {code}: {exc}"[:500])
+        return StoreUnavailable(f"{what}: {code or exc}")
+
+    def _write(self, what: str, call: Any) -> None:
+        try:
+            call()
+        except Exception as exc:
+            raise self._failure(what, exc) from exc
+
+    def _transact(self, what: str, items: list[dict[str, Any]], *, conflict_at: int = 0, exists_at: int | None = None) -> None:
+        """One all-or-nothing write. A failed condition on item ``conflict_at`` (the conversation)
+        is a ``ConversationConflict``; one on ``exists_at`` means the item is there already."""
+        try:
+            self._client.transact_write_items(TransactItems=items)
+        except Exception as exc:
+            if _error_code(exc) == "TransactionCanceledException":
+                reasons = [r.get("Code") for r in getattr(exc, "response", {}).get("CancellationReasons", [])]
+                if exists_at is not None and len(reasons) > exists_at and reasons[exists_at] == "ConditionalCheckFailed":
+                    if not (len(reasons) > conflict_at and reasons[conflict_at] == "ConditionalCheckFailed"):
+                        raise _AlreadyThere(what) from exc
+                if len(reasons) > conflict_at and reasons[conflict_at] == "ConditionalCheckFailed":
+                    raise ConversationConflict(what) from exc
+                if any(r in ("ValidationError",) for r in reasons):
+                    raise UnstorableConversation(f"{what}: {reasons}") from exc
+                raise StoreUnavailable(f"{what}: {reasons or exc}") from exc
+            raise self._failure(what, exc) from exc
+
+
+class _AlreadyThere(Exception):
+    """A conditional put in a transaction found its item already written."""

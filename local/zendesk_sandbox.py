@@ -11,6 +11,14 @@ API the bridge depends on:
   with a different body answers 400 ``IdempotentRequestError``;
 * updating a closed ticket answers 422 ``Status: closed prevents ticket update``; a
   requester's comment on a solved (or pending) ticket reopens it;
+* ``safe_update`` with ``updated_stamp`` on ``PUT /api/v2/tickets/{id}``: refused with 409
+  ``UpdateConflict`` unless the stamp is the ticket's ``updated_at`` (1 s resolution, like
+  the API's timestamps), so a write can never overwrite a change it did not see;
+* what operators do in the agent interface (Python twins only: ``delete_ticket()``,
+  ``merge_tickets()``, ``delete_user()``, ``merge_users()``): a deleted ticket answers 404
+  everywhere; a merged ticket is closed with a note pointing at its target; a deleted or
+  merged-away user is refused as author, requester or submitter (422 on that field) and
+  no longer found by ``create_or_update``; a merge moves the user's tickets to the target;
 * ``metadata`` sent with a ticket create/update lands in ``audit.metadata.custom``;
 * ``via_followup_source_id`` links a follow-up only when the source ticket is closed
   (Zendesk ignores it otherwise);
@@ -150,6 +158,14 @@ def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _second(stamp: str) -> int | None:
+    """An ISO 8601 time as whole epoch seconds (the API's timestamps have 1 s resolution)."""
+    try:
+        return int(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp())
+    except ValueError:
+        return None
+
+
 def _error(status: int, error: str, description: str | None = None, details: dict | None = None) -> Reply:
     payload: dict[str, Any] = {"error": error}
     if description is not None:
@@ -260,6 +276,7 @@ class ZendeskSandbox:
             self._users: dict[int, dict[str, Any]] = {}
             self._tickets: dict[int, dict[str, Any]] = {}
             self._comments: dict[int, list[dict[str, Any]]] = {}
+            self._deleted_tickets: dict[int, dict[str, Any]] = {}
             self._audits: dict[int, list[dict[str, Any]]] = {}
             self._idempotency: dict[str, tuple[str, float, Reply]] = {}
             # upload token -> {"expires": monotonic, "attachments": [...], "used": bool}
@@ -321,9 +338,59 @@ class ZendeskSandbox:
             self._deliver(request)
         return result
 
+    # --- what operators do in the agent interface ---------------------------------------------
+
+    def delete_ticket(self, ticket_id: int | str) -> None:
+        """An agent deletes a ticket: from now on it answers 404 like a missing one."""
+        with self._lock:
+            self._deleted_tickets[int(ticket_id)] = self._tickets.pop(int(ticket_id))
+
+    def merge_tickets(self, source_id: int | str, target_id: int | str) -> None:
+        """An agent merges ``source`` into ``target``: the source is closed with a note
+        pointing at the target, and the target gets a note about the source (no triggers)."""
+        with self._lock:
+            source, target = self._tickets[int(source_id)], self._tickets[int(target_id)]
+            closing = {"body": f"This request was closed and merged into request #{target['id']}.", "public": False}
+            events = [self._comment_event(closing, self.agent_id),
+                      {"type": "Change", "field_name": "status", "value": "closed", "previous_value": source["status"]}]
+            source["status"] = "closed"
+            self._touch(source)
+            self._audit(source["id"], self.agent_id, events, {}, "web", "sandbox")
+            note = {"body": f"Request #{source['id']} was closed and merged into this request.", "public": False}
+            self._touch(target)
+            self._audit(target["id"], self.agent_id, [self._comment_event(note, self.agent_id)], {}, "web", "sandbox")
+
+    def delete_user(self, user_id: int | str) -> None:
+        """An admin deletes an end user: refused as author or requester from now on."""
+        with self._lock:
+            user = self._users[int(user_id)]
+            user["active"] = False
+            self._touch(user)
+
+    def merge_users(self, source_id: int | str, target_id: int | str) -> None:
+        """An agent merges end user ``source`` into ``target``: the source's tickets move to
+        the target (no triggers fire) and the source is gone; the target keeps its own
+        ``external_id`` (it takes the source's only if it had none)."""
+        with self._lock:
+            source, target = self._users[int(source_id)], self._users[int(target_id)]
+            for ticket in self._tickets.values():
+                if ticket["requester_id"] == source["id"]:
+                    ticket["requester_id"] = target["id"]
+                    self._touch(ticket)
+            if not target.get("external_id"):
+                target["external_id"] = source.get("external_id")
+            source["active"], source["external_id"] = False, None
+            self._touch(source)
+            self._touch(target)
+
     def tickets(self) -> list[dict[str, Any]]:
         with self._lock:
             return copy.deepcopy(list(self._tickets.values()))
+
+    def deleted_tickets(self) -> list[dict[str, Any]]:
+        """Tickets an operator deleted (``delete_ticket``), as they were."""
+        with self._lock:
+            return copy.deepcopy(list(self._deleted_tickets.values()))
 
     def ticket(self, ticket_id: int | str) -> dict[str, Any]:
         with self._lock:
@@ -487,11 +554,15 @@ class ZendeskSandbox:
                 "html_body": html_body, "plain_body": body, "public": bool(comment.get("public", True)),
                 "attachments": attachments}
 
+    def _live_user(self, user_id: Any) -> bool:
+        user = self._users.get(user_id) if isinstance(user_id, int) else None
+        return user is not None and bool(user["active"])
+
     def _check_comment(self, comment: Any) -> tuple[int, Reply | None]:
         if not isinstance(comment, dict) or not (comment.get("body") or comment.get("html_body")):
             return 0, _invalid("description", "Description: cannot be blank")
         author_id = comment.get("author_id", self.agent_id)
-        if not isinstance(author_id, int) or author_id not in self._users:
+        if not self._live_user(author_id):
             return 0, _invalid("author_id", "Author: is invalid")
         uploads = comment.get("uploads", [])
         if not isinstance(uploads, list) or not all(isinstance(t, str) for t in uploads):
@@ -510,8 +581,9 @@ class ZendeskSandbox:
         if not isinstance(data, dict):
             return _error(400, "ParameterMissing", "param is missing or the value is empty: user")
         with self._lock:
-            existing = next((u for u in self._users.values() if data.get("external_id") and u["external_id"] == data["external_id"]), None)
-            existing = existing or next((u for u in self._users.values() if data.get("email") and u["email"] == data["email"]), None)
+            live = [u for u in self._users.values() if u["active"]]
+            existing = next((u for u in live if data.get("external_id") and u["external_id"] == data["external_id"]), None)
+            existing = existing or next((u for u in live if data.get("email") and u["email"] == data["email"]), None)
             if existing is None:
                 if not str(data.get("name") or "").strip():
                     return _invalid("name", "Name:  is too short (minimum one character)")
@@ -586,13 +658,13 @@ class ZendeskSandbox:
 
     def _do_create_ticket(self, data: dict[str, Any], client: str) -> Reply:
         requester_id = data.get("requester_id", self.agent_id)
-        if not isinstance(requester_id, int) or requester_id not in self._users:
+        if not self._live_user(requester_id):
             return _invalid("requester", "Requester: is invalid")
         author_id, problem = self._check_comment(data.get("comment"))
         if problem:
             return problem
         submitter_id = data.get("submitter_id", self.agent_id)
-        if not isinstance(submitter_id, int) or submitter_id not in self._users:
+        if not self._live_user(submitter_id):
             return _invalid("submitter", "Submitter: is invalid")
         status = data.get("status", "new")
         if status not in STATUSES:
@@ -641,6 +713,13 @@ class ZendeskSandbox:
             ticket = self._tickets.get(int(ticket_id))
             if ticket is None:
                 return _NOT_FOUND
+            if "safe_update" in data:  # "A value of false has the same effect as true"
+                stamp = data.get("updated_stamp")
+                if not isinstance(stamp, str) or _second(stamp) is None:
+                    return _invalid("updated_stamp", "Updated stamp: is required for a safe update")
+                if _second(stamp) != _second(ticket["updated_at"]):
+                    return _error(409, "UpdateConflict", "Safe Update prevented the update due to outdated ticket data. "
+                                  "Please fetch the latest ticket data and try again.")
             if ticket["status"] == "closed":
                 return _invalid("status", "Status: closed prevents ticket update")
             events: list[dict[str, Any]] = []

@@ -23,6 +23,10 @@ class TicketRef:
 
     ticket_id: str
     status: str  # the helpdesk's status word, normalized to: new, open, pending, hold, solved, closed
+    # The ticket's ``updated_at`` as the helpdesk wrote it, for guarded updates (see
+    # ``Helpdesk.guards_stale_updates``); None where the helpdesk has no such guard.
+    updated_at: str | None = None
+    requester_id: str | None = None  # who the ticket belongs to now, when the answer says
 
 
 class HelpdeskError(Exception):
@@ -62,6 +66,22 @@ class TicketClosed(HelpdeskError):
     """The ticket can no longer take comments; a follow-up ticket is needed."""
 
 
+class TicketGone(HelpdeskRejected):
+    """The ticket no longer exists (an agent deleted it): the conversation needs a new one.
+    A ``HelpdeskRejected``, so code that does not know it still parks the message."""
+
+
+class RequesterGone(HelpdeskRejected):
+    """The helpdesk refused the user we sent as author or requester (deleted, or merged
+    into another user): the person's user must be found again before anything is sent."""
+
+
+class StaleTicket(HelpdeskError):
+    """A guarded update was refused because the ticket changed since the ``updated_stamp``
+    we sent (Zendesk's 409 on ``safe_update``): nothing was written. Whatever changed it --
+    an agent, or an earlier attempt of this very write -- must be looked at before resending."""
+
+
 class Helpdesk(ABC):
     """A helpdesk the bridge turns conversations into tickets in."""
 
@@ -71,6 +91,14 @@ class Helpdesk(ABC):
     # passes those keywords, for a helpdesk that says so: an adapter written before
     # attachments existed keeps working unchanged (its comments list the links).
     supports_uploads: bool = False
+    # True when ``open_ticket`` with the same ``idempotency_key`` and body never opens a
+    # second ticket (Zendesk's Idempotency-Key, kept about 2 hours).
+    idempotent_creates: bool = False
+    # True when ``append_message``/``add_note`` honour ``updated_stamp``: the write is refused
+    # with ``StaleTicket`` if the ticket changed since, so a repeat of a write that was
+    # applied is refused instead of doubled (Zendesk ``safe_update``). Without it the sync
+    # writes a "sending" marker before each write instead.
+    guards_stale_updates: bool = False
 
     @abstractmethod
     def ensure_requester(self, platform: Platform, author: Author) -> str:
@@ -104,17 +132,20 @@ class Helpdesk(ABC):
         *,
         uploads: Sequence[str] = (),
         problems: Sequence[str] | None = None,
+        updated_stamp: str | None = None,
     ) -> TicketRef:
         """Add ``message`` to the ticket as a comment authored by the requester.
 
-        ``uploads`` and ``problems`` as for ``open_ticket``. Raises ``TicketClosed`` when
-        the ticket cannot take it any more.
+        ``uploads`` and ``problems`` as for ``open_ticket``. ``updated_stamp``: with
+        ``guards_stale_updates``, refuse (``StaleTicket``) if the ticket changed since.
+        Raises ``TicketClosed`` when the ticket cannot take it any more, ``TicketGone``
+        when it was deleted, ``RequesterGone`` when the author's user was.
         """
 
     @abstractmethod
-    def add_note(self, ticket_id: str, message: SocialMessage, text: str) -> TicketRef:
+    def add_note(self, ticket_id: str, message: SocialMessage, text: str, *, updated_stamp: str | None = None) -> TicketRef:
         """Add an internal note (seen by agents only) about ``message``, e.g. that its
-        author edited or deleted it. Raises ``TicketClosed`` like ``append_message``."""
+        author edited or deleted it. Raises like ``append_message``."""
 
     @abstractmethod
     def ticket_has_message(self, ticket_id: str, message: SocialMessage) -> bool:
@@ -131,6 +162,11 @@ class Helpdesk(ABC):
         and still delivers the message.
         """
         return []
+
+    def current_ticket(self, ticket_id: str) -> TicketRef:
+        """The ticket as it is now (status, ``updated_at``, requester); a read. Needed by
+        adapters with ``guards_stale_updates``; the default refuses."""
+        raise HelpdeskRejected(f"{self.name} cannot read a ticket's current state")
 
     def find_ticket_with_message(self, external_id: str, message: SocialMessage) -> TicketRef | None:
         """A ticket with this ``external_id`` (the conversation key) that already has

@@ -105,7 +105,15 @@ from datetime import datetime
 from typing import Any
 
 from chalicelib.helpdesk import outcomes
-from chalicelib.helpdesk.base import Helpdesk, HelpdeskRejected, HelpdeskUnavailable, TicketClosed, TicketRef
+from chalicelib.helpdesk.base import (
+    Helpdesk,
+    HelpdeskRejected,
+    HelpdeskUnavailable,
+    RequesterGone,
+    TicketClosed,
+    TicketGone,
+    TicketRef,
+)
 from chalicelib.helpdesk.formatting import comment_body, message_reference, ticket_subject, ticket_tags
 from chalicelib.helpdesk.http import Exchange, HttpResponse, JsonHttpClient, parse_retry_after
 from chalicelib.models import Author, Platform, SocialMessage
@@ -361,7 +369,11 @@ class FreshdeskHelpdesk(Helpdesk):
             "private": False,
             "user_id": requester,
         }
-        self._body(self._call("POST", f"/api/v2/tickets/{number}/notes", json=note, writes_message=True), writes_message=True)
+        response = self._call(
+            "POST", f"/api/v2/tickets/{number}/notes", json=note, writes_message=True, missing_means_gone=True,
+            people_fields=("user_id",),
+        )
+        self._body(response, writes_message=True)
         if status in (STATUS_PENDING, STATUS_RESOLVED):
             status = self._reopen(number, status)
         return TicketRef(ticket_id=str(number), status=normalize_status(status))
@@ -371,7 +383,8 @@ class FreshdeskHelpdesk(Helpdesk):
         number = _freshdesk_id(ticket_id, "ticket")
         status = self._open_status(number)
         note = {"body": html_body(text, message_reference(message)), "private": True}
-        self._body(self._call("POST", f"/api/v2/tickets/{number}/notes", json=note, writes_message=True), writes_message=True)
+        response = self._call("POST", f"/api/v2/tickets/{number}/notes", json=note, writes_message=True, missing_means_gone=True)
+        self._body(response, writes_message=True)
         return TicketRef(ticket_id=str(number), status=normalize_status(status))
 
     def ticket_has_message(self, ticket_id: str, message: SocialMessage) -> bool:
@@ -401,7 +414,8 @@ class FreshdeskHelpdesk(Helpdesk):
         return None
 
     def _get_ticket(self, number: int) -> dict[str, Any]:
-        return self._body(self._call("GET", f"/api/v2/tickets/{number}", writes_message=False), writes_message=False)
+        response = self._call("GET", f"/api/v2/tickets/{number}", writes_message=False, missing_means_gone=True)
+        return self._body(response, writes_message=False)
 
     def _open_status(self, number: int) -> int:
         """The ticket's status id; ``TicketClosed`` when it is closed or deleted."""
@@ -527,12 +541,16 @@ class FreshdeskHelpdesk(Helpdesk):
         params: dict[str, Any] | None = None,
         writes_message: bool,
         conflict_ok: bool = False,
+        missing_means_gone: bool = False,
+        people_fields: tuple[str, ...] = (),
     ) -> HttpResponse:
         """Send one request; return a 2xx response (or a 409 with ``conflict_ok``), or
         raise the helpdesk exception it means.
 
         ``writes_message``: the request puts a message on a ticket, so an ambiguous
-        failure is reported as ``maybe_applied``.
+        failure is reported as ``maybe_applied``. ``missing_means_gone``: a 404 means the
+        ticket was deleted for good (``TicketGone``). ``people_fields``: a 400/422 naming
+        one of these fields refuses the contact we sent (``RequesterGone``).
         """
         response = outcomes.send(
             "Freshdesk", self._http, method, path, writes_message=writes_message, json=json, params=params
@@ -541,6 +559,10 @@ class FreshdeskHelpdesk(Helpdesk):
         status = response.status
         if 200 <= status < 300 or (status == 409 and conflict_ok):
             return response
+        if status == 404 and missing_means_gone:
+            raise TicketGone(f"Freshdesk ticket not found, deleted? ({outcomes.describe(method, path)}){_error_text(response)}")
+        if status in (400, 422) and people_fields and _names_field(response, people_fields):
+            raise RequesterGone(f"Freshdesk refused the contact ({outcomes.describe(method, path)}){_error_text(response)}")
         raise outcomes.status_error(
             "Freshdesk", outcomes.describe(method, path), status, detail=_error_text(response),
             retry_after=parse_retry_after(response.header("Retry-After")), writes_message=writes_message,
@@ -549,6 +571,13 @@ class FreshdeskHelpdesk(Helpdesk):
 
 
 # --- responses ---------------------------------------------------------------------------
+
+
+def _names_field(response: HttpResponse, names: tuple[str, ...]) -> bool:
+    """A validation error about one of ``names`` (``{"errors": [{"field": "user_id", ...}]}``)."""
+    data = outcomes.read_json(response)
+    errors = data.get("errors") if isinstance(data, dict) else None
+    return isinstance(errors, list) and any(isinstance(e, dict) and e.get("field") in names for e in errors)
 
 
 def _next_link(value: str | None) -> str | None:

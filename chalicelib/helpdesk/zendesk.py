@@ -87,7 +87,10 @@ from chalicelib.helpdesk.base import (
     HelpdeskRejected,
     HelpdeskUnavailable,
     IdempotencyConflict,
+    RequesterGone,
+    StaleTicket,
     TicketClosed,
+    TicketGone,
     TicketRef,
 )
 from chalicelib.helpdesk.formatting import comment_body, message_reference, ticket_subject, ticket_tags
@@ -215,6 +218,8 @@ class ZendeskHelpdesk(Helpdesk):
 
     name = "zendesk"
     supports_uploads = True
+    idempotent_creates = True  # Idempotency-Key on POST /api/v2/tickets
+    guards_stale_updates = True  # safe_update + updated_stamp on PUT /api/v2/tickets/{id}
 
     def __init__(
         self,
@@ -294,6 +299,7 @@ class ZendeskHelpdesk(Helpdesk):
             headers={"Idempotency-Key": idempotency_key},
             writes_message=True,
             idempotent=True,
+            people_fields=("requester", "requester_id", "submitter", "submitter_id", "author_id"),
         )
         return self._ticket_ref(response, writes_message=True)
 
@@ -305,26 +311,40 @@ class ZendeskHelpdesk(Helpdesk):
         *,
         uploads: Sequence[str] = (),
         problems: Sequence[str] | None = None,
+        updated_stamp: str | None = None,
     ) -> TicketRef:
         """Add the message as a public comment authored by the requester, with ``uploads``.
 
-        Raises ``TicketClosed`` on Zendesk's "Status: closed prevents ticket update".
+        With ``updated_stamp``, a safe update: Zendesk answers 409 (``StaleTicket``) if the
+        ticket's ``updated_at`` is no longer that stamp. Raises ``TicketClosed`` on "Status:
+        closed prevents ticket update", ``TicketGone`` on 404 (deleted), ``RequesterGone``
+        when Zendesk refuses the author (a deleted or merged user).
         """
-        path = f"/api/v2/tickets/{_zendesk_id(ticket_id, 'ticket')}"
-        body = {
-            "ticket": {
-                "comment": _comment(message, _zendesk_id(requester_id, "user"), uploads, problems),
-                "metadata": {METADATA_KEY: message_reference(message)},
-            }
+        ticket = {
+            "comment": _comment(message, _zendesk_id(requester_id, "user"), uploads, problems),
+            "metadata": {METADATA_KEY: message_reference(message)},
         }
-        response = self._call("PUT", path, json=body, writes_message=True, closed_means_ticket_closed=True)
-        return self._ticket_ref(response, writes_message=True)
+        return self._update(ticket_id, ticket, updated_stamp)
 
-    def add_note(self, ticket_id: str, message: SocialMessage, text: str) -> TicketRef:
+    def add_note(self, ticket_id: str, message: SocialMessage, text: str, *, updated_stamp: str | None = None) -> TicketRef:
         """Add an internal note by the API user (Zendesk lets only agents write private comments)."""
-        path = f"/api/v2/tickets/{_zendesk_id(ticket_id, 'ticket')}"
-        body = {"ticket": {"comment": {"body": text, "public": False}, "metadata": {METADATA_KEY: message_reference(message)}}}
-        response = self._call("PUT", path, json=body, writes_message=True, closed_means_ticket_closed=True)
+        ticket = {"comment": {"body": text, "public": False}, "metadata": {METADATA_KEY: message_reference(message)}}
+        return self._update(ticket_id, ticket, updated_stamp)
+
+    def _update(self, ticket_id: str, ticket: dict[str, Any], updated_stamp: str | None) -> TicketRef:
+        """``PUT /api/v2/tickets/{id}``, a safe update when ``updated_stamp`` is given."""
+        if updated_stamp:
+            ticket = {**ticket, "safe_update": True, "updated_stamp": updated_stamp}
+        response = self._call(
+            "PUT",
+            f"/api/v2/tickets/{_zendesk_id(ticket_id, 'ticket')}",
+            json={"ticket": ticket},
+            writes_message=True,
+            closed_means_ticket_closed=True,
+            missing_means_gone=True,
+            people_fields=("author_id", "author", "requester", "requester_id", "submitter", "submitter_id"),
+            guarded=bool(updated_stamp),
+        )
         return self._ticket_ref(response, writes_message=True)
 
     def ticket_has_message(self, ticket_id: str, message: SocialMessage) -> bool:
@@ -345,9 +365,16 @@ class ZendeskHelpdesk(Helpdesk):
     def ticket_status(self, ticket_id: str) -> TicketRef:
         """The ticket's current status (``GET /api/v2/tickets/{id}``), for the agent-event
         handler: a status notification may arrive late or out of order, so the ticket is
-        read rather than the notification trusted. A read never applies anything."""
-        response = self._call("GET", f"/api/v2/tickets/{_zendesk_id(ticket_id, 'ticket')}", writes_message=False)
+        read rather than the notification trusted. A read never applies anything.
+        ``TicketGone`` when the ticket was deleted."""
+        response = self._call(
+            "GET", f"/api/v2/tickets/{_zendesk_id(ticket_id, 'ticket')}", writes_message=False, missing_means_gone=True
+        )
         return self._ticket_ref(response, writes_message=False)
+
+    def current_ticket(self, ticket_id: str) -> TicketRef:
+        """The ticket as it is now: status, ``updated_at`` (the next safe update's stamp), requester."""
+        return self.ticket_status(ticket_id)
 
     def upload(self, files: Sequence[FileToAttach]) -> list[str]:
         """Upload each file (``POST /api/v2/uploads?filename=``); one token per file.
@@ -421,7 +448,13 @@ class ZendeskHelpdesk(Helpdesk):
         ticket = self._body(response, writes_message=writes_message).get("ticket")
         if not isinstance(ticket, dict) or ticket.get("id") is None:
             raise HelpdeskUnavailable("Zendesk answered without a ticket id", maybe_applied=writes_message)
-        return TicketRef(ticket_id=str(ticket["id"]), status=normalize_status(ticket.get("status")))
+        requester = ticket.get("requester_id")
+        return TicketRef(
+            ticket_id=str(ticket["id"]),
+            status=normalize_status(ticket.get("status")),
+            updated_at=str(ticket["updated_at"]) if ticket.get("updated_at") else None,
+            requester_id=str(requester) if requester is not None else None,
+        )
 
     def _call(
         self,
@@ -435,13 +468,19 @@ class ZendeskHelpdesk(Helpdesk):
         writes_message: bool,
         closed_means_ticket_closed: bool = False,
         idempotent: bool = False,
+        missing_means_gone: bool = False,
+        people_fields: tuple[str, ...] = (),
+        guarded: bool = False,
     ) -> HttpResponse:
         """Send one request; return a 2xx response or raise the helpdesk exception it means.
 
         ``writes_message``: the request puts a message on a ticket, so an ambiguous
         failure is reported as ``maybe_applied``. ``idempotent``: it carries an
         ``Idempotency-Key``, so Zendesk's ``IdempotentRequestError`` is raised as
-        ``IdempotencyConflict``. ``data``: a raw body (uploads).
+        ``IdempotencyConflict``. ``data``: a raw body (uploads). ``missing_means_gone``: a 404
+        is the ticket's deletion (``TicketGone``). ``people_fields``: a 422 naming one of these
+        fields refuses the user we sent (``RequesterGone``). ``guarded``: the body is a safe
+        update, so a 409 means the ticket changed since its stamp (``StaleTicket``).
         """
         what = outcomes.describe(method, path)
         extra: dict[str, Any] = {}
@@ -464,6 +503,12 @@ class ZendeskHelpdesk(Helpdesk):
             raise TicketClosed(f"Zendesk ticket is closed ({what}){detail}")
         if status == 400 and idempotent and _is_idempotency_error(response):
             raise IdempotencyConflict(f"Zendesk {what}: idempotency key reused with another request body{detail}")
+        if status == 404 and missing_means_gone:
+            raise TicketGone(f"Zendesk ticket not found, deleted? ({what}){detail}")
+        if status == 422 and people_fields and _names_field(response, people_fields):
+            raise RequesterGone(f"Zendesk refused the user ({what}){detail}")
+        if status == 409 and guarded:
+            raise StaleTicket(f"Zendesk ticket changed since our last update ({what}){detail}")
         retry_after = parse_retry_after(response.header("Retry-After"))
         if status == 429 and retry_after is None:  # Zendesk also announces the window's reset
             retry_after = parse_retry_after(response.header("ratelimit-reset"))
@@ -553,6 +598,13 @@ def _is_idempotency_error(response: HttpResponse) -> bool:
     if isinstance(error, dict):
         error = error.get("title")
     return isinstance(error, str) and error.replace(" ", "").lower() == "idempotentrequesterror"
+
+
+def _names_field(response: HttpResponse, names: tuple[str, ...]) -> bool:
+    """A 422 whose ``details`` are about one of ``names`` (``{"details": {"author_id": [...]}}``)."""
+    data = outcomes.read_json(response)
+    details = data.get("details") if isinstance(data, dict) else None
+    return isinstance(details, dict) and any(name in details for name in names)
 
 
 def _says_closed(response: HttpResponse) -> bool:

@@ -254,37 +254,50 @@ def test_meta_handshake_and_x_crc_over_http(stack: Stack) -> None:
     assert stack.items() == []
 
 
+@pytest.mark.parametrize("guard", ["a guarded update (settled ticket stamp)", "a sending marker (fresh ticket stamp)"])
 @pytest.mark.parametrize("retried_in", ["the same execution environment", "a fresh execution environment"])
-def test_a_failed_bookkeeping_write_after_delivery_does_not_deliver_twice(stack: Stack, monkeypatch, retried_in: str) -> None:
+def test_a_failed_bookkeeping_write_after_delivery_does_not_deliver_twice(
+    stack: Stack, monkeypatch, retried_in: str, guard: str
+) -> None:
     from chalicelib import wiring
     from chalicelib.store import StoreUnavailable
-    from chalicelib.sync import RECORD_PATIENCE_SECONDS, TicketSync
+    from chalicelib.sync import RECORD_PATIENCE_SECONDS, STAMP_SETTLE_SECONDS, TicketSync
 
     stack.post_webhook("meta", _messenger("m_ddb_1", "7777700", "charged twice"))
     stack.sync()
     [ticket] = stack.tickets()
+    if guard.startswith("a guarded"):
+        import time
+
+        time.sleep(STAMP_SETTLE_SECONDS)  # real time (Zendesk's clock): any write now changes updated_at
 
     store = wiring.ticket_sync().store
     real_save = store.save_conversation
-    failures = {"left": 8}  # more than the sync's own retries: the whole batch fails
+    saves = {"seen": 0}
+    # The marker (if any) is written; the write recording the delivery fails for longer
+    # than the sync's own retries: the whole batch fails after Zendesk took the comment.
+    first_failing = 0 if guard.startswith("a guarded") else 1
 
-    def flaky_save(conversation: Any) -> None:
-        if failures["left"] > 0:
-            failures["left"] -= 1
+    def flaky_save(conversation: Any, **kwargs: Any) -> None:
+        saves["seen"] += 1
+        if first_failing < saves["seen"] <= first_failing + 8:
             raise StoreUnavailable("ProvisionedThroughputExceededException")
-        real_save(conversation)
+        real_save(conversation, **kwargs)
 
     monkeypatch.setattr(store, "save_conversation", flaky_save)
     stack.post_webhook("meta", _messenger("m_ddb_2", "7777700", "still charged", t=1_764_000_300))
     stack.sync()  # the comment reached the ticket, its bookkeeping did not: Lambda retries the batch
     assert stack.poller.failures == 1
-    assert sum(stack.sleeps) >= RECORD_PATIENCE_SECONDS  # it waited that long before giving up
+    assert len(stack.sandbox.comments(ticket["id"])) == 2
+    assert sum(stack.sleeps) >= RECORD_PATIENCE_SECONDS  # it waited out that much throttling before giving up
     if retried_in == "a fresh execution environment":  # nothing the failed attempt knew survives
         wiring.override("sync", TicketSync(store, wiring.helpdesk(), wiring.dead_letters(),
                                            sleep=stack.time.sleep, clock=stack.time.now))
     stack.sync()
     assert [b.splitlines()[0] for b in _comment_bodies(stack, ticket)] == ["charged twice", "still charged"]
     assert stack.poller.failures == 1
+    assert stack.parked_in_queue() == 0
+
 
 def test_messages_batched_in_one_delivery_reach_the_ticket_in_the_order_they_were_sent(stack: Stack) -> None:
     # Meta batches a customer's quick messages into one POST, not always in order; the

@@ -41,6 +41,7 @@ from chalicelib.helpdesk.formatting import comment_body
 from chalicelib.models import Attachment, Author, Direction, Kind, Platform, SocialMessage
 from chalicelib.store import Conversation
 from chalicelib.sync import Outcome, TicketSync, idempotency_key
+from tests.support.memory_store import MemoryQueue, MemoryStore
 
 JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8 + b"\xff\xd9"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 300
@@ -537,39 +538,10 @@ def test_a_plain_json_client_cannot_upload_but_everything_else_works() -> None:
 # --- the sync: once per delivery, idempotency ------------------------------------------------------
 
 
-class MemoryStore:
-    def __init__(self) -> None:
-        self.conversations: dict[str, Conversation] = {}
-
-    def get_conversation(self, key: str) -> Conversation:
-        import copy
-
-        return copy.deepcopy(self.conversations.get(key) or Conversation(key))
-
-    def save_conversation(self, conversation: Conversation) -> None:
-        import copy
-
-        conversation.version += 1
-        self.conversations[conversation.key] = copy.deepcopy(conversation)
-
-    def find_requester(self, *args: Any) -> None:
-        return None
-
-    def mark_deleted(self, *args: Any) -> None:
-        pass
-
-
-class MemoryQueue:
-    def __init__(self) -> None:
-        self.parked: list[tuple[str, str, str]] = []
-
-    def park(self, conversation_key: str, message_id: str, reason: str) -> None:
-        self.parked.append((conversation_key, message_id, reason))
-
-
 class ScriptedHelpdesk(Helpdesk):
     name = "zendesk"
     supports_uploads = True
+    idempotent_creates = True  # like Zendesk's Idempotency-Key: a repeat never opens a second ticket
 
     def __init__(self) -> None:
         self.uploads: list[str] = []
@@ -724,10 +696,10 @@ def test_a_redrive_looks_for_the_ticket_before_creating_it_again() -> None:
     fetch = StaticFetcher(PHOTO)
     sync, store, queue, _ = sync_with(helpdesk, fetch)
     msg = message(Attachment(type="image", url="https://cdn/a.jpg"))
-    store.save_conversation(Conversation(msg.conversation_key, parked=[msg.message_id]))
-    assert sync.sync_message(msg, redrive=True) is Outcome.TICKET_OPENED
+    entry = store.park(store.get_conversation(msg.conversation_key), msg.message_id, "helpdesk down")
+    assert sync.sync_message(msg, redrive=entry) is Outcome.TICKET_OPENED
     assert helpdesk.opened == [] and fetch.calls == 0 and helpdesk.uploads == []  # found: nothing uploaded for nothing
-    assert store.get_conversation(msg.conversation_key).parked == []
+    assert store.get_conversation(msg.conversation_key).parked == 0 and store.parked_head(msg.conversation_key) is None
 
 
 # --- https: the checked address is used, the certificate is verified for the name -----------------
