@@ -346,10 +346,24 @@ def retry_agent_replies(event: Any) -> None:
 @app.schedule("rate(10 minutes)", name="redrive_parked")
 def redrive_parked(event: Any) -> None:
     """Replay parked messages, so a helpdesk outage heals itself once it ends."""
+    from datetime import timedelta
+
+    from aws_lambda_powertools.metrics import MetricUnit
+
     from chalicelib.redrive import redrive
 
-    report = redrive(wiring.message_store(), wiring.ticket_sync(), wiring.dead_letters())
-    _publish("redrive", report.outcomes)
+    # Same guard as the stream sync: one message may spend up to 120 s on its attachments.
+    report = redrive(
+        wiring.message_store(),
+        wiring.ticket_sync(),
+        wiring.dead_letters(),
+        remaining_seconds=_remaining_seconds(event),
+        reserve_seconds=150,
+        set_aside_after=timedelta(seconds=float(os.environ.get("PARKED_SET_ASIDE_AFTER_SECONDS", "3600"))),
+    )
+    # The alarm's signal: how long the longest-blocked conversation has waited.
+    metrics.add_metric(name="parked_head_age_seconds", unit=MetricUnit.Seconds, value=report.oldest_parked_seconds)
+    _publish("redrive", report.metrics())
 
 
 def _remaining_seconds(event: Any) -> Callable[[], float] | None:
