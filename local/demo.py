@@ -32,11 +32,33 @@ POLICY = TicketPolicy.from_env()  # praise is stored, not ticketed: expect ticke
 
 
 Found = tuple[dict[str, Any], list[str]]  # the ticket, and the first line of each of its messages
+# Freshdesk answers a ticket's status as a number (Zendesk: a word).
+FRESHDESK_STATUSES = {2: "Open", 3: "Pending", 4: "Resolved", 5: "Closed"}
 
 
-def _zendesk_lookup(url: str) -> Callable[[str], Found | None]:
-    email = os.environ.get("ZENDESK_EMAIL") or SANDBOX_ZENDESK_EMAIL
-    token = os.environ.get("ZENDESK_API_TOKEN") or SANDBOX_ZENDESK_TOKEN
+def is_sandbox(state: dict[str, Any], part: str) -> bool:
+    """Whether `make run` started ``part`` itself (it says so in its state; a URL on this
+    machine may just as well be the user's own service)."""
+    return part in state.get("sandboxes", ())
+
+
+def _credential(name: str, sandbox_value: str, sandbox: bool) -> str:
+    """Our sandbox's credential, or the user's for the helpdesk they named."""
+    if sandbox:
+        return sandbox_value
+    value = os.environ.get(name)
+    if not value:
+        raise SystemExit(f"`make run` uses your helpdesk: set {name} for `make demo` too.")
+    return value
+
+
+def _first_line(text: str) -> str:
+    return (text.strip().splitlines() or [""])[0]
+
+
+def _zendesk_lookup(url: str, *, sandbox: bool) -> Callable[[str], Found | None]:
+    email = _credential("ZENDESK_EMAIL", SANDBOX_ZENDESK_EMAIL, sandbox)
+    token = _credential("ZENDESK_API_TOKEN", SANDBOX_ZENDESK_TOKEN, sandbox)
     credentials = base64.b64encode(f"{email}/token:{token}".encode()).decode()
     headers = {"Authorization": f"Basic {credentials}", "Accept": "application/json"}
 
@@ -48,15 +70,15 @@ def _zendesk_lookup(url: str) -> Callable[[str], Found | None]:
             return None
         ticket = found[-1]
         _, answer = _http("GET", f"{url}/api/v2/tickets/{ticket['id']}/comments.json", headers=headers)
-        return ticket, [(c.get("body") or "").splitlines()[0] for c in (answer or {}).get("comments") or []]
+        return ticket, [_first_line(c.get("body") or "") for c in (answer or {}).get("comments") or []]
 
     return find
 
 
-def _freshdesk_lookup(url: str) -> Callable[[str], Found | None]:
+def _freshdesk_lookup(url: str, *, sandbox: bool) -> Callable[[str], Found | None]:
     from chalicelib.helpdesk.freshdesk import conversation_tag
 
-    api_key = os.environ.get("FRESHDESK_API_KEY") or SANDBOX_FRESHDESK_API_KEY
+    api_key = _credential("FRESHDESK_API_KEY", SANDBOX_FRESHDESK_API_KEY, sandbox)
     headers = {"Authorization": "Basic " + base64.b64encode(f"{api_key}:X".encode()).decode(), "Accept": "application/json"}
 
     def find(key: str) -> Found | None:
@@ -65,12 +87,26 @@ def _freshdesk_lookup(url: str) -> Callable[[str], Found | None]:
         found = (answer or {}).get("results") or []
         if not found:
             return None
-        ticket = max(found, key=lambda t: t["id"])
+        # Search results leave the description out: the ticket itself has it (the first message).
+        _, ticket = _http("GET", f"{url}/api/v2/tickets/{max(t['id'] for t in found)}", headers=headers)
+        if not isinstance(ticket, dict) or "id" not in ticket:
+            return None
         _, notes = _http("GET", f"{url}/api/v2/tickets/{ticket['id']}/conversations", headers=headers)
         texts = [ticket.get("description_text") or ""] + [n.get("body_text") or "" for n in notes or [] if not n.get("private")]
-        return ticket, [(t.strip().splitlines() or [""])[0] for t in texts]
+        return ticket, [_first_line(text) for text in texts]
 
     return find
+
+
+def describe_ticket(key: str, ticket: dict[str, Any], first_lines: list[str]) -> list[str]:
+    """The lines `make demo` prints for one ticket: number, subject, status, tags, its messages."""
+    status = ticket.get("status")
+    shown = FRESHDESK_STATUSES.get(status, str(status)) if isinstance(status, int) else str(status)
+    return [
+        f"#{ticket['id']}  {ticket['subject']}",
+        f"    status {shown} · tags {', '.join(ticket.get('tags', []))} · conversation {key}",
+        *(f"    · {line}" for line in first_lines),
+    ]
 
 
 def expected_conversations(samples: list[tuple[str, dict[str, Any]]]) -> Counter[str]:
@@ -87,7 +123,7 @@ def expected_conversations(samples: list[tuple[str, dict[str, Any]]]) -> Counter
 def _send_google_review(state: dict[str, Any], app_url: str, run: str) -> str | None:
     """A 2-star Google review: the sandbox plays Google and hands back the signed Pub/Sub push."""
     google_url = state.get("google_url")
-    if not google_url or "127.0.0.1" not in google_url:
+    if not google_url or not is_sandbox(state, "google"):
         return None  # a real Business Profile API: nothing to seed
     review = {"review_id": f"r{run}", "stars": 2, "reviewer": "Lea Brandt",
               "comment": "Waited 40 minutes for a table we had booked. Staff didn't care."}
@@ -102,7 +138,7 @@ def _send_google_review(state: dict[str, Any], app_url: str, run: str) -> str | 
 def _post_polled_mention(state: dict[str, Any], run: str) -> str | None:
     """A mention only the X poller can see (no webhook): it must still become a ticket."""
     x_api_url = state.get("x_api_url")
-    if not x_api_url or "127.0.0.1" not in x_api_url:
+    if not x_api_url or not is_sandbox(state, "x"):
         return None
     author = f"4001{run}"
     mention = {"text": "@acme_support two weeks and still no refund for order 5521", "author_id": author,
@@ -147,7 +183,8 @@ def main() -> int:
     expect_sent = {key for key in known if key in expected}
     helpdesk_url = state["helpdesk_url"].rstrip("/")
     print(f"\nWaiting for {len(expected)} tickets ({sum(expected.values())} customer messages) in {helpdesk_url} …")
-    find = (_freshdesk_lookup if state.get("helpdesk") == "freshdesk" else _zendesk_lookup)(helpdesk_url)
+    kind = state.get("helpdesk") or "zendesk"
+    find = (_freshdesk_lookup if kind == "freshdesk" else _zendesk_lookup)(helpdesk_url, sandbox=is_sandbox(state, kind))
     deadline = time.monotonic() + WAIT_SECONDS
     tickets: dict[str, dict[str, Any]] = {}
     comments: dict[str, list[str]] = {}
@@ -167,10 +204,7 @@ def main() -> int:
         if not ticket:
             print(f"\n✗ no ticket yet for {key}")
             continue
-        print(f"\n#{ticket['id']}  {ticket['subject']}")
-        print(f"    status {ticket['status']} · tags {', '.join(ticket.get('tags', []))} · conversation {key}")
-        for first_line in comments.get(key, []):
-            print(f"    · {first_line}")
+        print("\n" + "\n".join(describe_ticket(key, ticket, comments.get(key, []))))
     missing = [k for k in expected if k not in tickets or len(comments.get(k, [])) < expected[k]]
     print(
         f"\n{len(tickets)} tickets for {len(expected)} conversations; "

@@ -4,7 +4,10 @@ Starts, all on 127.0.0.1:
 
 * a moto server playing DynamoDB (+ Streams) and SQS, with the table and the
   dead-letter queue created from ``infra/template.json``;
-* the Zendesk sandbox, unless ``ZENDESK_URL`` points at a real Zendesk;
+* the Zendesk sandbox (Freshdesk's with ``HELPDESK=freshdesk``), unless ``ZENDESK_URL``
+  (``FRESHDESK_URL``) names the helpdesk to use: then it is the user's, reached with the
+  user's ``ZENDESK_EMAIL`` / ``ZENDESK_API_TOKEN`` (``FRESHDESK_API_KEY``), wherever it
+  runs, even on this machine;
 * ``chalice local`` serving the webhook routes on ``$PORT`` (default 8000);
 * a stream poller handing the table's stream to the Lambda's own sync handler,
   and the scheduled redrive every minute.
@@ -20,6 +23,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +102,8 @@ def main() -> int:
         # Sample attachments point at platform CDNs this machine may not reach.
         os.environ.setdefault("ATTACHMENTS_ENABLED", "false")
 
-        kind, helpdesk_url, helpdesk_note, tickets_url = _start_helpdesk(started)
+        helpdesk = _start_helpdesk(started)
+        sandboxes = [helpdesk.kind] if helpdesk.sandbox else []  # what we started: `make demo` may seed them
 
         if os.environ.get("GOOGLE_BUSINESS_API_URL"):
             google_url = os.environ["GOOGLE_BUSINESS_API_URL"]
@@ -107,9 +112,11 @@ def main() -> int:
 
             google = GoogleSandbox(port=port("GOOGLE_SANDBOX_PORT")).start()
             started.append(google.stop)
+            sandboxes.append("google")
             google_url = google.url
             os.environ.update(
                 GOOGLE_BUSINESS_API_URL=google.url,
+                GOOGLE_ACCESS_TOKEN=google.access_token,
                 GOOGLE_JWKS_URL=google.jwks_url,
                 GOOGLE_PUSH_AUDIENCE=google.audience,
                 GOOGLE_PUSH_SERVICE_ACCOUNTS=google.push_email,
@@ -122,11 +129,12 @@ def main() -> int:
 
             x_api = XSandbox(port=port("X_SANDBOX_PORT"), brand_username="acme_support").start()
             started.append(x_api.stop)
+            sandboxes.append("x")
             os.environ.update(X_API_URL=x_api.url, X_BRAND_USER_ID=x_api.brand_id, X_USER_ACCESS_TOKEN=x_api.token)
             os.environ.setdefault("X_POLLING_ENABLED", "true")
             x_note = f"X API sandbox at {x_api.url} (polled every {POLL_INTERVAL_SECONDS:.0f} s)"
 
-        reply_sandboxes = _start_reply_sandboxes(started)
+        reply_sandboxes = _start_reply_sandboxes(started, sandboxes)
 
         app_port = port("PORT")
         chalice_bin = Path(sys.executable).with_name("chalice")
@@ -137,12 +145,7 @@ def main() -> int:
         )
         base = f"http://127.0.0.1:{app_port}"
         _wait_for_http(f"{base}/health", chalice)
-        if kind == "zendesk" and "127.0.0.1" in helpdesk_url:
-            # What `make zendesk-setup` does for a real account: the webhook and triggers
-            # that send agents' public replies back to the app.
-            from chalicelib.helpdesk.zendesk_admin import ZendeskAdmin
-
-            ZendeskAdmin(helpdesk_url, SANDBOX_ZENDESK_EMAIL, SANDBOX_ZENDESK_TOKEN).ensure(base)
+        _connect_agent_replies(helpdesk, base)
 
         # The sync runs here, in-process, with the very handler Lambda would call.
         sys.path.insert(0, str(ROOT))
@@ -169,8 +172,9 @@ def main() -> int:
         write_state(
             {
                 "app_url": base,
-                "helpdesk": kind,
-                "helpdesk_url": helpdesk_url,
+                "helpdesk": helpdesk.kind,
+                "helpdesk_url": helpdesk.url,
+                "sandboxes": sandboxes,
                 "google_url": google_url,
                 "x_api_url": os.environ["X_API_URL"],
                 "moto_url": moto_url,
@@ -194,8 +198,8 @@ def main() -> int:
                     f"  X polling         {x_note}",
                     f"  Replies go to     {reply_sandboxes}",
                     f"  Health            {base}/health",
-                    f"  Helpdesk          {helpdesk_note}",
-                    f"  Tickets           {tickets_url}",
+                    f"  Helpdesk          {helpdesk.note}",
+                    f"  Tickets           {helpdesk.tickets_url}",
                     f"  DynamoDB + SQS    moto at {moto_url} (table {resources.table_name})",
                     "  Try it:           make demo   (in a second terminal)",
                     "",
@@ -225,9 +229,10 @@ def main() -> int:
                 print(f"while stopping: {exc}", file=sys.stderr)
 
 
-def _start_reply_sandboxes(started: list[Callable[[], object]]) -> str:
-    """Meta Graph, Telegram and LINE stand-ins that agents' replies are sent to
-    (unless their real API URLs are configured). Returns a line for the banner."""
+def _start_reply_sandboxes(started: list[Callable[[], object]], sandboxes: list[str]) -> str:
+    """Meta Graph, Telegram and LINE stand-ins that agents' replies are sent to (unless
+    their real API URLs are configured), named in ``sandboxes``; a sandbox we start gets
+    its own tokens, whatever the shell holds. Returns a line for the banner."""
     from local.samples import IG_ACCOUNT_ID, PAGE_ID, WA_PHONE_NUMBER_ID
 
     urls = []
@@ -238,9 +243,10 @@ def _start_reply_sandboxes(started: list[Callable[[], object]]) -> str:
         started.append(graph.stop)
         for account in (PAGE_ID, IG_ACCOUNT_ID, WA_PHONE_NUMBER_ID):
             graph.set_token(account, f"local-meta-token-{account}")
-            os.environ.setdefault(f"META_PAGE_TOKEN_{account}", f"local-meta-token-{account}")
-        os.environ.setdefault("WHATSAPP_ACCESS_TOKEN", f"local-meta-token-{WA_PHONE_NUMBER_ID}")
+            os.environ[f"META_PAGE_TOKEN_{account}"] = f"local-meta-token-{account}"
+        os.environ["WHATSAPP_ACCESS_TOKEN"] = f"local-meta-token-{WA_PHONE_NUMBER_ID}"
         os.environ["META_GRAPH_URL"] = graph.url
+        sandboxes.append("meta")
         urls.append(f"Meta {graph.url}")
     if not os.environ.get("TELEGRAM_API_URL"):
         from local.telegram_sandbox import DEFAULT_BOT_TOKEN, TelegramSandbox
@@ -248,7 +254,8 @@ def _start_reply_sandboxes(started: list[Callable[[], object]]) -> str:
         bot = TelegramSandbox(port=port("TELEGRAM_SANDBOX_PORT")).start()
         started.append(bot.stop)
         os.environ.update(TELEGRAM_API_URL=bot.url)
-        os.environ.setdefault("TELEGRAM_BOT_TOKEN", DEFAULT_BOT_TOKEN)
+        os.environ["TELEGRAM_BOT_TOKEN"] = DEFAULT_BOT_TOKEN
+        sandboxes.append("telegram")
         urls.append(f"Telegram {bot.url}")
     if not os.environ.get("LINE_API_URL"):
         from local.line_sandbox import DEFAULT_CHANNEL_TOKEN, LineSandbox
@@ -256,30 +263,54 @@ def _start_reply_sandboxes(started: list[Callable[[], object]]) -> str:
         channel = LineSandbox(port=port("LINE_SANDBOX_PORT")).start()
         started.append(channel.stop)
         os.environ.update(LINE_API_URL=channel.url)
-        os.environ.setdefault("LINE_CHANNEL_ACCESS_TOKEN", DEFAULT_CHANNEL_TOKEN)
+        os.environ["LINE_CHANNEL_ACCESS_TOKEN"] = DEFAULT_CHANNEL_TOKEN
+        sandboxes.append("line")
         urls.append(f"LINE {channel.url}")
     return ", ".join(urls) or "real platform APIs"
 
 
-def _start_helpdesk(started: list[Callable[[], object]]) -> tuple[str, str, str, str]:
-    """The helpdesk named by ``HELPDESK``: the real one when its URL is set, else its sandbox.
+@dataclass(frozen=True)
+class HelpdeskChoice:
+    """The helpdesk ``make run`` uses. ``sandbox``: we started it (and know its
+    credentials); otherwise it is the user's, named by ``ZENDESK_URL`` / ``FRESHDESK_URL``."""
 
-    Returns (kind, base URL, a line for the banner, where to see tickets).
-    """
+    kind: str
+    url: str
+    sandbox: bool
+    note: str  # a line for the banner
+    tickets_url: str  # where to see the tickets
+
+
+def _users_credentials(url_variable: str, *needed: str) -> None:
+    """The user named their own helpdesk: its credentials are theirs to give, never ours."""
+    missing = [name for name in needed if not os.environ.get(name)]
+    if missing:
+        raise SystemExit(
+            f"{url_variable} is set, so `make run` uses that helpdesk with your credentials: set "
+            f"{' and '.join(missing)} too (or unset {url_variable} to use the local sandbox)."
+        )
+
+
+def _start_helpdesk(started: list[Callable[[], object]]) -> HelpdeskChoice:
+    """The helpdesk named by ``HELPDESK``: the user's when its URL is set, else our sandbox."""
     kind = os.environ.get("HELPDESK", "zendesk").strip().lower()
     if kind == "freshdesk":
         if os.environ.get("FRESHDESK_URL"):
+            _users_credentials("FRESHDESK_URL", "FRESHDESK_API_KEY")
             url = os.environ["FRESHDESK_URL"].rstrip("/")
-            return kind, url, f"real Freshdesk at {url}", f"{url}/a/tickets"
+            return HelpdeskChoice(kind, url, False, f"your Freshdesk at {url}", f"{url}/a/tickets")
         from local.freshdesk_sandbox import FreshdeskSandbox
 
         freshdesk = FreshdeskSandbox(port=port("FRESHDESK_SANDBOX_PORT"), api_key=SANDBOX_FRESHDESK_API_KEY).start()
         started.append(freshdesk.stop)
         os.environ.update(FRESHDESK_URL=freshdesk.url, FRESHDESK_API_KEY=SANDBOX_FRESHDESK_API_KEY)
-        return kind, freshdesk.url, f"Freshdesk sandbox at {freshdesk.url}", f"{freshdesk.url}/api/v2/tickets"
+        return HelpdeskChoice(kind, freshdesk.url, True, f"Freshdesk sandbox at {freshdesk.url}",
+                              f"{freshdesk.url}/api/v2/tickets")
     if os.environ.get("ZENDESK_URL"):
+        _users_credentials("ZENDESK_URL", "ZENDESK_EMAIL", "ZENDESK_API_TOKEN")
         url = os.environ["ZENDESK_URL"].rstrip("/")
-        return "zendesk", url, f"real Zendesk at {url}", f"{url}/agent/filters"
+        note = f"your Zendesk at {url} (agents' replies need `make zendesk-setup` and a public URL)"
+        return HelpdeskChoice("zendesk", url, False, note, f"{url}/agent/filters")
     from local.zendesk_sandbox import ZendeskSandbox
 
     zendesk = ZendeskSandbox(
@@ -290,8 +321,19 @@ def _start_helpdesk(started: list[Callable[[], object]]) -> tuple[str, str, str,
         webhook_secret=os.environ["ZENDESK_WEBHOOK_SECRET"],  # signs what its triggers send, as Zendesk does
     ).start()
     started.append(zendesk.stop)
+    # Our sandbox, so its credentials: whatever ZENDESK_EMAIL the shell may hold is not for it.
     os.environ.update(ZENDESK_URL=zendesk.url, ZENDESK_EMAIL=SANDBOX_ZENDESK_EMAIL, ZENDESK_API_TOKEN=SANDBOX_ZENDESK_TOKEN)
-    return "zendesk", zendesk.url, f"Zendesk sandbox at {zendesk.url}", f"{zendesk.url}/api/v2/tickets.json"
+    return HelpdeskChoice("zendesk", zendesk.url, True, f"Zendesk sandbox at {zendesk.url}", f"{zendesk.url}/api/v2/tickets.json")
+
+
+def _connect_agent_replies(helpdesk: HelpdeskChoice, app_url: str) -> None:
+    """What `make zendesk-setup` does for a real account (the webhook and triggers that send
+    agents' public replies to the app), done here for our own Zendesk sandbox only: a
+    helpdesk the user named is never changed behind their back."""
+    if helpdesk.kind == "zendesk" and helpdesk.sandbox:
+        from chalicelib.helpdesk.zendesk_admin import ZendeskAdmin
+
+        ZendeskAdmin(helpdesk.url, SANDBOX_ZENDESK_EMAIL, SANDBOX_ZENDESK_TOKEN).ensure(app_url)
 
 
 def _schedule_loop(handler: Callable[[dict[str, Any], Any], Any], interval: float, stop: threading.Event) -> None:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -121,3 +122,75 @@ def _assert_agents_answered(stdout: str, helpdesk: str) -> None:
         assert lines and "failed_noted" in lines[0], (label, lines)
         assert any(line.startswith("· note: Not sent: socialdesk can't answer") for line in lines), lines
     assert "every expected answer went out" in stdout
+
+
+# --- which helpdesk `make run` uses, and with whose credentials ------------------------------
+
+
+@pytest.fixture
+def clean_helpdesk_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in ("HELPDESK", "ZENDESK_URL", "ZENDESK_EMAIL", "ZENDESK_API_TOKEN", "FRESHDESK_URL", "FRESHDESK_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ZENDESK_WEBHOOK_SECRET", "local-zendesk-webhook-secret")
+    return monkeypatch
+
+
+def test_a_zendesk_url_on_this_machine_is_the_users_and_gets_their_credentials(clean_helpdesk_env: pytest.MonkeyPatch) -> None:
+    from local.run import _connect_agent_replies, _start_helpdesk
+    from local.zendesk_sandbox import ZendeskSandbox
+
+    # The user's own Zendesk stand-in, on localhost, with credentials that are not our sandbox's.
+    theirs = ZendeskSandbox(port=0, email="me@acme.test", api_token="their-token").start()
+    try:
+        clean_helpdesk_env.setenv("ZENDESK_URL", theirs.url)
+        clean_helpdesk_env.setenv("ZENDESK_EMAIL", "me@acme.test")
+        clean_helpdesk_env.setenv("ZENDESK_API_TOKEN", "their-token")
+        started: list[Any] = []
+        choice = _start_helpdesk(started)
+        assert (choice.url, choice.sandbox, started) == (theirs.url, False, [])
+        assert (os.environ["ZENDESK_EMAIL"], os.environ["ZENDESK_API_TOKEN"]) == ("me@acme.test", "their-token")
+        _connect_agent_replies(choice, "http://127.0.0.1:8000")
+        assert theirs.webhooks() == [] and theirs.triggers() == []  # never changed behind their back
+    finally:
+        theirs.stop()
+
+
+@pytest.mark.parametrize("kind,url_variable,missing", [
+    ("zendesk", "ZENDESK_URL", "ZENDESK_API_TOKEN"),
+    ("freshdesk", "FRESHDESK_URL", "FRESHDESK_API_KEY"),
+])
+def test_a_named_helpdesk_without_its_credentials_is_said_plainly(
+    clean_helpdesk_env: pytest.MonkeyPatch, kind: str, url_variable: str, missing: str
+) -> None:
+    from local.run import _start_helpdesk
+
+    clean_helpdesk_env.setenv("HELPDESK", kind)
+    clean_helpdesk_env.setenv(url_variable, "http://localhost:8025")
+    clean_helpdesk_env.setenv("ZENDESK_EMAIL", "me@acme.test")
+    with pytest.raises(SystemExit, match=f"{url_variable} is set.*set {missing}"):
+        _start_helpdesk([])
+
+
+def test_the_sandbox_we_start_gets_its_own_credentials_and_the_reply_triggers(clean_helpdesk_env: pytest.MonkeyPatch) -> None:
+    from local.defaults import SANDBOX_ZENDESK_EMAIL, SANDBOX_ZENDESK_TOKEN
+    from local.run import _connect_agent_replies, _start_helpdesk
+
+    clean_helpdesk_env.setenv("ZENDESK_EMAIL", "someone@else.test")  # left in the shell: not for our sandbox
+    clean_helpdesk_env.setenv("ZENDESK_SANDBOX_PORT", str(free_port()))
+    started: list[Any] = []
+    choice = _start_helpdesk(started)
+    try:
+        assert choice.sandbox and choice.url == os.environ["ZENDESK_URL"]
+        assert (os.environ["ZENDESK_EMAIL"], os.environ["ZENDESK_API_TOKEN"]) == (SANDBOX_ZENDESK_EMAIL, SANDBOX_ZENDESK_TOKEN)
+        _connect_agent_replies(choice, "http://127.0.0.1:8000")
+        answer = http("GET", f"{choice.url}/api/v2/webhooks", headers={"Authorization": _basic(SANDBOX_ZENDESK_EMAIL, SANDBOX_ZENDESK_TOKEN)})
+        assert [w["endpoint"] for w in answer.body["webhooks"]] == ["http://127.0.0.1:8000/helpdesk/zendesk"]
+    finally:
+        for stop in started:
+            stop()
+
+
+def _basic(email: str, token: str) -> str:
+    import base64
+
+    return "Basic " + base64.b64encode(f"{email}/token:{token}".encode()).decode()
