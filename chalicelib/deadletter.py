@@ -76,6 +76,10 @@ class DeadLetterQueue:
         """Remove a message from the queue once it reached its ticket."""
         self._client.delete_message(QueueUrl=self.queue_url, ReceiptHandle=parked.receipt_handle)
 
+    def release(self, parked: ParkedMessage) -> None:
+        """Make a notice visible again at once (its message is still parked): the next run sees it."""
+        self._client.change_message_visibility(QueueUrl=self.queue_url, ReceiptHandle=parked.receipt_handle, VisibilityTimeout=0)
+
     def depth(self) -> int:
         """Approximate number of messages waiting (visible and in flight)."""
         attributes = self._client.get_queue_attributes(

@@ -104,13 +104,18 @@ def redrive(
         try:
             report.conversations += 1
             _replay(store, sync, key, report, lease, owner, set_aside_after, now)
-            for notice in notices.get(key, []):
+            for notice in notices.pop(key, []):
                 if notice.unrecorded:
                     _replay_unrecorded(store, sync, notice, report, dead_letters)
                 elif not store.is_parked(key, notice.message_id):
                     dead_letters.delete(notice)  # delivered (now or earlier) or gone
+                else:
+                    dead_letters.release(notice)  # still parked: seen again by the next run
         finally:
             store.release_lease(lease, owner)
+    for left in notices.values():  # not reached this run (time ran out, or leased elsewhere)
+        for notice in left:
+            dead_letters.release(notice)
     if report.oldest_parked_seconds > set_aside_after.total_seconds():
         logger.error("a parked message has waited longer than the limit",
                      extra={"oldest_parked_seconds": round(report.oldest_parked_seconds)})
@@ -169,6 +174,8 @@ def _replay_unrecorded(
     _outcome(outcome, report)
     if outcome in _DONE:
         dead_letters.delete(notice)
+    else:
+        dead_letters.release(notice)
 
 
 def _outcome(outcome: Outcome, report: RedriveReport) -> None:
