@@ -9,10 +9,12 @@ Everything the ``by-author`` index (KEYS_ONLY) finds for ``AUTHOR#<platform>#<id
   (``<platform>:dm:<account>:<id>``, and X's per-customer ``x:tweets:<brand>:<id>``) --
   the whole partition: the brand's replies to them, delivery-status stubs and the
   conversation item itself, whose very key holds their id (a phone number on WhatsApp);
-* in a shared thread (a Page post, a comment thread), their messages only; their
-  ``<helpdesk>#<platform>#<id>`` entries are removed from the conversation state's
-  ``requesters`` map (and ``requester_id`` is cleared when it was theirs), under the
-  same optimistic ``version`` lock the ticket sync uses.
+* in a shared thread (a Page post, a comment thread), their messages only; when they
+  are the thread's requester, the conversation state's ``requester_id`` is cleared
+  (older items' ``requesters`` map is dropped), under the same optimistic ``version``
+  lock the ticket sync uses;
+* items of their own found through the index: their helpdesk user mapping
+  (``REQUESTER#<helpdesk>#<platform>#<id>``), a cached profile.
 
 Not covered (reported in ``ForgetReport.not_covered``):
 
@@ -431,6 +433,9 @@ class DeletionRequests:
                 by_conversation.setdefault(pk, [])
 
         for pk, own_keys in by_conversation.items():
+            if not pk.startswith("CONV#"):  # an item of their own: a requester mapping, a cached profile
+                self._delete_own_items(pk, own_keys, report)
+                continue
             key = pk.removeprefix("CONV#")
             if owns_conversation(key, platform, author_id):
                 self._delete_partition(pk, own_keys, report)
@@ -441,6 +446,18 @@ class DeletionRequests:
                 if own_keys or removed:
                     report.conversations_touched += 1
         return report
+
+    def _delete_own_items(self, pk: str, own_keys: list[str], report: ForgetReport) -> None:
+        if pk.startswith("REQUESTER#"):
+            for sk in own_keys:
+                item = self._client.get_item(TableName=self.table_name, Key={"pk": _s(pk), "sk": _s(sk)}).get("Item") or {}
+                user_id = item.get("user_id", {}).get("S")
+                if user_id:
+                    if user_id not in report.helpdesk_user_ids:
+                        report.helpdesk_user_ids.append(user_id)
+                    report.requesters_removed += 1
+        self._delete_keys([(pk, sk) for sk in own_keys])
+        report.other_items_deleted += len(own_keys)
 
     def _delete_partition(self, pk: str, own_keys: list[str], report: ForgetReport) -> None:
         keys: list[tuple[str, str]] = []
@@ -454,7 +471,9 @@ class DeletionRequests:
                 sk = item["sk"]["S"]
                 keys.append((pk, sk))
                 if sk == "CONV" and "state" in item:
-                    for user_id in json.loads(item["state"]["S"]).get("requesters", {}).values():
+                    state = json.loads(item["state"]["S"])
+                    users = list((state.get("requesters") or {}).values()) or [state.get("requester_id")]
+                    for user_id in filter(None, users):
                         if str(user_id) not in report.helpdesk_user_ids:
                             report.helpdesk_user_ids.append(str(user_id))
                         report.requesters_removed += 1
@@ -468,7 +487,7 @@ class DeletionRequests:
         report.conversations_touched += 1
 
     def _drop_requesters(self, key: str, platform: str, author_id: str, report: ForgetReport) -> int:
-        """Remove the person's requester entries from a shared conversation's state."""
+        """Remove the person's requester entry from a shared conversation's state."""
         from chalicelib.store import ConversationConflict, MessageStore
 
         store = MessageStore(self.table_name, self._client)
@@ -477,13 +496,14 @@ class DeletionRequests:
             conversation = store.get_conversation(key)
             if conversation.version == 0:
                 return 0  # no state yet: nothing to remove
-            theirs = {k: v for k, v in conversation.requesters.items() if k.endswith(suffix)}
+            theirs = {k: v for k, v in conversation.legacy_requesters.items() if k.endswith(suffix)}
+            if (conversation.requester_key or "").endswith(suffix) and conversation.requester_id:
+                theirs[conversation.requester_key or ""] = conversation.requester_id
             if not theirs:
                 return 0
-            for k in theirs:
-                del conversation.requesters[k]
-            if conversation.requester_id is not None and conversation.requester_id in {str(v) for v in theirs.values()}:
-                conversation.requester_id = None
+            if (conversation.requester_key or "").endswith(suffix):
+                conversation.requester_id = conversation.requester_key = None
+            conversation.legacy_requesters = {}  # not written back: older items' map goes with this save
             try:
                 store.save_conversation(conversation)
             except ConversationConflict:
@@ -510,8 +530,9 @@ class DeletionRequests:
             for item in page.get("Items", []):
                 pk = item["pk"]["S"]
                 key = pk.removeprefix("CONV#")
-                requesters = json.loads(item.get("state", {}).get("S", "{}")).get("requesters", {})
-                if owns_conversation(key, platform, author_id) or any(k.endswith(needle) for k in requesters):
+                state = json.loads(item.get("state", {}).get("S", "{}"))
+                named = [*(state.get("requesters") or {}), state.get("requester_key") or ""]
+                if owns_conversation(key, platform, author_id) or any(k.endswith(needle) for k in named):
                     yield pk
             if not page.get("LastEvaluatedKey"):
                 return

@@ -128,8 +128,16 @@ def rig(monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]:
 
 
 def _state(rig: Rig, key: str) -> dict[str, Any]:
+    """The people a conversation's messages are written as in Zendesk: its requester (on the
+    conversation item) and every other participant, as the sync finds them again."""
     conversation = rig.store.get_conversation(key)
-    return {"requesters": conversation.requesters, "requester_id": conversation.requester_id, "version": conversation.version}
+    requesters = {conversation.requester_key: conversation.requester_id} if conversation.requester_id else {}
+    authors = {(m.platform.value, m.author.platform_id) for m in rig.messages if m.conversation_key == key}
+    for platform, author in authors:
+        user = rig.store.find_requester("zendesk", platform, author)  # their own item, or a conversation they requested
+        if user and f"zendesk#{platform}#{author}" != conversation.requester_key:
+            requesters[f"zendesk#{platform}#{author}"] = user
+    return {"requesters": requesters, "requester_id": conversation.requester_id, "version": conversation.version}
 
 
 def _key_of(rig: Rig, author: str, kind: str) -> str:
@@ -346,3 +354,13 @@ def test_the_routes_answer_meta_and_show_the_status(rig: Rig) -> None:
         assert client.http.get("/privacy/status/" + "A" * 22).status_code == 404
         assert client.http.get("/privacy/status/not-a-code").status_code == 404
     assert rig.mentions(DANA) == []
+
+
+def test_a_participants_own_requester_mapping_is_erased_with_them(rig: Rig) -> None:
+    # What the sync writes for a person who joined someone else's thread (their first words anywhere).
+    rig.store.save_requester("zendesk", "facebook", "600999", "777")
+    assert rig.store.find_requester("zendesk", "facebook", "600999") == "777"
+    report = rig.requests.forget("facebook", "600999")
+    assert report.requesters_removed == 1 and report.helpdesk_user_ids == ["777"]
+    assert rig.store.find_requester("zendesk", "facebook", "600999") is None
+    assert rig.mentions("600999") == []
