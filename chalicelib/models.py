@@ -157,6 +157,9 @@ class SocialMessage(BaseModel):
     recommends: bool | None = Field(default=None, description="Facebook recommendation: positive (True) or negative")
     deleted: bool = Field(default=False, description="The author deleted the message ``edit_of`` refers to")
     edit_of: str | None = Field(default=None, description="For an edit: the message_id of the message it changes")
+    bot_command: str | None = Field(
+        default=None, description="Telegram: the one bot command (e.g. ``/start``) that is the message's whole text"
+    )
     raw: dict[str, Any] = Field(default_factory=dict, repr=False)
 
     _unicode = field_validator("*", mode="before")(_valid_unicode)
@@ -204,15 +207,24 @@ class NormalizedBatch(BaseModel):
     messages: list[SocialMessage] = Field(default_factory=list)
     statuses: list[DeliveryStatus] = Field(default_factory=list)
     ignored: int = 0
+    # Why events were ignored ("read receipt", "reaction"...), one entry per event a
+    # normalizer ignored on purpose (callers that only count may leave it short).
+    ignored_reasons: list[str] = Field(default_factory=list)
     # Events we should understand but could not (missing fields, wrong types): kept
     # with the error so nothing a platform sent is silently dropped.
     rejected: list[RejectedEvent] = Field(default_factory=list)
+
+    @classmethod
+    def ignoring(cls, reason: str) -> NormalizedBatch:
+        """One event ignored on purpose, and why (e.g. "read receipt")."""
+        return cls(ignored=1, ignored_reasons=[reason])
 
     def extend(self, other: NormalizedBatch) -> None:
         """Merge another batch into this one."""
         self.messages.extend(other.messages)
         self.statuses.extend(other.statuses)
         self.ignored += other.ignored
+        self.ignored_reasons.extend(other.ignored_reasons)
         self.rejected.extend(other.rejected)
 
 

@@ -1,10 +1,13 @@
 """Which stored messages need an agent, i.e. open a ticket.
 
-Every inbound message is stored and counted; most open or continue a ticket. Reviews
-and recommendations are the exception: praise needs no agent, so only low ratings
-and negative recommendations open tickets unless configured otherwise. Once a
-conversation has a ticket, everything in it goes there (a 5-star review edited
-down to 1 star, a follow-up under a praised post).
+Every inbound message is stored and counted; most open or continue a ticket. The
+exceptions need no agent: praise (only low ratings and negative recommendations open
+tickets unless configured otherwise), a deletion (its original never reached a
+ticket, or it would have one: there is nothing left to answer) and a bare bot command
+(Telegram's ``/start`` when a customer opens the chat). Once a conversation has a
+ticket, everything in it goes there (a 5-star review edited down to 1 star, a
+follow-up under a praised post, a deletion as an internal note). An edit of a
+message we never saw does open one: it is the only copy of the customer's words.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ class TicketPolicy:
 
     def opens_ticket(self, message: SocialMessage) -> bool:
         """True when ``message`` should open a ticket of its own."""
+        if message.deleted or message.bot_command:
+            return False
         if message.kind is not Kind.REVIEW:
             return True
         if message.recommends is not None and message.rating is None:

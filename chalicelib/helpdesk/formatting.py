@@ -75,10 +75,20 @@ def ticket_tags(message: SocialMessage) -> list[str]:
 
 
 def change_note(message: SocialMessage) -> str:
-    """The internal note for an edit or deletion, in plain words for the agent."""
+    """The internal note for an edit or deletion, in plain words for the agent.
+
+    The customer's comment stays on the ticket as it was: the note says what changed.
+    """
+    who = message.author.label
     where = source_label(message)
     when = f"{message.created_at:%Y-%m-%d %H:%M} UTC"
+    platform = PLATFORM_LABELS[message.platform]
     if message.deleted:
-        return f"{message.author.label} deleted their {where} on {when}. It is no longer visible on {PLATFORM_LABELS[message.platform]}."
+        # A private message is "unsent" on every chat app; a public one is deleted.
+        verb = "unsent (deleted)" if message.is_private else "deleted"
+        return (
+            f"{who} {verb} their {where} on {when}. It is no longer visible on {platform}; "
+            "the copy on this ticket stays for the record."
+        )
     text = message.text.strip() or "(no text)"
-    return f"{message.author.label} edited their {where} on {when}. It now reads:\n\n{text}"
+    return f"{who} edited their {where} on {when}. It now reads:\n\n{text}"

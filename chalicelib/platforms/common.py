@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from pydantic import ValidationError
 
 from chalicelib.errors import BadRequest
-from chalicelib.models import NormalizedBatch, RejectedEvent
+from chalicelib.models import PLATFORM_LABELS, Author, NormalizedBatch, Platform, RejectedEvent, SocialMessage
 
 # What a malformed event raises while we pick it apart.
 _EVENT_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError, ValidationError)
@@ -49,10 +49,57 @@ class EventNormalizer:
             except _EVENT_ERRORS as exc:
                 self.reject(event, f"{type(exc).__name__}: {exc}")
 
-    def ignore(self, _reason: str) -> None:
-        """Count an event type we deliberately do not handle."""
-        self.batch.ignored += 1
+    def ignore(self, reason: str) -> None:
+        """Count an event we deliberately do not handle, and say why (e.g. "read receipt")."""
+        self.batch.extend(NormalizedBatch.ignoring(reason))
 
     def reject(self, event: Any, error: str) -> None:
         """Quarantine an event we could not normalize."""
         self.batch.rejected.append(RejectedEvent(source=self.source, error=error[:500], event=event))
+
+
+# --- changes: edits and deletions of a message we may have stored ------------------------
+
+
+def as_edit(message: SocialMessage, revision: str) -> SocialMessage:
+    """``message`` (the original's id, the new text) as an edit of that original.
+
+    Its id is ``<original>:edit:<revision>``: ``revision`` must be the same on every
+    redelivery of one edit and differ between two edits (an edit count, an edit time).
+    """
+    return message.model_copy(update={"message_id": f"{message.message_id}:edit:{revision}", "edit_of": message.message_id})
+
+
+def as_deletion(message: SocialMessage) -> SocialMessage:
+    """``message`` (the original's id) as its author's deletion of it: ``<original>:deleted``."""
+    return message.model_copy(
+        update={"message_id": f"{message.message_id}:deleted", "edit_of": message.message_id, "deleted": True, "text": ""}
+    )
+
+
+# --- authors and texts for what a platform sends without words ----------------------------
+
+UNKNOWN_AUTHOR_ID = "unknown"
+
+
+def unknown_author(platform: Platform) -> Author:
+    """The author of a notification that names none (older Graph API shapes, mentions):
+    one clear placeholder, so the words are kept rather than quarantined."""
+    return Author(platform_id=UNKNOWN_AUTHOR_ID, display_name=f"Unknown {PLATFORM_LABELS[platform]} user")
+
+
+def location_text(latitude: Any, longitude: Any, *, name: Any = None, address: Any = None) -> str:
+    """A shared location as agents read it: place, coordinates and a map link."""
+    place = ", ".join(str(part) for part in (name, address) if part)
+    where = f"{place} ({latitude}, {longitude})" if place else f"{latitude}, {longitude}"
+    return f"Shared a location: {where} https://www.google.com/maps/search/?api=1&query={latitude}%2C{longitude}"
+
+
+def not_passed_on(platform: Platform, detail: str) -> str:
+    """The text of a message the platform did not pass on to apps (an unsupported type)."""
+    return f"[{PLATFORM_LABELS[platform]} did not pass this message on: {detail}]"
+
+
+def joined(parts: Iterable[str | None], separator: str = "\n") -> str:
+    """The non-empty parts, joined."""
+    return separator.join(part for part in parts if part)

@@ -29,13 +29,33 @@ from chalicelib.models import (
     conversation_key,
     from_epoch,
 )
-from chalicelib.platforms.common import EventNormalizer, require_list
+from chalicelib.platforms.common import EventNormalizer, as_deletion, as_edit, location_text, require_list
 from chalicelib.signatures import HmacSignatureVerifier
 
 SIGNATURE_HEADER = "x-line-signature"
 
 # Media whose bytes are fetched later from the content API with the message id.
 _MEDIA_TYPES = frozenset({"image", "video", "audio", "file"})
+# Event types that carry no one's words, and why they are ignored.
+_IGNORED_EVENTS = {
+    "follow": "follow (the user added the account as a friend)",
+    "unfollow": "unfollow (the user blocked the account)",
+    "join": "the account joined a group or room",
+    "leave": "the account left a group or room",
+    "memberJoined": "a member joined a group",
+    "memberLeft": "a member left a group",
+    "postback": "postback (a button press)",
+    "videoPlayComplete": "video play complete",
+    "beacon": "beacon",
+    "accountLink": "account link",
+    "things": "LINE Things device event",
+    "membership": "membership event",
+    "module": "module channel event",
+    "activated": "module channel event",
+    "deactivated": "module channel event",
+    "botSuspended": "module channel event",
+    "botResumed": "module channel event",
+}
 
 
 def signature_verifier(channel_secret: str) -> HmacSignatureVerifier:
@@ -46,10 +66,10 @@ def signature_verifier(channel_secret: str) -> HmacSignatureVerifier:
 def normalize_delivery(payload: Any) -> NormalizedBatch:
     """Turn one LINE webhook body into canonical messages.
 
-    Only ``message`` events become messages. Every other event type (``follow``,
-    ``unfollow``, ``join``, ``postback``, ``unsend``, ...) is counted as ignored --
-    ``unsend`` will drive deletions later. A malformed event is quarantined; a body
-    that is not a JSON object, or has events but no ``destination``, is a ``BadRequest``.
+    ``message`` events become messages, ``messageEdited`` edits and ``unsend``
+    deletions of them. Every other event type (``follow``, ``unfollow``, ``join``,
+    ``postback``, ...) is ignored with its reason. A malformed event is quarantined; a
+    body that is not a JSON object, or has events but no ``destination``, is a ``BadRequest``.
     """
     events = require_list(payload, "events")
     normalizer = EventNormalizer("line")
@@ -63,9 +83,22 @@ def normalize_delivery(payload: Any) -> NormalizedBatch:
 
 
 def _event(destination: str, event: dict[str, Any]) -> NormalizedBatch:
-    if event.get("type") != "message":
-        return NormalizedBatch(ignored=1)
-    return NormalizedBatch(messages=[normalize_message_event(destination, event)])
+    kind = event.get("type")
+    if kind == "message":
+        return NormalizedBatch(messages=[normalize_message_event(destination, event)])
+    if kind == "messageEdited":
+        # Edits may arrive out of order; the one with the largest timestamp is the latest.
+        # The event time is the same on a redelivery and differs between two edits.
+        return NormalizedBatch(messages=[as_edit(normalize_message_event(destination, event), str(event["timestamp"]))])
+    if kind == "unsend":
+        return NormalizedBatch(messages=[normalize_unsend(destination, event)])
+    return NormalizedBatch.ignoring(_IGNORED_EVENTS.get(str(kind), f"LINE event type {kind!r} is not handled"))
+
+
+def normalize_unsend(destination: str, event: dict[str, Any]) -> SocialMessage:
+    """The user unsent message ``unsend.messageId``: a deletion of it, in its conversation."""
+    original = {**event, "message": {"id": event["unsend"]["messageId"], "type": "text", "text": ""}}
+    return as_deletion(normalize_message_event(destination, original))
 
 
 def message_text(message: dict[str, Any]) -> str:
@@ -74,13 +107,23 @@ def message_text(message: dict[str, Any]) -> str:
     if kind == "text":
         return str(message.get("text") or "")
     if kind == "sticker":
-        return "[sticker]"
+        return _sticker_text(message)
     if kind == "location":
-        place = " ".join(str(message[k]) for k in ("title", "address") if message.get(k))
-        return f"Location {message.get('latitude')},{message.get('longitude')} {place}".strip()
+        return location_text(
+            message.get("latitude"), message.get("longitude"), name=message.get("title"), address=message.get("address")
+        )
     if kind in _MEDIA_TYPES:
         return ""
     return f"[unsupported LINE message type: {kind}]"
+
+
+def _sticker_text(message: dict[str, Any]) -> str:
+    """A message sticker's ``text`` is what the user typed on it; ``keywords`` (up to
+    15, a random choice each time) say what the sticker shows: the first few are enough."""
+    keywords = [str(k) for k in message.get("keywords") or [] if k][:3]
+    shows = f"sticker: {', '.join(keywords)}" if keywords else "sticker"
+    typed = str(message.get("text") or "").strip()
+    return f"{typed} ({shows})" if typed else f"[{shows}]"
 
 
 def message_attachments(message: dict[str, Any]) -> tuple[Attachment, ...]:

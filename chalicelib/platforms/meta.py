@@ -26,13 +26,31 @@ from chalicelib.models import (
     conversation_key,
     from_epoch,
 )
-from chalicelib.platforms.common import EventNormalizer, require_list
+from chalicelib.platforms.common import (
+    EventNormalizer,
+    as_deletion,
+    as_edit,
+    joined,
+    location_text,
+    not_passed_on,
+    require_list,
+    unknown_author,
+)
 from chalicelib.signatures import HmacSignatureVerifier
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 
-# Feed items that are something a person wrote; reactions, likes and shares are not.
-_FEED_POST_ITEMS = frozenset({"post", "status", "photo", "video"})
+# Feed items that are posts someone wrote (a ``share`` is a post sharing a link);
+# reactions and likes are not. The verbs that add, edit or remove one.
+_FEED_POST_ITEMS = frozenset({"post", "status", "photo", "video", "share"})
+_CHANGE_VERBS = frozenset({"add", "edited", "remove"})
+# What a post's ``link`` is, by item.
+_FEED_LINK_TYPES = {"photo": "image", "video": "video", "share": "link"}
+# Feed and ratings items that are nobody's words, and why.
+_FEED_IGNORED = {
+    "reaction": "reaction",
+    "like": "like",
+}
 
 
 def signature_verifier(app_secret: str) -> HmacSignatureVerifier:
@@ -72,17 +90,18 @@ def normalize_delivery(payload: dict[str, Any]) -> NormalizedBatch:
         changes = entry.get("changes")
         if changes is None and "field" in entry:
             changes = [{"field": entry["field"], "value": entry.get("value")}]
-        if obj == "page":
-            normalizer.each(changes, lambda c: _page_change(account_id, c, seen_at))
+        if obj in ("page", "instagram"):
+            platform = Platform.MESSENGER if obj == "page" else Platform.INSTAGRAM
+            on_change = _page_change if obj == "page" else _instagram_change
+            normalizer.each(changes, lambda c: on_change(account_id, c, seen_at))
+            # ``standby``: the handover protocol gave the thread to another app; the
+            # customer's messages (and the business's echoes) still belong on the ticket.
             for field in ("messaging", "standby"):
-                normalizer.each(entry.get(field), lambda e: _chat_event(Platform.MESSENGER, account_id, e))
-        elif obj == "instagram":
-            normalizer.each(changes, lambda c: _instagram_change(account_id, c, seen_at))
-            normalizer.each(entry.get("messaging"), lambda e: _chat_event(Platform.INSTAGRAM, account_id, e))
+                normalizer.each(entry.get(field), lambda e: _chat_event(platform, account_id, e))
         elif obj == "whatsapp_business_account":
             normalizer.each(changes, _whatsapp_change)
         else:
-            normalizer.ignore(f"object {obj!r}")
+            normalizer.ignore(f"object {obj!r} is not handled")
     return normalizer.batch
 
 
@@ -92,16 +111,36 @@ def normalize_delivery(payload: dict[str, Any]) -> NormalizedBatch:
 def _page_change(page_id: str, change: dict[str, Any], seen_at: datetime) -> NormalizedBatch:
     value = change.get("value") or {}
     field, verb, item = change.get("field"), value.get("verb"), value.get("item")
-    if field == "ratings" or (field == "feed" and "recommendation_type" in value):
-        return NormalizedBatch(messages=[normalize_recommendation(page_id, value, raw=change, seen_at=seen_at)])
+    if field == "ratings":
+        return _ratings_change(page_id, value, change, seen_at)
+    if field == "mention":
+        message = normalize_page_mention(page_id, value, raw=change, seen_at=seen_at)
+        return NormalizedBatch(messages=[_as_change(message, verb, message.text)])
     if field != "feed":
-        return NormalizedBatch(ignored=1)
-    if item == "comment" and verb in ("add", "edited", "remove"):
+        return NormalizedBatch.ignoring(f"Page field {field!r} is not handled")
+    if "recommendation_type" in value:
+        return NormalizedBatch(messages=[normalize_recommendation(page_id, value, raw=change, seen_at=seen_at)])
+    if item == "comment" and verb in _CHANGE_VERBS:
         message = normalize_feed_comment(page_id, value, raw=change, seen_at=seen_at)
-        return NormalizedBatch(messages=[_as_change(message, verb, value.get("message") or "")])
-    if item in _FEED_POST_ITEMS and verb == "add":
-        return NormalizedBatch(messages=[normalize_feed_post(page_id, value, raw=change, seen_at=seen_at)])
-    return NormalizedBatch(ignored=1)
+        return NormalizedBatch(messages=[_as_change(message, verb, message.text)])
+    if item in _FEED_POST_ITEMS and verb in _CHANGE_VERBS:
+        message = normalize_feed_post(page_id, value, raw=change, seen_at=seen_at)
+        return NormalizedBatch(messages=[_as_change(message, verb, message.text)])
+    if item == "comment" and verb in ("hide", "unhide"):
+        return NormalizedBatch.ignoring("a comment was hidden or unhidden by the Page")
+    return NormalizedBatch.ignoring(_FEED_IGNORED.get(item, f"feed {item!r} {verb!r} is not handled"))
+
+
+def _ratings_change(page_id: str, value: dict[str, Any], change: dict[str, Any], seen_at: datetime) -> NormalizedBatch:
+    """Only a new, edited or removed rating/recommendation is a review; a comment under
+    one belongs to the review's conversation; a like on one is nobody's words."""
+    item, verb = value.get("item"), value.get("verb")
+    if item == "comment" and verb in _CHANGE_VERBS:
+        message = normalize_review_comment(page_id, value, raw=change, seen_at=seen_at)
+        return NormalizedBatch(messages=[_as_change(message, verb, message.text)])
+    if item in (None, "rating", "recommendation") and verb in _CHANGE_VERBS:
+        return NormalizedBatch(messages=[normalize_recommendation(page_id, value, raw=change, seen_at=seen_at)])
+    return NormalizedBatch.ignoring(_FEED_IGNORED.get(item, f"ratings {item!r} {verb!r} is not handled") + " on a review")
 
 
 def _as_change(message: SocialMessage, verb: str | None, text: str) -> SocialMessage:
@@ -111,10 +150,9 @@ def _as_change(message: SocialMessage, verb: str | None, text: str) -> SocialMes
     two edits, and Meta sends no edit time: the new text's hash does both.
     """
     if verb == "edited":
-        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-        return message.model_copy(update={"message_id": f"{message.message_id}:edit:{digest}", "edit_of": message.message_id})
+        return as_edit(message, hashlib.sha256(text.encode()).hexdigest()[:16])
     if verb == "remove":
-        return message.model_copy(update={"message_id": f"{message.message_id}:deleted", "edit_of": message.message_id, "deleted": True})
+        return as_deletion(message)
     return message
 
 
@@ -123,13 +161,14 @@ def normalize_recommendation(
 ) -> SocialMessage:
     """A Page recommendation (or a legacy star rating): a review, one conversation each.
 
-    ``recommendation_type`` is ``positive`` or ``negative``; older ratings carry a
-    1-5 ``rating`` instead. Whether it opens a ticket is the ticket policy's call.
+    ``recommendation_type`` is ``positive`` or ``negative`` (any case); older ratings
+    carry a 1-5 ``rating`` instead. Whether it opens a ticket is the ticket policy's call.
     """
-    reviewer = str(value.get("reviewer_id") or (value.get("from") or {}).get("id"))
+    author = _feed_author({"from": {"id": value["reviewer_id"], "name": value.get("reviewer_name")}}
+                          if value.get("reviewer_id") is not None else value)
     story = value.get("open_graph_story_id")
-    review_id = str(story) if story else f"rating:{page_id}:{reviewer}"
-    kind = value.get("recommendation_type")
+    review_id = str(story) if story else f"rating:{page_id}:{author.platform_id}"
+    kind = str(value.get("recommendation_type") or "").lower()
     rating = value.get("rating")
     message = SocialMessage(
         platform=Platform.FACEBOOK,
@@ -138,20 +177,52 @@ def normalize_recommendation(
         message_id=review_id,
         conversation_key=conversation_key(Platform.FACEBOOK, "review", review_id),
         account_id=page_id,
-        author=Author(platform_id=reviewer, display_name=value.get("reviewer_name") or (value.get("from") or {}).get("name")),
+        author=author,
         text=value.get("review_text") or "",
         created_at=_feed_time(value, seen_at),
         permalink=f"https://www.facebook.com/{story}" if story else None,
         rating=int(rating) if rating not in (None, "") else None,
-        recommends={"positive": True, "negative": False}.get(str(kind)) if kind else None,
+        recommends={"positive": True, "negative": False}.get(kind),
         raw=raw,
     )
     return _as_change(message, value.get("verb"), message.text)
 
 
+def normalize_review_comment(
+    page_id: str, value: dict[str, Any], *, raw: dict[str, Any], seen_at: datetime | None = None
+) -> SocialMessage:
+    """A comment under a review (``ratings`` with ``item: comment``): it joins the
+    review's conversation (``open_graph_story_id``), whoever wrote it."""
+    comment_id = str(value["comment_id"])
+    story = value.get("open_graph_story_id")
+    review_id = str(story) if story else str(value.get("parent_id") or value["post_id"])
+    author = _feed_author(value)
+    return SocialMessage(
+        platform=Platform.FACEBOOK,
+        kind=Kind.COMMENT,
+        direction=Direction.OUTBOUND if author.platform_id == page_id else Direction.INBOUND,
+        message_id=comment_id,
+        conversation_key=conversation_key(Platform.FACEBOOK, "review", review_id),
+        account_id=page_id,
+        author=author,
+        text=value.get("message") or "",
+        created_at=_feed_time(value, seen_at),
+        parent_id=str(value["parent_id"]) if value.get("parent_id") else None,
+        thread_id=review_id,
+        permalink=f"https://www.facebook.com/{comment_id}",
+        raw=raw,
+    )
+
+
 def _feed_author(value: dict[str, Any]) -> Author:
-    sender = value.get("from") or {}
-    return Author(platform_id=str(sender["id"]), display_name=sender.get("name"))
+    """``from``; Graph API 2.10 and older sent ``sender_id``/``sender_name``; some
+    notifications (mentions) name nobody."""
+    sender = value.get("from")
+    if isinstance(sender, dict) and sender.get("id") is not None:
+        return Author(platform_id=str(sender["id"]), display_name=sender.get("name"))
+    if value.get("sender_id") is not None:
+        return Author(platform_id=str(value["sender_id"]), display_name=value.get("sender_name"))
+    return unknown_author(Platform.FACEBOOK)
 
 
 def _feed_time(value: dict[str, Any], seen_at: datetime | None) -> datetime:
@@ -199,11 +270,11 @@ def normalize_feed_post(
     """A visitor post on the Page (or the Page's own post, stored as outbound)."""
     post_id = str(value["post_id"])
     author = _feed_author(value)
+    item = value.get("item")
     attachments = [Attachment(type="image", url=url) for url in value.get("photos") or []]
-    if value.get("link") and value.get("item") == "photo":
-        attachments.append(Attachment(type="image", url=value["link"]))
-    if value.get("link") and value.get("item") == "video":
-        attachments.append(Attachment(type="video", url=value["link"]))
+    link = value.get("link")
+    if link and item in _FEED_LINK_TYPES:
+        attachments.append(Attachment(type=_FEED_LINK_TYPES[item], url=link))
     return SocialMessage(
         platform=Platform.FACEBOOK,
         kind=Kind.POST,
@@ -221,6 +292,31 @@ def normalize_feed_post(
     )
 
 
+def normalize_page_mention(
+    page_id: str, value: dict[str, Any], *, raw: dict[str, Any], seen_at: datetime | None = None
+) -> SocialMessage:
+    """The Page was @mentioned in a post or comment elsewhere (``mention`` field): a
+    conversation of its own, like an Instagram or X mention. The notification names no
+    author, so it is the unknown author unless a ``from`` is present."""
+    post_id = str(value.get("post_id") or "")
+    mention_id = str(value.get("comment_id") or value["post_id"])
+    author = _feed_author(value)
+    return SocialMessage(
+        platform=Platform.FACEBOOK,
+        kind=Kind.MENTION,
+        direction=Direction.OUTBOUND if author.platform_id == page_id else Direction.INBOUND,
+        message_id=f"mention:{mention_id}",
+        conversation_key=conversation_key(Platform.FACEBOOK, "mention", mention_id),
+        account_id=page_id,
+        author=author,
+        text=value.get("message") or f"@mentioned the Page in a {value.get('item') or 'post'}",
+        created_at=_feed_time(value, seen_at),
+        thread_id=post_id or None,
+        permalink=f"https://www.facebook.com/{mention_id}",
+        raw=raw,
+    )
+
+
 # --- Instagram comments and mentions --------------------------------------------
 
 
@@ -231,18 +327,22 @@ def _instagram_change(account_id: str, change: dict[str, Any], seen_at: datetime
         return NormalizedBatch(messages=[normalize_instagram_comment(account_id, value, raw=change, seen_at=seen_at)])
     if field == "mentions":
         return NormalizedBatch(messages=[normalize_instagram_mention(account_id, value, raw=change, seen_at=seen_at)])
-    return NormalizedBatch(ignored=1)
+    return NormalizedBatch.ignoring(f"Instagram field {field!r} is not handled")
 
 
 def normalize_instagram_comment(
     account_id: str, value: dict[str, Any], *, raw: dict[str, Any], seen_at: datetime | None = None
 ) -> SocialMessage:
-    """A comment on the account's media; replies carry ``parent_id`` (the top-level comment)."""
+    """A comment on the account's media (``comments``) or live video (``live_comments``);
+    replies carry ``parent_id`` (the top-level comment)."""
     # ``id`` in the webhooks reference; ``comment_id`` in Meta's Facebook-Login example.
-    comment_id = str(value["id"] if "id" in value else value["comment_id"])
+    comment_id = str(value.get("id") or value["comment_id"])
     parent_id = value.get("parent_id")
-    sender = value.get("from") or {}
-    author = Author(platform_id=str(sender["id"]), handle=sender.get("username"))
+    sender = value.get("from")
+    if isinstance(sender, dict) and sender.get("id") is not None:
+        author = Author(platform_id=str(sender["id"]), handle=sender.get("username"))
+    else:  # older deliveries name no author
+        author = unknown_author(Platform.INSTAGRAM)
     media = value.get("media") or {}
     created = value.get("timestamp")
     return SocialMessage(
@@ -273,6 +373,12 @@ def normalize_instagram_mention(
     comment_id = value.get("comment_id")
     media_id = str(value["media_id"])
     mention_id = str(comment_id or media_id)
+    sender = value.get("from")
+    author = (
+        Author(platform_id=str(sender["id"]), handle=sender.get("username"))
+        if isinstance(sender, dict) and sender.get("id") is not None
+        else unknown_author(Platform.INSTAGRAM)
+    )
     return SocialMessage(
         platform=Platform.INSTAGRAM,
         kind=Kind.MENTION,
@@ -280,7 +386,7 @@ def normalize_instagram_mention(
         message_id=f"mention:{mention_id}",
         conversation_key=conversation_key(Platform.INSTAGRAM, "mention", mention_id),
         account_id=account_id,
-        author=Author(platform_id=str(value.get("from", {}).get("id") or f"media:{media_id}")),
+        author=author,
         text=value.get("text") or f"@mentioned in a {'comment' if comment_id else 'caption'} on media {media_id}",
         created_at=_parse_time(value.get("timestamp"), seen_at),
         parent_id=str(comment_id) if comment_id else None,
@@ -307,28 +413,79 @@ def _parse_time(value: Any, fallback: datetime | None = None) -> datetime:
 
 # --- Messenger and Instagram Direct ----------------------------------------------
 
+# Messaging events that carry no one's words, by the field that names them.
+_CHAT_IGNORED = {
+    "read": "read receipt",
+    "delivery": "delivery receipt",
+    "reaction": "reaction",
+    "postback": "postback (a button press)",
+    "optin": "opt-in",
+    "referral": "referral (the chat was opened from a link or an ad)",
+    "pass_thread_control": "handover protocol: thread control passed",
+    "take_thread_control": "handover protocol: thread control taken",
+    "request_thread_control": "handover protocol: thread control requested",
+    "account_linking": "account linking",
+    "policy_enforcement": "policy enforcement notice",
+    "game_play": "game play",
+}
+
 
 def _chat_event(platform: Platform, account_id: str, event: dict[str, Any]) -> NormalizedBatch:
+    edit = event.get("message_edit")
+    if isinstance(edit, dict) and edit.get("mid"):
+        return NormalizedBatch(messages=[normalize_chat_edit(platform, account_id, event)])
     message = event.get("message")
-    if not isinstance(message, dict) or message.get("is_deleted") or not message.get("mid"):
-        return NormalizedBatch(ignored=1)  # read, delivery, postback, reaction, deletion
-    return NormalizedBatch(messages=[normalize_chat_message(platform, account_id, event, raw=event)])
+    if not isinstance(message, dict) or not message.get("mid"):
+        field = next((name for name in _CHAT_IGNORED if name in event), None)
+        return NormalizedBatch.ignoring(_CHAT_IGNORED[field] if field else f"{platform.value} event without a message")
+    normalized = normalize_chat_message(platform, account_id, event, raw=event)
+    # Unsent by its author (Instagram; Messenger sends the same flag).
+    return NormalizedBatch(messages=[as_deletion(normalized) if message.get("is_deleted") else normalized])
+
+
+def normalize_chat_edit(platform: Platform, account_id: str, event: dict[str, Any]) -> SocialMessage:
+    """``message_edits``: the customer edited message ``mid``; ``num_edit`` counts the
+    edits (at most 5), so ``<mid>:edit:<num_edit>`` is stable and distinct per edit."""
+    edit = event["message_edit"]
+    original = {**event, "message": {"mid": edit["mid"], "text": edit.get("text") or ""}}
+    message = normalize_chat_message(platform, account_id, original, raw=event)
+    revision = edit.get("num_edit")
+    return as_edit(message, str(revision) if revision is not None else hashlib.sha256(message.text.encode()).hexdigest()[:16])
 
 
 def normalize_chat_message(
     platform: Platform, account_id: str, event: dict[str, Any], *, raw: dict[str, Any]
 ) -> SocialMessage:
-    """A Messenger or Instagram Direct message; echoes of the brand's own sends are outbound."""
+    """A Messenger or Instagram Direct message; echoes of the brand's own sends are outbound.
+
+    Files (image, video, audio, file, share, story mention) are attachments; a shared
+    location, product or link card is written into the text.
+    """
     message = event["message"]
     sender = str(event["sender"]["id"])
     recipient = str(event["recipient"]["id"])
     outbound = bool(message.get("is_echo")) or sender == account_id
     customer = recipient if outbound else sender
-    attachments = tuple(
-        Attachment(type=str(a.get("type", "file")), url=(a.get("payload") or {}).get("url"))
-        for a in message.get("attachments") or []
-        if isinstance(a, dict)
-    )
+    attachments: list[Attachment] = []
+    described: list[str] = []
+    for item in message.get("attachments") or []:
+        if not isinstance(item, dict):
+            continue
+        kind = str(item.get("type") or "file")
+        # ``payload`` is an object, but a string in fallback attachments, or absent.
+        payload = item.get("payload") if isinstance(item.get("payload"), dict) else {}
+        if kind in _CHAT_DESCRIBED:
+            described.append(_CHAT_DESCRIBED[kind](item, payload))
+            continue
+        attachments.append(Attachment(type=kind, url=payload.get("url")))
+        if kind == "story_mention":
+            described.append("Mentioned the account in their story")
+        elif kind == "unsupported_type":
+            described.append(not_passed_on(platform, "unsupported attachment"))
+    if message.get("is_unsupported") and not message.get("text") and not attachments and not described:
+        described.append(not_passed_on(platform, "unsupported message type"))
+    if message.get("sticker_id") and not message.get("text"):
+        described.append("[sticker]")
     reply_to = message.get("reply_to") or {}
     return SocialMessage(
         platform=platform,
@@ -338,65 +495,116 @@ def normalize_chat_message(
         conversation_key=conversation_key(platform, "dm", account_id, customer),
         account_id=account_id,
         author=Author(platform_id=sender),
-        text=message.get("text") or "",
+        text=joined([message.get("text"), *described]),
         created_at=from_epoch(event["timestamp"]),
         parent_id=reply_to.get("mid"),
-        attachments=attachments,
+        attachments=tuple(attachments),
         raw=raw,
     )
+
+
+def _location(item: dict[str, Any], payload: dict[str, Any]) -> str:
+    coordinates = payload.get("coordinates") or {}
+    return location_text(coordinates.get("lat"), coordinates.get("long"), name=item.get("title"))
+
+
+def _template(item: dict[str, Any], payload: dict[str, Any]) -> str:
+    """A product (``payload.product.elements``) or card (``payload.elements``): each
+    element's title, subtitle and link; else the attachment's own title and url."""
+    product = payload.get("product") if isinstance(payload.get("product"), dict) else None
+    elements = (product or payload).get("elements") or []
+    cards = []
+    for element in elements if isinstance(elements, list) else []:
+        if not isinstance(element, dict):
+            continue
+        action = element.get("default_action") if isinstance(element.get("default_action"), dict) else {}
+        link = element.get("url") or element.get("item_url") or action.get("url") or element.get("image_url")
+        subtitle = f"({element['subtitle']})" if element.get("subtitle") else None
+        cards.append(joined([element.get("title"), subtitle, link], " "))
+    described = "; ".join(card for card in cards if card) or joined([item.get("title"), item.get("url")], " ")
+    what = "a product" if product is not None else "a card"
+    return f"Shared {what}: {described}" if described else f"Shared {what}"
+
+
+def _fallback(item: dict[str, Any], payload: dict[str, Any]) -> str:
+    """A link Messenger shows as a plain card: ``title`` and ``url`` beside the payload."""
+    return "Shared a link: " + (joined([item.get("title"), item.get("url") or payload.get("url")], " ") or "(no title)")
+
+
+_CHAT_DESCRIBED = {"location": _location, "template": _template, "fallback": _fallback}
 
 
 # --- WhatsApp Cloud API ----------------------------------------------------------
 
 _WHATSAPP_MEDIA = ("image", "video", "audio", "document", "sticker")
+# Fields of the business account that carry no customer message.
+_WHATSAPP_FIELDS = {
+    "user_id_update": "WhatsApp user_id_update (a customer's BSUID changed; conversations are not re-keyed)",
+}
 
 
 def _whatsapp_change(change: dict[str, Any]) -> NormalizedBatch:
+    field = change.get("field")
+    if field != "messages":
+        return NormalizedBatch.ignoring(_WHATSAPP_FIELDS.get(str(field), f"WhatsApp field {field!r} is not handled"))
     value = change.get("value") or {}
-    if change.get("field") != "messages":
-        return NormalizedBatch(ignored=1)
     phone_number_id = str((value.get("metadata") or {})["phone_number_id"])
-    names = {
-        str(c.get("wa_id")): (c.get("profile") or {}).get("name") for c in value.get("contacts") or [] if isinstance(c, dict)
-    }
+    people = _whatsapp_contacts(value.get("contacts"))
     inner = EventNormalizer("whatsapp")
-    inner.each(value.get("messages"), lambda m: _whatsapp_message(phone_number_id, names, m))
-    inner.each(value.get("statuses"), lambda s: NormalizedBatch(statuses=[normalize_whatsapp_status(phone_number_id, s)]))
+    inner.each(value.get("messages"), lambda m: _whatsapp_message(phone_number_id, people, m))
+    inner.each(value.get("statuses"), lambda s: NormalizedBatch(statuses=[normalize_whatsapp_status(phone_number_id, s, people)]))
     return inner.batch
 
 
-def _whatsapp_message(phone_number_id: str, names: dict[str, str | None], message: dict[str, Any]) -> NormalizedBatch:
-    if message.get("type") in ("reaction", "system", "ephemeral"):
-        return NormalizedBatch(ignored=1)
-    return NormalizedBatch(messages=[normalize_whatsapp_message(phone_number_id, names, message)])
+def _whatsapp_contacts(contacts: Any) -> dict[str, dict[str, Any]]:
+    """``value.contacts`` by every id they carry: BSUID (``user_id``) and phone (``wa_id``)."""
+    found: dict[str, dict[str, Any]] = {}
+    for contact in contacts if isinstance(contacts, list) else []:
+        if isinstance(contact, dict):
+            for field in ("user_id", "wa_id"):
+                if contact.get(field):
+                    found[str(contact[field])] = contact
+    return found
 
 
-def _whatsapp_text(message: dict[str, Any]) -> str:
+def _whatsapp_message(phone_number_id: str, people: dict[str, dict[str, Any]], message: dict[str, Any]) -> NormalizedBatch:
     kind = message.get("type")
-    body = message.get(kind) if isinstance(kind, str) else None
-    if kind == "text":
-        return (message.get("text") or {}).get("body", "")
-    if kind in _WHATSAPP_MEDIA:
-        return (body or {}).get("caption", "")
-    if kind == "button":
-        return (body or {}).get("text", "")
-    if kind == "interactive":
-        reply = (body or {}).get("button_reply") or (body or {}).get("list_reply") or {}
-        return reply.get("title", "")
-    if kind == "location":
-        loc = body or {}
-        place = " ".join(str(loc[k]) for k in ("name", "address") if loc.get(k))
-        return f"Location {loc.get('latitude')},{loc.get('longitude')} {place}".strip()
-    if kind == "contacts":
-        return "Shared contact card(s)"
-    return f"[unsupported WhatsApp message type: {kind}]"
+    if kind == "reaction":
+        return NormalizedBatch.ignoring("reaction")
+    if kind == "request_welcome":
+        return NormalizedBatch.ignoring("the customer opened the chat (request_welcome)")
+    if kind == "system":
+        system = message.get("system") if isinstance(message.get("system"), dict) else {}
+        return NormalizedBatch.ignoring(
+            f"WhatsApp system message ({system.get('type')}): a customer's number or BSUID changed; conversations are not re-keyed"
+        )
+    return NormalizedBatch(messages=[normalize_whatsapp_message(phone_number_id, people, message)])
+
+
+def whatsapp_customer(message: dict[str, Any], people: dict[str, dict[str, Any]]) -> Author:
+    """The customer who wrote ``message``.
+
+    Since 2026 a user may hide their phone behind a username, and webhooks carry the
+    business-scoped user id (BSUID): ``from_user_id`` on the message, ``user_id`` on the
+    contact; ``from``/``wa_id`` (the phone) may be missing. The id is the BSUID when the
+    payload has one, else the phone; ``+<phone>`` (or else the username) is the handle.
+    """
+    bsuid, phone = message.get("from_user_id"), message.get("from")
+    contact = people.get(str(bsuid)) or people.get(str(phone)) or {}
+    bsuid, phone = bsuid or contact.get("user_id"), phone or contact.get("wa_id")
+    if not bsuid and not phone:
+        raise KeyError("from")
+    profile = contact.get("profile") if isinstance(contact.get("profile"), dict) else {}
+    username = str(profile.get("username") or "").lstrip("@") or None
+    return Author(platform_id=str(bsuid or phone), handle=f"+{phone}" if phone else username, display_name=profile.get("name"))
 
 
 def normalize_whatsapp_message(
-    phone_number_id: str, names: dict[str, str | None], message: dict[str, Any]
+    phone_number_id: str, people: dict[str, dict[str, Any]], message: dict[str, Any]
 ) -> SocialMessage:
-    """An inbound WhatsApp message: one conversation per customer per business number."""
-    wa_id = str(message["from"])
+    """An inbound WhatsApp message: one conversation per customer per business number,
+    or per group for a message in a group (``group_id``)."""
+    author = whatsapp_customer(message, people)
     kind = message.get("type")
     attachments: tuple[Attachment, ...] = ()
     if kind in _WHATSAPP_MEDIA and isinstance(message.get(kind), dict):
@@ -404,30 +612,103 @@ def normalize_whatsapp_message(
         attachments = (
             Attachment(type=kind, media_id=media.get("id"), mime_type=media.get("mime_type"), caption=media.get("filename")),
         )
+    group = message.get("group_id")
+    if group:
+        key = conversation_key(Platform.WHATSAPP, "group", phone_number_id, str(group))
+    else:
+        key = conversation_key(Platform.WHATSAPP, "dm", phone_number_id, author.platform_id)
     return SocialMessage(
         platform=Platform.WHATSAPP,
-        kind=Kind.DIRECT_MESSAGE,
+        kind=Kind.COMMENT if group else Kind.DIRECT_MESSAGE,
         direction=Direction.INBOUND,
         message_id=str(message["id"]),
-        conversation_key=conversation_key(Platform.WHATSAPP, "dm", phone_number_id, wa_id),
+        conversation_key=key,
         account_id=phone_number_id,
-        author=Author(platform_id=wa_id, handle=f"+{wa_id}", display_name=names.get(wa_id)),
+        author=author,
         text=_whatsapp_text(message),
         created_at=from_epoch(message["timestamp"]),
         parent_id=(message.get("context") or {}).get("id"),
+        thread_id=str(group) if group else None,
         attachments=attachments,
         raw=message,
     )
 
 
-def normalize_whatsapp_status(phone_number_id: str, status: dict[str, Any]) -> DeliveryStatus:
-    """A sent/delivered/read/failed receipt for a message the brand sent."""
+def _whatsapp_text(message: dict[str, Any]) -> str:
+    kind = message.get("type")
+    body = message.get(kind) if isinstance(kind, str) and isinstance(message.get(kind), dict) else {}
+    if kind == "text":
+        return str(body.get("body") or "")
+    if kind == "sticker":
+        return "[sticker]"
+    if kind in _WHATSAPP_MEDIA:
+        return str(body.get("caption") or "")
+    if kind == "button":
+        return str(body.get("text") or "")
+    if kind == "interactive":
+        reply = body.get("button_reply") or body.get("list_reply") or body.get("nfm_reply") or {}
+        return str(reply.get("title") or reply.get("body") or "")
+    if kind == "location":
+        return location_text(body.get("latitude"), body.get("longitude"), name=body.get("name"), address=body.get("address"))
+    if kind == "contacts":
+        return _contacts_text(message.get("contacts"))
+    if kind == "order":
+        return _order_text(body)
+    errors = message.get("errors") if isinstance(message.get("errors"), list) else []
+    error = errors[0] if errors and isinstance(errors[0], dict) else {}
+    data = error.get("error_data") if isinstance(error.get("error_data"), dict) else {}
+    detail = data.get("details") or error.get("details") or error.get("message") or error.get("title")
+    return not_passed_on(Platform.WHATSAPP, str(detail or f"message type {kind!r}"))
+
+
+def _contacts_text(contacts: Any) -> str:
+    """Contact cards: each person's name, company, phone numbers and emails."""
+    cards = []
+    for card in contacts if isinstance(contacts, list) else []:
+        if not isinstance(card, dict):
+            continue
+        name = card.get("name") if isinstance(card.get("name"), dict) else {}
+        org = card.get("org") if isinstance(card.get("org"), dict) else {}
+        who = name.get("formatted_name") or joined([name.get("first_name"), name.get("last_name")], " ") or "(no name)"
+        if org.get("company"):
+            who += f" ({org['company']})"
+        reach = [p.get("phone") for p in card.get("phones") or [] if isinstance(p, dict)]
+        reach += [e.get("email") for e in card.get("emails") or [] if isinstance(e, dict)]
+        cards.append(joined([who, *reach], ", "))
+    if len(cards) == 1:
+        return f"Shared a contact: {cards[0]}"
+    return f"Shared {len(cards)} contacts: {'; '.join(cards)}"
+
+
+def _order_text(order: dict[str, Any]) -> str:
+    """An order from the business's catalog: items, quantities, unit prices, the total."""
+    lines, total, currencies = [], 0.0, set()
+    for item in order.get("product_items") or []:
+        if not isinstance(item, dict):
+            continue
+        quantity, price, currency = item.get("quantity"), item.get("item_price"), item.get("currency") or ""
+        lines.append(f"{quantity} × {item.get('product_retailer_id')} at {float(price):.2f} {currency}".rstrip())
+        total += float(quantity) * float(price)
+        currencies.add(currency)
+    summary = "Placed an order: " + (", ".join(lines) or "(no items)")
+    if lines and len(currencies) == 1:
+        summary += f" (total {total:.2f} {currencies.pop()})".replace(" )", ")")
+    return joined([order.get("text"), summary])
+
+
+def normalize_whatsapp_status(
+    phone_number_id: str, status: dict[str, Any], people: dict[str, dict[str, Any]] | None = None
+) -> DeliveryStatus:
+    """A sent/delivered/read/failed receipt for a message the brand sent, keyed like the
+    customer's messages: on the BSUID when the receipt (or its contact) has one."""
+    phone = status.get("recipient_id")
+    contact = (people or {}).get(str(phone)) or {}
+    recipient = status.get("recipient_user_id") or contact.get("user_id") or status["recipient_id"]
     return DeliveryStatus(
         platform=Platform.WHATSAPP,
         message_id=str(status["id"]),
-        conversation_key=conversation_key(Platform.WHATSAPP, "dm", phone_number_id, str(status["recipient_id"])),
+        conversation_key=conversation_key(Platform.WHATSAPP, "dm", phone_number_id, str(recipient)),
         status=str(status["status"]),
         timestamp=from_epoch(status["timestamp"]),
         errors=tuple(e for e in status.get("errors") or [] if isinstance(e, dict)),
     )
-

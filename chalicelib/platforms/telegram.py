@@ -7,8 +7,9 @@ so it is compared in constant time and nothing else about the request is checked
 One ``Update`` per POST; besides ``update_id`` at most one optional field is set.
 Handled: ``message``, ``edited_message``, ``business_message`` and
 ``edited_business_message``. Every other update type (``callback_query``,
-``my_chat_member``, ``channel_post``, ``deleted_business_messages``, ...) is counted as
-ignored.
+``my_chat_member``, ``channel_post``, ``deleted_business_messages``, ...) is ignored,
+with its reason. A message that is one bot command (``/start``) is stored with
+``bot_command`` set; the ticket policy opens no ticket for it.
 
 Identifiers:
 
@@ -34,6 +35,7 @@ Account ids (the receiving side of the conversation):
 from __future__ import annotations
 
 import hmac
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -49,7 +51,7 @@ from chalicelib.models import (
     conversation_key,
     from_epoch,
 )
-from chalicelib.platforms.common import EventNormalizer
+from chalicelib.platforms.common import EventNormalizer, location_text
 from chalicelib.signatures import SignatureError, get_header
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -62,6 +64,25 @@ _MESSAGE_FIELDS: dict[str, bool] = {
     "edited_business_message": True,
 }
 _GROUP_CHATS = frozenset({"group", "supergroup"})
+# Update types that carry no message we store, and why.
+_IGNORED_UPDATES = {
+    "channel_post": "channel post",
+    "edited_channel_post": "channel post edit",
+    "callback_query": "callback query (a button press)",
+    "inline_query": "inline query",
+    "chosen_inline_result": "chosen inline result",
+    "my_chat_member": "the bot's membership in a chat changed (added, removed or blocked)",
+    "chat_member": "a member's status in a chat changed",
+    "chat_join_request": "a request to join a chat",
+    "message_reaction": "reaction",
+    "message_reaction_count": "reaction count",
+    "poll": "poll state",
+    "poll_answer": "poll answer",
+    "business_connection": "business connection changed",
+    "deleted_business_messages": "business messages deleted",
+}
+# A bot command: "/" and up to 32 letters, digits or underscores, maybe "@<bot username>".
+_BOT_COMMAND = re.compile(r"/[A-Za-z0-9_]{1,32}(?:@[A-Za-z0-9_]{3,})?")
 # The forum topic that has no message_thread_id ("General") and every non-forum group.
 MAIN_TOPIC = "main"
 
@@ -118,7 +139,8 @@ def normalize_delivery(payload: Any, *, bot_id: str = "bot") -> NormalizedBatch:
     normalizer = EventNormalizer("telegram")
     field = next((name for name in _MESSAGE_FIELDS if name in payload), None)
     if field is None:
-        normalizer.ignore("update type not handled")
+        other = next((name for name in _IGNORED_UPDATES if name in payload), None)
+        normalizer.ignore(_IGNORED_UPDATES[other] if other else "update type not handled")
         return normalizer.batch
     message = payload[field]
     if not isinstance(message, dict):
@@ -133,12 +155,12 @@ def _message(update: dict[str, Any], field: str, bot_id: str) -> NormalizedBatch
     message = update[field]
     chat_type = message["chat"]["type"]
     if chat_type != "private" and chat_type not in _GROUP_CHATS:
-        return NormalizedBatch(ignored=1)  # channel posts reach us only via channel_post
+        return NormalizedBatch.ignoring("channel post")  # channel posts reach us only via channel_post
     text = message_text(message)
     attachments = message_attachments(message)
     if not text and not attachments:
         # Service messages (members joined, pinned, topic created, ...) carry no words.
-        return NormalizedBatch(ignored=1)
+        return NormalizedBatch.ignoring("service message (no text or file)")
     return NormalizedBatch(
         messages=[normalize_message(message, edited=_MESSAGE_FIELDS[field], bot_id=bot_id, raw=update)]
     )
@@ -206,10 +228,11 @@ def message_text(message: Mapping[str, Any]) -> str:
         return f"[sticker {sticker['emoji']}]" if sticker.get("emoji") else "[sticker]"
     venue = message.get("venue")
     if isinstance(venue, dict):
-        return " ".join(str(venue[k]) for k in ("title", "address") if venue.get(k)) or "[venue]"
+        spot = venue.get("location") if isinstance(venue.get("location"), dict) else {}
+        return location_text(spot.get("latitude"), spot.get("longitude"), name=venue.get("title"), address=venue.get("address"))
     location = message.get("location")
     if isinstance(location, dict):
-        return f"Location {location.get('latitude')},{location.get('longitude')}"
+        return location_text(location.get("latitude"), location.get("longitude"))
     contact = message.get("contact")
     if isinstance(contact, dict):
         name = " ".join(str(contact[k]) for k in ("first_name", "last_name") if contact.get(k))
@@ -217,7 +240,33 @@ def message_text(message: Mapping[str, Any]) -> str:
     poll = message.get("poll")
     if isinstance(poll, dict):
         return f"[poll] {poll.get('question', '')}".strip()
+    game = message.get("game")
+    if isinstance(game, dict):
+        return f"Shared a game: {game.get('title') or '(untitled)'}"
+    dice = message.get("dice")
+    if isinstance(dice, dict):
+        return f"[rolled {dice.get('emoji') or 'a die'}: {dice.get('value')}]"
     return ""
+
+
+def bot_command(message: Mapping[str, Any]) -> str | None:
+    """The bot command (``/start``, ``/help@acme_bot``) that is the message's whole text.
+
+    Telegram marks commands with a ``bot_command`` entity; a client may omit entities,
+    so a text that is exactly one command counts too.
+    """
+    text = message.get("text")
+    if not isinstance(text, str) or not _BOT_COMMAND.fullmatch(text.strip()):
+        return None
+    entities = message.get("entities")
+    if isinstance(entities, list) and entities:
+        whole = len(text.encode("utf-16-le")) // 2  # entity offsets count UTF-16 code units
+        if not any(
+            isinstance(e, dict) and e.get("type") == "bot_command" and e.get("offset") == 0 and e.get("length") == whole
+            for e in entities
+        ):
+            return None
+    return text.strip()
 
 
 # Message field -> canonical attachment type. Voice notes and music are both audio.
@@ -326,5 +375,6 @@ def normalize_message(
         permalink=_permalink(message, topic_of(message)),
         attachments=message_attachments(message),
         edit_of=original_id if edited else None,
+        bot_command=bot_command(message),
         raw=raw,
     )

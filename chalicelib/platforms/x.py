@@ -3,7 +3,9 @@
 Authentication: ``x-twitter-webhooks-signature: sha256=<base64 HMAC-SHA256(consumer
 secret, raw body)>``; the CRC check answers ``crc_token`` with the same HMAC.
 Each delivery is for one subscribed account (``for_user_id``); events that account
-wrote itself are stored as outbound and never open a ticket.
+wrote itself are stored as outbound and never open a ticket. X escapes ``&``, ``<`` and
+``>`` in tweet and DM text (``&amp;``...); the text is stored as the person wrote it.
+A customer's deleted tweet (``tweet_delete_events``) is a deletion of it.
 """
 
 from __future__ import annotations
@@ -25,11 +27,29 @@ from chalicelib.models import (
     conversation_key,
     from_epoch,
 )
-from chalicelib.platforms.common import EventNormalizer
+from chalicelib.platforms.common import EventNormalizer, as_deletion
 from chalicelib.signatures import HmacSignatureVerifier, hmac_sha256
 
 SIGNATURE_HEADER = "x-twitter-webhooks-signature"
-_HANDLED = ("tweet_create_events", "direct_message_events")
+_HANDLED = ("tweet_create_events", "direct_message_events", "tweet_delete_events")
+# Activity that carries no one's words, and why it is ignored.
+_IGNORED_EVENTS = {
+    "favorite_events": "like",
+    "follow_events": "follow",
+    "unfollow_events": "unfollow",
+    "block_events": "block",
+    "unblock_events": "unblock",
+    "mute_events": "mute",
+    "unmute_events": "unmute",
+    "direct_message_indicate_typing_events": "typing indicator",
+    "direct_message_mark_read_events": "read receipt",
+    "user_event": "account event (e.g. revoked access)",
+}
+
+
+def unescape(text: str) -> str:
+    """X's HTML escaping of ``&``, ``<`` and ``>`` undone (``&amp;`` last, so ``&amp;lt;`` stays ``&lt;``)."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 def signature_verifier(consumer_secret: str) -> HmacSignatureVerifier:
@@ -61,21 +81,45 @@ def normalize_delivery(payload: dict[str, Any]) -> NormalizedBatch:
     users = payload.get("users") if isinstance(payload.get("users"), dict) else {}
     normalizer.each(payload.get("tweet_create_events"), lambda t: _tweet(brand_id, t))
     normalizer.each(payload.get("direct_message_events"), lambda e: _direct_message(brand_id, users, e))
+    normalizer.each(payload.get("tweet_delete_events"), lambda e: _tweet_delete(brand_id, e))
     for key, events in payload.items():
-        if key.endswith("_events") and key not in _HANDLED:
-            normalizer.batch.ignored += len(events) if isinstance(events, list) else 1
+        if (key.endswith("_events") or key in _IGNORED_EVENTS) and key not in _HANDLED:
+            reason = _IGNORED_EVENTS.get(key, f"X {key} are not handled")
+            for _ in events if isinstance(events, list) else [events]:
+                normalizer.ignore(reason)
     return normalizer.batch
 
 
 def _tweet(brand_id: str, tweet: dict[str, Any]) -> NormalizedBatch:
     if "retweeted_status" in tweet:
-        return NormalizedBatch(ignored=1)  # a retweet adds no words of its own
+        return NormalizedBatch.ignoring("retweet (no words of its own)")
     return NormalizedBatch(messages=[normalize_tweet(brand_id, tweet)])
+
+
+def _tweet_delete(brand_id: str, event: dict[str, Any]) -> NormalizedBatch:
+    """A deleted tweet: the customer's is a deletion in their conversation; the brand's
+    own names no customer, so it cannot be placed and is ignored."""
+    status = event["status"]
+    author = str(status["user_id"])
+    if author == brand_id:
+        return NormalizedBatch.ignoring("the account deleted its own tweet")
+    original = SocialMessage(
+        platform=Platform.X,
+        kind=Kind.MENTION,
+        direction=Direction.INBOUND,
+        message_id=str(status["id"]),
+        conversation_key=conversation_key(Platform.X, "tweets", brand_id, author),
+        account_id=brand_id,
+        author=Author(platform_id=author),
+        created_at=from_epoch(event["timestamp_ms"]),
+        raw=event,
+    )
+    return NormalizedBatch(messages=[as_deletion(original)])
 
 
 def _tweet_text(tweet: dict[str, Any]) -> str:
     extended = tweet.get("extended_tweet") or {}
-    return extended.get("full_text") or tweet.get("full_text") or tweet.get("text") or ""
+    return unescape(extended.get("full_text") or tweet.get("full_text") or tweet.get("text") or "")
 
 
 def _tweet_time(tweet: dict[str, Any]) -> datetime:
@@ -130,7 +174,7 @@ def normalize_tweet(brand_id: str, tweet: dict[str, Any]) -> SocialMessage:
 
 def _direct_message(brand_id: str, users: dict[str, Any], event: dict[str, Any]) -> NormalizedBatch:
     if event.get("type") != "message_create":
-        return NormalizedBatch(ignored=1)
+        return NormalizedBatch.ignoring(f"direct message event {event.get('type')!r}")
     return NormalizedBatch(messages=[normalize_direct_message(brand_id, users, event)])
 
 
@@ -160,7 +204,7 @@ def normalize_direct_message(brand_id: str, users: dict[str, Any], event: dict[s
             display_name=profile.get("name"),
             follower_count=profile.get("followers_count"),
         ),
-        text=data.get("text") or "",
+        text=unescape(data.get("text") or ""),
         created_at=from_epoch(event["created_timestamp"]),
         attachments=attachments,
         raw=event,

@@ -174,7 +174,24 @@ class TestMessages:
             "latitude": 35.658,
             "longitude": 139.7016,
         }
-        assert normalize_one(payload).text == "Location 35.658,139.7016 Acme Shibuya 1-2-3 Shibuya, Tokyo"
+        assert normalize_one(payload).text == (
+            "Shared a location: Acme Shibuya, 1-2-3 Shibuya, Tokyo (35.658, 139.7016) "
+            "https://www.google.com/maps/search/?api=1&query=35.658%2C139.7016"
+        )
+
+    @pytest.mark.parametrize(
+        ("extra", "text"),
+        [
+            ({"keywords": ["Thanks", "Bow", "Grateful", "Cony"], "text": "thank you!!"}, "thank you!! (sticker: Thanks, Bow, Grateful)"),
+            ({"keywords": ["Sad"]}, "[sticker: Sad]"),
+        ],
+        ids=["message-sticker", "keywords-only"],
+    )
+    def test_a_stickers_typed_text_and_keywords_are_kept(self, extra: dict[str, Any], text: str) -> None:
+        payload = load_event("line_text_user")
+        payload["events"][0]["message"] = {"type": "sticker", "id": "706", "quoteToken": "q", "packageId": "446",
+                                           "stickerId": "1988", "stickerResourceType": "MESSAGE", **extra}
+        assert normalize_one(payload).text == text
 
     def test_a_quoted_message_becomes_the_parent(self) -> None:
         payload = load_event("line_text_user")
@@ -243,11 +260,35 @@ class TestDeliveryHandling:
         batch = line.normalize_delivery(load_event("line_follow"))
         assert (batch.messages, batch.ignored, batch.rejected) == ([], 1, [])
 
-    @pytest.mark.parametrize("event_type", ["unfollow", "join", "leave", "postback", "unsend", "memberJoined", "beacon"])
-    def test_other_event_types_are_counted_as_ignored(self, event_type: str) -> None:
+    @pytest.mark.parametrize("event_type", ["unfollow", "join", "leave", "postback", "memberJoined", "beacon", "brandNew"])
+    def test_other_event_types_are_ignored_with_a_reason(self, event_type: str) -> None:
         payload = load_event("line_follow")
         payload["events"][0]["type"] = event_type
-        assert line.normalize_delivery(payload).ignored == 1
+        batch = line.normalize_delivery(payload)
+        assert batch.ignored == 1 and len(batch.ignored_reasons) == 1 and batch.ignored_reasons[0]
+
+    def test_an_unsent_message_is_a_deletion_of_it_in_its_conversation(self) -> None:
+        payload = load_event("line_image_group")
+        event = payload["events"][0]
+        del event["message"]
+        event.update(type="unsend", unsend={"messageId": "354718705033693861"})
+        deletion = normalize_one(payload)
+        assert (deletion.message_id, deletion.edit_of, deletion.deleted) == ("354718705033693861:deleted", "354718705033693861", True)
+        assert (deletion.conversation_key, deletion.author.platform_id) == (f"line:group:{BOT}:{GROUP}", USER)
+        assert deletion.attachments == () and deletion.text == ""
+
+    def test_an_edit_is_a_change_of_the_original_named_by_its_time(self) -> None:
+        def edit(text: str, timestamp: int) -> SocialMessage:
+            payload = load_event("line_image_group")
+            event = payload["events"][0]
+            event.update(type="messageEdited", timestamp=timestamp)
+            event["message"] = {"id": "468789577898262530", "type": "text", "text": text, "quoteToken": "q"}
+            return normalize_one(payload)
+
+        first, again, later = edit("see you at 5", 1_764_000_000_000), edit("see you at 5", 1_764_000_000_000), edit("at 6", 1_764_000_090_000)
+        assert (first.message_id, first.edit_of, first.text) == ("468789577898262530:edit:1764000000000", "468789577898262530", "see you at 5")
+        assert again.message_id == first.message_id != later.message_id
+        assert first.conversation_key == f"line:group:{BOT}:{GROUP}" and not first.deleted
 
     def test_a_mixed_delivery_keeps_messages_and_counts_the_rest(self) -> None:
         payload = load_event("line_text_user")

@@ -57,6 +57,21 @@ def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)
 
 
+def messenger_event(**fields: Any) -> dict[str, Any]:
+    """A Messenger delivery of one event from the customer PSID to PAGE_ID with ``fields``."""
+    payload = load_event("meta_messenger_message")
+    base = chat_event(payload)
+    payload["entry"][0]["messaging"] = [
+        {"sender": base["sender"], "recipient": base["recipient"], "timestamp": base["timestamp"], **fields}
+    ]
+    return payload
+
+
+def feed_change(page_id: str, field: str, **value: Any) -> dict[str, Any]:
+    """A Page delivery of one change."""
+    return {"object": "page", "entry": [{"id": page_id, "time": 1_764_000_000, "changes": [{"field": field, "value": value}]}]}
+
+
 # --- Facebook Page feed ---------------------------------------------------------------
 
 
@@ -145,7 +160,90 @@ class TestPageFeedComment:
         }
         batch = normalize(payload)
         assert batch.messages == [] and batch.rejected == []
-        assert batch.ignored == 1
+        assert (batch.ignored, batch.ignored_reasons) == (1, ["reaction"])
+
+    def test_graph_2_10_named_the_author_in_sender_id_and_sender_name(self) -> None:
+        payload = load_event("meta_page_feed_comment")
+        value = feed_value(payload)
+        del value["from"]
+        value.update(sender_id=6001987654321012, sender_name="Dana Reyes")
+        message = only_message(payload)
+        assert (message.author.platform_id, message.author.display_name) == ("6001987654321012", "Dana Reyes")
+        assert message.direction is Direction.INBOUND
+
+    def test_a_comment_naming_no_author_is_kept_with_the_unknown_author(self) -> None:
+        payload = load_event("meta_page_feed_comment")
+        del feed_value(payload)["from"]
+        message = only_message(payload)
+        assert (message.author.platform_id, message.author.label) == ("unknown", "Unknown Facebook user")
+        assert message.text == "My order #4411 arrived broken. Who do I talk to?"
+
+    def test_an_edit_is_keyed_by_its_text_and_a_removal_by_the_original(self) -> None:
+        def change(verb: str, text: str | None) -> SocialMessage:
+            payload = load_event("meta_page_feed_comment")
+            feed_value(payload).update(verb=verb, message=text)
+            return only_message(payload)
+
+        first, again, other = change("edited", "Arrived broken."), change("edited", "Arrived broken."), change("edited", "Fixed, thanks")
+        assert first.edit_of == TOP_COMMENT_ID and first.message_id.startswith(f"{TOP_COMMENT_ID}:edit:")
+        assert again.message_id == first.message_id != other.message_id
+        removal = change("remove", None)
+        assert (removal.message_id, removal.edit_of, removal.deleted) == (f"{TOP_COMMENT_ID}:deleted", TOP_COMMENT_ID, True)
+
+    def test_a_hidden_comment_is_ignored_with_its_reason(self) -> None:
+        payload = load_event("meta_page_feed_comment")
+        feed_value(payload)["verb"] = "hide"
+        batch = normalize(payload)
+        assert batch.messages == [] and batch.ignored_reasons == ["a comment was hidden or unhidden by the Page"]
+
+    def test_a_mention_of_the_page_is_a_mention_conversation(self) -> None:
+        message = only_message(feed_change(
+            PAGE_ID, "mention", item="comment", verb="add", post_id="9001_77", comment_id="77_88",
+            message="@Acme my parcel is lost", created_time=1_764_000_000,
+        ))
+        assert (message.kind, message.direction) == (Kind.MENTION, Direction.INBOUND)
+        assert (message.message_id, message.conversation_key) == ("mention:77_88", "facebook:mention:77_88")
+        assert (message.text, message.thread_id, message.author.platform_id) == ("@Acme my parcel is lost", "9001_77", "unknown")
+
+    def test_a_share_is_a_post_with_its_link(self) -> None:
+        message = only_message(feed_change(
+            PAGE_ID, "feed", item="share", verb="add", post_id=f"{PAGE_ID}_5", link="https://news.example/a",
+            message="Look at this", **{"from": {"id": "6001", "name": "Dana"}},
+        ))
+        assert (message.kind, message.text) == (Kind.POST, "Look at this")
+        assert [(a.type, a.url) for a in message.attachments] == [("link", "https://news.example/a")]
+
+
+class TestRatings:
+    def rating(self, **value: Any) -> dict[str, Any]:
+        return feed_change(PAGE_ID, "ratings", **{"item": "rating", "verb": "add", "open_graph_story_id": 9040, "reviewer_id": 7059,
+                                                  "reviewer_name": "Omar", "created_time": 1_764_000_000, **value})
+
+    @pytest.mark.parametrize("kind", ["negative", "NEGATIVE", "Negative"])
+    def test_recommendation_type_is_read_in_any_case(self, kind: str) -> None:
+        message = only_message(self.rating(recommendation_type=kind, review_text="Never again"))
+        assert (message.kind, message.recommends, message.rating) == (Kind.REVIEW, False, None)
+        assert (message.conversation_key, message.author.label) == ("facebook:review:9040", "Omar")
+
+    def test_a_comment_under_a_review_joins_the_reviews_conversation(self) -> None:
+        message = only_message(self.rating(item="comment", comment_id="9040_1", post_id="7059_9040", parent_id="7059_9040",
+                                           sender_id=7059, sender_name="Omar", message="Still waiting"))
+        assert (message.kind, message.conversation_key, message.message_id) == (Kind.COMMENT, "facebook:review:9040", "9040_1")
+        assert (message.author.platform_id, message.text, message.rating) == ("7059", "Still waiting", None)
+
+    def test_the_pages_answer_under_a_review_is_outbound(self) -> None:
+        message = only_message(self.rating(item="comment", comment_id="9040_2", post_id="7059_9040",
+                                           **{"from": {"id": PAGE_ID, "name": "Acme"}}, message="Sorry!"))
+        assert message.direction is Direction.OUTBOUND
+
+    def test_a_like_on_a_review_is_ignored(self) -> None:
+        batch = normalize(self.rating(item="like", **{"from": {"id": "7059", "name": "Omar"}}))
+        assert batch.messages == [] and batch.ignored_reasons == ["like on a review"]
+
+    def test_a_removed_rating_is_a_deletion_of_the_review(self) -> None:
+        message = only_message(feed_change(PAGE_ID, "ratings", item="rating", verb="remove", open_graph_story_id=9040, reviewer_id=7059))
+        assert (message.message_id, message.edit_of, message.deleted) == ("9040:deleted", "9040", True)
+        assert message.author.platform_id == "7059"
 
 
 class TestPageVisitorPost:
@@ -184,6 +282,13 @@ class TestPageVisitorPost:
         payload = load_event("meta_page_visitor_post")
         feed_value(payload)["from"] = {"id": PAGE_ID, "name": "Acme"}
         assert only_message(payload).direction is Direction.OUTBOUND
+
+    def test_a_removed_post_is_a_deletion_of_it(self) -> None:
+        payload = load_event("meta_page_visitor_post")
+        feed_value(payload)["verb"] = "remove"
+        message = only_message(payload)
+        post_id = "448242228374517_122131699001234567"
+        assert (message.message_id, message.edit_of, message.deleted) == (f"{post_id}:deleted", post_id, True)
 
 
 # --- Messenger --------------------------------------------------------------------------
@@ -229,7 +334,8 @@ class TestMessenger:
         assert message.platform is Platform.MESSENGER
         assert message.direction is Direction.OUTBOUND
         assert message.conversation_key == f"messenger:dm:{PAGE_ID}:{PSID}"
-        assert [a.type for a in message.attachments] == ["template"]
+        # A media template card without title or elements' words: its link is the text.
+        assert (message.text, message.attachments) == ("Shared a card: https://www.facebook.com/commerce/update/", ())
 
     def test_an_inbound_standby_message_is_inbound(self) -> None:
         payload = load_event("meta_messenger_standby")
@@ -260,25 +366,66 @@ class TestMessenger:
         }
 
     @pytest.mark.parametrize(
-        "event",
+        ("event", "reason"),
         [
-            {"read": {"watermark": 1458668856253}},
-            {"delivery": {"mids": ["mid.1458668856218:ed81099e15d3f4f233"], "watermark": 1458668856253}},
-            {"postback": {"mid": "m_postback_1", "title": "Get Started", "payload": "START"}},
-            {"reaction": {"mid": "m_1", "action": "react", "reaction": "love", "emoji": "❤️"}},
-            {"message": {"mid": "m_deleted_1", "is_deleted": True}},
+            ({"read": {"watermark": 1458668856253}}, "read receipt"),
+            ({"delivery": {"mids": ["mid.1458668856218:ed81099e15d3f4f233"], "watermark": 1458668856253}}, "delivery receipt"),
+            ({"postback": {"mid": "m_postback_1", "title": "Get Started", "payload": "START"}}, "postback (a button press)"),
+            ({"reaction": {"mid": "m_1", "action": "react", "reaction": "love", "emoji": "❤️"}}, "reaction"),
         ],
-        ids=["read", "delivery", "postback", "reaction", "deleted"],
+        ids=["read", "delivery", "postback", "reaction"],
     )
-    def test_receipts_postbacks_reactions_and_deletions_are_ignored(self, event: dict[str, Any]) -> None:
-        payload = load_event("meta_messenger_message")
-        base = chat_event(payload)
-        payload["entry"][0]["messaging"] = [
-            {"sender": base["sender"], "recipient": base["recipient"], "timestamp": base["timestamp"], **event}
-        ]
-        batch = normalize(payload)
+    def test_receipts_postbacks_and_reactions_are_ignored_with_their_reason(self, event: dict[str, Any], reason: str) -> None:
+        batch = normalize(messenger_event(**event))
         assert batch.messages == [] and batch.rejected == []
-        assert batch.ignored == 1
+        assert (batch.ignored, batch.ignored_reasons) == (1, [reason])
+
+    def test_an_unsent_message_is_a_deletion_of_it(self) -> None:
+        deletion = only_message(messenger_event(message={"mid": "m_deleted_1", "is_deleted": True}))
+        assert (deletion.message_id, deletion.edit_of, deletion.deleted) == ("m_deleted_1:deleted", "m_deleted_1", True)
+        assert deletion.conversation_key == f"messenger:dm:{PAGE_ID}:{PSID}"
+        assert deletion.author.platform_id == PSID and deletion.direction is Direction.INBOUND
+
+    def test_an_edit_is_a_change_of_the_original_numbered_by_its_edit_count(self) -> None:
+        def edit(text: str, count: int) -> SocialMessage:
+            return only_message(messenger_event(message_edit={"mid": "m_orig_1", "text": text, "num_edit": count}))
+
+        first, again, second = edit("I was charged 3 times", 1), edit("I was charged 3 times", 1), edit("Charged 3x, see PDF", 2)
+        assert (first.message_id, first.edit_of, first.text) == ("m_orig_1:edit:1", "m_orig_1", "I was charged 3 times")
+        assert again.message_id == first.message_id  # a redelivery is deduplicated
+        assert second.message_id == "m_orig_1:edit:2"  # another edit is kept too
+        assert first.conversation_key == f"messenger:dm:{PAGE_ID}:{PSID}" and not first.deleted
+
+    @pytest.mark.parametrize(
+        ("attachment", "text"),
+        [
+            (
+                {"type": "location", "title": "Pinned Location", "payload": {"coordinates": {"lat": 40.41, "long": -3.7}}},
+                "Shared a location: Pinned Location (40.41, -3.7) https://www.google.com/maps/search/?api=1&query=40.41%2C-3.7",
+            ),
+            (
+                {"type": "fallback", "title": "Order #4411", "url": "https://acme.example/o/4411", "payload": "BLOB"},
+                "Shared a link: Order #4411 https://acme.example/o/4411",
+            ),
+            ({"type": "fallback", "title": "Order #4411", "url": "https://acme.example/o/4411"}, "Shared a link: Order #4411 https://acme.example/o/4411"),
+            (
+                {"type": "template", "payload": {"product": {"elements": [{"title": "Blue sofa", "subtitle": "$40", "image_url": "https://cdn.example/s.jpg"}]}}},
+                "Shared a product: Blue sofa ($40) https://cdn.example/s.jpg",
+            ),
+            (
+                {"type": "template", "payload": {"template_type": "generic", "elements": [{"title": "Return form", "item_url": "https://acme.example/r"}]}},
+                "Shared a card: Return form https://acme.example/r",
+            ),
+        ],
+        ids=["location", "fallback-string-payload", "fallback-without-payload", "product", "generic"],
+    )
+    def test_a_shared_location_link_or_card_is_written_into_the_text(self, attachment: dict[str, Any], text: str) -> None:
+        message = only_message(messenger_event(message={"mid": "m_att_1", "attachments": [attachment]}))
+        assert (message.text, message.attachments) == (text, ())
+
+    def test_an_unsupported_message_says_so(self) -> None:
+        message = only_message(messenger_event(message={"mid": "m_unsupported_1", "is_unsupported": True}))
+        assert message.text == "[Messenger did not pass this message on: unsupported message type]"
 
 
 # --- Instagram ----------------------------------------------------------------------------
@@ -375,6 +522,27 @@ class TestInstagram:
         message = only_message("meta_instagram_comment")
         assert message.created_at == utc(2025, 3, 22, 18, 26, 40)  # entry.time 1742668000
 
+    def test_a_comment_naming_no_author_is_kept_with_the_unknown_author(self) -> None:
+        payload = load_event("meta_instagram_comment")
+        del feed_value(payload)["from"]
+        message = only_message(payload)
+        assert (message.author.platform_id, message.author.label) == ("unknown", "Unknown Instagram user")
+        assert message.direction is Direction.INBOUND
+
+    def test_standby_messages_are_read_like_messaging(self) -> None:
+        payload = load_event("meta_instagram_dm")
+        payload["entry"][0]["standby"] = payload["entry"][0].pop("messaging")
+        message = only_message(payload)
+        assert message.conversation_key == f"instagram:dm:{IG_ACCOUNT_ID}:8002345678901234"
+        assert message.text == "Can I still return a jacket bought in March?"
+
+    def test_an_unsent_direct_message_is_a_deletion_of_it(self) -> None:
+        payload = load_event("meta_instagram_dm")
+        chat_event(payload)["message"] = {"mid": "aWdfZAG1gone", "is_deleted": True}
+        message = only_message(payload)
+        assert (message.message_id, message.edit_of, message.deleted) == ("aWdfZAG1gone:deleted", "aWdfZAG1gone", True)
+        assert message.conversation_key == f"instagram:dm:{IG_ACCOUNT_ID}:8002345678901234"
+
     def test_a_comment_whose_id_is_named_comment_id_is_stored(self) -> None:
         payload = load_event("meta_instagram_comment")
         value = feed_value(payload)
@@ -451,7 +619,7 @@ class TestWhatsApp:
         ]
         batch = normalize(payload)
         assert batch.messages == [] and batch.rejected == []
-        assert batch.ignored == 1
+        assert (batch.ignored, batch.ignored_reasons) == (1, ["reaction"])
 
     def test_another_field_of_the_business_account_is_ignored(self) -> None:
         payload = load_event("meta_whatsapp_text")
@@ -462,6 +630,84 @@ class TestWhatsApp:
         batch = normalize(payload)
         assert batch.messages == [] and batch.rejected == []
         assert batch.ignored == 1
+        assert batch.ignored_reasons == ["WhatsApp field 'message_template_status_update' is not handled"]
+
+    def test_a_user_known_by_bsuid_only_is_keyed_on_it_with_the_username_as_handle(self) -> None:
+        payload = load_event("meta_whatsapp_text")
+        value = wa_value(payload)
+        value["contacts"] = [{"profile": {"name": "Sheena Nelson", "username": "@sheena"}, "user_id": "US.1349120865530274"}]
+        message_event = value["messages"][0]
+        del message_event["from"]
+        message_event["from_user_id"] = "US.1349120865530274"
+        message = only_message(payload)
+        assert message.conversation_key == f"whatsapp:dm:{WA_PHONE_NUMBER_ID}:US.1349120865530274"
+        assert (message.author.platform_id, message.author.handle, message.author.display_name) == (
+            "US.1349120865530274", "sheena", "Sheena Nelson")
+
+    def test_with_both_the_bsuid_keys_and_the_phone_stays_the_handle(self) -> None:
+        payload = load_event("meta_whatsapp_text")
+        value = wa_value(payload)
+        value["contacts"][0]["user_id"] = "US.1349120865530274"
+        message = only_message(payload)
+        assert message.conversation_key == f"whatsapp:dm:{WA_PHONE_NUMBER_ID}:US.1349120865530274"
+        assert (message.author.platform_id, message.author.handle) == ("US.1349120865530274", f"+{WA_CUSTOMER}")
+
+    def test_a_receipt_keys_on_the_bsuid_like_the_customers_messages(self) -> None:
+        payload = load_event("meta_whatsapp_status")
+        value = wa_value(payload)
+        value["contacts"] = [{"wa_id": WA_CUSTOMER, "user_id": "US.1349120865530274", "profile": {"name": "Sheena"}}]
+        delivered, _ = normalize(payload).statuses
+        assert delivered.conversation_key == f"whatsapp:dm:{WA_PHONE_NUMBER_ID}:US.1349120865530274"
+        recipient_only = load_event("meta_whatsapp_status")
+        status = wa_value(recipient_only)["statuses"][0]
+        del status["recipient_id"]
+        status["recipient_user_id"] = "US.1349120865530274"
+        assert normalize(recipient_only).statuses[0].conversation_key == delivered.conversation_key
+
+    def test_a_group_message_is_the_groups_conversation(self) -> None:
+        payload = load_event("meta_whatsapp_text")
+        wa_value(payload)["messages"][0]["group_id"] = "120363418770915618@g.us"
+        message = only_message(payload)
+        assert (message.kind, message.conversation_key) == (Kind.COMMENT, f"whatsapp:group:{WA_PHONE_NUMBER_ID}:120363418770915618@g.us")
+        assert message.author.platform_id == WA_CUSTOMER
+
+    @pytest.mark.parametrize(
+        ("fields", "text"),
+        [
+            (
+                {"type": "contacts", "contacts": [{"name": {"first_name": "Ana", "last_name": "Ruiz"}, "phones": [{"phone": "+34 600 000 000"}],
+                                                   "emails": [{"email": "ana@example.com"}]}]},
+                "Shared a contact: Ana Ruiz, +34 600 000 000, ana@example.com",
+            ),
+            (
+                {"type": "order", "order": {"catalog_id": "1", "text": "For Friday please", "product_items": [
+                    {"product_retailer_id": "sofa", "quantity": 1, "item_price": 499.5, "currency": "EUR"},
+                    {"product_retailer_id": "lamp", "quantity": 2, "item_price": 20, "currency": "EUR"}]}},
+                "For Friday please\nPlaced an order: 1 × sofa at 499.50 EUR, 2 × lamp at 20.00 EUR (total 539.50 EUR)",
+            ),
+            (
+                {"type": "location", "location": {"latitude": 40.41, "longitude": -3.7}},
+                "Shared a location: 40.41, -3.7 https://www.google.com/maps/search/?api=1&query=40.41%2C-3.7",
+            ),
+            ({"type": "sticker", "sticker": {"id": "77", "mime_type": "image/webp"}}, "[sticker]"),
+            ({"type": "ephemeral"}, "[WhatsApp did not pass this message on: message type 'ephemeral']"),
+        ],
+        ids=["contacts", "order", "location", "sticker", "unknown-type"],
+    )
+    def test_shapes_without_plain_text_become_readable_text(self, fields: dict[str, Any], text: str) -> None:
+        payload = load_event("meta_whatsapp_text")
+        message_event = wa_value(payload)["messages"][0]
+        del message_event["text"]
+        message_event.update(fields)
+        assert only_message(payload).text == text
+
+    def test_a_system_message_is_ignored_and_says_conversations_are_not_rekeyed(self) -> None:
+        payload = load_event("meta_whatsapp_text")
+        wa_value(payload)["messages"] = [{"from": WA_CUSTOMER, "id": "wamid.sys", "timestamp": "1749416400", "type": "system",
+                                          "system": {"body": "changed", "wa_id": "12195555358", "type": "customer_changed_number"}}]
+        batch = normalize(payload)
+        assert batch.messages == [] and batch.ignored == 1
+        assert "customer_changed_number" in batch.ignored_reasons[0] and "not re-keyed" in batch.ignored_reasons[0]
 
 
 # --- batches ------------------------------------------------------------------------------

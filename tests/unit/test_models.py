@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from chalicelib.helpdesk.formatting import (
     SUBJECT_TEXT_CHARS,
+    change_note,
     comment_body,
     message_reference,
     source_label,
@@ -22,11 +23,13 @@ from chalicelib.models import (
     DeliveryStatus,
     Direction,
     Kind,
+    NormalizedBatch,
     Platform,
     SocialMessage,
     conversation_key,
     from_epoch,
 )
+from chalicelib.policy import TicketPolicy
 
 UTC = timezone.utc
 
@@ -250,3 +253,66 @@ def test_message_reference_is_platform_scoped() -> None:
     assert message_reference(make_message(platform=Platform.INSTAGRAM, message_id="1050118621198921728")) != (
         message_reference(make_message())
     )
+
+
+# --- batches ---------------------------------------------------------------------------------
+
+
+def test_an_ignored_event_keeps_its_reason_and_merging_keeps_count_and_reasons() -> None:
+    batch = NormalizedBatch.ignoring("read receipt")
+    batch.extend(NormalizedBatch.ignoring("reaction"))
+    batch.extend(NormalizedBatch(ignored=1))  # a caller that only counts
+    assert (batch.ignored, batch.ignored_reasons) == (3, ["read receipt", "reaction"])
+
+
+# --- change notes ------------------------------------------------------------------------------
+
+
+class TestChangeNote:
+    def test_an_edit_quotes_the_new_text(self) -> None:
+        edit = make_message(message_id="1050118621198921728:edit:1", edit_of="1050118621198921728", text="Fixed, thanks")
+        assert change_note(edit) == (
+            "Jordan Brinks (@furiouscamper) edited their X mention on 2018-10-10 20:19 UTC. It now reads:\n\nFixed, thanks"
+        )
+
+    def test_a_deleted_public_message_is_deleted(self) -> None:
+        deletion = make_message(message_id="1050118621198921728:deleted", edit_of="1050118621198921728", deleted=True, text="")
+        assert change_note(deletion) == (
+            "Jordan Brinks (@furiouscamper) deleted their X mention on 2018-10-10 20:19 UTC. It is no longer visible on X; "
+            "the copy on this ticket stays for the record."
+        )
+
+    def test_a_deleted_private_message_was_unsent(self) -> None:
+        deletion = make_message(platform=Platform.INSTAGRAM, kind=Kind.DIRECT_MESSAGE, message_id="m:deleted", edit_of="m",
+                                deleted=True, text="")
+        assert change_note(deletion).startswith(
+            "Jordan Brinks (@furiouscamper) unsent (deleted) their Instagram direct message on 2018-10-10 20:19 UTC."
+        )
+
+
+# --- which messages open a ticket ---------------------------------------------------------------
+
+
+class TestTicketPolicy:
+    policy = TicketPolicy()
+
+    def test_a_deletion_opens_no_ticket_whatever_it_deletes(self) -> None:
+        for kind in Kind:
+            deletion = make_message(kind=kind, message_id="m:deleted", edit_of="m", deleted=True, text="")
+            assert not self.policy.opens_ticket(deletion), kind
+
+    def test_an_edit_of_a_message_we_never_saw_opens_one(self) -> None:
+        assert self.policy.opens_ticket(make_message(message_id="m:edit:1", edit_of="m", text="the only copy of my words"))
+
+    def test_a_bare_bot_command_opens_none(self) -> None:
+        start = make_message(platform=Platform.TELEGRAM, kind=Kind.DIRECT_MESSAGE, text="/start", bot_command="/start")
+        assert not self.policy.opens_ticket(start)
+        assert self.policy.opens_ticket(start.model_copy(update={"text": "/start my order is late", "bot_command": None}))
+
+    @pytest.mark.parametrize(
+        ("rating", "recommends", "opens"),
+        [(3, None, True), (4, None, False), (None, False, True), (None, True, False), (2, True, True)],
+    )
+    def test_reviews_open_one_when_they_need_an_agent(self, rating: int | None, recommends: bool | None, opens: bool) -> None:
+        review = make_message(platform=Platform.FACEBOOK, kind=Kind.REVIEW, rating=rating, recommends=recommends)
+        assert self.policy.opens_ticket(review) is opens

@@ -148,6 +148,57 @@ class TestPrivateChat:
         payload["message"]["sticker"] = {"file_id": "S", "file_unique_id": "u", "type": "regular", "emoji": "👍"}
         assert normalize_one(payload).text == "[sticker 👍]"
 
+    @pytest.mark.parametrize(
+        ("field", "value", "text"),
+        [
+            ("location", {"latitude": 52.52, "longitude": 13.405},
+             "Shared a location: 52.52, 13.405 https://www.google.com/maps/search/?api=1&query=52.52%2C13.405"),
+            ("venue", {"location": {"latitude": 52.52, "longitude": 13.405}, "title": "Acme Store", "address": "Main St 1"},
+             "Shared a location: Acme Store, Main St 1 (52.52, 13.405) https://www.google.com/maps/search/?api=1&query=52.52%2C13.405"),
+            ("game", {"title": "Karate Kido", "description": "d", "photo": []}, "Shared a game: Karate Kido"),
+        ],
+        ids=["location", "venue", "game"],
+    )
+    def test_places_and_games_are_described_in_the_text(self, field: str, value: dict[str, Any], text: str) -> None:
+        payload = load_event("telegram_private_text")
+        del payload["message"]["text"]
+        payload["message"][field] = value
+        assert normalize_one(payload).text == text
+
+
+class TestBotCommands:
+    def message(self, text: str, entities: list[dict[str, Any]] | None = None) -> SocialMessage:
+        payload = load_event("telegram_private_text")
+        payload["message"]["text"] = text
+        if entities is None:
+            payload["message"].pop("entities", None)
+        else:
+            payload["message"]["entities"] = entities
+        return normalize_one(payload)
+
+    def test_a_message_that_is_one_command_is_marked(self) -> None:
+        message = self.message("/start", [{"offset": 0, "length": 6, "type": "bot_command"}])
+        assert (message.text, message.bot_command) == ("/start", "/start")
+
+    def test_a_command_addressed_to_the_bot_by_name_is_one_command(self) -> None:
+        assert self.message("/help@acme_bot", [{"offset": 0, "length": 14, "type": "bot_command"}]).bot_command == "/help@acme_bot"
+
+    def test_a_client_that_sends_no_entities_is_read_by_the_text(self) -> None:
+        assert self.message("/start").bot_command == "/start"
+
+    @pytest.mark.parametrize(
+        ("text", "entities"),
+        [
+            ("/start my order never came", [{"offset": 0, "length": 6, "type": "bot_command"}]),
+            ("please /start", [{"offset": 7, "length": 6, "type": "bot_command"}]),
+            ("/etc/hosts is broken", None),
+            ("/start", [{"offset": 0, "length": 6, "type": "code"}]),
+        ],
+        ids=["command-and-words", "command-inside", "a-path", "not-a-command-entity"],
+    )
+    def test_words_around_or_instead_of_a_command_are_a_message(self, text: str, entities: list[dict[str, Any]] | None) -> None:
+        assert self.message(text, entities).bot_command is None
+
 
 class TestGroups:
     def test_a_forum_topic_message_is_a_comment_on_that_topic(self) -> None:
@@ -334,11 +385,21 @@ class TestDeliveryHandling:
     def test_a_callback_query_is_ignored(self) -> None:
         batch = telegram.normalize_delivery(load_event("telegram_callback_query"), bot_id=BOT_ID)
         assert (batch.messages, batch.ignored, batch.rejected) == ([], 1, [])
+        assert batch.ignored_reasons == ["callback query (a button press)"]
 
-    @pytest.mark.parametrize("field", ["my_chat_member", "channel_post", "deleted_business_messages", "poll_answer"])
-    def test_other_update_types_are_ignored(self, field: str) -> None:
+    @pytest.mark.parametrize(
+        ("field", "reason"),
+        [
+            ("my_chat_member", "the bot's membership in a chat changed (added, removed or blocked)"),
+            ("channel_post", "channel post"),
+            ("deleted_business_messages", "business messages deleted"),
+            ("poll_answer", "poll answer"),
+            ("some_future_update", "update type not handled"),
+        ],
+    )
+    def test_other_update_types_are_ignored_with_their_reason(self, field: str, reason: str) -> None:
         batch = telegram.normalize_delivery({"update_id": 1, field: {}}, bot_id=BOT_ID)
-        assert (batch.messages, batch.ignored, batch.rejected) == ([], 1, [])
+        assert (batch.messages, batch.ignored, batch.ignored_reasons, batch.rejected) == ([], 1, [reason], [])
 
     def test_a_service_message_is_ignored(self) -> None:
         payload = load_event("telegram_group_topic")

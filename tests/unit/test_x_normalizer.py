@@ -81,7 +81,16 @@ class TestTweets:
     def test_a_retweet_is_ignored(self) -> None:
         batch = normalize("x_retweet")
         assert batch.messages == [] and batch.rejected == []
-        assert batch.ignored == 1
+        assert (batch.ignored, batch.ignored_reasons) == (1, ["retweet (no words of its own)"])
+
+    def test_html_escaped_text_reads_as_written(self) -> None:
+        payload = load_event("x_mention")
+        first_tweet(payload)["text"] = "@TwitterDev Q&amp;A: is 3 &lt; 4 &gt; 2? Write &amp;lt; for <"
+        first_tweet(payload).pop("extended_tweet", None)
+        assert only_message(payload).text == "@TwitterDev Q&A: is 3 < 4 > 2? Write &lt; for <"
+        dm = load_event("x_dm_inbound")
+        first_dm(dm)["message_create"]["message_data"]["text"] = "Fish &amp; chips"
+        assert only_message(dm).text == "Fish & chips"
 
     def test_the_brands_own_reply_is_outbound_on_the_customers_conversation(self) -> None:
         mention = only_message("x_mention")
@@ -201,18 +210,27 @@ class TestDirectMessages:
 
 class TestDeliveries:
     @pytest.mark.parametrize(
-        "key,events",
+        "key,events,reason",
         [
-            ("favorite_events", [{"id": "a7ba59eab0bfcba386f7acedac279542", "created_at": "Mon Mar 26 16:33:26 +0000 2018"}]),
-            ("follow_events", [{"type": "follow", "created_timestamp": "1517588749178"}]),
-            ("direct_message_indicate_typing_events", [{"created_timestamp": "1518127183443"}]),
-            ("tweet_delete_events", [{"status": {"id": "1", "user_id": CUSTOMER}, "timestamp_ms": "1539202764000"}]),
+            ("favorite_events", [{"id": "a7ba59eab0bfcba386f7acedac279542", "created_at": "Mon Mar 26 16:33:26 +0000 2018"}], "like"),
+            ("follow_events", [{"type": "follow", "created_timestamp": "1517588749178"}], "follow"),
+            ("direct_message_indicate_typing_events", [{"created_timestamp": "1518127183443"}] * 2, "typing indicator"),
+            ("tweet_delete_events", [{"status": {"id": "1", "user_id": BRAND}, "timestamp_ms": "1539202764000"}],
+             "the account deleted its own tweet"),
+            ("some_new_events", [{}], "X some_new_events are not handled"),
         ],
     )
-    def test_other_activity_is_counted_as_ignored(self, key: str, events: list[dict[str, Any]]) -> None:
+    def test_other_activity_is_ignored_with_its_reason(self, key: str, events: list[dict[str, Any]], reason: str) -> None:
         batch = normalize({"for_user_id": BRAND, key: events})
         assert batch.messages == [] and batch.rejected == []
-        assert batch.ignored == len(events)
+        assert batch.ignored == len(events) and batch.ignored_reasons == [reason] * len(events)
+
+    def test_a_customers_deleted_tweet_is_a_deletion_in_their_conversation(self) -> None:
+        event = {"status": {"id": "1050118621198921728", "user_id": CUSTOMER}, "timestamp_ms": "1539202764000"}
+        deletion = only_message({"for_user_id": BRAND, "tweet_delete_events": [event]})
+        assert (deletion.message_id, deletion.edit_of, deletion.deleted) == ("1050118621198921728:deleted", "1050118621198921728", True)
+        assert deletion.conversation_key == only_message("x_mention").conversation_key
+        assert deletion.created_at == datetime(2018, 10, 10, 20, 19, 24, tzinfo=UTC)
 
     def test_a_delivery_without_for_user_id_cannot_be_attributed(self) -> None:
         payload = load_event("x_mention")
