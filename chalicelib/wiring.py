@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from chalicelib.platforms.x_api import XApiClient
     from chalicelib.polling import Watermarks
     from chalicelib.privacy import DeletionRequests
+    from chalicelib.profiles import ProfileLookup
     from chalicelib.replies.dispatch import ReplyDispatcher
     from chalicelib.store import MessageStore
     from chalicelib.sync import TicketSync
@@ -174,6 +175,25 @@ def meta_graph() -> GraphClient:
             token_provider=lambda account: get_secret(f"META_PAGE_TOKEN_{account}"),
         )
     return _built["meta_graph"]
+
+
+def profile_lookup() -> ProfileLookup:
+    """Customers' names from the Messenger, Instagram and LINE profile APIs, for the sync
+    (cached in the table; the Page tokens and LINE's channel token are read per lookup)."""
+    if "profiles" not in _built:
+        import os
+
+        from chalicelib.platforms.meta_graph import instagram_pages
+        from chalicelib.profiles import LineProfiles, ProfileLookup
+
+        _built["profiles"] = ProfileLookup(
+            settings().table_name,
+            _client("dynamodb"),
+            graph=meta_graph(),
+            line=LineProfiles(os.environ.get("LINE_API_URL"), lambda: get_secret("LINE_CHANNEL_ACCESS_TOKEN")),
+            instagram_pages=instagram_pages(os.environ.get("META_INSTAGRAM_PAGES")),
+        )
+    return _built["profiles"]
 
 
 def deletion_requests() -> DeletionRequests:

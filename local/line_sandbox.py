@@ -1,4 +1,4 @@
-"""A local stand-in for the LINE Messaging API's reply and push endpoints.
+"""A local stand-in for the LINE Messaging API's reply, push and profile endpoints.
 
 On ``local.sandbox_http.JsonSandbox``: ``LineSandbox().start()`` serves on 127.0.0.1;
 ``.url`` is ``LINE_API_URL``. ``Authorization: Bearer <channel access token>`` is
@@ -18,7 +18,17 @@ expired one).
 * ``messages``: 1-5 objects; a text's ``text`` 1-5000 characters (else 400 ``The
   request body has 1 error(s)`` with ``details``).
 
-Both answer ``200 {"sentMessages": [{"id", "quoteToken"}]}`` with ``x-line-request-id``.
+Both answer ``200 {"sentMessages": [{"id", "quoteToken"}]}`` with ``x-line-request-id``
+(``answer_without_ids()``: ``200 {}``, as LINE answered before it added ``sentMessages`` in 2023).
+
+Profiles (``ProfileLookup`` names customers with them):
+
+* ``GET /v2/bot/profile/{userId}``: a friend's ``{"displayName", "userId", "pictureUrl"?,
+  "statusMessage"?, "language"?}`` (``add_user(user_id, display_name=...)``); anyone else
+  404 ``Not found``;
+* ``GET /v2/bot/group/{groupId}/member/{userId}``, ``GET /v2/bot/room/{roomId}/member/{userId}``:
+  a member's ``{"displayName", "userId", "pictureUrl"?}`` (``add_member(...)``), friend or not;
+  else 404.
 ``inject_error(status, message, drop=...)`` queues faults (429 rate limit, 5xx, or a
 push that is applied but whose answer is dropped). ``sent()`` lists accepted sends.
 Over HTTP (for ``make demo``, no token): ``POST /__sandbox/issue_reply_token``,
@@ -50,7 +60,7 @@ def _error(status: int, message: str, details: list[dict[str, str]] | None = Non
 
 @dataclass
 class LineFault:
-    """One injected answer for paths containing ``match`` (None: reply and push)."""
+    """One injected answer for paths containing ``match`` (None: any endpoint)."""
 
     status: int = 429
     message: str | None = None
@@ -82,13 +92,18 @@ class LineSandbox(JsonSandbox):
         self.reset()
         self.route("POST", r"/v2/bot/message/reply", self._reply, name="message.reply")
         self.route("POST", r"/v2/bot/message/push", self._push, name="message.push")
+        self.route("GET", r"/v2/bot/profile/(?P<user_id>[^/]+)", self._profile, name="profile")
+        self.route("GET", r"/v2/bot/(?P<kind>group|room)/(?P<chat_id>[^/]+)/member/(?P<user_id>[^/]+)", self._member,
+                   name="chat.member")
         # Not LINE: `make demo` (another process) gets the reply token a webhook event would carry.
-        self.serve_controls(issue_reply_token=self.issue_reply_token, add_user=self.add_user)
+        self.serve_controls(issue_reply_token=self.issue_reply_token, add_user=self.add_user, add_member=self.add_member)
 
     def reset(self) -> None:
         """Forget recipients, tokens, keys, faults and requests."""
         with self._lock:
             self.recipients: set[str] = set()
+            self.profiles: dict[str, dict[str, str]] = {}  # friends' profiles by user id
+            self.members: dict[tuple[str, str, str], dict[str, str]] = {}  # (group|room, chat id, user id) -> profile
             self.reply_tokens: dict[str, tuple[str, float]] = {}  # token -> (to, issued at)
             self.used_tokens: set[str] = set()
             self.retry_keys: dict[str, tuple[str, list[dict[str, str]]]] = {}  # key -> (request id, sentMessages)
@@ -96,15 +111,26 @@ class LineSandbox(JsonSandbox):
             self.token_expired = False
             self.faults: list[LineFault] = []
             self.outbox: list[dict[str, Any]] = []
+            self.ids_in_answers = True
             self._ids = itertools.count(600_000_000_000_000_000)
         self.forget_requests()
 
     # --- seeding -----------------------------------------------------------------------
 
-    def add_user(self, user_id: str) -> None:
-        """A user who added the Official Account as a friend."""
+    def add_user(self, user_id: str, display_name: str | None = None, **profile: str) -> None:
+        """A user who added the Official Account as a friend (``display_name``: what the
+        profile endpoint shows; ``pictureUrl=``, ``statusMessage=``, ``language=`` optional)."""
         with self._lock:
             self.recipients.add(user_id)
+            if display_name is not None:
+                self.profiles[user_id] = {"displayName": display_name, "userId": user_id, **profile}
+
+    def add_member(self, chat_id: str, user_id: str, display_name: str, *, room: bool = False, **profile: str) -> None:
+        """A member of a group chat (or ``room``) the bot is in, friend or not."""
+        with self._lock:
+            self.recipients.add(chat_id)
+            self.members[("room" if room else "group", chat_id, user_id)] = {
+                "displayName": display_name, "userId": user_id, **profile}
 
     def add_group(self, group_id: str) -> None:
         """A group chat or room the bot is in."""
@@ -131,6 +157,13 @@ class LineSandbox(JsonSandbox):
             self.faults.append(fault)
         return fault
 
+    def answer_without_ids(self) -> None:
+        """Accepted sends answer ``200 {}``: success without the sent message's id."""
+        self.ids_in_answers = False
+
+    def _accepted(self, sent: list[dict[str, str]]) -> dict[str, Any]:
+        return {"sentMessages": sent} if self.ids_in_answers else {}
+
     def sent(self, kind: str | None = None) -> list[dict[str, Any]]:
         """Accepted sends (``kind`` ``reply`` or ``push``) with body, retry key and ids."""
         with self._lock:
@@ -153,6 +186,25 @@ class LineSandbox(JsonSandbox):
                     fault.fired += 1
                     return fault
         return None
+
+    def _profile(self, request: SandboxRequest, user_id: str) -> Reply:
+        fault = self._fault(request.path)
+        if fault is not None:
+            return fault.reply()
+        with self._lock:
+            found = copy.deepcopy(self.profiles.get(user_id))
+        return (200, found, {"x-line-request-id": str(uuid.uuid4())}) if found else _error(404, "Not found")
+
+    def _member(self, request: SandboxRequest, kind: str, chat_id: str, user_id: str) -> Reply:
+        fault = self._fault(request.path)
+        if fault is not None:
+            return fault.reply()
+        with self._lock:
+            found = copy.deepcopy(self.members.get((kind, chat_id, user_id)))
+        if found:  # a member's profile carries no status message or language
+            return 200, {k: v for k, v in found.items() if k in ("displayName", "userId", "pictureUrl")}, {
+                "x-line-request-id": str(uuid.uuid4())}
+        return _error(404, "Not found")
 
     def _messages(self, body: dict[str, Any]) -> Reply | None:
         messages = body.get("messages")
@@ -203,7 +255,7 @@ class LineSandbox(JsonSandbox):
                                 "retry_key": None})
         if fault is not None and fault.drop:
             return None
-        return 200, {"sentMessages": sent}, {"x-line-request-id": str(uuid.uuid4())}
+        return 200, self._accepted(sent), {"x-line-request-id": str(uuid.uuid4())}
 
     def _push(self, request: SandboxRequest) -> Reply | None:
         fault = self._fault(request.path)
@@ -243,4 +295,4 @@ class LineSandbox(JsonSandbox):
                                 "retry_key": key})
         if fault is not None and fault.drop:
             return None
-        return 200, {"sentMessages": sent}, {"x-line-request-id": request_id}
+        return 200, self._accepted(sent), {"x-line-request-id": request_id}

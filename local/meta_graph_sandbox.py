@@ -50,6 +50,13 @@ Over HTTP (for ``make demo``, no token): ``POST /__sandbox/add_post_comment``,
 ``add_ig_comment``, ``add_conversation_message``, ``add_whatsapp_contact`` (the method's
 keyword arguments as JSON) and ``GET /__sandbox/sent`` (``JsonSandbox.serve_controls``).
 
+The User Profile API (``ProfileLookup`` names customers with it): ``GET /v23.0/{PSID|IGSID}
+?fields=...`` answers the fields asked for that ``add_user_profile()`` seeded (Messenger:
+``name``, ``first_name``, ``last_name``, ``profile_pic``...; Instagram: ``name``, ``username``,
+``profile_pic``, ``follower_count``...) plus ``id``, with the token of the account the person
+wrote to; a field the node does not have is 100 ``Tried accessing nonexisting field``; an
+unknown person 100/33, as Graph answers for an id it will not show.
+
 ``delete_object(id)`` makes replies to a comment fail with 100/33;
 ``drop_answer()`` applies the next send but drops the connection before answering;
 ``inject_error(code=..., error_data=..., is_transient=...)`` as above.
@@ -84,6 +91,12 @@ DEFAULT_IG_TOKEN = "local-ig-token"
 _V = r"/(?P<version>v\d+\.\d+)"
 _ID = r"(?P<object_id>[^/]+)"
 RATE_LIMIT_CODES = frozenset({4, 17, 32, 613, *range(80001, 80015)})
+# What the User Profile API lets a Page token read of a person, per platform.
+PROFILE_FIELDS = {
+    "messenger": frozenset({"id", "name", "first_name", "last_name", "profile_pic", "locale", "timezone", "gender"}),
+    "instagram": frozenset({"id", "name", "username", "profile_pic", "follower_count", "is_verified_user",
+                            "is_user_follow_business", "is_business_follow_user"}),
+}
 _BUC_TYPE = {32: "pages", 80001: "pages", 80002: "instagram", 80006: "messenger"}
 
 
@@ -186,12 +199,14 @@ class MetaGraphSandbox(JsonSandbox):
             ("POST", rf"{_V}/{_ID}/comments", self._post_comment, "send.comment"),
             ("POST", rf"{_V}/{_ID}/replies", self._post_ig_reply, "send.ig_reply"),
             ("POST", rf"{_V}/{_ID}/messages", self._post_messages, "send.messages"),
+            # A person's profile: the bare node, so it is matched after every edge above.
+            ("GET", rf"{_V}/{_ID}", self._user_profile, "user.profile"),
         ):
             self.route(method, pattern, handler, name=route_name)
         # Not Graph: `make demo` (another process) seeds the customers' side and reads sent().
         self.serve_controls(add_post_comment=self.add_post_comment, add_ig_comment=self.add_ig_comment,
                             add_conversation_message=self.add_conversation_message,
-                            add_whatsapp_contact=self.add_whatsapp_contact)
+                            add_whatsapp_contact=self.add_whatsapp_contact, add_user_profile=self.add_user_profile)
 
     # --- seeding ---------------------------------------------------------------------
 
@@ -212,6 +227,7 @@ class MetaGraphSandbox(JsonSandbox):
             self.private_replied: set[str] = set()  # comments/posts that got their one private reply
             self.whatsapp_contacts: dict[tuple[str, str], float] = {}  # (phone id, wa_id) -> last inbound
             self.human_agent_approved: set[str] = set()  # accounts whose app has the Human Agent feature
+            self.profiles: dict[str, tuple[str, dict[str, Any]]] = {}  # PSID/IGSID -> (platform, fields)
             self._drops: list[list[Any]] = []  # [match, remaining]: accept the send, drop the answer
             self._ids = itertools.count(1)
             self._clock = time.time() - 3600
@@ -376,6 +392,18 @@ class MetaGraphSandbox(JsonSandbox):
             self.owners[comment["id"]] = ig_id
         return self._render_ig_comment(comment)
 
+    def add_user_profile(self, account_id: str, user_id: str, *, platform: str = "messenger", **fields: Any) -> dict[str, Any]:
+        """Seed what the User Profile API shows of a person who wrote to ``account_id``
+        (``name=``, ``first_name=``, ``last_name=``; Instagram ``username=``...)."""
+        unknown = set(fields) - PROFILE_FIELDS[platform]
+        if unknown:
+            raise ValueError(f"{platform} profiles have no field {sorted(unknown)}")
+        with self._lock:
+            self.profiles[str(user_id)] = (platform, {"id": str(user_id), **fields})
+            self.owners[str(user_id)] = str(account_id)
+            self.owners.setdefault(str(account_id), str(account_id))
+        return {"id": str(user_id), **fields}
+
     def inject_error(self, code: int = 190, **fault: Any) -> GraphFault:
         """Queue an error answer (see ``GraphFault``), e.g. ``inject_error(code=4, account=PAGE_ID)``."""
         injected = GraphFault(code=code, **fault)
@@ -496,6 +524,22 @@ class MetaGraphSandbox(JsonSandbox):
     ) -> dict[str, Any]:
         cap = self.nested_page_size
         return self._page_of(items, offset=0, limit=min(limit, cap) if cap else limit, path=edge_path, params=params, token=token)
+
+    # --- the User Profile API ---------------------------------------------------------
+
+    def _user_profile(self, request: SandboxRequest, version: str, object_id: str) -> Reply:
+        with self._lock:
+            found = self.profiles.get(object_id)
+        if found is None:
+            return _graph_error(400, 100, f"Unsupported get request. Object with ID '{object_id}' does not exist, cannot be "
+                                "loaded due to missing permissions, or does not support this operation.",
+                                subcode=33, kind="GraphMethodException")
+        platform, profile = found
+        asked = [name.strip() for name in (request.arg("fields") or "id,name").split(",") if name.strip()]
+        missing = next((name for name in asked if name not in PROFILE_FIELDS[platform]), None)
+        if missing:
+            return _graph_error(400, 100, f"(#100) Tried accessing nonexisting field ({missing}) on node type (User)")
+        return 200, {"id": object_id, **{name: profile[name] for name in asked if profile.get(name) is not None}}, {}
 
     # --- rendering -------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 """Meta Graph API reads for the backfill: Page feed comments, Messenger and Instagram
-conversations, Instagram media comments.
+conversations, Instagram media comments; and, for the ticket sync's profile lookups,
+the User Profile API (``GET /{PSID or IGSID}?fields=...``).
 
 Webhooks get lost: Meta drops a Page/Instagram delivery after retrying for up to 36
 hours and unsubscribes a Messenger app after one hour of failures. The scheduled
@@ -50,7 +51,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from chalicelib.helpdesk.http import HttpResponse, JsonHttpClient, TransportError, UnsafeUrl
 from chalicelib.models import NormalizedBatch, Platform, SocialMessage
@@ -446,6 +447,24 @@ class GraphClient:
                 if self.expand(ig_id, media, "comments", stop_before=comments_since, time_field="timestamp", newest_first=False):
                     media["_truncated"] = True
                 yield media
+
+    # --- people ----------------------------------------------------------------------
+
+    def user_profile(self, account_id: str, user_id: str, fields: str) -> dict[str, Any]:
+        """The User Profile API: what Meta shows of a person (PSID or IGSID) who wrote to
+        ``account_id``, read with that account's (Page) token."""
+        return self.get(account_id, self.path(quote(str(user_id), safe="")), {"fields": fields}, what="a user profile")
+
+
+def instagram_pages(value: str | None) -> dict[str, str]:
+    """``META_INSTAGRAM_PAGES`` (``<ig id>:<page id>,...``): the Facebook Page, and so the Page
+    token, that serves each Instagram account (Instagram API with Facebook Login)."""
+    pairs = {}
+    for item in (value or "").split(","):
+        ig, _, page = item.strip().partition(":")
+        if ig.strip() and page.strip():
+            pairs[ig.strip()] = page.strip()
+    return pairs
 
 
 def _data(page: Mapping[str, Any]) -> list[dict[str, Any]]:
