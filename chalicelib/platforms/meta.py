@@ -140,7 +140,8 @@ def _ratings_change(page_id: str, value: dict[str, Any], change: dict[str, Any],
         return NormalizedBatch(messages=[_as_change(message, verb, message.text)])
     if item in (None, "rating", "recommendation") and verb in _CHANGE_VERBS:
         return NormalizedBatch(messages=[normalize_recommendation(page_id, value, raw=change, seen_at=seen_at)])
-    return NormalizedBatch.ignoring(_FEED_IGNORED.get(item, f"ratings {item!r} {verb!r} is not handled") + " on a review")
+    reason = _FEED_IGNORED.get(item)
+    return NormalizedBatch.ignoring(f"{reason} on a review" if reason else f"ratings {item!r} {verb!r} is not handled")
 
 
 def _as_change(message: SocialMessage, verb: str | None, text: str) -> SocialMessage:
@@ -164,8 +165,7 @@ def normalize_recommendation(
     ``recommendation_type`` is ``positive`` or ``negative`` (any case); older ratings
     carry a 1-5 ``rating`` instead. Whether it opens a ticket is the ticket policy's call.
     """
-    author = _feed_author({"from": {"id": value["reviewer_id"], "name": value.get("reviewer_name")}}
-                          if value.get("reviewer_id") is not None else value)
+    author = _reviewer(value)
     story = value.get("open_graph_story_id")
     review_id = str(story) if story else f"rating:{page_id}:{author.platform_id}"
     kind = str(value.get("recommendation_type") or "").lower()
@@ -186,6 +186,13 @@ def normalize_recommendation(
         raw=raw,
     )
     return _as_change(message, value.get("verb"), message.text)
+
+
+def _reviewer(value: dict[str, Any]) -> Author:
+    """``reviewer_id``/``reviewer_name``; a removal may name the reviewer in ``from`` or not at all."""
+    if value.get("reviewer_id") is not None:
+        return Author(platform_id=str(value["reviewer_id"]), display_name=value.get("reviewer_name"))
+    return _feed_author(value)
 
 
 def normalize_review_comment(
@@ -330,6 +337,14 @@ def _instagram_change(account_id: str, change: dict[str, Any], seen_at: datetime
     return NormalizedBatch.ignoring(f"Instagram field {field!r} is not handled")
 
 
+def _instagram_author(value: dict[str, Any]) -> Author:
+    """``from`` (id and username); older comment and mention notifications name nobody."""
+    sender = value.get("from")
+    if isinstance(sender, dict) and sender.get("id") is not None:
+        return Author(platform_id=str(sender["id"]), handle=sender.get("username"))
+    return unknown_author(Platform.INSTAGRAM)
+
+
 def normalize_instagram_comment(
     account_id: str, value: dict[str, Any], *, raw: dict[str, Any], seen_at: datetime | None = None
 ) -> SocialMessage:
@@ -338,11 +353,7 @@ def normalize_instagram_comment(
     # ``id`` in the webhooks reference; ``comment_id`` in Meta's Facebook-Login example.
     comment_id = str(value.get("id") or value["comment_id"])
     parent_id = value.get("parent_id")
-    sender = value.get("from")
-    if isinstance(sender, dict) and sender.get("id") is not None:
-        author = Author(platform_id=str(sender["id"]), handle=sender.get("username"))
-    else:  # older deliveries name no author
-        author = unknown_author(Platform.INSTAGRAM)
+    author = _instagram_author(value)
     media = value.get("media") or {}
     created = value.get("timestamp")
     return SocialMessage(
@@ -373,12 +384,7 @@ def normalize_instagram_mention(
     comment_id = value.get("comment_id")
     media_id = str(value["media_id"])
     mention_id = str(comment_id or media_id)
-    sender = value.get("from")
-    author = (
-        Author(platform_id=str(sender["id"]), handle=sender.get("username"))
-        if isinstance(sender, dict) and sender.get("id") is not None
-        else unknown_author(Platform.INSTAGRAM)
-    )
+    author = _instagram_author(value)
     return SocialMessage(
         platform=Platform.INSTAGRAM,
         kind=Kind.MENTION,
@@ -449,8 +455,9 @@ def normalize_chat_edit(platform: Platform, account_id: str, event: dict[str, An
     edit = event["message_edit"]
     original = {**event, "message": {"mid": edit["mid"], "text": edit.get("text") or ""}}
     message = normalize_chat_message(platform, account_id, original, raw=event)
-    revision = edit.get("num_edit")
-    return as_edit(message, str(revision) if revision is not None else hashlib.sha256(message.text.encode()).hexdigest()[:16])
+    if edit.get("num_edit") is None:
+        return _as_change(message, "edited", message.text)
+    return as_edit(message, str(edit["num_edit"]))
 
 
 def normalize_chat_message(
@@ -581,7 +588,7 @@ def _whatsapp_message(phone_number_id: str, people: dict[str, dict[str, Any]], m
     return NormalizedBatch(messages=[normalize_whatsapp_message(phone_number_id, people, message)])
 
 
-def whatsapp_customer(message: dict[str, Any], people: dict[str, dict[str, Any]]) -> Author:
+def _whatsapp_customer(message: dict[str, Any], people: dict[str, dict[str, Any]]) -> Author:
     """The customer who wrote ``message``.
 
     Since 2026 a user may hide their phone behind a username, and webhooks carry the
@@ -604,7 +611,7 @@ def normalize_whatsapp_message(
 ) -> SocialMessage:
     """An inbound WhatsApp message: one conversation per customer per business number,
     or per group for a message in a group (``group_id``)."""
-    author = whatsapp_customer(message, people)
+    author = _whatsapp_customer(message, people)
     kind = message.get("type")
     attachments: tuple[Attachment, ...] = ()
     if kind in _WHATSAPP_MEDIA and isinstance(message.get(kind), dict):
@@ -692,7 +699,7 @@ def _order_text(order: dict[str, Any]) -> str:
         currencies.add(currency)
     summary = "Placed an order: " + (", ".join(lines) or "(no items)")
     if lines and len(currencies) == 1:
-        summary += f" (total {total:.2f} {currencies.pop()})".replace(" )", ")")
+        summary += f" (total {joined([f'{total:.2f}', currencies.pop()], ' ')})"
     return joined([order.get("text"), summary])
 
 

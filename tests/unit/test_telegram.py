@@ -156,10 +156,11 @@ class TestPrivateChat:
             ("venue", {"location": {"latitude": 52.52, "longitude": 13.405}, "title": "Acme Store", "address": "Main St 1"},
              "Shared a location: Acme Store, Main St 1 (52.52, 13.405) https://www.google.com/maps/search/?api=1&query=52.52%2C13.405"),
             ("game", {"title": "Karate Kido", "description": "d", "photo": []}, "Shared a game: Karate Kido"),
+            ("dice", {"emoji": "🎲", "value": 4}, "[rolled 🎲: 4]"),
         ],
-        ids=["location", "venue", "game"],
+        ids=["location", "venue", "game", "dice"],
     )
-    def test_places_and_games_are_described_in_the_text(self, field: str, value: dict[str, Any], text: str) -> None:
+    def test_places_games_and_dice_are_described_in_the_text(self, field: str, value: dict[str, Any], text: str) -> None:
         payload = load_event("telegram_private_text")
         del payload["message"]["text"]
         payload["message"][field] = value
