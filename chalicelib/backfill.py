@@ -18,10 +18,10 @@ skew, and costs only conditional puts that write nothing.
 
 Order of work per source: fetch, save every page's messages (``ingest.save_batch``:
 what DynamoDB refuses for good is quarantined), and only after every write succeeded
-advance the watermark. A crash in between re-reads the same items
-next run (dropped as duplicates). A failing account (expired token, throttling,
-Graph down, DynamoDB refusing writes) is recorded in the report and leaves its
-watermark alone; the other accounts still run.
+advance the watermark. A crash in between re-reads the same items next run (dropped
+as duplicates). A failing account (expired token, throttling, Graph down, DynamoDB
+failing) is recorded in the report and leaves its watermark alone; the other
+accounts still run.
 
 Telegram offers no history while a webhook is set (``getUpdates`` is refused), so a
 lost update cannot be fetched again. ``TelegramGapTracker`` only notices the loss:

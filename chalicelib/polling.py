@@ -17,9 +17,9 @@ read-modify-write is needed: a watermark can never move backwards, whoever write
 
 Order of work in ``poll_x``: fetch, save every message (the store drops duplicates;
 ``ingest.save_batch`` quarantines what DynamoDB refuses for good), and only then
-advance the watermark. A crash between the two re-fetches the same
-tweets next run; they are dropped by the store's conditional put. A rate limit or
-any error leaves the watermark where it was (the messages already saved stay saved).
+advance the watermark. A crash between the two re-fetches the same tweets next run;
+they are dropped by the store's conditional put. A rate limit or any error leaves the
+watermark where it was (the messages already saved stay saved).
 
 Watermark items do appear on the table's stream; the ticket sync ignores every item
 that is not a message.

@@ -704,8 +704,7 @@ def receive_review_push(
     redelivers. A genuine push we cannot use (unreadable data, a review we cannot
     normalize, a review still missing ``give_up_after`` past its publish time, a review
     DynamoDB refuses for good) is quarantined and acknowledged: retrying cannot fix
-    it. Nothing is stored until
-    the whole review has been fetched and normalized.
+    it. Nothing is stored until the whole review has been fetched and normalized.
     """
     if len(body) > max_body_bytes:
         raise PayloadTooLarge(f"the body is {len(body)} bytes; the limit is {max_body_bytes}")
