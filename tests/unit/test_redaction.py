@@ -300,6 +300,11 @@ def test_every_logger_in_the_package_writes_redacted(monkeypatch: pytest.MonkeyP
     loggers = _package_loggers()
     # not vacuous: the service logger and the modules' own loggers were all found
     assert {"powertools:socialdesk", "chalicelib.helpdesk.http", "chalicelib.agent_replies", "chalicelib.polling"} <= set(loggers)
+    for target in loggers.values():
+        # A handler of its own would write the record before it reaches the redacting one.
+        while isinstance(target, logging.Logger) and target.name not in (PACKAGE_LOGGER, "root"):
+            assert not target.handlers and target.propagate, f"{target.name} writes past the redacting handler"
+            target = target.parent
     written, escaped = _emit_through(loggers)
     assert _leaks(written) == [] and _leaks(escaped) == [], (_leaks(written), _leaks(escaped))
     for marker in loggers:
