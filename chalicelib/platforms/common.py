@@ -67,14 +67,15 @@ def as_edit(message: SocialMessage, revision: str) -> SocialMessage:
     Its id is ``<original>:edit:<revision>``: ``revision`` must be the same on every
     redelivery of one edit and differ between two edits (an edit count, an edit time).
     """
-    return message.model_copy(update={"message_id": f"{message.message_id}:edit:{revision}", "edit_of": message.message_id})
+    original = message.message_id
+    return message.model_copy(update={"message_id": f"{original}:edit:{revision}", "edit_of": original})
 
 
 def as_deletion(message: SocialMessage) -> SocialMessage:
     """``message`` (the original's id) as its author's deletion of it: ``<original>:deleted``."""
-    return message.model_copy(
-        update={"message_id": f"{message.message_id}:deleted", "edit_of": message.message_id, "deleted": True, "text": ""}
-    )
+    original = message.message_id
+    update = {"message_id": f"{original}:deleted", "edit_of": original, "deleted": True, "text": ""}
+    return message.model_copy(update=update)
 
 
 # --- authors and texts for what a platform sends without words ----------------------------
@@ -98,6 +99,11 @@ def location_text(latitude: Any, longitude: Any, *, name: Any = None, address: A
 def not_passed_on(platform: Platform, detail: str) -> str:
     """The text of a message the platform did not pass on to apps (an unsupported type)."""
     return f"[{PLATFORM_LABELS[platform]} did not pass this message on: {detail}]"
+
+
+def json_object(value: Any) -> dict[str, Any]:
+    """``value`` when it is a JSON object, else an empty one (optional nested fields)."""
+    return value if isinstance(value, dict) else {}
 
 
 def joined(parts: Iterable[str | None], separator: str = "\n") -> str:

@@ -31,6 +31,7 @@ from chalicelib.platforms.common import (
     as_deletion,
     as_edit,
     joined,
+    json_object,
     location_text,
     not_passed_on,
     require_list,
@@ -78,31 +79,35 @@ def normalize_delivery(payload: dict[str, Any]) -> NormalizedBatch:
     obj = payload.get("object")
     normalizer = EventNormalizer("meta")
     for entry in entries:
-        if not isinstance(entry, dict):
+        if isinstance(entry, dict):
+            _entry(normalizer, obj, entry)
+        else:
             # Quarantined, not refused: a 4xx would make Meta retry the good entries forever.
             normalizer.reject(entry, "every entry must be a JSON object")
-            continue
-        account_id = str(entry.get("id", ""))
-        # Some notifications (Instagram comments and mentions) carry no timestamp of
-        # their own: the entry's time is when Meta saw the change.
-        seen_at = _entry_time(entry.get("time"))
-        # Instagram Login apps get flat entries (``field``/``value``) instead of ``changes``.
-        changes = entry.get("changes")
-        if changes is None and "field" in entry:
-            changes = [{"field": entry["field"], "value": entry.get("value")}]
-        if obj in ("page", "instagram"):
-            platform = Platform.MESSENGER if obj == "page" else Platform.INSTAGRAM
-            on_change = _page_change if obj == "page" else _instagram_change
-            normalizer.each(changes, lambda c: on_change(account_id, c, seen_at))
-            # ``standby``: the handover protocol gave the thread to another app; the
-            # customer's messages (and the business's echoes) still belong on the ticket.
-            for field in ("messaging", "standby"):
-                normalizer.each(entry.get(field), lambda e: _chat_event(platform, account_id, e))
-        elif obj == "whatsapp_business_account":
-            normalizer.each(changes, _whatsapp_change)
-        else:
-            normalizer.ignore(f"object {obj!r} is not handled")
     return normalizer.batch
+
+
+def _entry(normalizer: EventNormalizer, obj: Any, entry: dict[str, Any]) -> None:
+    account_id = str(entry.get("id", ""))
+    # Some notifications (Instagram comments and mentions) carry no timestamp of
+    # their own: the entry's time is when Meta saw the change.
+    seen_at = _entry_time(entry.get("time"))
+    # Instagram Login apps get flat entries (``field``/``value``) instead of ``changes``.
+    changes = entry.get("changes")
+    if changes is None and "field" in entry:
+        changes = [{"field": entry["field"], "value": entry.get("value")}]
+    if obj in ("page", "instagram"):
+        platform = Platform.MESSENGER if obj == "page" else Platform.INSTAGRAM
+        on_change = _page_change if obj == "page" else _instagram_change
+        normalizer.each(changes, lambda change: on_change(account_id, change, seen_at))
+        # ``standby``: the handover protocol gave the thread to another app; the
+        # customer's messages (and the business's echoes) still belong on the ticket.
+        normalizer.each(entry.get("messaging"), lambda event: _chat_event(platform, account_id, event))
+        normalizer.each(entry.get("standby"), lambda event: _chat_event(platform, account_id, event))
+    elif obj == "whatsapp_business_account":
+        normalizer.each(changes, _whatsapp_change)
+    else:
+        normalizer.ignore(f"object {obj!r} is not handled")
 
 
 # --- Facebook Page feed -------------------------------------------------------
@@ -128,7 +133,7 @@ def _page_change(page_id: str, change: dict[str, Any], seen_at: datetime) -> Nor
         return NormalizedBatch(messages=[_as_change(message, verb, message.text)])
     if item == "comment" and verb in ("hide", "unhide"):
         return NormalizedBatch.ignoring("a comment was hidden or unhidden by the Page")
-    return NormalizedBatch.ignoring(_FEED_IGNORED.get(item, f"feed {item!r} {verb!r} is not handled"))
+    return NormalizedBatch.ignoring(_FEED_IGNORED.get(str(item), f"feed {item!r} {verb!r} is not handled"))
 
 
 def _ratings_change(page_id: str, value: dict[str, Any], change: dict[str, Any], seen_at: datetime) -> NormalizedBatch:
@@ -140,7 +145,7 @@ def _ratings_change(page_id: str, value: dict[str, Any], change: dict[str, Any],
         return NormalizedBatch(messages=[_as_change(message, verb, message.text)])
     if item in (None, "rating", "recommendation") and verb in _CHANGE_VERBS:
         return NormalizedBatch(messages=[normalize_recommendation(page_id, value, raw=change, seen_at=seen_at)])
-    reason = _FEED_IGNORED.get(item)
+    reason = _FEED_IGNORED.get(str(item))
     return NormalizedBatch.ignoring(f"{reason} on a review" if reason else f"ratings {item!r} {verb!r} is not handled")
 
 
@@ -234,7 +239,11 @@ def _feed_author(value: dict[str, Any]) -> Author:
 
 def _feed_time(value: dict[str, Any], seen_at: datetime | None) -> datetime:
     created = value.get("created_time")
-    return seen_at if created is None else _parse_time(created)
+    if created is not None:
+        return _parse_time(created)
+    if seen_at is None:  # a Graph API object (backfill) always has one
+        raise ValueError("the change has no created_time")
+    return seen_at
 
 
 def normalize_feed_comment(
@@ -480,7 +489,7 @@ def normalize_chat_message(
             continue
         kind = str(item.get("type") or "file")
         # ``payload`` is an object, but a string in fallback attachments, or absent.
-        payload = item.get("payload") if isinstance(item.get("payload"), dict) else {}
+        payload = json_object(item.get("payload"))
         if kind in _CHAT_DESCRIBED:
             described.append(_CHAT_DESCRIBED[kind](item, payload))
             continue
@@ -524,7 +533,7 @@ def _template(item: dict[str, Any], payload: dict[str, Any]) -> str:
     for element in elements if isinstance(elements, list) else []:
         if not isinstance(element, dict):
             continue
-        action = element.get("default_action") if isinstance(element.get("default_action"), dict) else {}
+        action = json_object(element.get("default_action"))
         link = element.get("url") or element.get("item_url") or action.get("url") or element.get("image_url")
         subtitle = f"({element['subtitle']})" if element.get("subtitle") else None
         cards.append(joined([element.get("title"), subtitle, link], " "))
@@ -559,8 +568,14 @@ def _whatsapp_change(change: dict[str, Any]) -> NormalizedBatch:
     people = _whatsapp_contacts(value.get("contacts"))
     inner = EventNormalizer("whatsapp")
     inner.each(value.get("messages"), lambda m: _whatsapp_message(phone_number_id, people, m))
-    inner.each(value.get("statuses"), lambda s: NormalizedBatch(statuses=[normalize_whatsapp_status(phone_number_id, s, people)]))
+    inner.each(value.get("statuses"), lambda status: _whatsapp_status(phone_number_id, status, people))
     return inner.batch
+
+
+def _whatsapp_status(
+    phone_number_id: str, status: dict[str, Any], people: dict[str, dict[str, Any]]
+) -> NormalizedBatch:
+    return NormalizedBatch(statuses=[normalize_whatsapp_status(phone_number_id, status, people)])
 
 
 def _whatsapp_contacts(contacts: Any) -> dict[str, dict[str, Any]]:
@@ -574,16 +589,19 @@ def _whatsapp_contacts(contacts: Any) -> dict[str, dict[str, Any]]:
     return found
 
 
-def _whatsapp_message(phone_number_id: str, people: dict[str, dict[str, Any]], message: dict[str, Any]) -> NormalizedBatch:
+def _whatsapp_message(
+    phone_number_id: str, people: dict[str, dict[str, Any]], message: dict[str, Any]
+) -> NormalizedBatch:
     kind = message.get("type")
     if kind == "reaction":
         return NormalizedBatch.ignoring("reaction")
     if kind == "request_welcome":
         return NormalizedBatch.ignoring("the customer opened the chat (request_welcome)")
     if kind == "system":
-        system = message.get("system") if isinstance(message.get("system"), dict) else {}
+        system = json_object(message.get("system"))
         return NormalizedBatch.ignoring(
-            f"WhatsApp system message ({system.get('type')}): a customer's number or BSUID changed; conversations are not re-keyed"
+            f"WhatsApp system message ({system.get('type')}): a customer's number or BSUID changed;"
+            " conversations are not re-keyed"
         )
     return NormalizedBatch(messages=[normalize_whatsapp_message(phone_number_id, people, message)])
 
@@ -601,9 +619,10 @@ def _whatsapp_customer(message: dict[str, Any], people: dict[str, dict[str, Any]
     bsuid, phone = bsuid or contact.get("user_id"), phone or contact.get("wa_id")
     if not bsuid and not phone:
         raise KeyError("from")
-    profile = contact.get("profile") if isinstance(contact.get("profile"), dict) else {}
+    profile = json_object(contact.get("profile"))
     username = str(profile.get("username") or "").lstrip("@") or None
-    return Author(platform_id=str(bsuid or phone), handle=f"+{phone}" if phone else username, display_name=profile.get("name"))
+    handle = f"+{phone}" if phone else username
+    return Author(platform_id=str(bsuid or phone), handle=handle, display_name=profile.get("name"))
 
 
 def normalize_whatsapp_message(
@@ -643,7 +662,7 @@ def normalize_whatsapp_message(
 
 def _whatsapp_text(message: dict[str, Any]) -> str:
     kind = message.get("type")
-    body = message.get(kind) if isinstance(kind, str) and isinstance(message.get(kind), dict) else {}
+    body = json_object(message.get(kind)) if isinstance(kind, str) else {}
     if kind == "text":
         return str(body.get("body") or "")
     if kind == "sticker":
@@ -656,14 +675,16 @@ def _whatsapp_text(message: dict[str, Any]) -> str:
         reply = body.get("button_reply") or body.get("list_reply") or body.get("nfm_reply") or {}
         return str(reply.get("title") or reply.get("body") or "")
     if kind == "location":
-        return location_text(body.get("latitude"), body.get("longitude"), name=body.get("name"), address=body.get("address"))
+        return location_text(
+            body.get("latitude"), body.get("longitude"), name=body.get("name"), address=body.get("address")
+        )
     if kind == "contacts":
         return _contacts_text(message.get("contacts"))
     if kind == "order":
         return _order_text(body)
     errors = message.get("errors") if isinstance(message.get("errors"), list) else []
-    error = errors[0] if errors and isinstance(errors[0], dict) else {}
-    data = error.get("error_data") if isinstance(error.get("error_data"), dict) else {}
+    error = json_object(errors[0]) if errors else {}
+    data = json_object(error.get("error_data"))
     detail = data.get("details") or error.get("details") or error.get("message") or error.get("title")
     return not_passed_on(Platform.WHATSAPP, str(detail or f"message type {kind!r}"))
 
@@ -674,8 +695,8 @@ def _contacts_text(contacts: Any) -> str:
     for card in contacts if isinstance(contacts, list) else []:
         if not isinstance(card, dict):
             continue
-        name = card.get("name") if isinstance(card.get("name"), dict) else {}
-        org = card.get("org") if isinstance(card.get("org"), dict) else {}
+        name = json_object(card.get("name"))
+        org = json_object(card.get("org"))
         who = name.get("formatted_name") or joined([name.get("first_name"), name.get("last_name")], " ") or "(no name)"
         if org.get("company"):
             who += f" ({org['company']})"
@@ -689,16 +710,19 @@ def _contacts_text(contacts: Any) -> str:
 
 def _order_text(order: dict[str, Any]) -> str:
     """An order from the business's catalog: items, quantities, unit prices, the total."""
-    lines, total, currencies = [], 0.0, set()
+    lines, total, currencies, priced = [], 0.0, set(), True
     for item in order.get("product_items") or []:
-        if not isinstance(item, dict):
-            continue
-        quantity, price, currency = item.get("quantity"), item.get("item_price"), item.get("currency") or ""
-        lines.append(f"{quantity} × {item.get('product_retailer_id')} at {float(price):.2f} {currency}".rstrip())
-        total += float(quantity) * float(price)
+        item = json_object(item)
+        quantity, price, currency = item.get("quantity") or 1, item.get("item_price"), str(item.get("currency") or "")
+        unit = f" at {joined([f'{float(price):.2f}', currency], ' ')}" if price is not None else ""
+        lines.append(f"{quantity} × {item.get('product_retailer_id')}{unit}")
+        if price is None:
+            priced = False
+        else:
+            total += float(quantity) * float(price)
         currencies.add(currency)
     summary = "Placed an order: " + (", ".join(lines) or "(no items)")
-    if lines and len(currencies) == 1:
+    if lines and priced and len(currencies) == 1:
         summary += f" (total {joined([f'{total:.2f}', currencies.pop()], ' ')})"
     return joined([order.get("text"), summary])
 

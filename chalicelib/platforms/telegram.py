@@ -51,7 +51,7 @@ from chalicelib.models import (
     conversation_key,
     from_epoch,
 )
-from chalicelib.platforms.common import EventNormalizer, location_text
+from chalicelib.platforms.common import EventNormalizer, json_object, location_text
 from chalicelib.signatures import SignatureError, get_header
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -228,8 +228,10 @@ def message_text(message: Mapping[str, Any]) -> str:
         return f"[sticker {sticker['emoji']}]" if sticker.get("emoji") else "[sticker]"
     venue = message.get("venue")
     if isinstance(venue, dict):
-        spot = venue.get("location") if isinstance(venue.get("location"), dict) else {}
-        return location_text(spot.get("latitude"), spot.get("longitude"), name=venue.get("title"), address=venue.get("address"))
+        spot = json_object(venue.get("location"))
+        return location_text(
+            spot.get("latitude"), spot.get("longitude"), name=venue.get("title"), address=venue.get("address")
+        )
     location = message.get("location")
     if isinstance(location, dict):
         return location_text(location.get("latitude"), location.get("longitude"))

@@ -27,7 +27,7 @@ from chalicelib.models import (
     conversation_key,
     from_epoch,
 )
-from chalicelib.platforms.common import EventNormalizer, as_deletion
+from chalicelib.platforms.common import EventNormalizer, as_deletion, json_object
 from chalicelib.signatures import HmacSignatureVerifier, hmac_sha256
 
 SIGNATURE_HEADER = "x-twitter-webhooks-signature"
@@ -78,7 +78,7 @@ def normalize_delivery(payload: dict[str, Any]) -> NormalizedBatch:
         normalizer.ignore("no for_user_id")
         return normalizer.batch
     brand_id = str(brand_id)
-    users = payload.get("users") if isinstance(payload.get("users"), dict) else {}
+    users = json_object(payload.get("users"))
     normalizer.each(payload.get("tweet_create_events"), lambda t: _tweet(brand_id, t))
     normalizer.each(payload.get("direct_message_events"), lambda e: _direct_message(brand_id, users, e))
     normalizer.each(payload.get("tweet_delete_events"), lambda e: _tweet_delete(brand_id, e))

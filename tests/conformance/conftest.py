@@ -24,4 +24,3 @@ def _conformance_stack_settings(monkeypatch: pytest.MonkeyPatch) -> None:
         _serve_forever(self, poll_interval)
 
     monkeypatch.setattr(socketserver.BaseServer, "serve_forever", serve_forever)
-

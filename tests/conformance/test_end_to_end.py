@@ -27,7 +27,10 @@ def deliver(stack: Stack, route: str, body: bytes | dict[str, Any], expect: Expe
     assert answer.status == 200, answer.body
     counts = {k: answer.body[k] for k in ("stored", "statuses", "ignored", "quarantined")}
     assert counts == {
-        "stored": len(expect.messages), "statuses": len(expect.statuses), "ignored": len(expect.ignored), "quarantined": 0,
+        "stored": len(expect.messages),
+        "statuses": len(expect.statuses),
+        "ignored": len(expect.ignored),
+        "quarantined": 0,
     }
     stack.sync()
     assert stack.items("QUARANTINE#") == []
@@ -35,7 +38,9 @@ def deliver(stack: Stack, route: str, body: bytes | dict[str, Any], expect: Expe
 
 
 def stored_item(stack: Stack, key: str, message_id: str) -> dict[str, Any]:
-    found = [i for i in stack.items(f"CONV#{key}") if i["pk"]["S"] == f"CONV#{key}" and i["sk"]["S"] == f"MSG#{message_id}"]
+    found = [
+        i for i in stack.items(f"CONV#{key}") if i["pk"]["S"] == f"CONV#{key}" and i["sk"]["S"] == f"MSG#{message_id}"
+    ]
     assert len(found) == 1, f"{message_id} is not stored under {key}"
     return found[0]
 

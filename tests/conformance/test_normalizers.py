@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -14,6 +15,8 @@ from chalicelib.platforms import line, meta, telegram, x
 from tests.conformance.expectations import PAYLOADS, SEQUENCES
 from tests.conformance.realpay import (
     PAYLOADS as PAYLOAD_DIR,
+)
+from tests.conformance.realpay import (
     TELEGRAM_BOT_ID,
     Expect,
     Msg,
@@ -54,13 +57,15 @@ def observed(message: SocialMessage) -> Msg:
 def assert_normalized(batch: NormalizedBatch, expect: Expect) -> None:
     """``batch`` is exactly what ``expect`` says: nothing quarantined, nothing extra."""
     assert [r.error for r in batch.rejected] == [], "a current-format payload was quarantined"
-    assert [observed(m) for m in batch.messages] == [dataclasses.replace(m, label=m.author_label) for m in expect.messages]
+    assert [observed(m) for m in batch.messages] == [
+        dataclasses.replace(m, label=m.author_label) for m in expect.messages
+    ]
     for message in batch.messages:
         assert message.conversation_key.startswith(f"{message.platform.value}:")
-        assert message.created_at.utcoffset() is not None and message.created_at.utcoffset().total_seconds() == 0
+        assert message.created_at.utcoffset() == timedelta(0)
     assert [Status(s.message_id, s.conversation_key, s.status) for s in batch.statuses] == list(expect.statuses)
     assert batch.ignored == len(batch.ignored_reasons) == len(expect.ignored), batch.ignored_reasons
-    for reason, expected in zip(batch.ignored_reasons, expect.ignored):
+    for reason, expected in zip(batch.ignored_reasons, expect.ignored, strict=True):
         assert expected.lower() in reason.lower(), f"ignored because {reason!r}; expected a reason naming {expected!r}"
 
 
@@ -80,5 +85,5 @@ def test_payload_normalizes_as_documented(name: str) -> None:
 def test_sequence_steps_normalize_as_documented(name: str) -> None:
     steps = sequence_steps(name)
     assert len(steps) == len(SEQUENCES[name])
-    for step, expect in zip(steps, SEQUENCES[name]):
+    for step, expect in zip(steps, SEQUENCES[name], strict=True):
         assert_normalized(NORMALIZERS[route_of(name)](step), expect)

@@ -686,13 +686,17 @@ class TestWhatsApp:
                 "For Friday please\nPlaced an order: 1 × sofa at 499.50 EUR, 2 × lamp at 20.00 EUR (total 539.50 EUR)",
             ),
             (
+                {"type": "order", "order": {"product_items": [{"product_retailer_id": "sofa", "quantity": 1}]}},
+                "Placed an order: 1 × sofa",
+            ),
+            (
                 {"type": "location", "location": {"latitude": 40.41, "longitude": -3.7}},
                 "Shared a location: 40.41, -3.7 https://www.google.com/maps/search/?api=1&query=40.41%2C-3.7",
             ),
             ({"type": "sticker", "sticker": {"id": "77", "mime_type": "image/webp"}}, "[sticker]"),
             ({"type": "ephemeral"}, "[WhatsApp did not pass this message on: message type 'ephemeral']"),
         ],
-        ids=["contacts", "order", "location", "sticker", "unknown-type"],
+        ids=["contacts", "order", "order-without-prices", "location", "sticker", "unknown-type"],
     )
     def test_shapes_without_plain_text_become_readable_text(self, fields: dict[str, Any], text: str) -> None:
         payload = load_event("meta_whatsapp_text")
