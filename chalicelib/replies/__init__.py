@@ -5,7 +5,7 @@ Public API::
     from chalicelib.replies import ReplyDispatcher, ReplyFailed, SentReply, build_dispatcher, target_from_messages
 
     dispatcher = build_dispatcher()                       # senders wired from env + secrets
-    target = target_from_messages(conversation_messages)  # most recent inbound message
+    target = target_from_messages(conversation_messages)  # the ticket's customer, their latest message
     try:
         sent = dispatcher.send(target, text, private=False, idempotency_key=helpdesk_comment_id)
     except ReplyFailed as failure:
@@ -33,24 +33,16 @@ from chalicelib.replies.base import (
     SentReply,
 )
 from chalicelib.replies.dispatch import (
-    DynamoLedger,
-    MemoryLedger,
-    PendingSend,
     ReplyDispatcher,
-    SentLedger,
     build_dispatcher,
     check_text,
-    sent_message,
     target_from_messages,
     text_limit,
     x_weighted_length,
 )
 
 __all__ = [
-    "DynamoLedger",
     "FAILURE_KINDS",
-    "PendingSend",
-    "MemoryLedger",
     "PERMISSION_MISSING",
     "RATE_LIMITED",
     "REJECTED",
@@ -60,7 +52,6 @@ __all__ = [
     "ReplyRequest",
     "ReplyTarget",
     "Sender",
-    "SentLedger",
     "SentReply",
     "TARGET_DELETED",
     "TOKEN_EXPIRED",
@@ -69,7 +60,6 @@ __all__ = [
     "WINDOW_CLOSED",
     "build_dispatcher",
     "check_text",
-    "sent_message",
     "target_from_messages",
     "text_limit",
     "x_weighted_length",

@@ -2,7 +2,8 @@
 
 An agent answers a ticket; the answer goes back to the platform the customer wrote on.
 Everything a platform sender needs is in a ``ReplyTarget`` (built from the
-conversation's most recent inbound message by ``dispatch.target_from_messages``) and a
+conversation's messages by ``dispatch.target_from_messages``: the ticket's customer and
+their latest message) and a
 ``ReplyRequest`` (the target, the text, public or private, an idempotency key).
 
 A send ends in a ``SentReply`` (the platform's id for what was posted) or in ONE
@@ -211,12 +212,12 @@ class SentReply:
 
 @dataclass(frozen=True)
 class ReplyTarget:
-    """Where and to what an answer goes, from the conversation's latest inbound message.
+    """Where and to what an answer goes: the ticket's customer and their latest message.
 
     * ``account_id``: the receiving account (Page, IG account, WA phone-number id, X
       user, Telegram bot or business connection, LINE bot user id).
-    * ``customer_id``: the customer (PSID, IGSID, wa_id, X user id, Telegram user,
-      LINE user id).
+    * ``customer_id``: the ticket's customer (PSID, IGSID, wa_id, X user id, Telegram
+      user, LINE user id): in a thread or group, the author of its first message.
     * ``reply_to_id``: the platform id of the message/comment being answered (for
       Telegram the bare per-chat message number; edits resolve to the original).
     * ``reply_to_created_at``: when that message was written (private-reply window).
@@ -266,9 +267,9 @@ class ReplyTarget:
 
 @dataclass(frozen=True)
 class ReplyRequest:
-    """One answer to send. ``idempotency_key`` identifies the answer (e.g. the helpdesk
-    comment id): the same key is never sent twice by one dispatcher's ledger, and is
-    LINE's ``X-Line-Retry-Key`` (as a UUID)."""
+    """One answer to send. ``idempotency_key`` identifies the answer (the helpdesk and
+    comment id): LINE's ``X-Line-Retry-Key`` is derived from it. (Sending it at most once
+    is the reply ledger's job, ``agent_replies.ReplyLedger``.)"""
 
     target: ReplyTarget
     text: str

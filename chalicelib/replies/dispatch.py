@@ -1,23 +1,33 @@
-"""Choose the sender, check what can be checked before calling, remember what was sent.
+"""Choose the sender, check what can be checked before calling, send.
 
-``target_from_messages(messages)`` turns a conversation's stored messages into the
-``ReplyTarget`` its answer goes to (the most recent inbound message, the customer's
-last message time for the reply windows, LINE's reply token, Telegram's chat/topic).
+``target_from_messages(messages, private=..., text=...)`` turns a conversation's stored
+messages into the ``ReplyTarget`` its answer goes to. The answer is addressed to the
+ticket's customer: in a chat, the person the conversation key names; in a thread several
+people can write in (Facebook and Instagram comment threads, LINE and Telegram groups),
+the author of the conversation's first message -- the thread's top-level comment, the
+ticket's requester -- not whoever wrote last. It answers that customer's latest message
+still on the platform (a public answer falls back to the thread's latest message when
+every one of theirs was deleted) and carries the customer's last message time for the
+reply windows, LINE's reply token and Telegram's chat/topic.
 
-``ReplyDispatcher(senders).send(target, text, private=..., idempotency_key=...)``:
+A private answer (``socialdesk_private``) in such a thread goes to the ticket's customer
+and to nobody else. The bridge refuses it with a plain note, sending nothing, when
 
-1. refuses an empty answer, or one longer than the platform takes (X posts 280
-   weighted characters, Telegram 4096, Messenger 2000, Instagram Direct 1000 bytes,
-   WhatsApp 4096, LINE 5000, ...) with a note saying by how much to shorten it --
-   nothing is split: a reply cut in two reads badly and half of it could fail;
-2. claims the idempotency key in the ledger: an answer already sent returns its
-   ``SentReply`` (a redelivered helpdesk event must not post it twice); an earlier
-   attempt that never finished is refused with ``duplicate_risk`` (it may be live);
-3. hands a ``ReplyRequest`` to the platform's sender and records the result -- or
-   releases the claim when the failure proves nothing was posted, so a retry may send.
+* the answer @mentions someone else who wrote in the thread (by handle or name) and not
+  the customer: the agent evidently means that person, and a private reply can only
+  reach the customer -- "answer them on the platform directly, or remove the mention";
+* the customer has no comment left in a Facebook/Instagram thread (a private reply
+  answers one of their comments, ``recipient.comment_id``): it is never redirected to
+  whoever commented last.
 
-The ledger gives at-most-once: a public answer posted twice is worse than one an agent
-is asked to check. ``DynamoLedger`` keeps it in the bridge's table (``REPLY#<key>``).
+``ReplyDispatcher(senders).send(target, text, private=..., idempotency_key=...)``
+refuses an empty answer, or one longer than the platform takes (X posts 280 weighted
+characters, Telegram 4096, Messenger 2000, Instagram Direct 1000 bytes, WhatsApp 4096,
+LINE 5000, ...) with a note saying by how much to shorten it -- nothing is split: a
+reply cut in two reads badly and half of it could fail -- then hands a ``ReplyRequest``
+to the platform's sender. It keeps no memory of what it sent: sending each answer at
+most once, across execution environments, is the reply ledger's job
+(``agent_replies.ReplyLedger``, one conditional write per helpdesk comment).
 
 ``build_dispatcher()`` wires every sender from the environment and secrets
 (``META_PAGE_TOKEN_<account id>``, ``WHATSAPP_ACCESS_TOKEN``, ``X_USER_ACCESS_TOKEN``,
@@ -29,19 +39,15 @@ is asked to check. ``DynamoLedger`` keeps it in the bridge's table (``REPLY#<key
 
 from __future__ import annotations
 
-import json
 import re
-import threading
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import Any
 
 from chalicelib.models import Author, Direction, Kind, Platform, SocialMessage, source_name
 from chalicelib.replies.base import (
     REJECTED,
     TARGET_DELETED,
-    UNAVAILABLE,
     ReplyConfig,
     ReplyFailed,
     ReplyRequest,
@@ -174,15 +180,68 @@ def _business_connection(raw: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _ticket_customer(inbound: list[SocialMessage], scope: str, tail: str) -> str:
+    """Who the ticket belongs to: the person a chat's key names, else the author of the
+    thread's top-level message (its root, when stored) or of its first message."""
+    if scope in ("dm", "tweets"):
+        return tail
+    root = next((m for m in inbound if m.message_id == tail and not m.edit_of), None)
+    if root is not None:
+        return root.author.platform_id
+    originals = [m for m in inbound if not m.edit_of] or inbound
+    return min(originals, key=lambda m: (m.created_at, m.message_id)).author.platform_id
+
+
+def _names(author: Author) -> set[str]:
+    return {name.strip().lower() for name in (author.handle, author.display_name) if name and name.strip()}
+
+
+def _mentions(text: str, names: set[str]) -> bool:
+    """``@name`` in ``text`` (any case), not followed by another letter of a longer name."""
+    return any(re.search(rf"@{re.escape(name)}(?![\w])", text, re.IGNORECASE) for name in names)
+
+
+def _check_private_addressee(inbound: list[SocialMessage], own: list[SocialMessage], customer: str, text: str,
+                             platform: Platform, scope: str) -> None:
+    """``ReplyFailed`` when a private answer could reach someone other than the ticket's
+    customer, or evidently means someone else (see the module docstring)."""
+    label = platform_label(platform)
+    customer_author = next((m.author for m in inbound if m.author.platform_id == customer), None)
+    customer_names = _names(customer_author) if customer_author else set()
+    who = customer_author.label if customer_author else "the customer"
+    others = {m.author.platform_id: m.author for m in inbound if m.author.platform_id != customer}
+    named = [a for a in others.values() if _mentions(text, _names(a) - customer_names)]
+    if named and not _mentions(text, customer_names):
+        other = named[0].label
+        raise ReplyFailed(
+            REJECTED,
+            f"Not sent: this private reply mentions {other}, but a private reply goes only to the ticket's customer, "
+            f"{who}. To answer {other}, write to them on {label} directly; to send this to {who}, remove the mention.",
+            platform=platform,
+            code="private_means_someone_else",
+        )
+    if not own and platform in (Platform.FACEBOOK, Platform.INSTAGRAM) and scope in ("comment", "post"):
+        raise ReplyFailed(
+            TARGET_DELETED,
+            f"Not sent: a private reply answers one of the customer's own comments, and {who}'s comments in this "
+            f"thread are no longer on {label}. socialdesk does not send it to anyone else in the thread. "
+            "Answer publicly instead.",
+            platform=platform,
+            code="customer_comments_deleted",
+        )
+
+
 def target_from_messages(
-    messages: Iterable[SocialMessage], *, config: ReplyConfig | None = None
+    messages: Iterable[SocialMessage], *, config: ReplyConfig | None = None, private: bool = False, text: str = ""
 ) -> ReplyTarget:
     """The ``ReplyTarget`` for a conversation, from its stored messages (any order).
 
-    The answer goes to the most recent inbound message still on the platform (messages
-    the customer deleted are skipped). ``last_inbound_at`` is the customer's most
-    recent message (edits do not reopen a reply window). Raises ``ReplyFailed`` when
-    there is nothing to answer, ``ValueError`` for messages of several conversations.
+    The answer is addressed to the ticket's customer and answers their most recent
+    message still on the platform (see the module docstring); ``last_inbound_at`` is the
+    customer's most recent message (edits do not reopen a reply window). With
+    ``private``, ``text`` is checked for a mention of someone else in the thread. Raises
+    ``ReplyFailed`` when there is nothing to answer or nobody the answer may go to,
+    ``ValueError`` for messages of several conversations.
     """
     config = config or ReplyConfig()
     found = list(messages)
@@ -208,18 +267,20 @@ def target_from_messages(
             REJECTED, "Not sent: there is no message from the customer in this conversation to answer.",
             platform=platform, code="no_inbound",
         )
-    latest = max(inbound, key=lambda m: (m.created_at, m.message_id))
-    originals = [m for m in inbound_all if not m.edit_of and not m.deleted] or inbound
-    last_inbound_at = max(m.created_at for m in originals)
-    reply_to = latest.edit_of or latest.message_id
-    reply_to_message = next((m for m in found if m.message_id == reply_to), latest)
     parts = _key_parts(key)
     scope = parts[1] if len(parts) > 1 else ""
     tail = parts[-1]
-
-    customer = latest.author.platform_id
-    if scope in ("dm", "tweets"):
-        customer = tail  # the key names the customer, whoever wrote the latest message
+    customer = _ticket_customer(inbound_all, scope, tail)
+    # A chat has one customer whoever its messages name; elsewhere the customer's own messages.
+    own = inbound if scope == "dm" else [m for m in inbound if m.author.platform_id == customer]
+    if private and scope != "dm":
+        _check_private_addressee(inbound_all, own, customer, text, platform, scope)
+    latest = max(own or inbound, key=lambda m: (m.created_at, m.message_id))
+    originals = [m for m in inbound_all if not m.edit_of and not m.deleted] or inbound
+    customer_originals = [m for m in originals if scope == "dm" or m.author.platform_id == customer] or originals
+    last_inbound_at = max(m.created_at for m in customer_originals)
+    reply_to = latest.edit_of or latest.message_id
+    reply_to_message = next((m for m in found if m.message_id == reply_to), latest)
     thread_root = tail if platform in (Platform.FACEBOOK, Platform.INSTAGRAM) and scope in ("comment", "post") else None
 
     chat_id = topic_id = business = line_to = token = None
@@ -259,137 +320,6 @@ def target_from_messages(
     )
 
 
-# --- the ledger ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PendingSend:
-    """An earlier attempt with this idempotency key started and never finished: it may
-    have been posted (a crash mid-send, a lost answer from a platform without an
-    idempotency key)."""
-
-    since: datetime | None = None
-
-
-class SentLedger(Protocol):
-    """Where answers are remembered by idempotency key, so each is posted at most once.
-
-    ``claim(key)`` atomically records a pending send and returns None -- or returns
-    what an earlier attempt left: its ``SentReply``, or ``PendingSend``. ``complete``
-    records the result; ``release`` forgets a claim whose send certainly did not
-    happen, so a later retry may send.
-    """
-
-    def claim(self, key: str, now: datetime) -> SentReply | PendingSend | None: ...
-
-    def complete(self, key: str, sent: SentReply) -> None: ...
-
-    def release(self, key: str) -> None: ...
-
-
-class MemoryLedger:
-    """A per-process ledger (tests, local runs). Lambda should use ``DynamoLedger``."""
-
-    def __init__(self) -> None:
-        self._entries: dict[str, SentReply | PendingSend] = {}
-        self._lock = threading.Lock()
-
-    def claim(self, key: str, now: datetime) -> SentReply | PendingSend | None:
-        with self._lock:
-            found = self._entries.get(key)
-            if found is None:
-                self._entries[key] = PendingSend(utc(now))
-            return found
-
-    def complete(self, key: str, sent: SentReply) -> None:
-        with self._lock:
-            self._entries[key] = sent
-
-    def release(self, key: str) -> None:
-        with self._lock:
-            if isinstance(self._entries.get(key), PendingSend):
-                del self._entries[key]
-
-
-LEDGER_TTL_DAYS = 90
-
-
-class DynamoLedger:
-    """The ledger in the bridge's DynamoDB table: ``REPLY#<key>`` / ``REPLY`` items with
-    ``state`` (``pending`` | ``sent`` | ``released``), the ``SentReply`` as JSON and the
-    table's TTL attribute ``expires_at``; needs only ``GetItem`` and ``PutItem``. The claim is a conditional put, so two Lambdas handling
-    the same helpdesk event cannot both post the answer."""
-
-    def __init__(self, table_name: str, client: Any, *, ttl_days: int = LEDGER_TTL_DAYS) -> None:
-        self.table_name = table_name
-        self._client = client
-        self._ttl = ttl_days * 86400
-
-    @staticmethod
-    def _key(key: str) -> dict[str, dict[str, str]]:
-        return {"pk": {"S": f"REPLY#{key}"}, "sk": {"S": "REPLY"}}
-
-    def claim(self, key: str, now: datetime) -> SentReply | PendingSend | None:
-        moment = utc(now)
-        item = {
-            **self._key(key),
-            "item_type": {"S": "reply"},
-            "state": {"S": "pending"},
-            "claimed_at": {"S": moment.isoformat()},
-            "expires_at": {"N": str(int(moment.timestamp()) + self._ttl)},
-        }
-        try:
-            self._client.put_item(
-                TableName=self.table_name, Item=item,
-                ConditionExpression="attribute_not_exists(pk) OR #state = :released",
-                ExpressionAttributeNames={"#state": "state"}, ExpressionAttributeValues={":released": {"S": "released"}},
-            )
-            return None
-        except Exception as exc:
-            if getattr(exc, "response", {}).get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise
-        found = self._client.get_item(TableName=self.table_name, Key=self._key(key), ConsistentRead=True).get("Item") or {}
-        if found.get("state", {}).get("S") == "sent" and "sent" in found:
-            data = json.loads(found["sent"]["S"])
-            data["warnings"] = tuple(data.get("warnings") or ())
-            return SentReply(**data)
-        claimed = found.get("claimed_at", {}).get("S")
-        return PendingSend(datetime.fromisoformat(claimed) if claimed else None)
-
-    def complete(self, key: str, sent: SentReply) -> None:
-        self._client.put_item(
-            TableName=self.table_name,
-            Item={
-                **self._key(key),
-                "item_type": {"S": "reply"},
-                "state": {"S": "sent"},
-                "sent": {"S": json.dumps(asdict(sent), separators=(",", ":"))},
-                "expires_at": {"N": str(int(datetime.now(timezone.utc).timestamp()) + self._ttl)},
-            },
-        )
-
-    def release(self, key: str) -> None:
-        # A put, not a delete: the function's role needs no dynamodb:DeleteItem.
-        item = {**self._key(key), "item_type": {"S": "reply"}, "state": {"S": "released"},
-                "expires_at": {"N": str(int(datetime.now(timezone.utc).timestamp()) + self._ttl)}}
-        try:
-            self._client.put_item(
-                TableName=self.table_name, Item=item, ConditionExpression="#state = :pending",
-                ExpressionAttributeNames={"#state": "state"}, ExpressionAttributeValues={":pending": {"S": "pending"}},
-            )
-        except Exception as exc:
-            if getattr(exc, "response", {}).get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise
-
-
-def pending_words(platform: Platform) -> str:
-    label = platform_label(platform)
-    return (
-        f"Not sent: an earlier attempt to send this reply did not finish, so it may already be on {label}. "
-        f"Check the conversation on {label}; if the reply is not there, send it again as a new reply."
-    )
-
-
 # --- the dispatcher ---------------------------------------------------------------------------
 
 
@@ -400,19 +330,15 @@ def _utcnow() -> datetime:
 class ReplyDispatcher:
     """Sends an agent's answer with the sender of the conversation's platform."""
 
-    def __init__(
-        self,
-        senders: Mapping[Platform, Sender],
-        now: Callable[[], datetime] = _utcnow,
-        *,
-        ledger: SentLedger | None = None,
-    ) -> None:
+    def __init__(self, senders: Mapping[Platform, Sender], now: Callable[[], datetime] = _utcnow) -> None:
         self.senders = dict(senders)
         self._now = now
-        self.ledger: SentLedger = ledger if ledger is not None else MemoryLedger()
 
     def send(self, target: ReplyTarget, text: str, *, private: bool = False, idempotency_key: str) -> SentReply:
-        """Post ``text`` to ``target``; ``SentReply`` or ``ReplyFailed`` (see the module docstring)."""
+        """Post ``text`` to ``target``; ``SentReply`` or ``ReplyFailed`` (see the module docstring).
+
+        ``idempotency_key`` identifies the answer for the platforms that deduplicate
+        (LINE's ``X-Line-Retry-Key``); the dispatcher itself does not."""
         text = text.strip()
         private = bool(private) and target.is_public  # a chat is already private
         check_text(target, text, private)
@@ -425,59 +351,7 @@ class ReplyDispatcher:
                 platform=target.platform,
                 code="no_sender",
             )
-        now = utc(self._now())
-        if idempotency_key:
-            earlier = self.ledger.claim(idempotency_key, now)
-            if isinstance(earlier, SentReply):
-                return earlier
-            if earlier is not None:
-                raise ReplyFailed(UNAVAILABLE, pending_words(target.platform), duplicate_risk=True,
-                                  platform=target.platform, code="pending")
-        try:
-            sent = sender.send(ReplyRequest(target, text, private, idempotency_key), now)
-        except ReplyFailed as failure:
-            # Certainly not posted: a later attempt may send. Maybe posted: the claim
-            # stays, so no automatic retry can post it twice.
-            if idempotency_key and not failure.duplicate_risk:
-                self.ledger.release(idempotency_key)
-            raise
-        if idempotency_key:
-            self.ledger.complete(idempotency_key, sent)
-        return sent
-
-    def send_to_conversation(
-        self, messages: Iterable[SocialMessage], text: str, *, private: bool = False, idempotency_key: str
-    ) -> SentReply:
-        """``send`` to ``target_from_messages(messages)``."""
-        config = next((getattr(s, "config", None) for s in self.senders.values() if getattr(s, "config", None)), None)
-        return self.send(target_from_messages(messages, config=config), text, private=private, idempotency_key=idempotency_key)
-
-
-def sent_message(
-    target: ReplyTarget, text: str, sent: SentReply, *, private: bool = False, idempotency_key: str = "", now: datetime | None = None
-) -> SocialMessage:
-    """The answer as an outbound ``SocialMessage`` of the conversation, for the store.
-
-    Its ``message_id`` is the platform's id, the one the platform's echo of our own
-    message carries (Messenger/Instagram ``mid``, the Page comment id, the tweet or DM
-    event id, ``<chat>:<n>`` for Telegram), so a later echo or backfill is the same
-    item. It also marks a LINE reply token as used.
-    """
-    moment = utc(now or datetime.now(timezone.utc))
-    return SocialMessage(
-        platform=target.platform,
-        kind=Kind.DIRECT_MESSAGE if private or not target.is_public else target.kind,
-        direction=Direction.OUTBOUND,
-        message_id=sent.platform_message_id or f"reply:{idempotency_key or int(moment.timestamp())}",
-        conversation_key=target.conversation_key,
-        account_id=target.account_id,
-        author=Author(platform_id=target.account_id),
-        text=text.strip(),
-        created_at=moment,
-        parent_id=target.reply_to_id,
-        thread_id=target.thread_root_id,
-        raw={"reply": {"via": sent.via, "visible_note": sent.visible_note, "visible_note_id": sent.visible_note_id}},
-    )
+        return sender.send(ReplyRequest(target, text, private, idempotency_key), utc(self._now()))
 
 
 def _instagram_pages(value: str | None) -> dict[str, str]:
@@ -494,7 +368,6 @@ def build_dispatcher(
     get_secret: Callable[[str], str] | None = None,
     *,
     pool: Any = None,
-    ledger: SentLedger | None = None,
     now: Callable[[], datetime] = _utcnow,
 ) -> ReplyDispatcher:
     """Every sender, wired from the environment (see the module docstring)."""
@@ -534,4 +407,4 @@ def build_dispatcher(
     for sender in (meta, x, telegram, line):
         for platform in sender.platforms:
             senders[platform] = sender
-    return ReplyDispatcher(senders, now, ledger=ledger)
+    return ReplyDispatcher(senders, now)

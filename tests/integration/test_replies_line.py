@@ -87,7 +87,7 @@ def test_a_lost_push_answer_is_safe_to_retry_and_is_delivered_once(sandbox: Line
     assert failure.plain_words == (
         "Not confirmed: LINE did not confirm the reply. Sending again is safe: LINE will not deliver the same reply twice."
     )
-    # A retry (a fresh process: no ledger) with the same idempotency key -> 409 -> already sent.
+    # A retry with the same idempotency key (the dispatcher keeps no memory) -> 409 -> already sent.
     sent = dispatcher(sandbox).send(stale, "Your refund is approved.", idempotency_key="zendesk:1:comment:2")
     assert len(sandbox.sent()) == 1
     assert sent.platform_message_id == sandbox.sent()[0]["sentMessages"][0]["id"]

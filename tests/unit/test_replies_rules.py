@@ -1,5 +1,5 @@
 """Reply rules without sockets: windows on a fixed clock, HUMAN_AGENT, LINE reply vs push,
-text limits, the ledger, and building targets from the normalized webhook fixtures."""
+text limits, and building targets (who the answer goes to) from stored and fixture messages."""
 
 from __future__ import annotations
 
@@ -380,13 +380,6 @@ def test_empty_answers_are_refused_and_whitespace_is_trimmed() -> None:
     assert recorder.requests[0].text == "hi"
 
 
-def test_the_same_idempotency_key_is_sent_once() -> None:
-    send, recorder = dispatcher()
-    first = send.send(X_MENTION, "hello", idempotency_key="zendesk:1:comment:5")
-    again = send.send(X_MENTION, "hello", idempotency_key="zendesk:1:comment:5")
-    assert first == again and len(recorder.requests) == 1
-
-
 def test_private_on_a_chat_is_just_a_message_and_unknown_platforms_are_refused() -> None:
     send, recorder = dispatcher()
     send.send(chat_target(Platform.MESSENGER, timedelta(hours=1)), "hi", private=True, idempotency_key="k")
@@ -499,16 +492,76 @@ def test_build_dispatcher_reads_names_from_the_environment() -> None:
     assert defaults.ack_for(Platform.INSTAGRAM) == "We've sent you a private message." and defaults.ack_for(Platform.X) is None
 
 
-def test_the_sent_answer_as_an_outbound_message_marks_the_line_token_used() -> None:
-    from chalicelib.replies import sent_message
+# --- who the answer goes to in a thread several people write in ---------------------------------
 
-    key = "line:dm:Ubot:Uuser"
-    inbound = _message(key, "1", NOW - timedelta(seconds=5), raw={"replyToken": "abc"})
-    target = target_from_messages([inbound])
-    record = sent_message(target, " Thanks! ", SentReply("5001", via="line_reply"), now=NOW)
-    assert record.direction is Direction.OUTBOUND and record.message_id == "5001" and record.text == "Thanks!"
-    assert record.conversation_key == key and record.parent_id == "1"
-    assert target_from_messages([inbound, record]).line_reply_token is None
-    private = sent_message(comment_target(Platform.FACEBOOK, timedelta(hours=1)), "x", SentReply(""), private=True,
-                           idempotency_key="zd:1", now=NOW)
-    assert private.kind is Kind.DIRECT_MESSAGE and private.message_id == "reply:zd:1"
+
+def _said(key: str, message_id: str, minutes_ago: int, author: str, name: str | None = None, **extra: Any) -> SocialMessage:
+    platform = Platform(key.split(":")[0])
+    kind = Kind.COMMENT if platform in (Platform.FACEBOOK, Platform.INSTAGRAM) else Kind.DIRECT_MESSAGE
+    return SocialMessage(platform=platform, kind=kind, direction=Direction.INBOUND, message_id=message_id,
+                         conversation_key=key, account_id=PAGE, author=Author(platform_id=author, display_name=name),
+                         created_at=NOW - timedelta(minutes=minutes_ago), **extra)
+
+
+FB_THREAD = f"facebook:comment:{PAGE}_1001"
+
+
+def fb_thread() -> list[SocialMessage]:
+    """Dana opened the thread (the ticket is hers); Sam wrote in it last."""
+    return [
+        _said(FB_THREAD, f"{PAGE}_1001", 60, "6001", "Dana Reyes"),
+        _said(FB_THREAD, f"{PAGE}_1002", 30, "6001", "Dana Reyes", parent_id=f"{PAGE}_1001"),
+        _said(FB_THREAD, f"{PAGE}_1003", 5, "6002", "Sam Okafor", parent_id=f"{PAGE}_1001"),
+    ]
+
+
+def test_a_private_answer_in_a_comment_thread_goes_to_the_tickets_customer_not_the_latest_commenter() -> None:
+    target = target_from_messages(fb_thread(), private=True, text="We've sent your refund details.")
+    assert (target.customer_id, target.reply_to_id) == ("6001", f"{PAGE}_1002")  # Dana's latest comment
+    assert target.reply_to_created_at == NOW - timedelta(minutes=30)
+    pool = Pool(Raw(200, {"recipient_id": "6001", "message_id": "m_1"}), Raw(200, {"id": "c_ack"}))
+    meta_sender(pool).send(ReplyRequest(target, "We've sent your refund details.", True, "k"), NOW)
+    assert pool.calls[0]["body"]["recipient"] == {"comment_id": f"{PAGE}_1002"}
+    # A public answer still goes into the thread, under its top-level comment.
+    public = target_from_messages(fb_thread())
+    assert public.thread_root_id == f"{PAGE}_1001" and public.customer_id == "6001"
+
+
+def test_a_private_answer_is_refused_when_the_customer_has_no_comment_left() -> None:
+    gone = [m.model_copy(update={"deleted": True}) if m.author.platform_id == "6001" else m for m in fb_thread()]
+    with pytest.raises(ReplyFailed) as caught:
+        target_from_messages(gone, private=True, text="Your order ships today.")
+    assert caught.value.kind == TARGET_DELETED
+    assert caught.value.plain_words == (
+        "Not sent: a private reply answers one of the customer's own comments, and Dana Reyes's comments in this "
+        "thread are no longer on Facebook. socialdesk does not send it to anyone else in the thread. Answer publicly instead."
+    )
+    assert target_from_messages(gone).reply_to_id == f"{PAGE}_1003"  # a public answer stays in the thread
+
+
+def test_a_private_answer_that_mentions_someone_else_in_the_thread_is_refused() -> None:
+    with pytest.raises(ReplyFailed) as caught:
+        target_from_messages(fb_thread(), private=True, text="@Sam Okafor your order #555 ships tomorrow.")
+    assert caught.value.kind == REJECTED
+    assert caught.value.plain_words == (
+        "Not sent: this private reply mentions Sam Okafor, but a private reply goes only to the ticket's customer, "
+        "Dana Reyes. To answer Sam Okafor, write to them on Facebook directly; to send this to Dana Reyes, remove the mention."
+    )
+    # Naming the customer, or a name that only starts like someone else's, is fine.
+    assert target_from_messages(fb_thread(), private=True, text="@Dana Reyes, Sam asked too: it ships.").customer_id == "6001"
+    assert target_from_messages(fb_thread(), private=True, text="@Samantha will call you.").customer_id == "6001"
+
+
+def test_groups_address_the_ticket_customer_not_the_latest_speaker() -> None:
+    group = "telegram:group:-1001987654321:main"
+    telegram = [_said(group, "-1001987654321:40", 20, "444", "Ravi"), _said(group, "-1001987654321:41", 1, "555", "Mo")]
+    target = target_from_messages(telegram)
+    assert (target.customer_id, target.reply_to_id, target.chat_id) == ("444", "40", "-1001987654321")
+
+    line_group = "line:group:Ubot:Cgroup1"
+    line = [_said(line_group, "L1", 20, "Uravi", raw={"replyToken": "t1"}), _said(line_group, "L2", 1, "Umo", raw={"replyToken": "t2"})]
+    target = target_from_messages(line)
+    assert (target.customer_id, target.reply_to_id, target.line_to) == ("Uravi", "L1", "Cgroup1")
+    pool = Pool(Raw(200, {"sentMessages": [{"id": "1", "quoteToken": "q"}]}))
+    LineSender(lambda _a: "t", base_url="https://line.example", pool=pool).send(ReplyRequest(target, "hi", True, "k"), NOW)
+    assert pool.calls[0]["body"]["to"] == "Uravi"  # privately: the customer, not whoever spoke last
