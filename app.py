@@ -336,7 +336,8 @@ def token_health(event: Any) -> None:
 
 @app.schedule("rate(2 minutes)", name="retry_agent_replies")
 def retry_agent_replies(event: Any) -> None:
-    """Answers whose platform failed for a passing reason are sent once due; interrupted sends are noted."""
+    """Answers whose platform failed for a passing reason are sent once due, tickets Zendesk
+    could not give us are read again; interrupted sends are noted."""
     if settings().helpdesk not in ("zendesk", "freshdesk"):
         return
     report = wiring.agent_replies().retry_due(remaining_seconds=_remaining_seconds(event))

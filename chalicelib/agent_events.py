@@ -10,17 +10,15 @@ defined here, next to the parser that reads them, so the two cannot drift apart:
   ticket has the ``socialdesk`` tag);
 * ``ticket_status`` (``STATUS_EVENT_BODY``): a bridged ticket's status changed.
 
-Placeholders used (Zendesk renders an unknown placeholder as the empty string, so only
-ones known to resolve in trigger context are used): ``{{ticket.id}}``,
-``{{ticket.external_id}}`` (our conversation key), ``{{ticket.status}}``, ``{{ticket.tags}}``
-(space-separated), ``{{ticket.updated_at_with_timestamp}}`` (ISO 8601, to the second),
-``{{ticket.latest_public_comment.id}}``, ``{{ticket.latest_public_comment.value}}`` (the
-comment's plain text; ``{{ticket.latest_public_comment}}`` would add the author and date
-header of notification emails), ``{{current_user.id}}``, ``{{current_user.email}}``,
-``{{current_user.name}}``. The comment text is the last field of the body: should a
-placeholder value ever arrive unescaped (a quote or a raw newline inside the JSON string),
-``parse_event`` still reads the fields before it and takes the text up to the closing
-brace (the body is signed, so this leniency cannot be abused).
+The bodies carry ids only: ``{{ticket.id}}``, ``{{ticket.external_id}}`` (our conversation
+key, ``[A-Za-z0-9:._-]``), ``{{current_user.id}}``, and for the status trigger
+``{{ticket.status}}`` and ``{{ticket.updated_at_with_timestamp}}``. No comment text and no
+comment id: Zendesk's placeholder reference documents no ``.id`` for a comment, and nothing
+says placeholder values are escaped for JSON, so a reply with a quote or a newline could
+arrive as a body nobody can read. The agent's comments are read through the API instead
+(``GET /api/v2/tickets/{id}/comments``, see ``agent_replies``), as the Freshdesk path does.
+A body of the previous trigger (with ``comment_id`` and ``comment``) is read for its ids
+only, until ``make zendesk-setup`` replaces it.
 
 Authenticity (https://developer.zendesk.com/documentation/webhooks/verifying/): every
 request carries ``X-Zendesk-Webhook-Signature`` = base64(HMAC-SHA256(signing secret,
@@ -31,14 +29,15 @@ clock, so a captured request cannot be replayed later. Zendesk also sends
 ``X-Zendesk-Webhook-Id``, ``X-Zendesk-Webhook-Invocation-Id`` (the same on Zendesk's own
 retries of one invocation) and ``X-Zendesk-Account-Id``.
 
-Deduplication: each event has an id derived from what it is about, not from the delivery
-(``comment:<ticket>:<comment id>``, ``status:<ticket>:<status>:<updated_at>``; the
-invocation id only when the body has nothing better), so a retried delivery and a second
-trigger firing for the same comment both count as repeats. ``EventLog.claim`` is a
-conditional put of ``EVENT#zendesk#<id>`` (TTL 2 days): a repeat is answered 200 with
-nothing done. The claim is released when processing fails (so Zendesk's retry runs it
+Deduplication. A comment event is not claimed as a whole: whatever delivery comes, each
+agent comment it finds is claimed in the reply ledger (``REPLY#zendesk#<comment id>``), so
+a retried delivery, a second trigger firing, or the next comment's delivery sends nothing
+twice. A status event has an id derived from what it is about (``status:<ticket>:<status>:
+<updated_at>``; the invocation id only when the body has nothing better): ``EventLog.claim``
+is a conditional put of ``EVENT#zendesk#<id>`` (TTL 2 days), and a repeat is answered 200
+with nothing done. The claim is released when processing fails (so Zendesk's retry runs it
 again), and a claim left ``processing`` by a crashed invocation can be taken over after a
-lease; the reply ledger (``agent_replies``) guarantees that still sends nothing twice.
+lease.
 """
 
 from __future__ import annotations
@@ -79,20 +78,13 @@ COMMENT_EVENT = "agent_comment"
 STATUS_EVENT = "ticket_status"
 EVENT_KINDS = (COMMENT_EVENT, STATUS_EVENT)
 
-# The bodies our triggers send. Field order matters for COMMENT_EVENT_BODY: the text last.
+# The bodies our triggers send: ids only (see the module docstring).
 COMMENT_EVENT_BODY = (
     "{"
     '"socialdesk_event": "agent_comment", '
     '"ticket_id": "{{ticket.id}}", '
     '"external_id": "{{ticket.external_id}}", '
-    '"status": "{{ticket.status}}", '
-    '"tags": "{{ticket.tags}}", '
-    '"updated_at": "{{ticket.updated_at_with_timestamp}}", '
-    '"comment_id": "{{ticket.latest_public_comment.id}}", '
-    '"author_id": "{{current_user.id}}", '
-    '"author_email": "{{current_user.email}}", '
-    '"author_name": "{{current_user.name}}", '
-    '"comment": "{{ticket.latest_public_comment.value}}"'
+    '"author_id": "{{current_user.id}}"'
     "}"
 )
 STATUS_EVENT_BODY = (
@@ -101,17 +93,14 @@ STATUS_EVENT_BODY = (
     '"ticket_id": "{{ticket.id}}", '
     '"external_id": "{{ticket.external_id}}", '
     '"status": "{{ticket.status}}", '
-    '"tags": "{{ticket.tags}}", '
     '"updated_at": "{{ticket.updated_at_with_timestamp}}", '
-    '"author_id": "{{current_user.id}}", '
-    '"author_email": "{{current_user.email}}"'
+    '"author_id": "{{current_user.id}}"'
     "}"
 )
 
 _STATUS_WORDS = {"new", "open", "pending", "hold", "solved", "closed"}
 _STATUS_ALIASES = {"on-hold": "hold", "on hold": "hold", "on_hold": "hold", "onhold": "hold"}
 _SIMPLE_FIELD = re.compile(r'"([a-z_]+)"\s*:\s*"((?:[^"\\]|\\.)*)"')
-_TEXT_FIELD = re.compile(r'"comment"\s*:\s*"(.*)"\s*}\s*$', re.DOTALL)
 
 
 # --- signatures ------------------------------------------------------------------------------
@@ -181,12 +170,13 @@ def verify_signature(headers: Mapping[str, str], body: bytes, secret: str, now: 
 
 @dataclass(frozen=True)
 class AgentEvent:
-    """One notification from our triggers, as parsed from its body.
+    """One notification from a helpdesk, or one agent comment found through it.
 
     ``conversation_key`` is the ticket's ``external_id`` (None when the ticket has none:
     not a ticket the bridge opened). ``status`` is normalized (new, open, pending, hold,
-    solved, closed; None when the body's word is unknown, e.g. localized). ``tags`` is the
-    ticket's tag list.
+    solved, closed; None when the body's word is unknown, e.g. localized). A Zendesk
+    comment event names only the ticket (``comment_id`` None); the comments read for it,
+    and Freshdesk's, carry ``comment_id``, ``text``, their author and the ticket's ``tags``.
     """
 
     kind: str
@@ -212,7 +202,7 @@ class AgentEvent:
     def event_id(self) -> str:
         """What the event is about, for deduplication (see the module docstring)."""
         if self.kind == COMMENT_EVENT:
-            return f"comment:{self.ticket_id}:{self.comment_id}"
+            return f"comment:{self.ticket_id}:{self.comment_id}" if self.comment_id else f"comments:{self.ticket_id}"
         stamp = self.updated_at.strftime("%Y%m%dT%H%M%SZ") if self.updated_at else None
         if stamp is None and self.invocation_id:
             return f"status:{self.ticket_id}:{self.status or self.raw_status}:inv-{self.invocation_id}"
@@ -227,14 +217,10 @@ def normalize_status(word: str | None) -> str | None:
 
 
 def _lenient_fields(text: str) -> dict[str, str]:
-    """The simple string fields of a body that is not valid JSON (an unescaped comment text)."""
+    """The simple string fields of a body that is not valid JSON (e.g. an unescaped quote
+    in a name a Freshdesk rule put in): whatever parses, first occurrence wins."""
     found: dict[str, str] = {}
-    head = text
-    match = _TEXT_FIELD.search(text)
-    if match:
-        found["comment"] = match.group(1)
-        head = text[: match.start()]
-    for name, value in _SIMPLE_FIELD.findall(head):
+    for name, value in _SIMPLE_FIELD.findall(text):
         if name not in found:
             try:
                 found[name] = json.loads(f'"{value}"')
@@ -265,7 +251,7 @@ def decode_body(body: bytes) -> dict[str, Any]:
     return data
 
 
-MAX_FIELD_CHARS = {"external_id": 1024, "ticket_id": 20, "comment_id": 32, "author_id": 32, "tags": 16384, "comment": 65536}
+MAX_FIELD_CHARS = {"external_id": 1024, "ticket_id": 20, "author_id": 32}
 
 
 def _text(data: Mapping[str, Any], name: str) -> str:
@@ -275,7 +261,7 @@ def _text(data: Mapping[str, Any], name: str) -> str:
     if isinstance(value, (list, tuple)):
         text = " ".join(str(v) for v in value)
     else:
-        text = str(value) if name == "comment" else str(value).strip()
+        text = str(value).strip()
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate (\ud800): nothing we could store or send
@@ -286,16 +272,11 @@ def _text(data: Mapping[str, Any], name: str) -> str:
     return text
 
 
-def _tags(value: Any) -> tuple[str, ...]:
-    if isinstance(value, (list, tuple)):
-        words = [str(v) for v in value]
-    else:
-        words = str(value or "").replace(",", " ").split()
-    return tuple(dict.fromkeys(w.strip().lower() for w in words if w.strip()))[:200]
-
-
 def parse_event(body: bytes, headers: Mapping[str, str] | None = None) -> AgentEvent:
-    """Read one of our trigger bodies; ``BadRequest`` names the field (and placeholder) at fault."""
+    """Read one of our trigger bodies; ``BadRequest`` names the field (and placeholder) at fault.
+
+    A comment event's ``comment_id`` and text are never taken from the body (see the
+    module docstring): the event names the ticket, its comments are read from Zendesk."""
     data = decode_body(body)
     kind = _text(data, "socialdesk_event")
     if kind not in EVENT_KINDS:
@@ -309,25 +290,14 @@ def parse_event(body: bytes, headers: Mapping[str, str] | None = None) -> AgentE
             updated_at = parse_timestamp(_text(data, "updated_at"))
         except (ValueError, OverflowError, OSError):
             updated_at = None  # informational only
-    comment_id = _text(data, "comment_id") or None
-    if kind == COMMENT_EVENT and not (comment_id and comment_id.isdigit()):
-        # An empty id would make every comment of the ticket look like the same event.
-        raise BadRequest(
-            "comment_id is empty or not a number: the trigger body must use {{ticket.latest_public_comment.id}}"
-        )
     raw_status = _text(data, "status") or None
     return AgentEvent(
         kind=kind,
         ticket_id=ticket_id,
         conversation_key=_text(data, "external_id") or None,
         status=normalize_status(raw_status),
-        tags=_tags(_text(data, "tags")),
         updated_at=updated_at,
-        comment_id=comment_id,
-        text=_text(data, "comment") if kind == COMMENT_EVENT else "",
         author_id=_text(data, "author_id") or None,
-        author_email=(_text(data, "author_email") or None),
-        author_name=_text(data, "author_name") or None,
         invocation_id=get_header(headers or {}, INVOCATION_HEADER),
         raw_status=raw_status,
     )
@@ -464,11 +434,12 @@ def handle_zendesk_event(
 ) -> EventResult:
     """``POST /helpdesk/zendesk``: verify, parse, deduplicate, then hand the event to ``replies``.
 
-    ``replies`` is an ``agent_replies.AgentReplies`` (anything with ``handle(event) -> str``).
+    ``replies`` is an ``agent_replies.AgentReplies`` (anything with ``handle(event) -> str``);
+    for a comment event it reads the ticket's comments and sends each new agent answer once.
     Raises ``WebhookError`` subclasses: ``Unauthorized`` (401: signature missing, wrong,
     or outside the 5-minute window), ``BadRequest`` (400), ``PayloadTooLarge`` (413),
-    ``Unavailable`` (503: the table or the helpdesk failed; Zendesk retries and the
-    claim was released).
+    ``Unavailable`` (503: the table or Zendesk failed; Zendesk retries, the schedule reads
+    the ticket again, and the claim of a status event was released).
     """
     moment = _resolve_now(now)
     if len(body) > MAX_BODY_BYTES:
@@ -476,14 +447,16 @@ def handle_zendesk_event(
     verify_signature(headers, body, secret, moment)
     event = parse_event(body, headers)
     event_id = event.event_id
-    if not events.claim("zendesk", event_id, moment):
+    claimed = event.kind != COMMENT_EVENT  # comments are claimed one by one in the reply ledger
+    if claimed and not events.claim("zendesk", event_id, moment):
         logger.info("zendesk event repeated; nothing done", extra={"event_id": event_id, "kind": event.kind})
         return EventResult(200, event_id, event.kind, "duplicate", duplicate=True)
     try:
         result = replies.handle(event)
         outcome = str(getattr(result, "value", result))
     except Exception as exc:
-        events.release("zendesk", event_id)
+        if claimed:
+            events.release("zendesk", event_id)
         from chalicelib.errors import WebhookError
 
         if isinstance(exc, WebhookError):
@@ -491,9 +464,13 @@ def handle_zendesk_event(
         if _is_transient(exc):
             raise Unavailable(f"could not handle the event now ({type(exc).__name__}); Zendesk will retry") from exc
         raise
-    events.done("zendesk", event_id, outcome, moment)
+    if claimed:
+        events.done("zendesk", event_id, outcome, moment)
     logger.info("zendesk event handled", extra={"event_id": event_id, "kind": event.kind, "outcome": outcome})
-    return EventResult(200, event_id, event.kind, outcome)
+    return EventResult(200, event_id, event.kind, outcome, duplicate=outcome in _REPEATS)
+
+
+_REPEATS = frozenset({"already_sent", "already_handled", "in_progress", "waiting_retry"})
 
 
 def _is_transient(exc: Exception) -> bool:

@@ -3,26 +3,45 @@
 ``AgentReplies(store, helpdesk, dispatcher, now).handle(event)`` takes a verified
 ``agent_events.AgentEvent``:
 
-* ``agent_comment``: a public comment by an agent on a bridged ticket. The conversation's
-  messages are read (``CONV#<key>`` / ``MSG#...``), the reply target is built
-  (``replies.target_from_messages``: the customer's latest message still on the platform)
-  and the comment's text is sent through the ``ReplyDispatcher``, publicly, or privately
-  when the ticket has the tag ``socialdesk_private``. Then:
+* ``agent_comment`` from Zendesk: the trigger names the ticket, nothing more (its body
+  carries only ids, see ``agent_events``). The ticket's comments of the last
+  ``REPLY_LOOKBACK`` are read through the API (``helpdesk.ticket_comments``) and every
+  public comment by an agent is sent, oldest first, each at most once:
+
+  - "by an agent": its author's role is agent or admin, it is not the ticket's requester
+    nor the bridge's API user (``ZENDESK_EMAIL``), and it was not written through the API
+    (``via.channel`` ``api``: the bridge's own writes, the same rule as the trigger's) or
+    by a trigger (``rule``: auto-replies). Internal notes are never sent;
+  - two comments before one delivery both go, in order; the second comment's own
+    delivery then finds both in the ledger. A comment another invocation is sending
+    right now is waited for (up to ~10 s) before a later one is sent;
+  - when the ticket (or our table) cannot be read, the delivery answers 503 and a
+    ``RECHECK#<helpdesk>#<ticket>`` item in the retry queue has the schedule read the
+    ticket again (backing off; given up with a note after ``max_attempts``), so a lost
+    or refused delivery loses no answer.
+
+* ``agent_comment`` with a ``comment_id`` (Freshdesk: ``freshdesk_events`` reads the
+  conversations itself): that one comment. Either way, one comment's way out is: the
+  conversation's messages are read (``CONV#<key>`` / ``MSG#...``), the reply target is
+  built (``replies.target_from_messages``: the ticket's customer and their latest message
+  still on the platform; a private answer never reaches anyone else in a thread) and the
+  text is sent through the ``ReplyDispatcher``, publicly, or privately when the ticket has
+  the tag ``socialdesk_private``. Then:
 
   - the answer is stored as an OUTBOUND message whose id is the platform's id for it, so
     the platform's echo webhook of our own post hits the same item and is deduplicated
-    (outbound messages are never ticketed);
+    (outbound messages are never ticketed). A platform that answers success without an
+    id (LINE before 2023 answered ``{}``) still gets it stored, under
+    ``<helpdesk>-reply-<ticket>-<comment>``, and everything below;
   - the conversation's first response time is recorded once (item ``CONV#<key>`` /
     ``RESPONSE``: ``first_response_at``, ``first_response_seconds`` from the customer's
     first message; ``last_response_at``, ``responses``);
-  - a failure (``ReplyFailed``) becomes an internal note on the ticket in the sender's
-    plain words ("Not sent: ..."), plus when socialdesk retries ("retrying at 14:05 UTC").
+  - the agent gets an internal note: "Sent to the customer on X ..." -- or, for a failure
+    (``ReplyFailed``), the sender's plain words ("Not sent: ..."), plus when socialdesk
+    retries ("retrying at 14:05 UTC").
 
-  Comments written by the bridge itself (the API user, ``ZENDESK_EMAIL``) are ignored;
-  the trigger already excludes updates made through the API.
-
-* ``ticket_status``: the ticket's status is read from Zendesk (a notification may be late
-  or out of order; the ticket is the truth) and written to the conversation's
+* ``ticket_status``: the ticket's status is read from the helpdesk (a notification may be
+  late or out of order; the ticket is the truth) and written to the conversation's
   ``ticket_status`` when the event is about the conversation's current ticket. The sync
   then follows the helpdesk's rules for the next customer message: a comment reopens a
   solved ticket (private chats start a new one), a closed ticket gets a follow-up.
@@ -30,15 +49,19 @@
 Sending at most once -- the reply ledger
 ---------------------------------------
 Each agent comment has a ledger item ``CONV#<key>`` / ``REPLY#<helpdesk>#<comment id>``
-(``<helpdesk>`` is the adapter's ``name``: ``zendesk``, ``freshdesk``):
+(``<helpdesk>`` is the adapter's ``name``: ``zendesk``, ``freshdesk``). It is the one guard
+against sending twice, and it works across execution environments: every transition is a
+conditional write.
 
 =============  ===========================================================================
 ``sending``     claimed (conditional put) right before the platform is called
 ``sent``        the platform answered; ``platform_message_id`` recorded
 ``retry``       a transient failure that provably posted nothing (``ReplyFailed.retry_is_safe``:
-                rate limit, no connection, 5xx before processing): retried at ``retry_at``
-                by ``retry_due`` (scheduled), at most ``max_attempts`` times in all
-``failed``      the platform refused it (token expired, window closed...): noted, not retried
+                rate limit, no connection, 5xx before processing), or the conversation
+                could not be read: retried at ``retry_at`` by ``retry_due`` (scheduled), at
+                most ``max_attempts`` times in all, then noted
+``failed``      the platform refused it (token expired, window closed...), or the attempts
+                ran out: noted, not retried
 ``unknown``     the request may have reached the platform but no answer came back
                 (``duplicate_risk``), or a ``sending`` claim was found older than the
                 lease (the invocation died mid-send): noted, never resent automatically
@@ -50,15 +73,19 @@ ambiguous one: most platforms have no idempotency key (only LINE's ``X-Line-Retr
 so a resend may post the answer twice in public, which is worse than a short delay: the
 agent gets a note saying so ("check the conversation before sending again") and decides.
 A platform's transient failure is retried by the schedule (``retry_due``), not by answering
-Zendesk an error: Zendesk's own retries are short and not guaranteed. (Our own table or
-Zendesk failing before anything was sent does answer 503: the claim is given back as a
-retry due at once, taken by Zendesk's redelivery or the schedule, whichever comes first.)
+the helpdesk an error: its own retries are short and not guaranteed. (Our own table
+failing before anything was sent does answer 503, with the claim given back as a retry
+due at once -- counted as an attempt -- taken by the redelivery or the schedule.)
 
 The pending retries are found through the table's ``by-author`` index as a sparse key
-(``gsi1pk = RETRY#agent_reply``, ``gsi1sk`` = when): no extra index, no scan. A ``sending``
-claim is in that queue too, due when its lease ends: if the invocation died mid-send, the
-schedule finds it still ``sending`` and tells the agent (``unknown``) even when Zendesk never
-delivers the event again.
+(``gsi1pk = RETRY#agent_reply#<helpdesk>``, ``gsi1sk`` = when): no extra index, no scan,
+and a deployment that switched helpdesks never has its retries crowded out by the other
+helpdesk's. Items written before the helpdesk was part of the key (``gsi1pk =
+RETRY#agent_reply``) are still read, filtered to this helpdesk and paged through, and move
+to the new key when next claimed; the old partition empties itself (items expire with the
+ledger's TTL). A ``sending`` claim is in that queue too, due when its lease ends: if the
+invocation died mid-send, the schedule finds it still ``sending`` and tells the agent
+(``unknown``) even when the helpdesk never delivers the event again.
 """
 
 from __future__ import annotations
@@ -74,7 +101,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.agent_events import COMMENT_EVENT, STATUS_EVENT, AgentEvent
-from chalicelib.helpdesk.base import HelpdeskError, HelpdeskUnavailable, TicketClosed
+from chalicelib.helpdesk.base import HelpdeskError, HelpdeskRejected, HelpdeskUnavailable, TicketClosed
 from chalicelib.models import Author, Direction, Kind, Platform, SocialMessage
 from chalicelib.replies.base import (
     UNAVAILABLE,
@@ -96,12 +123,27 @@ logger = logging.getLogger(__name__)
 
 HELPDESK = "zendesk"
 RETRY_INDEX = "by-author"
-RETRY_PARTITION = "RETRY#agent_reply"
+LEGACY_RETRY_PARTITION = "RETRY#agent_reply"  # the queue's key before it named the helpdesk
+MAX_LEGACY_PAGES = 5  # pages of the old queue read per run (it only empties over time)
 RESPONSE_SK = "RESPONSE"
 DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_LEASE = timedelta(minutes=3)  # longer than the API function's timeout
 MIN_RETRY_DELAY = timedelta(seconds=30)
+RECHECK_DELAY = timedelta(minutes=2)
+# Agent comments older than this are never sent: a webhook is retried for minutes, not
+# days, and an answer that old is better re-sent by the agent, knowingly.
+REPLY_LOOKBACK = timedelta(hours=26)
+# Channels of comments that are not an agent answering: written through the API (the
+# bridge, apps) or added by a trigger or automation.
+NOT_AGENT_CHANNELS = frozenset({"api", "rule"})
+AGENT_ROLES = frozenset({"agent", "admin"})
+ORDER_WAIT_POLLS, ORDER_WAIT_SECONDS = 20, 0.5
 _CONFLICT_ATTEMPTS = 8
+
+
+def retry_partition(helpdesk: str) -> str:
+    """The retry queue's index key of one helpdesk's items."""
+    return f"{LEGACY_RETRY_PARTITION}#{helpdesk}"
 
 
 # How the answer went out, in the words of the ticket note ("Sent to the customer on X as a public reply.").
@@ -128,6 +170,10 @@ class Outcome(str, Enum):
     IGNORED_OWN = "ignored_own_comment"
     IGNORED_NOT_BRIDGED = "ignored_not_bridged"
     IGNORED_OTHER_TICKET = "ignored_other_ticket"
+    NO_NEW_REPLY = "no_new_reply"
+    TICKET_NOT_READABLE = "ticket_not_readable"
+    RECHECK_FAILED = "recheck_failed"
+    ERROR = "error"
     STATUS_UPDATED = "status_updated"
     STATUS_UNCHANGED = "status_unchanged"
     STATUS_UNKNOWN = "status_unknown"
@@ -220,6 +266,7 @@ class ReplyLedger:
         self.ttl_days = ttl_days
         self.lease = lease
         self.helpdesk = helpdesk
+        self.queue = retry_partition(helpdesk)
 
     def key(self, conversation_key: str, comment_id: str) -> dict[str, dict[str, str]]:
         return {"pk": _s(conversation_pk(conversation_key)), "sk": _s(f"REPLY#{self.helpdesk}#{comment_id}")}
@@ -277,7 +324,7 @@ class ReplyLedger:
             "created_at": _s(_iso(now)),
             "expires_at": _n(int(_utc(now).timestamp()) + self.ttl_days * 86400),
             # Looked at by the schedule once the lease is over, in case this invocation dies mid-send.
-            "gsi1pk": _s(RETRY_PARTITION),
+            "gsi1pk": _s(self.queue),
             "gsi1sk": _s(_iso(now + self.lease)),
         }
         if record.author_id:
@@ -298,7 +345,7 @@ class ReplyLedger:
             ExpressionAttributeNames={"#state": "state"},
             ExpressionAttributeValues={
                 ":sending": _s("sending"), ":retry": _s("retry"), ":now": _n(_ms(now)), ":one": _n(1),
-                ":when": _s(_iso(now)), ":queue": _s(RETRY_PARTITION), ":check": _s(_iso(now + self.lease)),
+                ":when": _s(_iso(now)), ":queue": _s(self.queue), ":check": _s(_iso(now + self.lease)),
             },
         )
 
@@ -315,12 +362,6 @@ class ReplyLedger:
                 ":kind": _s("interrupted"), ":note": _s(note), ":false": {"BOOL": False},
             },
         )
-
-    def unclaim(self, record: ReplyRecord, now: datetime) -> None:
-        """Give back a claim when nothing was sent (e.g. the messages could not be read): it
-        becomes a retry due now, taken by the event's redelivery or the schedule, whichever
-        comes first. (Not a delete: the functions' IAM policy has no DeleteItem.)"""
-        self.mark_retry(record, now, record.failure_kind or "not_attempted", record.note or "", True)
 
     def mark_sent(self, record: ReplyRecord, sent: SentReply, now: datetime) -> None:
         self._call(
@@ -343,7 +384,7 @@ class ReplyLedger:
             ExpressionAttributeNames={"#state": "state"},
             ExpressionAttributeValues={
                 ":retry": _s("retry"), ":when": _s(_iso(retry_at)), ":kind": _s(kind), ":note": _s(note),
-                ":noted": {"BOOL": noted}, ":queue": _s(RETRY_PARTITION),
+                ":noted": {"BOOL": noted}, ":queue": _s(self.queue),
             },
         )
 
@@ -365,26 +406,97 @@ class ReplyLedger:
             ExpressionAttributeValues={":true": {"BOOL": True}},
         )
 
-    def due(self, now: datetime, *, limit: int = 25) -> list[tuple[str, str]]:
-        """``(conversation key, comment id)`` of retries whose time has come, and of ``sending``
-        claims past their lease (an invocation that died mid-send), oldest first."""
+    def due(self, now: datetime, *, limit: int = 25) -> list[DueItem]:
+        """Retries whose time has come, ``sending`` claims past their lease (an invocation
+        that died mid-send) and tickets to read again, oldest first: this helpdesk's queue,
+        then what is left of the queue's old, shared key (see the module docstring)."""
+        found = [
+            item for item in (_due_item(i, self.helpdesk) for i in self._due_page(self.queue, now, limit, None).get("Items", []))
+            if item is not None
+        ]
+        start: dict[str, Any] | None = None
+        for _ in range(MAX_LEGACY_PAGES):
+            if len(found) >= limit:
+                break
+            page = self._due_page(LEGACY_RETRY_PARTITION, now, 100, start)
+            found += [item for item in (_due_item(i, self.helpdesk) for i in page.get("Items", [])) if item is not None]
+            start = page.get("LastEvaluatedKey")
+            if start is None:
+                break
+        return found[:limit]
+
+    def _due_page(self, queue: str, now: datetime, limit: int, start: dict[str, Any] | None) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": RETRY_INDEX,
+            "KeyConditionExpression": "gsi1pk = :queue AND gsi1sk <= :now",
+            "ExpressionAttributeValues": {":queue": _s(queue), ":now": _s(_iso(now))},
+            "Limit": limit,
+        }
+        if queue == LEGACY_RETRY_PARTITION:  # shared by every helpdesk: keep this one's
+            kwargs["FilterExpression"] = "begins_with(sk, :mine)"
+            kwargs["ExpressionAttributeValues"][":mine"] = _s(f"REPLY#{self.helpdesk}#")
+        if start:
+            kwargs["ExclusiveStartKey"] = start
         try:
-            response = self._client.query(
-                TableName=self.table_name,
-                IndexName=RETRY_INDEX,
-                KeyConditionExpression="gsi1pk = :queue AND gsi1sk <= :now",
-                ExpressionAttributeValues={":queue": _s(RETRY_PARTITION), ":now": _s(_iso(now))},
-                Limit=limit,
-            )
+            return dict(self._client.query(**kwargs))
         except Exception as exc:
             raise StoreUnavailable(f"reply retry query failed: {_error_code(exc) or exc}") from exc
-        found = []
-        prefix = f"REPLY#{self.helpdesk}#"
-        for item in response.get("Items", []):
-            pk, sk = item["pk"]["S"], item["sk"]["S"]
-            if sk.startswith(prefix):
-                found.append((pk.removeprefix("CONV#"), sk[len(prefix):]))
-        return found
+
+    # --- tickets to read again --------------------------------------------------------------
+
+    def recheck_key(self, conversation_key: str, ticket_id: str) -> dict[str, dict[str, str]]:
+        return {"pk": _s(conversation_pk(conversation_key)), "sk": _s(f"RECHECK#{self.helpdesk}#{ticket_id}")}
+
+    def schedule_recheck(self, conversation_key: str, ticket_id: str, now: datetime, *, failures: int = 1) -> None:
+        """Have the schedule read the ticket's comments again, ``RECHECK_DELAY`` after a first
+        failure and twice as long after each further one (``failures`` so far)."""
+        self._call(
+            "update_item",
+            Key=self.recheck_key(conversation_key, ticket_id),
+            UpdateExpression=("SET item_type = :type, ticket_id = :ticket, failures = :failures, expires_at = :expires,"
+                              " gsi1pk = :queue, gsi1sk = :when"),
+            ExpressionAttributeValues={
+                ":type": _s("reply_recheck"), ":ticket": _s(ticket_id), ":failures": _n(failures),
+                ":expires": _n(int(_utc(now).timestamp()) + self.ttl_days * 86400), ":queue": _s(self.queue),
+                ":when": _s(_iso(now + RECHECK_DELAY * 2 ** (max(1, failures) - 1))),
+            },
+        )
+
+    def recheck_failures(self, conversation_key: str, ticket_id: str) -> int:
+        """How many times reading the ticket has failed so far."""
+        try:
+            item = self._client.get_item(TableName=self.table_name, Key=self.recheck_key(conversation_key, ticket_id),
+                                         ConsistentRead=True).get("Item") or {}
+        except Exception as exc:
+            raise StoreUnavailable(f"reply recheck read failed: {_error_code(exc) or exc}") from exc
+        return int(item.get("failures", {}).get("N", "0"))
+
+    def finish_recheck(self, conversation_key: str, ticket_id: str, due_at: str) -> None:
+        """The ticket was read: out of the queue -- unless a failed delivery put it back in
+        meanwhile (it is then due at another time than ``due_at``)."""
+        self._call("update_item", Key=self.recheck_key(conversation_key, ticket_id),
+                   UpdateExpression="REMOVE gsi1pk, gsi1sk, failures", ConditionExpression="gsi1sk = :seen",
+                   ExpressionAttributeValues={":seen": _s(due_at)})
+
+
+@dataclass(frozen=True)
+class DueItem:
+    """Something in the retry queue: an answer (``comment_id``) or a ticket to read again."""
+
+    conversation_key: str
+    due_at: str  # its ``gsi1sk``
+    comment_id: str | None = None
+    ticket_id: str | None = None
+
+
+def _due_item(item: dict[str, Any], helpdesk: str) -> DueItem | None:
+    pk, sk = item["pk"]["S"], item["sk"]["S"]
+    key, due_at = pk.removeprefix("CONV#"), item.get("gsi1sk", {}).get("S", "")
+    for prefix, field_name in ((f"REPLY#{helpdesk}#", "comment_id"), (f"RECHECK#{helpdesk}#", "ticket_id")):
+        if sk.startswith(prefix):
+            return DueItem(key, due_at, **{field_name: sk[len(prefix):]})
+    return None
 
 
 # --- reading a conversation ------------------------------------------------------------------
@@ -441,6 +553,17 @@ def _platform_of(key: str) -> Platform:
 # --- the orchestration -----------------------------------------------------------------------
 
 
+# What a comment the ledger already knows is, when it is left to the ledger's schedule.
+_KNOWN_STATES = {"sent": Outcome.ALREADY_SENT, "sending": Outcome.IN_PROGRESS, "retry": Outcome.WAITING_RETRY}
+REPEAT_OUTCOMES = frozenset({Outcome.ALREADY_SENT, Outcome.ALREADY_HANDLED, Outcome.IN_PROGRESS, Outcome.WAITING_RETRY})
+
+
+def _summary(outcomes: list[Outcome]) -> Outcome:
+    """One outcome for several comments: the last one something happened to, else the last."""
+    fresh = [o for o in outcomes if o not in REPEAT_OUTCOMES]
+    return fresh[-1] if fresh else (outcomes[-1] if outcomes else Outcome.NO_NEW_REPLY)
+
+
 @dataclass
 class RetryReport:
     """Counts of outcomes of one ``retry_due`` run."""
@@ -451,9 +574,10 @@ class RetryReport:
 class AgentReplies:
     """Turns verified helpdesk events into platform replies and conversation updates.
 
-    ``helpdesk`` needs ``add_note(ticket_id, message, text)`` (internal notes) and, for
+    ``helpdesk`` needs ``add_note(ticket_id, message, text)`` (internal notes), for events
+    that name only the ticket ``ticket_comments(ticket_id, since=)`` (Zendesk), and, for
     status events, ``ticket_status(ticket_id)`` (optional; else the event's word is used).
-    ``bridge_email``: the API user's email (``ZENDESK_EMAIL``): its comments are ignored.
+    ``bridge_email``: the API user's email (``ZENDESK_EMAIL``): its comments are never sent.
     """
 
     def __init__(
@@ -468,6 +592,7 @@ class AgentReplies:
         bridge_user_id: str | None = None,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         lease: timedelta = DEFAULT_LEASE,
+        lookback: timedelta = REPLY_LOOKBACK,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.store = store
@@ -481,6 +606,7 @@ class AgentReplies:
         self.bridge_user_id = (bridge_user_id or "").strip() or None
         self.max_attempts = max(1, max_attempts)
         self.lease = lease
+        self.lookback = lookback
         self._sleep = sleep
 
     def now(self) -> datetime:
@@ -496,10 +622,16 @@ class AgentReplies:
             return self.handle_status(event)
         raise ValueError(f"unknown event kind {event.kind!r}")
 
-    def handle_comment(self, event: AgentEvent) -> Outcome:
-        """Send a public agent comment to the customer, at most once (see the module docstring)."""
+    def handle_comment(self, event: AgentEvent, *, resume: bool = True) -> Outcome:
+        """Send a public agent comment to the customer, at most once (see the module docstring).
+
+        An event without ``comment_id`` names only the ticket: its new agent comments are
+        read from the helpdesk (``send_new_comments``). ``resume=False`` leaves a comment the
+        ledger already knows to the ledger's own schedule."""
         if not event.conversation_key:
             return Outcome.IGNORED_NOT_BRIDGED
+        if event.comment_id is None:
+            return self.send_new_comments(event)
         if self._written_by_bridge(event):
             return Outcome.IGNORED_OWN
         now = self.now()
@@ -509,8 +641,64 @@ class AgentReplies:
                 return self._attempt(record)
             existing = self.ledger.get(record.conversation_key, record.comment_id)
             if existing is not None:
-                return self._resume(existing, now)
+                return self._resume(existing, now) if resume else _KNOWN_STATES.get(existing.state, Outcome.ALREADY_HANDLED)
         return Outcome.IN_PROGRESS
+
+    def send_new_comments(self, event: AgentEvent) -> Outcome:
+        """The ticket's public agent comments of the last ``lookback``, each sent at most once,
+        oldest first. If the ticket or our table cannot be read, the schedule reads it again
+        (``RECHECK#``) and the error is raised (the route answers 503)."""
+        assert event.conversation_key
+        try:
+            outcomes = self._send_comments_of(event.conversation_key, event.ticket_id, resume=True)
+        except (HelpdeskUnavailable, StoreUnavailable, ConversationConflict):
+            try:
+                self.ledger.schedule_recheck(event.conversation_key, event.ticket_id, self.now())
+            except StoreUnavailable as exc:
+                logger.error("ticket recheck not scheduled", extra={"ticket_id": event.ticket_id, "reason": str(exc)})
+            raise
+        return _summary(outcomes)
+
+    def _send_comments_of(self, key: str, ticket_id: str, *, resume: bool) -> list[Outcome]:
+        try:
+            read = self.helpdesk.ticket_comments(ticket_id, since=self.now() - self.lookback)  # type: ignore[attr-defined]
+        except HelpdeskRejected as exc:  # deleted, or not a ticket of this account
+            logger.warning("ticket not readable; nothing sent", extra={"ticket_id": ticket_id, "reason": str(exc)})
+            return [Outcome.TICKET_NOT_READABLE]
+        outcomes: list[Outcome] = []
+        previous = ""
+        for comment in (c for c in read.comments if self._is_agent_answer(c, read.requester_id)):
+            if outcomes and outcomes[-1] is Outcome.IN_PROGRESS:
+                self._wait_while_sending(key, previous)  # keep the order of a concurrent delivery
+            event = AgentEvent(
+                kind=COMMENT_EVENT, ticket_id=ticket_id, conversation_key=key, tags=tuple(read.tags),
+                comment_id=comment.comment_id, text=comment.text, author_id=comment.author_id,
+                author_email=comment.author_email, author_name=comment.author_name,
+            )
+            outcomes.append(self.handle_comment(event, resume=resume))
+            previous = comment.comment_id
+        logger.info("agent comments handled", extra={"ticket_id": ticket_id, "outcomes": [o.value for o in outcomes]})
+        return outcomes
+
+    def _is_agent_answer(self, comment: Any, requester_id: str | None) -> bool:
+        """A public comment an agent wrote to the customer (see the module docstring)."""
+        email = (comment.author_email or "").strip().lower()
+        return (
+            bool(comment.public)
+            and comment.channel not in NOT_AGENT_CHANNELS
+            and comment.author_role in AGENT_ROLES
+            and comment.author_id != requester_id
+            and not (self.bridge_email and email == self.bridge_email)
+            and not (self.bridge_user_id and comment.author_id == self.bridge_user_id)
+        )
+
+    def _wait_while_sending(self, key: str, comment_id: str) -> None:
+        """Wait (a few seconds at most) for another invocation to finish sending a comment."""
+        for _ in range(ORDER_WAIT_POLLS):
+            self._sleep(ORDER_WAIT_SECONDS)
+            record = self.ledger.get(key, comment_id)
+            if record is None or record.state != "sending":
+                return
 
     def handle_status(self, event: AgentEvent) -> Outcome:
         """Record the ticket's current status on the conversation whose current ticket it is."""
@@ -540,23 +728,57 @@ class AgentReplies:
 
     def retry_due(self, *, limit: int = 25, remaining_seconds: Callable[[], float] | None = None,
                   reserve_seconds: float = 30.0) -> RetryReport:
-        """Retry the answers whose transient failure has passed (the schedule calls this)."""
+        """Retry the answers whose transient failure has passed, report interrupted sends, and
+        read again the tickets that could not be read (the schedule calls this). One item's
+        failure is logged and counted (``error``); the run goes on with the next."""
         report = RetryReport()
-        now = self.now()
-        for key, comment_id in self.ledger.due(now, limit=limit):
+        for item in self.ledger.due(self.now(), limit=limit):
             if remaining_seconds is not None and remaining_seconds() < reserve_seconds:
                 break
-            record = self.ledger.get(key, comment_id)
-            if record is not None and record.state == "sending":
-                report.outcomes[self._resume(record, self.now()).value] += 1  # ambiguous once the lease is over
-                continue
-            if record is None or record.state != "retry":
-                continue
-            if not self.ledger.claim_retry(record, self.now()):
-                continue  # another worker took it, or it is not due after all
-            record = replace(record, state="sending", attempts=record.attempts + 1)
-            report.outcomes[self._attempt(record).value] += 1
+            outcome: Outcome | None
+            try:
+                if item.ticket_id is not None:
+                    outcome = self._recheck(item)
+                else:
+                    assert item.comment_id is not None
+                    outcome = self._retry(item.conversation_key, item.comment_id)
+            except Exception:
+                logger.exception("reply retry failed", extra={"conversation": item.conversation_key})
+                outcome = Outcome.ERROR
+            if outcome is not None:
+                report.outcomes[outcome.value] += 1
         return report
+
+    def _retry(self, key: str, comment_id: str) -> Outcome | None:
+        record = self.ledger.get(key, comment_id)
+        if record is not None and record.state == "sending":
+            return self._resume(record, self.now())  # ambiguous once the lease is over
+        if record is None or record.state != "retry" or not self.ledger.claim_retry(record, self.now()):
+            return None  # another worker took it, or it is not due after all
+        return self._attempt(replace(record, state="sending", attempts=record.attempts + 1), raise_unreadable=False)
+
+    def _recheck(self, item: DueItem) -> Outcome:
+        """Read a ticket whose comments could not be read before; send what is new."""
+        key, ticket_id = item.conversation_key, str(item.ticket_id)
+        try:
+            outcomes = self._send_comments_of(key, ticket_id, resume=False)
+        except (HelpdeskUnavailable, StoreUnavailable, ConversationConflict) as exc:
+            failures = self.ledger.recheck_failures(key, ticket_id) + 1
+            if failures < self.max_attempts:
+                self.ledger.schedule_recheck(key, ticket_id, self.now(), failures=failures)
+                return Outcome.RECHECK_FAILED
+            logger.error("ticket comments unreadable; gave up", extra={"ticket_id": ticket_id, "reason": str(exc)})
+            label = platform_label(_platform_of(key))
+            self._note(
+                ReplyRecord(key, f"recheck-{ticket_id}", ticket_id, ""),
+                f"Not sent: socialdesk could not read this ticket's comments ({type(exc).__name__}), tried {failures} "
+                f"times and stopped, so an answer written here may not have reached the customer. "
+                f"Check the conversation on {label}, and send any missing answer again as a new comment.",
+            )
+            self.ledger.finish_recheck(key, ticket_id, item.due_at)
+            return Outcome.FAILED_NOTED
+        self.ledger.finish_recheck(key, ticket_id, item.due_at)
+        return _summary(outcomes)
 
     # --- one attempt ------------------------------------------------------------------------
 
@@ -588,33 +810,55 @@ class AgentReplies:
             self.ledger.mark_noted(record)
         return Outcome.ALREADY_HANDLED
 
-    def _attempt(self, record: ReplyRecord) -> Outcome:
-        """Send a claimed (``sending``) answer and record how it went."""
-        now = self.now()
+    def _attempt(self, record: ReplyRecord, *, raise_unreadable: bool = True) -> Outcome:
+        """Send a claimed (``sending``) answer and record how it went. An unreadable
+        conversation raises (``raise_unreadable``: an event answers 503) or counts as a retry."""
         try:
             messages = conversation_messages(self.store, record.conversation_key)
-        except Exception:
-            self.ledger.unclaim(record, now)  # nothing was sent: a retried delivery may try again
-            raise
+        except Exception as exc:
+            return self._unreadable(record, exc, raise_error=raise_unreadable)
         target: ReplyTarget | None = None
         try:
-            target = target_from_messages(messages, config=self._reply_config())
+            target = target_from_messages(messages, config=self._reply_config(), private=record.private, text=record.text)
             sent = self.dispatcher.send(target, record.text, private=record.private, idempotency_key=record.idempotency_key)
         except ReplyFailed as failure:
             return self._failed(record, failure, target)
         except Exception as exc:  # a sender bug: we cannot tell whether anything was posted
             logger.exception("reply sender failed unexpectedly", extra={"conversation": record.conversation_key})
             label = platform_label(target.platform if target else _platform_of(record.conversation_key))
-            failure = ReplyFailed(
+            unconfirmed = ReplyFailed(
                 UNAVAILABLE,
                 f"Not confirmed: socialdesk hit an unexpected error ({type(exc).__name__}) while sending this reply to "
                 f"{label}, so it may or may not have been posted. Check the conversation on {label} before sending it again.",
                 transient=True,
                 duplicate_risk=True,
             )
-            return self._failed(record, failure, target)
+            return self._failed(record, unconfirmed, target)
         self._finish_sent(record, target, sent, messages)
         return Outcome.SENT
+
+    def _unreadable(self, record: ReplyRecord, exc: Exception, *, raise_error: bool) -> Outcome:
+        """The conversation could not be read, so nothing was sent: an attempt like any
+        other. The claim is given back as a retry due at once (the helpdesk's redelivery or
+        the schedule takes it) and, with ``raise_error``, the error raised; when the
+        attempts run out, the agent gets a note instead."""
+        logger.warning("conversation not readable", extra={"conversation": record.conversation_key,
+                                                           "attempt": record.attempts, "reason": str(exc)})
+        if record.attempts < self.max_attempts:
+            self.ledger.mark_retry(record, self.now(), "unreadable", record.note or "", record.noted)
+            if not raise_error:
+                return Outcome.RETRY_SCHEDULED
+            if isinstance(exc, StoreUnavailable):
+                raise exc
+            raise StoreUnavailable(f"could not read conversation {record.conversation_key}: {exc}") from exc
+        label = platform_label(_platform_of(record.conversation_key))
+        note = (
+            "Not sent: socialdesk could not read this conversation's messages (its database did not answer), "
+            f"tried {record.attempts} times and stopped. Send the answer again as a new comment, or answer on "
+            f"{label} directly."
+        )
+        self.ledger.mark_final(record, "failed", "unreadable", note, self._note(record, note))
+        return Outcome.FAILED_NOTED
 
     def _finish_sent(self, record: ReplyRecord, target: ReplyTarget, sent: SentReply, messages: list[SocialMessage]) -> None:
         now = self.now()
@@ -629,17 +873,18 @@ class AgentReplies:
                                  extra={"conversation": record.conversation_key, "platform_id": sent.platform_message_id})
                     raise
                 self._sleep(0.2 * 2**attempt)
-        for message in self._outbound_messages(record, target, sent, now):
-            try:
+        # Sent is sent: nothing below may fail the event (a 5xx would not unsend it), so each
+        # step is on its own and only logged.
+        try:
+            for message in self._outbound_messages(record, target, sent, now):
                 stored = self.store.save_message(message)
-            except StoreUnavailable as exc:  # the platform's echo will still store it
-                logger.warning("outbound message not stored", extra={"reason": str(exc)})
-                continue
-            logger.info("outbound message stored", extra={"message_id": message.message_id, "new": stored})
+                logger.info("outbound message stored", extra={"message_id": message.message_id, "new": stored})
+        except Exception as exc:  # the platform's echo will still store it
+            logger.warning("outbound message not stored", extra={"reason": f"{type(exc).__name__}: {exc}"})
         try:
             self._record_first_response(record, messages, now)
-        except StoreUnavailable as exc:
-            logger.warning("first response time not recorded", extra={"reason": str(exc)})
+        except Exception as exc:
+            logger.warning("first response time not recorded", extra={"reason": f"{type(exc).__name__}: {exc}"})
         # The agent sees on the ticket that the answer reached the customer (or, below, why not).
         label = platform_label(target.platform)
         how = _SENT_VIA_WORDS.get(sent.via, "")
@@ -734,8 +979,8 @@ class AgentReplies:
                            now: datetime) -> Iterable[SocialMessage]:
         """The answer (and a public acknowledgement posted with a private one) as stored messages.
 
-        The message id is the platform's id for the post, so its echo webhook lands on the
-        same item. A private answer to a public comment goes to the customer's inbox: its
+        The message id is the platform's id for the post (when it gave one), so its echo
+        webhook lands on the same item. A private answer to a public comment goes to the customer's inbox: its
         echo arrives in the chat's conversation and is stored there as outbound too."""
         private_route = record.private and target.is_public
         raw = {"source": record.helpdesk, "ticket_id": record.ticket_id, "comment_id": record.comment_id,
@@ -745,7 +990,9 @@ class AgentReplies:
             platform=target.platform,
             kind=Kind.DIRECT_MESSAGE if (private_route or not target.is_public) else Kind.REPLY,
             direction=Direction.OUTBOUND,
-            message_id=sent.platform_message_id,
+            # Without the platform's id (it answered success without one) the echo cannot be
+            # matched, but the answer is still on record.
+            message_id=sent.platform_message_id or f"{record.helpdesk}-reply-{record.ticket_id}-{record.comment_id}",
             conversation_key=record.conversation_key,
             account_id=target.account_id,
             author=author,

@@ -13,7 +13,8 @@ HTTP, as the people and platforms involved would.
   ``/__sandbox/tickets/{id}/agent_update`` (Zendesk's API cannot do this: an update made
   through the API is by design ignored by socialdesk's trigger, which is how the bridge's
   own writes never come back as replies). The triggers ``make run`` installed
-  (``ZendeskAdmin.ensure``) then POST their signed webhook to ``/helpdesk/zendesk``. With
+  (``ZendeskAdmin.ensure``) then POST their signed webhook, ids only, to
+  ``/helpdesk/zendesk``, and the app reads the agent's comment through the API. With
   Freshdesk, ``make run`` creates no automation rule (Freshdesk's rules are set up by hand,
   see the README), so the demo sets the rule up in the sandbox first, then the agent
   replies in the sandbox's UI stand-in and the rule POSTs ``/helpdesk/freshdesk`` with the
@@ -248,7 +249,8 @@ class ZendeskAgent:
     how: tuple[str, ...] = (
         "an agent comments publicly in the web UI (sandbox: POST /__sandbox/tickets/<id>/agent_update;",
         "an update through Zendesk's API would not do: socialdesk's trigger skips those, so its own writes never",
-        "come back as replies); the triggers `make run` installed POST signed webhooks to {app}/helpdesk/zendesk.",
+        "come back as replies); the triggers `make run` installed POST signed webhooks to {app}/helpdesk/zendesk,",
+        "carrying the ticket's id only: the app reads the agent's comment through Zendesk's API.",
     )
 
     def __init__(self, url: str, app_url: str) -> None:

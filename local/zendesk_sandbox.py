@@ -20,6 +20,10 @@ API the bridge depends on:
   merged-away user is refused as author, requester or submitter (422 on that field) and
   no longer found by ``create_or_update``; a merge moves the user's tickets to the target;
 * ``metadata`` sent with a ticket create/update lands in ``audit.metadata.custom``;
+* ``GET /api/v2/tickets/{id}/comments``: oldest first, or newest first (``sort=-created_at``
+  with cursor pages of ``page[size]``, ``sort_order=desc``); ``include=users`` side-loads
+  the comments' authors; each comment's ``via.channel`` is ``api`` when written through the
+  API, ``web`` when an agent wrote it in the UI;
 * ``via_followup_source_id`` links a follow-up only when the source ticket is closed
   (Zendesk ignores it otherwise);
 * ``POST /api/v2/uploads?filename=...`` takes the raw file (its type in ``Content-Type``,
@@ -757,8 +761,43 @@ class ZendeskSandbox:
             found = [t for t in self._tickets.values() if "external_id" not in query or t.get("external_id") == query["external_id"][0]]
             return 200, {"tickets": copy.deepcopy(found), "next_page": None, "previous_page": None, "count": len(found)}, {}
 
-    def _list_comments(self, ticket_id: str, _query: Any, **_: Any) -> Reply:
-        return self._list_of(ticket_id, "comments", self._comments)
+    def _list_comments(self, ticket_id: str, query: dict[str, list[str]], **_: Any) -> Reply:
+        """Oldest first by default; ``sort=-created_at`` (cursor) or ``sort_order=desc`` (offset)
+        newest first. ``page[size]`` (at most 100) answers cursor pages (``meta``, ``links``);
+        ``include=users`` side-loads the authors of the comments listed."""
+        def arg(name: str) -> str:
+            return (query.get(name) or [""])[0]
+
+        if not arg("page[size]"):
+            reply = self._list_of(ticket_id, "comments", self._comments)
+            if reply[0] == 200 and arg("sort_order") == "desc":
+                reply[1]["comments"].reverse()
+            if reply[0] == 200 and "users" in arg("include").split(","):
+                reply[1]["users"] = self._authors(reply[1]["comments"])
+            return reply
+        with self._lock:
+            if int(ticket_id) not in self._tickets:
+                return _NOT_FOUND
+            items = copy.deepcopy(self._comments.get(int(ticket_id), []))
+            if arg("sort") == "-created_at":
+                items.reverse()
+            size, after = min(100, max(1, int(arg("page[size]")))), int(arg("page[after]") or 0)
+            page, has_more = items[after: after + size], after + size < len(items)
+            payload: dict[str, Any] = {"comments": page, "meta": {"has_more": has_more}, "links": {}}
+            if has_more:
+                payload["meta"]["after_cursor"] = str(after + size)
+                params = "&".join(f"{quote(k)}={quote(v[0])}" for k, v in query.items() if k != "page[after]")
+                payload["links"]["next"] = (f"{self.url}/api/v2/tickets/{int(ticket_id)}/comments?{params}"
+                                            f"&{quote('page[after]')}={after + size}")
+            if "users" in arg("include").split(","):
+                payload["users"] = self._authors(page)
+            return 200, payload, {}
+
+    def _authors(self, comments: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The users who wrote ``comments`` (side-loaded with ``include=users``); a deleted one is left out."""
+        with self._lock:
+            ids = dict.fromkeys(c["author_id"] for c in comments)
+            return [copy.deepcopy(self._users[i]) for i in ids if i in self._users]
 
     def _list_audits(self, ticket_id: str, _query: Any, **_: Any) -> Reply:
         return self._list_of(ticket_id, "audits", self._audits)
@@ -1162,7 +1201,8 @@ class ZendeskSandbox:
         return all(holds(c) for c in every) and (not some or any(holds(c) for c in some))
 
     def _render(self, template: str, ticket: dict[str, Any], updater: dict[str, Any], *, json_escape: bool) -> str:
-        """Fill Zendesk placeholders; an unknown one renders as the empty string, like Zendesk's."""
+        """Fill Zendesk placeholders; an unknown one renders as the empty string, like Zendesk's.
+        Only documented placeholders are known: a comment has no ``.id`` placeholder."""
         public = [c for c in self._comments.get(ticket["id"], []) if c["public"]]
         latest_public = public[-1] if public else {}
         comments = self._comments.get(ticket["id"], [])
@@ -1175,9 +1215,7 @@ class ZendeskSandbox:
             "ticket.title": ticket["subject"],
             "ticket.updated_at_with_timestamp": ticket["updated_at"],
             "ticket.requester.id": str(ticket["requester_id"]),
-            "ticket.latest_public_comment.id": str(latest_public.get("id", "")),
             "ticket.latest_public_comment.value": latest_public.get("plain_body") or latest_public.get("body", ""),
-            "ticket.latest_comment.id": str(latest.get("id", "")),
             "ticket.latest_comment.value": latest.get("plain_body") or latest.get("body", ""),
             "current_user.id": str(updater.get("id", "")),
             "current_user.email": updater.get("email") or "",

@@ -18,26 +18,29 @@ The app reads it as ``ZENDESK_WEBHOOK_SECRET`` (on AWS from the SSM parameter na
 * ``--ssm-parameter NAME`` stores it there directly (SecureString, overwritten);
 * ``--secret-file PATH`` writes it to a file readable only by you;
 * ``--show-secret`` prints it (to this terminal only);
-* otherwise the command to store it is printed, without the value.
+* with none of them, nothing is stored or printed, and the command says so: whether the
+  ``ZENDESK_WEBHOOK_SECRET`` of this shell (or of the local stack) already holds it, and
+  otherwise how to get it -- these options, or Zendesk's Admin Center (Reveal secret).
 """
 
 from __future__ import annotations
 
 import argparse
+import hmac
 import os
 import stat
 import sys
 from pathlib import Path
 from typing import Any
 
-from chalicelib.helpdesk.zendesk_admin import SetupResult, ZendeskAdmin, ZendeskAdminError
+from chalicelib.helpdesk.zendesk_admin import WEBHOOK_NAME, SetupResult, ZendeskAdmin, ZendeskAdminError
 
 SECRET_NAME = "ZENDESK_WEBHOOK_SECRET"
 
 
 def _local_defaults() -> dict[str, str]:
     """The running ``make run`` stack's sandbox and app, when no Zendesk is configured."""
-    from local.defaults import SANDBOX_ZENDESK_EMAIL, SANDBOX_ZENDESK_TOKEN, read_state
+    from local.defaults import LOCAL_SECRETS, SANDBOX_ZENDESK_EMAIL, SANDBOX_ZENDESK_TOKEN, read_state
 
     state = read_state()
     if state.get("helpdesk") != "zendesk":
@@ -47,6 +50,8 @@ def _local_defaults() -> dict[str, str]:
         "ZENDESK_EMAIL": SANDBOX_ZENDESK_EMAIL,
         "ZENDESK_API_TOKEN": SANDBOX_ZENDESK_TOKEN,
         "PUBLIC_BASE_URL": state["app_url"],
+        # What `make run` gave its app (and the sandbox's webhook) unless overridden.
+        SECRET_NAME: os.environ.get(SECRET_NAME) or LOCAL_SECRETS[SECRET_NAME],
     }
 
 
@@ -75,10 +80,11 @@ def _settings(args: argparse.Namespace) -> dict[str, str]:
         "public_base_url": public,
         "category_id": args.category_id or env.get("ZENDESK_TRIGGER_CATEGORY_ID", ""),
         "ssm_default": env.get(f"{SECRET_NAME}_PARAM", ""),
+        "app_secret": env.get(SECRET_NAME, ""),
     }
 
 
-def _store_secret(result: SetupResult, args: argparse.Namespace, ssm_default: str, out: Any) -> None:
+def _store_secret(result: SetupResult, args: argparse.Namespace, settings: dict[str, str], out: Any) -> None:
     secret = result.signing_secret
     if args.ssm_parameter:
         import boto3
@@ -97,13 +103,27 @@ def _store_secret(result: SetupResult, args: argparse.Namespace, ssm_default: st
     if args.show_secret:
         print(f"{SECRET_NAME}={secret}", file=out)
         return
-    name = ssm_default or "/socialdesk/<stage>/zendesk-webhook-secret"
-    print(
-        f"Store the webhook's signing secret where the app reads {SECRET_NAME}: run again with "
-        f"--ssm-parameter {name} (then set {SECRET_NAME}_PARAM={name} in the stage config), "
-        "--secret-file PATH, or --show-secret to print it here.",
-        file=out,
+    print(_where_the_secret_is(secret, settings), file=out)
+
+
+def _where_the_secret_is(secret: str, settings: dict[str, str]) -> str:
+    """What a run without a secret option says about the secret (never its value)."""
+    known = settings["app_secret"]
+    if known and hmac.compare_digest(known.encode(), secret.encode()):
+        return f"{SECRET_NAME} already holds the webhook's signing secret; nothing to store."
+    name = settings["ssm_default"] or "/socialdesk/<stage>/zendesk-webhook-secret"
+    how = (
+        f"To get it, run this again with one of (make zendesk-setup ARGS=\"...\"):\n"
+        f"  --ssm-parameter {name}   store it in SSM (SecureString); the stage config then sets {SECRET_NAME}_PARAM={name}\n"
+        f"  --secret-file PATH   write it to a file only you can read\n"
+        f"  --show-secret   print it in this terminal\n"
+        f"or see it in Zendesk: Admin Center > Apps and integrations > Actions and webhooks > Webhooks > "
+        f"{WEBHOOK_NAME!r} > Signing secret > Reveal secret."
     )
+    if known:
+        return (f"The webhook's signing secret is not the one in {SECRET_NAME}: until the app has it, it refuses "
+                f"Zendesk's requests (401) and agents' answers do not reach customers. {how}")
+    return f"The webhook's signing secret was not stored or shown. The app reads it as {SECRET_NAME}. {how}"
 
 
 def main(argv: list[str] | None = None, *, out: Any = None) -> int:
@@ -125,7 +145,7 @@ def main(argv: list[str] | None = None, *, out: Any = None) -> int:
         return 1
     for line in result.summary():
         print(line, file=out)
-    _store_secret(result, args, settings["ssm_default"], out)
+    _store_secret(result, args, settings, out)
     return 0
 
 

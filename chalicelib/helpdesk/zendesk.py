@@ -78,6 +78,8 @@ import inspect
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -143,6 +145,42 @@ def _zendesk_id(value: str, what: str) -> int:
         return int(str(value).strip())
     except ValueError:
         raise HelpdeskRejected(f"not a Zendesk {what} id: {value!r}") from None
+
+
+# A ticket's comments are read this far back at most (100 a page, newest first).
+MAX_COMMENT_PAGES = 10
+
+
+@dataclass(frozen=True)
+class TicketComment:
+    """One comment of a ticket, as the agent-reply path reads it (``ticket_comments``)."""
+
+    comment_id: str
+    author_id: str
+    public: bool
+    text: str  # the comment as plain text (``plain_body``, else ``body``)
+    created_at: datetime | None
+    channel: str  # ``via.channel``: web, mobile, email, api (written through the API), rule (a trigger)...
+    author_role: str | None = None  # end-user, agent, admin; None when the author could not be read
+    author_email: str | None = None
+    author_name: str | None = None
+
+
+@dataclass(frozen=True)
+class TicketComments:
+    """A ticket's tags and requester, and its comments, oldest first."""
+
+    tags: tuple[str, ...]
+    requester_id: str | None
+    comments: list[TicketComment]
+
+
+def _comment_time(value: Any) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
 class FileCapableClient(JsonHttpClient):
@@ -411,6 +449,62 @@ class ZendeskHelpdesk(Helpdesk):
             if self.ticket_has_message(str(ticket["id"]), message):
                 return TicketRef(ticket_id=str(ticket["id"]), status=normalize_status(ticket.get("status")))
         return None
+
+    def ticket_comments(self, ticket_id: str, *, since: datetime | None = None) -> TicketComments:
+        """The ticket's tags and requester and its comments created at or after ``since``,
+        oldest first, each with its author's role and email (for the agent-reply path).
+
+        ``GET /api/v2/tickets/{id}``, then ``GET /api/v2/tickets/{id}/comments`` newest first
+        (cursor pagination: ``page[size]=100``, ``sort=-created_at``) with the authors
+        side-loaded (``include=users``), page after page until one reaches past ``since``;
+        an author the side-load left out is read with ``GET /api/v2/users/{id}``. Reads
+        never apply anything; a deleted ticket is ``HelpdeskRejected``.
+        """
+        number = _zendesk_id(ticket_id, "ticket")
+        ticket = self._body(self._call("GET", f"/api/v2/tickets/{number}", writes_message=False),
+                            writes_message=False).get("ticket") or {}
+        found: list[dict[str, Any]] = []
+        users: dict[str, dict[str, Any]] = {}
+        path: str | None = f"/api/v2/tickets/{number}/comments"
+        params: dict[str, Any] | None = {"page[size]": 100, "sort": "-created_at", "include": "users"}
+        for _ in range(MAX_COMMENT_PAGES):
+            data = self._body(self._call("GET", path, params=params, writes_message=False), writes_message=False)
+            page = [c for c in data.get("comments") or [] if isinstance(c, dict) and c.get("id") is not None]
+            found += page
+            users.update({str(u["id"]): u for u in data.get("users") or [] if isinstance(u, dict) and u.get("id") is not None})
+            oldest = _comment_time(page[-1].get("created_at")) if page else None
+            path, params = self._next_page(data), None  # the next link carries the query
+            if path is None or (since is not None and oldest is not None and oldest < since):
+                break
+        comments = []
+        for item in sorted(found, key=lambda c: (str(c.get("created_at") or ""), int(c["id"]))):
+            created = _comment_time(item.get("created_at"))
+            if since is not None and (created is None or created < since):
+                continue
+            author = str(item.get("author_id"))
+            if author not in users:
+                users[author] = self._user_or_empty(author)
+            user = users[author]
+            via = item.get("via") if isinstance(item.get("via"), dict) else {}
+            comments.append(TicketComment(
+                comment_id=str(item["id"]), author_id=author, public=item.get("public") is True,
+                text=str(item.get("plain_body") or item.get("body") or ""), created_at=created,
+                channel=str(via.get("channel") or ""), author_role=user.get("role"), author_email=user.get("email"),
+                author_name=user.get("name"),
+            ))
+        tags = ticket.get("tags") if isinstance(ticket.get("tags"), list) else []
+        requester = ticket.get("requester_id")
+        return TicketComments(tags=tuple(str(t) for t in tags), requester_id=str(requester) if requester is not None else None,
+                              comments=comments)
+
+    def _user_or_empty(self, user_id: str) -> dict[str, Any]:
+        """``GET /api/v2/users/{id}``; ``{}`` for a user that is gone (deleted or merged)."""
+        try:
+            response = self._call("GET", f"/api/v2/users/{_zendesk_id(user_id, 'user')}", writes_message=False)
+        except HelpdeskRejected:
+            return {}
+        user = self._body(response, writes_message=False).get("user")
+        return user if isinstance(user, dict) else {}
 
     # --- reading responses ---------------------------------------------------------
 

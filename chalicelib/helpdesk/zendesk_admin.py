@@ -10,7 +10,8 @@ needs, and can be run any number of times (``make zendesk-setup``):
   to the caller (``SetupResult.signing_secret``, hidden from ``repr``), never logged;
 * the trigger ``COMMENT_TRIGGER_TITLE``: a public comment by an agent, not made through the
   API (the bridge writes only through the API, as the API user), on a ticket tagged
-  ``socialdesk`` -> notify the webhook with ``agent_events.COMMENT_EVENT_BODY``;
+  ``socialdesk`` -> notify the webhook with ``agent_events.COMMENT_EVENT_BODY`` (ids only:
+  the app reads the comments through the API);
 * the trigger ``STATUS_TRIGGER_TITLE``: the status of a ``socialdesk`` ticket changed ->
   notify the webhook with ``agent_events.STATUS_EVENT_BODY``.
 
@@ -18,9 +19,11 @@ Each object is found by its name first (webhooks: ``GET /api/v2/webhooks?filter[
 following ``links.next``; triggers: ``GET /api/v2/triggers``, following ``next_page``), created
 when missing, updated only when it differs (webhooks ``PUT /api/v2/webhooks/{id}``, triggers
 ``PUT /api/v2/triggers/{id}``, which replaces conditions and actions as a whole), else left
-alone. Paths and bodies follow Zendesk's Webhooks API (webhooks.oas.yaml) and the Support API
-(support-api.oas.yaml). A trigger category can be given (``category_id``; accounts that
-organise triggers in categories may require one).
+alone -- so running it again also brings a trigger an earlier version created (e.g. one
+whose body still carried the comment's text) up to date. Paths and bodies follow Zendesk's
+Webhooks API (webhooks.oas.yaml) and the Support API (support-api.oas.yaml). A trigger
+category can be given (``category_id``; accounts that organise triggers in categories may
+require one).
 """
 
 from __future__ import annotations
@@ -81,7 +84,7 @@ def desired_triggers(webhook_id: str, *, category_id: str | None = None) -> list
         "title": COMMENT_TRIGGER_TITLE,
         "description": (
             "An agent's public comment on a socialdesk ticket is sent to the customer on the social network. "
-            f"Add the tag socialdesk_private to answer a public post privately. Managed by make zendesk-setup."
+            "Add the tag socialdesk_private to answer a public post privately. Managed by make zendesk-setup."
         ),
         "active": True,
         "conditions": {

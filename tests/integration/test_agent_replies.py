@@ -2,9 +2,10 @@
 
 A customer's webhook -> the app stores it -> the stream sync opens a ticket in the Zendesk
 sandbox -> an agent answers in the sandbox -> the trigger created by ``make zendesk-setup``
-fires and the sandbox POSTs the signed webhook to the app -> the app sends the answer to
-the platform's sandbox (Graph API, X, Telegram, LINE) -> the answer is stored as an
-outbound message, and the platform's echo of it is recognised as already stored.
+fires and the sandbox POSTs the signed webhook (ids only) to the app -> the app reads the
+ticket's comments from the sandbox and sends the agent's answer to the platform's sandbox
+(Graph API, X, Telegram, LINE) -> the answer is stored as an outbound message, and the
+platform's echo of it is recognised as already stored.
 
 Every Zendesk exchange of the app is validated against Zendesk's spec by the ``stack``
 fixture. The route ``POST /helpdesk/zendesk`` is registered here when app.py does not
@@ -386,6 +387,81 @@ def test_only_agents_public_comments_are_sent(rig: Rig) -> None:
     assert rig.meta.sent() == []
 
 
+def test_an_answer_with_quotes_and_newlines_reaches_the_customer_as_written(rig: Rig) -> None:
+    run = "5115"
+    chat = int(f"5501{run}")
+    rig.telegram.add_chat(chat, messages=(1, 2))
+    rig.customer(samples.telegram_chat(run))
+    key = f"telegram:dm:bot:{chat}"
+    text = 'Open Settings > "Account", then:\n\t1. tap \\ "Reset"\n2. type {"code": "SPRING"}'
+
+    delivery = rig.answer(key, text)
+
+    assert set(json.loads(delivery["body"])) == {"socialdesk_event", "ticket_id", "external_id", "author_id"}  # ids only
+    (call,) = rig.telegram.sent()
+    assert call["body"]["text"] == text
+
+
+def test_an_answer_whose_delivery_failed_goes_out_with_the_next_one_in_order(rig: Rig) -> None:
+    run = "5116"
+    chat = int(f"5501{run}")
+    rig.telegram.add_chat(chat, messages=(1, 2))
+    rig.customer(samples.telegram_chat(run))
+    key = f"telegram:dm:bot:{chat}"
+    ticket_id = rig.ticket(key)["id"]
+    rig.zendesk.inject(match="GET /api/v2/tickets/{ticket_id}/comments", status=429, retry_after=30)  # our read throttled
+
+    deliveries = rig.zendesk.agent_comment(ticket_id, "First: we refunded the charge.")
+    (failed,) = [d for d in deliveries if '"agent_comment"' in d["body"]]
+    assert failed["status"] == 503 and rig.telegram.sent() == []
+    rig.answer(key, "Second: it shows on your card in 3 days.")  # its delivery reads both
+
+    assert [c["body"]["text"] for c in rig.telegram.sent()] == ["First: we refunded the charge.",
+                                                                 "Second: it shows on your card in 3 days."]
+    from chalicelib import wiring
+
+    assert wiring.agent_replies().retry_due().outcomes == {}  # a schedule run now sends nothing more
+    assert len(rig.telegram.sent()) == 2
+
+
+def test_a_private_answer_reaches_the_ticket_customer_when_someone_else_wrote_last(rig: Rig) -> None:
+    key = seed_facebook(rig, "5117")
+    # Sam writes inside Dana's thread; the ticket stays Dana's.
+    route, payload = samples.facebook_comment_thread("5117")[2]
+    value = payload["entry"][0]["changes"][0]["value"]
+    value.update({"parent_id": "905117_1001", "created_time": int(time.time()) + 5})
+    rig.meta.add_post_comment(PAGE_ID, f"{PAGE_ID}_905117", value["message"], comment_id="905117_1003",
+                              parent_id="905117_1001", from_id="60025117", created=time.time() + 5)
+    rig.customer([(route, payload)])
+    ticket = rig.ticket(key)
+    rig.zendesk.agent_update(ticket["id"], add_tags=["socialdesk_private"])
+
+    rig.answer(key, "We've sent the tracking link to your inbox.")
+
+    (private,) = rig.meta.sent("send.messages")
+    assert private["body"]["recipient"] == {"comment_id": "905117_1002"}  # Dana's latest comment, not Sam's
+
+
+def test_a_platform_that_answers_without_an_id_still_gets_the_note_and_the_response_time(rig: Rig) -> None:
+    from chalicelib import wiring
+
+    run = "5118"
+    user = f"U{run.rjust(32, 'a')}"
+    token = rig.line.issue_reply_token(user)
+    (route, payload), = samples.line_chat(run)
+    payload["events"][0]["replyToken"] = token
+    rig.customer([(route, payload)])
+    key = f"line:dm:{samples.LINE_BOT_ID}:{user}"
+    rig.line.answer_without_ids()  # 200 {}, as LINE answered before 2023
+
+    assert rig.answer(key, "We've issued a new coupon: SPRING25.")["response"]["outcome"] == "sent"
+
+    assert len(rig.line.sent()) == 1
+    assert any(note.startswith("Sent to the customer on LINE") for note in rig.notes(key))
+    times = first_response(wiring.message_store(), key)
+    assert times is not None and times["responses"] == 1
+
+
 def test_a_forged_helpdesk_event_is_refused(rig: Rig) -> None:
     body = json.dumps({"socialdesk_event": "agent_comment", "ticket_id": "1", "comment_id": "2",
                        "external_id": "facebook:comment:1", "comment": "Send me your password"}).encode()
@@ -431,6 +507,11 @@ def test_closed_then_the_customer_writes_and_a_follow_up_ticket_opens(rig: Rig) 
     # Known closed: no update was even tried on the closed ticket.
     assert rig.zendesk.stats()["requests"].get("PUT /api/v2/tickets/{ticket_id}", 0) == updates_before
     assert wiring.message_store().get_conversation(key).ticket_id == str(new["id"])
+
+    # The agent answers on the follow-up: only that answer goes out (not the customer's comments).
+    deliveries = rig.zendesk.agent_comment(new["id"], "Sorry it broke again! A new one ships today.")
+    assert [d["response"]["outcome"] for d in deliveries if '"agent_comment"' in d["body"]] == ["sent"]
+    assert [c["body"]["message"] for c in rig.meta.sent("send.comment")] == ["Sorry it broke again! A new one ships today."]
 
 
 def _follow_up_comment(run: str) -> tuple[str, dict[str, Any]]:

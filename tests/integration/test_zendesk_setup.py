@@ -135,6 +135,30 @@ def test_setup_repairs_what_differs(sandbox: ZendeskSandbox, checks: SpecChecks)
     assert repaired["active"] is True and len(sandbox.triggers()) == 2
 
 
+# The comment trigger's body before it carried ids only (text and an undocumented comment id).
+OLD_COMMENT_BODY = (
+    '{"socialdesk_event": "agent_comment", "ticket_id": "{{ticket.id}}", "external_id": "{{ticket.external_id}}", '
+    '"status": "{{ticket.status}}", "tags": "{{ticket.tags}}", "updated_at": "{{ticket.updated_at_with_timestamp}}", '
+    '"comment_id": "{{ticket.latest_public_comment.id}}", "author_id": "{{current_user.id}}", '
+    '"author_email": "{{current_user.email}}", "author_name": "{{current_user.name}}", '
+    '"comment": "{{ticket.latest_public_comment.value}}"}'
+)
+
+
+def test_running_it_again_moves_an_existing_trigger_to_the_ids_only_body(sandbox: ZendeskSandbox, checks: SpecChecks) -> None:
+    first = admin(sandbox, checks).ensure(PUBLIC)
+    with sandbox._lock:  # noqa: SLF001 - the trigger as an earlier version of the setup left it
+        trigger = next(t for t in sandbox._triggers.values() if t["title"] == COMMENT_TRIGGER_TITLE)  # noqa: SLF001
+        trigger["actions"] = [{"field": "notification_webhook", "value": [first.webhook_id, OLD_COMMENT_BODY]}]
+
+    again = admin(sandbox, checks).ensure(PUBLIC)
+
+    assert again.triggers[COMMENT_TRIGGER_TITLE] == "updated (actions)"
+    updated = next(t for t in sandbox.triggers() if t["title"] == COMMENT_TRIGGER_TITLE)
+    assert updated["actions"] == [{"field": "notification_webhook", "value": [first.webhook_id, COMMENT_EVENT_BODY]}]
+    assert "latest_public_comment" not in json.dumps(sandbox.triggers())
+
+
 def test_a_category_is_set_when_given(sandbox: ZendeskSandbox, checks: SpecChecks) -> None:
     admin(sandbox, checks).ensure(PUBLIC, category_id="360001")
     assert {t["category_id"] for t in sandbox.triggers()} == {"360001"}
@@ -174,13 +198,17 @@ def test_the_command_never_prints_the_secret_unless_asked(sandbox: ZendeskSandbo
     for name, value in {"ZENDESK_URL": sandbox.url, "ZENDESK_EMAIL": EMAIL, "ZENDESK_API_TOKEN": TOKEN,
                         "PUBLIC_BASE_URL": PUBLIC, "ZENDESK_WEBHOOK_SECRET_PARAM": "/socialdesk/dev/zendesk-webhook-secret"}.items():
         monkeypatch.setenv(name, value)
+    monkeypatch.delenv("ZENDESK_WEBHOOK_SECRET", raising=False)
     out = io.StringIO()
     assert zendesk_setup.main([], out=out) == 0
     (webhook,) = sandbox.webhooks()
     secret = sandbox.webhook_secret(webhook["id"])
     text = out.getvalue()
-    assert secret not in text and "--ssm-parameter /socialdesk/dev/zendesk-webhook-secret" in text
-    assert "created" in text
+    assert secret not in text and "created" in text
+    # Where the secret is, and how to get it, in plain words.
+    assert "The webhook's signing secret was not stored or shown." in text
+    assert "--ssm-parameter /socialdesk/dev/zendesk-webhook-secret" in text and "--secret-file PATH" in text
+    assert "--show-secret" in text and "Reveal secret" in text
 
     out = io.StringIO()
     target = tmp_path / "secret.txt"
@@ -192,6 +220,25 @@ def test_the_command_never_prints_the_secret_unless_asked(sandbox: ZendeskSandbo
     out = io.StringIO()
     assert zendesk_setup.main(["--show-secret"], out=out) == 0
     assert f"ZENDESK_WEBHOOK_SECRET={secret}" in out.getvalue()
+
+
+def test_the_command_says_whether_the_app_already_has_the_secret(sandbox: ZendeskSandbox,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from local import zendesk_setup
+
+    for name, value in {"ZENDESK_URL": sandbox.url, "ZENDESK_EMAIL": EMAIL, "ZENDESK_API_TOKEN": TOKEN,
+                        "PUBLIC_BASE_URL": PUBLIC, "ZENDESK_WEBHOOK_SECRET": "an-old-secret"}.items():
+        monkeypatch.setenv(name, value)
+    out = io.StringIO()
+    assert zendesk_setup.main([], out=out) == 0
+    assert "is not the one in ZENDESK_WEBHOOK_SECRET" in out.getvalue() and "401" in out.getvalue()
+
+    (webhook,) = sandbox.webhooks()
+    monkeypatch.setenv("ZENDESK_WEBHOOK_SECRET", sandbox.webhook_secret(webhook["id"]))
+    out = io.StringIO()
+    assert zendesk_setup.main([], out=out) == 0
+    assert "ZENDESK_WEBHOOK_SECRET already holds the webhook's signing secret" in out.getvalue()
+    assert sandbox.webhook_secret(webhook["id"]) not in out.getvalue()
 
 
 def test_the_command_reports_a_refusal(sandbox: ZendeskSandbox, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,7 +1,9 @@
-"""Helpdesk events: Zendesk signatures, our trigger bodies, deduplication, and the reply ledger.
+"""Helpdesk events: Zendesk signatures, our trigger bodies (ids only), reading the agent's
+comments, sending each once, and the reply ledger under faults.
 
 DynamoDB is moto in-process (the table built from ``infra/template.json``); the platforms
-are a scripted fake dispatcher and the helpdesk a fake that records internal notes.
+are a scripted fake dispatcher and the helpdesk a fake Zendesk: a ticket's comments (with
+their authors' roles) and the internal notes the bridge writes.
 """
 
 from __future__ import annotations
@@ -34,10 +36,11 @@ from chalicelib.agent_events import (
 )
 from chalicelib.agent_replies import AgentReplies, Outcome, first_response
 from chalicelib.errors import BadRequest, Unauthorized, Unavailable
-from chalicelib.helpdesk.base import HelpdeskUnavailable, TicketRef
+from chalicelib.helpdesk.base import HelpdeskRejected, HelpdeskUnavailable, TicketRef
+from chalicelib.helpdesk.zendesk import TicketComment, TicketComments
 from chalicelib.models import Author, Direction, Kind, Platform, SocialMessage
 from chalicelib.replies.base import RATE_LIMITED, TOKEN_EXPIRED, UNAVAILABLE, ReplyFailed, ReplyTarget, SentReply
-from chalicelib.store import Conversation, MessageStore
+from chalicelib.store import Conversation, MessageStore, StoreUnavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "dGhpc19zZWNyZXRfaXNfZm9yX3Rlc3Rpbmdfb25seQ=="
@@ -76,12 +79,28 @@ class FakeDispatcher:
         return result
 
 
+AGENT, REQUESTER, BRIDGE_USER, OTHER_USER = "9001", "300", "1", "301"
+USERS = {  # id -> (role, email, name)
+    AGENT: ("agent", "maria@acme.example", "Maria"),
+    REQUESTER: ("end-user", None, "Dana"),
+    OTHER_USER: ("end-user", "cc@example.com", "Someone CC'd"),
+    BRIDGE_USER: ("admin", "agent@socialdesk.local", "socialdesk"),
+}
+
+
 @dataclass
 class FakeHelpdesk:
+    """Zendesk as the reply path sees it: tickets' tags and comments, and the notes we add."""
+
     name: str = "zendesk"
     notes: list[tuple[str, str, str]] = field(default_factory=list)
     status: str = "solved"
     note_failures: int = 0
+    read_failures: int = 0
+    tags: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    comments: dict[str, list[TicketComment]] = field(default_factory=dict)
+    reads: int = 0
+    clock: Any = None
 
     def add_note(self, ticket_id: str, message: SocialMessage, text: str) -> TicketRef:
         if self.note_failures:
@@ -92,6 +111,24 @@ class FakeHelpdesk:
 
     def ticket_status(self, ticket_id: str) -> TicketRef:
         return TicketRef(ticket_id, self.status)
+
+    def comment(self, ticket_id: str, comment_id: str, text: str, *, author: str = AGENT, public: bool = True,
+                channel: str = "web", at: datetime | None = None) -> None:
+        role, email, name = USERS[author]
+        self.comments.setdefault(ticket_id, []).append(TicketComment(
+            comment_id=comment_id, author_id=author, public=public, text=text, created_at=at or self.clock(),
+            channel=channel, author_role=role, author_email=email, author_name=name))
+
+    def ticket_comments(self, ticket_id: str, *, since: datetime | None = None) -> TicketComments:
+        self.reads += 1
+        if self.read_failures:
+            self.read_failures -= 1
+            raise HelpdeskUnavailable("Zendesk answered 429", retry_after=30)
+        if ticket_id not in self.comments:
+            raise HelpdeskRejected("Zendesk GET /api/v2/tickets/{ticket_id} 404")
+        found = [c for c in self.comments[ticket_id] if since is None or (c.created_at and c.created_at >= since)]
+        return TicketComments(tags=self.tags.get(ticket_id, ("socialdesk", "messenger")), requester_id=REQUESTER,
+                              comments=sorted(found, key=lambda c: (c.created_at, int(c.comment_id))))
 
 
 @pytest.fixture
@@ -124,6 +161,12 @@ class Rig:
         headers = signed_headers(SECRET, body, timestamp=stamp, invocation_id=invocation)
         return handle_zendesk_event(headers, body, secret=SECRET, events=self.events, replies=self.replies, now=self.clock)
 
+    def agent_answers(self, comment_id: str = "501", text: str = "We refunded the second charge.", *, ticket: str = "7",
+                      **comment: Any) -> Any:
+        """An agent's public comment on the ticket, then the webhook its trigger sends."""
+        self.helpdesk.comment(ticket, comment_id, text, **comment)
+        return self.deliver(comment_body(ticket=ticket))
+
     def ledger_state(self, comment_id: str) -> str | None:
         record = self.replies.ledger.get(KEY, comment_id)
         return record.state if record else None
@@ -134,7 +177,8 @@ def rig(aws: tuple[Any, str]) -> Rig:
     client, table = aws
     store = MessageStore(table, client)
     clock = Clock()
-    dispatcher, helpdesk = FakeDispatcher(), FakeHelpdesk()
+    dispatcher, helpdesk = FakeDispatcher(), FakeHelpdesk(clock=clock)
+    helpdesk.comment("7", "400", "Hi, I was charged twice.", author=REQUESTER, channel="api", at=T0 - timedelta(minutes=30))
     replies = AgentReplies(store, helpdesk, dispatcher, clock, bridge_email="agent@socialdesk.local", sleep=lambda _s: None)
     rig = Rig(store, EventLog(table, client), dispatcher, helpdesk, clock, replies, client)
     seed_conversation(rig)
@@ -152,22 +196,22 @@ def seed_conversation(rig: Rig, *, ticket_id: str = "7", status: str = "open") -
     rig.store.save_conversation(Conversation(key=KEY, helpdesk="zendesk", ticket_id=ticket_id, ticket_status=status))
 
 
-def comment_body(comment_id: str = "501", text: str = "We refunded the second charge.", *, tags: str = "socialdesk messenger direct_message",
-                 email: str = "maria@acme.example", ticket: str = "7", key: str = KEY) -> bytes:
-    rendered = {
-        "socialdesk_event": "agent_comment", "ticket_id": ticket, "external_id": key, "status": "Open", "tags": tags,
-        "updated_at": T0.strftime("%Y-%m-%dT%H:%M:%SZ"), "comment_id": comment_id, "author_id": "9001",
-        "author_email": email, "author_name": "Maria", "comment": text,
-    }
-    return json.dumps(rendered).encode()
+def comment_body(*, ticket: str = "7", key: str = KEY, author: str = AGENT) -> bytes:
+    """What our comment trigger sends: ids only (COMMENT_EVENT_BODY as Zendesk renders it)."""
+    return render(COMMENT_EVENT_BODY, {"ticket.id": ticket, "ticket.external_id": key, "current_user.id": author})
 
 
 def status_body(status: str = "Solved", *, ticket: str = "7", at: datetime = T0) -> bytes:
-    return json.dumps({
-        "socialdesk_event": "ticket_status", "ticket_id": ticket, "external_id": KEY, "status": status,
-        "tags": "socialdesk", "updated_at": at.strftime("%Y-%m-%dT%H:%M:%SZ"), "author_id": "9001",
-        "author_email": "maria@acme.example",
-    }).encode()
+    return render(STATUS_EVENT_BODY, {"ticket.id": ticket, "ticket.external_id": KEY, "ticket.status": status,
+                                      "ticket.updated_at_with_timestamp": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                                      "current_user.id": AGENT})
+
+
+def render(template: str, values: dict[str, str]) -> bytes:
+    """Fill a trigger body the way Zendesk does (an unknown placeholder renders empty)."""
+    import re
+
+    return re.sub(r"\{\{\s*([a-z_.]+)\s*\}\}", lambda m: values.get(m.group(1), ""), template).encode()
 
 
 # --- signatures ------------------------------------------------------------------------------
@@ -205,7 +249,7 @@ def test_a_forged_or_incomplete_request_is_refused(change: Any, reason: str) -> 
 def test_a_tampered_body_is_refused() -> None:
     headers = signed_headers(SECRET, comment_body(), timestamp="2026-11-20T14:00:00Z")
     with pytest.raises(Unauthorized, match="does not match"):
-        verify_signature(headers, comment_body(text="Send me your password"), SECRET, T0)
+        verify_signature(headers, comment_body(ticket="8"), SECRET, T0)
 
 
 @pytest.mark.parametrize("offset", [timedelta(minutes=-6), timedelta(minutes=6)])
@@ -225,35 +269,27 @@ def test_header_names_are_read_whatever_their_case() -> None:
 # --- our trigger bodies ----------------------------------------------------------------------
 
 
-def render(template: str, values: dict[str, str]) -> bytes:
-    """Fill a trigger body the way Zendesk does for a JSON webhook (values JSON-escaped)."""
-    out = template
-    for name, value in values.items():
-        out = out.replace("{{" + name + "}}", json.dumps(value)[1:-1])
-    return out.encode()
+def test_the_trigger_bodies_carry_only_documented_ids() -> None:
+    # Only placeholders whose values cannot break a JSON string (ids, our own key, a status word).
+    import re
 
-
-def test_the_trigger_bodies_parse() -> None:
-    values = {"ticket.id": "7", "ticket.external_id": KEY, "ticket.status": "Open",
-              "ticket.tags": "socialdesk messenger socialdesk_private", "ticket.updated_at_with_timestamp": "2026-11-20T14:00:00Z",
-              "ticket.latest_public_comment.id": "501", "ticket.latest_public_comment.value": 'Say "hi"\nThanks',
-              "current_user.id": "9001", "current_user.email": "maria@acme.example", "current_user.name": "Maria"}
-    event = parse_event(render(COMMENT_EVENT_BODY, values))
-    assert (event.kind, event.ticket_id, event.conversation_key, event.comment_id) == ("agent_comment", "7", KEY, "501")
-    assert event.text == 'Say "hi"\nThanks' and event.private and event.status == "open"
-    assert event.event_id == "comment:7:501"
-    status = parse_event(render(STATUS_EVENT_BODY, {**values, "ticket.status": "Solved"}))
+    assert set(re.findall(r"\{\{([a-z_.]+)\}\}", COMMENT_EVENT_BODY)) == {"ticket.id", "ticket.external_id", "current_user.id"}
+    assert set(re.findall(r"\{\{([a-z_.]+)\}\}", STATUS_EVENT_BODY)) == {
+        "ticket.id", "ticket.external_id", "ticket.status", "ticket.updated_at_with_timestamp", "current_user.id"}
+    event = parse_event(comment_body())
+    assert (event.kind, event.ticket_id, event.conversation_key, event.author_id) == ("agent_comment", "7", KEY, AGENT)
+    assert event.comment_id is None and event.text == "" and event.event_id == "comments:7"
+    status = parse_event(status_body("Solved"))
     assert (status.kind, status.status, status.event_id) == ("ticket_status", "solved", "status:7:solved:20261120T140000Z")
 
 
-def test_an_unescaped_comment_is_still_read() -> None:
-    raw = COMMENT_EVENT_BODY
-    for name, value in {"ticket.id": "7", "ticket.external_id": KEY, "ticket.latest_public_comment.id": "502",
-                        "ticket.tags": "socialdesk", "current_user.email": "maria@acme.example"}.items():
-        raw = raw.replace("{{" + name + "}}", value)
-    raw = raw.replace("{{ticket.latest_public_comment.value}}", 'Use the code "SPRING" at checkout\n\tBye')
-    event = parse_event(raw.encode())
-    assert (event.comment_id, event.text) == ("502", 'Use the code "SPRING" at checkout\n\tBye')
+def test_a_body_of_the_old_trigger_is_read_for_its_ids_only() -> None:
+    # Before `make zendesk-setup` runs again, the old trigger still sends the comment's text
+    # (maybe unescaped) and an undocumented comment id: neither is trusted.
+    old = ('{"socialdesk_event": "agent_comment", "ticket_id": "7", "external_id": "' + KEY + '", "tags": "socialdesk", '
+           '"comment_id": "", "author_id": "9001", "comment": "Use the code "SPRING"\n\tBye"}').encode()
+    event = parse_event(old)
+    assert (event.ticket_id, event.conversation_key, event.comment_id, event.text) == ("7", KEY, None, "")
 
 
 @pytest.mark.parametrize(
@@ -261,11 +297,10 @@ def test_an_unescaped_comment_is_still_read() -> None:
     [
         (b"", "empty"),
         (b"not json", "not valid JSON"),
-        (comment_body(comment_id=""), "latest_public_comment.id"),
         (json.dumps({"socialdesk_event": "something_else", "ticket_id": "7"}).encode(), "socialdesk_event"),
         (json.dumps({"socialdesk_event": "ticket_status", "ticket_id": ""}).encode(), "ticket_id"),
         (b"[" * 100_000 + b"]" * 100_000, "too deeply"),
-        (comment_body(text="\ud800 lone"), "not valid Unicode"),
+        (json.dumps({"socialdesk_event": "agent_comment", "ticket_id": "7", "external_id": "\ud800"}).encode(), "not valid Unicode"),
         (comment_body(key="k" * 5000), "longer than"),
         (b"\xff\xfe not utf-8", "not UTF-8"),
     ],
@@ -281,35 +316,28 @@ def test_a_body_that_is_not_ours_is_a_bad_request(body: bytes, reason: str) -> N
 def test_an_event_is_claimed_once_and_a_crashed_claim_is_taken_over_after_the_lease(aws: tuple[Any, str]) -> None:
     client, table = aws
     log = EventLog(table, client, lease=timedelta(minutes=3))
-    assert log.claim("zendesk", "comment:7:501", T0)
-    assert not log.claim("zendesk", "comment:7:501", T0 + timedelta(seconds=5))
-    assert log.claim("zendesk", "comment:7:501", T0 + timedelta(minutes=4))  # left "processing": taken over
-    log.done("zendesk", "comment:7:501", "sent", T0)
-    assert not log.claim("zendesk", "comment:7:501", T0 + timedelta(hours=1))  # done stays done
-    assert log.claim("zendesk", "comment:7:502", T0)
-    log.release("zendesk", "comment:7:502")
-    assert log.claim("zendesk", "comment:7:502", T0)
-    item = client.get_item(TableName=table, Key=EventLog.key("zendesk", "comment:7:501"))["Item"]
+    assert log.claim("zendesk", "status:7:solved:1", T0)
+    assert not log.claim("zendesk", "status:7:solved:1", T0 + timedelta(seconds=5))
+    assert log.claim("zendesk", "status:7:solved:1", T0 + timedelta(minutes=4))  # left "processing": taken over
+    log.done("zendesk", "status:7:solved:1", "status_updated", T0)
+    assert not log.claim("zendesk", "status:7:solved:1", T0 + timedelta(hours=1))  # done stays done
+    assert log.claim("zendesk", "status:7:open:2", T0)
+    log.release("zendesk", "status:7:open:2")
+    assert log.claim("zendesk", "status:7:open:2", T0)
+    item = client.get_item(TableName=table, Key=EventLog.key("zendesk", "status:7:solved:1"))["Item"]
     assert int(item["expires_at"]["N"]) > T0.timestamp()
 
 
-def test_a_duplicate_event_sends_one_reply(rig: Rig) -> None:
-    first = rig.deliver(comment_body(), invocation="111")
-    again = rig.deliver(comment_body(), invocation="111")  # Zendesk's retry of the same invocation
-    other = rig.deliver(comment_body(), invocation="222")  # another trigger firing for the same comment
+def test_a_repeated_delivery_sends_one_reply(rig: Rig) -> None:
+    first = rig.agent_answers()
+    again = rig.deliver(comment_body(), invocation="1001")  # Zendesk's retry of the same invocation
+    other = rig.deliver(comment_body(), invocation="2002")  # another trigger firing for the same update
     assert (first.outcome, first.duplicate) == ("sent", False)
-    assert again.duplicate and other.duplicate
+    assert (again.outcome, again.duplicate) == ("already_sent", True) and other.duplicate
     assert len(rig.dispatcher.calls) == 1
 
 
-def test_a_repeat_that_slips_past_the_event_log_still_sends_once(rig: Rig) -> None:
-    rig.deliver(comment_body())
-    rig.client.delete_item(TableName=rig.store.table_name, Key=EventLog.key("zendesk", "comment:7:501"))
-    assert rig.deliver(comment_body()).outcome == Outcome.ALREADY_SENT.value
-    assert len(rig.dispatcher.calls) == 1
-
-
-def test_a_failure_releases_the_claim_and_answers_503(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failure_releases_the_status_claim_and_answers_503(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
 
     def broken(event: Any) -> Any:
@@ -323,11 +351,102 @@ def test_a_failure_releases_the_claim_and_answers_503(rig: Rig, monkeypatch: pyt
     assert rig.deliver(status_body()).outcome == Outcome.STATUS_UPDATED.value  # Zendesk's retry is processed
 
 
+# --- which comments are sent -----------------------------------------------------------------
+
+
+def test_the_agents_comment_is_read_from_zendesk_with_its_text_intact(rig: Rig) -> None:
+    text = 'Use the code "SPRING" at checkout.\n\tThen tap \\ "Apply" {"not": "json"}'
+    assert rig.agent_answers(text=text).outcome == "sent"
+    (call,) = rig.dispatcher.calls
+    assert call["text"] == text and call["key"] == "zendesk:7:501"
+
+
+def test_two_agent_comments_before_one_delivery_are_both_sent_in_order_once(rig: Rig) -> None:
+    rig.helpdesk.comment("7", "501", "First: we refunded the charge.")
+    rig.clock.advance(seconds=20)
+    rig.helpdesk.comment("7", "502", "Second: it shows in 3 days.")
+    result = rig.deliver(comment_body())  # the first comment's webhook came late: both are there
+    assert result.outcome == "sent"
+    assert [c["text"] for c in rig.dispatcher.calls] == ["First: we refunded the charge.", "Second: it shows in 3 days."]
+    assert rig.deliver(comment_body(), invocation="1002").duplicate  # the second comment's own webhook
+    assert len(rig.dispatcher.calls) == 2
+
+
+def test_only_public_comments_of_agents_are_sent(rig: Rig) -> None:
+    rig.helpdesk.comment("7", "402", "Invoice INV-2291", author=REQUESTER, channel="api")  # the customer, via the bridge
+    rig.helpdesk.comment("7", "403", "Not sent: token expired.", author=BRIDGE_USER, public=False, channel="api")  # our note
+    rig.helpdesk.comment("7", "404", "Ours, through the API", author=BRIDGE_USER, channel="api")
+    rig.helpdesk.comment("7", "405", "Check the warehouse", public=False)  # an agent's internal note
+    rig.helpdesk.comment("7", "406", "Me too!", author=OTHER_USER, channel="email")  # an end user CC'd by email
+    rig.helpdesk.comment("7", "407", "Written by an app through the API", channel="api")
+    rig.helpdesk.comment("7", "408", "An auto-reply added by a trigger", channel="rule")
+    assert rig.deliver(comment_body()).outcome == "no_new_reply"
+    assert rig.dispatcher.calls == [] and rig.helpdesk.notes == []
+    rig.helpdesk.comment("7", "409", "Done!")
+    assert rig.deliver(comment_body()).outcome == "sent"
+    assert [c["key"] for c in rig.dispatcher.calls] == ["zendesk:7:409"]
+
+
+def test_comments_older_than_the_lookback_are_never_sent(rig: Rig) -> None:
+    rig.helpdesk.comment("7", "480", "Answered long ago (before socialdesk read comments)", at=T0 - timedelta(hours=30))
+    rig.helpdesk.comment("7", "501", "New answer")
+    rig.deliver(comment_body())
+    assert [c["key"] for c in rig.dispatcher.calls] == ["zendesk:7:501"]
+
+
+def test_a_follow_up_ticket_sends_its_own_comments(rig: Rig) -> None:
+    rig.agent_answers("501", "On the first ticket")
+    rig.store.save_conversation(replace_ticket(rig.store.get_conversation(KEY), "8"))
+    rig.helpdesk.comment("8", "600", "Hi again", author=REQUESTER, channel="api")  # the follow-up's first comment
+    assert rig.agent_answers("601", "On the follow-up", ticket="8").outcome == "sent"
+    assert [c["key"] for c in rig.dispatcher.calls] == ["zendesk:7:501", "zendesk:8:601"]
+
+
+def test_a_comment_another_delivery_is_sending_is_waited_for_before_the_next(rig: Rig) -> None:
+    from chalicelib.agent_replies import ReplyRecord
+
+    rig.helpdesk.comment("7", "501", "First")
+    rig.clock.advance(seconds=5)
+    rig.helpdesk.comment("7", "502", "Second")
+    other = ReplyRecord(KEY, "501", "7", "First", claimed_at_ms=int(rig.clock().timestamp() * 1000))
+    assert rig.replies.ledger.claim_new(other, rig.clock())  # another invocation is sending the first one
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:  # it finishes while we wait
+        waits.append(seconds)
+        rig.replies.ledger.mark_sent(other, SentReply("m_other"), rig.clock())
+
+    rig.replies._sleep = sleep  # noqa: SLF001
+    rig.deliver(comment_body())
+    assert waits and [c["text"] for c in rig.dispatcher.calls] == ["Second"]
+
+
+def test_a_ticket_that_cannot_be_read_is_rechecked_by_the_schedule(rig: Rig) -> None:
+    rig.helpdesk.comment("7", "501", "We refunded the second charge.")
+    rig.helpdesk.read_failures = 3  # Zendesk answers 429 to our read
+    with pytest.raises(Unavailable):
+        rig.deliver(comment_body())
+    assert rig.dispatcher.calls == []
+    rig.clock.advance(minutes=3)
+    assert rig.replies.retry_due().outcomes == {"recheck_failed": 1}
+    rig.clock.advance(minutes=5)
+    assert rig.replies.retry_due().outcomes == {"recheck_failed": 1}
+    rig.clock.advance(minutes=10)
+    assert rig.replies.retry_due().outcomes == {"sent": 1}  # Zendesk answers again: the comment goes out
+    rig.clock.advance(hours=1)
+    assert rig.replies.retry_due().outcomes == {}  # nothing left to recheck
+    assert len(rig.dispatcher.calls) == 1
+
+
+def test_a_deleted_ticket_is_answered_200_with_nothing_sent(rig: Rig) -> None:
+    assert rig.deliver(comment_body(ticket="99")).outcome == "ticket_not_readable"
+
+
 # --- replies ---------------------------------------------------------------------------------
 
 
 def test_a_public_agent_comment_is_sent_stored_as_outbound_and_timed(rig: Rig) -> None:
-    result = rig.deliver(comment_body())
+    result = rig.agent_answers()
     assert result.outcome == "sent"
     (call,) = rig.dispatcher.calls
     assert call["text"] == "We refunded the second charge." and call["private"] is False
@@ -339,33 +458,39 @@ def test_a_public_agent_comment_is_sent_stored_as_outbound_and_timed(rig: Rig) -
     times = first_response(rig.store, KEY)
     assert times is not None and times["first_response_seconds"] == 30 * 60 and times["responses"] == 1
     rig.clock.advance(minutes=10)
-    rig.deliver(comment_body(comment_id="502", text="Anything else?"))
+    rig.agent_answers("502", "Anything else?")
     later = first_response(rig.store, KEY)
     assert later is not None and later["first_response_at"] == times["first_response_at"] and later["responses"] == 2
     assert [text for _, _, text in rig.helpdesk.notes] == ["Sent to the customer on Messenger."] * 2  # the agent sees each went out
 
 
+def test_a_platform_that_answers_without_an_id_still_gets_the_note_and_the_response_time(rig: Rig) -> None:
+    rig.dispatcher.script.append(SentReply("", via="line_push"))  # e.g. LINE before 2023: 200 {}
+    assert rig.agent_answers().outcome == "sent"
+    assert [text for _, _, text in rig.helpdesk.notes] == ["Sent to the customer on Messenger as a push message."]
+    assert first_response(rig.store, KEY)["responses"] == 1  # type: ignore[index]
+    assert rig.ledger_state("501") == "sent"
+    stored = rig.store.get_message(KEY, "zendesk-reply-7-501")  # no platform id: the answer is kept under ours
+    assert stored is not None and stored.direction is Direction.OUTBOUND
+
+
 def test_the_private_tag_asks_for_a_private_answer(rig: Rig) -> None:
-    rig.deliver(comment_body(tags="socialdesk facebook comment socialdesk_private"))
+    rig.helpdesk.tags["7"] = ("socialdesk", "facebook", "socialdesk_private")
+    rig.agent_answers()
     assert rig.dispatcher.calls[0]["private"] is True
-
-
-def test_the_bridge_own_comments_are_ignored(rig: Rig) -> None:
-    assert rig.deliver(comment_body(email="Agent@Socialdesk.local")).outcome == "ignored_own_comment"
-    assert rig.dispatcher.calls == []
 
 
 def test_a_ticket_without_a_conversation_key_is_ignored(rig: Rig) -> None:
     assert rig.deliver(comment_body(key="")).outcome == "ignored_not_bridged"
+    assert rig.helpdesk.reads == 0
 
 
 def test_a_token_expired_failure_becomes_a_note_in_plain_words(rig: Rig) -> None:
     words = "Not sent: the Facebook Page's access token expired. Reconnect the Page in socialdesk settings."
     rig.dispatcher.script.append(ReplyFailed(TOKEN_EXPIRED, words))
-    assert rig.deliver(comment_body()).outcome == "failed_noted"
+    assert rig.agent_answers().outcome == "failed_noted"
     assert rig.helpdesk.notes == [("7", "messenger:zendesk-comment-501", words)]
     assert rig.ledger_state("501") == "failed"
-    rig.client.delete_item(TableName=rig.store.table_name, Key=EventLog.key("zendesk", "comment:7:501"))
     assert rig.deliver(comment_body()).outcome == "already_handled"
     assert len(rig.dispatcher.calls) == 1 and len(rig.helpdesk.notes) == 1
 
@@ -374,7 +499,7 @@ def test_a_rate_limit_is_noted_with_the_retry_time_and_retried_once_due(rig: Rig
     retry_at = T0 + timedelta(minutes=5)
     words = "Not sent: Messenger is limiting how much this Facebook Page can send. It can be sent again after 14:05 UTC."
     rig.dispatcher.script.append(ReplyFailed(RATE_LIMITED, words, retry_at=retry_at, transient=True))
-    assert rig.deliver(comment_body()).outcome == "retry_scheduled"
+    assert rig.agent_answers().outcome == "retry_scheduled"
     ((_, _, note),) = rig.helpdesk.notes
     assert note == f"{words} socialdesk is retrying at 14:05 UTC."
     assert rig.ledger_state("501") == "retry"
@@ -387,12 +512,22 @@ def test_a_rate_limit_is_noted_with_the_retry_time_and_retried_once_due(rig: Rig
     assert rig.store.get_message(KEY, "m_sent_2") is not None
 
 
+def test_the_schedule_running_twice_sends_once(rig: Rig) -> None:
+    rig.dispatcher.script.append(ReplyFailed(RATE_LIMITED, "Not sent: slow down.", retry_at=T0 + timedelta(minutes=1),
+                                             transient=True))
+    rig.agent_answers()
+    rig.clock.advance(minutes=2)
+    first, second = rig.replies.retry_due(), rig.replies.retry_due()  # EventBridge delivered the tick twice
+    assert first.outcomes == {"sent": 1} and second.outcomes == {}
+    assert len(rig.dispatcher.calls) == 2
+
+
 def test_retries_stop_after_the_last_attempt_with_a_note(rig: Rig) -> None:
     rig.replies.max_attempts = 2
     failure = ReplyFailed(UNAVAILABLE, "Not sent: Messenger could not be reached. Nothing was posted; it is safe to send again.",
                           transient=True)
     rig.dispatcher.script.extend([failure, failure])
-    rig.deliver(comment_body())
+    rig.agent_answers()
     rig.clock.advance(minutes=2)
     assert rig.replies.retry_due().outcomes == {"failed_noted": 1}
     assert rig.ledger_state("501") == "failed"
@@ -400,37 +535,61 @@ def test_retries_stop_after_the_last_attempt_with_a_note(rig: Rig) -> None:
     assert len(rig.helpdesk.notes) == 2  # the first failure, then the end
 
 
+def test_an_unreadable_conversation_counts_as_an_attempt_and_is_noted_when_they_run_out(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import chalicelib.agent_replies as agent_replies
+
+    def unreadable(store: Any, key: str) -> Any:
+        raise StoreUnavailable("could not read conversation: ProvisionedThroughputExceededException")
+
+    monkeypatch.setattr(agent_replies, "conversation_messages", unreadable)
+    rig.replies.max_attempts = 3
+    with pytest.raises(Unavailable):
+        rig.agent_answers()  # 503: the helpdesk's own retry, or the schedule, tries again
+    outcomes = []
+    for _ in range(6):
+        rig.clock.advance(minutes=2)
+        outcomes.append(dict(rig.replies.retry_due().outcomes))
+    # The ticket is read again too (the delivery failed): the comment is the ledger's already.
+    assert outcomes[:2] == [{"retry_scheduled": 1, "waiting_retry": 1}, {"failed_noted": 1}]
+    assert outcomes[2:] == [{}] * 4  # it stops: not every 2 minutes forever
+    assert rig.ledger_state("501") == "failed" and rig.dispatcher.calls == []
+    (note,) = [text for _, _, text in rig.helpdesk.notes]
+    assert note == ("Not sent: socialdesk could not read this conversation's messages (its database did not answer), "
+                    "tried 3 times and stopped. Send the answer again as a new comment, or answer on Messenger directly.")
+
+
 def test_a_reply_that_may_have_been_posted_is_never_resent(rig: Rig) -> None:
     words = "Not confirmed: the connection to Messenger broke after the reply was sent, so it may have been posted."
     rig.dispatcher.script.append(ReplyFailed(UNAVAILABLE, words, transient=True, duplicate_risk=True))
-    assert rig.deliver(comment_body()).outcome == "ambiguous_noted"
+    assert rig.agent_answers().outcome == "ambiguous_noted"
     rig.clock.advance(hours=1)
     assert rig.replies.retry_due().outcomes == {}
     assert len(rig.dispatcher.calls) == 1 and rig.helpdesk.notes[-1][2] == words
     assert rig.ledger_state("501") == "unknown"
 
 
-def test_a_send_interrupted_mid_way_is_reported_not_resent(rig: Rig) -> None:
+def _claimed_then_died(rig: Rig) -> None:
     from chalicelib.agent_replies import ReplyRecord
-    from chalicelib.agent_events import parse_event as parse
 
-    record = ReplyRecord.from_event(parse(comment_body()), T0)
-    assert rig.replies.ledger.claim_new(record, T0)  # an invocation claimed it, then died
+    rig.helpdesk.comment("7", "501", "We refunded the second charge.")
+    record = ReplyRecord(KEY, "501", "7", "We refunded the second charge.", claimed_at_ms=int(T0.timestamp() * 1000))
+    assert rig.replies.ledger.claim_new(record, T0)  # an invocation claimed it, then died mid-send
+
+
+def test_a_send_interrupted_mid_way_is_reported_not_resent(rig: Rig) -> None:
+    _claimed_then_died(rig)
     rig.clock.advance(seconds=30)
     assert rig.deliver(comment_body()).outcome == "in_progress"
     rig.clock.advance(minutes=5)
-    rig.client.delete_item(TableName=rig.store.table_name, Key=EventLog.key("zendesk", "comment:7:501"))
     assert rig.deliver(comment_body()).outcome == "ambiguous_noted"
     assert rig.dispatcher.calls == []
     assert "may or may not have been posted" in rig.helpdesk.notes[-1][2]
 
 
 def test_a_send_interrupted_mid_way_is_reported_by_the_schedule(rig: Rig) -> None:
-    from chalicelib.agent_replies import ReplyRecord
-    from chalicelib.agent_events import parse_event as parse
-
-    record = ReplyRecord.from_event(parse(comment_body()), T0)
-    assert rig.replies.ledger.claim_new(record, T0)  # claimed, then the invocation died
+    _claimed_then_died(rig)
     assert rig.replies.retry_due().outcomes == {}  # within the lease: maybe still sending
     rig.clock.advance(minutes=4)
     assert rig.replies.retry_due().outcomes == {"ambiguous_noted": 1}
@@ -441,16 +600,54 @@ def test_a_send_interrupted_mid_way_is_reported_by_the_schedule(rig: Rig) -> Non
 def test_a_note_that_could_not_be_added_is_added_on_the_repeat(rig: Rig) -> None:
     rig.helpdesk.note_failures = 2
     rig.dispatcher.script.append(ReplyFailed(TOKEN_EXPIRED, "Not sent: token expired."))
-    rig.deliver(comment_body())
+    rig.agent_answers()
     assert rig.helpdesk.notes == []
-    rig.client.delete_item(TableName=rig.store.table_name, Key=EventLog.key("zendesk", "comment:7:501"))
     rig.deliver(comment_body())
     assert [n[2] for n in rig.helpdesk.notes] == ["Not sent: token expired."]
 
 
 def test_an_empty_conversation_is_noted(rig: Rig) -> None:
+    rig.helpdesk.comment("7", "501", "Hello?")
     assert rig.deliver(comment_body(key="messenger:dm:1:2")).outcome == "failed_noted"
     assert "no messages to answer" in rig.helpdesk.notes[0][2]
+
+
+def test_one_failing_retry_does_not_stop_the_schedule_run(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    for comment_id in ("501", "502"):
+        rig.dispatcher.script.append(ReplyFailed(RATE_LIMITED, "Not sent: slow down.", retry_at=T0, transient=True))
+        rig.agent_answers(comment_id, f"Answer {comment_id}")
+    real = rig.replies._attempt  # noqa: SLF001
+
+    def flaky(record: Any, **options: Any) -> Any:
+        if record.comment_id == "501":
+            raise RuntimeError("a bug in one record")
+        return real(record, **options)
+
+    monkeypatch.setattr(rig.replies, "_attempt", flaky)
+    rig.clock.advance(minutes=2)
+    assert rig.replies.retry_due().outcomes == {"error": 1, "sent": 1}
+
+
+# --- the retry queue -------------------------------------------------------------------------
+
+
+def test_the_retry_queue_is_per_helpdesk_and_old_items_are_still_read(rig: Rig) -> None:
+    """Items written before the helpdesk was part of the queue key (``RETRY#agent_reply``)
+    are still found, filtered to this helpdesk, however many of another helpdesk come first."""
+    rig.dispatcher.script.append(ReplyFailed(RATE_LIMITED, "Not sent: slow down.", retry_at=T0, transient=True))
+    rig.agent_answers()
+    item = rig.client.get_item(TableName=rig.store.table_name, Key=rig.replies.ledger.key(KEY, "501"))["Item"]
+    assert item["gsi1pk"]["S"] == "RETRY#agent_reply#zendesk"
+    # An upgrade: our pending retry still under the old key, behind 30 of a Freshdesk deployment's.
+    rig.client.update_item(TableName=rig.store.table_name, Key=rig.replies.ledger.key(KEY, "501"),
+                           UpdateExpression="SET gsi1pk = :old", ExpressionAttributeValues={":old": {"S": "RETRY#agent_reply"}})
+    for n in range(30):
+        rig.client.put_item(TableName=rig.store.table_name, Item={
+            "pk": {"S": f"CONV#messenger:dm:1:{n}"}, "sk": {"S": f"REPLY#freshdesk#{n}"}, "item_type": {"S": "agent_reply"},
+            "state": {"S": "retry"}, "gsi1pk": {"S": "RETRY#agent_reply"}, "gsi1sk": {"S": "2026-01-01T00:00:00.000000Z"}})
+    rig.clock.advance(minutes=2)
+    assert rig.replies.retry_due().outcomes == {"sent": 1}
+    assert rig.ledger_state("501") == "sent"
 
 
 # --- status ----------------------------------------------------------------------------------
@@ -473,10 +670,12 @@ def test_a_status_change_of_an_older_ticket_is_ignored(rig: Rig) -> None:
 
 
 def test_the_ledger_and_the_status_rule_follow_the_helpdesk_adapter(rig: Rig) -> None:
+    from chalicelib.agent_events import AgentEvent
+
     freshdesk = FakeHelpdesk(name="freshdesk", status="solved")
     replies = AgentReplies(rig.store, freshdesk, rig.dispatcher, rig.clock, sleep=lambda _s: None)
     rig.store.save_conversation(replace_helpdesk(rig.store.get_conversation(KEY), "freshdesk"))
-    event = parse_event(comment_body(comment_id="901"))
+    event = AgentEvent(kind="agent_comment", ticket_id="7", conversation_key=KEY, comment_id="901", text="Hi")
     assert replies.handle(event).value == "sent"
     assert rig.dispatcher.calls[-1]["key"] == "freshdesk:7:901"
     sks = {i["sk"]["S"] for i in rig.client.query(TableName=rig.store.table_name, KeyConditionExpression="pk = :pk",
@@ -488,4 +687,9 @@ def test_the_ledger_and_the_status_rule_follow_the_helpdesk_adapter(rig: Rig) ->
 
 def replace_helpdesk(conversation: Conversation, name: str) -> Conversation:
     conversation.helpdesk = name
+    return conversation
+
+
+def replace_ticket(conversation: Conversation, ticket_id: str) -> Conversation:
+    conversation.ticket_id, conversation.ticket_status = ticket_id, "new"
     return conversation
