@@ -77,6 +77,9 @@ PRIVATE_TAG = "socialdesk_private"  # an agent (or a macro) adds it to answer pr
 COMMENT_EVENT = "agent_comment"
 STATUS_EVENT = "ticket_status"
 EVENT_KINDS = (COMMENT_EVENT, STATUS_EVENT)
+# What handling an agent comment answers when an earlier delivery already did the work
+# (``agent_replies.Outcome`` values): the delivery was a repeat.
+REPEAT_OUTCOMES = frozenset({"already_sent", "already_handled", "in_progress", "waiting_retry"})
 
 # The bodies our triggers send: ids only (see the module docstring).
 COMMENT_EVENT_BODY = (
@@ -467,10 +470,7 @@ def handle_zendesk_event(
     if claimed:
         events.done("zendesk", event_id, outcome, moment)
     logger.info("zendesk event handled", extra={"event_id": event_id, "kind": event.kind, "outcome": outcome})
-    return EventResult(200, event_id, event.kind, outcome, duplicate=outcome in _REPEATS)
-
-
-_REPEATS = frozenset({"already_sent", "already_handled", "in_progress", "waiting_retry"})
+    return EventResult(200, event_id, event.kind, outcome, duplicate=outcome in REPEAT_OUTCOMES)
 
 
 def _is_transient(exc: Exception) -> bool:

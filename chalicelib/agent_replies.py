@@ -17,8 +17,9 @@
     right now is waited for (up to ~10 s) before a later one is sent;
   - when the ticket (or our table) cannot be read, the delivery answers 503 and a
     ``RECHECK#<helpdesk>#<ticket>`` item in the retry queue has the schedule read the
-    ticket again (backing off; given up with a note after ``max_attempts``), so a lost
-    or refused delivery loses no answer.
+    ticket again (backing off; given up with a note after ``max_attempts``), so a refused
+    delivery loses no answer. A delivery that finds no new agent answer at all has the
+    ticket read again once too, in case the comment was not readable yet.
 
 * ``agent_comment`` with a ``comment_id`` (Freshdesk: ``freshdesk_events`` reads the
   conversations itself): that one comment. Either way, one comment's way out is: the
@@ -100,7 +101,7 @@ from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.agent_events import COMMENT_EVENT, STATUS_EVENT, AgentEvent
+from chalicelib.agent_events import COMMENT_EVENT, REPEAT_OUTCOMES, STATUS_EVENT, AgentEvent
 from chalicelib.helpdesk.base import HelpdeskError, HelpdeskRejected, HelpdeskUnavailable, TicketClosed
 from chalicelib.models import Author, Direction, Kind, Platform, SocialMessage
 from chalicelib.replies.base import (
@@ -130,8 +131,9 @@ DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_LEASE = timedelta(minutes=3)  # longer than the API function's timeout
 MIN_RETRY_DELAY = timedelta(seconds=30)
 RECHECK_DELAY = timedelta(minutes=2)
-# Agent comments older than this are never sent: a webhook is retried for minutes, not
-# days, and an answer that old is better re-sent by the agent, knowingly.
+# Agent comments older than this are never sent: a helpdesk delivers its webhooks within
+# a day (Freshdesk defers those over its rate limit up to 24 h; Zendesk retries for
+# minutes), and an answer older than that is better re-sent by the agent, knowingly.
 REPLY_LOOKBACK = timedelta(hours=26)
 # Channels of comments that are not an agent answering: written through the API (the
 # bridge, apps) or added by a trigger or automation.
@@ -555,12 +557,11 @@ def _platform_of(key: str) -> Platform:
 
 # What a comment the ledger already knows is, when it is left to the ledger's schedule.
 _KNOWN_STATES = {"sent": Outcome.ALREADY_SENT, "sending": Outcome.IN_PROGRESS, "retry": Outcome.WAITING_RETRY}
-REPEAT_OUTCOMES = frozenset({Outcome.ALREADY_SENT, Outcome.ALREADY_HANDLED, Outcome.IN_PROGRESS, Outcome.WAITING_RETRY})
 
 
 def _summary(outcomes: list[Outcome]) -> Outcome:
     """One outcome for several comments: the last one something happened to, else the last."""
-    fresh = [o for o in outcomes if o not in REPEAT_OUTCOMES]
+    fresh = [o for o in outcomes if o.value not in REPEAT_OUTCOMES]
     return fresh[-1] if fresh else (outcomes[-1] if outcomes else Outcome.NO_NEW_REPLY)
 
 
@@ -647,17 +648,24 @@ class AgentReplies:
     def send_new_comments(self, event: AgentEvent) -> Outcome:
         """The ticket's public agent comments of the last ``lookback``, each sent at most once,
         oldest first. If the ticket or our table cannot be read, the schedule reads it again
-        (``RECHECK#``) and the error is raised (the route answers 503)."""
+        (``RECHECK#``) and the error is raised (the route answers 503). So it does when the
+        ticket shows no new agent answer at all: the comment that fired the trigger may not
+        be readable yet."""
         assert event.conversation_key
         try:
-            outcomes = self._send_comments_of(event.conversation_key, event.ticket_id, resume=True)
+            outcome = _summary(self._send_comments_of(event.conversation_key, event.ticket_id, resume=True))
         except (HelpdeskUnavailable, StoreUnavailable, ConversationConflict):
-            try:
-                self.ledger.schedule_recheck(event.conversation_key, event.ticket_id, self.now())
-            except StoreUnavailable as exc:
-                logger.error("ticket recheck not scheduled", extra={"ticket_id": event.ticket_id, "reason": str(exc)})
+            self._recheck_later(event.conversation_key, event.ticket_id)
             raise
-        return _summary(outcomes)
+        if outcome is Outcome.NO_NEW_REPLY:
+            self._recheck_later(event.conversation_key, event.ticket_id)
+        return outcome
+
+    def _recheck_later(self, key: str, ticket_id: str) -> None:
+        try:
+            self.ledger.schedule_recheck(key, ticket_id, self.now())
+        except StoreUnavailable as exc:
+            logger.error("ticket recheck not scheduled", extra={"ticket_id": ticket_id, "reason": str(exc)})
 
     def _send_comments_of(self, key: str, ticket_id: str, *, resume: bool) -> list[Outcome]:
         try:

@@ -69,7 +69,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Protocol
 
-from chalicelib.agent_events import COMMENT_EVENT, STATUS_EVENT, AgentEvent, EventLog, decode_body
+from chalicelib.agent_events import COMMENT_EVENT, REPEAT_OUTCOMES, STATUS_EVENT, AgentEvent, EventLog, decode_body
+from chalicelib.agent_replies import REPLY_LOOKBACK
 from chalicelib.errors import (
     BadRequest,
     NotConfigured,
@@ -94,7 +95,6 @@ SOURCE = "freshdesk"
 TOKEN_HEADER = "X-Socialdesk-Token"
 EVENT_NAME = "freshdesk_ticket_update"
 MAX_BODY_BYTES = 64 * 1024  # our body is a few hundred bytes of ids and names
-REPLY_LOOKBACK = timedelta(hours=26)  # Freshdesk defers webhooks over the rate limit up to 24 h
 BRIDGE_TAG = "socialdesk"
 CONVERSATION_TAG_PREFIX = "sdc-"
 REFERENCE_MARK = "[socialdesk:"  # every description and note the bridge writes carries it
@@ -533,7 +533,7 @@ class FreshdeskEventResult:
         }
 
 
-_REPEAT_OUTCOMES = frozenset({"duplicate", "already_sent", "already_handled", "in_progress", "waiting_retry"})
+_REPEAT_OUTCOMES = REPEAT_OUTCOMES | {"duplicate"}
 
 
 def _utc(moment: datetime) -> datetime:

@@ -438,6 +438,16 @@ def test_a_ticket_that_cannot_be_read_is_rechecked_by_the_schedule(rig: Rig) -> 
     assert len(rig.dispatcher.calls) == 1
 
 
+def test_a_comment_not_readable_yet_when_its_delivery_comes_is_sent_by_the_recheck(rig: Rig) -> None:
+    assert rig.deliver(comment_body()).outcome == "no_new_reply"  # the API does not show the comment yet
+    rig.helpdesk.comment("7", "501", "We refunded the second charge.")
+    rig.clock.advance(minutes=2)
+    assert rig.replies.retry_due().outcomes == {"sent": 1}
+    rig.clock.advance(hours=1)
+    assert rig.replies.retry_due().outcomes == {}
+    assert len(rig.dispatcher.calls) == 1
+
+
 def test_a_deleted_ticket_is_answered_200_with_nothing_sent(rig: Rig) -> None:
     assert rig.deliver(comment_body(ticket="99")).outcome == "ticket_not_readable"
 
