@@ -11,7 +11,7 @@ defined here, next to the parser that reads them, so the two cannot drift apart:
 * ``ticket_status`` (``STATUS_EVENT_BODY``): a bridged ticket's status changed.
 
 The bodies carry ids only: ``{{ticket.id}}``, ``{{ticket.external_id}}`` (our conversation
-key, ``[A-Za-z0-9:._-]``), ``{{current_user.id}}``, and for the status trigger
+key: platform ids joined by colons), ``{{current_user.id}}``, and for the status trigger
 ``{{ticket.status}}`` and ``{{ticket.updated_at_with_timestamp}}``. No comment text and no
 comment id: Zendesk's placeholder reference documents no ``.id`` for a comment, and nothing
 says placeholder values are escaped for JSON, so a reply with a quote or a newline could
