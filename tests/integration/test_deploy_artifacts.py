@@ -249,7 +249,10 @@ def test_packaged_functions_and_event_sources(packaged):
     assert schedule == {"Type": "Schedule", "Properties": {"Schedule": "rate(10 minutes)"}}
     (poll,) = functions["PollX"]["Events"].values()
     assert poll == {"Type": "Schedule", "Properties": {"Schedule": "rate(2 minutes)"}}
-    for name in ("APIHandler", "RedriveParked", "PollX"):
+    # The redrive may replay a long backlog (one message can spend 120 s on its attachments):
+    # Lambda's longest timeout, with the sync's remaining-time guard inside.
+    assert (functions["RedriveParked"]["Timeout"], functions["RedriveParked"]["MemorySize"]) == (900, 512)
+    for name in ("APIHandler", "PollX"):
         assert functions[name]["Timeout"] == 30
     for properties in functions.values():
         assert re.fullmatch(r"python3\.1[1-4]", properties["Runtime"])
