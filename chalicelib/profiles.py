@@ -112,7 +112,7 @@ class LineProfiles:
         self._token_provider = token_provider
         self._pool = pool
         self._timeout = timeout
-        self._clients: dict[str, JsonHttpClient] = {}
+        self._client_of: tuple[str, JsonHttpClient] | None = None  # (token, its client): a rotated token gets a new one
 
     def _client(self) -> JsonHttpClient:
         from chalicelib.helpdesk.http import JsonHttpClient
@@ -120,20 +120,22 @@ class LineProfiles:
         token = (self._token_provider() or "").strip()
         if not token:
             raise ProfileUnavailable("no LINE channel access token is configured")
-        client = self._clients.get(token)
-        if client is None:
+        if self._client_of is None or self._client_of[0] != token:
             if self._pool is None:
                 import urllib3
 
                 self._pool = urllib3.PoolManager(num_pools=1, maxsize=4, retries=False)
-            self._clients = {token: JsonHttpClient(self.base_url, f"Bearer {token}", timeout=self._timeout, pool=self._pool)}
-            client = self._clients[token]
-        return client
+            client = JsonHttpClient(self.base_url, f"Bearer {token}", timeout=self._timeout, pool=self._pool)
+            self._client_of = (token, client)
+        return self._client_of[1]
 
     def get(self, user_id: str, *, chat: tuple[str, str] | None = None) -> dict[str, Any]:
         """The profile of ``user_id``; ``chat`` is ``("group" | "room", id)`` for a member of one."""
         user = quote(user_id, safe="")
-        path = f"/v2/bot/profile/{user}" if chat is None else f"/v2/bot/{chat[0]}/{quote(chat[1], safe='')}/member/{user}"
+        if chat is None:
+            path = f"/v2/bot/profile/{user}"
+        else:
+            path = f"/v2/bot/{chat[0]}/{quote(chat[1], safe='')}/member/{user}"
         response = self._client().request("GET", path)
         if not response.ok:
             raise ProfileUnavailable(f"LINE answered {response.status} for a profile", status=response.status)
@@ -199,7 +201,8 @@ class ProfileLookup:
                 return author
             return self._profile(message, fetch).applied_to(author)
         except Exception as exc:  # a name is a nicety: never worth a failed sync
-            logger.warning("profile lookup failed", extra={"platform": message.platform.value, "reason": type(exc).__name__})
+            reason = type(exc).__name__
+            logger.warning("profile lookup broke", extra={"platform": message.platform.value, "reason": reason})
             return author
 
     # --- which API ---------------------------------------------------------------------
@@ -247,9 +250,10 @@ class ProfileLookup:
             try:
                 profile, expires_at = fetch(), now + self.ttl.total_seconds()
             except Exception as exc:  # the API said no, or did not answer: keep the id, ask again later
-                status = getattr(exc, "status", None)
-                logger.warning("profile lookup failed", extra={"platform": key[0], "account": key[1], "author_id": key[2],
-                                                               "reason": type(exc).__name__, "status": status})
+                logger.warning("profile lookup failed", extra={
+                    "platform": key[0], "account": key[1], "author_id": key[2],
+                    "reason": type(exc).__name__, "status": getattr(exc, "status", None),
+                })
                 profile, expires_at = Profile(), now + self.failure_ttl.total_seconds()
             self._write(key, profile, now, expires_at)
         if len(self._memory) >= MEMORY_ENTRIES:
@@ -269,7 +273,8 @@ class ProfileLookup:
         expires_at = float((item or {}).get("expires_at", {}).get("N") or 0)
         if not item or expires_at <= now:  # (DynamoDB deletes expired items within days, not at once)
             return None, 0.0
-        return Profile(display_name=item.get("display_name", {}).get("S"), handle=item.get("handle", {}).get("S")), expires_at
+        profile = Profile(display_name=item.get("display_name", {}).get("S"), handle=item.get("handle", {}).get("S"))
+        return profile, expires_at
 
     def _write(self, key: tuple[str, str, str], profile: Profile, now: float, expires_at: float) -> None:
         platform, _, author_id = key

@@ -12,7 +12,7 @@ import pytest
 
 from chalicelib.models import Author, Direction, Kind, Platform, SocialMessage
 from chalicelib.platforms.meta_graph import GraphClient
-from chalicelib.profiles import ProfileLookup, LineProfiles, profile_pk
+from chalicelib.profiles import LineProfiles, ProfileLookup, profile_pk
 from chalicelib.sync import TicketSync
 from local.line_sandbox import LineSandbox
 from local.meta_graph_sandbox import MetaGraphSandbox
@@ -73,7 +73,8 @@ def message(platform: Platform, author: Author, *, account: str, thread: str | N
             kind: Kind = Kind.DIRECT_MESSAGE, direction: Direction = Direction.INBOUND) -> SocialMessage:
     return SocialMessage(
         platform=platform, kind=kind, direction=direction, message_id=f"m-{author.platform_id}",
-        conversation_key=f"{platform.value}:dm:{account}:{author.platform_id}", account_id=account, author=author,
+        conversation_key=f"{platform.value}:{'group' if thread else 'dm'}:{account}:{thread or author.platform_id}",
+        account_id=account, author=author,
         text="hello", created_at=datetime(2026, 12, 1, tzinfo=timezone.utc), thread_id=thread, raw=raw or {},
     )
 
