@@ -52,6 +52,7 @@ from chalicelib.store import (
 
 if TYPE_CHECKING:
     from chalicelib.attachments import AttachmentFetcher, FileToAttach
+    from chalicelib.profiles import ProfileLookup
     from chalicelib.deadletter import DeadLetterQueue
     from chalicelib.store import MessageStore
 
@@ -167,7 +168,8 @@ class TicketSync:
         clock: Callable[[], float] = time.time,
         policy: TicketPolicy | None = None,
         fetcher: AttachmentFetcher | None = None,
-        profiles: Any = None,
+        profiles: ProfileLookup | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         if backoff_seconds <= 0:
             raise ValueError("backoff_seconds must be positive")
@@ -182,6 +184,8 @@ class TicketSync:
         self.backoff_seconds = backoff_seconds
         self._sleep = sleep
         self._clock = clock  # epoch seconds; ``sleep`` and ``clock`` must agree (tests fake both)
+        # The real time, never faked or compressed: compared with the helpdesk's own clock.
+        self._wall_clock = wall_clock
 
     # --- entry points -------------------------------------------------------------
 
@@ -425,7 +429,7 @@ class TicketSync:
             moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
         except ValueError:
             return False
-        return self._clock() - moment.timestamp() >= STAMP_SETTLE_SECONDS
+        return self._wall_clock() - moment.timestamp() >= STAMP_SETTLE_SECONDS
 
     def _refresh_ticket(self, conversation: Conversation) -> None:
         """Read the ticket's current stamp and status after a ``StaleTicket`` (in memory:

@@ -105,7 +105,12 @@ def ticket_sync() -> TicketSync:
         from chalicelib.sync import TicketSync
 
         _built["sync"] = TicketSync(
-            message_store(), helpdesk(), dead_letters(), policy=TicketPolicy.from_env(), fetcher=attachment_fetcher()
+            message_store(),
+            helpdesk(),
+            dead_letters(),
+            policy=TicketPolicy.from_env(),
+            fetcher=attachment_fetcher(),
+            profiles=profile_lookup(),
         )
     return _built["sync"]
 

@@ -122,6 +122,8 @@ logger = logging.getLogger(__name__)
 
 # Ticket status ids (custom statuses have higher ids and read as "open").
 STATUS_OPEN, STATUS_PENDING, STATUS_RESOLVED, STATUS_CLOSED = 2, 3, 4, 5
+# Tickets of one conversation looked at (newest first) when searching for a message.
+MAX_TICKETS_SEARCHED = 5
 STATUS_WORDS = {STATUS_OPEN: "open", STATUS_PENDING: "pending", STATUS_RESOLVED: "solved", STATUS_CLOSED: "closed"}
 PRIORITY_LOW = 1
 # Ticket sources the create API accepts: 1 email, 2 portal, 3 phone, 7 chat,
@@ -400,6 +402,21 @@ class FreshdeskHelpdesk(Helpdesk):
             if isinstance(item, dict)
         )
 
+    def find_ticket_with_message(self, external_id: str, message: SocialMessage) -> TicketRef | None:
+        """The newest of the conversation's tickets (its ``sdc-`` tag, through search) that
+        already has ``message``: how a redrive, in any execution environment, confirms a
+        creation whose answer was lost before making it again."""
+        query = f"\"tag:'{conversation_tag(external_id)}'\""
+        data = self._body(
+            self._call("GET", "/api/v2/search/tickets", params={"query": query}, writes_message=False), writes_message=False
+        )
+        found = [t for t in data.get("results") or [] if isinstance(t, dict) and t.get("id") is not None]
+        found.sort(key=lambda t: int(t["id"]), reverse=True)
+        for ticket in found[:MAX_TICKETS_SEARCHED]:
+            if self.ticket_has_message(str(ticket["id"]), message):
+                return self._ticket_ref(ticket, writes_message=False)
+        return None
+
     # --- steps ---------------------------------------------------------------------
 
     def _find_contact(self, unique_external_id: str) -> str | None:
@@ -560,7 +577,7 @@ class FreshdeskHelpdesk(Helpdesk):
         if 200 <= status < 300 or (status == 409 and conflict_ok):
             return response
         if status == 404 and missing_means_gone:
-            raise TicketGone(f"Freshdesk ticket not found, deleted? ({outcomes.describe(method, path)}){_error_text(response)}")
+            raise TicketGone(f"Freshdesk ticket not found (404), deleted? ({outcomes.describe(method, path)}){_error_text(response)}")
         if status in (400, 422) and people_fields and _names_field(response, people_fields):
             raise RequesterGone(f"Freshdesk refused the contact ({outcomes.describe(method, path)}){_error_text(response)}")
         raise outcomes.status_error(

@@ -598,7 +598,7 @@ class ZendeskHelpdesk(Helpdesk):
         if status == 400 and idempotent and _is_idempotency_error(response):
             raise IdempotencyConflict(f"Zendesk {what}: idempotency key reused with another request body{detail}")
         if status == 404 and missing_means_gone:
-            raise TicketGone(f"Zendesk ticket not found, deleted? ({what}){detail}")
+            raise TicketGone(f"Zendesk ticket not found (404), deleted? ({what}){detail}")
         if status == 422 and people_fields and _names_field(response, people_fields):
             raise RequesterGone(f"Zendesk refused the user ({what}){detail}")
         if status == 409 and guarded:
