@@ -141,6 +141,7 @@ def _replay(
             return
         head = store.parked_head(key)
         if head is None:
+            sync.heal_counters(key)
             return
         message = store.get_message(key, head.message_id)
         if message is None:  # expired by TTL or erased on request: nothing left to send

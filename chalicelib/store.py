@@ -456,79 +456,88 @@ class MessageStore:
     def save_conversation(self, conversation: Conversation, *, unpark: ParkedEntry | None = None) -> None:
         """Write the conversation if nobody changed it since it was read (optimistic lock).
 
-        ``unpark``: in the same transaction, remove that parked entry (its message was
-        delivered, or is gone); the counters on ``conversation`` must already say so."""
+        ``unpark``: that parked entry is removed first (its message was delivered, or is
+        gone); the counters on ``conversation`` must already say so. Entries go before the
+        counters, so a crash in between leaves a counter too high, which the sync heals
+        when it finds no entry -- never an entry that blocks nothing."""
+        if unpark is not None:
+            self.remove_parked(unpark)
         if not conversation.has_parked:
             conversation.blocked_since = None
         put = self._conversation_put(conversation)
-        if unpark is None:
-            self._write("could not save conversation", lambda: self._client.put_item(**put))
-        else:
-            key = conversation_pk(conversation.key)
-            self._transact("could not save conversation", [
-                {"Put": put},
-                {"Delete": {"TableName": self.table_name, "Key": {"pk": _s(key), "sk": _s(parked_sk(unpark.seq, aside=unpark.aside))}}},
-                {"Delete": {"TableName": self.table_name, "Key": {"pk": _s(key), "sk": _s(parked_id_sk(unpark.message_id))}}},
-            ])
+        self._write("could not save conversation", lambda: self._client.put_item(**put))
         conversation.version += 1
 
     # --- parked messages ------------------------------------------------------------------
+    #
+    # Only the stream sync parks, one batch of a shard at a time, so ``park_seq`` has a single
+    # writer; the redrive and agent events change other fields. The entry is written before
+    # the conversation's counter (a crash in between leaves an entry the next attempt writes
+    # again at the same place), and the duplicate check after it (a crash in between parks the
+    # message twice: the second entry finds it delivered).
 
     def park(self, conversation: Conversation, message_id: str, reason: str) -> ParkedEntry | None:
-        """Append a message to the conversation's parked ones (one transaction with the
-        conversation item, whose counters are updated here). None when it is parked already."""
+        """Append a message to the conversation's parked ones and count it on the conversation
+        (whose ``version`` it checks). None when the message is parked already."""
+        if self.is_parked(conversation.key, message_id):
+            return None
         seq = conversation.park_seq
         now = _iso(datetime.now(timezone.utc))
-        key = conversation_pk(conversation.key)
         entry = ParkedEntry(conversation.key, seq, message_id, reason[:1000], now)
+        self._put_entry(entry)
         conversation.parked += 1
         conversation.park_seq += 1
         try:
-            self._transact("could not park a message", [
-                {"Put": self._conversation_put(conversation)},
-                {"Put": {"TableName": self.table_name, "Item": {
-                    "pk": _s(key), "sk": _s(parked_sk(seq)), "item_type": _s("parked"), "message_id": _s(message_id),
-                    "reason": _s(entry.reason), "parked_at": _s(now), "seq": _n(seq)}}},
-                {"Put": {"TableName": self.table_name, "Item": {
-                    "pk": _s(key), "sk": _s(parked_id_sk(message_id)), "item_type": _s("parked_id"), "seq": _n(seq)},
-                    "ConditionExpression": "attribute_not_exists(pk)"}},
-            ], conflict_at=0, exists_at=2)
-        except _AlreadyThere:
-            conversation.parked -= 1
-            conversation.park_seq -= 1
-            return None
+            self.save_conversation(conversation)
         except Exception:
             conversation.parked -= 1
             conversation.park_seq -= 1
             raise
-        conversation.version += 1
+        self._put_parked_id(entry)
         return entry
 
     def set_aside(self, conversation: Conversation, entry: ParkedEntry) -> ParkedEntry:
         """Move a parked message out of the conversation's way: it stays parked and is
         retried, but later messages no longer wait for it."""
-        key = conversation_pk(conversation.key)
         aside = ParkedEntry(entry.conversation_key, entry.seq, entry.message_id, entry.reason, entry.parked_at, aside=True)
+        self._put_entry(aside)
+        self._put_parked_id(aside)
+        self._delete_item(conversation.key, parked_sk(entry.seq))
         conversation.parked = max(0, conversation.parked - 1)
         conversation.aside += 1
         try:
-            self._transact("could not set a parked message aside", [
-                {"Put": self._conversation_put(conversation)},
-                {"Delete": {"TableName": self.table_name, "Key": {"pk": _s(key), "sk": _s(parked_sk(entry.seq))}}},
-                {"Put": {"TableName": self.table_name, "Item": {
-                    "pk": _s(key), "sk": _s(parked_sk(entry.seq, aside=True)), "item_type": _s("parked"),
-                    "message_id": _s(entry.message_id), "reason": _s(entry.reason), "parked_at": _s(entry.parked_at),
-                    "seq": _n(entry.seq), "set_aside_at": _s(_iso(datetime.now(timezone.utc)))}}},
-                {"Put": {"TableName": self.table_name, "Item": {
-                    "pk": _s(key), "sk": _s(parked_id_sk(entry.message_id)), "item_type": _s("parked_id"),
-                    "seq": _n(entry.seq), "aside": {"BOOL": True}}}},
-            ], conflict_at=0)
+            self.save_conversation(conversation)
         except Exception:
             conversation.parked += 1
             conversation.aside -= 1
             raise
-        conversation.version += 1
         return aside
+
+    def remove_parked(self, entry: ParkedEntry) -> None:
+        """Delete a parked entry and its duplicate check (idempotent)."""
+        if entry.unrecorded:
+            return
+        self._delete_item(entry.conversation_key, parked_sk(entry.seq, aside=entry.aside))
+        self._delete_item(entry.conversation_key, parked_id_sk(entry.message_id))
+
+    def _put_entry(self, entry: ParkedEntry) -> None:
+        item = {
+            "pk": _s(conversation_pk(entry.conversation_key)), "sk": _s(parked_sk(entry.seq, aside=entry.aside)),
+            "item_type": _s("parked"), "message_id": _s(entry.message_id), "reason": _s(entry.reason),
+            "parked_at": _s(entry.parked_at), "seq": _n(entry.seq),
+        }
+        self._write("could not park a message", lambda: self._client.put_item(TableName=self.table_name, Item=item))
+
+    def _put_parked_id(self, entry: ParkedEntry) -> None:
+        item = {
+            "pk": _s(conversation_pk(entry.conversation_key)), "sk": _s(parked_id_sk(entry.message_id)),
+            "item_type": _s("parked_id"), "seq": _n(entry.seq), "aside": {"BOOL": entry.aside},
+        }
+        self._write("could not park a message", lambda: self._client.put_item(TableName=self.table_name, Item=item))
+
+    def _delete_item(self, key: str, sk: str) -> None:
+        self._write("could not remove a parked message", lambda: self._client.delete_item(
+            TableName=self.table_name, Key={"pk": _s(conversation_pk(key)), "sk": _s(sk)}))
 
     def parked_entries(self, key: str, *, aside: bool = False, limit: int = 25) -> list[ParkedEntry]:
         """A conversation's parked messages in parking order (``aside``: the ones set aside)."""
@@ -694,25 +703,3 @@ class MessageStore:
             call()
         except Exception as exc:
             raise self._failure(what, exc) from exc
-
-    def _transact(self, what: str, items: list[dict[str, Any]], *, conflict_at: int = 0, exists_at: int | None = None) -> None:
-        """One all-or-nothing write. A failed condition on item ``conflict_at`` (the conversation)
-        is a ``ConversationConflict``; one on ``exists_at`` means the item is there already."""
-        try:
-            self._client.transact_write_items(TransactItems=items)
-        except Exception as exc:
-            if _error_code(exc) == "TransactionCanceledException":
-                reasons = [r.get("Code") for r in getattr(exc, "response", {}).get("CancellationReasons", [])]
-                if exists_at is not None and len(reasons) > exists_at and reasons[exists_at] == "ConditionalCheckFailed":
-                    if not (len(reasons) > conflict_at and reasons[conflict_at] == "ConditionalCheckFailed"):
-                        raise _AlreadyThere(what) from exc
-                if len(reasons) > conflict_at and reasons[conflict_at] == "ConditionalCheckFailed":
-                    raise ConversationConflict(what) from exc
-                if any(r in ("ValidationError",) for r in reasons):
-                    raise UnstorableConversation(f"{what}: {reasons}") from exc
-                raise StoreUnavailable(f"{what}: {reasons or exc}") from exc
-            raise self._failure(what, exc) from exc
-
-
-class _AlreadyThere(Exception):
-    """A conditional put in a transaction found its item already written."""

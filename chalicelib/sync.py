@@ -230,6 +230,19 @@ class TicketSync:
         conversation = self.store.get_conversation(entry.conversation_key)
         self._update_conversation(conversation, lambda current: None, unpark=entry)
 
+    def heal_counters(self, key: str) -> None:
+        """Make the conversation's parked counters agree with its entries (after a crash
+        between writing the two): a counter without entries blocks nothing any more."""
+        conversation = self.store.get_conversation(key)
+        parked = conversation.parked and self.store.parked_head(key) is None
+        aside = conversation.aside and not self.store.parked_entries(key, aside=True, limit=1)
+        if parked or aside:
+            def apply(current: Conversation) -> None:
+                current.parked = 0 if parked else current.parked
+                current.aside = 0 if aside else current.aside
+
+            self._update_conversation(conversation, apply)
+
     def set_aside(self, entry: ParkedEntry) -> ParkedEntry:
         """Let the conversation's later messages go past a head that keeps being refused;
         the head stays parked (and is retried) out of order."""

@@ -33,33 +33,37 @@ class MemoryStore:
             raise ConversationConflict(conversation.key)
 
     def save_conversation(self, conversation: Conversation, *, unpark: ParkedEntry | None = None) -> None:
+        if unpark is not None:
+            self.remove_parked(unpark)
         self._check_version(conversation)
         conversation.version += 1
         self.conversations[conversation.key] = copy.deepcopy(conversation)
-        if unpark is not None:
-            self.entries.get(conversation.key, {}).pop(unpark.seq, None)
 
     def park(self, conversation: Conversation, message_id: str, reason: str) -> ParkedEntry | None:
         if self.is_parked(conversation.key, message_id):
             return None
-        self._check_version(conversation)
         entry = ParkedEntry(conversation.key, conversation.park_seq, message_id, reason, "2026-01-01T00:00:00Z")
         conversation.parked += 1
         conversation.park_seq += 1
-        conversation.version += 1
-        self.conversations[conversation.key] = copy.deepcopy(conversation)
+        try:
+            self.save_conversation(conversation)
+        except ConversationConflict:
+            conversation.parked -= 1
+            conversation.park_seq -= 1
+            raise
         self.entries.setdefault(conversation.key, {})[entry.seq] = entry
         return entry
 
     def set_aside(self, conversation: Conversation, entry: ParkedEntry) -> ParkedEntry:
-        self._check_version(conversation)
         aside = ParkedEntry(entry.conversation_key, entry.seq, entry.message_id, entry.reason, entry.parked_at, aside=True)
         conversation.parked -= 1
         conversation.aside += 1
-        conversation.version += 1
-        self.conversations[conversation.key] = copy.deepcopy(conversation)
+        self.save_conversation(conversation)
         self.entries[conversation.key][entry.seq] = aside
         return aside
+
+    def remove_parked(self, entry: ParkedEntry) -> None:
+        self.entries.get(entry.conversation_key, {}).pop(entry.seq, None)
 
     def parked_entries(self, key: str, *, aside: bool = False, limit: int = 25) -> list[ParkedEntry]:
         found = sorted(self.entries.get(key, {}).values(), key=lambda e: e.seq)
