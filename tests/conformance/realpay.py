@@ -20,8 +20,8 @@ from chalicelib.models import Kind
 _RELATIVE = Path("shared/realpay")
 CANDIDATES = (Path(__file__).resolve().parents[3] / _RELATIVE, Path("/work") / _RELATIVE)
 REALPAY = next((p for p in CANDIDATES if (p / "payloads").is_dir()), CANDIDATES[0])
-PAYLOADS = REALPAY / "payloads"
-SEQUENCES = REALPAY / "sequences"
+PAYLOAD_DIR = REALPAY / "payloads"
+SEQUENCE_DIR = REALPAY / "sequences"
 
 # What a Telegram delivery's conversation keys use as the bot's account (TELEGRAM_BOT_ID).
 TELEGRAM_BOT_ID = "5550001111"
@@ -29,12 +29,12 @@ TELEGRAM_BOT_ID = "5550001111"
 
 def payload_names() -> list[str]:
     """Every single-delivery payload's file name (empty when the directory is missing)."""
-    return sorted(p.name for p in PAYLOADS.glob("*.json"))
+    return sorted(p.name for p in PAYLOAD_DIR.glob("*.json"))
 
 
 def sequence_names() -> list[str]:
     """Every two-step sequence's file name."""
-    return sorted(p.name for p in SEQUENCES.glob("*.json"))
+    return sorted(p.name for p in SEQUENCE_DIR.glob("*.json"))
 
 
 def route_of(name: str) -> str:
@@ -44,7 +44,7 @@ def route_of(name: str) -> str:
 
 def payload_bytes(name: str) -> bytes:
     """The body exactly as the source holds it (what the test signs and posts)."""
-    return (PAYLOADS / name).read_bytes()
+    return (PAYLOAD_DIR / name).read_bytes()
 
 
 def payload(name: str) -> Any:
@@ -53,7 +53,7 @@ def payload(name: str) -> Any:
 
 def sequence_steps(name: str) -> list[Any]:
     """The deliveries of a sequence, in order."""
-    return list(json.loads((SEQUENCES / name).read_text(encoding="utf-8"))["_sequence"])
+    return list(json.loads((SEQUENCE_DIR / name).read_text(encoding="utf-8"))["_sequence"])
 
 
 @dataclass(frozen=True)

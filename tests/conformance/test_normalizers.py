@@ -14,9 +14,7 @@ from chalicelib.models import Direction, NormalizedBatch, SocialMessage
 from chalicelib.platforms import line, meta, telegram, x
 from tests.conformance.expectations import PAYLOADS, SEQUENCES
 from tests.conformance.realpay import (
-    PAYLOADS as PAYLOAD_DIR,
-)
-from tests.conformance.realpay import (
+    PAYLOAD_DIR,
     TELEGRAM_BOT_ID,
     Expect,
     Msg,
