@@ -189,8 +189,8 @@ def requester_fields(platform: Platform, author: Author) -> dict[str, Any]:
     }
     if platform is Platform.X and author.handle:
         contact["twitter_id"] = author.handle
-    elif platform is Platform.WHATSAPP and author.platform_id.isdigit():
-        contact["phone"] = f"+{author.platform_id}"
+    elif platform is Platform.WHATSAPP and author.handle and author.handle.startswith("+"):
+        contact["phone"] = author.handle  # the customer's number; absent for a username-only (BSUID) customer
     return contact
 
 
