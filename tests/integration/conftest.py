@@ -181,7 +181,7 @@ def stack(moto_url: str, contract: Any, monkeypatch: pytest.MonkeyPatch) -> Iter
                                        sleep=fake_time.sleep, clock=fake_time.now))
 
     server = LocalDevServer(lambda_app.app, Config(chalice_stage="local"), "127.0.0.1", 0)
-    thread = threading.Thread(target=server.server.serve_forever, name="chalice-local", daemon=True)
+    thread = threading.Thread(target=server.server.serve_forever, kwargs={"poll_interval": 0.05}, name="chalice-local", daemon=True)
     thread.start()
     port = server.server.server_address[1]
     poller = StreamPoller(boto3.client("dynamodbstreams"), resources.stream_arn, lambda_app.sync_tickets)

@@ -110,7 +110,7 @@ def fd_stack(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Freshde
     wiring.override("sync", TicketSync(wiring.message_store(), wiring.helpdesk(), wiring.dead_letters(), sleep=sleeps.append))
 
     server = LocalDevServer(lambda_app.app, Config(chalice_stage="local"), "127.0.0.1", 0)
-    thread = threading.Thread(target=server.server.serve_forever, name="chalice-local", daemon=True)
+    thread = threading.Thread(target=server.server.serve_forever, kwargs={"poll_interval": 0.05}, name="chalice-local", daemon=True)
     thread.start()
     port = server.server.server_address[1]
     poller = StreamPoller(boto3.client("dynamodbstreams"), resources.stream_arn, lambda_app.sync_tickets)
