@@ -913,10 +913,11 @@ class MetaGraphSandbox(JsonSandbox):
             reply[1]["error"]["error_data"] = {"messaging_product": "whatsapp", "details": details}
             return reply
 
-        for field in ("recipient_type", "to", "type"):
+        # ``recipient`` (a business-scoped user id) instead of ``to`` since 2026; ``to`` wins if both.
+        for field in ("recipient_type", "to" if params.get("to") or not params.get("recipient") else "recipient", "type"):
             if not params.get(field):
                 return invalid("(#100) The parameter " + field + " is required.", f"The parameter {field} is required.")
-        to = str(params["to"])
+        to = str(params.get("to") or params["recipient"])
         if params["type"] == "text":
             body = (params.get("text") or {}).get("body") if isinstance(params.get("text"), dict) else None
             if not body:
@@ -935,5 +936,6 @@ class MetaGraphSandbox(JsonSandbox):
             }
             return reply
         wamid = "wamid.HBgL" + base64.b64encode(f"{to}:{self._new_id()}".encode()).decode().rstrip("=")
-        answer = {"messaging_product": "whatsapp", "contacts": [{"input": to, "wa_id": to}], "messages": [{"id": wamid}]}
+        contact = {"input": to, "wa_id": to} if params.get("to") else {"input": to, "user_id": to}
+        answer = {"messaging_product": "whatsapp", "contacts": [contact], "messages": [{"id": wamid}]}
         return self._record(request, phone_number_id, params, answer)

@@ -74,6 +74,9 @@ from chalicelib.replies.base import (
     window_closed_words,
 )
 
+# A WhatsApp business-scoped user id: country code, a dot, then alphanumerics (``US.1349...``,
+# ``US.ENT.1181...`` for a parent id). Phone numbers are digits only.
+_BSUID = re.compile(r"[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}")
 DEFAULT_BASE_URL = "https://graph.facebook.com"
 DEFAULT_VERSION = "v23.0"
 BASE_URL_ENV = "META_GRAPH_URL"
@@ -457,13 +460,16 @@ class MetaSender(HttpSender):
         age = utc(now) - utc(target.last_inbound_at)
         if age > STANDARD_WINDOW:
             raise ReplyFailed(WINDOW_CLOSED, window_closed_words(Platform.WHATSAPP, age), platform=Platform.WHATSAPP, code="window")
-        body: dict[str, Any] = {
-            "messaging_product": "whatsapp",
-            "recipient_type": "individual",
-            "to": target.customer_id,
-            "type": "text",
-            "text": {"preview_url": False, "body": request.text},
-        }
+        body: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual"}
+        if target.scope == "group":  # a WhatsApp group: the answer goes to the group
+            body.update(recipient_type="group", to=target.conversation_key.rsplit(":", 1)[-1])
+        elif _BSUID.fullmatch(target.customer_id):
+            # A customer known by their business-scoped user id (a username, no phone number
+            # in the webhook): sent to that id ("recipient"), as Meta asks since 2026.
+            body["recipient"] = target.customer_id
+        else:
+            body["to"] = target.customer_id
+        body.update(type="text", text={"preview_url": False, "body": request.text})
         if self.quote_whatsapp and target.reply_to_id:
             body["context"] = {"message_id": target.reply_to_id}
         answer = self._call(Platform.WHATSAPP, target.account_id, f"/{target.account_id}/messages", body, now)

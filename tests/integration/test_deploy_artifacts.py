@@ -52,7 +52,6 @@ CLIENT_SERVICES = {
     "chalicelib/agent_events.py": "dynamodb",
     "chalicelib/agent_replies.py": "dynamodb",
     "chalicelib/helpdesk/freshdesk_events.py": "dynamodb",
-    "chalicelib/replies/dispatch.py": "dynamodb",
 }
 # Calls only operators' CLIs make, with their own credentials, never a Lambda role:
 # ``python -m chalicelib.privacy forget --scan`` scans the table for leftovers.

@@ -306,6 +306,44 @@ def test_whatsapp_text_within_24_hours_matches_the_spec(rig: Rig) -> None:
 
 
 @needs_spec
+def test_a_whatsapp_customer_known_only_by_business_scoped_id_is_answered_through_it(rig: Rig) -> None:
+    bsuid = "US.13491208655302741918"
+    event = load_event("meta_whatsapp_text")
+    value = event["entry"][0]["changes"][0]["value"]
+    value["contacts"] = [{"user_id": bsuid, "profile": {"name": "Jane", "username": "jane.doe"}}]
+    message = value["messages"][0]
+    message.pop("from")
+    message["from_user_id"] = bsuid
+    message["timestamp"] = str(int(time.time()) - 600)
+    rig.sandbox.add_whatsapp_contact(PHONE_ID, bsuid, last_inbound=time.time() - 600)
+    target = target_from_messages(meta_platform.normalize_delivery(event).messages)
+
+    rig.dispatcher().send(target, "Your order ships tomorrow.", idempotency_key="wa-bsuid")
+
+    (call,) = rig.sandbox.sent()
+    assert call["body"]["recipient"] == bsuid and "to" not in call["body"]  # no phone number to send to
+    assert call["answer"]["contacts"] == [{"input": bsuid, "user_id": bsuid}]
+    rig.recorder.assert_all_valid()
+
+
+@needs_spec
+def test_a_whatsapp_group_conversation_is_answered_in_the_group(rig: Rig) -> None:
+    group = "120363025246125486"
+    event = load_event("meta_whatsapp_text")
+    message = event["entry"][0]["changes"][0]["value"]["messages"][0]
+    message["group_id"] = group
+    message["timestamp"] = str(int(time.time()) - 600)
+    rig.sandbox.add_whatsapp_contact(PHONE_ID, group, last_inbound=time.time() - 600)
+    target = target_from_messages(meta_platform.normalize_delivery(event).messages)
+
+    rig.dispatcher().send(target, "We're on it, everyone.", idempotency_key="wa-group")
+
+    (call,) = rig.sandbox.sent()
+    assert (call["body"]["recipient_type"], call["body"]["to"]) == ("group", group)  # not the last speaker's DMs
+    rig.recorder.assert_all_valid()
+
+
+@needs_spec
 def test_whatsapp_quote_and_errors_match_the_spec(rig: Rig) -> None:
     rig.sandbox.add_whatsapp_contact(PHONE_ID, WA_ID, last_inbound=time.time() - 600)
     target = target_from_messages(whatsapp_messages(timedelta(minutes=10)))

@@ -69,14 +69,29 @@ def _merge_base_properties(document: dict[str, Any], node: dict[str, Any]) -> No
         node["properties"].setdefault(name, copy.deepcopy(schema))
 
 
+def _allow_business_scoped_recipient(document: dict[str, Any], node: dict[str, Any]) -> None:
+    node["properties"]["recipient"] = {"type": "string", "description": "business-scoped user id (BSUID)"}
+    node["required"] = [name for name in node["required"] if name != "to"]
+    node["anyOf"] = [{"required": ["to"]}, {"required": ["recipient"]}]
+
+
 SPEC_PATCHES: tuple[SpecPatch, ...] = (
+    # Since 2026 a customer with a username may reach us without a phone number: the send
+    # takes their business-scoped user id as ``recipient`` instead of ``to`` (Meta's
+    # "Business-scoped user IDs" page, 2026-11; ../shared/research/facts-turn2.md section 9).
+    # v23's published schema predates it.
+    SpecPatch(
+        "/components/schemas/BaseMessageProperties",
+        _allow_business_scoped_recipient,
+        "v23 predates sending to a business-scoped user id (recipient instead of to)",
+    ),
     # TextMessage is allOf[BaseMessageProperties, {additionalProperties: false, properties:
     # {type, text}}]. In JSON Schema, additionalProperties only sees its own subschema's
     # properties, so every real text message (which must carry messaging_product, to,
     # recipient_type -- required by the first subschema) fails the second one: the
     # published schema accepts no text message at all, including Meta's own examples.
     # The fix keeps additionalProperties: false (typos are still caught) and lists the
-    # base properties in the subschema that forbids extras.
+    # base properties in the subschema that forbids extras (after the patch above).
     SpecPatch(
         "/components/schemas/TextMessage/allOf/1",
         _merge_base_properties,
