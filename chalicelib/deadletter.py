@@ -12,12 +12,17 @@ the notice is the only record and is deleted only once the message is delivered.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
+
+# What SQS answers for a receipt handle of a notice already deleted or received again elsewhere.
+_STALE_RECEIPT = frozenset({"ReceiptHandleIsInvalid", "AWS.SimpleQueueService.MessageNotInflight", "MessageNotInflight",
+                            "InvalidParameterValue"})
 
 
 @dataclass(frozen=True)
@@ -74,11 +79,23 @@ class DeadLetterQueue:
 
     def delete(self, parked: ParkedMessage) -> None:
         """Remove a message from the queue once it reached its ticket."""
-        self._client.delete_message(QueueUrl=self.queue_url, ReceiptHandle=parked.receipt_handle)
+        self._settle(lambda: self._client.delete_message(QueueUrl=self.queue_url, ReceiptHandle=parked.receipt_handle))
 
     def release(self, parked: ParkedMessage) -> None:
         """Make a notice visible again at once (its message is still parked): the next run sees it."""
-        self._client.change_message_visibility(QueueUrl=self.queue_url, ReceiptHandle=parked.receipt_handle, VisibilityTimeout=0)
+        self._settle(lambda: self._client.change_message_visibility(
+            QueueUrl=self.queue_url, ReceiptHandle=parked.receipt_handle, VisibilityTimeout=0))
+
+    @staticmethod
+    def _settle(call: Callable[[], object]) -> None:
+        """Run a call on a received notice. Another redrive may have received the same notice
+        since (its visibility ran out) and deleted it: our receipt is then stale, and there
+        is nothing left to do."""
+        try:
+            call()
+        except Exception as exc:
+            if getattr(exc, "response", {}).get("Error", {}).get("Code") not in _STALE_RECEIPT:
+                raise
 
     def depth(self) -> int:
         """Approximate number of messages waiting (visible and in flight)."""

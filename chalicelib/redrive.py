@@ -93,17 +93,28 @@ def redrive(
         age = _age(since, started)
         report.oldest_parked_seconds = max(report.oldest_parked_seconds, age)
     keys = list(dict.fromkeys([key for key, _ in blocked] + list(notices)))
+    failures: list[Exception] = []
     for key in keys:
         if remaining_seconds is not None and remaining_seconds() < reserve_seconds:
             report.stopped_early = True
             break
         lease = f"redrive#{key}"
-        if not store.acquire_lease(lease, owner, LEASE_SECONDS):
+        try:
+            leased = store.acquire_lease(lease, owner, LEASE_SECONDS)
+        except Exception as exc:  # noqa: BLE001 - e.g. throttled: this conversation waits for the next run
+            failures.append(exc)
+            continue
+        if not leased:
             report.leased_elsewhere += 1
             continue
         try:
             report.conversations += 1
-            _replay(store, sync, key, report, lease, owner, set_aside_after, now)
+            try:
+                _replay(store, sync, key, report, lease, owner, set_aside_after, now)
+            except Exception as exc:  # noqa: BLE001 - the other conversations go on; raised at the end
+                failures.append(exc)
+                logger.error("redrive of a conversation failed", extra={"conversation_key": key, "reason": repr(exc)[:300]})
+                continue
             for notice in notices.pop(key, []):
                 if notice.unrecorded:
                     _replay_unrecorded(store, sync, notice, report, dead_letters)
@@ -119,6 +130,8 @@ def redrive(
     if report.oldest_parked_seconds > set_aside_after.total_seconds():
         logger.error("a parked message has waited longer than the limit",
                      extra={"oldest_parked_seconds": round(report.oldest_parked_seconds)})
+    if failures:  # the invocation fails (and is seen failing) after doing what it could
+        raise failures[0]
     return report
 
 
