@@ -446,7 +446,11 @@ class ZendeskHelpdesk(Helpdesk):
         candidates = [t for t in tickets if isinstance(t, dict) and isinstance(t.get("id"), int)]
         candidates.sort(key=lambda t: t["id"], reverse=True)
         for ticket in candidates[:MAX_TICKETS_SEARCHED]:
-            if self.ticket_has_message(str(ticket["id"]), message):
+            try:
+                found = self.ticket_has_message(str(ticket["id"]), message)
+            except TicketGone:  # deleted since it was listed
+                continue
+            if found:
                 return TicketRef(ticket_id=str(ticket["id"]), status=normalize_status(ticket.get("status")))
         return None
 
@@ -518,7 +522,7 @@ class ZendeskHelpdesk(Helpdesk):
                 raise HelpdeskRejected(f"ticket {ticket_id} has more than {MAX_AUDIT_PAGES} pages of audits to check")
             seen.add(next_path)
             pages += 1
-            data = self._body(self._call("GET", next_path, writes_message=False), writes_message=False)
+            data = self._body(self._call("GET", next_path, writes_message=False, missing_means_gone=True), writes_message=False)
             audits = data.get("audits") or []
             if isinstance(audits, list):
                 yield from audits

@@ -116,6 +116,22 @@ def test_a_customer_merged_into_another_user_keeps_their_conversation(stack: Sta
     assert _nothing_parked(stack)
 
 
+def test_a_parked_message_whose_ticket_an_agent_deleted_meanwhile_gets_a_new_ticket(stack: Stack) -> None:
+    stack.post_webhook("meta", _messenger("m_pdel_1", "7100020", "one"))
+    stack.sync()
+    [first] = stack.tickets()
+    stack.sandbox.inject(match="PUT /api/v2/tickets", status=503, count=1000)
+    stack.post_webhook("meta", _messenger("m_pdel_2", "7100020", "two", t=1_764_000_100))
+    stack.sync()
+    stack.sandbox.clear_faults()
+    stack.sandbox.delete_ticket(first["id"])  # found by the soak: the redrive's look at the old ticket answered 404
+
+    _redrive()
+    [second] = stack.tickets()
+    assert second["id"] != first["id"] and _texts(stack, second) == ["two"]
+    assert _nothing_parked(stack)
+
+
 def test_a_ticket_merged_into_another_gets_a_follow_up_linked_to_it(stack: Stack) -> None:
     stack.post_webhook("meta", _messenger("m_tm_1", "7100005", "broken zipper"))
     stack.post_webhook("meta", _messenger("m_tm_x", "7100006", "something else"))
