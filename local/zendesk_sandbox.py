@@ -221,6 +221,8 @@ class ZendeskSandbox:
             ("PUT", re.compile(r"/api/v2/tickets/(\d+)"), "/api/v2/tickets/{ticket_id}", self._update_ticket),
             ("GET", re.compile(r"/api/v2/tickets/(\d+)/comments"), "/api/v2/tickets/{ticket_id}/comments", self._list_comments),
             ("GET", re.compile(r"/api/v2/tickets/(\d+)/audits"), "/api/v2/tickets/{ticket_id}/audits", self._list_audits),
+            ("GET", re.compile(r"/api/v2/tickets/(\d+)/audits/(\d+)"), "/api/v2/tickets/{ticket_id}/audits/{ticket_audit_id}",
+             self._show_audit),
             ("GET", re.compile(r"/api/v2/search"), "/api/v2/search", self._search),
             ("POST", re.compile(r"/api/v2/uploads"), "/api/v2/uploads", self._upload),
             # Webhooks API (paths as in Zendesk's webhooks.oas.yaml, under /api/v2) and triggers.
@@ -778,11 +780,11 @@ class ZendeskSandbox:
         with self._lock:
             if int(ticket_id) not in self._tickets:
                 return _NOT_FOUND
-            items = copy.deepcopy(self._comments.get(int(ticket_id), []))
+            items = list(self._comments.get(int(ticket_id), []))
             if arg("sort") == "-created_at":
                 items.reverse()
             size, after = min(100, max(1, int(arg("page[size]")))), int(arg("page[after]") or 0)
-            page, has_more = items[after: after + size], after + size < len(items)
+            page, has_more = copy.deepcopy(items[after: after + size]), after + size < len(items)
             payload: dict[str, Any] = {"comments": page, "meta": {"has_more": has_more}, "links": {}}
             if has_more:
                 payload["meta"]["after_cursor"] = str(after + size)
@@ -801,6 +803,13 @@ class ZendeskSandbox:
 
     def _list_audits(self, ticket_id: str, _query: Any, **_: Any) -> Reply:
         return self._list_of(ticket_id, "audits", self._audits)
+
+    def _show_audit(self, ticket_id: str, audit_id: str, _query: Any, **_: Any) -> Reply:
+        with self._lock:
+            if int(ticket_id) not in self._tickets:
+                return _NOT_FOUND
+            audit = next((a for a in self._audits.get(int(ticket_id), []) if a["id"] == int(audit_id)), None)
+            return (200, {"audit": copy.deepcopy(audit)}, {}) if audit else _NOT_FOUND
 
     def _list_of(self, ticket_id: str, name: str, store: dict[int, list[dict[str, Any]]]) -> Reply:
         with self._lock:

@@ -79,7 +79,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -115,8 +115,6 @@ METADATA_KEY = "socialdesk_message"
 TICKET_STATUSES = frozenset({"new", "open", "pending", "hold", "solved", "closed"})
 _STATUS_ALIASES = {"on-hold": "hold", "on_hold": "hold", "onhold": "hold"}
 USER_NAME_MAX = 255
-# A ticket's audit history is followed at most this far (100 audits a page).
-MAX_AUDIT_PAGES = 100
 # Tickets of one conversation looked at (newest first) when searching for a message.
 MAX_TICKETS_SEARCHED = 5
 
@@ -149,6 +147,10 @@ def _zendesk_id(value: str, what: str) -> int:
 
 # A ticket's comments are read this far back at most (100 a page, newest first).
 MAX_COMMENT_PAGES = 10
+# Looking for one message: comments are read back this far (newest first) at most, and
+# down to this long before the message's own time (platform and Zendesk clocks differ).
+MAX_LOOKUP_PAGES = 100
+COMMENT_CLOCK_SKEW = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -386,19 +388,61 @@ class ZendeskHelpdesk(Helpdesk):
         return self._ticket_ref(response, writes_message=True)
 
     def ticket_has_message(self, ticket_id: str, message: SocialMessage) -> bool:
-        """True when an audit of the ticket carries the message's reference in its metadata."""
+        """True when one of the ticket's comments was written for ``message``.
+
+        Reads the comments newest first (the one looked for is recent: a write whose answer
+        was lost, or an attempt just before a crash) and stops at comments older than the
+        message itself, so a ticket with ten thousand comments costs a page, not a hundred.
+        A comment is recognized by the reference our write put in its audit's metadata,
+        which Zendesk shows on the comment (``metadata.custom``); where a comment does not
+        show it, its audit is read (``GET /api/v2/tickets/{id}/audits/{audit_id}``).
+        ``TicketGone`` when the ticket was deleted."""
         reference = message_reference(message)
-        for audit in self._audits(ticket_id):
-            metadata = audit.get("metadata") if isinstance(audit, dict) else None
-            if not isinstance(metadata, dict):
-                continue
-            custom = metadata.get("custom")
-            if isinstance(custom, dict) and custom.get(METADATA_KEY) == reference:
-                return True
-            # Tolerated for servers that store the sent metadata as is (sandboxes).
-            if metadata.get(METADATA_KEY) == reference:
-                return True
+        oldest_possible = _utc(message.created_at) - COMMENT_CLOCK_SKEW
+        number = _zendesk_id(ticket_id, "ticket")
+        pages = 0
+        for comments, _ in self._comment_pages(number, max_pages=MAX_LOOKUP_PAGES + 1):
+            pages += 1
+            if pages > MAX_LOOKUP_PAGES:  # still newer than the message: we cannot tell
+                raise HelpdeskUnavailable(f"ticket {ticket_id}: more than {MAX_LOOKUP_PAGES} pages of newer comments to check")
+            for comment in comments:
+                metadata = comment.get("metadata") if isinstance(comment.get("metadata"), dict) else {}
+                if "custom" in metadata or METADATA_KEY in metadata:
+                    if _carries(metadata, reference):
+                        return True
+                elif comment.get("audit_id") is not None and _carries(self._audit_metadata(number, comment["audit_id"]), reference):
+                    return True
+                created = _comment_time(comment.get("created_at"))
+                if created is not None and created < oldest_possible:
+                    return False
         return False
+
+    def _audit_metadata(self, number: int, audit_id: Any) -> dict[str, Any]:
+        path = f"/api/v2/tickets/{number}/audits/{_zendesk_id(str(audit_id), 'audit')}"
+        audit = self._body(self._call("GET", path, writes_message=False, missing_means_gone=True),
+                           writes_message=False).get("audit") or {}
+        metadata = audit.get("metadata") if isinstance(audit, dict) else None
+        return metadata if isinstance(metadata, dict) else {}
+
+    def _comment_pages(
+        self, number: int, *, include_users: bool = False, max_pages: int = MAX_COMMENT_PAGES
+    ) -> Iterator[tuple[list[dict[str, Any]], list[Any]]]:
+        """The ticket's comments newest first, a page (and its side-loaded users) at a time
+        (cursor pagination: ``page[size]=100``, ``sort=-created_at``), at most ``max_pages``."""
+        path: str | None = f"/api/v2/tickets/{number}/comments"
+        params: dict[str, Any] | None = {"page[size]": 100, "sort": "-created_at"}
+        if include_users:
+            params["include"] = "users"
+        seen: set[str] = set()
+        for _ in range(max_pages):
+            if path is None or path in seen:  # a server repeating a page must not loop forever
+                return
+            seen.add(path)
+            data = self._body(self._call("GET", path, params=params, writes_message=False, missing_means_gone=True),
+                              writes_message=False)
+            page = [c for c in data.get("comments") or [] if isinstance(c, dict) and c.get("id") is not None]
+            yield page, [u for u in data.get("users") or [] if isinstance(u, dict)]
+            path, params = self._next_page(data), None  # the next link carries the query
 
     def ticket_status(self, ticket_id: str) -> TicketRef:
         """The ticket's current status (``GET /api/v2/tickets/{id}``), for the agent-event
@@ -469,16 +513,11 @@ class ZendeskHelpdesk(Helpdesk):
                             writes_message=False).get("ticket") or {}
         found: list[dict[str, Any]] = []
         users: dict[str, dict[str, Any]] = {}
-        path: str | None = f"/api/v2/tickets/{number}/comments"
-        params: dict[str, Any] | None = {"page[size]": 100, "sort": "-created_at", "include": "users"}
-        for _ in range(MAX_COMMENT_PAGES):
-            data = self._body(self._call("GET", path, params=params, writes_message=False), writes_message=False)
-            page = [c for c in data.get("comments") or [] if isinstance(c, dict) and c.get("id") is not None]
+        for page, page_users in self._comment_pages(number, include_users=True):
             found += page
-            users.update({str(u["id"]): u for u in data.get("users") or [] if isinstance(u, dict) and u.get("id") is not None})
+            users.update({str(u["id"]): u for u in page_users if u.get("id") is not None})
             oldest = _comment_time(page[-1].get("created_at")) if page else None
-            path, params = self._next_page(data), None  # the next link carries the query
-            if path is None or (since is not None and oldest is not None and oldest < since):
+            if since is not None and oldest is not None and oldest < since:
                 break
         comments = []
         for item in sorted(found, key=lambda c: (str(c.get("created_at") or ""), int(c["id"]))):
@@ -511,24 +550,6 @@ class ZendeskHelpdesk(Helpdesk):
         return user if isinstance(user, dict) else {}
 
     # --- reading responses ---------------------------------------------------------
-
-    def _audits(self, ticket_id: str) -> Iterator[Any]:
-        """Every audit of a ticket, following cursor (``links.next``) or offset (``next_page``) pages."""
-        next_path: str | None = f"/api/v2/tickets/{_zendesk_id(ticket_id, 'ticket')}/audits"
-        seen: set[str] = set()
-        pages = 0
-        while next_path is not None:
-            if pages >= MAX_AUDIT_PAGES:
-                raise HelpdeskRejected(f"ticket {ticket_id} has more than {MAX_AUDIT_PAGES} pages of audits to check")
-            seen.add(next_path)
-            pages += 1
-            data = self._body(self._call("GET", next_path, writes_message=False, missing_means_gone=True), writes_message=False)
-            audits = data.get("audits") or []
-            if isinstance(audits, list):
-                yield from audits
-            next_path = self._next_page(data)
-            if next_path in seen:  # a server repeating a page must not loop forever
-                break
 
     @staticmethod
     def _next_page(data: dict[str, Any]) -> str | None:
@@ -703,6 +724,17 @@ def _names_field(response: HttpResponse, names: tuple[str, ...]) -> bool:
     data = outcomes.read_json(response)
     details = data.get("details") if isinstance(data, dict) else None
     return isinstance(details, dict) and any(name in details for name in names)
+
+
+def _carries(metadata: dict[str, Any], reference: str) -> bool:
+    """True when audit metadata holds our message reference (``custom``, as Zendesk stores
+    what a request sends; or top level, as a server storing it verbatim would)."""
+    custom = metadata.get("custom")
+    return (isinstance(custom, dict) and custom.get(METADATA_KEY) == reference) or metadata.get(METADATA_KEY) == reference
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
 
 
 def _says_closed(response: HttpResponse) -> bool:

@@ -173,6 +173,41 @@ def test_ticket_create_show_list_comment_and_audits(api: Api) -> None:
     not_found, _ = api.call("GET", "/api/v2/tickets/999/comments")
     assert not_found.status == 404
 
+    first_audit = audits["audits"][0]
+    _, shown_audit = api.call("GET", f"/api/v2/tickets/{ticket['id']}/audits/{first_audit['id']}.json")
+    assert shown_audit["audit"] == first_audit  # Show Audit: one audit, as listed
+    missing_audit, _ = api.call("GET", f"/api/v2/tickets/{ticket['id']}/audits/999999")
+    assert missing_audit.status == 404
+
+
+def test_safe_update_is_refused_when_the_ticket_changed_since_its_stamp(api: Api) -> None:
+    user = api.user()
+    _, body = api.ticket(user["id"])
+    ticket = body["ticket"]
+    stale = "2020-01-01T00:00:00Z"
+    refused, error = api.call("PUT", f"/api/v2/tickets/{ticket['id']}", {"ticket": {
+        "comment": {"body": "late", "author_id": user["id"]}, "safe_update": True, "updated_stamp": stale}})
+    assert refused.status == 409 and error["error"] == "UpdateConflict"
+    assert len(api.sandbox.comments(ticket["id"])) == 1  # nothing written
+    fresh, _ = api.call("PUT", f"/api/v2/tickets/{ticket['id']}", {"ticket": {
+        "comment": {"body": "in time", "author_id": user["id"]}, "safe_update": True, "updated_stamp": ticket["updated_at"]}})
+    assert fresh.status == 200 and len(api.sandbox.comments(ticket["id"])) == 2
+
+
+def test_what_operators_do_deleted_tickets_and_users(api: Api) -> None:
+    user = api.user()
+    _, body = api.ticket(user["id"])
+    ticket_id = body["ticket"]["id"]
+    api.sandbox.delete_user(user["id"])
+    refused, error = api.comment(ticket_id, user["id"], "from a deleted user")
+    assert refused.status == 422 and "author_id" in error["details"]
+    api.sandbox.delete_ticket(ticket_id)
+    for method, path, payload in (("GET", f"/api/v2/tickets/{ticket_id}", None),
+                                  ("PUT", f"/api/v2/tickets/{ticket_id}", {"ticket": {"status": "open"}}),
+                                  ("GET", f"/api/v2/tickets/{ticket_id}/comments", None)):
+        gone, _ = api.call(method, path, payload)
+        assert gone.status == 404, (method, path)
+
 
 def test_idempotency_key_replays_and_rejects_a_different_body(api: Api) -> None:
     user = api.user()

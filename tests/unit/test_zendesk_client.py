@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from urllib3 import exceptions as u3
 
-from chalicelib.helpdesk.base import HelpdeskRejected, HelpdeskUnavailable, TicketClosed, TicketRef
+from chalicelib.helpdesk.base import HelpdeskRejected, HelpdeskUnavailable, TicketClosed, TicketGone, TicketRef
 from chalicelib.helpdesk.formatting import comment_body, message_reference, ticket_subject
 from chalicelib.helpdesk.http import Exchange, JsonHttpClient
 from chalicelib.helpdesk.zendesk import (
@@ -398,54 +398,71 @@ def test_retry_after_parsing(value: str | None, expected: float | None) -> None:
 
 # --- ticket_has_message ----------------------------------------------------------------------
 
+COMMENTS = f"{BASE}/api/v2/tickets/77/comments"
 
-def audit(reference: str | None, audit_id: int) -> dict[str, Any]:
+
+def comment(reference: str | None, comment_id: int, created: str = "2024-05-01T12:35:00Z", *,
+            shows_custom: bool = True) -> dict[str, Any]:
+    """A comment as ``GET /api/v2/tickets/{id}/comments`` lists it (metadata of its audit)."""
     metadata: dict[str, Any] = {"system": {"client": "socialdesk"}}
-    if reference is not None:
-        metadata["custom"] = {"socialdesk_message": reference}
-    return {"id": audit_id, "ticket_id": 77, "metadata": metadata, "events": [{"type": "Comment", "body": "x"}]}
+    if shows_custom:
+        metadata["custom"] = {"socialdesk_message": reference} if reference else {}
+    return {"id": comment_id, "audit_id": 900 + comment_id, "type": "Comment", "body": "x", "public": True,
+            "created_at": created, "metadata": metadata}
 
 
-def test_ticket_has_message_follows_offset_pages() -> None:
-    msg = message("m.9")
+def page(*comments: dict[str, Any], after: str | None = None) -> FakeResponse:
+    links = {"next": f"{COMMENTS}?page[after]={after}&page[size]=100&sort=-created_at" if after else None}
+    return FakeResponse(200, {"comments": list(comments), "meta": {"has_more": after is not None}, "links": links})
+
+
+def test_ticket_has_message_reads_comments_newest_first_and_follows_cursor_pages() -> None:
     helpdesk, pool = make_helpdesk(
-        FakeResponse(200, {"audits": [audit(None, 1), audit("instagram:m.1", 2)],
-                           "next_page": f"{BASE}/api/v2/tickets/77/audits.json?page=2", "previous_page": None, "count": 3}),
-        FakeResponse(200, {"audits": [audit("instagram:m.9", 3)], "next_page": None, "previous_page": None, "count": 3}),
+        page(comment("instagram:m.3", 3, "2024-05-01T12:50:00Z"), comment(None, 2, "2024-05-01T12:45:00Z"), after="c2"),
+        page(comment("instagram:m.9", 1, "2024-05-01T12:40:00Z")),
     )
 
-    assert helpdesk.ticket_has_message("77", msg) is True
+    assert helpdesk.ticket_has_message("77", message("m.9")) is True
     assert [c["url"] for c in pool.calls] == [
-        f"{BASE}/api/v2/tickets/77/audits",
-        f"{BASE}/api/v2/tickets/77/audits.json?page=2",
+        f"{COMMENTS}?page%5Bsize%5D=100&sort=-created_at",
+        f"{COMMENTS}?page[after]=c2&page[size]=100&sort=-created_at",
     ]
     assert all(c["method"] == "GET" and c["body"] is None for c in pool.calls)
 
 
-def test_ticket_has_message_follows_cursor_pages_and_stops_at_the_end() -> None:
+def test_ticket_has_message_stops_at_comments_older_than_the_message() -> None:
+    # The message was written at 12:30; a comment from the day before cannot be it, nor anything older.
     helpdesk, pool = make_helpdesk(
-        FakeResponse(200, {"audits": [audit("instagram:m.1", 1)], "meta": {"has_more": True, "after_cursor": "c2"},
-                           "links": {"next": f"{BASE}/api/v2/tickets/77/audits?page[after]=c2"}}),
-        FakeResponse(200, {"audits": [audit("instagram:m.2", 2)], "meta": {"has_more": False},
-                           "links": {"next": f"{BASE}/api/v2/tickets/77/audits?page[after]=c3"}}),
+        page(comment("instagram:m.2", 2, "2024-05-01T12:40:00Z"), comment("instagram:m.1", 1, "2024-04-30T09:00:00Z"),
+             after="c2"),
     )
 
     assert helpdesk.ticket_has_message("77", message("m.404")) is False
-    assert len(pool.calls) == 2
+    assert len(pool.calls) == 1  # a ticket of ten thousand comments costs one page, not a hundred
 
 
 def test_ticket_has_message_stops_as_soon_as_it_finds_the_message() -> None:
-    helpdesk, pool = make_helpdesk(
-        FakeResponse(200, {"audits": [audit("instagram:m.1", 1)], "next_page": f"{BASE}/api/v2/tickets/77/audits?page=2"}),
-    )
+    helpdesk, pool = make_helpdesk(page(comment("instagram:m.1", 1), after="c2"))
 
     assert helpdesk.ticket_has_message("77", message("m.1")) is True
     assert len(pool.calls) == 1
 
 
+def test_ticket_has_message_reads_the_audit_of_a_comment_that_does_not_show_its_metadata() -> None:
+    helpdesk, pool = make_helpdesk(
+        page(comment(None, 2, shows_custom=False), comment(None, 1, "2024-04-30T09:00:00Z", shows_custom=False)),
+        FakeResponse(200, {"audit": {"id": 902, "ticket_id": 77, "metadata": {"custom": {"socialdesk_message": "instagram:m.1"}},
+                                     "events": []}}),
+    )
+
+    assert helpdesk.ticket_has_message("77", message("m.1")) is True
+    assert pool.calls[1]["url"] == f"{BASE}/api/v2/tickets/77/audits/902"
+
+
 def test_ticket_has_message_never_follows_a_link_to_another_host() -> None:
     helpdesk, pool = make_helpdesk(
-        FakeResponse(200, {"audits": [], "next_page": "https://evil.example/api/v2/tickets/77/audits?page=2"}),
+        FakeResponse(200, {"comments": [], "meta": {"has_more": True},
+                           "links": {"next": "https://evil.example/api/v2/tickets/77/comments?page[after]=x"}}),
     )
 
     with pytest.raises(HelpdeskRejected, match="another origin"):
@@ -454,11 +471,18 @@ def test_ticket_has_message_never_follows_a_link_to_another_host() -> None:
 
 
 def test_ticket_has_message_does_not_loop_on_a_repeated_page() -> None:
-    page = {"audits": [audit(None, 1)], "next_page": f"{BASE}/api/v2/tickets/77/audits?page=2"}
-    helpdesk, pool = make_helpdesk(FakeResponse(200, page), FakeResponse(200, page))
+    repeated = page(comment(None, 1), after="c1")
+    helpdesk, pool = make_helpdesk(repeated, repeated)
 
     assert helpdesk.ticket_has_message("77", message()) is False
     assert len(pool.calls) == 2
+
+
+def test_ticket_has_message_of_a_deleted_ticket_says_it_is_gone() -> None:
+    helpdesk, _ = make_helpdesk(FakeResponse(404, {"error": "RecordNotFound", "description": "Not found"}))
+
+    with pytest.raises(TicketGone):
+        helpdesk.ticket_has_message("77", message())
 
 
 # --- observer and secrets -------------------------------------------------------------------------
