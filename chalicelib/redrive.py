@@ -17,6 +17,7 @@ outage, and the age of the oldest parked head is reported for the alarm.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -149,9 +150,12 @@ def _replay(
     for entry in store.parked_entries(key, aside=True):
         message = store.get_message(key, entry.message_id)
         _outcome(_forget(sync, entry) if message is None else sync.sync_message(message, redrive=entry), report)
+    renewed = time.monotonic()
     while True:
-        if not store.acquire_lease(lease, owner, LEASE_SECONDS):  # renewed per message
-            return
+        if time.monotonic() - renewed > LEASE_SECONDS / 3:  # renewed well before it runs out
+            if not store.acquire_lease(lease, owner, LEASE_SECONDS):
+                return
+            renewed = time.monotonic()
         head = store.parked_head(key)
         if head is None:
             sync.heal_counters(key)

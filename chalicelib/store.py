@@ -80,6 +80,10 @@ class ParkedEntry:
     parked_at: str = ""
     aside: bool = False  # set aside after too long at the head: retried, but blocks nothing
     unrecorded: bool = False  # only a dead-letter entry: its conversation could not be written
+    # The helpdesk may have it already (a write was tried, or its stream record may have been
+    # handled before): the redrive looks on the ticket before sending it. False for a message
+    # parked straight behind another, which can be sent as it is.
+    attempted: bool = True
 
 
 @dataclass
@@ -476,14 +480,16 @@ class MessageStore:
     # again at the same place), and the duplicate check after it (a crash in between parks the
     # message twice: the second entry finds it delivered).
 
-    def park(self, conversation: Conversation, message_id: str, reason: str) -> ParkedEntry | None:
+    def park(
+        self, conversation: Conversation, message_id: str, reason: str, *, attempted: bool = True
+    ) -> ParkedEntry | None:
         """Append a message to the conversation's parked ones and count it on the conversation
         (whose ``version`` it checks). None when the message is parked already."""
         if self.is_parked(conversation.key, message_id):
             return None
         seq = conversation.park_seq
         now = _iso(datetime.now(timezone.utc))
-        entry = ParkedEntry(conversation.key, seq, message_id, reason[:1000], now)
+        entry = ParkedEntry(conversation.key, seq, message_id, reason[:1000], now, attempted=attempted)
         self._put_entry(entry)
         conversation.parked += 1
         conversation.park_seq += 1
@@ -499,7 +505,8 @@ class MessageStore:
     def set_aside(self, conversation: Conversation, entry: ParkedEntry) -> ParkedEntry:
         """Move a parked message out of the conversation's way: it stays parked and is
         retried, but later messages no longer wait for it."""
-        aside = ParkedEntry(entry.conversation_key, entry.seq, entry.message_id, entry.reason, entry.parked_at, aside=True)
+        aside = ParkedEntry(entry.conversation_key, entry.seq, entry.message_id, entry.reason, entry.parked_at, aside=True,
+                            attempted=entry.attempted)
         self._put_entry(aside)
         self._put_parked_id(aside)
         self._delete_item(conversation.key, parked_sk(entry.seq))
@@ -524,7 +531,7 @@ class MessageStore:
         item = {
             "pk": _s(conversation_pk(entry.conversation_key)), "sk": _s(parked_sk(entry.seq, aside=entry.aside)),
             "item_type": _s("parked"), "message_id": _s(entry.message_id), "reason": _s(entry.reason),
-            "parked_at": _s(entry.parked_at), "seq": _n(entry.seq),
+            "parked_at": _s(entry.parked_at), "seq": _n(entry.seq), "attempted": {"BOOL": entry.attempted},
         }
         self._write("could not park a message", lambda: self._client.put_item(TableName=self.table_name, Item=item))
 
@@ -553,7 +560,8 @@ class MessageStore:
             raise self._failure("could not read parked messages", exc) from exc
         return [
             ParkedEntry(key, int(item["seq"]["N"]), item["message_id"]["S"], item.get("reason", {}).get("S", ""),
-                        item.get("parked_at", {}).get("S", ""), aside=aside)
+                        item.get("parked_at", {}).get("S", ""), aside=aside,
+                        attempted=item.get("attempted", {}).get("BOOL", True))
             for item in response.get("Items", [])
         ]
 

@@ -67,6 +67,10 @@ RECORD_PATIENCE_SECONDS = 60.0
 # Zendesk keeps an Idempotency-Key about 2 hours: a ticket creation replayed from an
 # older stream record first looks for the ticket instead of trusting the key.
 KEY_TRUST_SECONDS = 3600.0
+# A stream record younger than this when its message is parked behind another was not
+# handled by an earlier, failed invocation (those raise only after a helpdesk write and
+# ``RECORD_PATIENCE_SECONDS``, or time out): the redrive sends it without looking first.
+FRESH_RECORD_SECONDS = 5.0
 # A ticket's ``updated_at`` has 1 s resolution: a write within this long of the last
 # recorded one could leave the same stamp, so it gets a "sending" marker as well.
 STAMP_SETTLE_SECONDS = 2.0
@@ -271,7 +275,9 @@ class TicketSync:
             if conversation.parked:
                 head = self.store.parked_head(key)
                 if head is not None:
-                    return self._park(message, conversation, f"waiting behind parked message {head.message_id}")
+                    fresh = received_at is not None and self._clock() - received_at < FRESH_RECORD_SECONDS
+                    return self._park(message, conversation, f"waiting behind parked message {head.message_id}",
+                                      attempted=conversation.sending == message.message_id or not fresh)
                 # The counter says parked, no entry exists (a crash between two writes): heal it.
                 self._update_conversation(conversation, lambda current: setattr(current, "parked", 0))
         if redrive is not None and not redrive.aside and not redrive.unrecorded:
@@ -286,9 +292,13 @@ class TicketSync:
         # A replayed message, or one whose earlier attempt may have reached the helpdesk
         # unrecorded (its "sending" marker is still set), is looked for on its ticket
         # first. A ticket creation replayed from an old record looks before creating.
-        maybe_sent = redrive is not None or conversation.sending == message.message_id
-        old_record = received_at is not None and self._clock() - received_at >= KEY_TRUST_SECONDS
+        maybe_sent = (redrive is not None and redrive.attempted) or conversation.sending == message.message_id
+        age = None if received_at is None else self._clock() - received_at
+        old_record = age is not None and age >= KEY_TRUST_SECONDS
         look_before_creating = maybe_sent or old_record
+        # Whether the helpdesk may have the message by the time it is parked: an earlier
+        # invocation may have sent it (an old record), or a write here had no clear answer.
+        uncertain = maybe_sent or age is None or age >= FRESH_RECORD_SECONDS
         files = _FilesForDelivery(self, message)
         error: Exception | None = None
         for attempt in range(self.attempts):
@@ -301,14 +311,16 @@ class TicketSync:
                 return self._deliver(message, conversation, files, redrive, look_first=look_before_creating)
             except _Ambiguous as exc:
                 error = exc.cause  # never resent in this invocation: the redrive looks first
+                uncertain = True
                 break
             except StaleTicket as exc:
                 error = exc  # something changed the ticket: perhaps an earlier attempt of this message
-                maybe_sent = True
+                maybe_sent = uncertain = True
                 self._refresh_ticket(conversation)
             except HelpdeskUnavailable as exc:
                 error = exc
                 maybe_sent = maybe_sent or exc.maybe_applied
+                uncertain = uncertain or exc.maybe_applied
                 if attempt + 1 < self.attempts:
                     self._sleep(min(exc.retry_after or self.backoff_seconds * 2**attempt, MAX_BACKOFF_SECONDS))
             except HelpdeskRejected as exc:
@@ -319,7 +331,7 @@ class TicketSync:
             logger.warning("parked message still failing", extra={"conversation_key": message.conversation_key,
                                                                    "message_id": message.message_id, "reason": reason})
             return Outcome.STILL_REJECTED if isinstance(error, HelpdeskRejected) else Outcome.STILL_FAILING
-        return self._park(message, conversation, reason)
+        return self._park(message, conversation, reason, attempted=uncertain)
 
     # --- delivery ------------------------------------------------------------------
 
@@ -635,13 +647,14 @@ class TicketSync:
             except (StoreUnavailable, UnstorableConversation) as exc:  # found again by upsert next time
                 logger.warning("requester mapping not saved", extra={"reason": str(exc)})
 
-    def _park(self, message: SocialMessage, conversation: Conversation, reason: str) -> Outcome:
+    def _park(self, message: SocialMessage, conversation: Conversation, reason: str, *, attempted: bool = True) -> Outcome:
         """Park a message: recorded on the conversation first (so the sweep finds it whatever
-        happens next), then a notice on the dead-letter queue."""
+        happens next), then a notice on the dead-letter queue. ``attempted``: the helpdesk may
+        have it (the redrive looks before sending)."""
         failures = 0
         while True:
             try:
-                entry = self.store.park(conversation, message.message_id, reason)
+                entry = self.store.park(conversation, message.message_id, reason, attempted=attempted)
                 break
             except StoreUnavailable:
                 failures += 1

@@ -39,10 +39,11 @@ class MemoryStore:
         conversation.version += 1
         self.conversations[conversation.key] = copy.deepcopy(conversation)
 
-    def park(self, conversation: Conversation, message_id: str, reason: str) -> ParkedEntry | None:
+    def park(self, conversation: Conversation, message_id: str, reason: str, *, attempted: bool = True) -> ParkedEntry | None:
         if self.is_parked(conversation.key, message_id):
             return None
-        entry = ParkedEntry(conversation.key, conversation.park_seq, message_id, reason, "2026-01-01T00:00:00Z")
+        entry = ParkedEntry(conversation.key, conversation.park_seq, message_id, reason, "2026-01-01T00:00:00Z",
+                            attempted=attempted)
         conversation.parked += 1
         conversation.park_seq += 1
         try:
