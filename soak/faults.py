@@ -219,3 +219,59 @@ class ZendeskChaos:
         """No more faults from now on."""
         self.active = False
         self.sandbox.clear_faults()
+
+
+class Operators:
+    """What agents and admins do in the helpdesk while the bridge works: delete tickets,
+    merge a ticket into another, close tickets, delete end users, merge two end users.
+
+    ``act()`` is called between sync rounds; each action happens with ``rate`` chance per
+    call, on a random ticket (or user) the bridge made. What was done is counted per action
+    and remembered per ticket, so the checks can tell a second ticket the bridge opened
+    because an agent deleted or closed the first from one it opened by mistake."""
+
+    ACTIONS = ("tickets_deleted", "tickets_merged", "tickets_closed", "users_deleted", "users_merged")
+
+    def __init__(self, sandbox: Any, rng: random.Random, *, rate: float) -> None:
+        self.sandbox = sandbox
+        self.rng = rng
+        self.rate = rate
+        self.done: Counter[str] = Counter()
+        self.touched_keys: set[str] = set()  # conversations whose ticket an operator deleted, merged or closed
+
+    def act(self) -> None:
+        """Perhaps do each kind of action once."""
+        if self.rate <= 0:
+            return
+        tickets = [t for t in self.sandbox.tickets() if t.get("external_id") and t["status"] != "closed"]
+        users = [u for u in self.sandbox.users() if u["active"] and u.get("external_id")]
+        if tickets and self._now():
+            ticket = self.rng.choice(tickets)
+            self.sandbox.delete_ticket(ticket["id"])
+            self._touched(ticket, "tickets_deleted")
+            tickets.remove(ticket)
+        if len(tickets) >= 2 and self._now():
+            source, target = self.rng.sample(tickets, 2)
+            self.sandbox.merge_tickets(source["id"], target["id"])
+            self._touched(source, "tickets_merged")
+            tickets.remove(source)
+        if tickets and self._now():
+            ticket = self.rng.choice(tickets)
+            self.sandbox.set_status(ticket["id"], "closed")
+            self._touched(ticket, "tickets_closed")
+        if users and self._now():
+            user = self.rng.choice(users)
+            self.sandbox.delete_user(user["id"])
+            self.done["users_deleted"] += 1
+            users.remove(user)
+        if len(users) >= 2 and self._now():
+            source, target = self.rng.sample(users, 2)
+            self.sandbox.merge_users(source["id"], target["id"])
+            self.done["users_merged"] += 1
+
+    def _now(self) -> bool:
+        return self.rng.random() < self.rate
+
+    def _touched(self, ticket: dict[str, Any], action: str) -> None:
+        self.done[action] += 1
+        self.touched_keys.add(str(ticket["external_id"]))

@@ -10,6 +10,10 @@ Builders in the style of ``bench/workload.py``, one per kind of conversation:
   LINE batches them), and a generic Standard Webhooks source ("trustpilot": a
   low-rated review and follow-ups grouped by ``conversation_id``, sometimes batched).
 
+Optionally one viral thread grows past ten thousand messages (``big_conversation``):
+a Facebook comment that hundreds of people reply under, delivered as Meta batches
+busy Pages (many changes per POST).
+
 Every message knows its conversation, its platform timestamp and whether a customer
 wrote it, so the checks do not depend on the app's own normalizers. Then a share of
 deliveries is sent twice (platform retries) and the whole list is shuffled: a
@@ -274,6 +278,35 @@ BUILDERS: dict[str, Callable[[_Builder, random.Random, str, int, int], None]] = 
 }
 
 
+def viral_thread(b: _Builder, rng: random.Random, who: str, t: int, n: int, *, per_delivery: int = 50) -> None:
+    """One top-level comment and ``n - 1`` replies under it by many people, ``per_delivery``
+    changes per POST: a single conversation that grows past ten thousand messages."""
+    post = f"{PAGE_ID}_9{who}"
+    top = f"9{who}_0"
+    changes: list[dict[str, Any]] = []
+    refs: list[str] = []
+
+    def flush() -> None:
+        if changes:
+            b.deliver("meta", {"object": "page", "entry": [{"id": PAGE_ID, "time": (t + len(b.work.conversations[b.label])) * 1000,
+                                                            "changes": list(changes)}]}, *refs)
+            changes.clear()
+            refs.clear()
+
+    for k in range(n):
+        comment = top if k == 0 else f"9{who}_{k}"
+        author = f"91{who}{rng.randrange(2000):04d}"  # a crowd: people come back now and then
+        at = t + k
+        changes.append({"field": "feed", "value": {
+            "from": {"id": author, "name": f"Customer {author}"}, "post_id": post, "comment_id": comment,
+            "parent_id": post if k == 0 else top, "message": rng.choice(TEXTS), "item": "comment", "verb": "add",
+            "created_time": at}})
+        refs.append(b.message(f"facebook:{comment}", at))
+        if len(changes) >= per_delivery:
+            flush()
+    flush()
+
+
 def build(
     deliveries: int,
     duplicate_share: float,
@@ -282,6 +315,7 @@ def build(
     run: str,
     max_messages: int = 6,
     reorder_window: int = 0,
+    big_conversation: int = 0,
 ) -> SoakWorkload:
     """``deliveries`` webhook POSTs in all, of which ``duplicate_share`` repeat another one.
     Conversations get 1..``max_messages`` messages (most have several).
@@ -289,7 +323,8 @@ def build(
     ``reorder_window`` 0: the whole list is shuffled (any order, also inside a
     conversation). Otherwise deliveries come in platform-time order, each moved by up to
     ``reorder_window`` places, and a duplicate comes within twice that after its original
-    (a milder, more typical reordering)."""
+    (a milder, more typical reordering). ``big_conversation``: that many messages in one
+    more conversation (its deliveries come on top of ``deliveries``)."""
     if not 0 <= duplicate_share < 1:
         raise ValueError("the duplicate share must be in [0, 1)")
     rng = random.Random(seed)
@@ -298,6 +333,10 @@ def build(
     t = int(time.time()) - 6 * 3600
     names = list(BUILDERS)
     n = 0
+    big: list[Delivery] = []
+    if big_conversation:
+        viral_thread(_Builder(work, "viral-thread", "facebook_comments"), rng, f"{run}v", t, big_conversation)
+        big, work.unique = work.unique, []
     while len(work.unique) < unique_target:
         platform = names[n % len(names)]
         label = f"{platform}-{n:05d}"
@@ -312,6 +351,8 @@ def build(
         for ref in dropped.refs:
             message = work.messages.pop(ref)
             work.conversations[message.conversation].remove(ref)
+    for delivery in big:  # after the trim: the thread is whole
+        work.unique.append(Delivery(len(work.unique), delivery.route, delivery.payload, delivery.refs))
     for label in [c for c, refs in work.conversations.items() if not refs]:
         del work.conversations[label]
         del work.platform_of[label]
@@ -323,7 +364,7 @@ def build(
     for rank, delivery in enumerate(updates):
         delivery.payload["update_id"] = 700_000_000 + rank
 
-    copies = [rng.choice(work.unique) for _ in range(deliveries - len(work.unique))]
+    copies = [rng.choice(work.unique) for _ in range(deliveries + len(big) - len(work.unique))]
     if reorder_window <= 0:
         sent = list(work.unique) + copies
         rng.shuffle(sent)  # arrival order: any order, also inside a conversation
