@@ -91,7 +91,6 @@ invocation died mid-send, the schedule finds it still ``sending`` and tells the 
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import Counter
@@ -504,45 +503,10 @@ def _due_item(item: dict[str, Any], helpdesk: str) -> DueItem | None:
 # --- reading a conversation ------------------------------------------------------------------
 
 
-def conversation_messages(store: MessageStore, key: str, *, limit: int = 5000) -> list[SocialMessage]:
-    """Every stored message of a conversation, with its raw payload (LINE reply tokens,
-    Telegram business connections live there). Uses ``store.conversation_messages`` when
-    the store has it, else queries the partition (``pk = CONV#<key>``, ``sk`` begins with ``MSG#``)."""
-    reader = getattr(store, "conversation_messages", None)
-    if callable(reader):
-        return list(reader(key))
-    client = store._client  # noqa: SLF001 - MessageStore has no partition reader yet
-    kwargs: dict[str, Any] = {
-        "TableName": store.table_name,
-        "KeyConditionExpression": "pk = :pk AND begins_with(sk, :msg)",
-        "ExpressionAttributeValues": {":pk": _s(conversation_pk(key)), ":msg": _s("MSG#"), ":message": _s("message")},
-        "FilterExpression": "item_type = :message",
-        "ProjectionExpression": "#message, #raw, item_type",
-        "ExpressionAttributeNames": {"#message": "message", "#raw": "raw"},
-        "ConsistentRead": True,
-    }
-    messages: list[SocialMessage] = []
-    while True:
-        try:
-            page = client.query(**kwargs)
-        except Exception as exc:
-            raise StoreUnavailable(f"could not read conversation {key}: {_error_code(exc) or exc}") from exc
-        for item in page.get("Items", []):
-            if "message" not in item:
-                continue
-            message = SocialMessage.model_validate_json(item["message"]["S"])
-            raw_text = item.get("raw", {}).get("S")
-            if raw_text:
-                try:
-                    raw = json.loads(raw_text)
-                except ValueError:
-                    raw = {}
-                if isinstance(raw, dict):
-                    message = message.model_copy(update={"raw": raw})
-            messages.append(message)
-        if "LastEvaluatedKey" not in page or len(messages) >= limit:
-            return messages
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+def conversation_messages(store: MessageStore, key: str) -> list[SocialMessage]:
+    """Every stored message of a conversation, the latest with their raw payload (LINE reply
+    tokens, Telegram business connections live there)."""
+    return store.conversation_messages(key)
 
 
 def _platform_of(key: str) -> Platform:

@@ -56,7 +56,7 @@ from urllib.parse import parse_qs
 
 from chalicelib.errors import BadRequest, Unauthorized, Unavailable, WebhookError
 from chalicelib.signatures import SignatureError
-from chalicelib.store import AUTHOR_INDEX, author_pk, conversation_pk
+from chalicelib.store import AUTHOR_INDEX, author_pk
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

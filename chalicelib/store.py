@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 AUTHOR_INDEX = "by-author"
 SYNCED_MEMORY = 200  # message ids remembered per conversation to drop stream redeliveries
 MAX_RAW_BYTES = 300_000  # of DynamoDB's 400 KB per item
+RAW_FOR_LATEST = 25  # messages of a conversation read with their raw payload (replies use the latest)
 _PARALLEL_WRITES = 8
 # Errors no retry will cure (a wrong table name, a bad key, a missing permission).
 PERMANENT_ERRORS = frozenset({"ValidationException", "ResourceNotFoundException", "AccessDeniedException"})
@@ -386,33 +387,54 @@ class MessageStore:
             if not _is_condition_failure(exc):
                 raise StoreUnavailable(f"could not mark {message_id} deleted: {_error_code(exc) or exc}") from exc
 
-    def conversation_messages(self, key: str, *, max_items: int = 1000) -> list[SocialMessage]:
-        """Every stored message of a conversation, with its ``raw`` payload (replies need
-        e.g. LINE's reply token) and ``deleted`` set on those their author deleted."""
+    def conversation_messages(self, key: str, *, with_raw: int = RAW_FOR_LATEST) -> list[SocialMessage]:
+        """Every stored message of a conversation, ``deleted`` set on those their author
+        deleted; the ``raw`` payload (replies need e.g. LINE's reply token) only on the
+        ``with_raw`` latest ones, so a thread of ten thousand messages stays a few MB."""
         found: list[SocialMessage] = []
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :msg)",
             "ExpressionAttributeValues": {":pk": _s(conversation_pk(key)), ":msg": _s("MSG#")},
+            "ProjectionExpression": "sk, item_type, #message, deleted_at",
+            "ExpressionAttributeNames": {"#message": "message"},
             "ConsistentRead": True,
         }
-        while len(found) < max_items:
-            response = self._client.query(**kwargs)
+        while True:
+            try:
+                response = self._client.query(**kwargs)
+            except Exception as exc:
+                raise self._failure(f"could not read conversation {key}", exc) from exc
             for item in response.get("Items", []):
                 message = message_from_image(item)
-                if message is None:
-                    continue
-                try:
-                    raw = json.loads(item.get("raw", {}).get("S") or "{}")
-                except ValueError:
-                    raw = {}
-                update: dict[str, Any] = {"raw": raw if isinstance(raw, dict) else {}}
-                if "deleted_at" in item:
-                    update["deleted"] = True
-                found.append(message.model_copy(update=update))
+                if message is not None:
+                    found.append(message.model_copy(update={"deleted": True}) if "deleted_at" in item else message)
             if "LastEvaluatedKey" not in response:
                 break
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        latest = sorted(found, key=lambda m: (m.created_at, m.message_id))[-with_raw:] if with_raw else []
+        raws = self._raw_payloads(key, [m.message_id for m in latest])
+        return [m.model_copy(update={"raw": raws[m.message_id]}) if m.message_id in raws else m for m in found]
+
+    def _raw_payloads(self, key: str, message_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The stored ``raw`` payloads of some messages of a conversation (100 per request)."""
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(message_ids), 100):
+            keys = [{"pk": _s(conversation_pk(key)), "sk": _s(message_sk(m))} for m in message_ids[start:start + 100]]
+            request: dict[str, Any] = {self.table_name: {"Keys": keys, "ProjectionExpression": "sk, #raw",
+                                                         "ExpressionAttributeNames": {"#raw": "raw"}, "ConsistentRead": True}}
+            while request:
+                try:
+                    response = self._client.batch_get_item(RequestItems=request)
+                except Exception as exc:
+                    raise self._failure(f"could not read conversation {key}", exc) from exc
+                for item in response.get("Responses", {}).get(self.table_name, []):
+                    try:
+                        raw = json.loads(item.get("raw", {}).get("S") or "{}")
+                    except ValueError:
+                        raw = {}
+                    found[item["sk"]["S"].removeprefix("MSG#")] = raw if isinstance(raw, dict) else {}
+                request = response.get("UnprocessedKeys") or {}
         return found
 
     # --- conversation state -----------------------------------------------------------

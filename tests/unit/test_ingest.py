@@ -6,7 +6,6 @@ import base64
 import hashlib
 import hmac
 import json
-from typing import Any
 
 import pytest
 
