@@ -415,3 +415,31 @@ def test_a_conversation_stored_by_the_previous_version_is_carried_on(stack: Stac
     [ticket] = stack.tickets()
     assert _texts(stack, ticket) == ["first", "second", "third"]
     assert wiring.message_store().get_conversation(key).legacy_parked == [] and _nothing_parked(stack)
+
+
+def test_an_answer_in_a_thread_of_thousands_of_messages_targets_its_latest(stack: Stack) -> None:
+    """A viral thread: the reply path reads every message (not the first thousand ids)."""
+    from datetime import datetime, timedelta, timezone
+
+    from chalicelib import wiring
+    from chalicelib.models import Author, Direction, Kind, Platform, SocialMessage
+    from chalicelib.replies.dispatch import target_from_messages
+
+    key = "facebook:comment:900_viral"
+    start = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    messages = [
+        SocialMessage(platform=Platform.FACEBOOK, kind=Kind.COMMENT if n == 0 else Kind.REPLY, direction=Direction.INBOUND,
+                      message_id=f"900_viral_{n:05d}", conversation_key=key, account_id="900",
+                      author=Author(platform_id="7300000" if n in (0, 1099) else f"73{n:05d}"),
+                      text=f"same here {n}", created_at=start + timedelta(seconds=n), raw={"n": n})
+        for n in range(1100)
+    ]
+    store = wiring.message_store()
+    assert all(store.save_messages(messages))
+
+    read = store.conversation_messages(key)
+    assert len(read) == 1100
+    target = target_from_messages(read)
+    # The thread's customer wrote the first comment and the latest one: a private answer goes there.
+    assert target.customer_id == "7300000" and target.reply_to_id == "900_viral_01099"
+    assert [m.raw for m in read if m.message_id == "900_viral_01099"] == [{"n": 1099}]  # the latest keep their payload
