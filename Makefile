@@ -50,7 +50,7 @@ fuzz: $(STAMP)
 # >= 5,000 deliveries under faults, then: nothing lost, nothing doubled, drain time (a short run is part of `make test`).
 soak: $(STAMP)
 	mkdir -p .run
-	$(PY) -m soak.run --deliveries $(or $(DELIVERIES),5000) --duplicates 0.2 --json .run/soak-report.json
+	$(PY) -m soak.run --deliveries $(or $(DELIVERIES),5000) --duplicates 0.2 --big-conversation $(or $(BIG),10500) --json .run/soak-report.json
 
 # Replays messages parked in the dead-letter queue. Locally (no STAGE) against the
 # running `make run` stack; with STAGE=dev|prod it invokes the deployed function.

@@ -1,6 +1,6 @@
 """The one DynamoDB table: messages, conversations, parked messages, requester mappings, quarantine.
 
-Layout (``pk`` / ``sk``; design notes in ``docs/store.md``)::
+Layout (``pk`` / ``sk``; design notes in ``docs/sync.md``)::
 
     CONV#<conversation key> / MSG#<platform message id>   one message (stream -> ticket sync)
     CONV#<conversation key> / CONV                          the conversation's ticket state (bounded)
