@@ -1,10 +1,12 @@
-"""The dead-letter queue: a notice for every message the ticket sync parks.
+"""The dead-letter queue: a notice for every message the ticket sync parks after it failed.
 
 Chalice cannot give a DynamoDB stream mapping an on-failure destination or
 bisect-on-error, so the sync handler parks a failing message itself instead of
 raising: a raise would block the whole shard for up to 24 hours. The parked message
 is recorded in the table first (the redrive's sweep finds it there even if its notice
-is lost); the queue is what operators watch (its depth) and what wakes the redrive.
+is lost); the queue is what operators watch (its depth) and what wakes the redrive. A
+message parked only because an earlier one of its conversation is (it waits behind it)
+gets no notice: the table lists it, and it goes when its conversation does.
 An ``unrecorded`` notice is the exception: its conversation could not be written, so
 the notice is the only record and is deleted only once the message is delivered.
 """

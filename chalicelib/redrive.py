@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_SET_ASIDE_AFTER = timedelta(hours=1)
 LEASE_SECONDS = 300.0
+PAGE = 25  # parked entries read at a time
 _DONE = DELIVERED | {Outcome.DUPLICATE}
 
 
@@ -152,29 +153,30 @@ def _replay(
         _outcome(_forget(sync, entry) if message is None else sync.sync_message(message, redrive=entry), report)
     renewed = time.monotonic()
     while True:
-        if time.monotonic() - renewed > LEASE_SECONDS / 3:  # renewed well before it runs out
-            if not store.acquire_lease(lease, owner, LEASE_SECONDS):
-                return
-            renewed = time.monotonic()
-        head = store.parked_head(key)
-        if head is None:
+        entries = store.parked_entries(key, limit=PAGE)  # in parking order, a page at a time
+        if not entries:
             sync.heal_counters(key)
             return
-        message = store.get_message(key, head.message_id)
-        if message is None:  # expired by TTL or erased on request: nothing left to send
-            _outcome(_forget(sync, head), report)
-            continue
-        outcome = sync.sync_message(message, redrive=head)
-        _outcome(outcome, report)
-        if outcome in _DONE:
-            continue
-        if outcome is Outcome.STILL_REJECTED and _age(head.parked_at, now()) > set_aside_after.total_seconds():
-            sync.set_aside(head)
-            report.set_aside += 1
-            logger.error("parked message set aside: the helpdesk keeps refusing it; later messages go on",
-                         extra={"conversation_key": key, "message_id": head.message_id, "reason": head.reason})
-            continue
-        return
+        for entry in entries:
+            if time.monotonic() - renewed > LEASE_SECONDS / 3:  # renewed well before it runs out
+                if not store.acquire_lease(lease, owner, LEASE_SECONDS):
+                    return
+                renewed = time.monotonic()
+            message = store.get_message(key, entry.message_id)
+            if message is None:  # expired by TTL or erased on request: nothing left to send
+                _outcome(_forget(sync, entry), report)
+                continue
+            outcome = sync.sync_message(message, redrive=entry)
+            _outcome(outcome, report)
+            if outcome in _DONE:
+                continue
+            if outcome is Outcome.STILL_REJECTED and _age(entry.parked_at, now()) > set_aside_after.total_seconds():
+                sync.set_aside(entry)
+                report.set_aside += 1
+                logger.error("parked message set aside: the helpdesk keeps refusing it; later messages go on",
+                             extra={"conversation_key": key, "message_id": entry.message_id, "reason": entry.reason})
+                continue
+            return
 
 
 def _forget(sync: TicketSync, entry: ParkedEntry) -> Outcome:

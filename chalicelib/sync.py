@@ -85,7 +85,6 @@ class Outcome(str, Enum):
     STORED_ONLY = "stored_only"  # needs no agent (praise, a change to something never ticketed)
     DUPLICATE = "duplicate"  # already on the ticket, already parked, or gone
     PARKED = "parked"
-    WAITING = "waiting"  # redrive: an earlier parked message of the conversation must go first
     STILL_FAILING = "still_failing"  # redrive: the helpdesk is still unavailable; it stays parked
     STILL_REJECTED = "still_rejected"  # redrive: the helpdesk still refuses it; it stays parked
 
@@ -273,17 +272,12 @@ class TicketSync:
             if self.store.is_parked(key, message.message_id):
                 return Outcome.DUPLICATE  # a stream retry of a message parked already
             if conversation.parked:
-                head = self.store.parked_head(key)
-                if head is not None:
-                    fresh = received_at is not None and self._clock() - received_at < FRESH_RECORD_SECONDS
-                    return self._park(message, conversation, f"waiting behind parked message {head.message_id}",
-                                      attempted=conversation.sending == message.message_id or not fresh)
-                # The counter says parked, no entry exists (a crash between two writes): heal it.
-                self._update_conversation(conversation, lambda current: setattr(current, "parked", 0))
-        if redrive is not None and not redrive.aside and not redrive.unrecorded:
-            head = self.store.parked_head(key)
-            if head is None or head.seq != redrive.seq:
-                return Outcome.WAITING
+                # (A counter left without entries by a crash is healed by the redrive, which
+                # then finds this message first in line.)
+                fresh = received_at is not None and self._clock() - received_at < FRESH_RECORD_SECONDS
+                return self._park(message, conversation, "waiting behind an earlier parked message",
+                                  attempted=conversation.sending == message.message_id or not fresh, behind=True)
+        # A redrive hands parked entries in parking order, holding the conversation's lease.
         return self._send(message, conversation, redrive, received_at)
 
     def _send(
@@ -647,10 +641,13 @@ class TicketSync:
             except (StoreUnavailable, UnstorableConversation) as exc:  # found again by upsert next time
                 logger.warning("requester mapping not saved", extra={"reason": str(exc)})
 
-    def _park(self, message: SocialMessage, conversation: Conversation, reason: str, *, attempted: bool = True) -> Outcome:
+    def _park(
+        self, message: SocialMessage, conversation: Conversation, reason: str, *, attempted: bool = True, behind: bool = False
+    ) -> Outcome:
         """Park a message: recorded on the conversation first (so the sweep finds it whatever
-        happens next), then a notice on the dead-letter queue. ``attempted``: the helpdesk may
-        have it (the redrive looks before sending)."""
+        happens next), then -- for a message that failed itself, not one waiting ``behind``
+        another -- a notice on the dead-letter queue. ``attempted``: the helpdesk may have it
+        (the redrive looks before sending)."""
         failures = 0
         while True:
             try:
@@ -664,6 +661,8 @@ class TicketSync:
                 conversation = self.store.get_conversation(message.conversation_key)
         if entry is None:
             return Outcome.DUPLICATE
+        if behind:
+            return Outcome.PARKED
         logger.warning("message parked", extra={"conversation_key": message.conversation_key,
                                                 "message_id": message.message_id, "reason": reason})
         try:

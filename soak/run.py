@@ -553,7 +553,7 @@ def run_soak(args: argparse.Namespace, moto_url: str, sandbox: Any, log: Any) ->
             time.sleep(0.5)
         delta = {k: v - before.get(k, 0) for k, v in sync.outcomes.items() if v != before.get(k, 0)}
         redrive_passes.append(delta)
-        idle = 0 if any(not k.endswith(("still_failing", "still_rejected", "waiting")) for k in delta) else idle + 1
+        idle = 0 if any(not k.endswith(("still_failing", "still_rejected")) for k in delta) else idle + 1
         if idle >= 20:
             break  # passes that move nothing: what is left is stuck (reported below)
         if _still_parked(wiring.message_store(), dead_letters) and not delta:
@@ -609,7 +609,8 @@ def run_soak(args: argparse.Namespace, moto_url: str, sandbox: Any, log: Any) ->
             "big_conversation_messages": len(work.conversations.get("viral-thread", [])),
         },
         "sync": {
-            "outcomes": dict(sorted(sync.outcomes.items())), "messages_parked_total": dead_letters.parks,
+            "outcomes": dict(sorted(sync.outcomes.items())), "messages_parked_total": sync.outcomes["stream:parked"],
+            "dead_letter_notices": dead_letters.parks,
             "distinct_messages_parked": len(dead_letters.parked_refs), "backoff_waits": len(sleeper.waits),
             "backoff_requested_seconds": round(sum(sleeper.waits), 1),
             "retry_after_waits_30s_capped": sum(1 for w in sleeper.waits if w >= 30),

@@ -336,7 +336,7 @@ def test_helpdesk_outage_parks_messages_in_order_and_redrive_delivers_them_once(
     fd_stack.post_webhook("meta", _messenger("m_out_3", "7777501", "someone else"))
     fd_stack.sync()
     assert fd_stack.tickets() == []
-    assert fd_stack.parked_in_queue() == 3
+    assert fd_stack.parked_in_queue() == 2  # a notice per failed message; the one waiting behind it has none
     assert fd_stack.poller.failures == 0
 
     fd_stack.sandbox.clear_faults()
