@@ -1,0 +1,216 @@
+"""Reading the table into per-conversation facts: one paginated Scan with a projection.
+
+Only ``CONV#`` partitions are read, and only the attributes the report uses (never a
+message's ``raw`` payload). Item layouts are the ones ``chalicelib/store.py`` and the agent
+replies write: ``MSG#`` messages, ``CONV`` state, ``RESPONSE`` response times,
+``REPLY#<helpdesk>#<comment>`` reply ledger entries, ``PARKED#`` / ``ASIDE#`` parked messages.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from chalicelib.models import Direction, Kind
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+# Read through placeholders: several are DynamoDB reserved words (state, reason, ...).
+PROJECTED = (
+    "pk", "sk", "platform", "direction", "created_at", "message", "state", "ticket_id",
+    "first_response_seconds", "last_response_at", "resolution_seconds", "resolved_at",
+    "failure_kind", "note", "reason", "parked_at",
+)
+REPLY_PROBLEM_STATES = frozenset({"failed", "unknown", "retry"})
+SOLVED_STATUSES = frozenset({"solved", "closed"})
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """An ISO time as the table stores it (``...Z``), or None."""
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class ParkedFact:
+    """A parked message: blocks its conversation (or, ``aside``, is retried out of order)."""
+
+    parked_at: datetime | None
+    reason: str
+    aside: bool
+
+
+@dataclass(frozen=True)
+class ReplyFact:
+    """An agent's answer that did not reach the platform (yet): ``state`` failed/unknown/retry."""
+
+    state: str
+    failure_kind: str
+    note: str
+    created_at: datetime | None
+
+
+@dataclass
+class ConversationFacts:
+    """What the table says about one conversation."""
+
+    key: str
+    platform: str
+    private: bool = False
+    inbound: list[datetime] = field(default_factory=list)
+    outbound: list[datetime] = field(default_factory=list)
+    ticket_id: str | None = None
+    ticket_status: str | None = None
+    first_response_seconds: float | None = None
+    last_response_at: datetime | None = None
+    # Resolution: recorded seconds, else the ticket's solved time (both slot in once written).
+    recorded_resolution_seconds: float | None = None
+    solved_at: datetime | None = None
+    parked: list[ParkedFact] = field(default_factory=list)
+    reply_problems: list[ReplyFact] = field(default_factory=list)
+
+    @property
+    def first_inbound(self) -> datetime | None:
+        return min(self.inbound) if self.inbound else None
+
+    @property
+    def solved(self) -> bool:
+        return self.ticket_status in SOLVED_STATUSES
+
+    @property
+    def response_seconds(self) -> float | None:
+        """First response time: recorded by the agent replies, else the brand's first own
+        message on the platform after the customer's first (answered outside the helpdesk)."""
+        if self.first_response_seconds is not None:
+            return self.first_response_seconds
+        first = self.first_inbound
+        answers = [moment for moment in self.outbound if first is not None and moment >= first]
+        return (min(answers) - first).total_seconds() if answers and first is not None else None
+
+    @property
+    def resolution_seconds(self) -> float | None:
+        """From the customer's first message to the ticket's solving."""
+        if self.recorded_resolution_seconds is not None:
+            return self.recorded_resolution_seconds
+        first = self.first_inbound
+        return (self.solved_at - first).total_seconds() if self.solved_at and first else None
+
+    def waiting_since(self) -> datetime | None:
+        """The customer's oldest message with no answer after it (None: nobody waits)."""
+        if self.solved:
+            return None
+        answered = max([*self.outbound, *([self.last_response_at] if self.last_response_at else [])], default=None)
+        waiting = [moment for moment in self.inbound if answered is None or moment > answered]
+        return min(waiting) if waiting else None
+
+    @property
+    def label(self) -> str:
+        """How an operator finds it: the ticket when there is one, and the conversation key."""
+        return f"#{self.ticket_id} · {self.key}" if self.ticket_id else self.key
+
+
+def _attribute(item: dict[str, Any], name: str) -> str | None:
+    value = item.get(name)
+    if not value:
+        return None
+    return value.get("S", value.get("N"))
+
+
+def _number(item: dict[str, Any], name: str) -> float | None:
+    value = _attribute(item, name)
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def conversations_from_items(items: Iterable[dict[str, Any]]) -> list[ConversationFacts]:
+    """Fold the scanned items of ``CONV#`` partitions into one ``ConversationFacts`` each."""
+    found: dict[str, ConversationFacts] = {}
+    for item in items:
+        pk, sk = _attribute(item, "pk") or "", _attribute(item, "sk") or ""
+        if not pk.startswith("CONV#"):
+            continue
+        key = pk.removeprefix("CONV#")
+        facts = found.get(key)
+        if facts is None:
+            # The conversation key's first segment is the platform (models.conversation_key).
+            facts = found[key] = ConversationFacts(key=key, platform=key.split(":", 1)[0])
+        if sk.startswith("MSG#"):
+            _add_message(facts, item)
+        elif sk == "CONV":
+            state = json.loads(_attribute(item, "state") or "{}")
+            facts.ticket_id = state.get("ticket_id") or facts.ticket_id
+            facts.ticket_status = state.get("ticket_status")
+            facts.solved_at = parse_time(state.get("solved_at")) or facts.solved_at
+        elif sk == "RESPONSE":
+            facts.first_response_seconds = _number(item, "first_response_seconds")
+            facts.last_response_at = parse_time(_attribute(item, "last_response_at"))
+            facts.recorded_resolution_seconds = _number(item, "resolution_seconds")
+            facts.solved_at = parse_time(_attribute(item, "resolved_at")) or facts.solved_at
+        elif sk.startswith("REPLY#"):
+            state = _attribute(item, "state") or ""
+            if state in REPLY_PROBLEM_STATES:
+                facts.reply_problems.append(ReplyFact(
+                    state=state, failure_kind=_attribute(item, "failure_kind") or "unknown",
+                    note=_attribute(item, "note") or "", created_at=parse_time(_attribute(item, "created_at")),
+                ))
+        elif sk.startswith(("PARKED#", "ASIDE#")):
+            facts.parked.append(ParkedFact(
+                parked_at=parse_time(_attribute(item, "parked_at")), reason=_attribute(item, "reason") or "",
+                aside=sk.startswith("ASIDE#"),
+            ))
+    return [facts for facts in found.values() if facts.inbound or facts.parked or facts.reply_problems]
+
+
+def _add_message(facts: ConversationFacts, item: dict[str, Any]) -> None:
+    created = parse_time(_attribute(item, "created_at"))
+    if created is None:
+        return
+    if _attribute(item, "direction") == Direction.OUTBOUND.value:
+        facts.outbound.append(created)
+        return
+    facts.inbound.append(created)
+    facts.platform = _attribute(item, "platform") or facts.platform
+    try:
+        kind = json.loads(_attribute(item, "message") or "{}").get("kind")
+    except json.JSONDecodeError:
+        kind = None
+    facts.private = facts.private or kind == Kind.DIRECT_MESSAGE.value
+
+
+class TableReader:
+    """Scans the table (a low-level boto3 DynamoDB client is passed in)."""
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self.table_name = table_name
+
+    def items(self) -> Iterator[dict[str, Any]]:
+        """Every ``CONV#`` item with the projected attributes, page by page."""
+        names = {f"#a{i}": name for i, name in enumerate(PROJECTED)}
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "ProjectionExpression": ", ".join(names),
+            "ExpressionAttributeNames": names,
+            "FilterExpression": "begins_with(#a0, :conv)",
+            "ExpressionAttributeValues": {":conv": {"S": "CONV#"}},
+        }
+        while True:
+            page = self._client.scan(**kwargs)
+            yield from page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def conversations(self) -> list[ConversationFacts]:
+        return conversations_from_items(self.items())
