@@ -67,7 +67,7 @@ def _open(chart_id: str, title: str, desc: str, height: int, attrs: dict[str, st
 
 
 def column_chart(chart_id: str, columns: Sequence[Column], *, y_top: float, title: str, desc: str,
-                 attrs: dict[str, str] | None = None, height: int = 170) -> str:
+                 attrs: dict[str, str] | None = None, height: int = 130) -> str:
     """Vertical bars on a count axis from 0 to ``y_top`` (share it between charts to compare them)."""
     left, right, top, bottom = 44, 8, 10, 26
     plot_w, plot_h = WIDTH - left - right, height - top - bottom

@@ -105,8 +105,10 @@ class ConversationFacts:
         return (self.solved_at - first).total_seconds() if self.solved_at and first else None
 
     def waiting_since(self) -> datetime | None:
-        """The customer's oldest message with no answer after it (None: nobody waits)."""
-        if self.solved:
+        """The customer's oldest message with no answer after it (None: nobody waits). A
+        conversation with neither a ticket nor a parked message opened no ticket on purpose
+        (praise, a bare ``/start``): nobody owes it an answer."""
+        if self.solved or not (self.ticket_id or self.parked):
             return None
         answered = max([*self.outbound, *([self.last_response_at] if self.last_response_at else [])], default=None)
         waiting = [moment for moment in self.inbound if answered is None or moment > answered]

@@ -31,7 +31,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     return monkeypatch
 
 
-def _table_with_one_mention(client: object, name: str) -> None:
+def _table_with_one_ticket(client: object, name: str) -> None:
     client.create_table(  # type: ignore[attr-defined]
         TableName=name, BillingMode="PAY_PER_REQUEST",
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
@@ -42,12 +42,16 @@ def _table_with_one_mention(client: object, name: str) -> None:
         "pk": {"S": "CONV#x:tweets:brand:1"}, "sk": {"S": "MSG#1"}, "item_type": {"S": "message"}, "platform": {"S": "x"},
         "direction": {"S": "in"}, "created_at": {"S": at}, "message": {"S": json.dumps({"kind": "mention"})},
     })
+    client.put_item(TableName=name, Item={  # type: ignore[attr-defined]
+        "pk": {"S": "CONV#x:tweets:brand:1"}, "sk": {"S": "CONV"}, "item_type": {"S": "conversation"},
+        "state": {"S": json.dumps({"ticket_id": "5", "ticket_status": "new"})},
+    })
 
 
 @pytest.fixture
 def aws_table(clean_env: pytest.MonkeyPatch) -> Iterator[str]:
     with mock_aws():
-        _table_with_one_mention(boto3.client("dynamodb"), "socialdesk-test-messages")
+        _table_with_one_ticket(boto3.client("dynamodb"), "socialdesk-test-messages")
         clean_env.setenv("TABLE_NAME", "socialdesk-test-messages")
         yield "socialdesk-test-messages"
 
@@ -89,7 +93,7 @@ def test_local_reads_the_running_stacks_table(clean_env: pytest.MonkeyPatch, tmp
     try:
         moto_url = f"http://127.0.0.1:{port}"
         client = boto3.client("dynamodb", endpoint_url=moto_url, region_name="us-east-1")
-        _table_with_one_mention(client, "socialdesk-local-messages")
+        _table_with_one_ticket(client, "socialdesk-local-messages")
         state = tmp_path / "local.json"
         state.write_text(json.dumps({"moto_url": moto_url, "table_name": "socialdesk-local-messages"}))
         clean_env.setattr(local.defaults, "STATE_FILE", state)

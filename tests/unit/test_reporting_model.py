@@ -113,18 +113,22 @@ def test_who_is_waiting_and_since_when() -> None:
     facts = [
         # answered, then the customer wrote again: waiting since that message
         conversation("x:tweets:b:1", ago(hours=5), ago(hours=2), ago(hours=1), first_response_seconds=600,
-                     last_response_at=ago(hours=4)),
-        conversation("x:tweets:b:2", ago(hours=3), ticket_status="solved"),  # solved: nobody waits
-        conversation("x:tweets:b:3", ago(hours=3), outbound=[ago(hours=2)]),  # answered on the platform
+                     last_response_at=ago(hours=4), ticket_id="1"),
+        conversation("x:tweets:b:2", ago(hours=3), ticket_status="solved", ticket_id="2"),  # solved: nobody waits
+        conversation("x:tweets:b:3", ago(hours=3), outbound=[ago(hours=2)], ticket_id="3"),  # answered on the platform
+        conversation("google:review:4", ago(hours=3)),  # praise: opened no ticket
         conversation("whatsapp:dm:p:4", ago(hours=30), private=True, ticket_id="77"),
+        conversation("whatsapp:dm:p:5", ago(hours=1), private=True,  # its ticket's creation parked
+                     parked=[ParkedFact(ago(minutes=50), "Zendesk answered 503", aside=False)]),
     ]
     report = build_report(facts, now=NOW)
     assert [(w.key, w.waiting_seconds, w.answered_before, w.past_sla) for w in report.waiting] == [
         ("whatsapp:dm:p:4", 30 * 3600, False, True),
         ("x:tweets:b:1", 2 * 3600, True, True),
+        ("whatsapp:dm:p:5", 3600, False, False),
     ]
-    assert report.waiting[0].label == "#77 · whatsapp:dm:p:4"
-    assert report.waiting_total == 2
+    assert report.waiting[0].label == "#77 · whatsapp:dm:p:4" and report.waiting[2].parked
+    assert report.waiting_total == 3
 
 
 def test_attention_puts_blocked_conversations_then_accounts_to_reconnect_first() -> None:
@@ -142,7 +146,7 @@ def test_attention_puts_blocked_conversations_then_accounts_to_reconnect_first()
             ParkedFact(ago(minutes=50), "Zendesk answered 503", aside=False),
         ]),
         conversation("whatsapp:dm:p:4", ago(hours=2), private=True, parked=[ParkedFact(ago(hours=3), "422", aside=True)]),
-        conversation("x:tweets:b:5", ago(hours=2)),
+        conversation("x:tweets:b:5", ago(hours=2), ticket_id="5"),
     ]
     crises = [Crisis("Outage in Madrid", True, ((ago(hours=1), 12), (ago(minutes=30), 40))),
               Crisis("Old one", False, ((ago(days=2), 15),))]
@@ -158,7 +162,7 @@ def test_attention_puts_blocked_conversations_then_accounts_to_reconnect_first()
     ]
     parked = report.attention[0]
     assert parked.oldest_seconds == 3600 and parked.subjects == ("#9 · whatsapp:dm:p:3: Zendesk answered 503",)
-    assert report.attention[-2].subjects == ("x:tweets:b:5",)
+    assert report.attention[-2].subjects == ("#5 · x:tweets:b:5",)
     assert report.attention[-1].subjects == ("Outage in Madrid (40)",)
     # The rate-limited one retries by itself: listed with the failures, not in the attention list.
     assert {group.failure_kind: group.states for group in report.failed_replies} == {

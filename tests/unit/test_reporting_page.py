@@ -84,7 +84,7 @@ def _report(crises: list[Crisis] | None = None) -> object:
         # Answered, then the customer wrote again: listed as waiting, with its (hostile) key.
         ConversationFacts(key="x:tweets:b:<script>alert(1)</script>", platform="x",
                           inbound=[NOW - timedelta(hours=3), NOW - timedelta(minutes=30)],
-                          first_response_seconds=600, last_response_at=NOW - timedelta(hours=2)),
+                          first_response_seconds=600, last_response_at=NOW - timedelta(hours=2), ticket_id="8"),
         ConversationFacts(key="whatsapp:dm:p:1", platform="whatsapp", private=True, inbound=[NOW - timedelta(hours=30)],
                           parked=[ParkedFact(NOW - timedelta(hours=1), "Zendesk answered 503", aside=False)]),
     ]
