@@ -17,6 +17,7 @@ LABELS: dict[str, dict[str, str | tuple[str, str]]] = {
     "en": {
         "title": "Response times",
         "generated": "Generated {now} UTC from the table {table}. Period: {start} to {end} UTC.",
+        "totals": "{messages} customer messages; {conversations} conversations started in the period.",
         "attention": "What needs attention now",
         "attention_none": "Nothing needs attention: no parked messages, no failed answers, nobody waiting past the SLA.",
         "parked": (("{count} message parked (oldest {oldest}): the helpdesk keeps failing or refusing it and its "
@@ -114,6 +115,7 @@ LABELS: dict[str, dict[str, str | tuple[str, str]]] = {
     "es": {
         "title": "Tiempos de respuesta",
         "generated": "Generado el {now} UTC a partir de la tabla {table}. Periodo: del {start} al {end} UTC.",
+        "totals": "{messages} mensajes de clientes; {conversations} conversaciones iniciadas en el periodo.",
         "attention": "Qué necesita atención ahora",
         "attention_none": "Nada necesita atención: ningún mensaje aparcado, ninguna respuesta fallida, nadie espera más "
                           "que el SLA.",
@@ -271,6 +273,9 @@ class Page:
             '<p class="meta">' + self.text(
                 "generated", now=format_time(report.generated_at), table=report.table_name or "?",
                 start=format_time(report.window_start), end=format_time(report.generated_at),
+            ) + " " + self.text(
+                "totals", messages=format_count(report.inbound_total, self.lang),
+                conversations=format_count(report.conversations_total, self.lang),
             ) + "</p>",
             self.attention(), self.volume(),
             self.times("first_response", report.first_response, "answered"),

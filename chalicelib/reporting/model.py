@@ -158,7 +158,6 @@ class Crisis:
     name: str
     active: bool
     sizes: tuple[tuple[datetime, int], ...]  # size over time, oldest first
-    channel: str | None = None
 
     @property
     def size(self) -> int:
@@ -184,7 +183,6 @@ class Report:
     table_name: str
     bucket_seconds: int
     bucket_starts: tuple[datetime, ...]
-    channels: tuple[Channel, ...]
     volume: tuple[VolumeSeries, ...]
     first_response: tuple[TimesSummary, ...]
     resolution: tuple[TimesSummary, ...]
@@ -193,8 +191,8 @@ class Report:
     failed_replies: tuple[FailedReplyGroup, ...]
     crises: tuple[Crisis, ...] | None  # None: no crisis detection connected
     attention: tuple[AttentionItem, ...]
-    inbound_total: int
-    conversations_total: int
+    inbound_total: int  # customer messages in the period
+    conversations_total: int  # conversations that started in the period
 
 
 def _utc(moment: datetime) -> datetime:
@@ -299,7 +297,6 @@ def build_report(conversations: Sequence[ConversationFacts], *, now: datetime, t
     for channel, moment in inbound:
         series = counts.setdefault(channel, [0] * len(starts))
         series[int((moment - starts[0]).total_seconds() // bucket_seconds)] += 1
-    channels = tuple(sorted({channel_of(facts) for facts in conversations if facts.inbound}, key=Channel.sort_key))
 
     waiting = []
     for facts in conversations:
@@ -316,7 +313,6 @@ def build_report(conversations: Sequence[ConversationFacts], *, now: datetime, t
 
     return Report(
         generated_at=now, window_start=since, table_name=table_name, bucket_seconds=bucket_seconds, bucket_starts=starts,
-        channels=channels,
         volume=tuple(VolumeSeries(c, tuple(counts[c])) for c in sorted(counts, key=Channel.sort_key)),
         first_response=_times(recent, "response_seconds", sla),
         resolution=_times(recent, "resolution_seconds", resolution_sla),

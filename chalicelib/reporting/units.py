@@ -26,6 +26,6 @@ def format_count(value: int, lang: str) -> str:
     return text.replace(",", ".") if lang == "es" else text
 
 
-def format_time(moment: datetime, *, with_date: bool = True) -> str:
-    """``2026-03-10 14:05`` or ``14:05`` (the page says its times are UTC)."""
-    return moment.strftime("%Y-%m-%d %H:%M" if with_date else "%H:%M")
+def format_time(moment: datetime) -> str:
+    """``2026-03-10 14:05`` (the page says its times are UTC)."""
+    return moment.strftime("%Y-%m-%d %H:%M")

@@ -42,6 +42,7 @@ class Table:
     """What the test put in the table, to check the page against."""
 
     now: datetime
+    conversations: list[str] = field(default_factory=list)
     inbound: dict[str, list[datetime]] = field(default_factory=dict)  # channel -> customer message times
     response_seconds: dict[str, list[int]] = field(default_factory=dict)  # channel -> first response times
     parked_key: str = ""
@@ -83,6 +84,7 @@ def _fill(store: MessageStore, client: Any, now: datetime) -> Table:
         times = [now - timedelta(hours=h) for h in hours]
         assert all(store.save_messages([_message(key, platform, kind, i, at) for i, at in enumerate(times)]))
         table.inbound.setdefault(channel, []).extend(times)
+        table.conversations.append(key)
         conversation = Conversation(key=key, helpdesk="zendesk", ticket_id=str(100 + number), ticket_status="open")
         store.save_conversation(conversation)
         if response is not None:
@@ -194,6 +196,8 @@ def test_volume_bars_are_the_tables_counts_drawn_to_one_scale(page: Page, writte
                 pixels_per_message.append(bar["height"] / bar["value"])
             else:
                 assert bar["height"] == 0
+    total = sum(len(times) for times in table.inbound.values())
+    assert f"{total} customer messages; {len(table.conversations)} conversations" in page.locator(".meta").inner_text()
     # Every channel's bars share one scale: a message is the same height everywhere.
     assert max(pixels_per_message) - min(pixels_per_message) < 0.01, pixels_per_message
     assert min(pixels_per_message) > 1

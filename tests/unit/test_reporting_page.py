@@ -100,6 +100,7 @@ def test_the_page_is_self_contained_and_escapes_what_it_shows() -> None:
     assert "Crisis detection is not connected yet" in page
     assert "No resolution times yet" in page
     assert "1 message parked (oldest 1 h)" in page
+    assert "3 customer messages; 2 conversations started in the period." in page
 
 
 def test_both_languages_have_every_label() -> None:
