@@ -1,0 +1,497 @@
+"""Crisis detection: similar complaints to one account, a spike over their baseline, a crisis.
+
+For each new inbound complaint the sync calls ``CrisisDetector.observe(message)``:
+
+1. the complaint is recorded once (a repeat is recognised and counts nothing);
+2. if it is like an active crisis of its account (cosine with the crisis's centroid), it
+   joins that crisis;
+3. otherwise its group is formed: the recent complaints like it (pairwise), grown twice
+   to every complaint of the last ``window_minutes`` close to the group's centroid. At
+   least ``min_size`` of them, and at least ``baseline_multiple`` times the group's usual
+   volume per window over the ``baseline_hours`` before, start a crisis that the whole
+   group joins. Complaints group only with complaints in the same language.
+
+An agent can declare a crisis from a ticket (``declare``); similar complaints then join
+it. A crisis ends after ``quiet_minutes`` without a new complaint, or by ``end``.
+Design, thresholds and measured precision/recall: ``docs/crisis.md``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+from chalicelib.crisis.model import Crisis, CrisisDecision, CrisisSettings, Member, Origin, Outcome, Status
+from chalicelib.crisis.similarity import Centroid, compatible, features, language, normalize
+from chalicelib.crisis.store import CrisisStore
+from chalicelib.crisis.window import MAX_TEXT, Window, WindowEntry
+from chalicelib.models import Direction, SocialMessage
+from chalicelib.observability import logger
+
+SAMPLES = 5  # texts of a new crisis handed to the caller (the problem ticket's description)
+LOCK_SECONDS = 30.0  # a start holds the account's lock well under a second; a crashed holder's lapses
+LOCK_ATTEMPTS = 50  # a start marking a large group holds the lock a few seconds at most
+LOCK_WAIT_SECONDS = 0.1
+PRUNE_EVERY_SECONDS = 600.0
+MIN_SEEDS = 3  # a group is formed only around a complaint with this many alike (itself included)
+GROWTH_ROUNDS = 3  # a group is grown to its centroid's neighbourhood this many times
+CATCH_UP_GROWTH = 1.1
+NOTHING = CrisisDecision(Outcome.NONE)
+
+
+def is_complaint(message: SocialMessage) -> bool:
+    """Whether a message can be part of a crisis: a customer's own words, not praise, not an edit."""
+    if message.direction is not Direction.INBOUND or message.deleted or message.edit_of or message.bot_command:
+        return False
+    if message.rating is not None and message.rating >= 4:
+        return False
+    return message.recommends is not True and bool(message.text.strip())
+
+
+@dataclass
+class _Account:
+    """What a warm Lambda holds of one account between calls."""
+
+    window: Window
+    loaded_at: float
+    refreshed_at: float
+    pruned_at: float
+    newest: float  # platform time of the newest complaint read from the store
+    active: list[Crisis] = field(default_factory=list)
+    active_at: float = float("-inf")
+    swept: dict[str, int] = field(default_factory=dict)  # crisis id -> its members at the last catch-up
+
+
+class CrisisDetector:
+    """Groups an account's complaints and decides when a group is a crisis (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: CrisisStore,
+        settings: CrisisSettings | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings or CrisisSettings.from_env()
+        self._store = store
+        self._clock = clock
+        self._sleep = sleep
+        self._owner = uuid.uuid4().hex  # this detector's name on the account's start lock
+        self._accounts: dict[str, _Account] = {}
+
+    # --- the sync's calls ----------------------------------------------------------
+
+    def observe(self, message: SocialMessage) -> CrisisDecision:
+        """Record one new inbound message and say whether it joined or started a crisis."""
+        if not is_complaint(message):
+            return NOTHING
+        stems = features(message.text)
+        if len(stems) < self.settings.min_stems:
+            return NOTHING
+        entry = WindowEntry(
+            message_id=message.message_id,
+            conversation_key=message.conversation_key,
+            platform=message.platform.value,
+            author_id=message.author.platform_id,
+            created_at=message.created_at.timestamp(),
+            stems=stems,
+            language=language(message.text),
+            text=message.text[:MAX_TEXT],
+        )
+        return self._observe(message.account_id, entry)
+
+    def declare(self, account_id: str, ticket_id: str, sample_text: str) -> CrisisDecision:
+        """An agent's crisis, from a ticket (its id names the crisis: ``t-<ticket id>``).
+
+        STARTED with the recent similar complaints as members; JOINED (nothing created)
+        when an active crisis of the account is already about the sample; ``repeated``
+        when this ticket declared it before.
+        """
+        now = self._clock()
+        crisis_id = f"t-{ticket_id}"
+        existing = self._store.get(account_id, crisis_id)
+        if existing is not None:
+            return CrisisDecision(Outcome.STARTED, existing, repeated=True)
+        stems, lang = features(sample_text), language(sample_text)
+        account = self._account(account_id, now)
+        ended = self._end_quiet(account_id, account, now)
+        match = self._best_match(account, stems, lang)
+        if match is not None:
+            return CrisisDecision(Outcome.JOINED, match, ended=ended)
+        since = now - self.settings.window_seconds
+        alike = account.window.similar(stems, lang, threshold=self.settings.pair_similarity, since=since, until=now)
+        centroid = Centroid.of([stems, *(n.stems for n in alike)])
+        group = account.window.matching(centroid, lang, threshold=self.settings.join_similarity, since=since, until=now)
+        crisis = Crisis(
+            account_id=account_id,
+            crisis_id=crisis_id,
+            origin=Origin.DECLARED,
+            centroid=centroid,
+            started_at=now,
+            first_seen=min([now, *(g.created_at for g in group)]),
+            last_seen=now,
+            ticket_id=ticket_id,
+            language=lang,
+        )
+        decision = self._start(account_id, account, crisis, group, trigger=None, now=now)
+        return replace(decision, ended=ended)
+
+    def end(self, account_id: str, crisis_id: str, reason: str = "ended by an agent") -> Crisis | None:
+        """End a crisis now. The ended crisis, or None if it was not active."""
+        ended = self._store.end(account_id, crisis_id, ended_at=self._clock(), reason=reason, quiet_before=None)
+        self._forget_active(account_id, crisis_id)
+        return ended
+
+    def end_quiet(self, account_id: str | None = None) -> list[Crisis]:
+        """End every active crisis (of one account, or all) quiet for ``quiet_minutes``: for a schedule."""
+        now = self._clock()
+        cutoff = now - self.settings.quiet_seconds
+        ended = []
+        for crisis in self._store.active(account_id):
+            if crisis.last_seen < cutoff:
+                done = self._store.end(
+                    crisis.account_id, crisis.crisis_id, ended_at=now, reason="quiet", quiet_before=cutoff
+                )
+                if done is not None:
+                    ended.append(done)
+                    self._forget_active(crisis.account_id, crisis.crisis_id)
+        return ended
+
+    def active(self, account_id: str | None = None) -> list[Crisis]:
+        """Active crises of one account, or of every account."""
+        return self._store.active(account_id)
+
+    def members(self, account_id: str, crisis_id: str) -> list[Member]:
+        """A crisis's members still in the table (complaints are kept for the baseline period),
+        oldest first: to link every member's ticket again after a failure."""
+        since = self._clock() - self.settings.history_seconds
+        entries = [e for e in self._store.entries(account_id, since=since) if e.crisis_id == crisis_id]
+        return [Member.of(e) for e in sorted(entries, key=lambda e: e.created_at)]
+
+    def attach_ticket(self, account_id: str, crisis_id: str, ticket_id: str) -> bool:
+        """Record the ticket standing for a crisis (the problem ticket). False if it has one already."""
+        return self._store.attach_ticket(account_id, crisis_id, ticket_id)
+
+    # --- observing ---------------------------------------------------------------------
+
+    def _observe(self, account_id: str, entry: WindowEntry) -> CrisisDecision:
+        now = self._clock()
+        account = self._account(account_id, now)
+        expires_at = entry.created_at + self.settings.history_seconds + 3600
+        repeated = not self._store.record(account_id, entry, expires_at=expires_at)
+        if repeated:
+            stored = self._store.get_entry(account_id, entry)
+            entry = account.window.add(stored or entry)
+            if stored is not None and stored.crisis_id:
+                account.window.assign(entry, stored.crisis_id)
+                crisis = self._store.get(account_id, stored.crisis_id)
+                return CrisisDecision(Outcome.JOINED, crisis, (Member.of(entry),), repeated=True)
+        else:
+            entry = account.window.add(entry)
+        ended = self._end_quiet(account_id, account, now)
+        own_id = _detected_id(account_id, entry) if account.active else None
+        own = next((c for c in account.active if c.crisis_id == own_id), None)
+        if own is not None:  # this very complaint started it before, and that start was cut short
+            decision = self._resume(account_id, account, own, entry, now)
+        elif (match := self._best_match(account, entry.stems, entry.language)) is not None:
+            decision = self._join(account_id, account, entry, match, now)
+        else:
+            decision = self._detect(account_id, account, entry, now)
+        if repeated and decision.outcome is Outcome.NONE:
+            decision = replace(decision, repeated=True)
+        return replace(decision, ended=ended)
+
+    def _detect(self, account_id: str, account: _Account, entry: WindowEntry, now: float) -> CrisisDecision:
+        settings = self.settings
+        at = min(entry.created_at, now)
+        since = at - settings.window_seconds
+        alike = account.window.similar(
+            entry.stems, entry.language, threshold=settings.pair_similarity, since=since, until=at
+        )
+        if len(alike) < MIN_SEEDS:
+            return NOTHING
+        centroid = Centroid.of(a.stems for a in alike)
+        for _ in range(GROWTH_ROUNDS):
+            group = self._group(account, centroid, entry, at)
+            centroid = Centroid.of(g.stems for g in group)
+        if len(group) < settings.min_size:
+            return NOTHING
+        lang = _language_of(group)
+        usual = account.window.matching(
+            centroid,
+            lang,
+            threshold=settings.join_similarity,
+            since=at - settings.history_seconds,
+            until=since,
+            unassigned=False,
+        )
+        baseline = len(usual) * settings.window_seconds / settings.baseline_seconds
+        if len(group) < settings.baseline_multiple * baseline:
+            return NOTHING
+        crisis = Crisis(
+            account_id=account_id,
+            crisis_id=_detected_id(account_id, entry),
+            origin=Origin.DETECTED,
+            centroid=centroid,
+            started_at=now,
+            first_seen=min(g.created_at for g in group),
+            last_seen=now,
+            baseline=round(baseline, 3),
+            language=lang,
+        )
+        return self._start(account_id, account, crisis, group, entry, now)
+
+    def _group(self, account: _Account, centroid: Centroid, entry: WindowEntry, at: float) -> list[WindowEntry]:
+        """The window's complaints (not in a crisis yet, in ``entry``'s language) close to ``centroid``,
+        ``entry`` always among them."""
+        settings = self.settings
+        group = account.window.matching(
+            centroid, entry.language, threshold=settings.join_similarity, since=at - settings.window_seconds, until=at
+        )
+        if not entry.crisis_id and all(g is not entry for g in group):
+            group.append(entry)
+        return group
+
+    def _join(
+        self, account_id: str, account: _Account, entry: WindowEntry, crisis: Crisis, now: float
+    ) -> CrisisDecision:
+        if not self._store.mark(account_id, entry, crisis.crisis_id):
+            stored = self._store.get_entry(account_id, entry)  # a concurrent repeat of this very message joined
+            if stored is None or not stored.crisis_id:
+                return NOTHING
+            account.window.assign(entry, stored.crisis_id)
+            return CrisisDecision(
+                Outcome.JOINED, self._store.get(account_id, stored.crisis_id), (Member.of(entry),), repeated=True
+            )
+        account.window.assign(entry, crisis.crisis_id)
+        joined = [entry, *self._catch_up(account_id, account, crisis, min(entry.created_at, now))]
+        counts = Counter(m.platform for m in joined)
+        updated = self._store.add_members(account_id, crisis.crisis_id, counts, seen_at=now) or crisis
+        self._remember_active(account, updated)
+        return CrisisDecision(Outcome.JOINED, updated, tuple(Member.of(m) for m in joined))
+
+    def _catch_up(self, account_id: str, account: _Account, crisis: Crisis, at: float) -> list[WindowEntry]:
+        """As a crisis grows, its centroid takes in more wordings: recent complaints that came
+        before it could recognise them join it now (each time it has grown by a tenth)."""
+        members = account.window.members(crisis.crisis_id)
+        if members < account.swept.setdefault(crisis.crisis_id, members) * CATCH_UP_GROWTH:
+            return []
+        account.swept[crisis.crisis_id] = members
+        centroid = account.window.crisis_centroid(crisis.crisis_id, crisis.centroid)
+        since = at - self.settings.window_seconds
+        late = account.window.matching(
+            centroid, crisis.language, threshold=self.settings.join_similarity, since=since, until=at
+        )
+        joined = [m for m in late if self._store.mark(account_id, m, crisis.crisis_id)]
+        for member in joined:
+            account.window.assign(member, crisis.crisis_id)
+        return joined
+
+    def _start(
+        self,
+        account_id: str,
+        account: _Account,
+        crisis: Crisis,
+        group: list[WindowEntry],
+        trigger: WindowEntry | None,
+        now: float,
+    ) -> CrisisDecision:
+        """Create ``crisis`` and make ``group`` its members, all under the account's lock: a
+        concurrent start finds the crisis and joins it, a repeat finds the start complete."""
+        with self._locked(account_id) as locked:
+            if not locked:
+                return NOTHING
+            account.active, account.active_at = self._store.active(account_id), now
+            held = next((c for c in account.active if c.crisis_id == crisis.crisis_id), None)
+            if held is not None:  # this very start was begun before
+                if trigger is None:
+                    return CrisisDecision(Outcome.STARTED, held, repeated=True)
+                return self._resume_locked(account_id, account, held, trigger, now)
+            rival = self._rival(account, crisis, trigger)
+            if rival is not None:  # another Lambda started it meanwhile
+                if trigger is None:
+                    return CrisisDecision(Outcome.JOINED, rival)
+                return self._join(account_id, account, trigger, rival, now)
+            if not self._store.create(crisis):  # it exists but is no longer active: it ended meanwhile
+                return NOTHING
+            logger.info(
+                "crisis started",
+                extra={"account_id": account_id, "crisis_id": crisis.crisis_id, "group": len(group)},
+            )
+            marked = self._mark_all(account_id, account, crisis.crisis_id, group, trigger)
+            if marked:
+                counts = Counter(m.platform for m in marked)
+                crisis = self._store.add_members(account_id, crisis.crisis_id, counts, seen_at=now) or crisis
+        self._remember_active(account, crisis)
+        account.swept[crisis.crisis_id] = account.window.members(crisis.crisis_id)
+        members = tuple(Member.of(m) for m in marked)
+        return CrisisDecision(Outcome.STARTED, crisis, members, _samples(group, crisis.centroid))
+
+    def _resume(
+        self, account_id: str, account: _Account, crisis: Crisis, trigger: WindowEntry, now: float
+    ) -> CrisisDecision:
+        with self._locked(account_id) as locked:
+            return self._resume_locked(account_id, account, crisis, trigger, now) if locked else NOTHING
+
+    def _resume_locked(
+        self, account_id: str, account: _Account, crisis: Crisis, trigger: WindowEntry, now: float
+    ) -> CrisisDecision:
+        """Finish a start that was cut short (its trigger, marked last, is not a member yet):
+        mark the rest of the group, and count every member, those marked before included."""
+        stored = self._store.get_entry(account_id, trigger)
+        if stored is not None and stored.crisis_id:  # it was not cut short, only still running
+            account.window.assign(trigger, stored.crisis_id)
+            current = self._store.get(account_id, stored.crisis_id)
+            return CrisisDecision(Outcome.JOINED, current, (Member.of(trigger),), repeated=True)
+        at = min(trigger.created_at, now)
+        for entry in self._store.entries(account_id, since=at - self.settings.window_seconds):
+            account.window.add(entry)  # learn which members the first attempt marked
+        group = self._group(account, crisis.centroid, trigger, at)
+        self._mark_all(account_id, account, crisis.crisis_id, group, trigger)
+        members = account.window.members_of(crisis.crisis_id)
+        counts = Counter(m.platform for m in members)
+        crisis = self._store.recount(account_id, crisis.crisis_id, counts, seen_at=now) or crisis
+        self._remember_active(account, crisis)
+        return CrisisDecision(
+            Outcome.STARTED, crisis, tuple(Member.of(m) for m in members), _samples(members, crisis.centroid)
+        )
+
+    @contextmanager
+    def _locked(self, account_id: str) -> Iterator[bool]:
+        """The account's start lock (waited for a few seconds); yields whether it was taken."""
+        for _ in range(LOCK_ATTEMPTS):
+            if self._store.acquire(account_id, self._owner, seconds=LOCK_SECONDS, now=time.time()):
+                break
+            self._sleep(LOCK_WAIT_SECONDS)
+        else:
+            logger.warning(
+                "crisis start skipped: the account's start lock stayed taken", extra={"account_id": account_id}
+            )
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            self._store.release(account_id, self._owner)
+
+    def _mark_all(
+        self,
+        account_id: str,
+        account: _Account,
+        crisis_id: str,
+        group: list[WindowEntry],
+        trigger: WindowEntry | None,
+    ) -> list[WindowEntry]:
+        """Make the group's complaints members; the ones this call marked, in time order.
+        The trigger goes last: once it is a member, a repeat of it knows the start completed."""
+        ordered = sorted((g for g in group if g is not trigger), key=lambda g: g.created_at)
+        marked = []
+        for member in [*ordered, *([trigger] if trigger else [])]:
+            if self._store.mark(account_id, member, crisis_id):
+                account.window.assign(member, crisis_id)
+                marked.append(member)
+        return marked
+
+    # --- state held between calls ------------------------------------------------------
+
+    def _account(self, account_id: str, now: float) -> _Account:
+        settings = self.settings
+        horizon = now - settings.history_seconds
+        account = self._accounts.get(account_id)
+        if account is None or now - account.loaded_at >= settings.reload_seconds:
+            window = Window()
+            for entry in self._store.entries(account_id, since=horizon):
+                window.add(entry)
+            newest = max((e.created_at for e in window.entries.values()), default=horizon)
+            account = _Account(window, loaded_at=now, refreshed_at=now, pruned_at=now, newest=newest)
+            self._accounts[account_id] = account
+        elif now - account.refreshed_at >= settings.refresh_seconds:
+            for entry in self._store.entries(
+                account_id, since=max(horizon, account.newest - settings.lateness_seconds)
+            ):
+                account.window.add(entry)
+                account.newest = max(account.newest, entry.created_at)
+            account.refreshed_at = now
+        if now - account.pruned_at >= PRUNE_EVERY_SECONDS:
+            account.window.prune(horizon)
+            account.pruned_at = now
+        if now - account.active_at >= settings.active_seconds:
+            account.active, account.active_at = self._store.active(account_id), now
+        return account
+
+    def _end_quiet(self, account_id: str, account: _Account, now: float) -> tuple[Crisis, ...]:
+        cutoff = now - self.settings.quiet_seconds
+        ended = []
+        for crisis in [c for c in account.active if c.last_seen < cutoff]:
+            done = self._store.end(account_id, crisis.crisis_id, ended_at=now, reason="quiet", quiet_before=cutoff)
+            if done is not None:
+                logger.info(
+                    "crisis ended", extra={"account_id": account_id, "crisis_id": crisis.crisis_id, "size": done.size}
+                )
+                ended.append(done)
+        if ended or any(c.last_seen < cutoff for c in account.active):
+            account.active, account.active_at = self._store.active(account_id), now
+        return tuple(ended)
+
+    def _best_match(self, account: _Account, stems: frozenset[str], lang: str) -> Crisis | None:
+        """The active crisis most like a complaint, if it is like enough."""
+        best, score = None, self.settings.join_similarity
+        for crisis in account.active:
+            if crisis.status is Status.ACTIVE and compatible(lang, crisis.language):
+                similarity = account.window.crisis_centroid(crisis.crisis_id, crisis.centroid).similarity(stems)
+                if similarity >= score:
+                    best, score = crisis, similarity
+        return best
+
+    def _rival(self, account: _Account, crisis: Crisis, trigger: WindowEntry | None) -> Crisis | None:
+        """An active crisis about the same thing as ``crisis`` (started by another Lambda meanwhile)."""
+        if trigger is not None and (match := self._best_match(account, trigger.stems, trigger.language)):
+            return match
+        for other in account.active:
+            if compatible(crisis.language, other.language):
+                centroid = account.window.crisis_centroid(other.crisis_id, other.centroid)
+                if centroid.overlap(crisis.centroid) >= self.settings.merge_similarity:
+                    return other
+        return None
+
+    def _remember_active(self, account: _Account, crisis: Crisis) -> None:
+        account.active = [c for c in account.active if c.crisis_id != crisis.crisis_id] + [crisis]
+
+    def _forget_active(self, account_id: str, crisis_id: str) -> None:
+        account = self._accounts.get(account_id)
+        if account is not None:
+            account.active = [c for c in account.active if c.crisis_id != crisis_id]
+
+
+def _detected_id(account_id: str, entry: WindowEntry) -> str:
+    """A detected crisis is named after the complaint that started it: a repeat finds the same name."""
+    digest = hashlib.sha256(f"{account_id}\n{entry.platform}\n{entry.message_id}".encode()).hexdigest()[:8]
+    started = datetime.fromtimestamp(entry.created_at, tz=UTC).strftime("%Y%m%dT%H%M")
+    return f"c-{started}-{digest}"
+
+
+def _language_of(group: list[WindowEntry]) -> str:
+    """The language most of a group's complaints are in ("" if none says)."""
+    known = Counter(g.language for g in group if g.language)
+    return known.most_common(1)[0][0] if known else ""
+
+
+def _samples(group: list[WindowEntry], centroid: Centroid) -> tuple[str, ...]:
+    """The most typical texts of a group, each said once."""
+    seen: set[str] = set()
+    samples = []
+    for member in sorted(group, key=lambda g: (-centroid.similarity(g.stems), g.created_at)):
+        key = " ".join(normalize(member.text).split())
+        if member.text and key not in seen:
+            seen.add(key)
+            samples.append(member.text)
+        if len(samples) == SAMPLES:
+            break
+    return tuple(samples)

@@ -1,0 +1,550 @@
+"""Where crisis detection keeps its state: in the one DynamoDB table, or in memory.
+
+Layout in the table (``pk`` / ``sk``), all under the receiving account's partition::
+
+    CRISIS#<account> / W#<created, ISO ms>#<platform>#<message id>   one observed complaint (TTL: the history)
+    CRISIS#<account> / INCIDENT#<crisis id>                          one crisis: counts, centroid (bounded)
+    CRISIS#<account> / LOCK                                          a short lock: one crisis start at a time
+
+A complaint's key is a pure function of the message, so a repeated observation hits the
+same item and the conditional put writes nothing: it is never counted twice. A complaint
+joins a crisis by a conditional update (``crisis_id`` not set yet), and only the caller
+whose update succeeded adds it to the crisis's counts. Complaint items carry the author's
+``gsi1pk`` (``AUTHOR#...``), so a data-deletion request erases them with everything else.
+An active crisis carries ``gsi1pk = CRISIS#active``: ``active()`` lists every account's.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from chalicelib.crisis.model import Crisis, Origin, Status
+from chalicelib.crisis.similarity import Centroid
+from chalicelib.crisis.window import MAX_TEXT, WindowEntry
+from chalicelib.store import author_pk
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+INDEX = "by-author"  # the table's one global index (infra/template.json), keys only
+ACTIVE_INDEX_PK = "CRISIS#active"
+ENDED_TTL_SECONDS = 30 * 86400  # an ended crisis is kept a month (the lead's reports), then expires
+LOCK_SK = "LOCK"
+_LAST_KEY = "W#~"  # sorts after every complaint key ("~" follows the digits)
+
+
+class CrisisStoreUnavailable(Exception):
+    """DynamoDB failed or throttled a crisis call after the SDK's retries: worth retrying later."""
+
+
+class CrisisStore(Protocol):
+    """What the detector needs from its storage (DynamoDB in Lambda, memory in tests and tools)."""
+
+    def record(self, account_id: str, entry: WindowEntry, *, expires_at: float) -> bool:
+        """Store an observed complaint unless it is already stored. True if it was new."""
+
+    def get_entry(self, account_id: str, entry: WindowEntry) -> WindowEntry | None:
+        """The stored copy of a complaint (with its crisis, if it joined one)."""
+
+    def entries(self, account_id: str, *, since: float) -> list[WindowEntry]:
+        """The account's complaints written (platform time) at or after ``since``."""
+
+    def mark(self, account_id: str, entry: WindowEntry, crisis_id: str) -> bool:
+        """Make a complaint a member of a crisis unless it is a member of one already. True if this call did."""
+
+    def create(self, crisis: Crisis) -> bool:
+        """Store a new crisis unless one with its id exists. True if this call created it."""
+
+    def get(self, account_id: str, crisis_id: str) -> Crisis | None:
+        """One crisis, active or ended."""
+
+    def active(self, account_id: str | None = None) -> list[Crisis]:
+        """Active crises of one account, or of every account."""
+
+    def add_members(
+        self, account_id: str, crisis_id: str, counts: Mapping[str, int], *, seen_at: float
+    ) -> Crisis | None:
+        """Count complaints that joined (per platform); ``seen_at`` becomes the crisis's last activity."""
+
+    def recount(self, account_id: str, crisis_id: str, counts: Mapping[str, int], *, seen_at: float) -> Crisis | None:
+        """Set a crisis's counts to ``counts`` if they are higher (healing a start cut short before it counted)."""
+
+    def end(
+        self, account_id: str, crisis_id: str, *, ended_at: float, reason: str, quiet_before: float | None
+    ) -> Crisis | None:
+        """End an active crisis (only if its last complaint is older than ``quiet_before``, when given).
+        The ended crisis if this call ended it, else None."""
+
+    def attach_ticket(self, account_id: str, crisis_id: str, ticket_id: str) -> bool:
+        """Record the crisis's ticket unless it has one. True if this call recorded it."""
+
+    def acquire(self, account_id: str, owner: str, *, seconds: float, now: float) -> bool:
+        """Take the account's start lock (free, or held past its time). True if taken."""
+
+    def release(self, account_id: str, owner: str) -> None:
+        """Give the start lock back (only if ``owner`` still holds it)."""
+
+
+# --- in memory --------------------------------------------------------------------------
+
+
+class MemoryCrisisStore:
+    """The same contract in memory, thread-safe: for tests, tools and one-process replays."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[str, dict[str, WindowEntry]] = {}
+        self._crises: dict[tuple[str, str], Crisis] = {}
+        self._locks: dict[str, tuple[str, float]] = {}
+
+    @staticmethod
+    def _key(entry: WindowEntry) -> str:
+        return entry_sk(entry)
+
+    def record(self, account_id: str, entry: WindowEntry, *, expires_at: float) -> bool:
+        with self._lock:
+            held = self._entries.setdefault(account_id, {})
+            if self._key(entry) in held:
+                return False
+            held[self._key(entry)] = _copy(entry)
+            return True
+
+    def get_entry(self, account_id: str, entry: WindowEntry) -> WindowEntry | None:
+        with self._lock:
+            held = self._entries.get(account_id, {}).get(self._key(entry))
+            return _copy(held) if held else None
+
+    def entries(self, account_id: str, *, since: float) -> list[WindowEntry]:
+        with self._lock:
+            return [_copy(e) for e in self._entries.get(account_id, {}).values() if e.created_at >= since]
+
+    def mark(self, account_id: str, entry: WindowEntry, crisis_id: str) -> bool:
+        with self._lock:
+            held = self._entries.get(account_id, {}).get(self._key(entry))
+            if held is None or held.crisis_id:
+                return False
+            held.crisis_id = crisis_id
+            return True
+
+    def create(self, crisis: Crisis) -> bool:
+        with self._lock:
+            key = (crisis.account_id, crisis.crisis_id)
+            if key in self._crises:
+                return False
+            self._crises[key] = _copy_crisis(crisis)
+            return True
+
+    def get(self, account_id: str, crisis_id: str) -> Crisis | None:
+        with self._lock:
+            crisis = self._crises.get((account_id, crisis_id))
+            return _copy_crisis(crisis) if crisis else None
+
+    def active(self, account_id: str | None = None) -> list[Crisis]:
+        with self._lock:
+            return [
+                _copy_crisis(c)
+                for (account, _), c in self._crises.items()
+                if c.status is Status.ACTIVE and account_id in (None, account)
+            ]
+
+    def add_members(
+        self, account_id: str, crisis_id: str, counts: Mapping[str, int], *, seen_at: float
+    ) -> Crisis | None:
+        with self._lock:
+            crisis = self._crises.get((account_id, crisis_id))
+            if crisis is None:
+                return None
+            for platform, count in counts.items():
+                crisis.platform_counts[platform] = crisis.platform_counts.get(platform, 0) + count
+                crisis.size += count
+            crisis.last_seen = seen_at
+            return _copy_crisis(crisis)
+
+    def recount(self, account_id: str, crisis_id: str, counts: Mapping[str, int], *, seen_at: float) -> Crisis | None:
+        with self._lock:
+            crisis = self._crises.get((account_id, crisis_id))
+            if crisis is None:
+                return None
+            if sum(counts.values()) > crisis.size:
+                crisis.platform_counts, crisis.size = dict(counts), sum(counts.values())
+                crisis.last_seen = seen_at
+            return _copy_crisis(crisis)
+
+    def end(
+        self, account_id: str, crisis_id: str, *, ended_at: float, reason: str, quiet_before: float | None
+    ) -> Crisis | None:
+        with self._lock:
+            crisis = self._crises.get((account_id, crisis_id))
+            if crisis is None or crisis.status is not Status.ACTIVE:
+                return None
+            if quiet_before is not None and crisis.last_seen >= quiet_before:
+                return None
+            crisis.status, crisis.ended_at, crisis.end_reason = Status.ENDED, ended_at, reason
+            return _copy_crisis(crisis)
+
+    def attach_ticket(self, account_id: str, crisis_id: str, ticket_id: str) -> bool:
+        with self._lock:
+            crisis = self._crises.get((account_id, crisis_id))
+            if crisis is None or crisis.ticket_id:
+                return False
+            crisis.ticket_id = ticket_id
+            return True
+
+    def acquire(self, account_id: str, owner: str, *, seconds: float, now: float) -> bool:
+        with self._lock:
+            holder = self._locks.get(account_id)
+            if holder and holder[0] != owner and holder[1] > now:
+                return False
+            self._locks[account_id] = (owner, now + seconds)
+            return True
+
+    def release(self, account_id: str, owner: str) -> None:
+        with self._lock:
+            if self._locks.get(account_id, ("", 0.0))[0] == owner:
+                del self._locks[account_id]
+
+
+def _copy(entry: WindowEntry) -> WindowEntry:
+    return WindowEntry(**vars(entry))
+
+
+def _copy_crisis(crisis: Crisis) -> Crisis:
+    copy = Crisis(**vars(crisis))
+    copy.platform_counts = dict(crisis.platform_counts)
+    return copy
+
+
+# --- DynamoDB ---------------------------------------------------------------------------
+
+
+def account_pk(account_id: str) -> str:
+    """Partition key of an account's crisis state."""
+    return f"CRISIS#{account_id}"
+
+
+def iso_ms(epoch: float) -> str:
+    """A sortable UTC time with milliseconds, e.g. ``2015-02-22T16:03:12.000Z``."""
+    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def entry_sk(entry: WindowEntry) -> str:
+    """Sort key of an observed complaint: its platform time first, so a window is one key range."""
+    return f"W#{iso_ms(entry.created_at)}#{entry.platform}#{entry.message_id}"
+
+
+def incident_sk(crisis_id: str) -> str:
+    """Sort key of a crisis."""
+    return f"INCIDENT#{crisis_id}"
+
+
+def _s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def _n(value: float) -> dict[str, str]:
+    return {"N": repr(round(value, 3)) if isinstance(value, float) else str(value)}
+
+
+def _error_code(exc: Exception) -> str | None:
+    return getattr(exc, "response", {}).get("Error", {}).get("Code")
+
+
+def _condition_failed(exc: Exception) -> bool:
+    return _error_code(exc) == "ConditionalCheckFailedException"
+
+
+def _entry_from(item: dict[str, Any]) -> WindowEntry:
+    return WindowEntry(
+        message_id=item["message_id"]["S"],
+        conversation_key=item["conversation_key"]["S"],
+        platform=item["platform"]["S"],
+        author_id=item["author_id"]["S"],
+        created_at=float(item["created_at"]["N"]),
+        stems=frozenset(item["stems"]["S"].split()),
+        language=item.get("lang", {}).get("S", ""),
+        text=item.get("text", {}).get("S", ""),
+        crisis_id=item.get("crisis_id", {}).get("S"),
+    )
+
+
+def _crisis_from(item: dict[str, Any]) -> Crisis:
+    counts = {
+        name.removeprefix("n_"): int(value["N"])
+        for name, value in item.items()
+        if name.startswith("n_") and "N" in value
+    }
+    return Crisis(
+        account_id=item["account_id"]["S"],
+        crisis_id=item["crisis_id"]["S"],
+        origin=Origin(item["origin"]["S"]),
+        centroid=Centroid(json.loads(item["centroid"]["S"])),
+        started_at=float(item["started_at"]["N"]),
+        first_seen=float(item["first_seen"]["N"]),
+        last_seen=float(item["last_seen"]["N"]),
+        status=Status(item["crisis_status"]["S"]),
+        size=int(item.get("size", {}).get("N", 0)),
+        platform_counts=counts,
+        baseline=float(item.get("baseline", {}).get("N", 0)),
+        ticket_id=item.get("ticket_id", {}).get("S"),
+        language=item.get("lang", {}).get("S", ""),
+        ended_at=float(item["ended_at"]["N"]) if "ended_at" in item else None,
+        end_reason=item.get("end_reason", {}).get("S"),
+    )
+
+
+class DynamoCrisisStore:
+    """Crisis state in the one table (layout in the module docstring). The client is injected."""
+
+    def __init__(self, table_name: str, client: DynamoDBClient) -> None:
+        self.table_name = table_name
+        self._client = client
+
+    def _call(self, what: str, method: str, **request: Any) -> dict[str, Any]:
+        try:
+            return getattr(self._client, method)(TableName=self.table_name, **request)
+        except Exception as exc:
+            if _condition_failed(exc):
+                raise
+            raise CrisisStoreUnavailable(f"crisis store could not {what}: {_error_code(exc) or exc}") from exc
+
+    def _conditional(self, what: str, method: str, **request: Any) -> dict[str, Any] | None:
+        """A conditional write: its answer, or None when the condition failed."""
+        try:
+            return self._call(what, method, **request)
+        except Exception as exc:
+            if _condition_failed(exc):
+                return None
+            raise
+
+    def _pages(self, what: str, **query: Any) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        while True:
+            page = self._call(what, "query", **query)
+            items.extend(page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return items
+            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def record(self, account_id: str, entry: WindowEntry, *, expires_at: float) -> bool:
+        item = {
+            "pk": _s(account_pk(account_id)),
+            "sk": _s(entry_sk(entry)),
+            "item_type": _s("crisis_entry"),
+            "message_id": _s(entry.message_id),
+            "conversation_key": _s(entry.conversation_key),
+            "platform": _s(entry.platform),
+            "author_id": _s(entry.author_id),
+            "created_at": _n(entry.created_at),
+            "stems": _s(" ".join(sorted(entry.stems))),
+            "expires_at": _n(int(expires_at)),
+            # by-author index: a data-deletion request finds and erases this copy of their words
+            "gsi1pk": _s(author_pk(entry.platform, entry.author_id)),
+            "gsi1sk": _s(iso_ms(entry.created_at)),
+        }
+        if entry.text:
+            item["text"] = _s(entry.text[:MAX_TEXT])
+        if entry.language:
+            item["lang"] = _s(entry.language)
+        answer = self._conditional(
+            "record a complaint", "put_item", Item=item, ConditionExpression="attribute_not_exists(pk)"
+        )
+        return answer is not None
+
+    def get_entry(self, account_id: str, entry: WindowEntry) -> WindowEntry | None:
+        item = self._call(
+            "read a complaint",
+            "get_item",
+            Key={"pk": _s(account_pk(account_id)), "sk": _s(entry_sk(entry))},
+            ConsistentRead=True,
+        ).get("Item")
+        return _entry_from(item) if item else None
+
+    def entries(self, account_id: str, *, since: float) -> list[WindowEntry]:
+        items = self._pages(
+            "read the window",
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :from AND :to",
+            ExpressionAttributeValues={
+                ":pk": _s(account_pk(account_id)),
+                ":from": _s(f"W#{iso_ms(since)}"),
+                ":to": _s(_LAST_KEY),
+            },
+        )
+        return [_entry_from(item) for item in items]
+
+    def mark(self, account_id: str, entry: WindowEntry, crisis_id: str) -> bool:
+        answer = self._conditional(
+            "mark a crisis member",
+            "update_item",
+            Key={"pk": _s(account_pk(account_id)), "sk": _s(entry_sk(entry))},
+            UpdateExpression="SET crisis_id = :crisis",
+            ConditionExpression="attribute_exists(pk) AND attribute_not_exists(crisis_id)",
+            ExpressionAttributeValues={":crisis": _s(crisis_id)},
+        )
+        return answer is not None
+
+    def create(self, crisis: Crisis) -> bool:
+        item = {
+            "pk": _s(account_pk(crisis.account_id)),
+            "sk": _s(incident_sk(crisis.crisis_id)),
+            "item_type": _s("crisis"),
+            "account_id": _s(crisis.account_id),
+            "crisis_id": _s(crisis.crisis_id),
+            "origin": _s(crisis.origin.value),
+            "crisis_status": _s(crisis.status.value),
+            "centroid": _s(json.dumps({k: round(v, 4) for k, v in crisis.centroid.weights.items()}, sort_keys=True)),
+            "started_at": _n(crisis.started_at),
+            "first_seen": _n(crisis.first_seen),
+            "last_seen": _n(crisis.last_seen),
+            "size": _n(crisis.size),
+            "baseline": _n(float(crisis.baseline)),
+            "gsi1pk": _s(ACTIVE_INDEX_PK),
+            "gsi1sk": _s(f"{iso_ms(crisis.started_at)}#{crisis.account_id}#{crisis.crisis_id}"),
+        }
+        if crisis.ticket_id:
+            item["ticket_id"] = _s(crisis.ticket_id)
+        if crisis.language:
+            item["lang"] = _s(crisis.language)
+        answer = self._conditional(
+            "create a crisis", "put_item", Item=item, ConditionExpression="attribute_not_exists(pk)"
+        )
+        return answer is not None
+
+    def get(self, account_id: str, crisis_id: str) -> Crisis | None:
+        item = self._call(
+            "read a crisis",
+            "get_item",
+            Key={"pk": _s(account_pk(account_id)), "sk": _s(incident_sk(crisis_id))},
+            ConsistentRead=True,
+        ).get("Item")
+        return _crisis_from(item) if item else None
+
+    def active(self, account_id: str | None = None) -> list[Crisis]:
+        if account_id is not None:
+            items = self._pages(
+                "list crises",
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :incident)",
+                FilterExpression="crisis_status = :active",
+                ExpressionAttributeValues={
+                    ":pk": _s(account_pk(account_id)),
+                    ":incident": _s("INCIDENT#"),
+                    ":active": _s(Status.ACTIVE.value),
+                },
+                ConsistentRead=True,
+            )
+            return [_crisis_from(item) for item in items]
+        keys = self._pages(
+            "list active crises",
+            IndexName=INDEX,
+            KeyConditionExpression="gsi1pk = :active",
+            ExpressionAttributeValues={":active": _s(ACTIVE_INDEX_PK)},
+        )
+        crises = []
+        for key in keys:  # few at a time: a crisis is rare
+            item = self._call("read a crisis", "get_item", Key={"pk": key["pk"], "sk": key["sk"]}).get("Item")
+            if item and item["crisis_status"]["S"] == Status.ACTIVE.value:
+                crises.append(_crisis_from(item))
+        return crises
+
+    def add_members(
+        self, account_id: str, crisis_id: str, counts: Mapping[str, int], *, seen_at: float
+    ) -> Crisis | None:
+        names = {f"#p{i}": f"n_{platform}" for i, platform in enumerate(counts)}
+        values: dict[str, Any] = {f":p{i}": _n(count) for i, count in enumerate(counts.values())}
+        adds = ", ".join(["#size :size", *(f"{name} :{name[1:]}" for name in names)])
+        answer = self._conditional(
+            "count crisis members",
+            "update_item",
+            Key={"pk": _s(account_pk(account_id)), "sk": _s(incident_sk(crisis_id))},
+            UpdateExpression=f"ADD {adds} SET last_seen = :seen",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeNames={"#size": "size", **names},
+            ExpressionAttributeValues={**values, ":size": _n(sum(counts.values())), ":seen": _n(seen_at)},
+            ReturnValues="ALL_NEW",
+        )
+        return _crisis_from(answer["Attributes"]) if answer else None
+
+    def recount(self, account_id: str, crisis_id: str, counts: Mapping[str, int], *, seen_at: float) -> Crisis | None:
+        names = {f"#p{i}": f"n_{platform}" for i, platform in enumerate(counts)}
+        values: dict[str, Any] = {f":p{i}": _n(count) for i, count in enumerate(counts.values())}
+        sets = ", ".join(["#size = :size", "last_seen = :seen", *(f"{name} = :{name[1:]}" for name in names)])
+        answer = self._conditional(
+            "recount crisis members",
+            "update_item",
+            Key={"pk": _s(account_pk(account_id)), "sk": _s(incident_sk(crisis_id))},
+            UpdateExpression=f"SET {sets}",
+            ConditionExpression="attribute_exists(pk) AND #size < :size",
+            ExpressionAttributeNames={"#size": "size", **names},
+            ExpressionAttributeValues={**values, ":size": _n(sum(counts.values())), ":seen": _n(seen_at)},
+            ReturnValues="ALL_NEW",
+        )
+        return _crisis_from(answer["Attributes"]) if answer else self.get(account_id, crisis_id)
+
+    def end(
+        self, account_id: str, crisis_id: str, *, ended_at: float, reason: str, quiet_before: float | None
+    ) -> Crisis | None:
+        condition = "crisis_status = :active"
+        values = {
+            ":active": _s(Status.ACTIVE.value),
+            ":ended": _s(Status.ENDED.value),
+            ":at": _n(ended_at),
+            ":reason": _s(reason),
+            ":expires": _n(int(ended_at + ENDED_TTL_SECONDS)),
+        }
+        if quiet_before is not None:
+            condition += " AND last_seen < :quiet"
+            values[":quiet"] = _n(quiet_before)
+        answer = self._conditional(
+            "end a crisis",
+            "update_item",
+            Key={"pk": _s(account_pk(account_id)), "sk": _s(incident_sk(crisis_id))},
+            UpdateExpression="SET crisis_status = :ended, ended_at = :at, end_reason = :reason, expires_at = :expires"
+            " REMOVE gsi1pk, gsi1sk",
+            ConditionExpression=condition,
+            ExpressionAttributeValues=values,
+            ReturnValues="ALL_NEW",
+        )
+        return _crisis_from(answer["Attributes"]) if answer else None
+
+    def attach_ticket(self, account_id: str, crisis_id: str, ticket_id: str) -> bool:
+        answer = self._conditional(
+            "attach a ticket",
+            "update_item",
+            Key={"pk": _s(account_pk(account_id)), "sk": _s(incident_sk(crisis_id))},
+            UpdateExpression="SET ticket_id = :ticket",
+            ConditionExpression="attribute_exists(pk) AND attribute_not_exists(ticket_id)",
+            ExpressionAttributeValues={":ticket": _s(ticket_id)},
+        )
+        return answer is not None
+
+    def acquire(self, account_id: str, owner: str, *, seconds: float, now: float) -> bool:
+        answer = self._conditional(
+            "take the start lock",
+            "put_item",
+            Item={
+                "pk": _s(account_pk(account_id)),
+                "sk": _s(LOCK_SK),
+                "item_type": _s("crisis_lock"),
+                "owner": _s(owner),
+                "until": _n(now + seconds),
+                "expires_at": _n(int(now + seconds + 3600)),
+            },
+            ConditionExpression="attribute_not_exists(pk) OR #until < :now OR #owner = :owner",
+            ExpressionAttributeNames={"#until": "until", "#owner": "owner"},
+            ExpressionAttributeValues={":now": _n(now), ":owner": _s(owner)},
+        )
+        return answer is not None
+
+    def release(self, account_id: str, owner: str) -> None:
+        self._conditional(
+            "release the start lock",
+            "delete_item",
+            Key={"pk": _s(account_pk(account_id)), "sk": _s(LOCK_SK)},
+            ConditionExpression="#owner = :owner",
+            ExpressionAttributeNames={"#owner": "owner"},
+            ExpressionAttributeValues={":owner": _s(owner)},
+        )

@@ -1,0 +1,70 @@
+"""Complaint similarity: what is compared, and which texts count as alike."""
+
+from __future__ import annotations
+
+import itertools
+
+from chalicelib.crisis.similarity import Centroid, compatible, cosine, features, language, stems
+
+OUTAGE_EN = [
+    "@Brand your app keeps crashing when I try to check in",
+    "App crashed AGAIN, can't check in for my flight 🙄 https://t.co/x1",
+    "is the app down? check in fails every time",
+    "cannot check in, the app just crashes",
+]
+OUTAGE_ES = [
+    "@Marca la app no funciona y no puedo hacer el check-in",
+    "¿La aplicación está caída? No puedo hacer el check in",
+    "no puedo hacer el check in, la app se cierra sola",
+]
+UNRELATED = [
+    "my bag never arrived in Denver, third day without clothes",
+    "the flight attendant was rude to my mother",
+    "el asiento estaba roto y nadie hizo nada",
+    "refund for my cancelled hotel still missing after 6 weeks",
+]
+
+
+def test_text_is_normalized_handles_links_numbers_accents_and_stop_words_dropped() -> None:
+    assert stems("@AcmeAir Canceláción del vuelo 1234 https://t.co/abc!!! 😡 #fail") == ["cancel", "vuel", "fail"]
+    assert stems("Please help, my flight was CANCELLED") == stems("flight cancelled")
+    assert features("") == frozenset()
+
+
+def test_inflections_and_spellings_of_one_word_meet() -> None:
+    assert len({*stems("cancelled canceled cancelling cancellation")}) == 1
+    assert len({*stems("cobrado cobraron cobro")}) == 1
+
+
+def test_english_paraphrases_are_alike_and_unrelated_complaints_are_not() -> None:
+    group = Centroid.of(features(text) for text in OUTAGE_EN)
+    assert all(group.similarity(features(text)) >= 0.5 for text in OUTAGE_EN)
+    assert all(group.similarity(features(text)) < 0.2 for text in UNRELATED)
+
+
+def test_spanish_paraphrases_are_alike_and_unrelated_complaints_are_not() -> None:
+    group = Centroid.of(features(text) for text in OUTAGE_ES)
+    assert all(group.similarity(features(text)) >= 0.5 for text in OUTAGE_ES)
+    assert all(group.similarity(features(text)) < 0.2 for text in UNRELATED)
+
+
+def test_pairwise_cosine_is_higher_within_a_topic_than_across() -> None:
+    within = [cosine(features(a), features(b)) for a, b in itertools.combinations(OUTAGE_EN, 2)]
+    across = [cosine(features(a), features(b)) for a in OUTAGE_EN for b in UNRELATED]
+    assert min(within) > max(across)
+
+
+def test_language_tells_english_from_spanish_and_admits_when_it_cannot() -> None:
+    assert {language(text) for text in OUTAGE_EN} == {"en"}
+    assert {language(text) for text in OUTAGE_ES} == {"es"}
+    assert language("app down!!") == ""
+    assert compatible("en", "en") and compatible("", "es") and not compatible("en", "es")
+
+
+def test_centroid_keeps_the_most_used_stems_and_overlaps_like_groups() -> None:
+    group = Centroid.of(features(text) for text in OUTAGE_EN)
+    assert group.top(2) == ["check", "app"] or group.top(2) == ["app", "check"]
+    other = Centroid.of(features(text) for text in OUTAGE_EN[:2])
+    assert group.overlap(other) > 0.7
+    assert group.overlap(Centroid.of(features(text) for text in UNRELATED)) < 0.1
+    assert len(Centroid.of([frozenset({f"w{i}"}) for i in range(100)], terms=40).weights) == 40
