@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test unit integration bench fuzz soak redrive forget zendesk-setup clean
+.PHONY: run demo test unit integration bench fuzz soak redrive forget zendesk-setup report clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,8 +30,9 @@ run: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m local.demo
 
+# The browser tests need Chromium: found, or Debian's installed (tools/ensure_chromium.sh), or one line saying what to do.
 test: $(STAMP) $(CHECKOV)
-	CHECKOV=$(abspath $(CHECKOV)) $(PY) -m pytest -q tests
+	chromium="$$(tools/ensure_chromium.sh)" && CHROMIUM_PATH="$$chromium" CHECKOV=$(abspath $(CHECKOV)) $(PY) -m pytest -q tests
 
 unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit
@@ -65,12 +66,17 @@ endif
 
 # Erases a person by platform identity: make forget PLATFORM=x AUTHOR_ID=123 [SCAN=1] (needs TABLE_NAME).
 forget: $(STAMP)
-	$(PY) -m chalicelib.privacy forget --platform $(PLATFORM) --author-id $(AUTHOR_ID) $(if $(SCAN),--scan)
+	$(PY) -m chalicelib.privacy.deletion forget --platform $(PLATFORM) --author-id $(AUTHOR_ID) $(if $(SCAN),--scan)
 
 # Creates or updates the Zendesk webhook and triggers of agent replies (idempotent).
 # Needs ZENDESK_URL, ZENDESK_EMAIL, ZENDESK_API_TOKEN and PUBLIC_BASE_URL; with none set, the running `make run`.
 zendesk-setup: $(STAMP)
 	$(PY) -m local.zendesk_setup $(ARGS)
+
+# The response-time report, one HTML file: the running `make run` stack's table, or TABLE_NAME with AWS credentials.
+# make report [REPORT_LANGUAGE=es] [OUT=path] [ARGS="--days 30 --sla x:public=30m"]
+report: $(STAMP)
+	$(PY) -m chalicelib.reporting --out $(or $(OUT),.run/report.html) $(if $(TABLE_NAME),,--local) $(ARGS)
 
 clean:
 	rm -rf $(VENV) .run .pytest_cache

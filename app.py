@@ -16,7 +16,7 @@ from chalice import Chalice, Response
 from chalicelib import wiring
 from chalicelib.config import get_secret, settings
 from chalicelib.errors import NotConfigured, NotFound, WebhookError
-from chalicelib.ingest import Verifier, receive_webhook
+from chalicelib.inbound.intake import Verifier, receive_webhook
 from chalicelib.models import NormalizedBatch
 from chalicelib.observability import logger, metrics
 
@@ -72,7 +72,7 @@ def health() -> dict[str, Any]:
 @app.route("/webhooks/meta", methods=["GET"], content_types=ANY_CONTENT_TYPE)
 def meta_subscription_handshake() -> Response:
     """Meta's subscription check: echo ``hub.challenge`` when the verify token matches."""
-    from chalicelib.platforms import meta
+    from chalicelib.channels.meta import webhook as meta
 
     try:
         challenge = meta.answer_handshake(app.current_request.query_params, get_secret("META_VERIFY_TOKEN"))
@@ -84,7 +84,7 @@ def meta_subscription_handshake() -> Response:
 @app.route("/webhooks/meta", methods=["POST"], content_types=ANY_CONTENT_TYPE)
 def meta_webhook() -> Response:
     """Facebook Page, Messenger, Instagram and WhatsApp events."""
-    from chalicelib.platforms import meta
+    from chalicelib.channels.meta import webhook as meta
 
     return _ingest("meta", lambda: meta.signature_verifier(get_secret("META_APP_SECRET")), meta.normalize_delivery)
 
@@ -92,7 +92,7 @@ def meta_webhook() -> Response:
 @app.route("/webhooks/x", methods=["GET"], content_types=ANY_CONTENT_TYPE)
 def x_crc_check() -> Response:
     """X's challenge-response check."""
-    from chalicelib.platforms import x
+    from chalicelib.channels.x import webhook as x
 
     try:
         token = (app.current_request.query_params or {}).get("crc_token")
@@ -104,7 +104,7 @@ def x_crc_check() -> Response:
 @app.route("/webhooks/x", methods=["POST"], content_types=ANY_CONTENT_TYPE)
 def x_webhook() -> Response:
     """X mentions, replies and direct messages (Account Activity API)."""
-    from chalicelib.platforms import x
+    from chalicelib.channels.x import webhook as x
 
     return _ingest("x", lambda: x.signature_verifier(get_secret("X_CONSUMER_SECRET")), x.normalize_delivery)
 
@@ -112,7 +112,7 @@ def x_webhook() -> Response:
 @app.route("/webhooks/telegram", methods=["POST"], content_types=ANY_CONTENT_TYPE)
 def telegram_webhook() -> Response:
     """Telegram bot updates: private chats, groups and topics, Telegram Business chats."""
-    from chalicelib.platforms import telegram
+    from chalicelib.channels.telegram import webhook as telegram
 
     def normalize(payload: Any) -> NormalizedBatch:
         _count_telegram_gap(payload)
@@ -124,8 +124,8 @@ def telegram_webhook() -> Response:
 def _count_telegram_gap(payload: Any) -> None:
     """Telegram offers no backfill while a webhook is set: skipped update ids are
     only logged and counted. Never fails the webhook."""
-    from chalicelib.backfill import record_update_id
-    from chalicelib.platforms import telegram
+    from chalicelib.channels.meta.backfill import record_update_id
+    from chalicelib.channels.telegram import webhook as telegram
 
     update_id = telegram.update_id(payload)
     if update_id is None:
@@ -142,7 +142,7 @@ def _count_telegram_gap(payload: Any) -> None:
 @app.route("/webhooks/line", methods=["POST"], content_types=ANY_CONTENT_TYPE)
 def line_webhook() -> Response:
     """LINE Messaging API events (one-to-one chats, groups and rooms)."""
-    from chalicelib.platforms import line
+    from chalicelib.channels.line import webhook as line
 
     return _ingest("line", lambda: line.signature_verifier(get_secret("LINE_CHANNEL_SECRET")), line.normalize_delivery)
 
@@ -150,7 +150,7 @@ def line_webhook() -> Response:
 @app.route("/webhooks/generic/{source}", methods=["POST"], content_types=ANY_CONTENT_TYPE)
 def generic_webhook(source: str) -> Response:
     """Any other source (Trustpilot, app-store review tools, listening tools), signed per Standard Webhooks."""
-    from chalicelib.platforms import generic
+    from chalicelib.channels.generic import webhook as generic
 
     def verifier() -> Verifier:
         name = generic.secret_name(source)  # a bad slug is a 400 before any secret is read
@@ -166,7 +166,7 @@ def generic_webhook(source: str) -> Response:
 @app.route("/webhooks/google/reviews", methods=["POST"], content_types=ANY_CONTENT_TYPE)
 def google_reviews_webhook() -> Response:
     """Google Business Profile review notifications (Pub/Sub push, Google-signed OIDC token)."""
-    from chalicelib.platforms import google_reviews
+    from chalicelib.channels.google import webhook as google_reviews
 
     request = app.current_request
     try:
@@ -188,7 +188,7 @@ def google_reviews_webhook() -> Response:
 @app.route("/privacy/meta/deletion", methods=["POST"], content_types=ANY_CONTENT_TYPE)
 def meta_data_deletion() -> Response:
     """Meta's data deletion request callback: forget the person, answer with a status URL and code."""
-    from chalicelib import privacy
+    from chalicelib.privacy import deletion as privacy
 
     request = app.current_request
     try:
@@ -209,7 +209,7 @@ def meta_data_deletion() -> Response:
 @app.route("/privacy/status/{code}", methods=["GET"], content_types=ANY_CONTENT_TYPE)
 def privacy_status(code: str) -> Response:
     """The state of a data deletion request, for the person who asked (JSON, or HTML for a browser)."""
-    from chalicelib import privacy
+    from chalicelib.privacy import deletion as privacy
 
     try:
         status = privacy.deletion_status(code, wiring.deletion_requests())
@@ -224,7 +224,7 @@ def privacy_status(code: str) -> Response:
 @app.route("/helpdesk/zendesk", methods=["POST"], content_types=ANY_CONTENT_TYPE)
 def zendesk_helpdesk_event() -> Response:
     """Zendesk triggers: an agent's public reply goes to the customer; ticket status changes are recorded."""
-    from chalicelib.agent_events import handle_zendesk_event
+    from chalicelib.outbound.agent_events import handle_zendesk_event
 
     request = app.current_request
     try:
@@ -244,7 +244,7 @@ def zendesk_helpdesk_event() -> Response:
 @app.route("/helpdesk/freshdesk", methods=["POST"], content_types=ANY_CONTENT_TYPE)
 def freshdesk_helpdesk_event() -> Response:
     """Freshdesk automation rule: agents' public replies and notes go to the customer; ticket status is recorded."""
-    from chalicelib.helpdesk.freshdesk_events import handle_freshdesk_event
+    from chalicelib.helpdesks.freshdesk.events import handle_freshdesk_event
 
     request = app.current_request
     try:
@@ -283,8 +283,8 @@ def poll_x_mentions_and_dms(event: Any) -> None:
     """X without the enterprise tier: poll the brand's mentions and DMs into the table."""
     if not _enabled("X_POLLING_ENABLED"):
         return
-    from chalicelib.platforms.x_api import XApiError
-    from chalicelib.polling import poll_x
+    from chalicelib.channels.x.api import XApiError
+    from chalicelib.channels.x.poller import poll_x
 
     try:
         report = poll_x(
@@ -309,7 +309,7 @@ def backfill_meta_messages(event: Any) -> None:
         return
     from datetime import timedelta
 
-    from chalicelib.backfill import backfill_meta
+    from chalicelib.channels.meta.backfill import backfill_meta
 
     report = backfill_meta(
         wiring.meta_graph(),
@@ -329,7 +329,7 @@ def backfill_meta_messages(event: Any) -> None:
 def token_health(event: Any) -> None:
     """Check every configured platform credential before replies start failing: a
     ``token_ok`` metric per platform and a plain-words error per problem."""
-    from chalicelib.token_health import check_tokens
+    from chalicelib.ops.token_health import check_tokens
 
     check_tokens()
 
@@ -351,7 +351,7 @@ def redrive_parked(event: Any) -> None:
 
     from aws_lambda_powertools.metrics import MetricUnit
 
-    from chalicelib.redrive import redrive
+    from chalicelib.sync.redrive import redrive
 
     # Same guard as the stream sync: one message may spend up to 120 s on its attachments.
     report = redrive(
@@ -361,6 +361,7 @@ def redrive_parked(event: Any) -> None:
         remaining_seconds=_remaining_seconds(event),
         reserve_seconds=150,
         set_aside_after=timedelta(seconds=float(os.environ.get("PARKED_SET_ASIDE_AFTER_SECONDS", "3600"))),
+        lease_seconds=float(os.environ.get("REDRIVE_LEASE_SECONDS", "300")),
     )
     # The alarm's signal: how long the longest-blocked conversation has waited.
     metrics.add_metric(name="parked_head_age_seconds", unit=MetricUnit.Seconds, value=report.oldest_parked_seconds)

@@ -12,20 +12,20 @@ from chalicelib.config import get_secret, settings
 from chalicelib.errors import NotConfigured
 
 if TYPE_CHECKING:
-    from chalicelib.agent_events import EventLog
-    from chalicelib.agent_replies import AgentReplies
-    from chalicelib.attachments import AttachmentFetcher
-    from chalicelib.deadletter import DeadLetterQueue
-    from chalicelib.helpdesk.base import Helpdesk
-    from chalicelib.platforms.google_reviews import BusinessProfileClient
-    from chalicelib.platforms.meta_graph import GraphClient
-    from chalicelib.platforms.x_api import XApiClient
-    from chalicelib.polling import Watermarks
-    from chalicelib.privacy import DeletionRequests
-    from chalicelib.profiles import ProfileLookup
-    from chalicelib.replies.dispatch import ReplyDispatcher
+    from chalicelib.outbound.agent_events import EventLog
+    from chalicelib.outbound.agent_replies import AgentReplies
+    from chalicelib.sync.attachments import AttachmentFetcher
+    from chalicelib.sync.deadletter import DeadLetterQueue
+    from chalicelib.helpdesks.base import Helpdesk
+    from chalicelib.channels.google.webhook import BusinessProfileClient
+    from chalicelib.channels.meta.graph import GraphClient
+    from chalicelib.channels.x.api import XApiClient
+    from chalicelib.channels.x.poller import Watermarks
+    from chalicelib.privacy.deletion import DeletionRequests
+    from chalicelib.sync.profiles import ProfileLookup
+    from chalicelib.outbound.dispatch import ReplyDispatcher
     from chalicelib.store import MessageStore
-    from chalicelib.sync import TicketSync
+    from chalicelib.sync.tickets import TicketSync
 
 _built: dict[str, Any] = {}
 
@@ -66,7 +66,7 @@ def message_store() -> MessageStore:
 def dead_letters() -> DeadLetterQueue:
     """The dead-letter queue of parked messages."""
     if "dead_letters" not in _built:
-        from chalicelib.deadletter import DeadLetterQueue
+        from chalicelib.sync.deadletter import DeadLetterQueue
 
         url = settings().dlq_url
         if not url:
@@ -80,7 +80,7 @@ def helpdesk() -> Helpdesk:
     if "helpdesk" not in _built:
         cfg = settings()
         if cfg.helpdesk == "freshdesk":
-            from chalicelib.helpdesk.freshdesk import FreshdeskHelpdesk
+            from chalicelib.helpdesks.freshdesk.adapter import FreshdeskHelpdesk
 
             if not cfg.freshdesk_url:
                 raise NotConfigured("FRESHDESK_URL must be configured")
@@ -88,7 +88,7 @@ def helpdesk() -> Helpdesk:
                 cfg.freshdesk_url, get_secret("FRESHDESK_API_KEY"), conversation_field=cfg.freshdesk_conversation_field
             )
         elif cfg.helpdesk == "zendesk":
-            from chalicelib.helpdesk.zendesk import ZendeskHelpdesk
+            from chalicelib.helpdesks.zendesk.adapter import ZendeskHelpdesk
 
             if not cfg.zendesk_url or not cfg.zendesk_email:
                 raise NotConfigured("ZENDESK_URL and ZENDESK_EMAIL must be configured")
@@ -101,8 +101,8 @@ def helpdesk() -> Helpdesk:
 def ticket_sync() -> TicketSync:
     """The ticket sync wired to the store, helpdesk and dead-letter queue."""
     if "sync" not in _built:
-        from chalicelib.policy import TicketPolicy
-        from chalicelib.sync import TicketSync
+        from chalicelib.sync.policy import TicketPolicy
+        from chalicelib.sync.tickets import TicketSync
 
         _built["sync"] = TicketSync(
             message_store(),
@@ -120,7 +120,7 @@ def attachment_fetcher() -> AttachmentFetcher | None:
     if "attachments" not in _built:
         import os
 
-        from chalicelib.attachments import AttachmentFetcher, token_reader
+        from chalicelib.sync.attachments import AttachmentFetcher, token_reader
         from chalicelib.models import Platform
 
         if os.environ.get("ATTACHMENTS_ENABLED", "true").strip().lower() == "false":
@@ -141,7 +141,7 @@ def attachment_fetcher() -> AttachmentFetcher | None:
 def google_review_client() -> BusinessProfileClient:
     """The Business Profile API client (one connection pool per container)."""
     if "google_reviews" not in _built:
-        from chalicelib.platforms.google_reviews import BusinessProfileClient, GoogleReviewSettings
+        from chalicelib.channels.google.webhook import BusinessProfileClient, GoogleReviewSettings
 
         _built["google_reviews"] = BusinessProfileClient(
             GoogleReviewSettings.from_env().api_url, token_provider=lambda: get_secret("GOOGLE_ACCESS_TOKEN")
@@ -152,7 +152,7 @@ def google_review_client() -> BusinessProfileClient:
 def x_api() -> XApiClient:
     """The X API v2 client of the poller (user-context token of the brand account)."""
     if "x_api" not in _built:
-        from chalicelib.platforms.x_api import XApiClient
+        from chalicelib.channels.x.api import XApiClient
 
         _built["x_api"] = XApiClient(token_provider=lambda: get_secret("X_USER_ACCESS_TOKEN"))
     return _built["x_api"]
@@ -161,7 +161,7 @@ def x_api() -> XApiClient:
 def watermarks() -> Watermarks:
     """Where each poller left off, kept in the table."""
     if "watermarks" not in _built:
-        from chalicelib.polling import Watermarks
+        from chalicelib.channels.x.poller import Watermarks
 
         _built["watermarks"] = Watermarks(settings().table_name, _client("dynamodb"))
     return _built["watermarks"]
@@ -172,7 +172,7 @@ def meta_graph() -> GraphClient:
     if "meta_graph" not in _built:
         import os
 
-        from chalicelib.platforms.meta_graph import GraphClient
+        from chalicelib.channels.meta.graph import GraphClient
 
         _built["meta_graph"] = GraphClient(
             os.environ.get("META_GRAPH_URL"),
@@ -188,8 +188,8 @@ def profile_lookup() -> ProfileLookup:
     if "profiles" not in _built:
         import os
 
-        from chalicelib.platforms.meta_graph import instagram_pages
-        from chalicelib.profiles import LineProfiles, ProfileLookup
+        from chalicelib.channels.meta.graph import instagram_pages
+        from chalicelib.sync.profiles import LineProfiles, ProfileLookup
 
         _built["profiles"] = ProfileLookup(
             settings().table_name,
@@ -204,7 +204,7 @@ def profile_lookup() -> ProfileLookup:
 def deletion_requests() -> DeletionRequests:
     """Data deletion requests and the deletion itself, on the messages table."""
     if "privacy" not in _built:
-        from chalicelib.privacy import DeletionRequests
+        from chalicelib.privacy.deletion import DeletionRequests
 
         _built["privacy"] = DeletionRequests(settings().table_name, _client("dynamodb"))
     return _built["privacy"]
@@ -213,7 +213,7 @@ def deletion_requests() -> DeletionRequests:
 def reply_dispatcher() -> ReplyDispatcher:
     """Outbound replies: every platform's sender (secrets are read per send)."""
     if "replies" not in _built:
-        from chalicelib.replies import build_dispatcher
+        from chalicelib.outbound import build_dispatcher
 
         _built["replies"] = build_dispatcher()
     return _built["replies"]
@@ -222,7 +222,7 @@ def reply_dispatcher() -> ReplyDispatcher:
 def agent_events() -> EventLog:
     """Helpdesk events already handled (``EVENT#zendesk#<id>`` items)."""
     if "agent_events" not in _built:
-        from chalicelib.agent_events import EventLog
+        from chalicelib.outbound.agent_events import EventLog
 
         _built["agent_events"] = EventLog(settings().table_name, _client("dynamodb"))
     return _built["agent_events"]
@@ -231,7 +231,7 @@ def agent_events() -> EventLog:
 def agent_replies() -> AgentReplies:
     """Agents' answers back to the platforms; ticket status from the helpdesk."""
     if "agent_replies" not in _built:
-        from chalicelib.agent_replies import AgentReplies
+        from chalicelib.outbound.agent_replies import AgentReplies
 
         _built["agent_replies"] = AgentReplies(
             message_store(), helpdesk(), reply_dispatcher(), bridge_email=settings().zendesk_email

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chalicelib.models import Direction
-from chalicelib.policy import TicketPolicy
+from chalicelib.sync.policy import TicketPolicy
 from local.defaults import LOCAL_SECRETS, SANDBOX_FRESHDESK_API_KEY, SANDBOX_ZENDESK_EMAIL, SANDBOX_ZENDESK_TOKEN, read_state, secret
 from local.demo_replies import PlatformSandboxes, show_agent_replies
 from local.demo_replies import http_json as _http
@@ -76,7 +76,7 @@ def _zendesk_lookup(url: str, *, sandbox: bool) -> Callable[[str], Found | None]
 
 
 def _freshdesk_lookup(url: str, *, sandbox: bool) -> Callable[[str], Found | None]:
-    from chalicelib.helpdesk.freshdesk import conversation_tag
+    from chalicelib.helpdesks.freshdesk.adapter import conversation_tag
 
     api_key = _credential("FRESHDESK_API_KEY", SANDBOX_FRESHDESK_API_KEY, sandbox)
     headers = {"Authorization": "Basic " + base64.b64encode(f"{api_key}:X".encode()).decode(), "Accept": "application/json"}
@@ -212,7 +212,11 @@ def main() -> int:
         f"the repeated delivery {'was recognised and stored nothing' if repeat_stored_once else 'was NOT deduplicated'}."
     )
     replies_ok = show_agent_replies(state, tickets, platforms, expect_sent)
-    return 0 if not missing and replies_ok else 1
+    # The response-time report of what just happened (prints its path).
+    from chalicelib.reporting.cli import main as write_report
+
+    report_ok = write_report(["--local"]) == 0  # .run/report.html
+    return 0 if not missing and replies_ok and report_ok else 1
 
 
 if __name__ == "__main__":

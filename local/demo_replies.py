@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from chalicelib.helpdesk.freshdesk_events import REFERENCE_MARK, TOKEN_HEADER, event_body
+from chalicelib.helpdesks.freshdesk.events import REFERENCE_MARK, TOKEN_HEADER, event_body
 from chalicelib.models import Direction, Kind, Platform, SocialMessage
 from local.defaults import SANDBOX_FRESHDESK_API_KEY, SANDBOX_ZENDESK_EMAIL, SANDBOX_ZENDESK_TOKEN, port, secret
 from local.samples import NORMALIZERS

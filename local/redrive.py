@@ -34,7 +34,7 @@ def main() -> int:
         os.environ.setdefault(name, value)
 
     from chalicelib import wiring
-    from chalicelib.redrive import redrive
+    from chalicelib.sync.redrive import redrive
 
     report = redrive(wiring.message_store(), wiring.ticket_sync(), wiring.dead_letters())
     print(json.dumps({"redrive": dict(report.outcomes)}))

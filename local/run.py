@@ -331,7 +331,7 @@ def _connect_agent_replies(helpdesk: HelpdeskChoice, app_url: str) -> None:
     agents' public replies to the app), done here for our own Zendesk sandbox only: a
     helpdesk the user named is never changed behind their back."""
     if helpdesk.kind == "zendesk" and helpdesk.sandbox:
-        from chalicelib.helpdesk.zendesk_admin import ZendeskAdmin
+        from chalicelib.helpdesks.zendesk.admin import ZendeskAdmin
 
         ZendeskAdmin(helpdesk.url, SANDBOX_ZENDESK_EMAIL, SANDBOX_ZENDESK_TOKEN).ensure(app_url)
 

@@ -14,7 +14,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 from chalicelib.models import NormalizedBatch
-from chalicelib.platforms import generic, line, meta, telegram, x
+from chalicelib.channels.generic import webhook as generic
+from chalicelib.channels.line import webhook as line
+from chalicelib.channels.meta import webhook as meta
+from chalicelib.channels.telegram import webhook as telegram
+from chalicelib.channels.x import webhook as x
 
 PAGE_ID = "104976543210001"
 IG_ACCOUNT_ID = "17841400000000001"

@@ -33,7 +33,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from chalicelib.helpdesk.zendesk_admin import WEBHOOK_NAME, SetupResult, ZendeskAdmin, ZendeskAdminError
+from chalicelib.helpdesks.zendesk.admin import WEBHOOK_NAME, SetupResult, ZendeskAdmin, ZendeskAdminError
 
 SECRET_NAME = "ZENDESK_WEBHOOK_SECRET"
 

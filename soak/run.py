@@ -53,6 +53,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+# The redrive's per-conversation lease, shortened: a redrive the faults kill mid-way keeps its
+# conversations until the lease runs out (in production until the next scheduled run).
+LEASE_SECONDS = 10.0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -121,8 +124,8 @@ class SleepRecorder:
 
 
 def _instrumented_classes() -> tuple[type, type]:
-    from chalicelib.deadletter import DeadLetterQueue
-    from chalicelib.sync import TicketSync
+    from chalicelib.sync.deadletter import DeadLetterQueue
+    from chalicelib.sync.tickets import TicketSync
 
     class CountingTicketSync(TicketSync):
         """The app's ``TicketSync``, counting what happens to each message."""
@@ -261,7 +264,7 @@ def scan_table(dynamodb: Any, table: str) -> list[dict[str, Any]]:
 def ticket_refs(sandbox: Any, ticket_id: int) -> tuple[list[str], int, int]:
     """The message references of a ticket's comments, in comment order; plus the number
     of comments and of comments whose audit carries no reference."""
-    from chalicelib.helpdesk.zendesk import METADATA_KEY
+    from chalicelib.helpdesks.zendesk.adapter import METADATA_KEY
 
     refs: list[str] = []
     unattributed = operator_notes = 0
@@ -316,6 +319,7 @@ def run_soak(args: argparse.Namespace, moto_url: str, sandbox: Any, log: Any) ->
 
     os.environ.update(aws_environment(moto_url))
     os.environ.update(LOCAL_SECRETS)
+    os.environ["REDRIVE_LEASE_SECONDS"] = str(LEASE_SECONDS)
     import boto3
 
     from local.resources import create_local_resources
@@ -331,10 +335,10 @@ def run_soak(args: argparse.Namespace, moto_url: str, sandbox: Any, log: Any) ->
 
     import app as lambda_app
     from chalicelib import wiring
-    from chalicelib.helpdesk.http import JsonHttpClient
-    from chalicelib.helpdesk.zendesk import ZendeskHelpdesk, basic_auth_header
-    from chalicelib.policy import TicketPolicy
-    from chalicelib.redrive import redrive
+    from chalicelib.http import JsonHttpClient
+    from chalicelib.helpdesks.zendesk.adapter import ZendeskHelpdesk, basic_auth_header
+    from chalicelib.sync.policy import TicketPolicy
+    from chalicelib.sync.redrive import redrive
     from local.stream_poller import StreamPoller
     from soak.faults import DynamoThrottle, Operators, VirtualClock, ZendeskChaos
     from soak.workload import build
@@ -387,7 +391,7 @@ def run_soak(args: argparse.Namespace, moto_url: str, sandbox: Any, log: Any) ->
 
         def one(each: Any) -> None:
             try:
-                reports.append(redrive(wiring.message_store(), each, dead_letters, **kwargs))
+                reports.append(redrive(wiring.message_store(), each, dead_letters, lease_seconds=LEASE_SECONDS, **kwargs))
             except BaseException as exc:  # noqa: BLE001 - counted like a failed invocation
                 errors.append(exc)
 
@@ -419,7 +423,7 @@ def run_soak(args: argparse.Namespace, moto_url: str, sandbox: Any, log: Any) ->
 
     # Count what the Telegram gap check reports: every update is delivered in the end,
     # so any "missing" update it reports is a false alarm caused by reordering.
-    import chalicelib.backfill as backfill
+    import chalicelib.channels.meta.backfill as backfill
 
     telegram_missing_reported: list[int] = []
     original_record_update_id = backfill.record_update_id
@@ -544,6 +548,7 @@ def run_soak(args: argparse.Namespace, moto_url: str, sandbox: Any, log: Any) ->
     for exc in errors:
         redrive_failures_after_faults[f"{type(exc).__name__}: {str(exc)[:120]}"] += 1
     idle = 0
+    last_progress = time.monotonic()
     while _still_parked(wiring.message_store(), dead_letters) and time.monotonic() - t_drained < 900:
         before = dict(sync.outcomes)
         try:
@@ -554,8 +559,10 @@ def run_soak(args: argparse.Namespace, moto_url: str, sandbox: Any, log: Any) ->
         delta = {k: v - before.get(k, 0) for k, v in sync.outcomes.items() if v != before.get(k, 0)}
         redrive_passes.append(delta)
         idle = 0 if any(not k.endswith(("still_failing", "still_rejected")) for k in delta) else idle + 1
-        if idle >= 20:
-            break  # passes that move nothing: what is left is stuck (reported below)
+        if idle >= 20 and time.monotonic() - last_progress > 2 * LEASE_SECONDS:
+            break  # passes that move nothing (even once a dead redrive's lease ran out): what is left is stuck
+        if idle == 0:
+            last_progress = time.monotonic()
         if _still_parked(wiring.message_store(), dead_letters) and not delta:
             time.sleep(0.5)  # entries still invisible after a redrive during the faults: wait for them
     dlq_after = dead_letters.depth()
@@ -639,7 +646,7 @@ def check_workload(work: Any) -> dict[str, Any]:
     """Normalize every distinct delivery with the app's own normalizers: each soak message
     must come out once, with the direction the soak meant, and each soak conversation must
     map to one conversation key of its own. Returns ref -> key and the keys expected."""
-    from chalicelib.helpdesk.formatting import message_reference
+    from chalicelib.helpdesks.formatting import message_reference
     from chalicelib.models import Direction
     from local.samples import NORMALIZERS
 

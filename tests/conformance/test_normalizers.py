@@ -11,7 +11,10 @@ from typing import Any
 import pytest
 
 from chalicelib.models import Direction, NormalizedBatch, SocialMessage
-from chalicelib.platforms import line, meta, telegram, x
+from chalicelib.channels.line import webhook as line
+from chalicelib.channels.meta import webhook as meta
+from chalicelib.channels.telegram import webhook as telegram
+from chalicelib.channels.x import webhook as x
 from tests.conformance.expectations import PAYLOADS, SEQUENCES
 from tests.conformance.realpay import (
     PAYLOAD_DIR,

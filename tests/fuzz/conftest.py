@@ -320,7 +320,7 @@ def fuzz_app() -> Iterator[FuzzApp]:
 
             from chalicelib import wiring
             from chalicelib.observability import logger
-            from chalicelib.platforms import google_reviews
+            from chalicelib.channels.google import webhook as google_reviews
             from local.resources import create_local_resources
 
             dynamodb, sqs = boto3.client("dynamodb"), boto3.client("sqs")

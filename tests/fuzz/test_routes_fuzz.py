@@ -461,7 +461,7 @@ class HmacPostFuzz(PostFuzz):
     def verifier(self, secret: str) -> Any:
         import importlib
 
-        return importlib.import_module(f"chalicelib.platforms.{self.module_name}").signature_verifier(secret)
+        return importlib.import_module(f"chalicelib.channels.{self.module_name}.webhook").signature_verifier(secret)
 
     @property
     def header(self) -> str:
@@ -545,7 +545,7 @@ INVALID_SOURCES = ["UPPER", "-dash-first", "_under", "a" * 41, "a b", "ü", "a.b
 
 def standard_signature(secret: str, msg_id: str, timestamp: str, body: bytes) -> str:
     """``v1,<base64 HMAC>`` over ``{id}.{timestamp}.{raw body}`` (the raw bytes, UTF-8 or not)."""
-    from chalicelib.platforms.generic import decode_secret
+    from chalicelib.channels.generic.webhook import decode_secret
 
     mac = hmac.new(decode_secret(secret), f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
     return "v1," + base64.b64encode(mac).decode()
@@ -583,7 +583,7 @@ class GenericPostFuzz(PostFuzz):
         return fuzz.secrets[name].split() if name else []
 
     def expected_status(self, path: str, body: bytes) -> int | None:
-        from chalicelib.platforms.generic import SOURCE_PATTERN
+        from chalicelib.channels.generic.webhook import SOURCE_PATTERN
 
         source = self.source(path)
         if not source:
@@ -652,7 +652,7 @@ class GooglePostFuzz(PostFuzz):
 
     @property
     def limit(self) -> int:  # type: ignore[override]
-        from chalicelib.platforms.google_reviews import DEFAULT_MAX_BODY_BYTES
+        from chalicelib.channels.google.webhook import DEFAULT_MAX_BODY_BYTES
 
         return DEFAULT_MAX_BODY_BYTES  # the route's own limit, not MAX_BODY_BYTES
 
@@ -822,8 +822,8 @@ def seed_google_reviews(fuzz: FuzzApp, request: FuzzRequest) -> None:
 def google_review_name(body: bytes) -> str | None:
     """The review the app will fetch for this body, if any (the app's own parser decides)."""
     from chalicelib.errors import WebhookError
-    from chalicelib.ingest import parse_json_body
-    from chalicelib.platforms.google_reviews import parse_push
+    from chalicelib.inbound.intake import parse_json_body
+    from chalicelib.channels.google.webhook import parse_push
 
     try:
         notification = parse_push(parse_json_body(body))
@@ -927,14 +927,14 @@ class ZendeskEventPostFuzz(PostFuzz):
         return [comment, status]
 
     def sign(self, draw: Draw, fuzz: FuzzApp, path: str, body: bytes) -> tuple[dict[str, str], str]:
-        from chalicelib.agent_events import signed_headers
+        from chalicelib.outbound.agent_events import signed_headers
 
         headers = signed_headers(fuzz.secrets["ZENDESK_WEBHOOK_SECRET"], body)
         headers.pop("Content-Type", None)
         return {cased(draw, k): v for k, v in headers.items()}, "zendesk signature"
 
     def forge(self, draw: Draw, fuzz: FuzzApp, path: str, body: bytes) -> tuple[dict[str, str], str]:
-        from chalicelib.agent_events import sign, signed_headers
+        from chalicelib.outbound.agent_events import sign, signed_headers
 
         secret = fuzz.secrets["ZENDESK_WEBHOOK_SECRET"]
         headers = signed_headers(secret, body)
@@ -1082,7 +1082,7 @@ def x_crc_checks(draw: Draw, fuzz: FuzzApp) -> FuzzRequest:
 @st.composite
 def privacy_status_requests(draw: Draw, fuzz: FuzzApp) -> FuzzRequest:
     """The deletion status page: real codes (from accepted callbacks), well-shaped unknown ones, junk."""
-    from chalicelib.privacy import valid_code
+    from chalicelib.privacy.deletion import valid_code
 
     choice = draw(st.integers(0, 3))
     if choice == 0 and fuzz.codes:
@@ -1245,7 +1245,7 @@ def _signed(fuzz: FuzzApp, route: str, body: bytes, path: str | None = None, **h
     elif isinstance(fuzzer, FreshdeskEventPostFuzz):
         auth = {fuzzer.header: fuzz.secrets["FRESHDESK_WEBHOOK_SECRET"]}
     elif isinstance(fuzzer, ZendeskEventPostFuzz):
-        from chalicelib.agent_events import signed_headers
+        from chalicelib.outbound.agent_events import signed_headers
 
         auth = {k: v for k, v in signed_headers(fuzz.secrets["ZENDESK_WEBHOOK_SECRET"], body).items() if k != "Content-Type"}
     elif isinstance(fuzzer, TelegramPostFuzz):

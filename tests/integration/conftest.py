@@ -167,12 +167,12 @@ def stack(moto_url: str, contract: Any, monkeypatch: pytest.MonkeyPatch) -> Iter
         except AssertionError as error:
             violations.append(f"{exchange.method} {exchange.url}: {error}")
 
-    from chalicelib.helpdesk.zendesk import ZendeskHelpdesk
+    from chalicelib.helpdesks.zendesk.adapter import ZendeskHelpdesk
 
     wiring.override("helpdesk", ZendeskHelpdesk(sandbox.url, SANDBOX_ZENDESK_EMAIL, SANDBOX_ZENDESK_TOKEN, observer=check_against_spec))
     # The sync's waits are recorded instead of slept, so fault tests stay fast and
     # can check that Retry-After was honoured; its logic is otherwise unchanged.
-    from chalicelib.sync import TicketSync
+    from chalicelib.sync.tickets import TicketSync
 
     from tests.support.fake_time import FakeTime
 

@@ -23,10 +23,10 @@ from typing import Any
 
 import pytest
 
-from chalicelib.agent_events import EventLog, signed_headers
-from chalicelib.agent_replies import AgentReplies, first_response
-from chalicelib.helpdesk.zendesk_admin import ZendeskAdmin
-from chalicelib.replies.dispatch import build_dispatcher
+from chalicelib.outbound.agent_events import EventLog, signed_headers
+from chalicelib.outbound.agent_replies import AgentReplies, first_response
+from chalicelib.helpdesks.zendesk.admin import ZendeskAdmin
+from chalicelib.outbound.dispatch import build_dispatcher
 from local import samples
 from local.defaults import SANDBOX_ZENDESK_EMAIL, SANDBOX_ZENDESK_TOKEN
 from local.line_sandbox import DEFAULT_CHANNEL_TOKEN, LineSandbox
@@ -78,7 +78,7 @@ def _register_route() -> bool:
 
     @lambda_app.app.route("/helpdesk/zendesk", methods=["POST"], content_types=lambda_app.ANY_CONTENT_TYPE)
     def zendesk_helpdesk_event() -> Any:
-        from chalicelib.agent_events import handle_zendesk_event
+        from chalicelib.outbound.agent_events import handle_zendesk_event
         from chalicelib.config import get_secret
         from chalicelib.errors import WebhookError
 

@@ -96,9 +96,9 @@ def media() -> Iterator[MediaServer]:
 def files_stack(stack: Stack, media: MediaServer) -> Stack:
     """The e2e stack with a sync that fetches attachments from the media server."""
     from chalicelib import wiring
-    from chalicelib.attachments import AttachmentFetcher
+    from chalicelib.sync.attachments import AttachmentFetcher
     from chalicelib.models import Platform
-    from chalicelib.sync import TicketSync
+    from chalicelib.sync.tickets import TicketSync
 
     tokens = {Platform.WHATSAPP: WHATSAPP_TOKEN, Platform.TELEGRAM: TELEGRAM_TOKEN}
     fetcher = AttachmentFetcher(
@@ -300,9 +300,9 @@ def test_a_redrive_after_a_creation_that_was_applied_does_not_open_a_second_tick
 
 def test_sandbox_uploads_follow_zendesk_rules_and_its_spec(contract: Any) -> None:
     """Upload tokens: attach once, expire, unknown ones refused -- every answer spec-valid."""
-    from chalicelib.attachments import FileToAttach
-    from chalicelib.helpdesk.base import HelpdeskRejected
-    from chalicelib.helpdesk.zendesk import ZendeskHelpdesk
+    from chalicelib.sync.attachments import FileToAttach
+    from chalicelib.helpdesks.base import HelpdeskRejected
+    from chalicelib.helpdesks.zendesk.adapter import ZendeskHelpdesk
     from chalicelib.models import Attachment, Author, Direction, Kind, Platform, SocialMessage
     from local.zendesk_sandbox import ZendeskSandbox
     from tests.support.openapi import ContractRecorder

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from chalicelib.helpdesk.freshdesk import FreshdeskHelpdesk
+from chalicelib.helpdesks.freshdesk.adapter import FreshdeskHelpdesk
 from chalicelib.models import Author, Direction, Kind, Platform, SocialMessage
 from local.defaults import SANDBOX_FRESHDESK_API_KEY
 from local.demo import _freshdesk_lookup, describe_ticket, is_sandbox

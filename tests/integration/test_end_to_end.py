@@ -261,7 +261,7 @@ def test_a_failed_bookkeeping_write_after_delivery_does_not_deliver_twice(
 ) -> None:
     from chalicelib import wiring
     from chalicelib.store import StoreUnavailable
-    from chalicelib.sync import RECORD_PATIENCE_SECONDS, STAMP_SETTLE_SECONDS, TicketSync
+    from chalicelib.sync.tickets import RECORD_PATIENCE_SECONDS, STAMP_SETTLE_SECONDS, TicketSync
 
     stack.post_webhook("meta", _messenger("m_ddb_1", "7777700", "charged twice"))
     stack.sync()

@@ -46,7 +46,7 @@ class Rig:
         return ticket
 
     def rule(self, *, token: str | None = SECRET, field: str | None = None, events: tuple[str, ...] | None = None) -> None:
-        from chalicelib.helpdesk.freshdesk_events import TOKEN_HEADER, event_body
+        from chalicelib.helpdesks.freshdesk.events import TOKEN_HEADER, event_body
 
         headers = {TOKEN_HEADER: token} if token is not None else {}
         kwargs = {"events": events} if events else {}
@@ -99,7 +99,7 @@ def _register_route() -> bool:
     def freshdesk_helpdesk_event() -> Any:
         from chalicelib.config import get_secret
         from chalicelib.errors import WebhookError
-        from chalicelib.helpdesk.freshdesk_events import handle_freshdesk_event
+        from chalicelib.helpdesks.freshdesk.events import handle_freshdesk_event
 
         request = lambda_app.app.current_request
         try:
@@ -122,11 +122,11 @@ def _register_route() -> bool:
 def _wire_replies(telegram_url: str) -> None:
     """``agent_events`` and ``agent_replies`` for the route: the current helpdesk, Telegram's sandbox."""
     from chalicelib import wiring
-    from chalicelib.agent_events import EventLog
-    from chalicelib.agent_replies import AgentReplies
+    from chalicelib.outbound.agent_events import EventLog
+    from chalicelib.outbound.agent_replies import AgentReplies
     from chalicelib.models import Platform
-    from chalicelib.replies.dispatch import ReplyDispatcher
-    from chalicelib.replies.telegram import TelegramSender
+    from chalicelib.outbound.dispatch import ReplyDispatcher
+    from chalicelib.channels.telegram.replies import TelegramSender
     from local.telegram_sandbox import DEFAULT_BOT_TOKEN
 
     store = wiring.message_store()
@@ -209,8 +209,8 @@ def test_a_missing_or_wrong_token_is_refused_and_nothing_is_sent(rig: Rig) -> No
 
 def test_the_custom_field_finds_the_conversation_and_the_status_follows_the_ticket(rig: Rig) -> None:
     from chalicelib import wiring
-    from chalicelib.helpdesk.freshdesk import FreshdeskHelpdesk
-    from chalicelib.sync import TicketSync
+    from chalicelib.helpdesks.freshdesk.adapter import FreshdeskHelpdesk
+    from chalicelib.sync.tickets import TicketSync
 
     wiring.override("helpdesk", FreshdeskHelpdesk(rig.stack.sandbox.url, API_KEY, conversation_field=CONVERSATION_FIELD))
     wiring.override("sync", TicketSync(wiring.message_store(), wiring.helpdesk(), wiring.dead_letters(), sleep=lambda _s: None))

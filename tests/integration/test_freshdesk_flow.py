@@ -31,7 +31,7 @@ class FreshdeskStack(Stack):
 
     def ticket_for(self, conversation_key: str) -> list[dict[str, Any]]:
         """Tickets tagged with the conversation key's tag (Freshdesk has no external_id)."""
-        from chalicelib.helpdesk.freshdesk import conversation_tag
+        from chalicelib.helpdesks.freshdesk.adapter import conversation_tag
 
         tag = conversation_tag(conversation_key)
         return [t for t in self.sandbox.tickets() if tag in t["tags"]]
@@ -69,8 +69,8 @@ def fd_stack(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Freshde
 
     import app as lambda_app
     from chalicelib import wiring
-    from chalicelib.helpdesk.freshdesk import FreshdeskHelpdesk
-    from chalicelib.sync import TicketSync
+    from chalicelib.helpdesks.freshdesk.adapter import FreshdeskHelpdesk
+    from chalicelib.sync.tickets import TicketSync
     from local.freshdesk_sandbox import FreshdeskSandbox
     from local.resources import create_local_resources
     from local.stream_poller import StreamPoller
@@ -137,7 +137,7 @@ def _calls(stack: FreshdeskStack, operation: str) -> int:
 
 
 def test_every_platform_sample_becomes_one_ticket_per_conversation_with_follow_ups_as_incoming_notes(fd_stack: FreshdeskStack) -> None:
-    from chalicelib.helpdesk.freshdesk import conversation_tag
+    from chalicelib.helpdesks.freshdesk.adapter import conversation_tag
 
     samples = all_samples("101")
     for route, payload in samples:
@@ -281,7 +281,7 @@ def test_rate_limited_note_waits_for_retry_after_and_adds_it_once(fd_stack: Fres
 
 def _redrive() -> Any:
     from chalicelib import wiring
-    from chalicelib.redrive import redrive
+    from chalicelib.sync.redrive import redrive
 
     return redrive(wiring.message_store(), wiring.ticket_sync(), wiring.dead_letters())
 

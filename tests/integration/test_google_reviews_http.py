@@ -13,8 +13,8 @@ import pytest
 
 from chalicelib.errors import Unauthorized, Unavailable
 from chalicelib.models import RejectedEvent, SocialMessage
-from chalicelib.platforms import google_reviews as g
-from chalicelib.signatures import SignatureError
+from chalicelib.channels.google import webhook as g
+from chalicelib.inbound.signatures import SignatureError
 from local.google_sandbox import GoogleSandbox, push_body
 from tests.support.events import event_bytes, load_event
 

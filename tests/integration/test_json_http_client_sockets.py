@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from chalicelib.helpdesk.base import HelpdeskUnavailable, TicketRef
-from chalicelib.helpdesk.http import ConnectFailed, ConnectionLost, JsonHttpClient, ResponseTimeout
-from chalicelib.helpdesk.zendesk import ZendeskHelpdesk, basic_auth_header
+from chalicelib.helpdesks.base import HelpdeskUnavailable, TicketRef
+from chalicelib.http import ConnectFailed, ConnectionLost, JsonHttpClient, ResponseTimeout
+from chalicelib.helpdesks.zendesk.adapter import ZendeskHelpdesk, basic_auth_header
 from chalicelib.models import Author, Direction, Kind, Platform, SocialMessage
 
 Behaviour = Callable[[BaseHTTPRequestHandler, bytes], None]

@@ -17,7 +17,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib.backfill import (
+from chalicelib.channels.meta.backfill import (
     SOURCE_FB_FEED,
     SOURCE_IG_COMMENTS,
     SOURCE_IG_DMS,
@@ -26,9 +26,9 @@ from chalicelib.backfill import (
     backfill_meta,
 )
 from chalicelib.models import Direction
-from chalicelib.platforms import meta
-from chalicelib.platforms.meta_graph import GraphClient
-from chalicelib.polling import Watermarks
+from chalicelib.channels.meta import webhook as meta
+from chalicelib.channels.meta.graph import GraphClient
+from chalicelib.channels.x.poller import Watermarks
 from chalicelib.store import MessageStore, StoreUnavailable
 from local.meta_graph_sandbox import DEFAULT_IG_TOKEN, DEFAULT_PAGE_TOKEN, IG_ACCOUNT_ID, PAGE_ID, MetaGraphSandbox
 

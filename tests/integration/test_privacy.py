@@ -22,8 +22,8 @@ import pytest
 from moto import mock_aws
 
 from chalicelib.models import Direction, SocialMessage
-from chalicelib.platforms import meta
-from chalicelib.privacy import DeletionRequests, handle_meta_deletion, main, sign_request
+from chalicelib.channels.meta import webhook as meta
+from chalicelib.privacy.deletion import DeletionRequests, handle_meta_deletion, main, sign_request
 from chalicelib.store import MessageStore
 from local.samples import PAGE_ID, facebook_comment_thread
 
@@ -90,9 +90,9 @@ class Rig:
 
 @pytest.fixture
 def rig(monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]:
-    from chalicelib.deadletter import DeadLetterQueue
-    from chalicelib.helpdesk.zendesk import ZendeskHelpdesk
-    from chalicelib.sync import TicketSync
+    from chalicelib.sync.deadletter import DeadLetterQueue
+    from chalicelib.helpdesks.zendesk.adapter import ZendeskHelpdesk
+    from chalicelib.sync.tickets import TicketSync
     from local.resources import create_local_resources
     from local.zendesk_sandbox import ZendeskSandbox
 
@@ -300,7 +300,7 @@ def _privacy_app(requests: DeletionRequests) -> Any:
 
     @app.route("/privacy/meta/deletion", methods=["POST"], content_types=["application/x-www-form-urlencoded", "application/json"])
     def meta_data_deletion() -> Response:
-        from chalicelib import privacy
+        from chalicelib.privacy import deletion as privacy
 
         request = app.current_request
         try:
@@ -317,7 +317,7 @@ def _privacy_app(requests: DeletionRequests) -> Any:
 
     @app.route("/privacy/status/{code}", methods=["GET"])
     def deletion_status(code: str) -> Response:
-        from chalicelib import privacy
+        from chalicelib.privacy import deletion as privacy
 
         try:
             status = privacy.deletion_status(code, requests)

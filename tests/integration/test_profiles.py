@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from chalicelib.models import Author, Direction, Kind, Platform, SocialMessage
-from chalicelib.platforms.meta_graph import GraphClient
-from chalicelib.profiles import LineProfiles, ProfileLookup, profile_pk
-from chalicelib.sync import TicketSync
+from chalicelib.channels.meta.graph import GraphClient
+from chalicelib.sync.profiles import LineProfiles, ProfileLookup, profile_pk
+from chalicelib.sync.tickets import TicketSync
 from local.line_sandbox import LineSandbox
 from local.meta_graph_sandbox import MetaGraphSandbox
 from local.samples import LINE_BOT_ID, PAGE_ID, line_chat, messenger_chat
@@ -201,7 +201,7 @@ def test_a_named_author_or_the_brand_is_never_looked_up(apis: Apis) -> None:
 
 
 def test_forgetting_a_person_erases_their_cached_profile(apis: Apis) -> None:
-    from chalicelib.privacy import DeletionRequests
+    from chalicelib.privacy.deletion import DeletionRequests
 
     apis.line.add_user("U00000000000000000000000000000f01", display_name="Forget Me")
     author = Author(platform_id="U00000000000000000000000000000f01")

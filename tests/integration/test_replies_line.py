@@ -11,9 +11,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from chalicelib.models import Platform, SocialMessage
-from chalicelib.platforms.line import normalize_delivery
-from chalicelib.replies import ReplyDispatcher, ReplyFailed, ReplyTarget, target_from_messages
-from chalicelib.replies.line import LineSender, retry_key
+from chalicelib.channels.line.webhook import normalize_delivery
+from chalicelib.outbound import ReplyDispatcher, ReplyFailed, ReplyTarget, target_from_messages
+from chalicelib.channels.line.replies import LineSender, retry_key
 from local.line_sandbox import DEFAULT_CHANNEL_TOKEN, LineSandbox
 from tests.support.events import load_event
 

@@ -19,15 +19,15 @@ from typing import Any
 import pytest
 
 from chalicelib.models import Platform, SocialMessage
-from chalicelib.platforms import meta as meta_platform
-from chalicelib.platforms.meta_graph import (
+from chalicelib.channels.meta import webhook as meta_platform
+from chalicelib.channels.meta.graph import (
     GraphClient,
     normalize_conversation_messages,
     normalize_feed_comments,
     normalize_ig_media_comments,
 )
-from chalicelib.replies import ReplyConfig, ReplyDispatcher, ReplyFailed, target_from_messages
-from chalicelib.replies.meta import MetaSender
+from chalicelib.outbound import ReplyConfig, ReplyDispatcher, ReplyFailed, target_from_messages
+from chalicelib.channels.meta.replies import MetaSender
 from local.meta_graph_sandbox import DEFAULT_IG_TOKEN, DEFAULT_PAGE_TOKEN, IG_ACCOUNT_ID, PAGE_ID, MetaGraphSandbox
 from tests.support.events import load_event
 from tests.support.whatsapp_contract import WhatsAppContract, WhatsAppRecorder, spec_available

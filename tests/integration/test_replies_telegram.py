@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from chalicelib.models import Platform
-from chalicelib.platforms.telegram import normalize_delivery
-from chalicelib.replies import ReplyDispatcher, ReplyFailed, ReplyTarget, target_from_messages
-from chalicelib.replies.telegram import TelegramSender
+from chalicelib.channels.telegram.webhook import normalize_delivery
+from chalicelib.outbound import ReplyDispatcher, ReplyFailed, ReplyTarget, target_from_messages
+from chalicelib.channels.telegram.replies import TelegramSender
 from local.telegram_sandbox import DEFAULT_BOT_TOKEN, TelegramSandbox
 from tests.support.events import load_event
 

@@ -15,9 +15,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from chalicelib.models import Platform, SocialMessage
-from chalicelib.platforms.x_api import normalize_dm_events_page, normalize_mentions_page
-from chalicelib.replies import ReplyConfig, ReplyDispatcher, ReplyFailed, target_from_messages
-from chalicelib.replies.x import XSender
+from chalicelib.channels.x.api import normalize_dm_events_page, normalize_mentions_page
+from chalicelib.outbound import ReplyConfig, ReplyDispatcher, ReplyFailed, target_from_messages
+from chalicelib.channels.x.replies import XSender
 from local.x_sandbox import BRAND_ID, DEFAULT_TOKEN, XSandbox
 
 CUSTOMER = "3001969357"

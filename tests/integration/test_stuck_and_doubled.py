@@ -38,7 +38,7 @@ def _texts(stack: Stack, ticket: dict[str, Any], *, public_only: bool = True) ->
 
 def _redrive(**kwargs: Any) -> Any:
     from chalicelib import wiring
-    from chalicelib.redrive import redrive
+    from chalicelib.sync.redrive import redrive
 
     return redrive(wiring.message_store(), wiring.ticket_sync(), wiring.dead_letters(), **kwargs)
 
@@ -53,7 +53,7 @@ def _nothing_parked(stack: Stack) -> bool:
 
 def _settle() -> None:
     """Let a second pass on the helpdesk's clock, so the next write changes ``updated_at``."""
-    from chalicelib.sync import STAMP_SETTLE_SECONDS
+    from chalicelib.sync.tickets import STAMP_SETTLE_SECONDS
 
     time.sleep(STAMP_SETTLE_SECONDS)
 
@@ -305,7 +305,7 @@ class LambdaCrashed(Exception):
 @pytest.mark.parametrize("stamp", ["fresh (sending marker)", "settled (guarded update)"])
 def test_a_crash_right_after_a_confirmed_write_is_not_resent_by_a_quick_retry(stack: Stack, monkeypatch, stamp: str) -> None:
     from chalicelib import wiring
-    from chalicelib.sync import TicketSync
+    from chalicelib.sync.tickets import TicketSync
 
     stack.post_webhook("meta", _messenger("m_crash_1", "7100016", "one"))
     stack.sync()
@@ -423,7 +423,7 @@ def test_an_answer_in_a_thread_of_thousands_of_messages_targets_its_latest(stack
 
     from chalicelib import wiring
     from chalicelib.models import Author, Direction, Kind, Platform, SocialMessage
-    from chalicelib.replies.dispatch import target_from_messages
+    from chalicelib.outbound.dispatch import target_from_messages
 
     key = "facebook:comment:900_viral"
     start = datetime(2026, 12, 1, tzinfo=timezone.utc)
@@ -443,3 +443,21 @@ def test_an_answer_in_a_thread_of_thousands_of_messages_targets_its_latest(stack
     # The thread's customer wrote the first comment and the latest one: a private answer goes there.
     assert target.customer_id == "7300000" and target.reply_to_id == "900_viral_01099"
     assert [m.raw for m in read if m.message_id == "900_viral_01099"] == [{"n": 1099}]  # the latest keep their payload
+
+
+def test_a_conversation_leased_by_a_redrive_that_died_is_replayed_once_the_lease_runs_out(stack: Stack) -> None:
+    from chalicelib import wiring
+    from local.samples import PAGE_ID
+
+    stack.sandbox.inject(status=503, count=1000)
+    stack.post_webhook("meta", _messenger("m_lease_1", "7100021", "first"))
+    stack.sync()
+    stack.sandbox.clear_faults()
+    key = f"messenger:dm:{PAGE_ID}:7100021"
+    assert wiring.message_store().acquire_lease(f"redrive#{key}", "a-redrive-that-died", 1.0)
+
+    report = _redrive(lease_seconds=1.0)
+    assert report.leased_elsewhere == 1 and stack.tickets() == []  # never two redrives on one conversation
+    time.sleep(1.1)
+    report = _redrive(lease_seconds=1.0)
+    assert report.delivered == 1 and len(stack.tickets()) == 1 and _nothing_parked(stack)

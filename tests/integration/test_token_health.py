@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from chalicelib.token_health import EXPIRED, NOT_CONFIGURED, OK, REVOKED, UNREACHABLE, TokenHealth, publish
+from chalicelib.ops.token_health import EXPIRED, NOT_CONFIGURED, OK, REVOKED, UNREACHABLE, TokenHealth, publish
 
 APP_ID, APP_SECRET = "1517776481860111", "graph-app-secret-0123456789"
 PAGE_TOKEN, EXPIRED_PAGE_TOKEN, LOGGED_OUT_TOKEN = "EAAGood" + "p" * 40, "EAAExpired" + "e" * 40, "EAALoggedOut" + "l" * 40

@@ -18,9 +18,9 @@ import pytest
 from moto import mock_aws
 
 from chalicelib.models import Direction
-from chalicelib.platforms import x
-from chalicelib.platforms.x_api import XApiClient, XAuthError
-from chalicelib.polling import SOURCE_X_DMS, SOURCE_X_MENTIONS, PollReport, Watermarks, poll_x, watermark_pk
+from chalicelib.channels.x import webhook as x
+from chalicelib.channels.x.api import XApiClient, XAuthError
+from chalicelib.channels.x.poller import SOURCE_X_DMS, SOURCE_X_MENTIONS, PollReport, Watermarks, poll_x, watermark_pk
 from chalicelib.store import MessageStore
 from local.x_sandbox import DEFAULT_TOKEN, XSandbox
 from tests.support.events import load_event
@@ -395,7 +395,7 @@ def test_close_to_the_lambda_timeout_the_run_stops_between_pages_without_advanci
 
 
 def test_a_page_budget_below_the_backlog_is_reported(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
-    import chalicelib.polling as polling
+    import chalicelib.channels.x.poller as polling
 
     monkeypatch.setattr(polling, "MENTION_PAGES_PER_RUN", 2)
     seed_mentions(rig.sandbox, 1)

@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from chalicelib.agent_events import COMMENT_EVENT_BODY, STATUS_EVENT_BODY
-from chalicelib.helpdesk.zendesk_admin import (
+from chalicelib.outbound.agent_events import COMMENT_EVENT_BODY, STATUS_EVENT_BODY
+from chalicelib.helpdesks.zendesk.admin import (
     COMMENT_TRIGGER_TITLE,
     STATUS_TRIGGER_TITLE,
     WEBHOOK_NAME,

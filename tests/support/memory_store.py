@@ -91,7 +91,7 @@ class MemoryStore:
 
 
 class MemoryQueue:
-    """``chalicelib.deadletter.DeadLetterQueue``'s ``park``, recording the notices."""
+    """``chalicelib.sync.deadletter.DeadLetterQueue``'s ``park``, recording the notices."""
 
     def __init__(self) -> None:
         self.parked: list[tuple[str, str, str]] = []

@@ -22,7 +22,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib.agent_events import (
+from chalicelib.outbound.agent_events import (
     COMMENT_EVENT_BODY,
     SIGNATURE_HEADER,
     STATUS_EVENT_BODY,
@@ -34,12 +34,12 @@ from chalicelib.agent_events import (
     signed_headers,
     verify_signature,
 )
-from chalicelib.agent_replies import AgentReplies, Outcome, first_response
+from chalicelib.outbound.agent_replies import AgentReplies, Outcome, first_response
 from chalicelib.errors import BadRequest, Unauthorized, Unavailable
-from chalicelib.helpdesk.base import HelpdeskRejected, HelpdeskUnavailable, TicketRef
-from chalicelib.helpdesk.zendesk import TicketComment, TicketComments
+from chalicelib.helpdesks.base import HelpdeskRejected, HelpdeskUnavailable, TicketRef
+from chalicelib.helpdesks.zendesk.adapter import TicketComment, TicketComments
 from chalicelib.models import Author, Direction, Kind, Platform, SocialMessage
-from chalicelib.replies.base import RATE_LIMITED, TOKEN_EXPIRED, UNAVAILABLE, ReplyFailed, ReplyTarget, SentReply
+from chalicelib.outbound.base import RATE_LIMITED, TOKEN_EXPIRED, UNAVAILABLE, ReplyFailed, ReplyTarget, SentReply
 from chalicelib.store import Conversation, MessageStore, StoreUnavailable
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -403,7 +403,7 @@ def test_a_follow_up_ticket_sends_its_own_comments(rig: Rig) -> None:
 
 
 def test_a_comment_another_delivery_is_sending_is_waited_for_before_the_next(rig: Rig) -> None:
-    from chalicelib.agent_replies import ReplyRecord
+    from chalicelib.outbound.agent_replies import ReplyRecord
 
     rig.helpdesk.comment("7", "501", "First")
     rig.clock.advance(seconds=5)
@@ -548,7 +548,7 @@ def test_retries_stop_after_the_last_attempt_with_a_note(rig: Rig) -> None:
 def test_an_unreadable_conversation_counts_as_an_attempt_and_is_noted_when_they_run_out(
     rig: Rig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import chalicelib.agent_replies as agent_replies
+    import chalicelib.outbound.agent_replies as agent_replies
 
     def unreadable(store: Any, key: str) -> Any:
         raise StoreUnavailable("could not read conversation: ProvisionedThroughputExceededException")
@@ -581,7 +581,7 @@ def test_a_reply_that_may_have_been_posted_is_never_resent(rig: Rig) -> None:
 
 
 def _claimed_then_died(rig: Rig) -> None:
-    from chalicelib.agent_replies import ReplyRecord
+    from chalicelib.outbound.agent_replies import ReplyRecord
 
     rig.helpdesk.comment("7", "501", "We refunded the second charge.")
     record = ReplyRecord(KEY, "501", "7", "We refunded the second charge.", claimed_at_ms=int(T0.timestamp() * 1000))
@@ -680,7 +680,7 @@ def test_a_status_change_of_an_older_ticket_is_ignored(rig: Rig) -> None:
 
 
 def test_the_ledger_and_the_status_rule_follow_the_helpdesk_adapter(rig: Rig) -> None:
-    from chalicelib.agent_events import AgentEvent
+    from chalicelib.outbound.agent_events import AgentEvent
 
     freshdesk = FakeHelpdesk(name="freshdesk", status="solved")
     replies = AgentReplies(rig.store, freshdesk, rig.dispatcher, rig.clock, sleep=lambda _s: None)

@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from chalicelib.attachments import (
+from chalicelib.sync.attachments import (
     AttachmentFetcher,
     FileToAttach,
     choose_content_type,
@@ -30,17 +30,17 @@ from chalicelib.attachments import (
     problem_note,
     token_reader,
 )
-from chalicelib.helpdesk.base import (
+from chalicelib.helpdesks.base import (
     Helpdesk,
     HelpdeskRejected,
     HelpdeskUnavailable,
     IdempotencyConflict,
     TicketRef,
 )
-from chalicelib.helpdesk.formatting import comment_body
+from chalicelib.helpdesks.formatting import comment_body
 from chalicelib.models import Attachment, Author, Direction, Kind, Platform, SocialMessage
 from chalicelib.store import Conversation
-from chalicelib.sync import Outcome, TicketSync, idempotency_key
+from chalicelib.sync.tickets import Outcome, TicketSync, idempotency_key
 from tests.support.memory_store import MemoryQueue, MemoryStore
 
 JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8 + b"\xff\xd9"
@@ -488,7 +488,7 @@ class FakePool:
 
 
 def zendesk(pool: FakePool) -> Any:
-    from chalicelib.helpdesk.zendesk import FileCapableClient, ZendeskHelpdesk, basic_auth_header
+    from chalicelib.helpdesks.zendesk.adapter import FileCapableClient, ZendeskHelpdesk, basic_auth_header
 
     http = FileCapableClient("https://acme.zendesk.com", basic_auth_header("a@b.c", "tok"), pool=pool)
     return ZendeskHelpdesk("https://acme.zendesk.com", "a@b.c", "tok", http=http)
@@ -527,8 +527,8 @@ def test_zendesk_comment_carries_upload_tokens_and_conflicts_are_recognized() ->
 
 
 def test_a_plain_json_client_cannot_upload_but_everything_else_works() -> None:
-    from chalicelib.helpdesk.http import JsonHttpClient
-    from chalicelib.helpdesk.zendesk import ZendeskHelpdesk
+    from chalicelib.http import JsonHttpClient
+    from chalicelib.helpdesks.zendesk.adapter import ZendeskHelpdesk
 
     helpdesk = ZendeskHelpdesk("https://acme.zendesk.com", "a", "b", http=JsonHttpClient("https://acme.zendesk.com", "Basic x", pool=FakePool()))
     with pytest.raises(HelpdeskRejected, match="cannot send files"):
@@ -591,7 +591,7 @@ class StaticFetcher:
         self.files, self.problems, self.calls = list(files), list(problems), 0
 
     def fetch(self, message: SocialMessage) -> Any:
-        from chalicelib.attachments import FetchedFiles
+        from chalicelib.sync.attachments import FetchedFiles
 
         self.calls += 1
         return FetchedFiles(list(self.files), list(self.problems))

@@ -17,8 +17,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from urllib3 import exceptions as u3
 
-from chalicelib.helpdesk.base import HelpdeskRejected, HelpdeskUnavailable, TicketClosed, TicketRef
-from chalicelib.helpdesk.freshdesk import (
+from chalicelib.helpdesks.base import HelpdeskRejected, HelpdeskUnavailable, TicketClosed, TicketRef
+from chalicelib.helpdesks.freshdesk.adapter import (
     RECENT_LOOKUP_SECONDS,
     FreshdeskHelpdesk,
     api_key_auth_header,
@@ -29,7 +29,7 @@ from chalicelib.helpdesk.freshdesk import (
     normalize_status,
     reference_token,
 )
-from chalicelib.helpdesk.http import JsonHttpClient
+from chalicelib.http import JsonHttpClient
 from chalicelib.models import Author, Direction, Kind, Platform, SocialMessage
 
 BASE = "https://acme.freshdesk.com"

@@ -18,12 +18,12 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib.agent_events import EventLog
-from chalicelib.agent_replies import AgentReplies
+from chalicelib.outbound.agent_events import EventLog
+from chalicelib.outbound.agent_replies import AgentReplies
 from chalicelib.errors import BadRequest, NotConfigured, NotFound, Unauthorized, Unavailable
-from chalicelib.helpdesk.base import HelpdeskRejected, HelpdeskUnavailable, TicketRef
-from chalicelib.helpdesk.freshdesk import conversation_tag
-from chalicelib.helpdesk.freshdesk_events import (
+from chalicelib.helpdesks.base import HelpdeskRejected, HelpdeskUnavailable, TicketRef
+from chalicelib.helpdesks.freshdesk.adapter import conversation_tag
+from chalicelib.helpdesks.freshdesk.events import (
     EVENT_NAME,
     TOKEN_HEADER,
     ConversationFinder,
@@ -39,7 +39,7 @@ from chalicelib.helpdesk.freshdesk_events import (
     verify_token,
 )
 from chalicelib.models import Author, Direction, Kind, Platform, SocialMessage
-from chalicelib.replies.base import TOKEN_EXPIRED, ReplyFailed, ReplyTarget, SentReply
+from chalicelib.outbound.base import TOKEN_EXPIRED, ReplyFailed, ReplyTarget, SentReply
 from chalicelib.store import Conversation, MessageStore, StoreUnavailable
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -303,7 +303,7 @@ def test_a_ticket_without_our_tag_is_not_ours(rig: Rig) -> None:
 
 
 def test_the_pointer_is_forgotten_with_the_person(rig: Rig) -> None:
-    from chalicelib.privacy import DeletionRequests
+    from chalicelib.privacy.deletion import DeletionRequests
 
     record_ticket_pointer(rig.store, "freshdesk", str(TICKET), customer_message(0, "x"))
     DeletionRequests(rig.store.table_name, rig.client).forget("messenger", PSID)
@@ -314,7 +314,7 @@ def test_the_pointer_is_forgotten_with_the_person(rig: Rig) -> None:
 
 
 def test_an_agent_reply_goes_to_the_customer_once(rig: Rig) -> None:
-    from chalicelib.agent_replies import first_response
+    from chalicelib.outbound.agent_replies import first_response
 
     rig.freshdesk.threads[str(TICKET)] = [reply(6, "Invoice attached", incoming=True, user=REQUESTER, at=T0 - timedelta(minutes=20)),
                                           reply(501, "We refunded the second charge.")]

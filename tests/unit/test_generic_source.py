@@ -20,10 +20,10 @@ import pytest
 from standardwebhooks import Webhook
 
 from chalicelib.errors import BadRequest, NotConfigured, Unauthorized
-from chalicelib.ingest import receive_webhook
+from chalicelib.inbound.intake import receive_webhook
 from chalicelib.models import Attachment, Author, Direction, Kind, Platform, SocialMessage
-from chalicelib.platforms import generic
-from chalicelib.signatures import SignatureError
+from chalicelib.channels.generic import webhook as generic
+from chalicelib.inbound.signatures import SignatureError
 from tests.support.events import event_bytes, load_event
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schemas" / "generic-webhook.schema.json"
@@ -439,7 +439,7 @@ class TestSchema:
         committed = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
         assert committed == generic.json_schema(), (
             "schemas/generic-webhook.schema.json is stale; regenerate it with "
-            "`python -m chalicelib.platforms.generic > schemas/generic-webhook.schema.json`"
+            "`python -m chalicelib.channels.generic.webhook > schemas/generic-webhook.schema.json`"
         )
 
     def test_the_schema_describes_the_envelope_and_the_item(self) -> None:

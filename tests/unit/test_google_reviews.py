@@ -18,8 +18,8 @@ import pytest
 
 from chalicelib.errors import BadRequest, NotConfigured, PayloadTooLarge, Unauthorized, Unavailable
 from chalicelib.models import Direction, Kind, Platform, RejectedEvent, SocialMessage
-from chalicelib.platforms import google_reviews as g
-from chalicelib.signatures import SignatureError
+from chalicelib.channels.google import webhook as g
+from chalicelib.inbound.signatures import SignatureError
 from chalicelib.store import StoreUnavailable
 from local.google_sandbox import SigningKey, jwks_of, mint_with, push_body
 from tests.support.events import event_bytes, load_event
@@ -163,7 +163,7 @@ def test_settings_fail_closed_without_audience_or_accounts(monkeypatch: pytest.M
 
 
 def test_importing_the_module_does_not_import_pyjwt() -> None:
-    code = "import sys, chalicelib.platforms.google_reviews; print('jwt' in sys.modules, 'cryptography' in sys.modules)"
+    code = "import sys, chalicelib.channels.google.webhook; print('jwt' in sys.modules, 'cryptography' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
 

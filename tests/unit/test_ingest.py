@@ -10,9 +10,10 @@ import json
 import pytest
 
 from chalicelib.errors import BadRequest, PayloadTooLarge, Unauthorized, Unavailable, WebhookError
-from chalicelib.ingest import IngestResult, receive_webhook
+from chalicelib.inbound.intake import IngestResult, receive_webhook
 from chalicelib.models import DeliveryStatus, RejectedEvent, SocialMessage
-from chalicelib.platforms import meta, x
+from chalicelib.channels.meta import webhook as meta
+from chalicelib.channels.x import webhook as x
 from chalicelib.store import StoreUnavailable, UnstorableMessages
 from tests.support.events import event_bytes
 

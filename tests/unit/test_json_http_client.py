@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from urllib3 import exceptions as u3
 
-from chalicelib.helpdesk.http import (
+from chalicelib.http import (
     ConnectFailed,
     ConnectionLost,
     Exchange,
@@ -177,7 +177,7 @@ def test_observer_is_not_called_without_a_response() -> None:
 
 def test_idle_pooled_connections_are_dropped_before_reuse(monkeypatch: pytest.MonkeyPatch) -> None:
     now = [1000.0]
-    monkeypatch.setattr("chalicelib.helpdesk.http.time.monotonic", lambda: now[0])
+    monkeypatch.setattr("chalicelib.http.time.monotonic", lambda: now[0])
     http, pool = client(max_idle_seconds=20)
 
     http.request("GET", "/a")

@@ -17,8 +17,8 @@ import pytest
 
 from chalicelib.errors import BadRequest
 from chalicelib.models import Attachment, Author, Direction, Kind, Platform, SocialMessage
-from chalicelib.platforms import line
-from chalicelib.signatures import SignatureError
+from chalicelib.channels.line import webhook as line
+from chalicelib.inbound.signatures import SignatureError
 from tests.support.events import event_bytes, load_event
 
 CHANNEL_SECRET = "8c570fa6dd201bb328f1c1eac23a96d8"

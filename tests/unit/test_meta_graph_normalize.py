@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from chalicelib.helpdesk.http import HttpResponse
+from chalicelib.http import HttpResponse
 from chalicelib.models import Direction, Kind, Platform, SocialMessage
-from chalicelib.platforms import meta
-from chalicelib.platforms.meta_graph import (
+from chalicelib.channels.meta import webhook as meta
+from chalicelib.channels.meta.graph import (
     GraphAuthError,
     GraphError,
     GraphRateLimited,

@@ -14,7 +14,7 @@ import pytest
 
 from chalicelib.errors import BadRequest
 from chalicelib.models import DeliveryStatus, Direction, Kind, NormalizedBatch, Platform, SocialMessage
-from chalicelib.platforms import meta
+from chalicelib.channels.meta import webhook as meta
 from tests.support.events import load_event
 
 PAGE_ID = "448242228374517"

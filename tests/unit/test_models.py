@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from chalicelib.helpdesk.formatting import (
+from chalicelib.helpdesks.formatting import (
     SUBJECT_TEXT_CHARS,
     change_note,
     comment_body,
@@ -29,7 +29,7 @@ from chalicelib.models import (
     conversation_key,
     from_epoch,
 )
-from chalicelib.policy import TicketPolicy
+from chalicelib.sync.policy import TicketPolicy
 
 UTC = timezone.utc
 

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from chalicelib.errors import BadRequest, Unauthorized
-from chalicelib.privacy import (
+from chalicelib.privacy.deletion import (
     ForgetReport,
     handle_meta_deletion,
     owns_conversation,
@@ -19,7 +19,7 @@ from chalicelib.privacy import (
     status_base_url,
     valid_code,
 )
-from chalicelib.signatures import SignatureError
+from chalicelib.inbound.signatures import SignatureError
 
 SECRET = "app-secret-for-tests"
 PAYLOAD = {"algorithm": "HMAC-SHA256", "expires": 1291840400, "issued_at": 1291836800, "user_id": "218471"}
@@ -135,7 +135,7 @@ def test_only_private_chats_keyed_on_the_person_count_as_theirs() -> None:
 
 
 def test_codes_are_random_and_url_safe() -> None:
-    from chalicelib.privacy import new_code
+    from chalicelib.privacy.deletion import new_code
 
     codes = {new_code() for _ in range(100)}
     assert len(codes) == 100 and all(valid_code(c) for c in codes)

@@ -161,7 +161,7 @@ def test_a_plain_logger_of_the_package_writes_through_the_redacting_handler() ->
     stream = io.StringIO()
     install(Logger(service="redaction-package", stream=stream))
     # a Telegram token in a URL path, as the HTTP client logs it
-    logging.getLogger("chalicelib.helpdesk.http").warning("%s %s", "GET", "/bot123456789:AAH" + "x" * 33 + "/getMe")
+    logging.getLogger("chalicelib.http").warning("%s %s", "GET", "/bot123456789:AAH" + "x" * 33 + "/getMe")
     record = json.loads(stream.getvalue())
     assert "AAH" not in record["message"] and record["message"].startswith("GET /bot[secret]")
 
@@ -197,7 +197,9 @@ def _package_modules() -> list[Any]:
 
     import chalicelib
 
-    return [importlib.import_module(info.name) for info in pkgutil.walk_packages(chalicelib.__path__, "chalicelib.")]
+    # A package's ``__main__`` is a program (importing it runs it); its loggers are the package's.
+    return [importlib.import_module(info.name) for info in pkgutil.walk_packages(chalicelib.__path__, "chalicelib.")
+            if not info.name.endswith(".__main__")]
 
 
 def _loggers_named_in(module: Any) -> set[str]:
@@ -299,7 +301,7 @@ def test_every_logger_in_the_package_writes_redacted(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("META_APP_SECRET", PERSONAL_AND_SECRET["secret"])
     loggers = _package_loggers()
     # not vacuous: the service logger and the modules' own loggers were all found
-    assert {"powertools:socialdesk", "chalicelib.helpdesk.http", "chalicelib.agent_replies", "chalicelib.polling"} <= set(loggers)
+    assert {"powertools:socialdesk", "chalicelib.http", "chalicelib.outbound.agent_replies", "chalicelib.channels.x.poller"} <= set(loggers)
     for target in loggers.values():
         # A handler of its own would write the record before it reaches the redacting one.
         while isinstance(target, logging.Logger) and target.name not in (PACKAGE_LOGGER, "root"):
@@ -388,7 +390,7 @@ def test_a_whatsapp_webhook_leaves_no_customer_data_or_secret_in_the_logs(app_lo
         signatures.append("0f" * 32)
 
     # a careless debugging line: the whole payload, the headers and the normalized message
-    from chalicelib.platforms import meta
+    from chalicelib.channels.meta import webhook as meta
 
     message = meta.normalize_delivery(deliveries[0][1]).messages[0]
     logger.debug("delivery dump", extra={"payload": deliveries[0][1], "headers": sign("meta", body, LOCAL_SECRETS),

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from chalicelib.models import Platform
-from chalicelib.replies import FAILURE_KINDS, ReplyFailed
-from chalicelib.replies.line import line_failure
-from chalicelib.replies.meta import expiry_date, graph_failure
-from chalicelib.replies.telegram import telegram_failure
-from chalicelib.replies.x import x_failure
+from chalicelib.outbound import FAILURE_KINDS, ReplyFailed
+from chalicelib.channels.line.replies import line_failure
+from chalicelib.channels.meta.replies import expiry_date, graph_failure
+from chalicelib.channels.telegram.replies import telegram_failure
+from chalicelib.channels.x.replies import x_failure
 
 NOW = datetime(2026, 11, 21, 11, 12, tzinfo=timezone.utc)
 

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from chalicelib.models import Author, Direction, Kind, Platform, SocialMessage
-from chalicelib.platforms import line as line_platform
-from chalicelib.platforms import meta as meta_platform
-from chalicelib.platforms import telegram as telegram_platform
-from chalicelib.platforms import x as x_platform
-from chalicelib.replies import (
+from chalicelib.channels.line import webhook as line_platform
+from chalicelib.channels.meta import webhook as meta_platform
+from chalicelib.channels.telegram import webhook as telegram_platform
+from chalicelib.channels.x import webhook as x_platform
+from chalicelib.outbound import (
     REJECTED,
     TARGET_DELETED,
     WINDOW_CLOSED,
@@ -28,11 +28,11 @@ from chalicelib.replies import (
     target_from_messages,
     x_weighted_length,
 )
-from chalicelib.replies.base import ReplyRequest, describe_age
-from chalicelib.replies.line import LineSender, next_quota_reset, retry_key
-from chalicelib.replies.meta import MetaSender, graph_base_url
-from chalicelib.replies.telegram import TelegramSender
-from chalicelib.replies.x import XSender
+from chalicelib.outbound.base import ReplyRequest, describe_age
+from chalicelib.channels.line.replies import LineSender, next_quota_reset, retry_key
+from chalicelib.channels.meta.replies import MetaSender, graph_base_url
+from chalicelib.channels.telegram.replies import TelegramSender
+from chalicelib.channels.x.replies import XSender
 from tests.support.events import load_event
 
 NOW = datetime(2026, 5, 4, 12, 0, tzinfo=timezone.utc)

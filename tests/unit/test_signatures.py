@@ -13,8 +13,9 @@ import hmac
 import pytest
 
 from chalicelib.errors import BadRequest, Forbidden
-from chalicelib.platforms import meta, x
-from chalicelib.signatures import HmacSignatureVerifier, SignatureError, get_header
+from chalicelib.channels.meta import webhook as meta
+from chalicelib.channels.x import webhook as x
+from chalicelib.inbound.signatures import HmacSignatureVerifier, SignatureError, get_header
 from tests.support.events import event_bytes
 
 APP_SECRET = "6f1a2b3c4d5e6f708192a3b4c5d6e7f8"

@@ -7,7 +7,7 @@ from typing import Any
 
 from chalicelib.models import Author, Direction, Kind, Platform, SocialMessage
 from chalicelib.store import message_item
-from chalicelib.sync import inbound_in_sync_order, received_at
+from chalicelib.sync.tickets import inbound_in_sync_order, received_at
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 

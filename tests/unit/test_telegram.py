@@ -10,8 +10,8 @@ import pytest
 
 from chalicelib.errors import BadRequest
 from chalicelib.models import Attachment, Author, Direction, Kind, Platform, SocialMessage
-from chalicelib.platforms import telegram
-from chalicelib.signatures import SignatureError
+from chalicelib.channels.telegram import webhook as telegram
+from chalicelib.inbound.signatures import SignatureError
 from tests.support.events import event_bytes, load_event
 
 SECRET = "s3cr3t_Token-for-acme-bot"

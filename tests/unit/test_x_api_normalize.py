@@ -16,8 +16,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from chalicelib.models import Direction, Kind, SocialMessage
-from chalicelib.platforms import x
-from chalicelib.platforms.x_api import (
+from chalicelib.channels.x import webhook as x
+from chalicelib.channels.x.api import (
     DM_PARAMS,
     MENTION_PARAMS,
     XApiClient,

@@ -10,7 +10,7 @@ import pytest
 
 from chalicelib.errors import BadRequest
 from chalicelib.models import Direction, Kind, NormalizedBatch, Platform, SocialMessage
-from chalicelib.platforms import x
+from chalicelib.channels.x import webhook as x
 from tests.support.events import load_event
 
 BRAND = "2244994945"

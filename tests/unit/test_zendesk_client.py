@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from urllib3 import exceptions as u3
 
-from chalicelib.helpdesk.base import HelpdeskRejected, HelpdeskUnavailable, TicketClosed, TicketGone, TicketRef
-from chalicelib.helpdesk.formatting import comment_body, message_reference, ticket_subject
-from chalicelib.helpdesk.http import Exchange, JsonHttpClient
-from chalicelib.helpdesk.zendesk import (
+from chalicelib.helpdesks.base import HelpdeskRejected, HelpdeskUnavailable, TicketClosed, TicketGone, TicketRef
+from chalicelib.helpdesks.formatting import comment_body, message_reference, ticket_subject
+from chalicelib.http import Exchange, JsonHttpClient
+from chalicelib.helpdesks.zendesk.adapter import (
     ZendeskHelpdesk,
     basic_auth_header,
     normalize_status,

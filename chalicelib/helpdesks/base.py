@@ -1,0 +1,175 @@
+"""The one interface the ticket sync uses to talk to any helpdesk.
+
+The sync logic never knows whether it talks to Zendesk or Freshdesk, and it holds
+no HTTP code: it calls these methods and reacts to these exceptions.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from chalicelib.models import Author, Platform, SocialMessage
+
+if TYPE_CHECKING:
+    from chalicelib.sync.attachments import FileToAttach
+
+
+@dataclass(frozen=True)
+class TicketRef:
+    """A ticket as the sync needs to remember it."""
+
+    ticket_id: str
+    status: str  # the helpdesk's status word, normalized to: new, open, pending, hold, solved, closed
+    # The ticket's ``updated_at`` as the helpdesk wrote it, for guarded updates (see
+    # ``Helpdesk.guards_stale_updates``); None where the helpdesk has no such guard.
+    updated_at: str | None = None
+    requester_id: str | None = None  # who the ticket belongs to now, when the answer says
+
+
+class HelpdeskError(Exception):
+    """Base class for every helpdesk failure the sync must react to."""
+
+
+class HelpdeskUnavailable(HelpdeskError):
+    """Transient: rate-limited, 5xx, timeout or connection failure after retries.
+
+    ``maybe_applied`` is True when the request may have reached the helpdesk (a
+    timeout or dropped connection after sending), so a retry must first check
+    whether the message is already on the ticket.
+    """
+
+    def __init__(self, message: str, *, maybe_applied: bool = False, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.maybe_applied = maybe_applied
+        self.retry_after = retry_after
+
+
+class HelpdeskRejected(HelpdeskError):
+    """Permanent: the helpdesk refused the request (validation, permissions, auth)."""
+
+
+class IdempotencyConflict(HelpdeskRejected):
+    """The idempotency key was already used with a different request body.
+
+    Zendesk answers 400 ``IdempotentRequestError``. For the bridge this means an earlier
+    request with the same key (same conversation, epoch and message) reached the
+    helpdesk, e.g. before a redrive re-uploaded the files and got new upload tokens.
+    The sync then looks for the ticket (``find_ticket_with_message``) before anything
+    else. A ``HelpdeskRejected``, so code that does not know it still parks the message.
+    """
+
+
+class TicketClosed(HelpdeskError):
+    """The ticket can no longer take comments; a follow-up ticket is needed."""
+
+
+class TicketGone(HelpdeskRejected):
+    """The ticket no longer exists (an agent deleted it): the conversation needs a new one.
+    A ``HelpdeskRejected``, so code that does not know it still parks the message."""
+
+
+class RequesterGone(HelpdeskRejected):
+    """The helpdesk refused the user we sent as author or requester (deleted, or merged
+    into another user): the person's user must be found again before anything is sent."""
+
+
+class StaleTicket(HelpdeskError):
+    """A guarded update was refused because the ticket changed since the ``updated_stamp``
+    we sent (Zendesk's 409 on ``safe_update``): nothing was written. Whatever changed it --
+    an agent, or an earlier attempt of this very write -- must be looked at before resending."""
+
+
+class Helpdesk(ABC):
+    """A helpdesk the bridge turns conversations into tickets in."""
+
+    name: str
+    # True when ``upload`` stores files and ``open_ticket``/``append_message`` accept the
+    # ``uploads`` and ``problems`` keywords. The sync only fetches attachments, and only
+    # passes those keywords, for a helpdesk that says so: an adapter written before
+    # attachments existed keeps working unchanged (its comments list the links).
+    supports_uploads: bool = False
+    # True when ``open_ticket`` with the same ``idempotency_key`` and body never opens a
+    # second ticket (Zendesk's Idempotency-Key, kept about 2 hours).
+    idempotent_creates: bool = False
+    # True when ``append_message``/``add_note`` honour ``updated_stamp``: the write is refused
+    # with ``StaleTicket`` if the ticket changed since, so a repeat of a write that was
+    # applied is refused instead of doubled (Zendesk ``safe_update``). Without it the sync
+    # writes a "sending" marker before each write instead.
+    guards_stale_updates: bool = False
+
+    @abstractmethod
+    def ensure_requester(self, platform: Platform, author: Author) -> str:
+        """Return the helpdesk user id for a social author, creating the user if needed."""
+
+    @abstractmethod
+    def open_ticket(
+        self,
+        message: SocialMessage,
+        requester_id: str,
+        *,
+        idempotency_key: str,
+        follow_up_of: str | None = None,
+        uploads: Sequence[str] = (),
+        problems: Sequence[str] | None = None,
+    ) -> TicketRef:
+        """Create a ticket whose first comment is ``message``; safe to repeat with the same key.
+
+        ``uploads``: tokens from ``upload``, attached to the first comment. ``problems``:
+        notes about files that could not be attached, shown under the comment text
+        (``formatting.comment_body(message, problems)``). Both are passed only to a
+        helpdesk with ``supports_uploads``. May raise ``IdempotencyConflict``.
+        """
+
+    @abstractmethod
+    def append_message(
+        self,
+        ticket_id: str,
+        message: SocialMessage,
+        requester_id: str,
+        *,
+        uploads: Sequence[str] = (),
+        problems: Sequence[str] | None = None,
+        updated_stamp: str | None = None,
+    ) -> TicketRef:
+        """Add ``message`` to the ticket as a comment authored by the requester.
+
+        ``uploads`` and ``problems`` as for ``open_ticket``. ``updated_stamp``: with
+        ``guards_stale_updates``, refuse (``StaleTicket``) if the ticket changed since.
+        Raises ``TicketClosed`` when the ticket cannot take it any more, ``TicketGone``
+        when it was deleted, ``RequesterGone`` when the author's user was.
+        """
+
+    @abstractmethod
+    def add_note(self, ticket_id: str, message: SocialMessage, text: str, *, updated_stamp: str | None = None) -> TicketRef:
+        """Add an internal note (seen by agents only) about ``message``, e.g. that its
+        author edited or deleted it. Raises like ``append_message``."""
+
+    @abstractmethod
+    def ticket_has_message(self, ticket_id: str, message: SocialMessage) -> bool:
+        """True when ``message`` is already on the ticket (used after an ambiguous failure)."""
+
+    # --- optional: attachments and lookups (safe defaults for every adapter) ------------
+
+    def upload(self, files: Sequence[FileToAttach]) -> list[str]:
+        """Store files to attach to the next comment; return one token per stored file.
+
+        The default stores nothing (``supports_uploads`` is False). An adapter raises
+        ``HelpdeskUnavailable`` (transient) or ``HelpdeskRejected`` (this file is refused,
+        e.g. too large or a forbidden type); the sync notes a file it could not store
+        and still delivers the message.
+        """
+        return []
+
+    def current_ticket(self, ticket_id: str) -> TicketRef:
+        """The ticket as it is now (status, ``updated_at``, requester); a read. Needed by
+        adapters with ``guards_stale_updates``; the default refuses."""
+        raise HelpdeskRejected(f"{self.name} cannot read a ticket's current state")
+
+    def find_ticket_with_message(self, external_id: str, message: SocialMessage) -> TicketRef | None:
+        """A ticket with this ``external_id`` (the conversation key) that already has
+        ``message``, if any. Used before re-creating a ticket whose creation may have
+        been applied (redrive, ``IdempotencyConflict``). Default: no lookup (None)."""
+        return None

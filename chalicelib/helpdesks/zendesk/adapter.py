@@ -1,0 +1,749 @@
+"""The Zendesk Support adapter: the ``Helpdesk`` interface over the Ticketing API.
+
+Requests (paths as in Zendesk's published OpenAPI document):
+
+* ``POST /api/v2/users/create_or_update``: one end user per social author, found
+  again by ``external_id`` = ``<platform>:<platform user id>``;
+* ``POST /api/v2/tickets``: a ticket whose first comment is the customer's message,
+  sent with an ``Idempotency-Key`` header;
+* ``PUT /api/v2/tickets/{id}``: a later message as a new public comment;
+* ``GET /api/v2/tickets/{id}/audits``: whether a message already reached a ticket;
+* ``POST /api/v2/uploads?filename=...``: a customer's file (raw bytes, its own
+  ``Content-Type``), answered with an upload ``token`` that the next comment lists in
+  ``comment.uploads`` (tokens are valid for 60 minutes and used once);
+* ``GET /api/v2/tickets?external_id=...``: a conversation's tickets, to find one that
+  already has a message when its creation may have been applied.
+
+Every write carries ``metadata`` with the message reference. Zendesk records a
+ticket request's ``metadata`` on the audit it creates, under ``metadata.custom``
+(the Ticket object documents it as "Write only. Metadata for the audit ... specified
+in the ``custom`` property of the ``metadata`` object"; it is not listed in
+TicketCreateInput/TicketUpdateInput, which allow additional properties). That is
+how ``ticket_has_message`` recognizes our own comments after an ambiguous failure.
+
+Failure mapping (``HelpdeskUnavailable.maybe_applied`` is about *this* request):
+
+============================  ===========================================  ==============
+what happened                 raised                                       maybe_applied
+============================  ===========================================  ==============
+no connection could be made   HelpdeskUnavailable                          False
+read timeout / dropped conn.  HelpdeskUnavailable                          True for writes
+429, 408, 409                 HelpdeskUnavailable(retry_after=Retry-After) False
+503 with Retry-After          HelpdeskUnavailable(retry_after=...)         False
+other 5xx (500, 502, 504...)  HelpdeskUnavailable                          True for writes
+422 "closed prevents update"  TicketClosed (``append_message`` only)       -
+400 IdempotentRequestError    IdempotencyConflict (``open_ticket``)         -
+400/401/403/404/413/422, 3xx  HelpdeskRejected (Zendesk's error, no secret) -
+============================  ===========================================  ==============
+
+Why 5xx counts as "maybe applied": a 500 can be raised after the ticket update was
+committed (e.g. by a later step of the request), and a 502/504 comes from a proxy
+that gave up waiting while Zendesk may still have finished the work. Rejections
+that happen *before* any work -- the rate limiter (429), load shedding or
+maintenance announced with ``Retry-After`` (503), an update conflict (409) -- are
+not. Reads never apply anything, and neither does the user upsert (repeating it is
+harmless), so for those ``maybe_applied`` is always False.
+
+A maybe-applied ``open_ticket`` is safe to resend as is: the ``Idempotency-Key``
+makes Zendesk answer a repeat with the first request's ticket (response header
+``x-idempotency-lookup: hit``) instead of creating another, as long as the body is
+identical -- which it is, since it is a pure function of the message, the requester,
+``follow_up_of`` and the upload tokens and notes (fixed for one delivery, see below) --
+and the key is still retained by Zendesk (keys expire after about 2 hours: a resend
+later, e.g. from the dead-letter redrive, is not protected by the key; the sync's
+``find_ticket_with_message`` lookup covers it).
+
+Attachments and the idempotency key: the ticket body includes the upload tokens, and
+tokens are new on every upload. The sync therefore uploads a message's files once per
+delivery and reuses the same tokens (and the same notes) for every retry of it, so a
+resend is byte-for-byte the same request. A later *redrive* of the same message uploads
+again and gets new tokens: within Zendesk's key retention the same key then comes with
+a different body, and Zendesk answers 400 ``IdempotentRequestError``, raised as
+``IdempotencyConflict``. That means the earlier request with this key reached Zendesk:
+the sync looks for the conversation's ticket that has the message
+(``find_ticket_with_message``, by ``external_id`` and audit metadata) before creating
+anything, and a redrive does that lookup first anyway.
+
+A maybe-applied ``append_message`` is *not* idempotent on Zendesk's side: the sync
+checks ``ticket_has_message`` before repeating it (also across containers, when a
+parked message is redriven), so the adapter keeps no memory of its own.
+
+The adapter never sleeps: ``retry_after`` is handed to the sync, which owns backoff.
+"""
+
+from __future__ import annotations
+
+import base64
+import inspect
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from chalicelib.helpdesks import outcomes
+from chalicelib.helpdesks.base import (
+    Helpdesk,
+    HelpdeskRejected,
+    HelpdeskUnavailable,
+    IdempotencyConflict,
+    RequesterGone,
+    StaleTicket,
+    TicketClosed,
+    TicketGone,
+    TicketRef,
+)
+from chalicelib.helpdesks.formatting import comment_body, message_reference, ticket_subject, ticket_tags
+from chalicelib.http import (
+    REDACTED_AUTHORIZATION,
+    USER_AGENT,
+    Exchange,
+    HttpResponse,
+    JsonHttpClient,
+    parse_retry_after,
+)
+from chalicelib.models import Author, Platform, SocialMessage
+
+if TYPE_CHECKING:
+    from chalicelib.sync.attachments import FileToAttach
+
+logger = logging.getLogger(__name__)
+
+METADATA_KEY = "socialdesk_message"
+TICKET_STATUSES = frozenset({"new", "open", "pending", "hold", "solved", "closed"})
+_STATUS_ALIASES = {"on-hold": "hold", "on_hold": "hold", "onhold": "hold"}
+USER_NAME_MAX = 255
+# Tickets of one conversation looked at (newest first) when searching for a message.
+MAX_TICKETS_SEARCHED = 5
+
+
+def basic_auth_header(email_address: str, api_token: str) -> str:
+    """Zendesk API-token authentication: basic auth as ``{email}/token:{token}``."""
+    credentials = base64.b64encode(f"{email_address}/token:{api_token}".encode()).decode("ascii")
+    return f"Basic {credentials}"
+
+
+def normalize_status(value: Any) -> str:
+    """Zendesk's status word as one of new, open, pending, hold, solved, closed.
+
+    With custom ticket statuses, ``status`` is still the status category. Anything
+    unknown reads as ``open``: the sync then tries a comment, and a ticket that turns
+    out to be closed answers with a 422 that becomes ``TicketClosed``.
+    """
+    word = str(value or "").strip().lower()
+    word = _STATUS_ALIASES.get(word, word)
+    return word if word in TICKET_STATUSES else "open"
+
+
+def _zendesk_id(value: str, what: str) -> int:
+    """Zendesk ids are integers; the interface passes them around as strings."""
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise HelpdeskRejected(f"not a Zendesk {what} id: {value!r}") from None
+
+
+# A ticket's comments are read this far back at most (100 a page, newest first).
+MAX_COMMENT_PAGES = 10
+# Looking for one message: comments are read back this far (newest first) at most, and
+# down to this long before the message's own time (platform and Zendesk clocks differ).
+MAX_LOOKUP_PAGES = 100
+COMMENT_CLOCK_SKEW = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class TicketComment:
+    """One comment of a ticket, as the agent-reply path reads it (``ticket_comments``)."""
+
+    comment_id: str
+    author_id: str
+    public: bool
+    text: str  # the comment as plain text (``plain_body``, else ``body``)
+    created_at: datetime | None
+    channel: str  # ``via.channel``: web, mobile, email, api (written through the API), rule (a trigger)...
+    author_role: str | None = None  # end-user, agent, admin; None when the author could not be read
+    author_email: str | None = None
+    author_name: str | None = None
+
+
+@dataclass(frozen=True)
+class TicketComments:
+    """A ticket's tags and requester, and its comments, oldest first."""
+
+    tags: tuple[str, ...]
+    requester_id: str | None
+    comments: list[TicketComment]
+
+
+def _comment_time(value: Any) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+class FileCapableClient(JsonHttpClient):
+    """A ``JsonHttpClient`` that can also send a raw body: ``request(..., data=bytes)``
+    with the body's ``Content-Type`` in ``headers`` (Zendesk's ``POST /api/v2/uploads``).
+
+    Same guarantees as the JSON client: never retries, one origin only, the
+    ``Authorization`` header never logged and redacted for observers, failures
+    classified by whether the request may have been sent.
+    """
+
+    def __init__(self, base_url: str, auth_header: str, **kwargs: Any) -> None:
+        super().__init__(base_url, auth_header, **kwargs)
+        self.__auth_header = auth_header
+
+    def request(  # type: ignore[override]
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, Any] | None = None,
+        data: bytes | None = None,
+    ) -> HttpResponse:
+        """``JsonHttpClient.request``; with ``data``, that body is sent as is."""
+        if data is None:
+            return super().request(method, path, json=json, headers=headers, params=params)
+        if json is not None:
+            raise ValueError("give either json or data, not both")
+        method = method.upper()
+        url = self.url_for(path, params)
+        sent_headers = {"Accept": "application/json", "User-Agent": USER_AGENT, "Content-Type": "application/octet-stream"}
+        sent_headers.update(headers or {})
+        sent_headers["Authorization"] = self.__auth_header
+        self._drop_idle_connections()
+        started = time.monotonic()
+        try:
+            raw = self._pool.request(
+                method, url, body=data, headers=sent_headers, timeout=self._timeout,
+                retries=False, redirect=False, preload_content=True,
+            )
+        except Exception as exc:
+            self._last_used = time.monotonic()
+            mapped = self._transport_error(exc, method, url)
+            if mapped is None:
+                raise
+            raise mapped from exc
+        duration_ms = (time.monotonic() - started) * 1000
+        self._last_used = time.monotonic()
+        response = HttpResponse(
+            status=int(raw.status),
+            headers={str(name).lower(): str(raw.headers[name]) for name in raw.headers},
+            body=bytes(raw.data or b""),
+        )
+        logger.debug("%s %s -> %s in %.0f ms", method, urlsplit(url).path, response.status, duration_ms)
+        if self._observer is not None:
+            shown_headers = dict(sent_headers)
+            scheme = self.__auth_header.split(" ", 1)[0] if " " in self.__auth_header else ""
+            shown_headers["Authorization"] = f"{scheme} {REDACTED_AUTHORIZATION}".strip()
+            self._observer(
+                Exchange(
+                    method=method, url=url, request_headers=shown_headers, request_body=data,
+                    status=response.status, response_headers=dict(response.headers),
+                    response_body=response.body, duration_ms=duration_ms,
+                )
+            )
+        return response
+
+
+class ZendeskHelpdesk(Helpdesk):
+    """Zendesk Support, authenticated with an agent's email and API token."""
+
+    name = "zendesk"
+    supports_uploads = True
+    idempotent_creates = True  # Idempotency-Key on POST /api/v2/tickets
+    guards_stale_updates = True  # safe_update + updated_stamp on PUT /api/v2/tickets/{id}
+
+    def __init__(
+        self,
+        base_url: str,
+        email: str,
+        api_token: str,
+        *,
+        http: JsonHttpClient | None = None,
+        observer: Callable[[Exchange], None] | None = None,
+    ) -> None:
+        if http is not None and observer is not None:
+            raise ValueError("give the observer to the injected http client instead")
+        # The token only lives inside the HTTP client's Authorization header.
+        self._http = http if http is not None else FileCapableClient(
+            base_url, basic_auth_header(email, api_token), observer=observer
+        )
+        self.base_url = base_url.rstrip("/")
+
+    def __repr__(self) -> str:
+        return f"ZendeskHelpdesk({self.base_url!r})"
+
+    # --- Helpdesk ------------------------------------------------------------------
+
+    def ensure_requester(self, platform: Platform, author: Author) -> str:
+        """Create (or find again, by external id) the end user for a social author.
+
+        ``role`` is deliberately not sent: Zendesk makes new users end users by
+        default, and an upsert must never change the role of a user that already
+        exists. No email is sent either, so no verification email goes out.
+        """
+        user = {
+            "name": (author.label or author.platform_id)[:USER_NAME_MAX],
+            "external_id": f"{platform.value}:{author.platform_id}",
+        }
+        response = self._call("POST", "/api/v2/users/create_or_update", json={"user": user}, writes_message=False)
+        found = self._body(response, writes_message=False).get("user") or {}
+        if not isinstance(found, dict) or found.get("id") is None:
+            raise HelpdeskUnavailable("Zendesk answered the user upsert without a user id")
+        return str(found["id"])
+
+    def open_ticket(
+        self,
+        message: SocialMessage,
+        requester_id: str,
+        *,
+        idempotency_key: str,
+        follow_up_of: str | None = None,
+        uploads: Sequence[str] = (),
+        problems: Sequence[str] | None = None,
+    ) -> TicketRef:
+        """Create a ticket whose first, public comment is the customer's message.
+
+        The requester is also the submitter and the comment's author, so the ticket
+        reads as written by the customer. ``follow_up_of`` links a closed ticket
+        (Zendesk ignores it for tickets that are not closed). ``uploads`` are attached
+        to the comment. Safe to repeat with the same ``idempotency_key`` and the same
+        arguments; the same key with other uploads raises ``IdempotencyConflict``.
+        """
+        requester = _zendesk_id(requester_id, "user")
+        ticket: dict[str, Any] = {
+            "subject": ticket_subject(message),
+            "comment": _comment(message, requester, uploads, problems),
+            "requester_id": requester,
+            "submitter_id": requester,
+            "external_id": message.conversation_key,
+            # Note: on a follow-up, tags sent here replace the ones inherited from the
+            # closed ticket; ours are the ones the bridge relies on.
+            "tags": ticket_tags(message),
+            "metadata": {METADATA_KEY: message_reference(message)},
+        }
+        if follow_up_of is not None:
+            ticket["via_followup_source_id"] = _zendesk_id(follow_up_of, "ticket")
+        response = self._call(
+            "POST",
+            "/api/v2/tickets",
+            json={"ticket": ticket},
+            headers={"Idempotency-Key": idempotency_key},
+            writes_message=True,
+            idempotent=True,
+            people_fields=("requester", "requester_id", "submitter", "submitter_id", "author_id"),
+        )
+        return self._ticket_ref(response, writes_message=True)
+
+    def append_message(
+        self,
+        ticket_id: str,
+        message: SocialMessage,
+        requester_id: str,
+        *,
+        uploads: Sequence[str] = (),
+        problems: Sequence[str] | None = None,
+        updated_stamp: str | None = None,
+    ) -> TicketRef:
+        """Add the message as a public comment authored by the requester, with ``uploads``.
+
+        With ``updated_stamp``, a safe update: Zendesk answers 409 (``StaleTicket``) if the
+        ticket's ``updated_at`` is no longer that stamp. Raises ``TicketClosed`` on "Status:
+        closed prevents ticket update", ``TicketGone`` on 404 (deleted), ``RequesterGone``
+        when Zendesk refuses the author (a deleted or merged user).
+        """
+        ticket = {
+            "comment": _comment(message, _zendesk_id(requester_id, "user"), uploads, problems),
+            "metadata": {METADATA_KEY: message_reference(message)},
+        }
+        return self._update(ticket_id, ticket, updated_stamp)
+
+    def add_note(self, ticket_id: str, message: SocialMessage, text: str, *, updated_stamp: str | None = None) -> TicketRef:
+        """Add an internal note by the API user (Zendesk lets only agents write private comments)."""
+        ticket = {"comment": {"body": text, "public": False}, "metadata": {METADATA_KEY: message_reference(message)}}
+        return self._update(ticket_id, ticket, updated_stamp)
+
+    def _update(self, ticket_id: str, ticket: dict[str, Any], updated_stamp: str | None) -> TicketRef:
+        """``PUT /api/v2/tickets/{id}``, a safe update when ``updated_stamp`` is given."""
+        if updated_stamp:
+            ticket = {**ticket, "safe_update": True, "updated_stamp": updated_stamp}
+        response = self._call(
+            "PUT",
+            f"/api/v2/tickets/{_zendesk_id(ticket_id, 'ticket')}",
+            json={"ticket": ticket},
+            writes_message=True,
+            closed_means_ticket_closed=True,
+            missing_means_gone=True,
+            people_fields=("author_id", "author", "requester", "requester_id", "submitter", "submitter_id"),
+            guarded=bool(updated_stamp),
+        )
+        return self._ticket_ref(response, writes_message=True)
+
+    def ticket_has_message(self, ticket_id: str, message: SocialMessage) -> bool:
+        """True when one of the ticket's comments was written for ``message``.
+
+        Reads the comments newest first (the one looked for is recent: a write whose answer
+        was lost, or an attempt just before a crash) and stops at comments older than the
+        message itself, so a ticket with ten thousand comments costs a page, not a hundred.
+        A comment is recognized by the reference our write put in its audit's metadata,
+        which Zendesk shows on the comment (``metadata.custom``); where a comment does not
+        show it, its audit is read (``GET /api/v2/tickets/{id}/audits/{audit_id}``).
+        ``TicketGone`` when the ticket was deleted."""
+        reference = message_reference(message)
+        oldest_possible = _utc(message.created_at) - COMMENT_CLOCK_SKEW
+        number = _zendesk_id(ticket_id, "ticket")
+        pages = 0
+        for comments, _ in self._comment_pages(number, max_pages=MAX_LOOKUP_PAGES + 1):
+            pages += 1
+            if pages > MAX_LOOKUP_PAGES:  # still newer than the message: we cannot tell
+                raise HelpdeskUnavailable(f"ticket {ticket_id}: more than {MAX_LOOKUP_PAGES} pages of newer comments to check")
+            for comment in comments:
+                metadata = comment.get("metadata") if isinstance(comment.get("metadata"), dict) else {}
+                if "custom" in metadata or METADATA_KEY in metadata:
+                    if _carries(metadata, reference):
+                        return True
+                elif comment.get("audit_id") is not None and _carries(self._audit_metadata(number, comment["audit_id"]), reference):
+                    return True
+                created = _comment_time(comment.get("created_at"))
+                if created is not None and created < oldest_possible:
+                    return False
+        return False
+
+    def _audit_metadata(self, number: int, audit_id: Any) -> dict[str, Any]:
+        path = f"/api/v2/tickets/{number}/audits/{_zendesk_id(str(audit_id), 'audit')}"
+        audit = self._body(self._call("GET", path, writes_message=False, missing_means_gone=True),
+                           writes_message=False).get("audit") or {}
+        metadata = audit.get("metadata") if isinstance(audit, dict) else None
+        return metadata if isinstance(metadata, dict) else {}
+
+    def _comment_pages(
+        self, number: int, *, include_users: bool = False, max_pages: int = MAX_COMMENT_PAGES
+    ) -> Iterator[tuple[list[dict[str, Any]], list[Any]]]:
+        """The ticket's comments newest first, a page (and its side-loaded users) at a time
+        (cursor pagination: ``page[size]=100``, ``sort=-created_at``), at most ``max_pages``."""
+        path: str | None = f"/api/v2/tickets/{number}/comments"
+        params: dict[str, Any] | None = {"page[size]": 100, "sort": "-created_at"}
+        if include_users:
+            params["include"] = "users"
+        seen: set[str] = set()
+        for _ in range(max_pages):
+            if path is None or path in seen:  # a server repeating a page must not loop forever
+                return
+            seen.add(path)
+            data = self._body(self._call("GET", path, params=params, writes_message=False, missing_means_gone=True),
+                              writes_message=False)
+            page = [c for c in data.get("comments") or [] if isinstance(c, dict) and c.get("id") is not None]
+            yield page, [u for u in data.get("users") or [] if isinstance(u, dict)]
+            path, params = self._next_page(data), None  # the next link carries the query
+
+    def ticket_status(self, ticket_id: str) -> TicketRef:
+        """The ticket's current status (``GET /api/v2/tickets/{id}``), for the agent-event
+        handler: a status notification may arrive late or out of order, so the ticket is
+        read rather than the notification trusted. A read never applies anything.
+        ``TicketGone`` when the ticket was deleted."""
+        response = self._call(
+            "GET", f"/api/v2/tickets/{_zendesk_id(ticket_id, 'ticket')}", writes_message=False, missing_means_gone=True
+        )
+        return self._ticket_ref(response, writes_message=False)
+
+    def current_ticket(self, ticket_id: str) -> TicketRef:
+        """The ticket as it is now: status, ``updated_at`` (the next safe update's stamp), requester."""
+        return self.ticket_status(ticket_id)
+
+    def upload(self, files: Sequence[FileToAttach]) -> list[str]:
+        """Upload each file (``POST /api/v2/uploads?filename=``); one token per file.
+
+        Repeating an upload is harmless (an unused upload expires), so a failure is never
+        ``maybe_applied``. A file Zendesk refuses (too large: 413, a blocked type: 422)
+        raises ``HelpdeskRejected``.
+        """
+        tokens: list[str] = []
+        for file in files:
+            response = self._call(
+                "POST",
+                "/api/v2/uploads",
+                params={"filename": file.filename},
+                data=file.data,
+                headers={"Content-Type": file.content_type or "application/octet-stream"},
+                writes_message=False,
+            )
+            upload = self._body(response, writes_message=False).get("upload")
+            token = upload.get("token") if isinstance(upload, dict) else None
+            if not isinstance(token, str) or not token:
+                raise HelpdeskUnavailable("Zendesk answered the upload without a token")
+            tokens.append(token)
+        return tokens
+
+    def find_ticket_with_message(self, external_id: str, message: SocialMessage) -> TicketRef | None:
+        """The newest of the conversation's tickets (``external_id``) whose audits carry
+        the message's reference, looking at the newest ``MAX_TICKETS_SEARCHED`` only."""
+        response = self._call("GET", "/api/v2/tickets", params={"external_id": external_id}, writes_message=False)
+        tickets = self._body(response, writes_message=False).get("tickets") or []
+        candidates = [t for t in tickets if isinstance(t, dict) and isinstance(t.get("id"), int)]
+        candidates.sort(key=lambda t: t["id"], reverse=True)
+        for ticket in candidates[:MAX_TICKETS_SEARCHED]:
+            try:
+                found = self.ticket_has_message(str(ticket["id"]), message)
+            except TicketGone:  # deleted since it was listed
+                continue
+            if found:
+                return TicketRef(ticket_id=str(ticket["id"]), status=normalize_status(ticket.get("status")))
+        return None
+
+    def ticket_comments(self, ticket_id: str, *, since: datetime | None = None) -> TicketComments:
+        """The ticket's tags and requester and its comments created at or after ``since``,
+        oldest first, each with its author's role and email (for the agent-reply path).
+
+        ``GET /api/v2/tickets/{id}``, then ``GET /api/v2/tickets/{id}/comments`` newest first
+        (cursor pagination: ``page[size]=100``, ``sort=-created_at``) with the authors
+        side-loaded (``include=users``), page after page until one reaches past ``since``;
+        an author the side-load left out is read with ``GET /api/v2/users/{id}``. Reads
+        never apply anything; a deleted ticket is ``HelpdeskRejected``.
+        """
+        number = _zendesk_id(ticket_id, "ticket")
+        ticket = self._body(self._call("GET", f"/api/v2/tickets/{number}", writes_message=False),
+                            writes_message=False).get("ticket") or {}
+        found: list[dict[str, Any]] = []
+        users: dict[str, dict[str, Any]] = {}
+        for page, page_users in self._comment_pages(number, include_users=True):
+            found += page
+            users.update({str(u["id"]): u for u in page_users if u.get("id") is not None})
+            oldest = _comment_time(page[-1].get("created_at")) if page else None
+            if since is not None and oldest is not None and oldest < since:
+                break
+        comments = []
+        for item in sorted(found, key=lambda c: (str(c.get("created_at") or ""), int(c["id"]))):
+            created = _comment_time(item.get("created_at"))
+            if since is not None and (created is None or created < since):
+                continue
+            author = str(item.get("author_id"))
+            if author not in users:
+                users[author] = self._user_or_empty(author)
+            user = users[author]
+            via = item.get("via") if isinstance(item.get("via"), dict) else {}
+            comments.append(TicketComment(
+                comment_id=str(item["id"]), author_id=author, public=item.get("public") is True,
+                text=str(item.get("plain_body") or item.get("body") or ""), created_at=created,
+                channel=str(via.get("channel") or ""), author_role=user.get("role"), author_email=user.get("email"),
+                author_name=user.get("name"),
+            ))
+        tags = ticket.get("tags") if isinstance(ticket.get("tags"), list) else []
+        requester = ticket.get("requester_id")
+        return TicketComments(tags=tuple(str(t) for t in tags), requester_id=str(requester) if requester is not None else None,
+                              comments=comments)
+
+    def _user_or_empty(self, user_id: str) -> dict[str, Any]:
+        """``GET /api/v2/users/{id}``; ``{}`` for a user that is gone (deleted or merged)."""
+        try:
+            response = self._call("GET", f"/api/v2/users/{_zendesk_id(user_id, 'user')}", writes_message=False)
+        except HelpdeskRejected:
+            return {}
+        user = self._body(response, writes_message=False).get("user")
+        return user if isinstance(user, dict) else {}
+
+    # --- reading responses ---------------------------------------------------------
+
+    @staticmethod
+    def _next_page(data: dict[str, Any]) -> str | None:
+        meta, links = data.get("meta"), data.get("links")
+        if isinstance(meta, dict) and isinstance(links, dict) and "has_more" in meta:
+            following = links.get("next")
+            return following if meta.get("has_more") and isinstance(following, str) and following else None
+        following = data.get("next_page")
+        return following if isinstance(following, str) and following else None
+
+    def _body(self, response: HttpResponse, *, writes_message: bool) -> dict[str, Any]:
+        return outcomes.json_object("Zendesk", response, writes_message=writes_message)
+
+    def _ticket_ref(self, response: HttpResponse, *, writes_message: bool) -> TicketRef:
+        ticket = self._body(response, writes_message=writes_message).get("ticket")
+        if not isinstance(ticket, dict) or ticket.get("id") is None:
+            raise HelpdeskUnavailable("Zendesk answered without a ticket id", maybe_applied=writes_message)
+        requester = ticket.get("requester_id")
+        return TicketRef(
+            ticket_id=str(ticket["id"]),
+            status=normalize_status(ticket.get("status")),
+            updated_at=str(ticket["updated_at"]) if ticket.get("updated_at") else None,
+            requester_id=str(requester) if requester is not None else None,
+        )
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+        params: dict[str, Any] | None = None,
+        data: bytes | None = None,
+        writes_message: bool,
+        closed_means_ticket_closed: bool = False,
+        idempotent: bool = False,
+        missing_means_gone: bool = False,
+        people_fields: tuple[str, ...] = (),
+        guarded: bool = False,
+    ) -> HttpResponse:
+        """Send one request; return a 2xx response or raise the helpdesk exception it means.
+
+        ``writes_message``: the request puts a message on a ticket, so an ambiguous
+        failure is reported as ``maybe_applied``. ``idempotent``: it carries an
+        ``Idempotency-Key``, so Zendesk's ``IdempotentRequestError`` is raised as
+        ``IdempotencyConflict``. ``data``: a raw body (uploads). ``missing_means_gone``: a 404
+        is the ticket's deletion (``TicketGone``). ``people_fields``: a 422 naming one of these
+        fields refuses the user we sent (``RequesterGone``). ``guarded``: the body is a safe
+        update, so a 409 means the ticket changed since its stamp (``StaleTicket``).
+        """
+        what = outcomes.describe(method, path)
+        extra: dict[str, Any] = {}
+        if params:
+            extra["params"] = params
+        if data is not None:
+            extra["data"] = data
+        if data is not None and not _sends_raw_bodies(self._http):
+            raise HelpdeskRejected(f"Zendesk {what}: the injected HTTP client cannot send files (use FileCapableClient)")
+        response = outcomes.send(
+            "Zendesk", self._http, method, path, writes_message=writes_message, json=json, headers=headers, **extra
+        )
+
+        status = response.status
+        if 200 <= status < 300:
+            return response
+        detail = _error_text(response)
+        # Zendesk's own rejections (4xx, so never one that means "try later").
+        if status == 422 and closed_means_ticket_closed and _says_closed(response):
+            raise TicketClosed(f"Zendesk ticket is closed ({what}){detail}")
+        if status == 400 and idempotent and _is_idempotency_error(response):
+            raise IdempotencyConflict(f"Zendesk {what}: idempotency key reused with another request body{detail}")
+        if status == 404 and missing_means_gone:
+            raise TicketGone(f"Zendesk ticket not found (404), deleted? ({what}){detail}")
+        if status == 422 and people_fields and _names_field(response, people_fields):
+            raise RequesterGone(f"Zendesk refused the user ({what}){detail}")
+        if status == 409 and guarded:
+            raise StaleTicket(f"Zendesk ticket changed since our last update ({what}){detail}")
+        retry_after = parse_retry_after(response.header("Retry-After"))
+        if status == 429 and retry_after is None:  # Zendesk also announces the window's reset
+            retry_after = parse_retry_after(response.header("ratelimit-reset"))
+        # 408 and 409 (an update conflict) are answered before any work is done.
+        raise outcomes.status_error(
+            "Zendesk", what, status, detail=detail, retry_after=retry_after, writes_message=writes_message,
+            hint=_hint(status), not_processed=(408, 409),
+        )
+
+
+def _comment(
+    message: SocialMessage, author_id: int, uploads: Sequence[str], problems: Sequence[str] | None
+) -> dict[str, Any]:
+    """The public comment of a customer message, authored by them, with its uploads."""
+    comment: dict[str, Any] = {"body": comment_body(message, problems), "author_id": author_id, "public": True}
+    if uploads:
+        comment["uploads"] = list(uploads)
+    return comment
+
+
+# --- error bodies ----------------------------------------------------------------------
+
+
+def _sends_raw_bodies(client: Any) -> bool:
+    """True when ``client.request`` takes ``data=`` (a raw body)."""
+    try:
+        return "data" in inspect.signature(client.request).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+_HINTS = {
+    413: ": the file is too large for Zendesk",
+    401: ": check ZENDESK_EMAIL and the API token",
+    403: ": the API user lacks a permission",
+}
+
+
+def _hint(status: int) -> str:
+    return outcomes.status_hint(status, _HINTS, "ZENDESK_URL")
+
+
+def _error_text(response: HttpResponse) -> str:
+    """Zendesk's own error words, short: ``error``, ``description``, ``details``, ``errors``."""
+    return outcomes.error_detail(response, _error_words)
+
+
+def _error_words(data: dict[str, Any]) -> list[str]:
+    parts: list[str] = []
+    error = data.get("error")
+    if isinstance(error, dict):  # {"error": {"title": ..., "message": ...}}
+        parts += [str(error[k]) for k in ("title", "message") if error.get(k)]
+    elif error:
+        parts.append(str(error))
+    if data.get("description"):
+        parts.append(str(data["description"]))
+    details = data.get("details")
+    if isinstance(details, dict):
+        for field, problems in details.items():
+            for problem in problems if isinstance(problems, list) else [problems]:
+                text = (problem.get("description") or problem.get("error")) if isinstance(problem, dict) else problem
+                if text:
+                    parts.append(f"{field}: {text}")
+    errors = data.get("errors")
+    if isinstance(errors, list):  # the JSON:API-style Errors schema
+        for item in errors:
+            if isinstance(item, dict):
+                parts.append(" ".join(str(item[k]) for k in ("code", "title", "detail") if item.get(k)))
+    return parts
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def _is_idempotency_error(response: HttpResponse) -> bool:
+    """Zendesk's 400 ``{"error": "IdempotentRequestError", ...}``."""
+    data = outcomes.read_json(response)
+    error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, dict):
+        error = error.get("title")
+    return isinstance(error, str) and error.replace(" ", "").lower() == "idempotentrequesterror"
+
+
+def _names_field(response: HttpResponse, names: tuple[str, ...]) -> bool:
+    """A 422 whose ``details`` are about one of ``names`` (``{"details": {"author_id": [...]}}``)."""
+    data = outcomes.read_json(response)
+    details = data.get("details") if isinstance(data, dict) else None
+    return isinstance(details, dict) and any(name in details for name in names)
+
+
+def _carries(metadata: dict[str, Any], reference: str) -> bool:
+    """True when audit metadata holds our message reference (``custom``, as Zendesk stores
+    what a request sends; or top level, as a server storing it verbatim would)."""
+    custom = metadata.get("custom")
+    return (isinstance(custom, dict) and custom.get(METADATA_KEY) == reference) or metadata.get(METADATA_KEY) == reference
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+
+
+def _says_closed(response: HttpResponse) -> bool:
+    """A 422 that is Zendesk's "Status: closed prevents ticket update".
+
+    The wording sits in ``details`` (under ``status`` or ``base``); matching any
+    mention of "closed" in the details keeps working if the key or wording shifts.
+    """
+    data = outcomes.read_json(response)
+    if not isinstance(data, dict):
+        return False
+    return any("closed" in text.lower() for text in _strings(data.get("details")))

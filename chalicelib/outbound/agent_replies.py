@@ -1,0 +1,1027 @@
+"""An agent's answer in the helpdesk goes back to the platform the customer wrote on.
+
+``AgentReplies(store, helpdesk, dispatcher, now).handle(event)`` takes a verified
+``agent_events.AgentEvent``:
+
+* ``agent_comment`` from Zendesk: the trigger names the ticket, nothing more (its body
+  carries only ids, see ``agent_events``). The ticket's comments of the last
+  ``REPLY_LOOKBACK`` are read through the API (``helpdesk.ticket_comments``) and every
+  public comment by an agent is sent, oldest first, each at most once:
+
+  - "by an agent": its author's role is agent or admin, it is not the ticket's requester
+    nor the bridge's API user (``ZENDESK_EMAIL``), and it was not written through the API
+    (``via.channel`` ``api``: the bridge's own writes, the same rule as the trigger's) or
+    by a trigger (``rule``: auto-replies). Internal notes are never sent;
+  - two comments before one delivery both go, in order; the second comment's own
+    delivery then finds both in the ledger. A comment another invocation is sending
+    right now is waited for (up to ~10 s) before a later one is sent;
+  - when the ticket (or our table) cannot be read, the delivery answers 503 and a
+    ``RECHECK#<helpdesk>#<ticket>`` item in the retry queue has the schedule read the
+    ticket again (backing off; given up with a note after ``max_attempts``), so a refused
+    delivery loses no answer. A delivery that finds no new agent answer at all has the
+    ticket read again once too, in case the comment was not readable yet.
+
+* ``agent_comment`` with a ``comment_id`` (Freshdesk: ``freshdesk_events`` reads the
+  conversations itself): that one comment. Either way, one comment's way out is: the
+  conversation's messages are read (``CONV#<key>`` / ``MSG#...``), the reply target is
+  built (``replies.target_from_messages``: the ticket's customer and their latest message
+  still on the platform; a private answer never reaches anyone else in a thread) and the
+  text is sent through the ``ReplyDispatcher``, publicly, or privately when the ticket has
+  the tag ``socialdesk_private``. Then:
+
+  - the answer is stored as an OUTBOUND message whose id is the platform's id for it, so
+    the platform's echo webhook of our own post hits the same item and is deduplicated
+    (outbound messages are never ticketed). A platform that answers success without an
+    id (LINE before 2023 answered ``{}``) still gets it stored, under
+    ``<helpdesk>-reply-<ticket>-<comment>``, and everything below;
+  - the conversation's first response time is recorded once (item ``CONV#<key>`` /
+    ``RESPONSE``: ``first_response_at``, ``first_response_seconds`` from the customer's
+    first message; ``last_response_at``, ``responses``);
+  - the agent gets an internal note: "Sent to the customer on X ..." -- or, for a failure
+    (``ReplyFailed``), the sender's plain words ("Not sent: ..."), plus when socialdesk
+    retries ("retrying at 14:05 UTC").
+
+* ``ticket_status``: the ticket's status is read from the helpdesk (a notification may be
+  late or out of order; the ticket is the truth) and written to the conversation's
+  ``ticket_status`` when the event is about the conversation's current ticket. The sync
+  then follows the helpdesk's rules for the next customer message: a comment reopens a
+  solved ticket (private chats start a new one), a closed ticket gets a follow-up.
+
+Sending at most once -- the reply ledger
+---------------------------------------
+Each agent comment has a ledger item ``CONV#<key>`` / ``REPLY#<helpdesk>#<comment id>``
+(``<helpdesk>`` is the adapter's ``name``: ``zendesk``, ``freshdesk``). It is the one guard
+against sending twice, and it works across execution environments: every transition is a
+conditional write.
+
+=============  ===========================================================================
+``sending``     claimed (conditional put) right before the platform is called
+``sent``        the platform answered; ``platform_message_id`` recorded
+``retry``       a transient failure that provably posted nothing (``ReplyFailed.retry_is_safe``:
+                rate limit, no connection, 5xx before processing), or the conversation
+                could not be read: retried at ``retry_at`` by ``retry_due`` (scheduled), at
+                most ``max_attempts`` times in all, then noted
+``failed``      the platform refused it (token expired, window closed...), or the attempts
+                ran out: noted, not retried
+``unknown``     the request may have reached the platform but no answer came back
+                (``duplicate_risk``), or a ``sending`` claim was found older than the
+                lease (the invocation died mid-send): noted, never resent automatically
+=============  ===========================================================================
+
+A repeated event finds the item: ``sent`` -> nothing; ``sending`` within the lease -> it is
+being sent right now, nothing; ``sending`` past the lease -> ambiguous. Why not resend an
+ambiguous one: most platforms have no idempotency key (only LINE's ``X-Line-Retry-Key``),
+so a resend may post the answer twice in public, which is worse than a short delay: the
+agent gets a note saying so ("check the conversation before sending again") and decides.
+A platform's transient failure is retried by the schedule (``retry_due``), not by answering
+the helpdesk an error: its own retries are short and not guaranteed. (Our own table
+failing before anything was sent does answer 503, with the claim given back as a retry
+due at once -- counted as an attempt -- taken by the redelivery or the schedule.)
+
+The pending retries are found through the table's ``by-author`` index as a sparse key
+(``gsi1pk = RETRY#agent_reply#<helpdesk>``, ``gsi1sk`` = when): no extra index, no scan,
+and a deployment that switched helpdesks never has its retries crowded out by the other
+helpdesk's. Items written before the helpdesk was part of the key (``gsi1pk =
+RETRY#agent_reply``) are still read, filtered to this helpdesk and paged through, and move
+to the new key when next claimed; the old partition empties itself (items expire with the
+ledger's TTL). A ``sending`` claim is in that queue too, due when its lease ends: if the
+invocation died mid-send, the schedule finds it still ``sending`` and tells the agent
+(``unknown``) even when the helpdesk never delivers the event again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from chalicelib.outbound.agent_events import COMMENT_EVENT, REPEAT_OUTCOMES, STATUS_EVENT, AgentEvent
+from chalicelib.helpdesks.base import HelpdeskError, HelpdeskRejected, HelpdeskUnavailable, TicketClosed
+from chalicelib.models import Author, Direction, Kind, Platform, SocialMessage
+from chalicelib.outbound.base import (
+    UNAVAILABLE,
+    ReplyFailed,
+    ReplyTarget,
+    SentReply,
+    describe_time,
+    platform_label,
+)
+from chalicelib.outbound.dispatch import target_from_messages
+from chalicelib.store import ConversationConflict, StoreUnavailable, conversation_pk
+
+if TYPE_CHECKING:
+    from chalicelib.helpdesks.base import Helpdesk
+    from chalicelib.outbound.dispatch import ReplyDispatcher
+    from chalicelib.store import MessageStore
+
+logger = logging.getLogger(__name__)
+
+HELPDESK = "zendesk"
+RETRY_INDEX = "by-author"
+LEGACY_RETRY_PARTITION = "RETRY#agent_reply"  # the queue's key before it named the helpdesk
+MAX_LEGACY_PAGES = 5  # pages of the old queue read per run (it only empties over time)
+RESPONSE_SK = "RESPONSE"
+DEFAULT_MAX_ATTEMPTS = 5
+DEFAULT_LEASE = timedelta(minutes=3)  # longer than the API function's timeout
+MIN_RETRY_DELAY = timedelta(seconds=30)
+RECHECK_DELAY = timedelta(minutes=2)
+# Agent comments older than this are never sent: a helpdesk delivers its webhooks within
+# a day (Freshdesk defers those over its rate limit up to 24 h; Zendesk retries for
+# minutes), and an answer older than that is better re-sent by the agent, knowingly.
+REPLY_LOOKBACK = timedelta(hours=26)
+# Channels of comments that are not an agent answering: written through the API (the
+# bridge, apps) or added by a trigger or automation.
+NOT_AGENT_CHANNELS = frozenset({"api", "rule"})
+AGENT_ROLES = frozenset({"agent", "admin"})
+ORDER_WAIT_POLLS, ORDER_WAIT_SECONDS = 20, 0.5
+_CONFLICT_ATTEMPTS = 8
+
+
+def retry_partition(helpdesk: str) -> str:
+    """The retry queue's index key of one helpdesk's items."""
+    return f"{LEGACY_RETRY_PARTITION}#{helpdesk}"
+
+
+# How the answer went out, in the words of the ticket note ("Sent to the customer on X as a public reply.").
+_SENT_VIA_WORDS = {
+    "public_reply": " as a public reply",
+    "private_reply": " as a private message",
+    "human_agent_tag": " with the Human Agent tag (past the 24-hour window)",
+    "line_reply": " as a reply",
+    "line_push": " as a push message",
+}
+
+
+class Outcome(str, Enum):
+    """What handling one event did (also the metric names)."""
+
+    SENT = "sent"
+    RETRY_SCHEDULED = "retry_scheduled"
+    FAILED_NOTED = "failed_noted"
+    AMBIGUOUS_NOTED = "ambiguous_noted"
+    ALREADY_SENT = "already_sent"
+    ALREADY_HANDLED = "already_handled"
+    IN_PROGRESS = "in_progress"
+    WAITING_RETRY = "waiting_retry"
+    IGNORED_OWN = "ignored_own_comment"
+    IGNORED_NOT_BRIDGED = "ignored_not_bridged"
+    IGNORED_OTHER_TICKET = "ignored_other_ticket"
+    NO_NEW_REPLY = "no_new_reply"
+    TICKET_NOT_READABLE = "ticket_not_readable"
+    RECHECK_FAILED = "recheck_failed"
+    ERROR = "error"
+    STATUS_UPDATED = "status_updated"
+    STATUS_UNCHANGED = "status_unchanged"
+    STATUS_UNKNOWN = "status_unknown"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+def _iso(moment: datetime) -> str:
+    return _utc(moment).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _parse_iso(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def _n(value: int | float) -> dict[str, str]:
+    return {"N": str(value)}
+
+
+def _ms(moment: datetime) -> int:
+    return int(_utc(moment).timestamp() * 1000)
+
+
+def _error_code(exc: Exception) -> str | None:
+    return getattr(exc, "response", {}).get("Error", {}).get("Code")
+
+
+def _condition_failed(exc: Exception) -> bool:
+    return _error_code(exc) == "ConditionalCheckFailedException"
+
+
+# --- the ledger ------------------------------------------------------------------------------
+
+
+@dataclass
+class ReplyRecord:
+    """One agent comment's way to the platform (see the module docstring)."""
+
+    conversation_key: str
+    comment_id: str
+    ticket_id: str
+    text: str
+    private: bool = False
+    author_id: str | None = None
+    author_name: str | None = None
+    state: str = "sending"
+    attempts: int = 1
+    claimed_at_ms: int = 0
+    retry_at: datetime | None = None
+    platform_message_id: str | None = None
+    failure_kind: str | None = None
+    note: str | None = None
+    noted: bool = False
+    helpdesk: str = HELPDESK
+
+    @property
+    def idempotency_key(self) -> str:
+        """The dispatcher's key for this answer (LINE turns it into ``X-Line-Retry-Key``)."""
+        return f"{self.helpdesk}:{self.ticket_id}:{self.comment_id}"
+
+    @classmethod
+    def from_event(cls, event: AgentEvent, now: datetime, *, helpdesk: str = HELPDESK) -> ReplyRecord:
+        assert event.conversation_key and event.comment_id
+        return cls(
+            conversation_key=event.conversation_key, comment_id=event.comment_id, ticket_id=event.ticket_id,
+            text=event.text, private=event.private, author_id=event.author_id, author_name=event.author_name,
+            claimed_at_ms=_ms(now), helpdesk=helpdesk,
+        )
+
+
+class ReplyLedger:
+    """The ``REPLY#<helpdesk>#<comment id>`` items; every transition is a conditional write."""
+
+    def __init__(self, table_name: str, client: Any, *, ttl_days: int = 30, lease: timedelta = DEFAULT_LEASE,
+                 helpdesk: str = HELPDESK) -> None:
+        self.table_name = table_name
+        self._client = client
+        self.ttl_days = ttl_days
+        self.lease = lease
+        self.helpdesk = helpdesk
+        self.queue = retry_partition(helpdesk)
+
+    def key(self, conversation_key: str, comment_id: str) -> dict[str, dict[str, str]]:
+        return {"pk": _s(conversation_pk(conversation_key)), "sk": _s(f"REPLY#{self.helpdesk}#{comment_id}")}
+
+    def _call(self, what: str, **kwargs: Any) -> bool:
+        """One conditional write: True if applied, False if its condition failed."""
+        try:
+            getattr(self._client, what)(TableName=self.table_name, **kwargs)
+        except Exception as exc:
+            if _condition_failed(exc):
+                return False
+            raise StoreUnavailable(f"reply ledger {what} failed: {_error_code(exc) or exc}") from exc
+        return True
+
+    def get(self, conversation_key: str, comment_id: str) -> ReplyRecord | None:
+        try:
+            item = self._client.get_item(
+                TableName=self.table_name, Key=self.key(conversation_key, comment_id), ConsistentRead=True
+            ).get("Item")
+        except Exception as exc:
+            raise StoreUnavailable(f"reply ledger read failed: {_error_code(exc) or exc}") from exc
+        if not item:
+            return None
+        return ReplyRecord(
+            conversation_key=conversation_key,
+            comment_id=comment_id,
+            ticket_id=item["ticket_id"]["S"],
+            text=item.get("text", {}).get("S", ""),
+            private=bool(item.get("private", {}).get("BOOL", False)),
+            author_id=item.get("author_id", {}).get("S"),
+            author_name=item.get("author_name", {}).get("S"),
+            state=item["state"]["S"],
+            attempts=int(item.get("attempts", {}).get("N", "1")),
+            claimed_at_ms=int(item.get("claimed_at", {}).get("N", "0")),
+            retry_at=_parse_iso(item.get("retry_at", {}).get("S")),
+            platform_message_id=item.get("platform_message_id", {}).get("S"),
+            failure_kind=item.get("failure_kind", {}).get("S"),
+            note=item.get("note", {}).get("S"),
+            noted=bool(item.get("noted", {}).get("BOOL", False)),
+            helpdesk=self.helpdesk,
+        )
+
+    def claim_new(self, record: ReplyRecord, now: datetime) -> bool:
+        """``sending``, unless the comment already has an item."""
+        item: dict[str, Any] = {
+            **self.key(record.conversation_key, record.comment_id),
+            "item_type": _s("agent_reply"),
+            "state": _s("sending"),
+            "ticket_id": _s(record.ticket_id),
+            "comment_id": _s(record.comment_id),
+            "text": _s(record.text),
+            "private": {"BOOL": record.private},
+            "attempts": _n(1),
+            "claimed_at": _n(_ms(now)),
+            "created_at": _s(_iso(now)),
+            "expires_at": _n(int(_utc(now).timestamp()) + self.ttl_days * 86400),
+            # Looked at by the schedule once the lease is over, in case this invocation dies mid-send.
+            "gsi1pk": _s(self.queue),
+            "gsi1sk": _s(_iso(now + self.lease)),
+        }
+        if record.author_id:
+            item["author_id"] = _s(record.author_id)
+        if record.author_name:
+            item["author_name"] = _s(record.author_name)
+        return self._call("put_item", Item=item, ConditionExpression="attribute_not_exists(pk)")
+
+    def claim_retry(self, record: ReplyRecord, now: datetime) -> bool:
+        """``retry`` -> ``sending`` once ``retry_at`` has passed (one worker wins)."""
+        return self._call(
+            "update_item",
+            Key=self.key(record.conversation_key, record.comment_id),
+            UpdateExpression=(
+                "SET #state = :sending, claimed_at = :now, attempts = attempts + :one, gsi1pk = :queue, gsi1sk = :check"
+            ),
+            ConditionExpression="#state = :retry AND retry_at <= :when",
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues={
+                ":sending": _s("sending"), ":retry": _s("retry"), ":now": _n(_ms(now)), ":one": _n(1),
+                ":when": _s(_iso(now)), ":queue": _s(self.queue), ":check": _s(_iso(now + self.lease)),
+            },
+        )
+
+    def take_over_stale(self, record: ReplyRecord, note: str) -> bool:
+        """A ``sending`` claim nobody finished becomes ``unknown`` (exactly one caller wins)."""
+        return self._call(
+            "update_item",
+            Key=self.key(record.conversation_key, record.comment_id),
+            UpdateExpression="SET #state = :unknown, failure_kind = :kind, note = :note, noted = :false REMOVE gsi1pk, gsi1sk",
+            ConditionExpression="#state = :sending AND claimed_at = :seen",
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues={
+                ":unknown": _s("unknown"), ":sending": _s("sending"), ":seen": _n(record.claimed_at_ms),
+                ":kind": _s("interrupted"), ":note": _s(note), ":false": {"BOOL": False},
+            },
+        )
+
+    def mark_sent(self, record: ReplyRecord, sent: SentReply, now: datetime) -> None:
+        self._call(
+            "update_item",
+            Key=self.key(record.conversation_key, record.comment_id),
+            UpdateExpression="SET #state = :sent, platform_message_id = :id, sent_at = :now, via = :via REMOVE gsi1pk, gsi1sk",
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues={":sent": _s("sent"), ":id": _s(sent.platform_message_id), ":now": _s(_iso(now)),
+                                       ":via": _s(sent.via or "")},
+        )
+
+    def mark_retry(self, record: ReplyRecord, retry_at: datetime, kind: str, note: str, noted: bool) -> None:
+        self._call(
+            "update_item",
+            Key=self.key(record.conversation_key, record.comment_id),
+            UpdateExpression=(
+                "SET #state = :retry, retry_at = :when, failure_kind = :kind, note = :note, noted = :noted,"
+                " gsi1pk = :queue, gsi1sk = :when"
+            ),
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues={
+                ":retry": _s("retry"), ":when": _s(_iso(retry_at)), ":kind": _s(kind), ":note": _s(note),
+                ":noted": {"BOOL": noted}, ":queue": _s(self.queue),
+            },
+        )
+
+    def mark_final(self, record: ReplyRecord, state: str, kind: str, note: str, noted: bool) -> None:
+        assert state in ("failed", "unknown")
+        self._call(
+            "update_item",
+            Key=self.key(record.conversation_key, record.comment_id),
+            UpdateExpression="SET #state = :state, failure_kind = :kind, note = :note, noted = :noted REMOVE gsi1pk, gsi1sk",
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues={":state": _s(state), ":kind": _s(kind), ":note": _s(note), ":noted": {"BOOL": noted}},
+        )
+
+    def mark_noted(self, record: ReplyRecord) -> None:
+        self._call(
+            "update_item",
+            Key=self.key(record.conversation_key, record.comment_id),
+            UpdateExpression="SET noted = :true",
+            ExpressionAttributeValues={":true": {"BOOL": True}},
+        )
+
+    def due(self, now: datetime, *, limit: int = 25) -> list[DueItem]:
+        """Retries whose time has come, ``sending`` claims past their lease (an invocation
+        that died mid-send) and tickets to read again, oldest first: this helpdesk's queue,
+        then what is left of the queue's old, shared key (see the module docstring)."""
+        found = [
+            item for item in (_due_item(i, self.helpdesk) for i in self._due_page(self.queue, now, limit, None).get("Items", []))
+            if item is not None
+        ]
+        start: dict[str, Any] | None = None
+        for _ in range(MAX_LEGACY_PAGES):
+            if len(found) >= limit:
+                break
+            page = self._due_page(LEGACY_RETRY_PARTITION, now, 100, start)
+            found += [item for item in (_due_item(i, self.helpdesk) for i in page.get("Items", [])) if item is not None]
+            start = page.get("LastEvaluatedKey")
+            if start is None:
+                break
+        return found[:limit]
+
+    def _due_page(self, queue: str, now: datetime, limit: int, start: dict[str, Any] | None) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": RETRY_INDEX,
+            "KeyConditionExpression": "gsi1pk = :queue AND gsi1sk <= :now",
+            "ExpressionAttributeValues": {":queue": _s(queue), ":now": _s(_iso(now))},
+            "Limit": limit,
+        }
+        if queue == LEGACY_RETRY_PARTITION:  # shared by every helpdesk: keep this one's
+            kwargs["FilterExpression"] = "begins_with(sk, :mine)"
+            kwargs["ExpressionAttributeValues"][":mine"] = _s(f"REPLY#{self.helpdesk}#")
+        if start:
+            kwargs["ExclusiveStartKey"] = start
+        try:
+            return dict(self._client.query(**kwargs))
+        except Exception as exc:
+            raise StoreUnavailable(f"reply retry query failed: {_error_code(exc) or exc}") from exc
+
+    # --- tickets to read again --------------------------------------------------------------
+
+    def recheck_key(self, conversation_key: str, ticket_id: str) -> dict[str, dict[str, str]]:
+        return {"pk": _s(conversation_pk(conversation_key)), "sk": _s(f"RECHECK#{self.helpdesk}#{ticket_id}")}
+
+    def schedule_recheck(self, conversation_key: str, ticket_id: str, now: datetime, *, failures: int = 1) -> None:
+        """Have the schedule read the ticket's comments again, ``RECHECK_DELAY`` after a first
+        failure and twice as long after each further one (``failures`` so far)."""
+        self._call(
+            "update_item",
+            Key=self.recheck_key(conversation_key, ticket_id),
+            UpdateExpression=("SET item_type = :type, ticket_id = :ticket, failures = :failures, expires_at = :expires,"
+                              " gsi1pk = :queue, gsi1sk = :when"),
+            ExpressionAttributeValues={
+                ":type": _s("reply_recheck"), ":ticket": _s(ticket_id), ":failures": _n(failures),
+                ":expires": _n(int(_utc(now).timestamp()) + self.ttl_days * 86400), ":queue": _s(self.queue),
+                ":when": _s(_iso(now + RECHECK_DELAY * 2 ** (max(1, failures) - 1))),
+            },
+        )
+
+    def recheck_failures(self, conversation_key: str, ticket_id: str) -> int:
+        """How many times reading the ticket has failed so far."""
+        try:
+            item = self._client.get_item(TableName=self.table_name, Key=self.recheck_key(conversation_key, ticket_id),
+                                         ConsistentRead=True).get("Item") or {}
+        except Exception as exc:
+            raise StoreUnavailable(f"reply recheck read failed: {_error_code(exc) or exc}") from exc
+        return int(item.get("failures", {}).get("N", "0"))
+
+    def finish_recheck(self, conversation_key: str, ticket_id: str, due_at: str) -> None:
+        """The ticket was read: out of the queue -- unless a failed delivery put it back in
+        meanwhile (it is then due at another time than ``due_at``)."""
+        self._call("update_item", Key=self.recheck_key(conversation_key, ticket_id),
+                   UpdateExpression="REMOVE gsi1pk, gsi1sk, failures", ConditionExpression="gsi1sk = :seen",
+                   ExpressionAttributeValues={":seen": _s(due_at)})
+
+
+@dataclass(frozen=True)
+class DueItem:
+    """Something in the retry queue: an answer (``comment_id``) or a ticket to read again."""
+
+    conversation_key: str
+    due_at: str  # its ``gsi1sk``
+    comment_id: str | None = None
+    ticket_id: str | None = None
+
+
+def _due_item(item: dict[str, Any], helpdesk: str) -> DueItem | None:
+    pk, sk = item["pk"]["S"], item["sk"]["S"]
+    key, due_at = pk.removeprefix("CONV#"), item.get("gsi1sk", {}).get("S", "")
+    for prefix, field_name in ((f"REPLY#{helpdesk}#", "comment_id"), (f"RECHECK#{helpdesk}#", "ticket_id")):
+        if sk.startswith(prefix):
+            return DueItem(key, due_at, **{field_name: sk[len(prefix):]})
+    return None
+
+
+# --- reading a conversation ------------------------------------------------------------------
+
+
+def conversation_messages(store: MessageStore, key: str) -> list[SocialMessage]:
+    """Every stored message of a conversation, the latest with their raw payload (LINE reply
+    tokens, Telegram business connections live there)."""
+    return store.conversation_messages(key)
+
+
+def _platform_of(key: str) -> Platform:
+    try:
+        return Platform(key.split(":", 1)[0])
+    except ValueError:
+        return Platform.OTHER
+
+
+# --- the orchestration -----------------------------------------------------------------------
+
+
+# What a comment the ledger already knows is, when it is left to the ledger's schedule.
+_KNOWN_STATES = {"sent": Outcome.ALREADY_SENT, "sending": Outcome.IN_PROGRESS, "retry": Outcome.WAITING_RETRY}
+
+
+def _summary(outcomes: list[Outcome]) -> Outcome:
+    """One outcome for several comments: the last one something happened to, else the last."""
+    fresh = [o for o in outcomes if o.value not in REPEAT_OUTCOMES]
+    return fresh[-1] if fresh else (outcomes[-1] if outcomes else Outcome.NO_NEW_REPLY)
+
+
+@dataclass
+class RetryReport:
+    """Counts of outcomes of one ``retry_due`` run."""
+
+    outcomes: Counter[str] = field(default_factory=Counter)
+
+
+class AgentReplies:
+    """Turns verified helpdesk events into platform replies and conversation updates.
+
+    ``helpdesk`` needs ``add_note(ticket_id, message, text)`` (internal notes), for events
+    that name only the ticket ``ticket_comments(ticket_id, since=)`` (Zendesk), and, for
+    status events, ``ticket_status(ticket_id)`` (optional; else the event's word is used).
+    ``bridge_email``: the API user's email (``ZENDESK_EMAIL``): its comments are never sent.
+    """
+
+    def __init__(
+        self,
+        store: MessageStore,
+        helpdesk: Helpdesk,
+        dispatcher: ReplyDispatcher,
+        now: Callable[[], datetime] = _utcnow,
+        *,
+        ledger: ReplyLedger | None = None,
+        bridge_email: str | None = None,
+        bridge_user_id: str | None = None,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        lease: timedelta = DEFAULT_LEASE,
+        lookback: timedelta = REPLY_LOOKBACK,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.store = store
+        self.helpdesk = helpdesk
+        self.dispatcher = dispatcher
+        self._now = now
+        self.helpdesk_name = str(getattr(helpdesk, "name", HELPDESK) or HELPDESK)
+        self.ledger = ledger or ReplyLedger(store.table_name, store._client, ttl_days=store.raw_ttl_days,  # noqa: SLF001
+                                            lease=lease, helpdesk=self.helpdesk_name)
+        self.bridge_email = (bridge_email or "").strip().lower() or None
+        self.bridge_user_id = (bridge_user_id or "").strip() or None
+        self.max_attempts = max(1, max_attempts)
+        self.lease = lease
+        self.lookback = lookback
+        self._sleep = sleep
+
+    def now(self) -> datetime:
+        return _utc(self._now())
+
+    # --- entry points ---------------------------------------------------------------------
+
+    def handle(self, event: AgentEvent) -> Outcome:
+        """Handle one verified, not yet seen event."""
+        if event.kind == COMMENT_EVENT:
+            return self.handle_comment(event)
+        if event.kind == STATUS_EVENT:
+            return self.handle_status(event)
+        raise ValueError(f"unknown event kind {event.kind!r}")
+
+    def handle_comment(self, event: AgentEvent, *, resume: bool = True) -> Outcome:
+        """Send a public agent comment to the customer, at most once (see the module docstring).
+
+        An event without ``comment_id`` names only the ticket: its new agent comments are
+        read from the helpdesk (``send_new_comments``). ``resume=False`` leaves a comment the
+        ledger already knows to the ledger's own schedule."""
+        if not event.conversation_key:
+            return Outcome.IGNORED_NOT_BRIDGED
+        if event.comment_id is None:
+            return self.send_new_comments(event)
+        if self._written_by_bridge(event):
+            return Outcome.IGNORED_OWN
+        now = self.now()
+        record = ReplyRecord.from_event(event, now, helpdesk=self.helpdesk_name)
+        for _ in range(2):  # a record deleted between our put and our read: claim again once
+            if self.ledger.claim_new(record, now):
+                return self._attempt(record)
+            existing = self.ledger.get(record.conversation_key, record.comment_id)
+            if existing is not None:
+                return self._resume(existing, now) if resume else _KNOWN_STATES.get(existing.state, Outcome.ALREADY_HANDLED)
+        return Outcome.IN_PROGRESS
+
+    def send_new_comments(self, event: AgentEvent) -> Outcome:
+        """The ticket's public agent comments of the last ``lookback``, each sent at most once,
+        oldest first. If the ticket or our table cannot be read, the schedule reads it again
+        (``RECHECK#``) and the error is raised (the route answers 503). So it does when the
+        ticket shows no new agent answer at all: the comment that fired the trigger may not
+        be readable yet."""
+        assert event.conversation_key
+        try:
+            outcome = _summary(self._send_comments_of(event.conversation_key, event.ticket_id, resume=True))
+        except (HelpdeskUnavailable, StoreUnavailable, ConversationConflict):
+            self._recheck_later(event.conversation_key, event.ticket_id)
+            raise
+        if outcome is Outcome.NO_NEW_REPLY:
+            self._recheck_later(event.conversation_key, event.ticket_id)
+        return outcome
+
+    def _recheck_later(self, key: str, ticket_id: str) -> None:
+        try:
+            self.ledger.schedule_recheck(key, ticket_id, self.now())
+        except StoreUnavailable as exc:
+            logger.error("ticket recheck not scheduled", extra={"ticket_id": ticket_id, "reason": str(exc)})
+
+    def _send_comments_of(self, key: str, ticket_id: str, *, resume: bool) -> list[Outcome]:
+        try:
+            read = self.helpdesk.ticket_comments(ticket_id, since=self.now() - self.lookback)  # type: ignore[attr-defined]
+        except HelpdeskRejected as exc:  # deleted, or not a ticket of this account
+            logger.warning("ticket not readable; nothing sent", extra={"ticket_id": ticket_id, "reason": str(exc)})
+            return [Outcome.TICKET_NOT_READABLE]
+        outcomes: list[Outcome] = []
+        previous = ""
+        for comment in (c for c in read.comments if self._is_agent_answer(c, read.requester_id)):
+            if outcomes and outcomes[-1] is Outcome.IN_PROGRESS:
+                self._wait_while_sending(key, previous)  # keep the order of a concurrent delivery
+            event = AgentEvent(
+                kind=COMMENT_EVENT, ticket_id=ticket_id, conversation_key=key, tags=tuple(read.tags),
+                comment_id=comment.comment_id, text=comment.text, author_id=comment.author_id,
+                author_email=comment.author_email, author_name=comment.author_name,
+            )
+            outcomes.append(self.handle_comment(event, resume=resume))
+            previous = comment.comment_id
+        logger.info("agent comments handled", extra={"ticket_id": ticket_id, "outcomes": [o.value for o in outcomes]})
+        return outcomes
+
+    def _is_agent_answer(self, comment: Any, requester_id: str | None) -> bool:
+        """A public comment an agent wrote to the customer (see the module docstring)."""
+        email = (comment.author_email or "").strip().lower()
+        return (
+            bool(comment.public)
+            and comment.channel not in NOT_AGENT_CHANNELS
+            and comment.author_role in AGENT_ROLES
+            and comment.author_id != requester_id
+            and not (self.bridge_email and email == self.bridge_email)
+            and not (self.bridge_user_id and comment.author_id == self.bridge_user_id)
+        )
+
+    def _wait_while_sending(self, key: str, comment_id: str) -> None:
+        """Wait (a few seconds at most) for another invocation to finish sending a comment."""
+        for _ in range(ORDER_WAIT_POLLS):
+            self._sleep(ORDER_WAIT_SECONDS)
+            record = self.ledger.get(key, comment_id)
+            if record is None or record.state != "sending":
+                return
+
+    def handle_status(self, event: AgentEvent) -> Outcome:
+        """Record the ticket's current status on the conversation whose current ticket it is."""
+        key = event.conversation_key
+        if not key:
+            return Outcome.IGNORED_NOT_BRIDGED
+        conversation = self.store.get_conversation(key)
+        if conversation.ticket_id != event.ticket_id or conversation.helpdesk not in (None, self.helpdesk_name):
+            return Outcome.IGNORED_OTHER_TICKET  # an older ticket of the conversation, or another helpdesk's
+        status = self._current_status(event)
+        if status is None:
+            return Outcome.STATUS_UNKNOWN
+        for _ in range(_CONFLICT_ATTEMPTS):
+            if conversation.ticket_id != event.ticket_id:
+                return Outcome.IGNORED_OTHER_TICKET  # the sync opened a new ticket meanwhile
+            if conversation.ticket_status == status:
+                return Outcome.STATUS_UNCHANGED
+            conversation.ticket_status = status
+            try:
+                self.store.save_conversation(conversation)
+            except ConversationConflict:
+                conversation = self.store.get_conversation(key)
+                continue
+            logger.info("ticket status recorded", extra={"ticket_id": event.ticket_id, "status": status})
+            return Outcome.STATUS_UPDATED
+        raise ConversationConflict(f"conversation {key} kept changing while its status was recorded")
+
+    def retry_due(self, *, limit: int = 25, remaining_seconds: Callable[[], float] | None = None,
+                  reserve_seconds: float = 30.0) -> RetryReport:
+        """Retry the answers whose transient failure has passed, report interrupted sends, and
+        read again the tickets that could not be read (the schedule calls this). One item's
+        failure is logged and counted (``error``); the run goes on with the next."""
+        report = RetryReport()
+        for item in self.ledger.due(self.now(), limit=limit):
+            if remaining_seconds is not None and remaining_seconds() < reserve_seconds:
+                break
+            outcome: Outcome | None
+            try:
+                if item.ticket_id is not None:
+                    outcome = self._recheck(item)
+                else:
+                    assert item.comment_id is not None
+                    outcome = self._retry(item.conversation_key, item.comment_id)
+            except Exception:
+                logger.exception("reply retry failed", extra={"conversation": item.conversation_key})
+                outcome = Outcome.ERROR
+            if outcome is not None:
+                report.outcomes[outcome.value] += 1
+        return report
+
+    def _retry(self, key: str, comment_id: str) -> Outcome | None:
+        record = self.ledger.get(key, comment_id)
+        if record is not None and record.state == "sending":
+            return self._resume(record, self.now())  # ambiguous once the lease is over
+        if record is None or record.state != "retry" or not self.ledger.claim_retry(record, self.now()):
+            return None  # another worker took it, or it is not due after all
+        return self._attempt(replace(record, state="sending", attempts=record.attempts + 1), raise_unreadable=False)
+
+    def _recheck(self, item: DueItem) -> Outcome:
+        """Read a ticket whose comments could not be read before; send what is new."""
+        key, ticket_id = item.conversation_key, str(item.ticket_id)
+        try:
+            outcomes = self._send_comments_of(key, ticket_id, resume=False)
+        except (HelpdeskUnavailable, StoreUnavailable, ConversationConflict) as exc:
+            failures = self.ledger.recheck_failures(key, ticket_id) + 1
+            if failures < self.max_attempts:
+                self.ledger.schedule_recheck(key, ticket_id, self.now(), failures=failures)
+                return Outcome.RECHECK_FAILED
+            logger.error("ticket comments unreadable; gave up", extra={"ticket_id": ticket_id, "reason": str(exc)})
+            label = platform_label(_platform_of(key))
+            self._note(
+                ReplyRecord(key, f"recheck-{ticket_id}", ticket_id, ""),
+                f"Not sent: socialdesk could not read this ticket's comments ({type(exc).__name__}), tried {failures} "
+                f"times and stopped, so an answer written here may not have reached the customer. "
+                f"Check the conversation on {label}, and send any missing answer again as a new comment.",
+            )
+            self.ledger.finish_recheck(key, ticket_id, item.due_at)
+            return Outcome.FAILED_NOTED
+        self.ledger.finish_recheck(key, ticket_id, item.due_at)
+        return _summary(outcomes)
+
+    # --- one attempt ------------------------------------------------------------------------
+
+    def _resume(self, record: ReplyRecord, now: datetime) -> Outcome:
+        """A repeated event for a comment the ledger knows."""
+        if record.state == "sent":
+            return Outcome.ALREADY_SENT
+        if record.state == "sending":
+            age = now.timestamp() * 1000 - record.claimed_at_ms
+            if age < self.lease.total_seconds() * 1000:
+                return Outcome.IN_PROGRESS
+            label = platform_label(_platform_of(record.conversation_key))
+            note = (
+                f"Not confirmed: socialdesk was interrupted while sending this reply to {label}, so it may or may not "
+                f"have been posted. Check the conversation on {label} before sending it again."
+            )
+            if not self.ledger.take_over_stale(record, note):
+                return Outcome.IN_PROGRESS
+            noted = self._note(record, note)
+            if noted:
+                self.ledger.mark_noted(record)
+            return Outcome.AMBIGUOUS_NOTED
+        if record.state == "retry":
+            if record.retry_at is not None and record.retry_at <= now and self.ledger.claim_retry(record, now):
+                return self._attempt(replace(record, state="sending", attempts=record.attempts + 1))
+            return Outcome.WAITING_RETRY
+        # failed / unknown: handled; make sure the agent got the note
+        if not record.noted and record.note and self._note(record, record.note):
+            self.ledger.mark_noted(record)
+        return Outcome.ALREADY_HANDLED
+
+    def _attempt(self, record: ReplyRecord, *, raise_unreadable: bool = True) -> Outcome:
+        """Send a claimed (``sending``) answer and record how it went. An unreadable
+        conversation raises (``raise_unreadable``: an event answers 503) or counts as a retry."""
+        try:
+            messages = conversation_messages(self.store, record.conversation_key)
+        except Exception as exc:
+            return self._unreadable(record, exc, raise_error=raise_unreadable)
+        target: ReplyTarget | None = None
+        try:
+            target = target_from_messages(messages, config=self._reply_config(), private=record.private, text=record.text)
+            sent = self.dispatcher.send(target, record.text, private=record.private, idempotency_key=record.idempotency_key)
+        except ReplyFailed as failure:
+            return self._failed(record, failure, target)
+        except Exception as exc:  # a sender bug: we cannot tell whether anything was posted
+            logger.exception("reply sender failed unexpectedly", extra={"conversation": record.conversation_key})
+            label = platform_label(target.platform if target else _platform_of(record.conversation_key))
+            unconfirmed = ReplyFailed(
+                UNAVAILABLE,
+                f"Not confirmed: socialdesk hit an unexpected error ({type(exc).__name__}) while sending this reply to "
+                f"{label}, so it may or may not have been posted. Check the conversation on {label} before sending it again.",
+                transient=True,
+                duplicate_risk=True,
+            )
+            return self._failed(record, unconfirmed, target)
+        self._finish_sent(record, target, sent, messages)
+        return Outcome.SENT
+
+    def _unreadable(self, record: ReplyRecord, exc: Exception, *, raise_error: bool) -> Outcome:
+        """The conversation could not be read, so nothing was sent: an attempt like any
+        other. The claim is given back as a retry due at once (the helpdesk's redelivery or
+        the schedule takes it) and, with ``raise_error``, the error raised; when the
+        attempts run out, the agent gets a note instead."""
+        logger.warning("conversation not readable", extra={"conversation": record.conversation_key,
+                                                           "attempt": record.attempts, "reason": str(exc)})
+        if record.attempts < self.max_attempts:
+            self.ledger.mark_retry(record, self.now(), "unreadable", record.note or "", record.noted)
+            if not raise_error:
+                return Outcome.RETRY_SCHEDULED
+            if isinstance(exc, StoreUnavailable):
+                raise exc
+            raise StoreUnavailable(f"could not read conversation {record.conversation_key}: {exc}") from exc
+        label = platform_label(_platform_of(record.conversation_key))
+        note = (
+            "Not sent: socialdesk could not read this conversation's messages (its database did not answer), "
+            f"tried {record.attempts} times and stopped. Send the answer again as a new comment, or answer on "
+            f"{label} directly."
+        )
+        self.ledger.mark_final(record, "failed", "unreadable", note, self._note(record, note))
+        return Outcome.FAILED_NOTED
+
+    def _finish_sent(self, record: ReplyRecord, target: ReplyTarget, sent: SentReply, messages: list[SocialMessage]) -> None:
+        now = self.now()
+        # The ledger first: it is what keeps a repeat from posting the answer again.
+        for attempt in range(3):
+            try:
+                self.ledger.mark_sent(record, sent, now)
+                break
+            except StoreUnavailable:
+                if attempt == 2:
+                    logger.error("sent reply could not be recorded; a repeat will be treated as ambiguous",
+                                 extra={"conversation": record.conversation_key, "platform_id": sent.platform_message_id})
+                    raise
+                self._sleep(0.2 * 2**attempt)
+        # Sent is sent: nothing below may fail the event (a 5xx would not unsend it), so each
+        # step is on its own and only logged.
+        try:
+            for message in self._outbound_messages(record, target, sent, now):
+                stored = self.store.save_message(message)
+                logger.info("outbound message stored", extra={"message_id": message.message_id, "new": stored})
+        except Exception as exc:  # the platform's echo will still store it
+            logger.warning("outbound message not stored", extra={"reason": f"{type(exc).__name__}: {exc}"})
+        try:
+            self._record_first_response(record, messages, now)
+        except Exception as exc:
+            logger.warning("first response time not recorded", extra={"reason": f"{type(exc).__name__}: {exc}"})
+        # The agent sees on the ticket that the answer reached the customer (or, below, why not).
+        label = platform_label(target.platform)
+        how = _SENT_VIA_WORDS.get(sent.via, "")
+        self._note(record, " ".join([f"Sent to the customer on {label}{how}.", *sent.warnings]))
+
+    def _failed(self, record: ReplyRecord, failure: ReplyFailed, target: ReplyTarget | None) -> Outcome:
+        now = self.now()
+        label = platform_label(target.platform if target else (failure.platform or _platform_of(record.conversation_key)))
+        logger.warning("reply not sent", extra={"conversation": record.conversation_key, "kind": failure.kind,
+                                                "attempt": record.attempts, "transient": failure.transient,
+                                                "duplicate_risk": failure.duplicate_risk})
+        if failure.duplicate_risk:
+            note = failure.plain_words
+            noted = self._note(record, note)
+            self.ledger.mark_final(record, "unknown", failure.kind, note, noted)
+            return Outcome.AMBIGUOUS_NOTED
+        if failure.transient and record.attempts < self.max_attempts:
+            backoff = timedelta(minutes=2 ** (record.attempts - 1))
+            retry_at = max(failure.retry_at or now + backoff, now + MIN_RETRY_DELAY)
+            note = f"{failure.plain_words} socialdesk is retrying at {describe_time(retry_at, now)}."
+            # One note when it first fails (or fails differently), not one per attempt.
+            first = record.attempts == 1 or record.failure_kind != failure.kind
+            noted = self._note(record, note) if first else record.noted
+            self.ledger.mark_retry(record, retry_at, failure.kind, note, noted)
+            return Outcome.RETRY_SCHEDULED
+        if failure.transient:
+            note = (
+                f"{failure.plain_words} socialdesk tried {record.attempts} times and stopped. "
+                f"Send the answer again as a new comment, or answer on {label} directly."
+            )
+        else:
+            note = failure.plain_words
+        noted = self._note(record, note)
+        self.ledger.mark_final(record, "failed", failure.kind, note, noted)
+        return Outcome.FAILED_NOTED
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _written_by_bridge(self, event: AgentEvent) -> bool:
+        if self.bridge_email and (event.author_email or "").strip().lower() == self.bridge_email:
+            return True
+        return bool(self.bridge_user_id and event.author_id == self.bridge_user_id)
+
+    def _reply_config(self) -> Any:
+        senders = getattr(self.dispatcher, "senders", {}) or {}
+        return next((getattr(s, "config", None) for s in senders.values() if getattr(s, "config", None)), None)
+
+    def _current_status(self, event: AgentEvent) -> str | None:
+        reader = getattr(self.helpdesk, "ticket_status", None)
+        if callable(reader):
+            try:
+                return str(reader(event.ticket_id).status)
+            except HelpdeskError as exc:
+                logger.warning("ticket status not readable; using the event's", extra={"reason": str(exc)})
+        return event.status
+
+    def _note_reference(self, record: ReplyRecord) -> SocialMessage:
+        """The message an internal note is filed under. Never a customer message: the sync
+        recognises a customer message already on the ticket by its reference in the audits."""
+        return SocialMessage(
+            platform=_platform_of(record.conversation_key),
+            kind=Kind.REPLY,
+            direction=Direction.OUTBOUND,
+            message_id=f"{record.helpdesk}-comment-{record.comment_id}",
+            conversation_key=record.conversation_key,
+            account_id="zendesk",
+            author=Author(platform_id=record.author_id or "agent", display_name=record.author_name),
+            text="",
+            created_at=self.now(),
+        )
+
+    def _note(self, record: ReplyRecord, text: str) -> bool:
+        """An internal note for the agent; True once the ticket has it (or cannot take one)."""
+        reference = self._note_reference(record)
+        for attempt in range(2):
+            try:
+                self.helpdesk.add_note(record.ticket_id, reference, text)
+                return True
+            except TicketClosed:
+                return True  # a closed ticket takes no notes, and nobody works it any more
+            except HelpdeskUnavailable as exc:
+                if attempt == 0:
+                    self._sleep(min(exc.retry_after or 1.0, 5.0))
+                    continue
+                logger.error("note for the agent not added", extra={"ticket_id": record.ticket_id, "reason": str(exc)})
+            except HelpdeskError as exc:
+                logger.error("note for the agent refused", extra={"ticket_id": record.ticket_id, "reason": str(exc)})
+                break
+        return False
+
+    def _outbound_messages(self, record: ReplyRecord, target: ReplyTarget, sent: SentReply,
+                           now: datetime) -> Iterable[SocialMessage]:
+        """The answer (and a public acknowledgement posted with a private one) as stored messages.
+
+        The message id is the platform's id for the post (when it gave one), so its echo
+        webhook lands on the same item. A private answer to a public comment goes to the customer's inbox: its
+        echo arrives in the chat's conversation and is stored there as outbound too."""
+        private_route = record.private and target.is_public
+        raw = {"source": record.helpdesk, "ticket_id": record.ticket_id, "comment_id": record.comment_id,
+               "agent_id": record.author_id, "private": private_route, "via": sent.via}
+        author = Author(platform_id=target.account_id, display_name=record.author_name)
+        yield SocialMessage(
+            platform=target.platform,
+            kind=Kind.DIRECT_MESSAGE if (private_route or not target.is_public) else Kind.REPLY,
+            direction=Direction.OUTBOUND,
+            # Without the platform's id (it answered success without one) the echo cannot be
+            # matched, but the answer is still on record.
+            message_id=sent.platform_message_id or f"{record.helpdesk}-reply-{record.ticket_id}-{record.comment_id}",
+            conversation_key=record.conversation_key,
+            account_id=target.account_id,
+            author=author,
+            text=record.text.strip(),
+            created_at=now,
+            parent_id=target.reply_to_id,
+            raw=raw,
+        )
+        if sent.visible_note and sent.visible_note_id:
+            yield SocialMessage(
+                platform=target.platform, kind=Kind.REPLY, direction=Direction.OUTBOUND,
+                message_id=sent.visible_note_id, conversation_key=record.conversation_key,
+                account_id=target.account_id, author=author, text=sent.visible_note, created_at=now,
+                parent_id=target.reply_to_id, raw={**raw, "acknowledgement": True},
+            )
+
+    def _record_first_response(self, record: ReplyRecord, messages: list[SocialMessage], now: datetime) -> None:
+        """``CONV#<key>`` / ``RESPONSE``: first response time (set once), last response, count."""
+        inbound = [m.created_at for m in messages if m.direction is Direction.INBOUND]
+        values: dict[str, Any] = {
+            ":type": _s("response_times"), ":now": _s(_iso(now)), ":ticket": _s(record.ticket_id), ":one": _n(1),
+        }
+        expression = (
+            "SET item_type = :type, first_response_at = if_not_exists(first_response_at, :now),"
+            " first_response_ticket_id = if_not_exists(first_response_ticket_id, :ticket), last_response_at = :now"
+        )
+        if inbound:
+            values[":seconds"] = _n(max(0, int((now - _utc(min(inbound))).total_seconds())))
+            values[":first_in"] = _s(_iso(min(inbound)))
+            expression += (
+                ", first_response_seconds = if_not_exists(first_response_seconds, :seconds),"
+                " first_inbound_at = if_not_exists(first_inbound_at, :first_in)"
+            )
+        expression += " ADD responses :one"
+        try:
+            self.store._client.update_item(  # noqa: SLF001
+                TableName=self.store.table_name,
+                Key={"pk": _s(conversation_pk(record.conversation_key)), "sk": _s(RESPONSE_SK)},
+                UpdateExpression=expression,
+                ExpressionAttributeValues=values,
+            )
+        except Exception as exc:
+            raise StoreUnavailable(f"could not record the response time: {_error_code(exc) or exc}") from exc
+
+
+def first_response(store: MessageStore, conversation_key: str) -> dict[str, Any] | None:
+    """The conversation's response times (``first_response_at``, ``first_response_seconds``...), if any."""
+    item = store._client.get_item(  # noqa: SLF001
+        TableName=store.table_name,
+        Key={"pk": _s(conversation_pk(conversation_key)), "sk": _s(RESPONSE_SK)},
+        ConsistentRead=True,
+    ).get("Item")
+    if not item:
+        return None
+    found: dict[str, Any] = {}
+    for name, value in item.items():
+        if name in ("pk", "sk", "item_type"):
+            continue
+        found[name] = int(value["N"]) if "N" in value else value.get("S")
+    return found

@@ -1,0 +1,739 @@
+"""The one DynamoDB table: messages, conversations, parked messages, requester mappings, quarantine.
+
+Layout (``pk`` / ``sk``; design notes in ``docs/sync.md``)::
+
+    CONV#<conversation key> / MSG#<platform message id>   one message (stream -> ticket sync)
+    CONV#<conversation key> / CONV                          the conversation's ticket state (bounded)
+    CONV#<conversation key> / PARKED#<seq>                  a parked message, in parking order (blocks later ones)
+    CONV#<conversation key> / ASIDE#<seq>                   a parked message set aside (retried, blocks nothing)
+    CONV#<conversation key> / PARKID#<message id>           which entry a parked message is (duplicate check)
+    REQUESTER#<helpdesk>#<platform>#<author id> / REQUESTER a social author's helpdesk user id
+    LEASE#<name> / LEASE                                    a short lease (one redrive per conversation)
+    QUARANTINE#<source> / <sha256 of event>                 an event we could not normalize
+
+Every message of a conversation shares one partition key, so the table's stream
+delivers a conversation's messages in write order to one shard. A redelivered
+message hits the same key and the conditional put writes nothing. A conversation
+with parked messages carries ``gsi1pk = PARKED`` (``gsi1sk`` = since when it is
+blocked) so the redrive's sweep finds it without the dead-letter queue.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from chalicelib.models import DeliveryStatus, RejectedEvent, SocialMessage
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+AUTHOR_INDEX = "by-author"
+SYNCED_MEMORY = 200  # message ids remembered per conversation to drop stream redeliveries
+MAX_RAW_BYTES = 300_000  # of DynamoDB's 400 KB per item
+RAW_FOR_LATEST = 25  # messages of a conversation read with their raw payload (replies use the latest)
+_PARALLEL_WRITES = 8
+# Errors no retry will cure (a wrong table name, a bad key, a missing permission).
+PERMANENT_ERRORS = frozenset({"ValidationException", "ResourceNotFoundException", "AccessDeniedException"})
+
+
+class ConversationConflict(Exception):
+    """Someone else updated the conversation since we read it; read again."""
+
+
+class StoreUnavailable(Exception):
+    """DynamoDB throttled or failed a call after the SDK's own retries: worth retrying."""
+
+
+class UnstorableMessages(Exception):
+    """DynamoDB refused some messages for good (ValidationException: an item over
+    400 KB, an odd key). The others of the batch were written; ``flags`` says which
+    were new, ``rejected`` holds the refused ones with the reason."""
+
+    def __init__(self, flags: list[bool], rejected: list[tuple[SocialMessage, str]]) -> None:
+        super().__init__(f"{len(rejected)} message(s) could not be stored")
+        self.flags = flags
+        self.rejected = rejected
+
+
+class UnstorableStatus(Exception):
+    """DynamoDB refused a delivery receipt for good (ValidationException: e.g. a key
+    built from a garbled id is over DynamoDB's limits); a retry would fail the same way."""
+
+
+class UnstorableConversation(Exception):
+    """DynamoDB refused a conversation's bookkeeping for good (ValidationException and the
+    like): retrying the same write cannot help, and it must not fail a whole stream batch."""
+
+
+@dataclass(frozen=True)
+class ParkedEntry:
+    """One parked message of a conversation: ``seq`` is its place in parking order."""
+
+    conversation_key: str
+    seq: int
+    message_id: str
+    reason: str = ""
+    parked_at: str = ""
+    aside: bool = False  # set aside after too long at the head: retried, but blocks nothing
+    unrecorded: bool = False  # only a dead-letter entry: its conversation could not be written
+    # The helpdesk may have it already (a write was tried, or its stream record may have been
+    # handled before): the redrive looks on the ticket before sending it. False for a message
+    # parked straight behind another, which can be sent as it is.
+    attempted: bool = True
+
+
+@dataclass
+class Conversation:
+    """A conversation's ticket state, as the sync keeps it (bounded in size: parked
+    messages and the mappings of other participants live in items of their own)."""
+
+    key: str
+    helpdesk: str | None = None
+    ticket_id: str | None = None
+    ticket_status: str | None = None
+    # The ticket's ``updated_at`` after our last write to it: a guarded update
+    # (Zendesk ``safe_update``) is refused if anything changed the ticket since.
+    ticket_updated_at: str | None = None
+    requester_id: str | None = None
+    requester_key: str | None = None  # requester_key(...) of the person ``requester_id`` stands for
+    epoch: int = 0
+    synced: list[str] = field(default_factory=list)
+    # A message whose helpdesk write may have happened without being recorded yet.
+    sending: str | None = None
+    parked: int = 0  # messages waiting in parking order (each blocks the ones after it)
+    aside: int = 0  # parked messages set aside (retried out of order)
+    park_seq: int = 0
+    blocked_since: str | None = None
+    # Read from items written before parked messages and requester mappings had items of
+    # their own; migrated by the sync, never written back in this form.
+    legacy_parked: list[str] = field(default_factory=list)
+    legacy_requesters: dict[str, str] = field(default_factory=dict)
+    version: int = 0
+
+    def remember_synced(self, message_id: str) -> None:
+        """Record that a message reached the ticket (bounded memory)."""
+        if message_id not in self.synced:
+            self.synced.append(message_id)
+            del self.synced[:-SYNCED_MEMORY]
+        if self.sending == message_id:
+            self.sending = None
+
+    @property
+    def has_parked(self) -> bool:
+        """True while parked messages (in order or set aside) wait for the redrive."""
+        return self.parked > 0 or self.aside > 0 or bool(self.legacy_parked)
+
+    def state(self) -> dict[str, Any]:
+        """What is stored in the item's ``state`` attribute."""
+        return {
+            "helpdesk": self.helpdesk,
+            "ticket_id": self.ticket_id,
+            "ticket_status": self.ticket_status,
+            "ticket_updated_at": self.ticket_updated_at,
+            "requester_id": self.requester_id,
+            "requester_key": self.requester_key,
+            "epoch": self.epoch,
+            "synced": self.synced,
+            "sending": self.sending,
+            "parked": self.parked,
+            "aside": self.aside,
+            "park_seq": self.park_seq,
+            "blocked_since": self.blocked_since,
+            **({"legacy_parked": self.legacy_parked} if self.legacy_parked else {}),
+        }
+
+    @classmethod
+    def from_state(cls, key: str, state: dict[str, Any], version: int) -> Conversation:
+        """Read a stored state, including the shapes older versions wrote."""
+        known = {name: state[name] for name in cls.__dataclass_fields__ if name in state and name not in ("key", "version")}
+        parked = known.pop("parked", 0)
+        requesters = state.get("requesters")
+        conversation = cls(key=key, version=version, **known)
+        if isinstance(parked, list):  # before PARKED# items: the ids, in order
+            conversation.legacy_parked = [str(p) for p in parked]
+        else:
+            conversation.parked = int(parked or 0)
+        if isinstance(requesters, dict):  # before REQUESTER# items: every participant's user id
+            conversation.legacy_requesters = {str(k): str(v) for k, v in requesters.items()}
+            if conversation.requester_id and not conversation.requester_key:
+                conversation.requester_key = next(
+                    (k for k, v in conversation.legacy_requesters.items() if v == conversation.requester_id), None
+                )
+        return conversation
+
+
+def _s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def _n(value: int | float) -> dict[str, str]:
+    return {"N": str(value)}
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _is_condition_failure(exc: Exception) -> bool:
+    code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+    return code in ("ConditionalCheckFailedException", "TransactionCanceledException")
+
+
+def _error_code(exc: Exception) -> str | None:
+    return getattr(exc, "response", {}).get("Error", {}).get("Code")
+
+
+def author_pk(platform: str, author_id: str) -> str:
+    """Partition key of the by-author index: everything one person wrote."""
+    return f"AUTHOR#{platform}#{author_id}"
+
+
+def requester_key(helpdesk: str, platform: str, author_id: str) -> str:
+    """Key of a social author's helpdesk user id inside a conversation's state."""
+    return f"{helpdesk}#{platform}#{author_id}"
+
+
+def conversation_pk(key: str) -> str:
+    """Partition key of a conversation and its messages."""
+    return f"CONV#{key}"
+
+
+CONVERSATION_SK = "CONV"
+BLOCKED_INDEX_PK = "PARKED"  # gsi1pk of a conversation with parked messages (the redrive's sweep)
+
+
+def message_sk(message_id: str) -> str:
+    """Sort key of a stored message."""
+    return f"MSG#{message_id}"
+
+
+def parked_sk(seq: int, *, aside: bool = False) -> str:
+    """Sort key of a parked entry; zero-padded so the partition sorts in parking order."""
+    return f"{'ASIDE' if aside else 'PARKED'}#{seq:012d}"
+
+
+def parked_id_sk(message_id: str) -> str:
+    """Sort key of the item saying which entry a parked message is."""
+    return f"PARKID#{message_id}"
+
+
+def requester_pk(helpdesk: str, platform: str, author_id: str) -> str:
+    """Partition key of a social author's helpdesk user id."""
+    return f"REQUESTER#{requester_key(helpdesk, platform, author_id)}"
+
+
+def lease_pk(name: str) -> str:
+    """Partition key of a lease."""
+    return f"LEASE#{name}"
+
+
+def message_item(message: SocialMessage, *, ttl_days: int, now: float | None = None) -> dict[str, Any]:
+    """The DynamoDB item for one message (low-level attribute-value format)."""
+    now = time.time() if now is None else now
+    body = message.model_dump_json(exclude={"raw"})
+    raw = json.dumps(message.raw, separators=(",", ":"), default=str)
+    if len(raw) + len(body) > MAX_RAW_BYTES:
+        # The raw copy is for debugging only: never let it push the item past
+        # DynamoDB's 400 KB limit and cost us the message itself.
+        raw = json.dumps({"truncated": True, "bytes": len(raw)})
+    return {
+        "pk": _s(conversation_pk(message.conversation_key)),
+        "sk": _s(message_sk(message.message_id)),
+        "item_type": _s("message"),
+        "platform": _s(message.platform.value),
+        "direction": _s(message.direction.value),
+        "created_at": _s(_iso(message.created_at)),
+        "message": _s(body),
+        "raw": _s(raw),
+        "received_at": _n(int(now)),
+        "expires_at": _n(int(now + ttl_days * 86400)),
+        # by-author index: find everything held on one person (data-deletion requests)
+        "gsi1pk": _s(author_pk(message.platform.value, message.author.platform_id)),
+        "gsi1sk": _s(_iso(message.created_at)),
+    }
+
+
+def message_from_image(image: dict[str, Any]) -> SocialMessage | None:
+    """Rebuild the message from a stored item or stream image; None for other items."""
+    if image.get("item_type", {}).get("S") != "message" or "message" not in image:
+        return None
+    return SocialMessage.model_validate_json(image["message"]["S"])
+
+
+class MessageStore:
+    """DynamoDB access for webhooks and the ticket sync. The client is injected."""
+
+    def __init__(self, table_name: str, client: DynamoDBClient, *, raw_ttl_days: int = 30) -> None:
+        self.table_name = table_name
+        self._client = client
+        self.raw_ttl_days = raw_ttl_days
+
+    # --- ingest -----------------------------------------------------------------
+
+    def save_message(self, message: SocialMessage) -> bool:
+        """Write a message unless it is already stored. True if it was new."""
+        try:
+            self._client.put_item(
+                TableName=self.table_name,
+                Item=message_item(message, ttl_days=self.raw_ttl_days),
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except Exception as exc:
+            if _is_condition_failure(exc):
+                return False
+            if _error_code(exc) == "ValidationException":
+                raise UnstorableMessages([], [(message, f"DynamoDB refused it: {exc}"[:300])]) from exc
+            raise StoreUnavailable(f"could not store message {message.message_id}: {_error_code(exc) or exc}") from exc
+        return True
+
+    def save_messages(self, messages: list[SocialMessage]) -> list[bool]:
+        """Write many messages (in parallel when there are several); one flag per message.
+
+        Raises ``UnstorableMessages`` after writing the rest when DynamoDB refuses some
+        for good, and ``StoreUnavailable`` when it fails (retry the whole delivery).
+        """
+
+        def save(message: SocialMessage) -> bool | UnstorableMessages:
+            try:
+                return self.save_message(message)
+            except UnstorableMessages as refused:
+                return refused
+
+        if len(messages) <= 1:
+            results = [save(m) for m in messages]
+        else:
+            from concurrent.futures import ThreadPoolExecutor  # not needed by single-message deliveries
+
+            with ThreadPoolExecutor(max_workers=min(_PARALLEL_WRITES, len(messages))) as pool:
+                results = list(pool.map(save, messages))
+        refused = [r for r in results if isinstance(r, UnstorableMessages)]
+        flags = [r is True for r in results]
+        if refused:
+            raise UnstorableMessages(flags, [pair for r in refused for pair in r.rejected])
+        return flags
+
+    def record_status(self, status: DeliveryStatus) -> None:
+        """Record a delivery receipt on the message it is about (never a ticket)."""
+        try:
+            self._client.update_item(
+                TableName=self.table_name,
+                Key={"pk": _s(conversation_pk(status.conversation_key)), "sk": _s(message_sk(status.message_id))},
+                UpdateExpression=(
+                    "SET delivery_status = :status, #at = :at, status_errors = :errors,"
+                    " item_type = if_not_exists(item_type, :stub), expires_at = if_not_exists(expires_at, :ttl)"
+                ),
+                ExpressionAttributeNames={"#at": f"status_{status.status}_at"},
+                ExpressionAttributeValues={
+                    ":status": _s(status.status),
+                    ":at": _s(_iso(status.timestamp)),
+                    ":errors": _s(json.dumps(list(status.errors))),
+                    ":stub": _s("status"),
+                    ":ttl": _n(int(time.time() + self.raw_ttl_days * 86400)),
+                },
+            )
+        except Exception as exc:
+            if _error_code(exc) == "ValidationException":
+                raise UnstorableStatus(f"DynamoDB refused it: {exc}"[:300]) from exc
+            raise StoreUnavailable(f"could not record status of {status.message_id}: {_error_code(exc) or exc}") from exc
+
+    def quarantine(self, rejected: RejectedEvent) -> None:
+        """Keep an event we could not normalize, with the error, for a person to look at."""
+        raw = json.dumps(rejected.event, separators=(",", ":"), sort_keys=True, default=str)
+        if len(raw) > MAX_RAW_BYTES:  # keep the item under DynamoDB's 400 KB; the key still identifies it
+            raw = json.dumps({"truncated": True, "bytes": len(raw), "sha256": hashlib.sha256(raw.encode()).hexdigest()})
+        try:
+            self._client.put_item(
+                TableName=self.table_name,
+                Item={
+                    "pk": _s(f"QUARANTINE#{rejected.source}"),
+                    "sk": _s(hashlib.sha256(raw.encode()).hexdigest()),
+                    "item_type": _s("quarantine"),
+                    "error": _s(rejected.error),
+                    "raw": _s(raw),
+                    "received_at": _n(int(time.time())),
+                    "expires_at": _n(int(time.time() + self.raw_ttl_days * 86400)),
+                },
+            )
+        except Exception as exc:
+            raise StoreUnavailable(f"could not quarantine an event: {_error_code(exc) or exc}") from exc
+
+    # --- ticket sync ------------------------------------------------------------
+
+    def get_message(self, conversation_key: str, message_id: str) -> SocialMessage | None:
+        """Read one stored message back."""
+        response = self._client.get_item(
+            TableName=self.table_name,
+            Key={"pk": _s(conversation_pk(conversation_key)), "sk": _s(message_sk(message_id))},
+            ConsistentRead=True,
+        )
+        return message_from_image(response.get("Item") or {})
+
+    def mark_deleted(self, conversation_key: str, message_id: str) -> None:
+        """Record on a stored message that its author deleted it on the platform."""
+        try:
+            self._client.update_item(
+                TableName=self.table_name,
+                Key={"pk": _s(conversation_pk(conversation_key)), "sk": _s(message_sk(message_id))},
+                UpdateExpression="SET deleted_at = :now",
+                ConditionExpression="attribute_exists(pk)",  # never create a stub for an unknown message
+                ExpressionAttributeValues={":now": _s(_iso(datetime.now(timezone.utc)))},
+            )
+        except Exception as exc:
+            if not _is_condition_failure(exc):
+                raise StoreUnavailable(f"could not mark {message_id} deleted: {_error_code(exc) or exc}") from exc
+
+    def conversation_messages(self, key: str, *, with_raw: int = RAW_FOR_LATEST) -> list[SocialMessage]:
+        """Every stored message of a conversation, ``deleted`` set on those their author
+        deleted; the ``raw`` payload (replies need e.g. LINE's reply token) only on the
+        ``with_raw`` latest ones, so a thread of ten thousand messages stays a few MB."""
+        found: list[SocialMessage] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :msg)",
+            "ExpressionAttributeValues": {":pk": _s(conversation_pk(key)), ":msg": _s("MSG#")},
+            "ProjectionExpression": "sk, item_type, #message, deleted_at",
+            "ExpressionAttributeNames": {"#message": "message"},
+            "ConsistentRead": True,
+        }
+        while True:
+            try:
+                response = self._client.query(**kwargs)
+            except Exception as exc:
+                raise self._failure(f"could not read conversation {key}", exc) from exc
+            for item in response.get("Items", []):
+                message = message_from_image(item)
+                if message is not None:
+                    found.append(message.model_copy(update={"deleted": True}) if "deleted_at" in item else message)
+            if "LastEvaluatedKey" not in response:
+                break
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        latest = sorted(found, key=lambda m: (m.created_at, m.message_id))[-with_raw:] if with_raw else []
+        raws = self._raw_payloads(key, [m.message_id for m in latest])
+        return [m.model_copy(update={"raw": raws[m.message_id]}) if m.message_id in raws else m for m in found]
+
+    def _raw_payloads(self, key: str, message_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The stored ``raw`` payloads of some messages of a conversation (100 per request)."""
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(message_ids), 100):
+            keys = [{"pk": _s(conversation_pk(key)), "sk": _s(message_sk(m))} for m in message_ids[start:start + 100]]
+            request: dict[str, Any] = {self.table_name: {"Keys": keys, "ProjectionExpression": "sk, #raw",
+                                                         "ExpressionAttributeNames": {"#raw": "raw"}, "ConsistentRead": True}}
+            while request:
+                try:
+                    response = self._client.batch_get_item(RequestItems=request)
+                except Exception as exc:
+                    raise self._failure(f"could not read conversation {key}", exc) from exc
+                for item in response.get("Responses", {}).get(self.table_name, []):
+                    try:
+                        raw = json.loads(item.get("raw", {}).get("S") or "{}")
+                    except ValueError:
+                        raw = {}
+                    found[item["sk"]["S"].removeprefix("MSG#")] = raw if isinstance(raw, dict) else {}
+                request = response.get("UnprocessedKeys") or {}
+        return found
+
+    # --- conversation state -----------------------------------------------------------
+
+    def get_conversation(self, key: str) -> Conversation:
+        """The conversation's state (a fresh one if it has none yet)."""
+        try:
+            response = self._client.get_item(
+                TableName=self.table_name,
+                Key={"pk": _s(conversation_pk(key)), "sk": _s(CONVERSATION_SK)},
+                ConsistentRead=True,
+            )
+        except Exception as exc:
+            raise self._failure("could not read conversation", exc) from exc
+        item = response.get("Item")
+        if not item:
+            return Conversation(key=key)
+        return Conversation.from_state(key, json.loads(item["state"]["S"]), int(item["version"]["N"]))
+
+    def _conversation_put(self, conversation: Conversation) -> dict[str, Any]:
+        """The conditional put of the conversation item (optimistic lock on ``version``)."""
+        item = {
+            "pk": _s(conversation_pk(conversation.key)),
+            "sk": _s(CONVERSATION_SK),
+            "item_type": _s("conversation"),
+            "state": _s(json.dumps(conversation.state(), separators=(",", ":"))),
+            "version": _n(conversation.version + 1),
+            "updated_at": _s(_iso(datetime.now(timezone.utc))),
+        }
+        if conversation.ticket_id:
+            item["ticket_id"] = _s(conversation.ticket_id)
+        if conversation.has_parked:  # listed for the redrive's sweep while it has parked messages
+            conversation.blocked_since = conversation.blocked_since or _iso(datetime.now(timezone.utc))
+            item["state"] = _s(json.dumps(conversation.state(), separators=(",", ":")))
+            item["gsi1pk"] = _s(BLOCKED_INDEX_PK)
+            item["gsi1sk"] = _s(conversation.blocked_since)
+        put: dict[str, Any] = {"TableName": self.table_name, "Item": item}
+        if conversation.version == 0:
+            put["ConditionExpression"] = "attribute_not_exists(pk)"
+        else:
+            put["ConditionExpression"] = "version = :expected"
+            put["ExpressionAttributeValues"] = {":expected": _n(conversation.version)}
+        return put
+
+    def save_conversation(self, conversation: Conversation, *, unpark: ParkedEntry | None = None) -> None:
+        """Write the conversation if nobody changed it since it was read (optimistic lock).
+
+        ``unpark``: that parked entry is removed first (its message was delivered, or is
+        gone); the counters on ``conversation`` must already say so. Entries go before the
+        counters, so a crash in between leaves a counter too high, which the sync heals
+        when it finds no entry -- never an entry that blocks nothing."""
+        if unpark is not None:
+            self.remove_parked(unpark)
+        if not conversation.has_parked:
+            conversation.blocked_since = None
+        put = self._conversation_put(conversation)
+        self._write("could not save conversation", lambda: self._client.put_item(**put))
+        conversation.version += 1
+
+    # --- parked messages ------------------------------------------------------------------
+    #
+    # Only the stream sync parks, one batch of a shard at a time, so ``park_seq`` has a single
+    # writer; the redrive and agent events change other fields. The entry is written before
+    # the conversation's counter (a crash in between leaves an entry the next attempt writes
+    # again at the same place), and the duplicate check after it (a crash in between parks the
+    # message twice: the second entry finds it delivered).
+
+    def park(
+        self, conversation: Conversation, message_id: str, reason: str, *, attempted: bool = True
+    ) -> ParkedEntry | None:
+        """Append a message to the conversation's parked ones and count it on the conversation
+        (whose ``version`` it checks). None when the message is parked already."""
+        if self.is_parked(conversation.key, message_id):
+            return None
+        seq = conversation.park_seq
+        now = _iso(datetime.now(timezone.utc))
+        entry = ParkedEntry(conversation.key, seq, message_id, reason[:1000], now, attempted=attempted)
+        self._put_entry(entry)
+        conversation.parked += 1
+        conversation.park_seq += 1
+        try:
+            self.save_conversation(conversation)
+        except Exception:
+            conversation.parked -= 1
+            conversation.park_seq -= 1
+            raise
+        self._put_parked_id(entry)
+        return entry
+
+    def set_aside(self, conversation: Conversation, entry: ParkedEntry) -> ParkedEntry:
+        """Move a parked message out of the conversation's way: it stays parked and is
+        retried, but later messages no longer wait for it."""
+        aside = ParkedEntry(entry.conversation_key, entry.seq, entry.message_id, entry.reason, entry.parked_at, aside=True,
+                            attempted=entry.attempted)
+        self._put_entry(aside)
+        self._put_parked_id(aside)
+        self._delete_item(conversation.key, parked_sk(entry.seq))
+        conversation.parked = max(0, conversation.parked - 1)
+        conversation.aside += 1
+        try:
+            self.save_conversation(conversation)
+        except Exception:
+            conversation.parked += 1
+            conversation.aside -= 1
+            raise
+        return aside
+
+    def remove_parked(self, entry: ParkedEntry) -> None:
+        """Delete a parked entry and its duplicate check (idempotent)."""
+        if entry.unrecorded:
+            return
+        self._delete_item(entry.conversation_key, parked_sk(entry.seq, aside=entry.aside))
+        self._delete_item(entry.conversation_key, parked_id_sk(entry.message_id))
+
+    def _put_entry(self, entry: ParkedEntry) -> None:
+        item = {
+            "pk": _s(conversation_pk(entry.conversation_key)), "sk": _s(parked_sk(entry.seq, aside=entry.aside)),
+            "item_type": _s("parked"), "message_id": _s(entry.message_id), "reason": _s(entry.reason),
+            "parked_at": _s(entry.parked_at), "seq": _n(entry.seq), "attempted": {"BOOL": entry.attempted},
+        }
+        self._write("could not park a message", lambda: self._client.put_item(TableName=self.table_name, Item=item))
+
+    def _put_parked_id(self, entry: ParkedEntry) -> None:
+        item = {
+            "pk": _s(conversation_pk(entry.conversation_key)), "sk": _s(parked_id_sk(entry.message_id)),
+            "item_type": _s("parked_id"), "seq": _n(entry.seq), "aside": {"BOOL": entry.aside},
+        }
+        self._write("could not park a message", lambda: self._client.put_item(TableName=self.table_name, Item=item))
+
+    def _delete_item(self, key: str, sk: str) -> None:
+        self._write("could not remove a parked message", lambda: self._client.delete_item(
+            TableName=self.table_name, Key={"pk": _s(conversation_pk(key)), "sk": _s(sk)}))
+
+    def parked_entries(self, key: str, *, aside: bool = False, limit: int = 25) -> list[ParkedEntry]:
+        """A conversation's parked messages in parking order (``aside``: the ones set aside)."""
+        try:
+            response = self._client.query(
+                TableName=self.table_name,
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+                ExpressionAttributeValues={":pk": _s(conversation_pk(key)), ":prefix": _s("ASIDE#" if aside else "PARKED#")},
+                ConsistentRead=True,
+                Limit=limit,
+            )
+        except Exception as exc:
+            raise self._failure("could not read parked messages", exc) from exc
+        return [
+            ParkedEntry(key, int(item["seq"]["N"]), item["message_id"]["S"], item.get("reason", {}).get("S", ""),
+                        item.get("parked_at", {}).get("S", ""), aside=aside,
+                        attempted=item.get("attempted", {}).get("BOOL", True))
+            for item in response.get("Items", [])
+        ]
+
+    def parked_head(self, key: str) -> ParkedEntry | None:
+        """The conversation's first parked message (the one every later message waits for)."""
+        found = self.parked_entries(key, limit=1)
+        return found[0] if found else None
+
+    def is_parked(self, key: str, message_id: str) -> bool:
+        """True when the message is one of the conversation's parked ones."""
+        try:
+            response = self._client.get_item(
+                TableName=self.table_name,
+                Key={"pk": _s(conversation_pk(key)), "sk": _s(parked_id_sk(message_id))},
+                ConsistentRead=True,
+            )
+        except Exception as exc:
+            raise self._failure("could not read a parked message", exc) from exc
+        return "Item" in response
+
+    def blocked_conversations(self, *, limit: int = 200) -> list[tuple[str, str]]:
+        """``(conversation key, blocked since)`` of conversations with parked messages, the
+        longest blocked first (the sweep: found even if their queue entries were lost)."""
+        found: list[tuple[str, str]] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": AUTHOR_INDEX,
+            "KeyConditionExpression": "gsi1pk = :blocked",
+            "ExpressionAttributeValues": {":blocked": _s(BLOCKED_INDEX_PK)},
+        }
+        while len(found) < limit:
+            try:
+                response = self._client.query(**kwargs)
+            except Exception as exc:
+                raise self._failure("could not list blocked conversations", exc) from exc
+            for item in response.get("Items", []):
+                found.append((item["pk"]["S"].removeprefix("CONV#"), item.get("gsi1sk", {}).get("S", "")))
+            if "LastEvaluatedKey" not in response:
+                break
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return found[:limit]
+
+    # --- requesters --------------------------------------------------------------------------
+
+    def find_requester(self, helpdesk: str, platform: str, author_id: str, *, limit: int = 10) -> str | None:
+        """The helpdesk user id recorded for a social author: their own mapping item, else
+        the conversations they requested (through the by-author index); None for a new customer."""
+        key = requester_key(helpdesk, platform, author_id)
+        try:
+            item = self._client.get_item(
+                TableName=self.table_name, Key={"pk": _s(requester_pk(helpdesk, platform, author_id)), "sk": _s("REQUESTER")},
+                ConsistentRead=True,
+            ).get("Item")
+            if item:
+                return item["user_id"]["S"]
+            response = self._client.query(
+                TableName=self.table_name,
+                IndexName=AUTHOR_INDEX,
+                KeyConditionExpression="gsi1pk = :author",
+                ExpressionAttributeValues={":author": _s(author_pk(platform, author_id))},
+                ScanIndexForward=False,
+                Limit=limit,
+            )
+            partitions = list(dict.fromkeys(i["pk"]["S"] for i in response.get("Items", []) if i["pk"]["S"].startswith("CONV#")))
+            if not partitions:
+                return None
+            found = self._client.batch_get_item(
+                RequestItems={
+                    self.table_name: {
+                        "Keys": [{"pk": _s(pk), "sk": _s(CONVERSATION_SK)} for pk in partitions],
+                        "ProjectionExpression": "#state",
+                        "ExpressionAttributeNames": {"#state": "state"},
+                    }
+                }
+            )
+        except Exception as exc:
+            raise self._failure("could not look up a requester", exc) from exc
+        for conversation_item in found.get("Responses", {}).get(self.table_name, []):
+            state = json.loads(conversation_item["state"]["S"])
+            if state.get("requester_key") == key and state.get("requester_id"):
+                return str(state["requester_id"])
+            legacy = (state.get("requesters") or {}).get(key)
+            if legacy:
+                return str(legacy)
+        return None
+
+    def save_requester(self, helpdesk: str, platform: str, author_id: str, user_id: str) -> None:
+        """Remember a social author's helpdesk user id (also findable by the author, for erasure)."""
+        item = {
+            "pk": _s(requester_pk(helpdesk, platform, author_id)),
+            "sk": _s("REQUESTER"),
+            "item_type": _s("requester"),
+            "user_id": _s(user_id),
+            "gsi1pk": _s(author_pk(platform, author_id)),
+            "gsi1sk": _s(f"REQUESTER#{helpdesk}"),
+            "updated_at": _s(_iso(datetime.now(timezone.utc))),
+        }
+        self._write("could not save a requester", lambda: self._client.put_item(TableName=self.table_name, Item=item))
+
+    # --- leases ------------------------------------------------------------------------------
+
+    def acquire_lease(self, name: str, owner: str, seconds: float) -> bool:
+        """Take the lease ``name`` for ``seconds`` unless someone else holds an unexpired one."""
+        now = time.time()
+        try:
+            self._client.put_item(
+                TableName=self.table_name,
+                Item={"pk": _s(lease_pk(name)), "sk": _s("LEASE"), "item_type": _s("lease"), "owner": _s(owner),
+                      "lease_until": _n(round(now + seconds, 3)), "expires_at": _n(int(now + seconds + 86400))},
+                ConditionExpression="attribute_not_exists(pk) OR lease_until < :now OR #owner = :owner",
+                ExpressionAttributeNames={"#owner": "owner"},
+                ExpressionAttributeValues={":now": _n(round(now, 3)), ":owner": _s(owner)},
+            )
+        except Exception as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise self._failure("could not take a lease", exc) from exc
+        return True
+
+    def release_lease(self, name: str, owner: str, *, attempts: int = 3) -> None:
+        """Give the lease back early (best effort, a few tries: it expires anyway, but a
+        lease left behind by a throttled release holds its conversation until then)."""
+        for _ in range(attempts):
+            try:
+                self._client.delete_item(
+                    TableName=self.table_name,
+                    Key={"pk": _s(lease_pk(name)), "sk": _s("LEASE")},
+                    ConditionExpression="#owner = :owner",
+                    ExpressionAttributeNames={"#owner": "owner"},
+                    ExpressionAttributeValues={":owner": _s(owner)},
+                )
+                return
+            except Exception as exc:  # noqa: BLE001
+                if _is_condition_failure(exc):  # expired and taken by someone else
+                    return
+
+    # --- plumbing ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _failure(what: str, exc: Exception) -> Exception:
+        """The store's exception for a failed DynamoDB call: permanent or worth retrying."""
+        if _is_condition_failure(exc):
+            return ConversationConflict(what)
+        code = _error_code(exc)
+        if code == "ValidationException":  # this item's write can never succeed
+            return UnstorableConversation(f"{what}: {code}: {exc}"[:500])
+        return StoreUnavailable(f"{what}: {code or exc}")
+
+    def _write(self, what: str, call: Any) -> None:
+        try:
+            call()
+        except Exception as exc:
+            raise self._failure(what, exc) from exc
