@@ -307,7 +307,8 @@ CLUSTERS: dict[str, list[str]] = {
         "doble cargo en mi cuenta por el mismo vuelo a {city}, quiero el reembolso",
     ],
 }
-SEEDS = (1, 2, 3, 4, 5)  # five bursts, each with its own wordings, order and unrelated complaints
+CALM_DAY = 300  # unrelated complaints the day before the burst
+SEEDS = (1, 2, 3, 4, 5, 6, 7, 8)  # five bursts, each with its own wordings, order and unrelated complaints
 SHARES = {"en-app-down": 0.25, "en-double-charge": 0.15, "es-app-caida": 0.18, "es-cobro-doble": 0.12}
 OPENERS_EN = ["", "", "@brand ", "hey @brand ", "@brand @help ", "Seriously? ", "wow. ", "@brand help! "]
 CLOSERS_EN = ["", "", "!!", " 😡", " #fail", " please help", " thanks for nothing", " fix this", " 🙄🙄", "..."]
@@ -357,14 +358,15 @@ def _unrelated(rows_en: list[dict[str, Any]], rows_es: list[dict[str, Any]]) -> 
 
 
 def synthetic_burst(
-    rows_en: list[dict[str, Any]], rows_es: list[dict[str, Any]], *, seed: int = 7, size: int = 1000
+    rows_en: list[dict[str, Any]], rows_es: list[dict[str, Any]], *, seed: int, calm_day: bool = True, size: int = 1000
 ) -> list[Complaint]:
-    """A calm day of unrelated real complaints, then ``size`` complaints within 45 minutes, 70 % the four."""
+    """``size`` complaints within 45 minutes, 70 % the four, after a calm day of unrelated real
+    complaints (or, without ``calm_day``, to an account with no history at all)."""
     rng = random.Random(seed)
     unrelated = _unrelated(rows_en, rows_es)
     start = datetime(2026, 3, 2, 9, 0, tzinfo=UTC).timestamp()
     complaints = []
-    for i in range(300):  # the day before: one complaint every ~5 minutes
+    for i in range(CALM_DAY if calm_day else 0):  # the day before: one complaint every ~5 minutes
         complaints.append(
             Complaint(f"calm-{i}", next(unrelated), "brand", start - 86400 + i * 288, None, rng.choice(PLATFORMS))
         )
@@ -379,18 +381,29 @@ def synthetic_burst(
 
 
 def measure_synthetic(
-    rows_en: list[dict[str, Any]], rows_es: list[dict[str, Any]], settings: CrisisSettings, *, seed: int
+    rows_en: list[dict[str, Any]],
+    rows_es: list[dict[str, Any]],
+    settings: CrisisSettings,
+    *,
+    seed: int,
+    calm_day: bool = True,
 ) -> dict[str, Any]:
-    complaints = synthetic_burst(rows_en, rows_es, seed=seed)
+    complaints = synthetic_burst(rows_en, rows_es, seed=seed, calm_day=calm_day)
+    burst = [c for c in complaints if c.id.startswith("burst-")]
     result = replay(complaints, settings)
     clusters = Counter(c.label for c in complaints if c.label)
-    # Each crisis stands for the cluster most of its members belong to; a cluster's recall
-    # counts only its biggest crisis (a cluster split in two crises is two problem tickets).
+    # Each crisis stands for the cluster most of its members belong to, and its members from
+    # other clusters or from the unrelated complaints are wrong (a crisis made mostly of
+    # unrelated complaints is wrong as a whole). A cluster's recall counts only its biggest
+    # crisis: a cluster split in two crises is two problem tickets.
     crisis_cluster = {
         key: Counter(m.label for m in members).most_common(1)[0][0] for key, members in result.members.items()
     }
     in_crises = sum(len(members) for members in result.members.values())
-    correct = sum(sum(1 for m in members if m.label == crisis_cluster[key]) for key, members in result.members.items())
+    correct = sum(
+        sum(1 for m in members if m.label is not None and m.label == crisis_cluster[key])
+        for key, members in result.members.items()
+    )
     per_cluster = {}
     for cluster, size in sorted(clusters.items()):
         best = max(
@@ -408,13 +421,14 @@ def measure_synthetic(
         }
     recalled = sum(round(v["recall"] * v["complaints"]) for v in per_cluster.values())
     return {
-        "complaints": len(complaints) - 300,
+        "complaints": len(burst),
         "similar": sum(clusters.values()),
         "crises": len(result.members),
+        "crises_of_unrelated_complaints": sum(1 for cluster in crisis_cluster.values() if cluster is None),
         "crisis_precision": round(correct / in_crises, 3) if in_crises else None,
         "crisis_recall": round(recalled / sum(clusters.values()), 3),
         "clusters": per_cluster,
-        "per_message_us": _cost(result.seconds[300:]),
+        "per_message_us": _cost(result.seconds[len(complaints) - len(burst) :]),
     }
 
 
@@ -428,6 +442,45 @@ def measure_cost(rows_en: list[dict[str, Any]], settings: CrisisSettings, *, hel
     return {"held": held, "over_minutes": round(span / 60), "per_message_us": _cost(result.seconds[held:])}
 
 
+def summary(figures: dict[str, Any]) -> str:
+    """The figures as a reader wants them (``--json`` writes everything)."""
+    lines = ["settings: " + ", ".join(f"{k}={v}" for k, v in figures["settings"].items())]
+    for name in ("after_a_calm_day", "no_history"):
+        run = figures["synthetic"][name]
+        lines.append(
+            f"synthetic burst ({name.replace('_', ' ')}, {len(figures['synthetic']['seeds'])} seeds): "
+            f"crisis_precision mean {run['crisis_precision']['mean']} (min {run['crisis_precision']['min']}), "
+            f"crisis_recall mean {run['crisis_recall']['mean']} (min {run['crisis_recall']['min']}), "
+            f"crises of unrelated complaints {run['crises_of_unrelated_complaints']}; recall per cluster "
+            + ", ".join(f"{k} {v}" for k, v in run["recall_per_cluster"].items())
+        )
+    real = figures["real"]
+    lines.append(
+        f"airline bursts: {real['bursts_caught']} of {real['labelled_bursts']} labelled bursts caught (half their"
+        f" complaints in a crisis), {real['bursts_touched']} touched; {real['crises']} crises, "
+        f"{real['crises_without_a_labelled_burst']} without a labelled burst, {real['crises_on_calm_days']} on "
+        f"{real['calm_airline_days']} calm airline-days; members' label precision {real['label_precision']}"
+    )
+    for crisis in real["crisis_list"]:
+        lines.append(
+            f"  {crisis['started']} {crisis['account']}: {crisis['size']} complaints, {crisis['purity']:.0%} "
+            f"'{crisis['majority_reason']}', about {' '.join(crisis['keywords'])}"
+        )
+    for burst in real["bursts"]:
+        if burst["crises"]:
+            lines.append(
+                f"  burst {burst['hour']} {burst['account']} '{burst['reason']}' ({burst['complaints']}, usually"
+                f" {burst['usual_per_hour']}/h): {burst['in_a_crisis']:.0%} in a crisis"
+            )
+    for cost in figures["cost"]:
+        us = cost["per_message_us"]
+        lines.append(
+            f"observe() with {cost['held']} complaints held over {cost['over_minutes']} min: "
+            f"p50 {us['p50']} us, p99 {us['p99']} us, mean {us['mean']} us"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
@@ -438,16 +491,28 @@ def main(argv: list[str] | None = None) -> int:
     logger.setLevel("WARNING")  # one "crisis started" line per crisis would bury the figures
     settings = CrisisSettings()
     rows_en, rows_es = load_en(), load_es()
-    runs = [measure_synthetic(rows_en, rows_es, settings, seed=seed) for seed in SEEDS]
-    synthetic = {
-        "seeds": list(SEEDS),
-        "crisis_precision": [r["crisis_precision"] for r in runs],
-        "crisis_recall": [r["crisis_recall"] for r in runs],
-        "runs": runs,
-    }
+    synthetic = {}
+    for name, calm_day in (("after_a_calm_day", True), ("no_history", False)):
+        runs = [measure_synthetic(rows_en, rows_es, settings, seed=seed, calm_day=calm_day) for seed in SEEDS]
+        precision = [r["crisis_precision"] or 0.0 for r in runs]
+        recall = [r["crisis_recall"] for r in runs]
+        synthetic[name] = {
+            "crisis_precision": {
+                "mean": round(statistics.fmean(precision), 3),
+                "min": min(precision),
+                "runs": precision,
+            },
+            "crisis_recall": {"mean": round(statistics.fmean(recall), 3), "min": min(recall), "runs": recall},
+            "crises_of_unrelated_complaints": sum(r["crises_of_unrelated_complaints"] for r in runs),
+            "recall_per_cluster": {
+                cluster: round(statistics.fmean(r["clusters"][cluster]["recall"] for r in runs), 3)
+                for cluster in SHARES
+            },
+            "runs": runs,
+        }
     figures = {
         "settings": vars(settings),
-        "synthetic": synthetic,
+        "synthetic": {"seeds": list(SEEDS), **synthetic},
         "real": measure_real(rows_en, settings, burst_min=args.burst_min),
         "cost": [
             # a few thousand complaints in the last hour (the worst case: all of them in the window) and over a day
@@ -455,7 +520,7 @@ def main(argv: list[str] | None = None) -> int:
             measure_cost(rows_en, settings, held=3000, span=settings.baseline_seconds),
         ],
     }
-    print(json.dumps(figures, indent=1, ensure_ascii=False))
+    print(summary(figures))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1, ensure_ascii=False))
     return 0

@@ -5,11 +5,13 @@ For each new inbound complaint the sync calls ``CrisisDetector.observe(message)`
 1. the complaint is recorded once (a repeat is recognised and counts nothing);
 2. if it is like an active crisis of its account (cosine with the crisis's centroid), it
    joins that crisis;
-3. otherwise its group is formed: the recent complaints like it (pairwise), grown twice
-   to every complaint of the last ``window_minutes`` close to the group's centroid. At
-   least ``min_size`` of them, and at least ``baseline_multiple`` times the group's usual
-   volume per window over the ``baseline_hours`` before, start a crisis that the whole
-   group joins. Complaints group only with complaints in the same language.
+3. otherwise its group is formed: the recent complaints like it (pairwise), grown in a
+   few rounds to every complaint of the last ``window_minutes`` close to the group's
+   centroid. At least ``min_size`` of them, and at least ``baseline_multiple`` times the
+   group's usual volume per window over the ``baseline_hours`` before, start a crisis
+   that the whole group joins. Complaints group only with complaints in the same language.
+4. a running crisis is compared by its members' centroid, so it takes in the wordings a
+   crowd adds as it grows, and it looks back for recent complaints it missed.
 
 An agent can declare a crisis from a ticket (``declare``); similar complaints then join
 it. A crisis ends after ``quiet_minutes`` without a new complaint, or by ``end``.
@@ -35,13 +37,15 @@ from chalicelib.models import Direction, SocialMessage
 from chalicelib.observability import logger
 
 SAMPLES = 5  # texts of a new crisis handed to the caller (the problem ticket's description)
-LOCK_SECONDS = 30.0  # a start holds the account's lock well under a second; a crashed holder's lapses
+LOCK_SECONDS = 30.0  # a start holds the account's lock while it marks its group; a crashed holder's lapses
 LOCK_ATTEMPTS = 50  # a start marking a large group holds the lock a few seconds at most
 LOCK_WAIT_SECONDS = 0.1
 PRUNE_EVERY_SECONDS = 600.0
 MIN_SEEDS = 3  # a group is formed only around a complaint with this many alike (itself included)
 GROWTH_ROUNDS = 3  # a group is grown to its centroid's neighbourhood this many times
-CATCH_UP_GROWTH = 1.1
+VERDICTS = 32  # groups found too small, remembered per account...
+VERDICT_SECONDS = 30.0  # ...for this long
+CATCH_UP_GROWTH = 1.1  # a running crisis looks for recent complaints it missed each time it grows by a tenth
 NOTHING = CrisisDecision(Outcome.NONE)
 
 
@@ -52,6 +56,18 @@ def is_complaint(message: SocialMessage) -> bool:
     if message.rating is not None and message.rating >= 4:
         return False
     return message.recommends is not True and bool(message.text.strip())
+
+
+@dataclass
+class _Verdict:
+    """A group found too small for a crisis, remembered briefly: the complaints like it that
+    follow are counted against it instead of growing the same group again (the costly part)."""
+
+    centroid: Centroid
+    language: str
+    size: int
+    needed: float
+    until: float  # clock time it is trusted to
 
 
 @dataclass
@@ -66,6 +82,7 @@ class _Account:
     active: list[Crisis] = field(default_factory=list)
     active_at: float = float("-inf")
     swept: dict[str, int] = field(default_factory=dict)  # crisis id -> its members at the last catch-up
+    verdicts: list[_Verdict] = field(default_factory=list)
 
 
 class CrisisDetector:
@@ -212,6 +229,8 @@ class CrisisDetector:
         settings = self.settings
         at = min(entry.created_at, now)
         since = at - settings.window_seconds
+        if self._still_too_small(account, entry, now):
+            return NOTHING
         alike = account.window.similar(
             entry.stems, entry.language, threshold=settings.pair_similarity, since=since, until=at
         )
@@ -221,19 +240,17 @@ class CrisisDetector:
         for _ in range(GROWTH_ROUNDS):
             group = self._group(account, centroid, entry, at)
             centroid = Centroid.of(g.stems for g in group)
-        if len(group) < settings.min_size:
-            return NOTHING
         lang = _language_of(group)
-        usual = account.window.matching(
-            centroid,
-            lang,
-            threshold=settings.join_similarity,
-            since=at - settings.history_seconds,
-            until=since,
-            unassigned=False,
-        )
-        baseline = len(usual) * settings.window_seconds / settings.baseline_seconds
-        if len(group) < settings.baseline_multiple * baseline:
+        group = [g for g in group if compatible(lang, g.language)]  # a trigger of no known language grows any
+        baseline = 0.0
+        needed: float = settings.min_size
+        if len(group) >= needed:  # only then is the baseline worth reading
+            outside = account.window.traffic(lang, since, at, outside_crises=True)
+            baseline = self._baseline(account, centroid, lang, at, len(group))
+            needed = max(needed, settings.baseline_multiple * baseline, settings.min_share * outside)
+        if len(group) < needed:
+            verdict = _Verdict(centroid, lang, len(group), needed, now + VERDICT_SECONDS)
+            account.verdicts = [*account.verdicts[-(VERDICTS - 1) :], verdict]
             return NOTHING
         crisis = Crisis(
             account_id=account_id,
@@ -247,6 +264,40 @@ class CrisisDetector:
             language=lang,
         )
         return self._start(account_id, account, crisis, group, entry, now)
+
+    def _baseline(self, account: _Account, centroid: Centroid, lang: str, at: float, size: int) -> float:
+        """A group of ``size`` complaints' usual volume per window: those like it in the baseline
+        period before the window, scaled up when the rest of the account's traffic is up."""
+        settings = self.settings
+        since = at - settings.window_seconds
+        usual = account.window.matching(
+            centroid,
+            lang,
+            threshold=settings.join_similarity,
+            since=at - settings.history_seconds,
+            until=since,
+            unassigned=False,
+        )
+        per_window = settings.window_seconds / settings.baseline_seconds
+        baseline = len(usual) * per_window
+        # When everything else is up too (a campaign, a flood of every kind of complaint), the
+        # group's usual volume is up with it: a crisis is a group that outgrows the rest.
+        others_now = account.window.traffic(lang, since, at) - size
+        others_usual = account.window.traffic(lang, at - settings.history_seconds, since) * per_window - baseline
+        if others_usual > 0:
+            baseline *= max(1.0, others_now / others_usual)
+        return baseline
+
+    def _still_too_small(self, account: _Account, entry: WindowEntry, now: float) -> bool:
+        """Whether the complaint belongs to a group found too small moments ago, and adding it
+        still leaves it too small (then it is counted there, and nothing is recomputed)."""
+        account.verdicts = [v for v in account.verdicts if v.until > now]
+        for verdict in account.verdicts:
+            alike = verdict.centroid.similarity(entry.stems) >= self.settings.join_similarity
+            if alike and compatible(entry.language, verdict.language):
+                verdict.size += 1
+                return verdict.size < verdict.needed
+        return False
 
     def _group(self, account: _Account, centroid: Centroid, entry: WindowEntry, at: float) -> list[WindowEntry]:
         """The window's complaints (not in a crisis yet, in ``entry``'s language) close to ``centroid``,

@@ -17,7 +17,8 @@ class CrisisSettings:
     window_minutes: float = 60.0  # complaints counted towards a spike: those of the last hour
     baseline_hours: float = 24.0  # a group's usual volume: its complaints in the day before the window
     baseline_multiple: float = 3.0  # a spike is this many times the group's usual volume per window...
-    min_size: int = 10  # ...and at least this many complaints
+    min_size: int = 10  # ...and at least this many complaints...
+    min_share: float = 0.1  # ...and this share of the window's complaints not in a crisis yet
     pair_similarity: float = 0.3  # two complaints are alike (stem-set cosine): a group grows from these
     join_similarity: float = 0.35  # a complaint belongs to a group or crisis (cosine with its centroid)
     merge_similarity: float = 0.25  # a new group is an active crisis's (cosine of their centroids): no second crisis
@@ -45,6 +46,7 @@ class CrisisSettings:
             baseline_hours=number("BASELINE_HOURS", default.baseline_hours),
             baseline_multiple=number("BASELINE_MULTIPLE", default.baseline_multiple),
             min_size=int(number("MIN_SIZE", default.min_size)),
+            min_share=number("MIN_SHARE", default.min_share),
             pair_similarity=number("PAIR_SIMILARITY", default.pair_similarity),
             join_similarity=number("JOIN_SIMILARITY", default.join_similarity),
             merge_similarity=number("MERGE_SIMILARITY", default.merge_similarity),

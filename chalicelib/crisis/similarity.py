@@ -63,6 +63,8 @@ help need needs fix wow seriously omg wtf ugh ridiculous terrible horrible worst
 disgrace again today tonight yet already anything everything guys
 ayuda ayudar ayudad necesito arreglad solucionad solucionadlo verguenza fatal horrible pesimo pesima hoy otra vez
 tios vaya tela serio
+keep keeps kept give gives giving gave try tries trying tried lets make makes made want wants
+puedo puede pueden podemos poder podido hacer hago hace hacen hecho deja dejan dejar da dan dar quiero quiere
 """
 STOP_WORDS = frozenset(_STOP_WORDS_TEXT.split())
 
@@ -240,7 +242,7 @@ class Centroid:
         """Cosine of a stem set (each stem weight 1) with this centroid."""
         if not member or not self.norm:
             return 0.0
-        dot = sum(self.weights.get(stem, 0.0) for stem in member)
+        dot = sum(map(self.weights.__getitem__, member & self.weights.keys()))
         return dot / (self.norm * math.sqrt(len(member)))
 
     def overlap(self, other: Centroid) -> float:

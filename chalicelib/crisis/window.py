@@ -54,6 +54,10 @@ class Window:
         self._crisis_stems: dict[str, Counter[str]] = defaultdict(Counter)
         self._crisis_members: Counter[str] = Counter()
         self._centroids: dict[str, tuple[int, Centroid]] = {}
+        # How many complaints each quarter hour holds, per language, and how many of them
+        # are in a crisis: the account's traffic, against which a group's volume is judged.
+        self._traffic: Counter[tuple[str, int]] = Counter()
+        self._in_crises: Counter[tuple[str, int]] = Counter()
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -70,6 +74,7 @@ class Window:
         bucket = _bucket(entry.created_at)
         for stem in entry.stems:
             self._postings[(stem, bucket)].append(id(entry))
+        self._traffic[(entry.language, bucket)] += 1
         if entry.crisis_id:
             self._count(entry)
         return entry
@@ -85,6 +90,17 @@ class Window:
         assert entry.crisis_id
         self._crisis_stems[entry.crisis_id].update(entry.stems)
         self._crisis_members[entry.crisis_id] += 1
+        self._in_crises[(entry.language, _bucket(entry.created_at))] += 1
+
+    def traffic(self, language: str, since: float, until: float, *, outside_crises: bool = False) -> int:
+        """Complaints in a compatible language written from about ``since`` to ``until`` (whole
+        quarter hours), or only those not in a crisis."""
+        buckets = range(_bucket(since), _bucket(until) + 1)
+        languages = {lang for lang, _ in self._traffic if compatible(language, lang)}
+        total = sum(self._traffic[(lang, bucket)] for lang in languages for bucket in buckets)
+        if outside_crises:
+            total -= sum(self._in_crises[(lang, bucket)] for lang in languages for bucket in buckets)
+        return total
 
     def members(self, crisis_id: str) -> int:
         """How many of a crisis's members the window holds."""
@@ -161,6 +177,7 @@ class Window:
         if not centroid.norm:
             return []
         weights = centroid.weights
+        terms, weight_of = weights.keys(), weights.__getitem__  # the exact score below, summed in C
         # A complaint sharing k of the centroid's stems scores at most its k heaviest weights:
         # most are ruled out by that bound before their exact score is computed.
         heaviest = list(accumulate(sorted(weights.values(), reverse=True), initial=0.0))
@@ -172,9 +189,7 @@ class Window:
                 continue
             if (unassigned and entry.crisis_id) or not since <= entry.created_at <= until:
                 continue
-            if sum(weights.get(stem, 0.0) for stem in entry.stems) >= floor * root and compatible(
-                language, entry.language
-            ):
+            if sum(map(weight_of, entry.stems & terms)) >= floor * root and compatible(language, entry.language):
                 found.append(entry)
         return found
 
