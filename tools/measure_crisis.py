@@ -82,6 +82,26 @@ class Replay:
     started: dict[tuple[str, str], float] = field(default_factory=dict)
     keywords: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     seconds: list[float] = field(default_factory=list)
+    writes: int = 0  # DynamoDB writes the detector asked for (conditional ones that failed included)
+
+
+class CountingStore(MemoryCrisisStore):
+    """The in-memory store, counting the calls that are writes in DynamoDB."""
+
+    WRITES = ("record", "mark", "create", "add_members", "recount", "end", "attach_ticket", "acquire", "release")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+        for name in self.WRITES:
+            setattr(self, name, self._counted(getattr(self, name)))
+
+    def _counted(self, method: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.writes += 1
+            return method(*args, **kwargs)
+
+        return call
 
 
 class ReplayClock:
@@ -97,7 +117,8 @@ def replay(complaints: list[Complaint], settings: CrisisSettings) -> Replay:
     clock = ReplayClock()
     # One process replays everything: its own window is always current, no refresh needed.
     quiet = CrisisSettings(**{**vars(settings), "refresh_seconds": 1e12, "reload_seconds": 1e12})
-    detector = CrisisDetector(MemoryCrisisStore(), quiet, clock=clock)
+    store = CountingStore()
+    detector = CrisisDetector(store, quiet, clock=clock)
     by_id = {c.id: c for c in complaints}
     result = Replay()
     for complaint in sorted(complaints, key=lambda c: c.at):
@@ -112,6 +133,7 @@ def replay(complaints: list[Complaint], settings: CrisisSettings) -> Replay:
             result.started[key] = complaint.at
             result.keywords[key] = decision.crisis.keywords
         result.members[key].extend(by_id[m.message_id] for m in decision.members)
+    result.writes = store.writes
     return result
 
 
@@ -228,6 +250,7 @@ def measure_real(rows: list[dict[str, Any]], settings: CrisisSettings, *, burst_
         "bursts": found,
         "crisis_list": crises,
         "per_message_us": _cost(result.seconds),
+        "writes_per_complaint": round(result.writes / len(complaints), 3),
     }
 
 
@@ -429,6 +452,7 @@ def measure_synthetic(
         "crisis_recall": round(recalled / sum(clusters.values()), 3),
         "clusters": per_cluster,
         "per_message_us": _cost(result.seconds[len(complaints) - len(burst) :]),
+        "writes_per_complaint": round(result.writes / len(complaints), 3),
     }
 
 
@@ -451,7 +475,8 @@ def summary(figures: dict[str, Any]) -> str:
             f"synthetic burst ({name.replace('_', ' ')}, {len(figures['synthetic']['seeds'])} seeds): "
             f"crisis_precision mean {run['crisis_precision']['mean']} (min {run['crisis_precision']['min']}), "
             f"crisis_recall mean {run['crisis_recall']['mean']} (min {run['crisis_recall']['min']}), "
-            f"crises of unrelated complaints {run['crises_of_unrelated_complaints']}; recall per cluster "
+            f"crises of unrelated complaints {run['crises_of_unrelated_complaints']}, "
+            f"{run['writes_per_complaint']} DynamoDB writes per complaint; recall per cluster "
             + ", ".join(f"{k} {v}" for k, v in run["recall_per_cluster"].items())
         )
     real = figures["real"]
@@ -459,7 +484,8 @@ def summary(figures: dict[str, Any]) -> str:
         f"airline bursts: {real['bursts_caught']} of {real['labelled_bursts']} labelled bursts caught (half their"
         f" complaints in a crisis), {real['bursts_touched']} touched; {real['crises']} crises, "
         f"{real['crises_without_a_labelled_burst']} without a labelled burst, {real['crises_on_calm_days']} on "
-        f"{real['calm_airline_days']} calm airline-days; members' label precision {real['label_precision']}"
+        f"{real['calm_airline_days']} calm airline-days; members' label precision {real['label_precision']}; "
+        f"{real['writes_per_complaint']} DynamoDB writes per complaint"
     )
     for crisis in real["crisis_list"]:
         lines.append(
@@ -504,6 +530,7 @@ def main(argv: list[str] | None = None) -> int:
             },
             "crisis_recall": {"mean": round(statistics.fmean(recall), 3), "min": min(recall), "runs": recall},
             "crises_of_unrelated_complaints": sum(r["crises_of_unrelated_complaints"] for r in runs),
+            "writes_per_complaint": round(statistics.fmean(r["writes_per_complaint"] for r in runs), 3),
             "recall_per_cluster": {
                 cluster: round(statistics.fmean(r["clusters"][cluster]["recall"] for r in runs), 3)
                 for cluster in SHARES

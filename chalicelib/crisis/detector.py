@@ -201,27 +201,33 @@ class CrisisDetector:
     def _observe(self, account_id: str, entry: WindowEntry) -> CrisisDecision:
         now = self._clock()
         account = self._account(account_id, now)
-        expires_at = entry.created_at + self.settings.history_seconds + 3600
-        repeated = not self._store.record(account_id, entry, expires_at=expires_at)
-        if repeated:
-            stored = self._store.get_entry(account_id, entry)
-            entry = account.window.add(stored or entry)
-            if stored is not None and stored.crisis_id:
-                account.window.assign(entry, stored.crisis_id)
-                crisis = self._store.get(account_id, stored.crisis_id)
-                return CrisisDecision(Outcome.JOINED, crisis, (Member.of(entry),), repeated=True)
-        else:
-            entry = account.window.add(entry)
         ended = self._end_quiet(account_id, account, now)
-        own_id = _detected_id(account_id, entry) if account.active else None
+        match = self._best_match(account, entry.stems, entry.language)
+        expires_at = entry.created_at + self.settings.history_seconds + 3600
+        # A complaint like an active crisis is recorded as its member: one write, not two.
+        recorded = replace(entry, crisis_id=match.crisis_id if match else None)
+        if self._store.record(account_id, recorded, expires_at=expires_at):
+            entry = account.window.add(recorded)
+            if match is not None:
+                decision = self._joined(account_id, account, entry, match, now)
+            else:
+                decision = self._detect(account_id, account, entry, now)
+            return replace(decision, ended=ended)
+        # Observed before: say what it is part of, or finish what the first attempt began.
+        stored = self._store.get_entry(account_id, entry)
+        entry = account.window.add(stored or entry)
+        if stored is not None and stored.crisis_id:
+            crisis = self._store.get(account_id, stored.crisis_id)
+            return CrisisDecision(Outcome.JOINED, crisis, (Member.of(entry),), repeated=True, ended=ended)
+        own_id = _detected_id(account_id, entry)
         own = next((c for c in account.active if c.crisis_id == own_id), None)
-        if own is not None:  # this very complaint started it before, and that start was cut short
+        if own is not None:  # this very complaint started it, and that start was cut short
             decision = self._resume(account_id, account, own, entry, now)
-        elif (match := self._best_match(account, entry.stems, entry.language)) is not None:
+        elif match is not None:
             decision = self._join(account_id, account, entry, match, now)
         else:
             decision = self._detect(account_id, account, entry, now)
-        if repeated and decision.outcome is Outcome.NONE:
+        if decision.outcome is Outcome.NONE:
             decision = replace(decision, repeated=True)
         return replace(decision, ended=ended)
 
@@ -322,6 +328,12 @@ class CrisisDetector:
                 Outcome.JOINED, self._store.get(account_id, stored.crisis_id), (Member.of(entry),), repeated=True
             )
         account.window.assign(entry, crisis.crisis_id)
+        return self._joined(account_id, account, entry, crisis, now)
+
+    def _joined(
+        self, account_id: str, account: _Account, entry: WindowEntry, crisis: Crisis, now: float
+    ) -> CrisisDecision:
+        """Count a complaint that just became a member (and those the crisis missed before)."""
         joined = [entry, *self._catch_up(account_id, account, crisis, min(entry.created_at, now))]
         counts = Counter(m.platform for m in joined)
         updated = self._store.add_members(account_id, crisis.crisis_id, counts, seen_at=now) or crisis

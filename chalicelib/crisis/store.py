@@ -350,6 +350,8 @@ class DynamoCrisisStore:
             item["text"] = _s(entry.text[:MAX_TEXT])
         if entry.language:
             item["lang"] = _s(entry.language)
+        if entry.crisis_id:  # recorded straight into the crisis it is like
+            item["crisis_id"] = _s(entry.crisis_id)
         answer = self._conditional(
             "record a complaint", "put_item", Item=item, ConditionExpression="attribute_not_exists(pk)"
         )

@@ -11,6 +11,7 @@ import itertools
 import random
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -92,6 +93,10 @@ def test_a_complaint_is_recorded_once_and_joins_one_crisis_once(table: str) -> N
     [held] = store.entries("page-1", since=T0 - 1)
     assert held.stems == features(OUTAGE[0]) and held.language == "en" and held.crisis_id == "c-1"
     assert store.entries("page-1", since=T0 + 1) == []
+    # recorded straight into a crisis (it was like an active one): already a member
+    member = replace(entry(3, T0 + 5), crisis_id="c-2")
+    assert store.record("page-1", member, expires_at=T0 + 90_000)
+    assert not store.mark("page-1", member, "c-1") and store.get_entry("page-1", member).crisis_id == "c-2"
 
 
 def test_counts_per_platform_recount_and_ending(table: str) -> None:
