@@ -21,7 +21,7 @@ class CrisisSettings:
     min_share: float = 0.1  # ...and this share of the window's complaints not in a crisis yet
     pair_similarity: float = 0.3  # two complaints are alike (stem-set cosine): a group grows from these
     join_similarity: float = 0.35  # a complaint belongs to a group or crisis (cosine with its centroid)
-    merge_similarity: float = 0.25  # a new group is an active crisis's (cosine of their centroids): no second crisis
+    merge_similarity: float = 0.2  # a new group is an active crisis's (cosine of their centroids): no second crisis
     quiet_minutes: float = 120.0  # a crisis with no new complaint for this long ends
     min_stems: int = 2  # shorter complaints ("help!!") say too little to group
     # The in-memory window of each warm Lambda: complaints other Lambdas wrote are read

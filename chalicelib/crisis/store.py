@@ -8,8 +8,9 @@ Layout in the table (``pk`` / ``sk``), all under the receiving account's partiti
 
 A complaint's key is a pure function of the message, so a repeated observation hits the
 same item and the conditional put writes nothing: it is never counted twice. A complaint
-joins a crisis by a conditional update (``crisis_id`` not set yet), and only the caller
-whose update succeeded adds it to the crisis's counts. Complaint items carry the author's
+joins a crisis by a conditional write (recorded as a member, or updated while its
+``crisis_id`` is not set), and only the caller whose write succeeded adds it to the
+crisis's counts. Complaint items carry the author's
 ``gsi1pk`` (``AUTHOR#...``), so a data-deletion request erases them with everything else.
 An active crisis carries ``gsi1pk = CRISIS#active``: ``active()`` lists every account's.
 """
@@ -33,13 +34,13 @@ if TYPE_CHECKING:
 
 INDEX = "by-author"  # the table's one global index (infra/template.json), keys only
 ACTIVE_INDEX_PK = "CRISIS#active"
-ENDED_TTL_SECONDS = 30 * 86400  # an ended crisis is kept a month (the lead's reports), then expires
+ENDED_TTL_SECONDS = 30 * 86400  # an ended crisis is kept a month (for reports), then expires
 LOCK_SK = "LOCK"
 _LAST_KEY = "W#~"  # sorts after every complaint key ("~" follows the digits)
 
 
 class CrisisStoreUnavailable(Exception):
-    """DynamoDB failed or throttled a crisis call after the SDK's retries: worth retrying later."""
+    """DynamoDB failed, throttled or refused a crisis call (after the SDK's own retries)."""
 
 
 class CrisisStore(Protocol):
@@ -171,8 +172,8 @@ class MemoryCrisisStore:
             if crisis is None:
                 return None
             if sum(counts.values()) > crisis.size:
-                crisis.platform_counts, crisis.size = dict(counts), sum(counts.values())
-                crisis.last_seen = seen_at
+                crisis.platform_counts.update(counts)
+                crisis.size, crisis.last_seen = sum(counts.values()), seen_at
             return _copy_crisis(crisis)
 
     def end(
