@@ -185,6 +185,37 @@ def test_a_spike_must_pass_a_multiple_of_the_groups_usual_volume(store, clock) -
     assert [d.outcome for d in fresh].index(Outcome.STARTED) == SETTINGS.min_size - 1 < started
 
 
+def test_a_flood_of_every_kind_of_complaint_starts_no_crisis_but_a_group_outgrowing_it_does(detector, clock) -> None:
+    topics = [
+        "the app crashes at check in",
+        "my suitcase never arrived in Denver",
+        "the wifi on board is broken",
+        "rude gate agent in Boston",
+        "seat recliner stuck upright",
+        "refund for the hotel voucher missing",
+    ]
+    # A day of one complaint an hour on each topic, then an hour with twelve on each: all
+    # traffic is up twelve times, no topic more than the rest.
+    for hour in range(24):
+        for i, text in enumerate(topics):
+            observe(detector, clock, complaint(text, T0 + hour * 3600 + i * 500))
+    flood = T0 + 24 * 3600
+    decisions = [
+        observe(detector, clock, complaint(text, flood + n * 290 + i * 40))
+        for n in range(12)
+        for i, text in enumerate(topics)
+    ]
+    assert {d.outcome for d in decisions} == {Outcome.NONE}
+    # The next hour the rest stays at twelve an hour and one topic goes to sixty.
+    later = flood + 3600
+    more = [(topics[0], n) for n in range(60)] + [(text, n * 5) for text in topics[1:] for n in range(12)]
+    decisions = [
+        observe(detector, clock, complaint(text, later + n * 55)) for text, n in sorted(more, key=lambda p: p[1])
+    ]
+    [started] = [d for d in decisions if d.outcome is Outcome.STARTED]
+    assert "crash" in started.crisis.keywords and started.crisis.baseline > 1.0  # its usual one an hour, scaled up
+
+
 def test_old_complaints_outside_the_window_do_not_count(detector, clock) -> None:
     text = "the app crashes at check in"
     # 9 of them, then the tenth 61 minutes after the first: only 9 are within the hour
