@@ -198,7 +198,7 @@ def measure_real(rows: list[dict[str, Any]], settings: CrisisSettings, *, burst_
     result = replay(complaints, settings)
     bursts = labelled_bursts(complaints, minimum=burst_min, multiple=settings.baseline_multiple)
     member_of = {m.id: key[1] for key, members in result.members.items() for m in members}
-    crises = []
+    crises: list[dict[str, Any]] = []
     for key, members in result.members.items():
         majority, count = Counter(m.label or "none" for m in members).most_common(1)[0]
         crises.append(
@@ -212,7 +212,8 @@ def measure_real(rows: list[dict[str, Any]], settings: CrisisSettings, *, burst_
                 "keywords": result.keywords.get(key, []),
             }
         )
-    found, explained = [], set()
+    found: list[dict[str, Any]] = []
+    explained: set[str] = set()
     for burst in bursts:
         own = [
             c
@@ -235,7 +236,7 @@ def measure_real(rows: list[dict[str, Any]], settings: CrisisSettings, *, burst_
     burst_days = {(b.account, _when(b.hour)[:10]) for b in bursts}
     days = {(c.account, _when(c.at)[:10]) for c in complaints}
     calm_alarms = [c for c in crises if (c["account"], c["started"][:10]) not in burst_days]
-    members = sum(c["size"] for c in crises)
+    in_crises = sum(c["size"] for c in crises)
     return {
         "complaints": len(complaints),
         "labelled_bursts": len(bursts),
@@ -246,7 +247,7 @@ def measure_real(rows: list[dict[str, Any]], settings: CrisisSettings, *, burst_
         "crises_without_a_labelled_burst": sum(1 for c in crises if c["crisis"] not in explained),
         "calm_airline_days": len(days - burst_days),
         "crises_on_calm_days": len(calm_alarms),
-        "label_precision": round(sum(c["purity"] * c["size"] for c in crises) / members, 3) if members else None,
+        "label_precision": round(sum(c["purity"] * c["size"] for c in crises) / in_crises, 3) if in_crises else None,
         "bursts": found,
         "crisis_list": crises,
         "per_message_us": _cost(result.seconds),
@@ -393,7 +394,7 @@ def synthetic_burst(
         complaints.append(
             Complaint(f"calm-{i}", next(unrelated), "brand", start - 86400 + i * 288, None, rng.choice(PLATFORMS))
         )
-    labels = [name for name, share in SHARES.items() for _ in range(round(share * size))]
+    labels: list[str | None] = [name for name, share in SHARES.items() for _ in range(round(share * size))]
     labels += [None] * (size - len(labels))
     rng.shuffle(labels)
     for i, label in enumerate(labels):
