@@ -14,19 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-
-class Platform(str, Enum):
-    """Where a message was written."""
-
-    FACEBOOK = "facebook"  # Page feed: visitor posts, comments, replies
-    MESSENGER = "messenger"
-    INSTAGRAM = "instagram"
-    WHATSAPP = "whatsapp"
-    X = "x"
-    TELEGRAM = "telegram"
-    LINE = "line"
-    GOOGLE = "google"  # Google Business Profile reviews
-    OTHER = "other"  # any Standard Webhooks source (Trustpilot, app-store review tools...): see ``source``
+# Which platforms exist is the channel registry's business; the model re-exports it.
+from chalicelib.channels.registry import Platform as Platform
 
 
 class Kind(str, Enum):
@@ -46,18 +35,6 @@ class Direction(str, Enum):
     INBOUND = "in"
     OUTBOUND = "out"
 
-
-PLATFORM_LABELS: dict[Platform, str] = {
-    Platform.FACEBOOK: "Facebook",
-    Platform.MESSENGER: "Messenger",
-    Platform.INSTAGRAM: "Instagram",
-    Platform.WHATSAPP: "WhatsApp",
-    Platform.X: "X",
-    Platform.TELEGRAM: "Telegram",
-    Platform.LINE: "LINE",
-    Platform.GOOGLE: "Google",
-    Platform.OTHER: "Other",
-}
 
 KIND_LABELS: dict[Kind, str] = {
     Kind.POST: "post",

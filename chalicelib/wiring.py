@@ -6,26 +6,26 @@ and the local stack swap any piece with ``override(name, value)``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from chalicelib.config import get_secret, settings
 from chalicelib.errors import NotConfigured
 
 if TYPE_CHECKING:
+    from chalicelib.channels.x.poller import Watermarks
+    from chalicelib.helpdesks.base import Helpdesk
     from chalicelib.outbound.agent_events import EventLog
     from chalicelib.outbound.agent_replies import AgentReplies
+    from chalicelib.outbound.dispatch import ReplyDispatcher
+    from chalicelib.privacy.deletion import DeletionRequests
+    from chalicelib.store import MessageStore
     from chalicelib.sync.attachments import AttachmentFetcher
     from chalicelib.sync.deadletter import DeadLetterQueue
-    from chalicelib.helpdesks.base import Helpdesk
-    from chalicelib.channels.google.webhook import BusinessProfileClient
-    from chalicelib.channels.meta.graph import GraphClient
-    from chalicelib.channels.x.api import XApiClient
-    from chalicelib.channels.x.poller import Watermarks
-    from chalicelib.privacy.deletion import DeletionRequests
     from chalicelib.sync.profiles import ProfileLookup
-    from chalicelib.outbound.dispatch import ReplyDispatcher
-    from chalicelib.store import MessageStore
     from chalicelib.sync.tickets import TicketSync
+
+T = TypeVar("T")
 
 _built: dict[str, Any] = {}
 
@@ -39,6 +39,15 @@ def reset() -> None:
     """Forget everything built, e.g. after the environment changed."""
     _built.clear()
     settings.cache_clear()
+
+
+def built(name: str, factory: Callable[[], T]) -> T:
+    """The dependency ``name``, built by ``factory`` on first use (channels and helpdesks
+    keep their own clients here, so tests swap them the same way)."""
+    if name not in _built:
+        _built[name] = factory()
+    found: T = _built[name]
+    return found
 
 
 def _client(service: str) -> Any:
@@ -76,25 +85,14 @@ def dead_letters() -> DeadLetterQueue:
 
 
 def helpdesk() -> Helpdesk:
-    """The configured helpdesk adapter (``HELPDESK=zendesk|freshdesk``)."""
+    """The configured helpdesk's adapter (``HELPDESK=zendesk|freshdesk``: ``helpdesks/registry.py``)."""
     if "helpdesk" not in _built:
-        cfg = settings()
-        if cfg.helpdesk == "freshdesk":
-            from chalicelib.helpdesks.freshdesk.adapter import FreshdeskHelpdesk
+        from chalicelib.helpdesks.registry import HELPDESKS, helpdesk_plugin
 
-            if not cfg.freshdesk_url:
-                raise NotConfigured("FRESHDESK_URL must be configured")
-            _built["helpdesk"] = FreshdeskHelpdesk(
-                cfg.freshdesk_url, get_secret("FRESHDESK_API_KEY"), conversation_field=cfg.freshdesk_conversation_field
-            )
-        elif cfg.helpdesk == "zendesk":
-            from chalicelib.helpdesks.zendesk.adapter import ZendeskHelpdesk
-
-            if not cfg.zendesk_url or not cfg.zendesk_email:
-                raise NotConfigured("ZENDESK_URL and ZENDESK_EMAIL must be configured")
-            _built["helpdesk"] = ZendeskHelpdesk(cfg.zendesk_url, cfg.zendesk_email, get_secret("ZENDESK_API_TOKEN"))
-        else:
-            raise NotConfigured(f"HELPDESK must be zendesk or freshdesk, not {cfg.helpdesk!r}")
+        name = settings().helpdesk
+        if name not in HELPDESKS:
+            raise NotConfigured(f"HELPDESK must be one of {', '.join(HELPDESKS)}, not {name!r}")
+        _built["helpdesk"] = helpdesk_plugin(name).adapter()
     return _built["helpdesk"]
 
 
@@ -120,42 +118,20 @@ def attachment_fetcher() -> AttachmentFetcher | None:
     if "attachments" not in _built:
         import os
 
-        from chalicelib.sync.attachments import AttachmentFetcher, token_reader
-        from chalicelib.models import Platform
+        from chalicelib.sync.attachments import AttachmentFetcher
 
         if os.environ.get("ATTACHMENTS_ENABLED", "true").strip().lower() == "false":
             _built["attachments"] = None
         else:
-            _built["attachments"] = AttachmentFetcher.from_env(
-                token_reader(
-                    {
-                        Platform.WHATSAPP: lambda: get_secret("WHATSAPP_ACCESS_TOKEN"),
-                        Platform.TELEGRAM: lambda: get_secret("TELEGRAM_BOT_TOKEN"),
-                        Platform.LINE: lambda: get_secret("LINE_CHANNEL_ACCESS_TOKEN"),
-                    }
-                )
-            )
+            _built["attachments"] = AttachmentFetcher.from_env(_optional_secret)
     return _built["attachments"]
 
 
-def google_review_client() -> BusinessProfileClient:
-    """The Business Profile API client (one connection pool per container)."""
-    if "google_reviews" not in _built:
-        from chalicelib.channels.google.webhook import BusinessProfileClient, GoogleReviewSettings
-
-        _built["google_reviews"] = BusinessProfileClient(
-            GoogleReviewSettings.from_env().api_url, token_provider=lambda: get_secret("GOOGLE_ACCESS_TOKEN")
-        )
-    return _built["google_reviews"]
-
-
-def x_api() -> XApiClient:
-    """The X API v2 client of the poller (user-context token of the brand account)."""
-    if "x_api" not in _built:
-        from chalicelib.channels.x.api import XApiClient
-
-        _built["x_api"] = XApiClient(token_provider=lambda: get_secret("X_USER_ACCESS_TOKEN"))
-    return _built["x_api"]
+def _optional_secret(name: str) -> str | None:
+    try:
+        return get_secret(name)
+    except NotConfigured:
+        return None
 
 
 def watermarks() -> Watermarks:
@@ -167,37 +143,15 @@ def watermarks() -> Watermarks:
     return _built["watermarks"]
 
 
-def meta_graph() -> GraphClient:
-    """The Graph API client of the Meta backfill (one Page token per account)."""
-    if "meta_graph" not in _built:
-        import os
-
-        from chalicelib.channels.meta.graph import GraphClient
-
-        _built["meta_graph"] = GraphClient(
-            os.environ.get("META_GRAPH_URL"),
-            version=os.environ.get("META_GRAPH_VERSION", "v23.0"),
-            token_provider=lambda account: get_secret(f"META_PAGE_TOKEN_{account}"),
-        )
-    return _built["meta_graph"]
-
-
 def profile_lookup() -> ProfileLookup:
-    """Customers' names from the Messenger, Instagram and LINE profile APIs, for the sync
-    (cached in the table; the Page tokens and LINE's channel token are read per lookup)."""
+    """Customers' names from the channels' profile APIs (Messenger, Instagram, LINE), for the
+    sync; cached in the table, credentials read per lookup."""
     if "profiles" not in _built:
-        import os
+        from chalicelib.channels.registry import all_channels
+        from chalicelib.sync.profiles import ProfileLookup
 
-        from chalicelib.channels.meta.graph import instagram_pages
-        from chalicelib.sync.profiles import LineProfiles, ProfileLookup
-
-        _built["profiles"] = ProfileLookup(
-            settings().table_name,
-            _client("dynamodb"),
-            graph=meta_graph(),
-            line=LineProfiles(os.environ.get("LINE_API_URL"), lambda: get_secret("LINE_CHANNEL_ACCESS_TOKEN")),
-            instagram_pages=instagram_pages(os.environ.get("META_INSTAGRAM_PAGES")),
-        )
+        sources = {platform: source for entry in all_channels() for platform, source in entry.profile_sources().items()}
+        _built["profiles"] = ProfileLookup(settings().table_name, _client("dynamodb"), sources=sources)
     return _built["profiles"]
 
 

@@ -40,7 +40,7 @@ from typing import Any
 from chalicelib.helpdesks.freshdesk.events import REFERENCE_MARK, TOKEN_HEADER, event_body
 from chalicelib.models import Direction, Kind, Platform, SocialMessage
 from local.defaults import SANDBOX_FRESHDESK_API_KEY, SANDBOX_ZENDESK_EMAIL, SANDBOX_ZENDESK_TOKEN, port, secret
-from local.samples import NORMALIZERS
+from local.samples import normalizer
 
 NOTE_WAIT_SECONDS = 30.0
 SUCCESS_NOTE = "Sent to the customer on"  # how AgentReplies words a note for an answer that went out
@@ -121,7 +121,7 @@ class PlatformSandboxes:
                 if user and event.get("replyToken") and ("line", event["replyToken"]) not in self._seen:
                     event["replyToken"] = self._control("line", "issue_reply_token", to=user)
                     self._seen.add(("line", event["replyToken"]))
-        normalize = NORMALIZERS.get(route)
+        normalize = normalizer(route)
         if normalize is None:
             return
         for message in normalize(payload).messages:

@@ -159,14 +159,15 @@ def main() -> int:
             on_error=_log_error("ticket sync batch"),
         )
         threading.Thread(target=poller.run, args=(stop,), name="stream-poller", daemon=True).start()
-        # chalice local runs no schedules: play EventBridge for the two scheduled functions.
+        # chalice local runs no schedules: play EventBridge for the scheduled functions.
+        from chalicelib.channels.x.routes import poll_x_mentions_and_dms
+
         schedules = (
-            ("redrive_parked", REDRIVE_INTERVAL_SECONDS),
-            ("poll_x_mentions_and_dms", POLL_INTERVAL_SECONDS),
-            ("retry_agent_replies", REDRIVE_INTERVAL_SECONDS),
+            ("redrive_parked", lambda_app.redrive_parked, REDRIVE_INTERVAL_SECONDS),
+            ("poll_x", poll_x_mentions_and_dms, POLL_INTERVAL_SECONDS),
+            ("retry_agent_replies", lambda_app.retry_agent_replies, REDRIVE_INTERVAL_SECONDS),
         )
-        for name, interval in schedules:
-            handler = getattr(lambda_app, name)
+        for name, handler, interval in schedules:
             threading.Thread(target=_schedule_loop, args=(handler, interval, stop), name=name, daemon=True).start()
 
         write_state(

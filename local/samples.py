@@ -7,18 +7,18 @@ returns ``(route, body)`` pairs; ``sign`` adds the header the platform would sen
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from chalicelib.models import NormalizedBatch
 from chalicelib.channels.generic import webhook as generic
 from chalicelib.channels.line import webhook as line
 from chalicelib.channels.meta import webhook as meta
+from chalicelib.channels.registry import CHANNELS, channel
 from chalicelib.channels.telegram import webhook as telegram
 from chalicelib.channels.x import webhook as x
+from chalicelib.models import NormalizedBatch
 
 PAGE_ID = "104976543210001"
 IG_ACCOUNT_ID = "17841400000000001"
@@ -204,14 +204,15 @@ def all_samples(run: str) -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
-# The app's normalizer per webhook route (the demo predicts tickets with them).
-NORMALIZERS: dict[str, Callable[[Any], NormalizedBatch]] = {
-    "meta": meta.normalize_delivery,
-    "x": x.normalize_delivery,
-    "telegram": lambda payload: telegram.normalize_delivery(payload, bot_id=os.environ.get("TELEGRAM_BOT_ID", "bot")),
-    "line": line.normalize_delivery,
-    "generic/trustpilot": lambda payload: generic.normalize_delivery(payload, source="trustpilot"),
-}
+def normalizer(route: str) -> Callable[[Any], NormalizedBatch] | None:
+    """The app's normalizer of a webhook route (``meta``, ``generic/trustpilot``...), found
+    in the channel registry like the app finds it (the demo predicts tickets with it);
+    None for a route no channel has."""
+    name = route.partition("/")[0]
+    if name not in CHANNELS:
+        return None
+    entry = channel(name)
+    return lambda payload: entry.normalize(payload, route)
 
 
 def encode(payload: dict[str, Any]) -> bytes:

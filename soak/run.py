@@ -423,7 +423,7 @@ def run_soak(args: argparse.Namespace, moto_url: str, sandbox: Any, log: Any) ->
 
     # Count what the Telegram gap check reports: every update is delivered in the end,
     # so any "missing" update it reports is a false alarm caused by reordering.
-    import chalicelib.channels.meta.backfill as backfill
+    import chalicelib.channels.telegram.gaps as backfill
 
     telegram_missing_reported: list[int] = []
     original_record_update_id = backfill.record_update_id
@@ -648,12 +648,13 @@ def check_workload(work: Any) -> dict[str, Any]:
     map to one conversation key of its own. Returns ref -> key and the keys expected."""
     from chalicelib.helpdesks.formatting import message_reference
     from chalicelib.models import Direction
-    from local.samples import NORMALIZERS
+    from local.samples import normalizer
 
     key_of: dict[str, str] = {}
     problems: list[str] = []
     for delivery in work.unique:
-        normalize = NORMALIZERS[delivery.route]
+        normalize = normalizer(delivery.route)
+        assert normalize is not None, delivery.route
         batch = normalize(json.loads(json.dumps(delivery.payload)))
         refs = [message_reference(m) for m in batch.messages]
         if sorted(refs) != sorted(delivery.refs) or batch.rejected:

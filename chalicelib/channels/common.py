@@ -7,8 +7,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from chalicelib.channels.registry import platform_label
 from chalicelib.errors import BadRequest
-from chalicelib.models import PLATFORM_LABELS, Author, NormalizedBatch, Platform, RejectedEvent, SocialMessage
+from chalicelib.models import Author, NormalizedBatch, Platform, RejectedEvent, SocialMessage
 
 # What a malformed event raises while we pick it apart.
 _EVENT_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError, ValidationError)
@@ -86,7 +87,7 @@ UNKNOWN_AUTHOR_ID = "unknown"
 def unknown_author(platform: Platform) -> Author:
     """The author of a notification that names none (older Graph API shapes, mentions):
     one clear placeholder, so the words are kept rather than quarantined."""
-    return Author(platform_id=UNKNOWN_AUTHOR_ID, display_name=f"Unknown {PLATFORM_LABELS[platform]} user")
+    return Author(platform_id=UNKNOWN_AUTHOR_ID, display_name=f"Unknown {platform_label(platform)} user")
 
 
 def location_text(latitude: Any, longitude: Any, *, name: Any = None, address: Any = None) -> str:
@@ -98,12 +99,7 @@ def location_text(latitude: Any, longitude: Any, *, name: Any = None, address: A
 
 def not_passed_on(platform: Platform, detail: str) -> str:
     """The text of a message the platform did not pass on to apps (an unsupported type)."""
-    return f"[{PLATFORM_LABELS[platform]} did not pass this message on: {detail}]"
-
-
-def json_object(value: Any) -> dict[str, Any]:
-    """``value`` when it is a JSON object, else an empty one (optional nested fields)."""
-    return value if isinstance(value, dict) else {}
+    return f"[{platform_label(platform)} did not pass this message on: {detail}]"
 
 
 def joined(parts: Iterable[str | None], separator: str = "\n") -> str:

@@ -7,13 +7,17 @@ no HTTP code: it calls these methods and reacts to these exceptions.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from chalicelib.models import Author, Platform, SocialMessage
 
 if TYPE_CHECKING:
+    from chalice import Blueprint
+
+    from chalicelib.ops.token_health import TokenCheck, TokenHealth
+    from chalicelib.store import MessageStore
     from chalicelib.sync.attachments import FileToAttach
 
 
@@ -168,8 +172,34 @@ class Helpdesk(ABC):
         adapters with ``guards_stale_updates``; the default refuses."""
         raise HelpdeskRejected(f"{self.name} cannot read a ticket's current state")
 
+    def ticket_opened(self, ticket: TicketRef, message: SocialMessage, store: MessageStore) -> None:
+        """Called once a ticket was opened for ``message``'s conversation, to keep what the
+        helpdesk's agent events need to find it again (Freshdesk: a pointer item, its
+        tickets have no external id). Best effort: may raise; the sync goes on. Default: nothing."""
+        return None
+
     def find_ticket_with_message(self, external_id: str, message: SocialMessage) -> TicketRef | None:
         """A ticket with this ``external_id`` (the conversation key) that already has
         ``message``, if any. Used before re-creating a ticket whose creation may have
         been applied (redrive, ``IdempotencyConflict``). Default: no lookup (None)."""
         return None
+
+
+class HelpdeskPlugin(ABC):
+    """One helpdesk's package, as the registry (``helpdesks/registry.py``) knows it: how to
+    build its adapter, the route its agent events arrive on, the check of its credentials."""
+
+    name: ClassVar[str]  # the registry key, ``HELPDESK=<name>``, the route /helpdesk/<name>
+
+    @abstractmethod
+    def adapter(self) -> Helpdesk:
+        """The adapter, configured from the environment and secrets (``NotConfigured`` when
+        a setting is missing)."""
+
+    @abstractmethod
+    def blueprint(self) -> Blueprint:
+        """The route its agent events (replies, status changes) arrive on."""
+
+    @abstractmethod
+    def credential_checks(self, health: TokenHealth) -> list[Callable[[], TokenCheck]]:
+        """The checks of its credentials, run by the hourly ``token_health`` job."""

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from chalicelib.channels.registry import platform_label
+from chalicelib.models import KIND_LABELS, Platform, SocialMessage, source_name
 from chalicelib.sync.attachments import is_file_attachment
-from chalicelib.models import KIND_LABELS, PLATFORM_LABELS, Platform, SocialMessage, source_name
 
 SUBJECT_TEXT_CHARS = 80
 
@@ -21,7 +22,7 @@ def source_label(message: SocialMessage) -> str:
     if message.platform is Platform.OTHER and message.source:
         platform = source_name(message.source)
     else:
-        platform = PLATFORM_LABELS[message.platform]
+        platform = platform_label(message.platform)
     label = f"{platform} {KIND_LABELS[message.kind]}"
     return f"{label} ({message.rating}★)" if message.rating is not None else label
 
@@ -82,7 +83,7 @@ def change_note(message: SocialMessage) -> str:
     who = message.author.label
     where = source_label(message)
     when = f"{message.created_at:%Y-%m-%d %H:%M} UTC"
-    platform = PLATFORM_LABELS[message.platform]
+    platform = platform_label(message.platform)
     if message.deleted:
         # A private message is "unsent" on every chat app; a public one is deleted.
         verb = "unsent (deleted)" if message.is_private else "deleted"

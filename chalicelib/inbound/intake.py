@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from chalicelib.errors import BadRequest, PayloadTooLarge, Unauthorized, Unavailable
-from chalicelib.models import DeliveryStatus, NormalizedBatch, RejectedEvent, SocialMessage
 from chalicelib.inbound.signatures import SignatureError
+from chalicelib.models import DeliveryStatus, NormalizedBatch, RejectedEvent, SocialMessage
 from chalicelib.store import StoreUnavailable, UnstorableMessages, UnstorableStatus
 
 
@@ -111,7 +111,7 @@ def save_batch(store: BatchStore, batch: NormalizedBatch) -> SavedBatch:
             to_quarantine.append(RejectedEvent(source=status.platform.value, error=str(exc), event=event))
     for rejected in to_quarantine:
         store.quarantine(rejected)
-    saved = [(message, new) for message, new in zip(batch.messages, flags) if id(message) not in refused]
+    saved = [(message, new) for message, new in zip(batch.messages, flags, strict=False) if id(message) not in refused]
     return SavedBatch(saved=saved, quarantined=len(to_quarantine))
 
 

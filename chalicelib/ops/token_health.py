@@ -63,7 +63,6 @@ REVOKED = "revoked"
 UNREACHABLE = "unreachable"
 NOT_CONFIGURED = "not_configured"
 
-PLATFORMS = ("meta", "x", "telegram", "zendesk")
 DEFAULT_URLS = {
     "META_GRAPH_URL": "https://graph.facebook.com",
     "X_API_URL": "https://api.x.com",
@@ -186,16 +185,24 @@ class TokenHealth:
     # --- the checks ----------------------------------------------------------------
 
     def run(self) -> list[TokenCheck]:
-        """Check every platform (``not_configured`` for those without credentials)."""
+        """Check every channel's credentials and the helpdesk's (``not_configured`` for
+        those without credentials)."""
+        from chalicelib.channels.registry import all_channels
+        from chalicelib.helpdesks.registry import all_helpdesks
+
+        checks: list[tuple[str, Callable[[], TokenCheck]]] = [
+            (entry.name, check) for entry in all_channels() for check in entry.credential_checks(self)
+        ]
+        # Every helpdesk's, not only the configured one's: a second one set up for a move shows too.
+        checks += [(entry.name, check) for entry in all_helpdesks() for check in entry.credential_checks(self)]
         results = []
-        for platform in PLATFORMS:
-            check = getattr(self, f"check_{platform}")
+        for name, check in checks:
             try:
                 results.append(check())
             except SecretUnreadable as exc:
-                results.append(TokenCheck(platform, UNREACHABLE, str(exc)))
+                results.append(TokenCheck(name, UNREACHABLE, str(exc)))
             except Exception as exc:  # one broken check never hides the others
-                results.append(TokenCheck(platform, UNREACHABLE, f"the check itself failed ({type(exc).__name__})"))
+                results.append(TokenCheck(name, UNREACHABLE, f"the check itself failed ({type(exc).__name__})"))
         return results
 
     def check_meta(self) -> TokenCheck:
@@ -326,7 +333,28 @@ class TokenHealth:
         return _outage("zendesk", answer, checked)
 
 
-_LABEL = {"meta": "Graph", "x": "X", "telegram": "Telegram Bot", "zendesk": "Zendesk"}
+    def check_freshdesk(self) -> TokenCheck:
+        """``GET /api/v2/agents/me`` with the agent's API key."""
+        from chalicelib.helpdesks.freshdesk.adapter import api_key_auth_header
+
+        url, key = self._setting("FRESHDESK_URL"), self._read_secret("FRESHDESK_API_KEY")
+        if not (url and key):
+            return TokenCheck("freshdesk", NOT_CONFIGURED, "not configured (FRESHDESK_URL and FRESHDESK_API_KEY)")
+        answer = self._get("freshdesk", url, api_key_auth_header(key), "/api/v2/agents/me")
+        if isinstance(answer, TokenCheck):
+            return answer
+        checked = "API key"
+        if answer.ok and _json(answer).get("id"):
+            return TokenCheck("freshdesk", OK, "the API key works (signed in as an agent)", checked=checked)
+        if answer.status == 401:
+            return TokenCheck("freshdesk", REVOKED, "Freshdesk refused the API key (401): it was reset or the agent was deleted; "
+                              "copy the current key from the agent's profile settings", checked=checked)
+        if answer.status == 403:
+            return TokenCheck("freshdesk", REVOKED, "Freshdesk refused access (403): the agent lacks a permission or the "
+                              "account is suspended", checked=checked)
+        return _outage("freshdesk", answer, checked)
+
+_LABEL = {"meta": "Graph", "x": "X", "telegram": "Telegram Bot", "zendesk": "Zendesk", "freshdesk": "Freshdesk"}
 
 
 def _json(answer: HttpResponse) -> dict[str, Any]:
@@ -405,7 +433,7 @@ def check_tokens() -> list[TokenCheck]:
 def main(argv: list[str] | None = None) -> int:
     """``python -m chalicelib.ops.token_health``: print each platform's state; exit 1 if any is broken."""
     results = TokenHealth().run()
-    width = max(len(p) for p in PLATFORMS)
+    width = max((len(r.platform) for r in results), default=0)
     for result in results:
         days = f" ({result.days_left} days left)" if result.days_left is not None else ""
         print(f"{result.platform:<{width}}  {result.status:<14} {result.detail}{days}")

@@ -38,7 +38,6 @@ from chalicelib.outbound.dispatch import (
     check_text,
     target_from_messages,
     text_limit,
-    x_weighted_length,
 )
 
 __all__ = [
@@ -62,5 +61,4 @@ __all__ = [
     "check_text",
     "target_from_messages",
     "text_limit",
-    "x_weighted_length",
 ]

@@ -100,9 +100,9 @@ from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.outbound.agent_events import COMMENT_EVENT, REPEAT_OUTCOMES, STATUS_EVENT, AgentEvent
 from chalicelib.helpdesks.base import HelpdeskError, HelpdeskRejected, HelpdeskUnavailable, TicketClosed
 from chalicelib.models import Author, Direction, Kind, Platform, SocialMessage
+from chalicelib.outbound.agent_events import COMMENT_EVENT, REPEAT_OUTCOMES, STATUS_EVENT, AgentEvent
 from chalicelib.outbound.base import (
     UNAVAILABLE,
     ReplyFailed,

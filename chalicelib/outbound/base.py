@@ -52,7 +52,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol, runtime_checkable
 
-from chalicelib.models import Kind, Platform, PLATFORM_LABELS
+from chalicelib.channels.registry import account_label, platform_label, reconnect_label
+from chalicelib.models import Kind, Platform
 
 # --- failure kinds ------------------------------------------------------------------
 
@@ -80,42 +81,14 @@ LINE_REPLY_TOKEN_TTL = timedelta(seconds=50)
 DEFAULT_PUBLIC_ACK_TEXT = "We've sent you a private message."
 DEFAULT_PUBLIC_ACK_PLATFORMS = frozenset({Platform.FACEBOOK, Platform.INSTAGRAM})
 
-# What the account is called in plain words, per platform.
-# How to fix a lost connection, per platform ("Reconnect {it} in socialdesk settings").
-RECONNECT_LABELS: dict[Platform, str] = {
-    Platform.FACEBOOK: "the Page",
-    Platform.MESSENGER: "the Page",
-    Platform.INSTAGRAM: "the Instagram account",
-    Platform.WHATSAPP: "WhatsApp",
-    Platform.X: "the X account",
-    Platform.TELEGRAM: "the Telegram bot",
-    Platform.LINE: "the LINE channel",
-}
-
-ACCOUNT_LABELS: dict[Platform, str] = {
-    Platform.FACEBOOK: "Facebook Page",
-    Platform.MESSENGER: "Facebook Page",
-    Platform.INSTAGRAM: "Instagram account",
-    Platform.WHATSAPP: "WhatsApp Business number",
-    Platform.X: "X account",
-    Platform.TELEGRAM: "Telegram bot",
-    Platform.LINE: "LINE Official Account",
-}
+def utf8_bytes(text: str) -> int:
+    """Length in UTF-8 bytes (Instagram Direct counts so)."""
+    return len(text.encode("utf-8"))
 
 
-def platform_label(platform: Platform) -> str:
-    """"Facebook", "WhatsApp", ... for sentences."""
-    return PLATFORM_LABELS.get(platform, platform.value)
-
-
-def account_label(platform: Platform) -> str:
-    """"Facebook Page", "WhatsApp Business number", ... for sentences."""
-    return ACCOUNT_LABELS.get(platform, f"{platform_label(platform)} account")
-
-
-def reconnect_label(platform: Platform) -> str:
-    """"the Page", "WhatsApp", ... in "Reconnect ... in socialdesk settings"."""
-    return RECONNECT_LABELS.get(platform, f"the {platform_label(platform)} account")
+def utf16_units(text: str) -> int:
+    """Length in UTF-16 code units (Telegram and LINE count so: an emoji is 2)."""
+    return len(text.encode("utf-16-le")) // 2
 
 
 def utc(moment: datetime) -> datetime:

@@ -29,12 +29,10 @@ to the platform's sender. It keeps no memory of what it sent: sending each answe
 most once, across execution environments, is the reply ledger's job
 (``agent_replies.ReplyLedger``, one conditional write per helpdesk comment).
 
-``build_dispatcher()`` wires every sender from the environment and secrets
-(``META_PAGE_TOKEN_<account id>``, ``WHATSAPP_ACCESS_TOKEN``, ``X_USER_ACCESS_TOKEN``,
-``TELEGRAM_BOT_TOKEN``, ``LINE_CHANNEL_ACCESS_TOKEN``; ``META_GRAPH_URL``,
-``META_GRAPH_VERSION``, ``X_API_URL``, ``TELEGRAM_API_URL``, ``LINE_API_URL``;
-``HUMAN_AGENT_TAG_ENABLED``, ``PUBLIC_ACK_TEXT``, ``PUBLIC_ACK_PLATFORMS``;
-``META_INSTAGRAM_PAGES`` = ``<ig id>:<page id>,...`` for Instagram with Facebook Login).
+``build_dispatcher()`` asks every channel for its sender (``Channel.reply_sender``: each
+reads its own settings and secrets, e.g. ``META_PAGE_TOKEN_<account id>``,
+``TELEGRAM_BOT_TOKEN``, ``X_API_URL``) and shares ``HUMAN_AGENT_TAG_ENABLED``,
+``PUBLIC_ACK_TEXT`` and ``PUBLIC_ACK_PLATFORMS`` between them.
 """
 
 from __future__ import annotations
@@ -44,6 +42,8 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from chalicelib.channels.base import TextLimit
+from chalicelib.channels.registry import all_channels, channel_of
 from chalicelib.models import Author, Direction, Kind, Platform, SocialMessage, source_name
 from chalicelib.outbound.base import (
     REJECTED,
@@ -58,6 +58,7 @@ from chalicelib.outbound.base import (
     utc,
 )
 
+
 def _where(target: ReplyTarget) -> str:
     """The platform's name for a sentence; for a Standard Webhooks source, the tool's
     (``other:trustpilot:…`` -> "Trustpilot"), which is what the agent knows it by."""
@@ -70,70 +71,13 @@ def _where(target: ReplyTarget) -> str:
 
 # --- text limits ------------------------------------------------------------------------
 
-X_POST_LIMIT = 280
-X_DM_LIMIT = 10_000
-_X_URL = re.compile(r"https?://\S+", re.IGNORECASE)
-_X_URL_WEIGHT = 23
-# twitter-text v3: these code points weigh 1, every other one 2.
-_X_LIGHT_RANGES = ((0, 4351), (8192, 8205), (8208, 8223), (8242, 8247))
-# Joiners and modifiers inside an emoji sequence add nothing to its weight of 2.
-_X_FREE = {0x200D, *range(0xFE00, 0xFE10), *range(0x1F3FB, 0x1F400)}
-
-
-def x_weighted_length(text: str) -> int:
-    """The length X counts for a post: most letters 1, CJK and emoji 2, each link 23.
-
-    Follows twitter-text's v3 weights; emoji sequences are approximated (joiners,
-    variation selectors and skin tones are free), which can only over-count.
-    """
-    total = 0
-    for part_index, part in enumerate(_X_URL.split(text)):
-        if part_index:
-            total += _X_URL_WEIGHT
-        for char in part:
-            point = ord(char)
-            if point in _X_FREE:
-                continue
-            total += 1 if any(low <= point <= high for low, high in _X_LIGHT_RANGES) else 2
-    return total
-
-
-def _utf16_units(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
-
-
-def _utf8_bytes(text: str) -> int:
-    return len(text.encode("utf-8"))
-
-
 # (limit, unit word, counter, "X allows {limit} in ...": what, and an optional note)
-Limit = tuple[int, str, Callable[[str], int], str, str]
+Limit = TextLimit
 
 
 def text_limit(target: ReplyTarget, private: bool) -> Limit | None:
     """The length rule the answer must meet on ``target``'s platform (None: no known limit)."""
-    platform, scope = target.platform, target.scope
-    if platform is Platform.X:
-        if scope == "dm" or private:
-            return X_DM_LIMIT, "characters", len, "X allows {limit} in a direct message", ""
-        return X_POST_LIMIT, "characters", x_weighted_length, "X allows {limit} in a reply post", \
-            " (emoji and CJK characters count twice, links 23)"
-    if platform is Platform.TELEGRAM:
-        return 4096, "characters", _utf16_units, "Telegram allows {limit} in a message", ""
-    if platform is Platform.MESSENGER or (platform is Platform.FACEBOOK and private):
-        return 2000, "characters", len, "Messenger allows {limit} in a message", ""
-    if platform is Platform.FACEBOOK:
-        return 8000, "characters", len, "Facebook allows {limit} in a comment", ""
-    if platform is Platform.INSTAGRAM:
-        if scope == "dm" or private:
-            return 1000, "bytes", _utf8_bytes, "Instagram allows {limit} in a direct message", \
-                " (accented letters take 2 bytes, emoji 4)"
-        return 2200, "characters", len, "Instagram allows {limit} in a comment", ""
-    if platform is Platform.WHATSAPP:
-        return 4096, "characters", len, "WhatsApp allows {limit} in a message", ""
-    if platform is Platform.LINE:
-        return 5000, "characters", _utf16_units, "LINE allows {limit} in a message", ""
-    return None
+    return channel_of(target.platform).text_limit(target, private)
 
 
 def _amount(number: int, unit: str) -> str:
@@ -164,20 +108,6 @@ def check_text(target: ReplyTarget, text: str, private: bool) -> None:
 
 def _key_parts(key: str) -> list[str]:
     return key.split(":")
-
-
-def _telegram_number(message_key: str) -> str:
-    """``<chat id>:<message_id>`` (or an edit of it) -> ``<message_id>``."""
-    parts = message_key.split(":")
-    return parts[1] if len(parts) > 1 else parts[0]
-
-
-def _business_connection(raw: Mapping[str, Any]) -> str | None:
-    for field in ("business_message", "edited_business_message"):
-        found = raw.get(field)
-        if isinstance(found, dict) and found.get("business_connection_id"):
-            return str(found["business_connection_id"])
-    return None
 
 
 def _ticket_customer(inbound: list[SocialMessage], scope: str, tail: str) -> str:
@@ -220,7 +150,7 @@ def _check_private_addressee(inbound: list[SocialMessage], own: list[SocialMessa
             platform=platform,
             code="private_means_someone_else",
         )
-    if not own and platform in (Platform.FACEBOOK, Platform.INSTAGRAM) and scope in ("comment", "post"):
+    if not own and channel_of(platform).private_reply_answers_a_comment(platform, scope):
         raise ReplyFailed(
             TARGET_DELETED,
             f"Not sent: a private reply answers one of the customer's own comments, and {who}'s comments in this "
@@ -281,27 +211,7 @@ def target_from_messages(
     last_inbound_at = max(m.created_at for m in customer_originals)
     reply_to = latest.edit_of or latest.message_id
     reply_to_message = next((m for m in found if m.message_id == reply_to), latest)
-    thread_root = tail if platform in (Platform.FACEBOOK, Platform.INSTAGRAM) and scope in ("comment", "post") else None
-
-    chat_id = topic_id = business = line_to = token = None
-    token_expires = None
-    if platform is Platform.TELEGRAM:
-        reply_to = _telegram_number(reply_to)
-        if scope == "dm":
-            chat_id = parts[3] if len(parts) > 3 else tail
-        else:
-            chat_id = parts[2] if len(parts) > 2 else tail
-            topic_id = parts[3] if len(parts) > 3 and parts[3] != "main" else None
-        business = _business_connection(latest.raw or {})
-    if platform is Platform.LINE:
-        line_to = tail
-        raw_token = (latest.raw or {}).get("replyToken")
-        used = any(m.direction is Direction.OUTBOUND and m.created_at >= latest.created_at for m in found)
-        if raw_token and not used:
-            token = str(raw_token)
-            token_expires = utc(latest.created_at) + config.line_reply_token_ttl
-
-    return ReplyTarget(
+    target = ReplyTarget(
         platform=platform,
         kind=latest.kind if latest.kind else Kind.DIRECT_MESSAGE,
         conversation_key=key,
@@ -310,14 +220,9 @@ def target_from_messages(
         reply_to_id=reply_to,
         last_inbound_at=utc(last_inbound_at),
         reply_to_created_at=utc(reply_to_message.created_at),
-        thread_root_id=thread_root,
-        chat_id=chat_id,
-        topic_id=topic_id,
-        business_connection_id=business,
-        line_to=line_to,
-        line_reply_token=token,
-        line_reply_token_expires_at=token_expires,
     )
+    # What only this platform's sender needs (Telegram's chat and topic, LINE's reply token...).
+    return channel_of(platform).address(target, found, latest, config)
 
 
 # --- the dispatcher ---------------------------------------------------------------------------
@@ -354,15 +259,6 @@ class ReplyDispatcher:
         return sender.send(ReplyRequest(target, text, private, idempotency_key), utc(self._now()))
 
 
-def _instagram_pages(value: str | None) -> dict[str, str]:
-    pairs = {}
-    for item in (value or "").split(","):
-        ig, _, page = item.strip().partition(":")
-        if ig and page:
-            pairs[ig.strip()] = page.strip()
-    return pairs
-
-
 def build_dispatcher(
     env: Mapping[str, str] | None = None,
     get_secret: Callable[[str], str] | None = None,
@@ -372,11 +268,6 @@ def build_dispatcher(
 ) -> ReplyDispatcher:
     """Every sender, wired from the environment (see the module docstring)."""
     import os
-
-    from chalicelib.channels.line.replies import LineSender
-    from chalicelib.channels.meta.replies import MetaSender
-    from chalicelib.channels.telegram.replies import TelegramSender
-    from chalicelib.channels.x.replies import XSender
 
     env = os.environ if env is None else env
     if get_secret is None:
@@ -389,22 +280,9 @@ def build_dispatcher(
         import urllib3
 
         pool = urllib3.PoolManager(num_pools=6, maxsize=4, retries=False)
-    meta = MetaSender(
-        lambda account: secret(f"META_PAGE_TOKEN_{account}"),
-        whatsapp_token_provider=lambda _account: secret("WHATSAPP_ACCESS_TOKEN"),
-        base_url=env.get("META_GRAPH_URL") or None,
-        version=env.get("META_GRAPH_VERSION") or None,
-        config=config,
-        instagram_pages=_instagram_pages(env.get("META_INSTAGRAM_PAGES")),
-        pool=pool,
-    )
-    x = XSender(lambda _account: secret("X_USER_ACCESS_TOKEN"), base_url=env.get("X_API_URL") or None, config=config, pool=pool)
-    telegram = TelegramSender(lambda _account: secret("TELEGRAM_BOT_TOKEN"), base_url=env.get("TELEGRAM_API_URL") or None,
-                              config=config, pool=pool)
-    line = LineSender(lambda _account: secret("LINE_CHANNEL_ACCESS_TOKEN"), base_url=env.get("LINE_API_URL") or None,
-                      config=config, pool=pool)
     senders: dict[Platform, Sender] = {}
-    for sender in (meta, x, telegram, line):
-        for platform in sender.platforms:
-            senders[platform] = sender
+    for entry in all_channels():
+        found = entry.reply_sender(config, secret, env, pool)
+        if found is not None:
+            senders.update(dict.fromkeys(found.platforms, found))
     return ReplyDispatcher(senders, now)

@@ -335,7 +335,7 @@ class DeletionRequests:
 
     def open_requests(self) -> list[str]:
         """Codes of requests not done yet (pending or failed), oldest first."""
-        codes = []
+        codes: list[str] = []
         for page in self._pages(
             IndexName=AUTHOR_INDEX,
             KeyConditionExpression="gsi1pk = :open",
@@ -583,8 +583,7 @@ def _signed_request_from(body: bytes | str, content_type: str | None) -> str:
             fields = parse_qs(text, keep_blank_values=True, max_num_fields=20)
         except ValueError as exc:
             raise BadRequest("the form body could not be read") from exc
-        values = fields.get("signed_request") or [None]
-        value = values[0]
+        value = (fields.get("signed_request") or [""])[0]
     else:
         raise BadRequest(f"expected a form post with signed_request, got {media}")
     if not value:

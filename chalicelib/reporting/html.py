@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from html import escape
 
-from chalicelib.models import PLATFORM_LABELS, Platform
+from chalicelib.channels.registry import platform_label
+from chalicelib.models import Platform
 from chalicelib.reporting.charts import Column, Measure, column_chart, line_chart, target_chart
 from chalicelib.reporting.model import AttentionItem, Channel, Report, TimesSummary
 from chalicelib.reporting.units import format_count, format_duration, format_time
@@ -249,7 +250,9 @@ class Page:
         return escape(label.format(**values))
 
     def counted(self, name: str, count: int, **values: object) -> str:
-        one, many = self.labels[name]
+        forms = self.labels[name]
+        assert not isinstance(forms, str), name
+        one, many = forms
         return escape((one if count == 1 else many).format(count=format_count(count, self.lang), **values))
 
     def optional(self, prefix: str, name: str) -> str:
@@ -258,7 +261,7 @@ class Page:
 
     def channel(self, channel: Channel) -> str:
         try:
-            platform = PLATFORM_LABELS[Platform(channel.platform)]
+            platform = platform_label(Platform(channel.platform))
         except ValueError:
             platform = channel.platform
         return f"{escape(platform)} · {self.text(channel.visibility)}"

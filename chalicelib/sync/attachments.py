@@ -45,7 +45,6 @@ Safety:
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import json
 import logging
@@ -57,12 +56,13 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, unquote, urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 import urllib3
 from urllib3 import exceptions as u3
 
-from chalicelib.models import PLATFORM_LABELS, Attachment, Platform, SocialMessage
+from chalicelib.channels.registry import channel_of, platform_label
+from chalicelib.models import Attachment, Platform, SocialMessage
 
 logger = logging.getLogger(__name__)
 
@@ -78,11 +78,6 @@ DEFAULT_MESSAGE_SECONDS = 120.0  # every file of one message
 MAX_REDIRECTS = 5
 CHUNK_BYTES = 64 * 1024
 API_ANSWER_MAX_BYTES = 1 * MIB  # a JSON answer of a platform API
-
-DEFAULT_META_GRAPH_URL = "https://graph.facebook.com"
-DEFAULT_META_GRAPH_VERSION = "v23.0"
-DEFAULT_TELEGRAM_API_URL = "https://api.telegram.org"
-DEFAULT_LINE_DATA_API_URL = "https://api-data.line.me"
 
 USER_AGENT = "socialdesk-attachments (+urllib3)"
 
@@ -200,7 +195,7 @@ def problem_note(message: SocialMessage, attachment_type: str, reason: str) -> s
     where = (
         "Open the post to see it."
         if message.permalink
-        else f"See it in the {PLATFORM_LABELS[message.platform]} conversation, or ask the customer to send it again."
+        else f"See it in the {platform_label(message.platform)} conversation, or ask the customer to send it again."
     )
     return f"⚠ The customer's {type_word(attachment_type)} could not be attached: {reason}. {where}"
 
@@ -331,25 +326,25 @@ def _env_int(name: str, default: int) -> int:
 class AttachmentFetcher:
     """Downloads a message's files within size, time and address limits.
 
-    ``platform_tokens(platform)`` returns the credential for a platform's media API
-    (WhatsApp access token, Telegram bot token, LINE channel access token) or None;
-    it is only called for a message that needs it. ``resolver(host, port)`` returns the
-    addresses of a host (tests inject one to check the private-address refusal).
-    ``ca_certs`` replaces the system trust store (tests with their own CA).
+    A file a platform sends as an id rather than a link is fetched the way its channel says
+    (``Channel.fetch_media``: WhatsApp's media API, Telegram's ``getFile``, LINE's content
+    API), with what ``_Downloads`` offers. ``secrets(name)`` returns a credential (or None)
+    and is only called for a message that needs it. ``api_urls`` overrides platform API
+    base URLs by setting name (``TELEGRAM_API_URL``...; else the environment, else the
+    channel's default). ``resolver(host, port)`` returns the addresses of a host (tests
+    inject one to check the private-address refusal); ``ca_certs`` replaces the system
+    trust store (tests with their own CA).
     """
 
     def __init__(
         self,
-        platform_tokens: Callable[[Platform], str | None],
+        secrets: Callable[[str], str | None],
         *,
         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
         max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES,
         max_files: int = DEFAULT_MAX_FILES,
         allow_localhost: bool = False,
-        meta_graph_url: str = DEFAULT_META_GRAPH_URL,
-        meta_graph_version: str = DEFAULT_META_GRAPH_VERSION,
-        telegram_api_url: str = DEFAULT_TELEGRAM_API_URL,
-        line_data_api_url: str = DEFAULT_LINE_DATA_API_URL,
+        api_urls: Mapping[str, str] | None = None,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
         file_seconds: float = DEFAULT_FILE_SECONDS,
         message_seconds: float = DEFAULT_MESSAGE_SECONDS,
@@ -358,15 +353,12 @@ class AttachmentFetcher:
     ) -> None:
         if max_file_bytes <= 0 or max_total_bytes <= 0 or max_files <= 0:
             raise ValueError("attachment limits must be positive")
-        self._tokens = platform_tokens
+        self._secrets = secrets
         self.max_file_bytes = max_file_bytes
         self.max_total_bytes = max_total_bytes
         self.max_files = max_files
         self.allow_localhost = allow_localhost
-        self.meta_graph_url = self._api_base(meta_graph_url)
-        self.meta_graph_version = meta_graph_version.strip("/")
-        self.telegram_api_url = self._api_base(telegram_api_url)
-        self.line_data_api_url = self._api_base(line_data_api_url)
+        self._api_urls = {name: self._api_base(url) for name, url in (api_urls or {}).items()}
         self._timeout = urllib3.Timeout(connect=timeout[0], read=timeout[1])
         self.file_seconds = file_seconds
         self.message_seconds = message_seconds
@@ -374,26 +366,23 @@ class AttachmentFetcher:
         self._ca_certs = ca_certs  # None: the system's trust store (tests pass their own CA)
 
     @classmethod
-    def from_env(cls, platform_tokens: Callable[[Platform], str | None], **overrides: Any) -> AttachmentFetcher:
-        """Limits and API base URLs from the environment:
-
-        ``ATTACHMENT_MAX_BYTES`` (per file, default 20 MiB), ``ATTACHMENT_MAX_TOTAL_BYTES``
-        (per message, default 40 MiB), ``ATTACHMENT_MAX_FILES`` (default 10),
-        ``ATTACHMENT_ALLOW_LOCALHOST`` (local runs and tests only), ``META_GRAPH_URL``,
-        ``META_GRAPH_VERSION``, ``TELEGRAM_API_URL``, ``LINE_DATA_API_URL``.
-        """
+    def from_env(cls, secrets: Callable[[str], str | None], **overrides: Any) -> AttachmentFetcher:
+        """Limits from the environment: ``ATTACHMENT_MAX_BYTES`` (per file, default 20 MiB),
+        ``ATTACHMENT_MAX_TOTAL_BYTES`` (per message, default 40 MiB), ``ATTACHMENT_MAX_FILES``
+        (default 10), ``ATTACHMENT_ALLOW_LOCALHOST`` (local runs and tests only)."""
         settings: dict[str, Any] = {
             "max_file_bytes": _env_int("ATTACHMENT_MAX_BYTES", DEFAULT_MAX_FILE_BYTES),
             "max_total_bytes": _env_int("ATTACHMENT_MAX_TOTAL_BYTES", DEFAULT_MAX_TOTAL_BYTES),
             "max_files": _env_int("ATTACHMENT_MAX_FILES", DEFAULT_MAX_FILES),
             "allow_localhost": _env_flag("ATTACHMENT_ALLOW_LOCALHOST"),
-            "meta_graph_url": os.environ.get("META_GRAPH_URL") or DEFAULT_META_GRAPH_URL,
-            "meta_graph_version": os.environ.get("META_GRAPH_VERSION") or DEFAULT_META_GRAPH_VERSION,
-            "telegram_api_url": os.environ.get("TELEGRAM_API_URL") or DEFAULT_TELEGRAM_API_URL,
-            "line_data_api_url": os.environ.get("LINE_DATA_API_URL") or DEFAULT_LINE_DATA_API_URL,
         }
         settings.update(overrides)
-        return cls(platform_tokens, **settings)
+        return cls(secrets, **settings)
+
+    def api_url(self, setting: str, default: str) -> str:
+        """A platform API's base URL: the override, else the environment, else ``default``
+        (https only, but for a local sandbox)."""
+        return self._api_urls.get(setting) or self._api_base(os.environ.get(setting) or default)
 
     def __repr__(self) -> str:
         return f"AttachmentFetcher(max_file_bytes={self.max_file_bytes}, max_total_bytes={self.max_total_bytes})"
@@ -463,23 +452,21 @@ class AttachmentFetcher:
             extra={"platform": message.platform.value, "type": attachment.type, "problem": what, "status": status},
         )
 
-    # --- per platform --------------------------------------------------------------------
+    # --- one file ----------------------------------------------------------------------
 
     def _fetch_one(
         self, message: SocialMessage, attachment: Attachment, index: int, limit: int, deadline: float
     ) -> FileToAttach:
         platform = message.platform
-        if platform is Platform.WHATSAPP and attachment.media_id:
-            response, declared = self._whatsapp(attachment.media_id, limit, deadline)
-        elif platform is Platform.TELEGRAM and attachment.media_id:
-            response, declared = self._telegram(attachment.media_id, limit, deadline)
+        downloads = _Downloads(self, platform, limit, deadline)
+        fetched = channel_of(platform).fetch_media(attachment, platform, downloads)
+        if fetched is not None:
+            response, declared = fetched
         elif attachment.url:
             response = self._download(attachment.url, limit=limit, deadline=deadline, platform=platform)
             declared = attachment.mime_type
-        elif platform is Platform.LINE and attachment.media_id:
-            response, declared = self._line(attachment.media_id, limit, deadline)
         else:
-            raise FetchProblem(f"{PLATFORM_LABELS[platform]} sent no link to it")
+            raise FetchProblem(f"{platform_label(platform)} sent no link to it")
         declared = declared or attachment.mime_type
         content_type = choose_content_type(response.headers.get("content-type"), declared, attachment.caption)
         if content_type.startswith("text/html") and type_word(attachment.type) != "file":
@@ -498,74 +485,33 @@ class AttachmentFetcher:
         )
         return FileToAttach(filename=filename, content_type=content_type, data=response.data, kind=attachment.type)
 
-    def _token(self, platform: Platform) -> str:
+    def _token(self, platform: Platform, secret_name: str) -> str:
         try:
-            token = (self._tokens(platform) or "").strip()
+            token = (self._secrets(secret_name) or "").strip()
         except Exception:  # NotConfigured, a parameter store failure...
             token = ""
         if not token:
             logger.warning("no access token configured for attachments", extra={"platform": platform.value})
-            raise FetchProblem(f"the bridge has no {PLATFORM_LABELS[platform]} access configured to download it")
+            raise FetchProblem(f"the bridge has no {platform_label(platform)} access configured to download it")
         return token
 
-    def _whatsapp(self, media_id: str, limit: int, deadline: float) -> tuple[_Response, str | None]:
-        token = self._token(Platform.WHATSAPP)
-        auth = {"Authorization": f"Bearer {token}"}
-        url = f"{self.meta_graph_url}/{self.meta_graph_version}/{quote(media_id, safe='')}"
-        answer = self._api_json(url, auth, deadline, platform=Platform.WHATSAPP)
-        media_url = answer.get("url") if isinstance(answer, dict) else None
-        if not isinstance(media_url, str) or not media_url:
-            raise FetchProblem("WhatsApp did not say where the file is")
-        size = _as_int(answer.get("file_size"))
-        if size is not None and size > limit:
-            raise TooBig(size, limit)
-        # Meta: the media URL is downloaded with the same access token.
-        response = self._download(media_url, headers=auth, limit=limit, deadline=deadline, platform=Platform.WHATSAPP)
-        expected = answer.get("sha256")
-        if isinstance(expected, str) and len(expected) == 64:
-            if hashlib.sha256(response.data).hexdigest() != expected.lower():
-                raise FetchProblem("the download was damaged (checksum mismatch)")
-        mime = answer.get("mime_type")
-        return response, mime if isinstance(mime, str) else None
-
-    def _telegram(self, file_id: str, limit: int, deadline: float) -> tuple[_Response, str | None]:
-        token = quote(self._token(Platform.TELEGRAM), safe=":")
-        url = f"{self.telegram_api_url}/bot{token}/getFile?file_id={quote(file_id, safe='')}"
-        answer = self._api_json(url, {}, deadline, platform=Platform.TELEGRAM, telegram=True)
-        result = answer.get("result") if isinstance(answer, dict) else None
-        path = result.get("file_path") if isinstance(result, dict) else None
-        if not isinstance(path, str) or not path:
-            raise FetchProblem("Telegram did not say where the file is")
-        size = _as_int(result.get("file_size"))
-        if size is not None and size > limit:
-            raise TooBig(size, limit)
-        file_url = f"{self.telegram_api_url}/file/bot{token}/{quote(path, safe='/')}"
-        return self._download(file_url, limit=limit, deadline=deadline, platform=Platform.TELEGRAM, trusted=True), None
-
-    def _line(self, message_id: str, limit: int, deadline: float) -> tuple[_Response, str | None]:
-        token = self._token(Platform.LINE)
-        url = f"{self.line_data_api_url}/v2/bot/message/{quote(message_id, safe='')}/content"
-        response = self._download(
-            url, headers={"Authorization": f"Bearer {token}"}, limit=limit, deadline=deadline,
-            platform=Platform.LINE, trusted=True,
-        )
-        return response, None
-
     def _api_json(
-        self, url: str, headers: dict[str, str], deadline: float, *, platform: Platform, telegram: bool = False
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        deadline: float,
+        *,
+        platform: Platform,
+        explain: Callable[[int, Any], None] | None = None,
     ) -> Any:
-        label = PLATFORM_LABELS[platform]
-        response = self._request(url, headers, limit=API_ANSWER_MAX_BYTES, deadline=deadline, trusted=True)
+        label = platform_label(platform)
+        response = self._request(url, dict(headers), limit=API_ANSWER_MAX_BYTES, deadline=deadline, trusted=True)
         try:
             data = json.loads(response.data) if response.data else None
         except ValueError:
             data = None
-        if telegram and isinstance(data, dict) and data.get("ok") is False:
-            description = str(data.get("description") or "").lower()
-            if "too big" in description:
-                raise FetchProblem("it is larger than the 20 MB Telegram lets bots download")
-            if "not found" in description or "invalid file_id" in description or "wrong file_id" in description:
-                raise FetchProblem(f"Telegram no longer has the file (HTTP {response.status})", status=response.status)
+        if explain is not None:  # the platform's own error words, before the generic ones
+            explain(response.status, data)
         if response.status != 200:
             raise self._status_problem(response.status, platform, api=True)
         if not isinstance(data, dict):
@@ -574,7 +520,7 @@ class AttachmentFetcher:
 
     @staticmethod
     def _status_problem(status: int, platform: Platform, *, api: bool) -> FetchProblem:
-        label = PLATFORM_LABELS[platform]
+        label = platform_label(platform)
         if status in (404, 410):
             return FetchProblem(
                 (f"{label} no longer has the file" if api else "the link had expired") + f" (HTTP {status})", status=status
@@ -735,7 +681,7 @@ class AttachmentFetcher:
                 # Error and redirect bodies are small or irrelevant: read a little for JSON errors.
                 body = self._read(raw, API_ANSWER_MAX_BYTES, deadline, quiet=True)
                 return _Response(status, response_headers, body, url)
-            length = _as_int(response_headers.get("content-length"))
+            length = as_int(response_headers.get("content-length"))
             if length is not None and length > limit:
                 raise TooBig(length, limit)
             body = self._read(raw, limit, deadline)
@@ -777,32 +723,31 @@ def _origin(url: str) -> tuple[str, str]:
     return parts.scheme.lower(), parts.netloc.lower()
 
 
-def _as_int(value: Any) -> int | None:
+def as_int(value: Any) -> int | None:
+    """A platform's number (``"1234"``, ``1234``) as an int; None when it is not one."""
     try:
         return int(str(value).strip()) if value is not None and str(value).strip() else None
     except ValueError:
         return None
 
 
-def token_reader(readers: Mapping[Platform, Callable[[], str]]) -> Callable[[Platform], str | None]:
-    """``platform_tokens`` from one reader per platform, called only when a message needs
-    it (so a secret is fetched lazily). A platform without a reader, or whose reader
-    raises (e.g. ``NotConfigured``), has no token: its files are noted as not fetched.
+class _Downloads:
+    """What a channel's ``fetch_media`` gets: this fetcher's requests, bound to one file's
+    platform, byte limit and deadline (``chalicelib.channels.base.MediaDownloads``)."""
 
-    Wiring passes one ``get_secret`` lambda per platform (WHATSAPP_ACCESS_TOKEN,
-    TELEGRAM_BOT_TOKEN, LINE_CHANNEL_ACCESS_TOKEN), so the secret names stay visible
-    where the deploy checks look for them.
-    """
+    def __init__(self, fetcher: AttachmentFetcher, platform: Platform, limit: int, deadline: float) -> None:
+        self._fetcher, self._platform, self.limit, self._deadline = fetcher, platform, limit, deadline
 
-    def tokens(platform: Platform) -> str | None:
-        reader = readers.get(platform)
-        if reader is None:
-            return None
-        try:
-            return reader()
-        except Exception:
-            logger.warning("attachment token could not be read", extra={"platform": platform.value})
-            return None
+    def download(self, url: str, *, headers: Mapping[str, str] | None = None, trusted: bool = False) -> _Response:
+        return self._fetcher._download(url, limit=self.limit, deadline=self._deadline, platform=self._platform,
+                                       headers=dict(headers or {}), trusted=trusted)
 
-    return tokens
+    def api_json(self, url: str, *, headers: Mapping[str, str] | None = None,
+                 explain: Callable[[int, Any], None] | None = None) -> Any:
+        return self._fetcher._api_json(url, headers or {}, self._deadline, platform=self._platform, explain=explain)
 
+    def token(self, secret_name: str) -> str:
+        return self._fetcher._token(self._platform, secret_name)
+
+    def api_url(self, setting: str, default: str) -> str:
+        return self._fetcher.api_url(setting, default)

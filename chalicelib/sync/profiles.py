@@ -4,17 +4,8 @@ Messenger, Instagram Direct and LINE identify a person by a number (PSID, IGSID,
 user id); a helpdesk user called "7001234567890123" tells an agent nothing.
 ``ProfileLookup.enrich(message)`` returns the message's author with ``display_name`` /
 ``handle`` filled from the platform's profile API, for the ticket sync to create the
-helpdesk user with:
-
-* Messenger: ``GET /{PSID}?fields=first_name,last_name,name`` with the Page's token
-  (``META_PAGE_TOKEN_<page id>``). Meta answers once the person has messaged the Page;
-  business apps also need the "Business Asset User Profile Access" feature.
-* Instagram: ``GET /{IGSID}?fields=name,username`` with the token of the Page linked to
-  the account (``META_INSTAGRAM_PAGES``, else the account's own); only for people who
-  messaged the account ("User consent is required to access user profile" otherwise).
-* LINE: ``GET /v2/bot/profile/{userId}`` (a friend of the account), or in a group chat or
-  room ``/v2/bot/group/{groupId}/member/{userId}`` / ``/v2/bot/room/{roomId}/member/{userId}``
-  (bearer ``LINE_CHANNEL_ACCESS_TOKEN``).
+helpdesk user with. How each platform is asked is its channel's business
+(``Channel.profile_sources``: ``channels/meta/graph.py``, ``channels/line/profiles.py``).
 
 Only an author the webhook left nameless (no display name, no handle) is looked up, once
 per person: the answer is kept in the table (``PROFILE#<platform>#<account>#<author id>``,
@@ -33,19 +24,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
+from chalicelib.channels.base import Profile, ProfileSource
 from chalicelib.models import Author, Direction, Platform, SocialMessage
 from chalicelib.store import author_pk
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-
-    from chalicelib.http import JsonHttpClient
-    from chalicelib.channels.meta.graph import GraphClient
 
 logger = logging.getLogger(__name__)
 
@@ -55,9 +42,6 @@ FAILURE_TTL = timedelta(hours=1)
 MEMORY_SECONDS = 900.0
 MEMORY_ENTRIES = 5000
 PROFILE_SK = "PROFILE"
-MESSENGER_FIELDS = "first_name,last_name,name"
-INSTAGRAM_FIELDS = "name,username"
-LINE_API_URL = "https://api.line.me"
 
 
 def profile_pk(platform: str, account_id: str, author_id: str) -> str:
@@ -65,106 +49,21 @@ def profile_pk(platform: str, account_id: str, author_id: str) -> str:
     return f"PROFILE#{platform}#{account_id}#{author_id}"
 
 
-@dataclass(frozen=True)
-class Profile:
-    """What a profile API showed of a person (both None: nothing, or the lookup failed)."""
-
-    display_name: str | None = None
-    handle: str | None = None
-
-    def applied_to(self, author: Author) -> Author:
-        """``author`` with what it lacks filled in; what the webhook said is kept."""
-        update = {}
-        if self.display_name and not author.display_name:
-            update["display_name"] = self.display_name
-        if self.handle and not author.handle:
-            update["handle"] = self.handle
-        return author.model_copy(update=update) if update else author
-
-
-class ProfileUnavailable(Exception):
-    """A profile API answered with an error (``status``) or with something unreadable."""
-
-    def __init__(self, message: str, *, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def _text(value: Any) -> str | None:
-    return value.strip() if isinstance(value, str) and value.strip() else None
-
-
-class LineProfiles:
-    """LINE's profile endpoints: a friend's profile, or a group or room member's.
-
-    ``token_provider()`` is called per lookup, so a rotated channel token is picked up.
-    """
-
-    def __init__(
-        self,
-        base_url: str | None,
-        token_provider: Callable[[], str],
-        *,
-        pool: Any = None,
-        timeout: tuple[float, float] = (3.05, 5.0),
-    ) -> None:
-        self.base_url = (base_url or LINE_API_URL).rstrip("/")
-        self._token_provider = token_provider
-        self._pool = pool
-        self._timeout = timeout
-        self._client_of: tuple[str, JsonHttpClient] | None = None  # (token, its client): a rotated token gets a new one
-
-    def _client(self) -> JsonHttpClient:
-        from chalicelib.http import JsonHttpClient
-
-        token = (self._token_provider() or "").strip()
-        if not token:
-            raise ProfileUnavailable("no LINE channel access token is configured")
-        if self._client_of is None or self._client_of[0] != token:
-            if self._pool is None:
-                import urllib3
-
-                self._pool = urllib3.PoolManager(num_pools=1, maxsize=4, retries=False)
-            client = JsonHttpClient(self.base_url, f"Bearer {token}", timeout=self._timeout, pool=self._pool)
-            self._client_of = (token, client)
-        return self._client_of[1]
-
-    def get(self, user_id: str, *, chat: tuple[str, str] | None = None) -> dict[str, Any]:
-        """The profile of ``user_id``; ``chat`` is ``("group" | "room", id)`` for a member of one."""
-        user = quote(user_id, safe="")
-        if chat is None:
-            path = f"/v2/bot/profile/{user}"
-        else:
-            path = f"/v2/bot/{chat[0]}/{quote(chat[1], safe='')}/member/{user}"
-        response = self._client().request("GET", path)
-        if not response.ok:
-            raise ProfileUnavailable(f"LINE answered {response.status} for a profile", status=response.status)
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            raise ProfileUnavailable("LINE answered a profile with something that is not a JSON object")
-        return body
-
-
-def _line_chat(message: SocialMessage) -> tuple[str, str] | None:
-    """``("group" | "room", id)`` for a LINE message written in a group chat or room."""
-    if message.thread_id is None:
-        return None
-    source = message.raw.get("source") if isinstance(message.raw, dict) else None
-    if isinstance(source, dict) and source.get("type") in ("group", "room"):
-        return str(source["type"]), message.thread_id
-    # Stored messages come back without their payload: LINE's ids tell the two apart
-    # (group ids start with "C", room ids with "R", user ids with "U").
-    return ("room" if message.thread_id.startswith("R") else "group"), message.thread_id
+def _filled(author: Author, profile: Profile) -> Author:
+    """``author`` with what it lacks filled in from ``profile``; what the webhook said is kept."""
+    update = {}
+    if profile.display_name and not author.display_name:
+        update["display_name"] = profile.display_name
+    if profile.handle and not author.handle:
+        update["handle"] = profile.handle
+    return author.model_copy(update=update) if update else author
 
 
 class ProfileLookup:
     """Names for nameless authors, from the platforms' profile APIs, cached (see the module docstring).
 
-    ``graph`` serves Messenger and Instagram, ``line`` LINE; either may be None (that
-    platform is then left as it is). ``dynamodb`` is a low-level client of the table.
+    ``sources`` says, per platform, how to ask (``Channel.profile_sources``); a platform
+    without one is left as it is. ``dynamodb`` is a low-level client of the table.
     """
 
     def __init__(
@@ -172,9 +71,7 @@ class ProfileLookup:
         table_name: str,
         dynamodb: DynamoDBClient,
         *,
-        graph: GraphClient | None = None,
-        line: LineProfiles | None = None,
-        instagram_pages: Mapping[str, str] | None = None,
+        sources: Mapping[Platform, ProfileSource],
         clock: Callable[[], float] = time.time,
         ttl: timedelta = PROFILE_TTL,
         failure_ttl: timedelta = FAILURE_TTL,
@@ -182,9 +79,7 @@ class ProfileLookup:
     ) -> None:
         self.table_name = table_name
         self._dynamodb = dynamodb
-        self.graph = graph
-        self.line = line
-        self.instagram_pages = dict(instagram_pages or {})
+        self._sources = dict(sources)
         self._clock = clock
         self.ttl = ttl
         self.failure_ttl = failure_ttl
@@ -195,47 +90,17 @@ class ProfileLookup:
         """The message's author, with the name its platform's profile API shows when the
         webhook gave none; the author unchanged otherwise or when the lookup fails."""
         author = message.author
+        if message.direction is not Direction.INBOUND or author.display_name or author.handle:
+            return author
+        source = self._sources.get(message.platform)
+        if source is None:
+            return author
         try:
-            fetch = self._fetcher(message)
-            if fetch is None:
-                return author
-            return self._profile(message, fetch).applied_to(author)
+            return _filled(author, self._profile(message, lambda: source(message)))
         except Exception as exc:  # a name is a nicety: never worth a failed sync
             reason = type(exc).__name__
             logger.warning("profile lookup broke", extra={"platform": message.platform.value, "reason": reason})
             return author
-
-    # --- which API ---------------------------------------------------------------------
-
-    def _fetcher(self, message: SocialMessage) -> Callable[[], Profile] | None:
-        author = message.author
-        if message.direction is not Direction.INBOUND or author.display_name or author.handle:
-            return None
-        if message.platform is Platform.MESSENGER and self.graph is not None:
-            return lambda: self._messenger(message)
-        if message.platform is Platform.INSTAGRAM and self.graph is not None:
-            return lambda: self._instagram(message)
-        if message.platform is Platform.LINE and self.line is not None and author.platform_id != message.thread_id:
-            return lambda: self._line(message)  # (a message LINE attributes to the group itself has no person)
-        return None
-
-    def _messenger(self, message: SocialMessage) -> Profile:
-        assert self.graph is not None
-        body = self.graph.user_profile(message.account_id, message.author.platform_id, MESSENGER_FIELDS)
-        full = " ".join(part for part in (_text(body.get("first_name")), _text(body.get("last_name"))) if part)
-        return Profile(display_name=_text(body.get("name")) or _text(full))
-
-    def _instagram(self, message: SocialMessage) -> Profile:
-        assert self.graph is not None
-        # With Facebook Login an Instagram account is served by its Page, with the Page's token.
-        account = self.instagram_pages.get(message.account_id, message.account_id)
-        body = self.graph.user_profile(account, message.author.platform_id, INSTAGRAM_FIELDS)
-        return Profile(display_name=_text(body.get("name")), handle=_text(body.get("username")))
-
-    def _line(self, message: SocialMessage) -> Profile:
-        assert self.line is not None
-        body = self.line.get(message.author.platform_id, chat=_line_chat(message))
-        return Profile(display_name=_text(body.get("displayName")))
 
     # --- the caches ----------------------------------------------------------------------
 

@@ -29,8 +29,8 @@ from chalicelib.store import ParkedEntry
 from chalicelib.sync.tickets import DELIVERED, Outcome
 
 if TYPE_CHECKING:
-    from chalicelib.sync.deadletter import DeadLetterQueue, ParkedMessage
     from chalicelib.store import MessageStore
+    from chalicelib.sync.deadletter import DeadLetterQueue, ParkedMessage
     from chalicelib.sync.tickets import TicketSync
 
 logger = logging.getLogger(__name__)

@@ -24,7 +24,6 @@ from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.sync.attachments import problem_note
 from chalicelib.helpdesks.base import (
     Helpdesk,
     HelpdeskError,
@@ -39,7 +38,6 @@ from chalicelib.helpdesks.base import (
 )
 from chalicelib.helpdesks.formatting import change_note
 from chalicelib.models import Author, Direction, SocialMessage
-from chalicelib.sync.policy import TicketPolicy
 from chalicelib.store import (
     Conversation,
     ConversationConflict,
@@ -49,12 +47,14 @@ from chalicelib.store import (
     message_from_image,
     requester_key,
 )
+from chalicelib.sync.attachments import problem_note
+from chalicelib.sync.policy import TicketPolicy
 
 if TYPE_CHECKING:
-    from chalicelib.sync.attachments import AttachmentFetcher, FileToAttach
-    from chalicelib.sync.profiles import ProfileLookup
-    from chalicelib.sync.deadletter import DeadLetterQueue
     from chalicelib.store import MessageStore
+    from chalicelib.sync.attachments import AttachmentFetcher, FileToAttach
+    from chalicelib.sync.deadletter import DeadLetterQueue
+    from chalicelib.sync.profiles import ProfileLookup
 
 logger = logging.getLogger(__name__)
 
@@ -432,7 +432,7 @@ class TicketSync:
         repeated in this invocation (``_Ambiguous``)."""
         stamp = conversation.ticket_updated_at if self.helpdesk.guards_stale_updates else None
         guard = {"updated_stamp": stamp} if stamp else {}
-        guarded = bool(stamp) and self._settled(stamp)
+        guarded = stamp is not None and self._settled(stamp)
         if not guarded and conversation.sending != message.message_id:
             self._update_conversation(conversation, lambda current: setattr(current, "sending", message.message_id))
         try:
@@ -591,16 +591,11 @@ class TicketSync:
         return []
 
     def _point_ticket(self, message: SocialMessage, ticket: TicketRef) -> None:
-        """``TICKET#freshdesk#<id>`` -> this conversation: Freshdesk's automation webhooks find it
-        in one read (its tickets have no external_id). Best effort: they can find it without."""
-        if self.helpdesk.name != "freshdesk":
-            return
-        from chalicelib.helpdesks.freshdesk.events import record_ticket_pointer
-
+        """Let the adapter keep what its agent events need to find the new ticket's conversation."""
         try:
-            record_ticket_pointer(self.store, self.helpdesk.name, ticket.ticket_id, message)
-        except Exception:  # noqa: BLE001 - the delivery is recorded; the webhook has a slower way
-            pass
+            self.helpdesk.ticket_opened(ticket, message, self.store)
+        except Exception as exc:  # best effort: the delivery is recorded; the events have a slower way
+            logger.warning("ticket_opened hook failed", extra={"helpdesk": self.helpdesk.name, "reason": type(exc).__name__})
 
     # --- bookkeeping ---------------------------------------------------------------
 
@@ -721,10 +716,10 @@ class TicketSync:
                 if current is not conversation:
                     conversation.__dict__.update(current.__dict__)
                 return
-            except ConversationConflict:
+            except ConversationConflict as exc:
                 conflicts += 1
                 if conflicts >= _RECORD_ATTEMPTS:
-                    raise ConversationConflict(f"conversation {conversation.key} kept changing while being recorded")
+                    raise ConversationConflict(f"conversation {conversation.key} kept changing while being recorded") from exc
             except StoreUnavailable:
                 failures += 1
                 if failures >= _RECORD_ATTEMPTS and (not delivered or waited >= RECORD_PATIENCE_SECONDS):

@@ -8,8 +8,7 @@ ticket's comments from the sandbox and sends the agent's answer to the platform'
 platform's echo of it is recognised as already stored.
 
 Every Zendesk exchange of the app is validated against Zendesk's spec by the ``stack``
-fixture. The route ``POST /helpdesk/zendesk`` is registered here when app.py does not
-have it yet, with the same code app.py gets.
+fixture.
 """
 
 from __future__ import annotations
@@ -47,55 +46,6 @@ PLATFORM_SECRETS = {
 
 
 # --- the route (as app.py gets it) -----------------------------------------------------------
-
-
-def _wired(name: str) -> Any:
-    from chalicelib import wiring
-
-    getter = getattr(wiring, name, None)
-    return getter() if callable(getter) else wiring._built[name]  # noqa: SLF001
-
-
-@pytest.fixture(scope="module", autouse=True)
-def helpdesk_route() -> Iterator[None]:
-    """app.py's route, or the same code registered for this module only (then removed, so
-    the rest of the session sees app.py's routes as they are)."""
-    import app as lambda_app
-
-    added = _register_route()
-    try:
-        yield
-    finally:
-        if added:
-            lambda_app.app.routes.pop("/helpdesk/zendesk", None)
-
-
-def _register_route() -> bool:
-    import app as lambda_app
-
-    if "/helpdesk/zendesk" in lambda_app.app.routes:
-        return False
-
-    @lambda_app.app.route("/helpdesk/zendesk", methods=["POST"], content_types=lambda_app.ANY_CONTENT_TYPE)
-    def zendesk_helpdesk_event() -> Any:
-        from chalicelib.outbound.agent_events import handle_zendesk_event
-        from chalicelib.config import get_secret
-        from chalicelib.errors import WebhookError
-
-        request = lambda_app.app.current_request
-        try:
-            result = handle_zendesk_event(
-                request.headers,
-                request.raw_body or b"",
-                secret=get_secret("ZENDESK_WEBHOOK_SECRET"),
-                events=_wired("agent_events"),
-                replies=_wired("agent_replies"),
-            )
-        except WebhookError as exc:
-            return lambda_app._refuse("zendesk_events", exc)  # noqa: SLF001
-        return lambda_app._json(result.to_body(), result.status)  # noqa: SLF001
-
-    return True
 
 
 # --- the rig ---------------------------------------------------------------------------------

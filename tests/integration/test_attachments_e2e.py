@@ -97,17 +97,14 @@ def files_stack(stack: Stack, media: MediaServer) -> Stack:
     """The e2e stack with a sync that fetches attachments from the media server."""
     from chalicelib import wiring
     from chalicelib.sync.attachments import AttachmentFetcher
-    from chalicelib.models import Platform
     from chalicelib.sync.tickets import TicketSync
 
-    tokens = {Platform.WHATSAPP: WHATSAPP_TOKEN, Platform.TELEGRAM: TELEGRAM_TOKEN}
+    tokens = {"WHATSAPP_ACCESS_TOKEN": WHATSAPP_TOKEN, "TELEGRAM_BOT_TOKEN": TELEGRAM_TOKEN}
     fetcher = AttachmentFetcher(
         tokens.get,
         max_file_bytes=MAX_BYTES,
         allow_localhost=True,  # ATTACHMENT_ALLOW_LOCALHOST: the media server is on 127.0.0.1
-        meta_graph_url=media.url,
-        telegram_api_url=media.url,
-        line_data_api_url=media.url,
+        api_urls={name: media.url for name in ("META_GRAPH_URL", "TELEGRAM_API_URL", "LINE_DATA_API_URL")},
         timeout=(1.0, 3.0),
     )
     wiring.override(

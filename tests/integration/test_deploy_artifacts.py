@@ -47,7 +47,7 @@ CLIENT_SERVICES = {
     "chalicelib/store/table.py": "dynamodb",
     "chalicelib/sync/deadletter.py": "sqs",
     "chalicelib/channels/x/poller.py": "dynamodb",
-    "chalicelib/channels/meta/backfill.py": "dynamodb",
+    "chalicelib/channels/telegram/gaps.py": "dynamodb",
     "chalicelib/privacy/deletion.py": "dynamodb",
     "chalicelib/outbound/agent_events.py": "dynamodb",
     "chalicelib/outbound/agent_replies.py": "dynamodb",

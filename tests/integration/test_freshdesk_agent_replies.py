@@ -5,8 +5,7 @@ an agent replies in the Freshdesk sandbox, whose automation rule POSTs ``event_b
 ``X-Socialdesk-Token`` header to ``POST /helpdesk/freshdesk``; the route reads the ticket back from
 the sandbox, sends the reply through the real Telegram sender to the Telegram sandbox and stores it.
 
-The route is app.py's ``POST /helpdesk/freshdesk``; until app.py has it, the same code is
-registered on the app for this module only. ``agent_events`` / ``agent_replies`` are wired with
+``agent_events`` / ``agent_replies`` are wired with
 the Telegram sandbox (``wiring.override``).
 """
 
@@ -66,57 +65,6 @@ class Rig:
         from chalicelib import wiring
 
         return wiring.message_store().get_conversation(self.key)
-
-
-def _wired(name: str) -> Any:
-    from chalicelib import wiring
-
-    getter = getattr(wiring, name, None)
-    return getter() if callable(getter) else wiring._built[name]  # noqa: SLF001
-
-
-@pytest.fixture(scope="module", autouse=True)
-def freshdesk_route() -> Iterator[None]:
-    """app.py's route, or the same code registered for this module only (then removed, so the
-    rest of the session sees app.py's routes as they are)."""
-    import app as lambda_app
-
-    added = _register_route()
-    try:
-        yield
-    finally:
-        if added:
-            lambda_app.app.routes.pop(ROUTE, None)
-
-
-def _register_route() -> bool:
-    import app as lambda_app
-
-    if ROUTE in lambda_app.app.routes:
-        return False
-
-    @lambda_app.app.route(ROUTE, methods=["POST"], content_types=lambda_app.ANY_CONTENT_TYPE)
-    def freshdesk_helpdesk_event() -> Any:
-        from chalicelib.config import get_secret
-        from chalicelib.errors import WebhookError
-        from chalicelib.helpdesks.freshdesk.events import handle_freshdesk_event
-
-        request = lambda_app.app.current_request
-        try:
-            result = handle_freshdesk_event(
-                request.headers,
-                request.raw_body or b"",
-                secret=get_secret("FRESHDESK_WEBHOOK_SECRET"),
-                events=_wired("agent_events"),
-                replies=_wired("agent_replies"),
-                helpdesk=_wired("helpdesk"),
-                store=_wired("message_store"),
-            )
-        except WebhookError as exc:
-            return lambda_app._refuse("freshdesk_events", exc)  # noqa: SLF001
-        return lambda_app._json(result.to_body(), result.status)  # noqa: SLF001
-
-    return True
 
 
 def _wire_replies(telegram_url: str) -> None:

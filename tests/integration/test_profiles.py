@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from chalicelib.models import Author, Direction, Kind, Platform, SocialMessage
-from chalicelib.channels.meta.graph import GraphClient
-from chalicelib.sync.profiles import LineProfiles, ProfileLookup, profile_pk
+from chalicelib.channels.line.profiles import LineProfiles
+from chalicelib.channels.meta.graph import GraphClient, instagram_profile, messenger_profile
+from chalicelib.sync.profiles import ProfileLookup, profile_pk
 from chalicelib.sync.tickets import TicketSync
 from local.line_sandbox import LineSandbox
 from local.meta_graph_sandbox import MetaGraphSandbox
@@ -42,14 +43,13 @@ class Apis:
     def lookup(self) -> ProfileLookup:
         """A lookup as one container builds it (its own memory, the shared table)."""
         tokens = {PAGE_ID: PAGE_TOKEN, IG_PAGE: IG_PAGE_TOKEN}
-        return ProfileLookup(
-            self.stack.resources.table_name,
-            self.stack.dynamodb,
-            graph=GraphClient(self.graph.url, token_provider=lambda account: tokens[account]),
-            line=LineProfiles(self.line.url, lambda: LINE_TOKEN),
-            instagram_pages={IG_ACCOUNT: IG_PAGE},
-            clock=self.clock,
-        )
+        graph = GraphClient(self.graph.url, token_provider=lambda account: tokens[account])
+        sources = {
+            Platform.MESSENGER: lambda message: messenger_profile(graph, message),
+            Platform.INSTAGRAM: lambda message: instagram_profile(graph, message, {IG_ACCOUNT: IG_PAGE}),
+            Platform.LINE: LineProfiles(self.line.url, lambda: LINE_TOKEN).profile_of,
+        }
+        return ProfileLookup(self.stack.resources.table_name, self.stack.dynamodb, sources=sources, clock=self.clock)
 
     def calls(self) -> int:
         return self.graph.request_counts["user.profile"] + self.line.request_counts["profile"] + self.line.request_counts["chat.member"]
@@ -211,3 +211,24 @@ def test_forgetting_a_person_erases_their_cached_profile(apis: Apis) -> None:
     DeletionRequests(apis.stack.resources.table_name, apis.stack.dynamodb).forget("line", author.platform_id)
 
     assert apis.stack.items("PROFILE#") == []
+
+
+def test_the_app_asks_each_channel_how_to_look_its_people_up(apis: Apis, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``wiring.profile_lookup()``: the sources the channels give, configured from the environment."""
+    from chalicelib import wiring
+
+    for name, value in {"META_GRAPH_URL": apis.graph.url, f"META_PAGE_TOKEN_{PAGE_ID}": PAGE_TOKEN,
+                        "LINE_API_URL": apis.line.url, "LINE_CHANNEL_ACCESS_TOKEN": LINE_TOKEN}.items():
+        monkeypatch.setenv(name, value)
+    for name in ("profiles", "meta_graph"):
+        wiring._built.pop(name, None)  # noqa: SLF001 (built from this environment)
+    apis.graph.add_user_profile(PAGE_ID, "7005", name="Ada Obi")
+    apis.line.add_user("U00000000000000000000000000000f05", display_name="Kenji")
+    lookup = wiring.profile_lookup()
+    assert lookup.enrich(message(Platform.MESSENGER, Author(platform_id="7005"), account=PAGE_ID)).display_name == "Ada Obi"
+    line_author = Author(platform_id="U00000000000000000000000000000f05")
+    assert lookup.enrich(message(Platform.LINE, line_author, account=LINE_BOT_ID)).display_name == "Kenji"
+    whatsapp = message(Platform.WHATSAPP, Author(platform_id="16505551234"), account="106540352242922")
+    assert lookup.enrich(whatsapp) == whatsapp.author  # WhatsApp's webhook names people itself
+    for name in ("profiles", "meta_graph"):
+        wiring._built.pop(name, None)  # noqa: SLF001

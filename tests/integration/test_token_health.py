@@ -1,4 +1,4 @@
-"""Token health against a local server playing Graph, X, Telegram and Zendesk on 127.0.0.1."""
+"""Token health against a local server playing Graph, X, Telegram, Zendesk and Freshdesk on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -23,12 +23,13 @@ PAGE_TOKEN, EXPIRED_PAGE_TOKEN, LOGGED_OUT_TOKEN = "EAAGood" + "p" * 40, "EAAExp
 X_TOKEN = "x-user-token-" + "u" * 30
 BOT_TOKEN = "123456789:AAH" + "b" * 32
 ZD_EMAIL, ZD_TOKEN = "agent@acme.test", "zendesk-api-token-" + "z" * 20
+FD_KEY = "freshdesk-api-key-" + "f" * 12
 NOW = 1_764_000_000
 
 
 @dataclass
 class FakeApis:
-    """The four APIs; ``outage`` makes every answer a 503; ``seen`` records paths (no queries)."""
+    """The five APIs; ``outage`` makes every answer a 503; ``seen`` records paths (no queries)."""
 
     port: int = 0
     outage: bool = False
@@ -78,6 +79,10 @@ class FakeApis:
             if auth.startswith("Basic "):
                 return 401, {"error": "Couldn't authenticate you"}
             return 200, {"user": {"id": None, "name": "Anonymous user", "role": "end-user"}}
+        if path == "/api/v2/agents/me":  # Freshdesk: "View Currently Authenticated Agent"
+            if auth == "Basic " + base64.b64encode(f"{FD_KEY}:X".encode()).decode():
+                return 200, {"id": 77001, "available": True, "contact": {"name": "Agent", "email": "agent@acme.test"}}
+            return 401, {"code": "invalid_credentials", "message": "You have to be logged in to perform this action."}
         return 404, {"error": "not found"}
 
     def start(self) -> FakeApis:
@@ -123,6 +128,7 @@ def apis() -> Iterator[FakeApis]:
 def _env(apis: FakeApis, **overrides: str | None) -> dict[str, str]:
     env = {
         "META_GRAPH_URL": apis.url, "X_API_URL": apis.url, "TELEGRAM_API_URL": apis.url, "ZENDESK_URL": apis.url,
+        "FRESHDESK_URL": apis.url, "FRESHDESK_API_KEY": FD_KEY,
         "META_APP_ID": APP_ID, "META_APP_SECRET": APP_SECRET, "META_PAGE_ACCESS_TOKEN": PAGE_TOKEN,
         "X_USER_ACCESS_TOKEN": X_TOKEN, "TELEGRAM_BOT_TOKEN": BOT_TOKEN, "ZENDESK_EMAIL": ZD_EMAIL, "ZENDESK_API_TOKEN": ZD_TOKEN,
     }
@@ -152,7 +158,7 @@ def _assert_no_secret(text: str) -> None:
 
 def test_every_configured_token_is_ok_with_days_left_where_known(apis: FakeApis) -> None:
     results = _by_platform(_health(_env(apis)))
-    assert {p: r.status for p, r in results.items()} == {"meta": OK, "x": OK, "telegram": OK, "zendesk": OK}
+    assert {p: r.status for p, r in results.items()} == {"meta": OK, "x": OK, "telegram": OK, "zendesk": OK, "freshdesk": OK}
     assert results["meta"].days_left == 10 and "expires in 10 day" in results["meta"].detail
     assert "@acme_support" in results["x"].detail and "@acme_help_bot" in results["telegram"].detail
     assert results["zendesk"].days_left is None
@@ -177,9 +183,11 @@ def test_the_page_token_alone_is_checked_with_me(apis: FakeApis) -> None:
 def test_revoked_credentials_are_named_in_plain_words(apis: FakeApis) -> None:
     results = _by_platform(_health(_env(
         apis, META_PAGE_ACCESS_TOKEN=LOGGED_OUT_TOKEN, X_USER_ACCESS_TOKEN="x-revoked-token", TELEGRAM_BOT_TOKEN="987654321:AAH" + "r" * 32,
-        ZENDESK_API_TOKEN="deleted-zendesk-token",
+        ZENDESK_API_TOKEN="deleted-zendesk-token", FRESHDESK_API_KEY="reset-freshdesk-key",
     )))
-    assert {p: r.status for p, r in results.items()} == {"meta": REVOKED, "x": REVOKED, "telegram": REVOKED, "zendesk": REVOKED}
+    assert {p: r.status for p, r in results.items()} == {"meta": REVOKED, "x": REVOKED, "telegram": REVOKED, "zendesk": REVOKED,
+                                                         "freshdesk": REVOKED}
+    assert "copy the current key" in results["freshdesk"].detail
     assert "logged out" in results["meta"].detail
     assert "BotFather" in results["telegram"].detail and "987654321" not in results["telegram"].detail
     wrong_secret = _health(_env(apis, META_APP_SECRET="not-the-app-secret")).check_meta()
@@ -253,7 +261,7 @@ def test_publish_emits_one_metric_per_checked_platform_and_clear_errors(apis: Fa
 
     metrics = [json.loads(line) for line in stdout.getvalue().splitlines() if line.startswith("{")]
     token_ok = {m["platform"]: m["token_ok"] for m in metrics if "token_ok" in m}
-    assert token_ok == {"meta": [0.0], "telegram": [1.0], "zendesk": [1.0]}
+    assert token_ok == {"meta": [0.0], "telegram": [1.0], "zendesk": [1.0], "freshdesk": [1.0]}
     assert all(m["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "socialdesk" for m in metrics)
     assert any("token_days_left" in m and m["platform"] == "meta" for m in metrics)
     lines = [json.loads(line) for line in logs.getvalue().splitlines()]

@@ -28,7 +28,6 @@ from chalicelib.sync.attachments import (
     human_size,
     is_file_attachment,
     problem_note,
-    token_reader,
 )
 from chalicelib.helpdesks.base import (
     Helpdesk,
@@ -128,11 +127,19 @@ def media() -> Iterator[Media]:
         server.server_close()
 
 
+SECRET_NAMES = {Platform.WHATSAPP: "WHATSAPP_ACCESS_TOKEN", Platform.TELEGRAM: "TELEGRAM_BOT_TOKEN",
+                Platform.LINE: "LINE_CHANNEL_ACCESS_TOKEN"}
+API_SETTINGS = {"meta_graph_url": "META_GRAPH_URL", "telegram_api_url": "TELEGRAM_API_URL",
+                "line_data_api_url": "LINE_DATA_API_URL"}
+
+
 def fetcher(**kwargs: Any) -> AttachmentFetcher:
-    tokens = kwargs.pop("tokens", {})
+    """A fetcher with ``tokens`` per platform and platform API URLs by keyword (``meta_graph_url``...)."""
+    secrets = {SECRET_NAMES[platform]: token for platform, token in kwargs.pop("tokens", {}).items()}
+    kwargs["api_urls"] = {API_SETTINGS[name]: kwargs.pop(name) for name in list(kwargs) if name in API_SETTINGS}
     kwargs.setdefault("allow_localhost", True)
     kwargs.setdefault("timeout", (1.0, 2.0))
-    return AttachmentFetcher(lambda platform: tokens.get(platform), **kwargs)
+    return AttachmentFetcher(secrets.get, **kwargs)
 
 
 def message(*attachments: Attachment, platform: Platform = Platform.MESSENGER, permalink: str | None = None,
@@ -269,8 +276,8 @@ def test_only_https_and_never_loopback_without_the_local_setting() -> None:
 
 def test_platform_api_urls_must_not_carry_credentials_over_plain_http() -> None:
     with pytest.raises(ValueError, match="plain http"):
-        AttachmentFetcher(lambda p: None, telegram_api_url="http://api.telegram.example")
-    AttachmentFetcher(lambda p: None, telegram_api_url="http://127.0.0.1:8081")  # a local sandbox is fine
+        AttachmentFetcher(lambda p: None, api_urls={"TELEGRAM_API_URL": "http://api.telegram.example"})
+    AttachmentFetcher(lambda p: None, api_urls={"TELEGRAM_API_URL": "http://127.0.0.1:8081"})  # a local sandbox is fine
 
 
 def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -278,7 +285,11 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("ATTACHMENT_ALLOW_LOCALHOST", "1")
     monkeypatch.setenv("LINE_DATA_API_URL", "http://127.0.0.1:9999/")
     built = AttachmentFetcher.from_env(lambda p: None)
-    assert (built.max_file_bytes, built.allow_localhost, built.line_data_api_url) == (1234, True, "http://127.0.0.1:9999")
+    assert (built.max_file_bytes, built.allow_localhost) == (1234, True)
+    assert built.api_url("LINE_DATA_API_URL", "https://api-data.line.me") == "http://127.0.0.1:9999"
+    monkeypatch.setenv("LINE_DATA_API_URL", "http://api-data.line.example")  # credentials never over plain http
+    with pytest.raises(ValueError, match="plain http"):
+        built.api_url("LINE_DATA_API_URL", "https://api-data.line.me")
     monkeypatch.delenv("ATTACHMENT_ALLOW_LOCALHOST")
     assert AttachmentFetcher.from_env(lambda p: None).allow_localhost is False
 
@@ -385,21 +396,19 @@ def test_links_and_attachments_without_a_source_are_explained_not_fetched() -> N
     assert not is_file_attachment(Attachment(type="share", url="https://x")) and is_file_attachment(Attachment(type="video"))
 
 
-def test_tokens_are_read_only_when_needed_and_a_missing_one_reads_as_none() -> None:
+def test_a_token_is_read_only_for_a_file_that_needs_it_and_a_missing_one_is_a_plain_note(media: Media) -> None:
     reads: list[str] = []
 
-    def secret(name: str) -> Any:
-        def read() -> str:
-            reads.append(name)
-            if name == "LINE_CHANNEL_ACCESS_TOKEN":
-                raise LookupError("not configured")
-            return name.lower()
+    def secrets(name: str) -> str | None:
+        reads.append(name)
+        raise LookupError("not configured")  # get_secret's NotConfigured, a parameter store failure...
 
-        return read
-
-    tokens = token_reader({Platform.WHATSAPP: secret("WHATSAPP_ACCESS_TOKEN"), Platform.LINE: secret("LINE_CHANNEL_ACCESS_TOKEN")})
-    assert reads == []
-    assert (tokens(Platform.WHATSAPP), tokens(Platform.LINE), tokens(Platform.TELEGRAM)) == ("whatsapp_access_token", None, None)
+    files = AttachmentFetcher(secrets, allow_localhost=True, api_urls={"LINE_DATA_API_URL": media.url})
+    media.routes["/a.jpg"] = (200, {"Content-Type": "image/jpeg"}, JPEG)
+    assert files.fetch(message(Attachment(type="image", url=media.url + "/a.jpg"))).files and reads == []
+    got = files.fetch(message(Attachment(type="image", media_id="4711"), platform=Platform.LINE))
+    assert reads == ["LINE_CHANNEL_ACCESS_TOKEN"] and got.files == []
+    assert "the bridge has no LINE access configured to download it" in got.problems[0]
 
 
 # --- names, types, wording -----------------------------------------------------------------------

@@ -26,8 +26,8 @@ from chalicelib.outbound import (
     SentReply,
     build_dispatcher,
     target_from_messages,
-    x_weighted_length,
 )
+from chalicelib.channels.x import weighted_length as x_weighted_length
 from chalicelib.outbound.base import ReplyRequest, describe_age
 from chalicelib.channels.line.replies import LineSender, next_quota_reset, retry_key
 from chalicelib.channels.meta.replies import MetaSender, graph_base_url

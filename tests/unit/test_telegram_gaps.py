@@ -10,7 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib.channels.meta.backfill import TELEGRAM_RESTART_JUMP, TelegramGapTracker, record_update_id, telegram_updates_key
+from chalicelib.channels.telegram.gaps import TELEGRAM_RESTART_JUMP, TelegramGapTracker, record_update_id, telegram_updates_key
 from chalicelib.store import MessageStore
 
 TABLE = "socialdesk-test-messages"

@@ -57,7 +57,9 @@ from typing import Annotated, Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 from standardwebhooks import Webhook
 
+from chalicelib.channels.common import EventNormalizer
 from chalicelib.errors import BadRequest, NotConfigured
+from chalicelib.inbound.signatures import SignatureError, get_header
 from chalicelib.models import (
     Attachment,
     Author,
@@ -68,8 +70,6 @@ from chalicelib.models import (
     SocialMessage,
     conversation_key,
 )
-from chalicelib.channels.common import EventNormalizer
-from chalicelib.inbound.signatures import SignatureError, get_header
 
 ID_HEADER = "webhook-id"
 TIMESTAMP_HEADER = "webhook-timestamp"

@@ -47,6 +47,7 @@ from pydantic import ValidationError
 
 from chalicelib.errors import BadRequest, NotConfigured, PayloadTooLarge, Unauthorized, Unavailable
 from chalicelib.inbound.intake import BatchStore, IngestResult, SavedBatch, Verifier, parse_json_body, save_batch
+from chalicelib.inbound.signatures import SignatureError, get_header
 from chalicelib.models import (
     Author,
     Direction,
@@ -57,7 +58,6 @@ from chalicelib.models import (
     SocialMessage,
     conversation_key,
 )
-from chalicelib.inbound.signatures import SignatureError, get_header
 from chalicelib.store import StoreUnavailable
 
 if TYPE_CHECKING:  # only for annotations: importing PyJWT is deferred to first use
@@ -596,7 +596,7 @@ def normalize_review(review: dict[str, Any], *, location: str, raw: dict[str, An
             display_name=ANONYMOUS_REVIEWER if anonymous else str(reviewer["displayName"]),
         ),
         text=review.get("comment") or "",
-        created_at=parse_timestamp(update_time if edited or not create_time else create_time),
+        created_at=parse_timestamp(str(update_time if edited or not create_time else create_time)),
         thread_id=name,
         # The review resource carries no public URL (the Maps link needs the place id).
         permalink=None,

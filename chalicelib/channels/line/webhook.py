@@ -17,7 +17,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalicelib.channels.common import EventNormalizer, as_deletion, as_edit, location_text, require_list
 from chalicelib.errors import BadRequest
+from chalicelib.inbound.signatures import HmacSignatureVerifier
 from chalicelib.models import (
     Attachment,
     Author,
@@ -29,8 +31,6 @@ from chalicelib.models import (
     conversation_key,
     from_epoch,
 )
-from chalicelib.channels.common import EventNormalizer, as_deletion, as_edit, location_text, require_list
-from chalicelib.inbound.signatures import HmacSignatureVerifier
 
 SIGNATURE_HEADER = "x-line-signature"
 

@@ -53,10 +53,11 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-from chalicelib.http import HttpResponse, JsonHttpClient, TransportError, UnsafeUrl
-from chalicelib.models import NormalizedBatch, Platform, SocialMessage
-from chalicelib.channels.meta import webhook as meta
+from chalicelib.channels.base import Profile
 from chalicelib.channels.common import EventNormalizer
+from chalicelib.channels.meta import webhook as meta
+from chalicelib.http import HttpResponse, JsonHttpClient, TransportError, UnsafeUrl, json_list, json_object
+from chalicelib.models import NormalizedBatch, Platform, SocialMessage
 
 logger = logging.getLogger(__name__)
 
@@ -390,7 +391,7 @@ class GraphClient:
             if not link or not data or _older_than(data[-1].get(time_field) if isinstance(data[-1], dict) else None, stop_before):
                 return False
             page = self.get(account_id, link, what=f"{edge} of {container.get('id')}")
-            more = page.get("data") if isinstance(page.get("data"), list) else []
+            more = json_list(page.get("data"))
             data.extend(more)
             link = _next_link(page)
             if not more:
@@ -454,6 +455,28 @@ class GraphClient:
         """The User Profile API: what Meta shows of a person (PSID or IGSID) who wrote to
         ``account_id``, read with that account's (Page) token."""
         return self.get(account_id, self.path(quote(str(user_id), safe="")), {"fields": fields}, what="a user profile")
+
+
+def messenger_profile(graph: GraphClient, message: SocialMessage) -> Profile:
+    """A Messenger customer's name: ``GET /{PSID}?fields=first_name,last_name,name`` with the
+    Page's token (Meta answers once the person has messaged the Page; business apps also need
+    the "Business Asset User Profile Access" feature)."""
+    body = graph.user_profile(message.account_id, message.author.platform_id, "first_name,last_name,name")
+    full = " ".join(part for part in (_profile_text(body.get("first_name")), _profile_text(body.get("last_name"))) if part)
+    return Profile(display_name=_profile_text(body.get("name")) or _profile_text(full))
+
+
+def instagram_profile(graph: GraphClient, message: SocialMessage, pages: Mapping[str, str]) -> Profile:
+    """An Instagram customer's name and username: ``GET /{IGSID}?fields=name,username`` with the
+    token of the Page that serves the account (Facebook Login), else the account's own; only for
+    people who messaged the account ("User consent is required" otherwise)."""
+    account = pages.get(message.account_id, message.account_id)
+    body = graph.user_profile(account, message.author.platform_id, "name,username")
+    return Profile(display_name=_profile_text(body.get("name")), handle=_profile_text(body.get("username")))
+
+
+def _profile_text(value: Any) -> str | None:
+    return value.strip() if isinstance(value, str) and value.strip() else None
 
 
 def instagram_pages(value: str | None) -> dict[str, str]:
@@ -643,7 +666,7 @@ def _ig_comment_value(media: dict[str, Any], comment: dict[str, Any], parent_id:
     sender = comment.get("from") if isinstance(comment.get("from"), dict) else None
     if sender is None:
         # Older API versions return only ``username`` (and ``user`` for the account's own comments).
-        user = comment.get("user") if isinstance(comment.get("user"), dict) else {}
+        user = json_object(comment.get("user"))
         sender = {"id": user.get("id") or f"unknown:{comment['id']}", "username": comment.get("username")}
     elif not sender.get("username") and comment.get("username"):
         sender = {**sender, "username": comment["username"]}

@@ -42,8 +42,9 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from chalicelib.models import Platform
 from chalicelib.channels.meta.graph import BUSINESS_USAGE_HEADER, business_usage_wait
+from chalicelib.http import json_list, json_object
+from chalicelib.models import Platform
 from chalicelib.outbound.base import (
     HUMAN_AGENT_WINDOW,
     PERMISSION_MISSING,
@@ -169,7 +170,7 @@ def graph_failure(
     means the app lacks the Human Agent feature). ``private_reply``: a private reply to
     a comment was attempted.
     """
-    error = body.get("error") if isinstance(body.get("error"), dict) else {}
+    error = json_object(body.get("error"))
     code, subcode = _int(error.get("code")), _int(error.get("error_subcode"))
     meta_says = short_detail(error.get("error_user_msg") or error.get("message"))
     label, account, reconnect = platform_label(platform), account_label(platform), reconnect_label(platform)
@@ -473,6 +474,6 @@ class MetaSender(HttpSender):
         if self.quote_whatsapp and target.reply_to_id:
             body["context"] = {"message_id": target.reply_to_id}
         answer = self._call(Platform.WHATSAPP, target.account_id, f"/{target.account_id}/messages", body, now)
-        messages = answer.get("messages") if isinstance(answer.get("messages"), list) else []
+        messages = json_list(answer.get("messages"))
         sent_id = str((messages[0] or {}).get("id") or "") if messages and isinstance(messages[0], dict) else ""
         return SentReply(platform_message_id=sent_id, via="message")

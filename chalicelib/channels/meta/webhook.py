@@ -13,7 +13,19 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from chalicelib.channels.common import (
+    EventNormalizer,
+    as_deletion,
+    as_edit,
+    joined,
+    location_text,
+    not_passed_on,
+    require_list,
+    unknown_author,
+)
 from chalicelib.errors import BadRequest, Forbidden
+from chalicelib.http import json_list, json_object
+from chalicelib.inbound.signatures import HmacSignatureVerifier
 from chalicelib.models import (
     Attachment,
     Author,
@@ -26,18 +38,6 @@ from chalicelib.models import (
     conversation_key,
     from_epoch,
 )
-from chalicelib.channels.common import (
-    EventNormalizer,
-    as_deletion,
-    as_edit,
-    joined,
-    json_object,
-    location_text,
-    not_passed_on,
-    require_list,
-    unknown_author,
-)
-from chalicelib.inbound.signatures import HmacSignatureVerifier
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 
@@ -682,7 +682,7 @@ def _whatsapp_text(message: dict[str, Any]) -> str:
         return _contacts_text(message.get("contacts"))
     if kind == "order":
         return _order_text(body)
-    errors = message.get("errors") if isinstance(message.get("errors"), list) else []
+    errors = json_list(message.get("errors"))
     error = json_object(errors[0]) if errors else {}
     data = json_object(error.get("error_data"))
     detail = data.get("details") or error.get("details") or error.get("message") or error.get("title")

@@ -33,6 +33,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from chalicelib.http import json_object
 from chalicelib.models import Platform
 from chalicelib.outbound.base import (
     PERMISSION_MISSING,
@@ -66,10 +67,11 @@ def _chat_ref(value: str) -> int | str:
 
 def telegram_failure(status: int, body: Mapping[str, Any], now: datetime, *, group: bool) -> ReplyFailed:
     """The ``ReplyFailed`` for a Bot API error answer."""
-    code = body.get("error_code") if isinstance(body.get("error_code"), int) else status
+    raw_code = body.get("error_code")
+    code: int = raw_code if isinstance(raw_code, int) else status
     description = short_detail(body.get("description") or "")
     text = description.lower()
-    parameters = body.get("parameters") if isinstance(body.get("parameters"), dict) else {}
+    parameters = json_object(body.get("parameters"))
     common: dict[str, Any] = {"platform": Platform.TELEGRAM, "code": str(code), "detail": description or None}
     says = f" (Telegram says: {description})" if description else ""
     if code in (401, 404):
@@ -81,7 +83,7 @@ def telegram_failure(status: int, body: Mapping[str, Any], now: datetime, *, gro
         )
     if code == 429:
         try:
-            wait = int(parameters.get("retry_after"))
+            wait = int(str(parameters.get("retry_after")))
         except (TypeError, ValueError):
             wait = DEFAULT_RETRY_AFTER
         retry_at = utc(now) + timedelta(seconds=max(1, wait))
@@ -159,7 +161,7 @@ class TelegramSender(SingleApiSender):
             parsed = json_body(response)
             warnings = ("The Telegram group was upgraded to a supergroup; the answer went to the new group.",)
         if response.ok and parsed.get("ok") is not False:
-            result = parsed.get("result") if isinstance(parsed.get("result"), dict) else {}
+            result = json_object(parsed.get("result"))
             chat = (result.get("chat") or {}).get("id", body["chat_id"])
             sent = f"{chat}:{result['message_id']}" if result.get("message_id") is not None else ""
             return SentReply(platform_message_id=sent, via="message", warnings=warnings)

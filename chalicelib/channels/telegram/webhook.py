@@ -39,7 +39,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from chalicelib.channels.common import EventNormalizer, location_text
 from chalicelib.errors import BadRequest
+from chalicelib.http import json_object
+from chalicelib.inbound.signatures import SignatureError, get_header
 from chalicelib.models import (
     Attachment,
     Author,
@@ -51,8 +54,6 @@ from chalicelib.models import (
     conversation_key,
     from_epoch,
 )
-from chalicelib.channels.common import EventNormalizer, json_object, location_text
-from chalicelib.inbound.signatures import SignatureError, get_header
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 

@@ -36,10 +36,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from chalicelib.channels.common import EventNormalizer
+from chalicelib.channels.x import webhook as x
 from chalicelib.http import HttpResponse, JsonHttpClient
 from chalicelib.models import NormalizedBatch
-from chalicelib.channels.x import webhook as x
-from chalicelib.channels.common import EventNormalizer
 
 logger = logging.getLogger(__name__)
 

@@ -33,8 +33,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.inbound.intake import save_batch
-from chalicelib.models import NormalizedBatch
 from chalicelib.channels.x.api import (
     DM_PAGES_PER_RUN,
     MENTION_PAGES_PER_RUN,
@@ -45,6 +43,8 @@ from chalicelib.channels.x.api import (
     normalize_dm_events_page,
     normalize_mentions_page,
 )
+from chalicelib.inbound.intake import save_batch
+from chalicelib.models import NormalizedBatch
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

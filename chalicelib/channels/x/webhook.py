@@ -15,7 +15,10 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from chalicelib.channels.common import EventNormalizer, as_deletion
 from chalicelib.errors import BadRequest
+from chalicelib.http import json_object
+from chalicelib.inbound.signatures import HmacSignatureVerifier, hmac_sha256
 from chalicelib.models import (
     Attachment,
     Author,
@@ -27,8 +30,6 @@ from chalicelib.models import (
     conversation_key,
     from_epoch,
 )
-from chalicelib.channels.common import EventNormalizer, as_deletion, json_object
-from chalicelib.inbound.signatures import HmacSignatureVerifier, hmac_sha256
 
 SIGNATURE_HEADER = "x-twitter-webhooks-signature"
 _HANDLED = ("tweet_create_events", "direct_message_events", "tweet_delete_events")

@@ -100,9 +100,9 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.helpdesks import outcomes
 from chalicelib.helpdesks.base import (
@@ -117,6 +117,9 @@ from chalicelib.helpdesks.base import (
 from chalicelib.helpdesks.formatting import comment_body, message_reference, ticket_subject, ticket_tags
 from chalicelib.http import Exchange, HttpResponse, JsonHttpClient, parse_retry_after
 from chalicelib.models import Author, Platform, SocialMessage
+
+if TYPE_CHECKING:
+    from chalicelib.store import MessageStore
 
 logger = logging.getLogger(__name__)
 
@@ -316,6 +319,8 @@ class FreshdeskHelpdesk(Helpdesk):
         *,
         idempotency_key: str,
         follow_up_of: str | None = None,
+        uploads: Sequence[str] = (),
+        problems: Sequence[str] | None = None,
         maybe_exists: bool = False,
     ) -> TicketRef:
         """Create a ticket whose description is the customer's message.
@@ -356,8 +361,19 @@ class FreshdeskHelpdesk(Helpdesk):
         self._unsettled_creates.pop(idempotency_key, None)
         return ref
 
-    def append_message(self, ticket_id: str, message: SocialMessage, requester_id: str) -> TicketRef:
-        """Add the message as an incoming public note by the requester.
+    def append_message(
+        self,
+        ticket_id: str,
+        message: SocialMessage,
+        requester_id: str,
+        *,
+        uploads: Sequence[str] = (),
+        problems: Sequence[str] | None = None,
+        updated_stamp: str | None = None,
+    ) -> TicketRef:
+        """Add the message as an incoming public note by the requester (``uploads``,
+        ``problems`` and ``updated_stamp`` are not passed: this adapter claims neither
+        ``supports_uploads`` nor ``guards_stale_updates``).
 
         Raises ``TicketClosed`` when the ticket is closed (Freshdesk would take the
         note, but nobody works a closed ticket). Reopens a pending or resolved ticket.
@@ -380,7 +396,7 @@ class FreshdeskHelpdesk(Helpdesk):
             status = self._reopen(number, status)
         return TicketRef(ticket_id=str(number), status=normalize_status(status))
 
-    def add_note(self, ticket_id: str, message: SocialMessage, text: str) -> TicketRef:
+    def add_note(self, ticket_id: str, message: SocialMessage, text: str, *, updated_stamp: str | None = None) -> TicketRef:
         """Add a private note by the API user. Raises ``TicketClosed`` like ``append_message``."""
         number = _freshdesk_id(ticket_id, "ticket")
         status = self._open_status(number)
@@ -401,6 +417,13 @@ class FreshdeskHelpdesk(Helpdesk):
             for item in self._conversations(number)
             if isinstance(item, dict)
         )
+
+    def ticket_opened(self, ticket: TicketRef, message: SocialMessage, store: MessageStore) -> None:
+        """``TICKET#freshdesk#<id>`` -> the conversation: the automation rule's webhooks find it
+        in one read (Freshdesk tickets have no external id)."""
+        from chalicelib.helpdesks.freshdesk.events import record_ticket_pointer
+
+        record_ticket_pointer(store, self.name, ticket.ticket_id, message)
 
     def find_ticket_with_message(self, external_id: str, message: SocialMessage) -> TicketRef | None:
         """The newest of the conversation's tickets (its ``sdc-`` tag, through search) that
@@ -440,7 +463,7 @@ class FreshdeskHelpdesk(Helpdesk):
         if ticket.get("deleted") is True:
             raise TicketClosed(f"Freshdesk ticket {number} was deleted")
         try:
-            status = int(ticket.get("status"))
+            status = int(str(ticket.get("status")))
         except (TypeError, ValueError):
             status = STATUS_OPEN
         if status == STATUS_CLOSED:

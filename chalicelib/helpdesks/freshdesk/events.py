@@ -69,8 +69,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Protocol
 
-from chalicelib.outbound.agent_events import COMMENT_EVENT, REPEAT_OUTCOMES, STATUS_EVENT, AgentEvent, EventLog, decode_body
-from chalicelib.outbound.agent_replies import REPLY_LOOKBACK
 from chalicelib.errors import (
     BadRequest,
     NotConfigured,
@@ -82,7 +80,10 @@ from chalicelib.errors import (
 )
 from chalicelib.helpdesks.base import HelpdeskError, HelpdeskRejected, HelpdeskUnavailable
 from chalicelib.helpdesks.freshdesk.adapter import conversation_tag, normalize_status
+from chalicelib.http import json_object
 from chalicelib.inbound.signatures import get_header
+from chalicelib.outbound.agent_events import COMMENT_EVENT, REPEAT_OUTCOMES, STATUS_EVENT, AgentEvent, EventLog, decode_body
+from chalicelib.outbound.agent_replies import REPLY_LOOKBACK
 from chalicelib.store import AUTHOR_INDEX, PERMANENT_ERRORS, ConversationConflict, StoreUnavailable, author_pk
 
 if TYPE_CHECKING:
@@ -131,7 +132,7 @@ def event_body(conversation_field: str | None = None) -> str:
     if conversation_field:
         if not re.fullmatch(r"cf_[a-z0-9_]+", conversation_field):
             raise ValueError("conversation_field must be a custom ticket field name (cf_...)")
-        fields.append(("conversation_key", "{{ticket.%s}}" % conversation_field))
+        fields.append(("conversation_key", "{{ticket." + conversation_field + "}}"))
     return "{" + ", ".join(f'"{name}": "{value}"' for name, value in fields) + "}"
 
 
@@ -394,7 +395,7 @@ class ConversationFinder:
         hashes = {t for t in tags if t.startswith(CONVERSATION_TAG_PREFIX)}
         if not hashes:
             return None, "no_conversation_tag"
-        fields = ticket.get("custom_fields") if isinstance(ticket.get("custom_fields"), dict) else {}
+        fields = json_object(ticket.get("custom_fields"))
         candidates = []
         if self.conversation_field:
             candidates.append(("custom_field", _rendered(fields.get(self.conversation_field))))

@@ -102,6 +102,8 @@ from chalicelib.http import (
     Exchange,
     HttpResponse,
     JsonHttpClient,
+    json_list,
+    json_object,
     parse_retry_after,
 )
 from chalicelib.models import Author, Platform, SocialMessage
@@ -198,7 +200,7 @@ class FileCapableClient(JsonHttpClient):
         super().__init__(base_url, auth_header, **kwargs)
         self.__auth_header = auth_header
 
-    def request(  # type: ignore[override]
+    def request(
         self,
         method: str,
         path: str,
@@ -406,7 +408,7 @@ class ZendeskHelpdesk(Helpdesk):
             if pages > MAX_LOOKUP_PAGES:  # still newer than the message: we cannot tell
                 raise HelpdeskUnavailable(f"ticket {ticket_id}: more than {MAX_LOOKUP_PAGES} pages of newer comments to check")
             for comment in comments:
-                metadata = comment.get("metadata") if isinstance(comment.get("metadata"), dict) else {}
+                metadata = json_object(comment.get("metadata"))
                 if "custom" in metadata or METADATA_KEY in metadata:
                     if _carries(metadata, reference):
                         return True
@@ -430,9 +432,10 @@ class ZendeskHelpdesk(Helpdesk):
         """The ticket's comments newest first, a page (and its side-loaded users) at a time
         (cursor pagination: ``page[size]=100``, ``sort=-created_at``), at most ``max_pages``."""
         path: str | None = f"/api/v2/tickets/{number}/comments"
-        params: dict[str, Any] | None = {"page[size]": 100, "sort": "-created_at"}
+        first: dict[str, Any] = {"page[size]": 100, "sort": "-created_at"}
         if include_users:
-            params["include"] = "users"
+            first["include"] = "users"
+        params: dict[str, Any] | None = first
         seen: set[str] = set()
         for _ in range(max_pages):
             if path is None or path in seen:  # a server repeating a page must not loop forever
@@ -528,14 +531,14 @@ class ZendeskHelpdesk(Helpdesk):
             if author not in users:
                 users[author] = self._user_or_empty(author)
             user = users[author]
-            via = item.get("via") if isinstance(item.get("via"), dict) else {}
+            via = json_object(item.get("via"))
             comments.append(TicketComment(
                 comment_id=str(item["id"]), author_id=author, public=item.get("public") is True,
                 text=str(item.get("plain_body") or item.get("body") or ""), created_at=created,
                 channel=str(via.get("channel") or ""), author_role=user.get("role"), author_email=user.get("email"),
                 author_name=user.get("name"),
             ))
-        tags = ticket.get("tags") if isinstance(ticket.get("tags"), list) else []
+        tags = json_list(ticket.get("tags"))
         requester = ticket.get("requester_id")
         return TicketComments(tags=tuple(str(t) for t in tags), requester_id=str(requester) if requester is not None else None,
                               comments=comments)

@@ -35,9 +35,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from chalicelib.outbound.agent_events import BRIDGE_TAG, COMMENT_EVENT_BODY, STATUS_EVENT_BODY
-from chalicelib.http import ConnectFailed, Exchange, HttpResponse, JsonHttpClient, TransportError
 from chalicelib.helpdesks.zendesk.adapter import _error_text, _hint, basic_auth_header
+from chalicelib.http import ConnectFailed, Exchange, HttpResponse, JsonHttpClient, TransportError
+from chalicelib.outbound.agent_events import BRIDGE_TAG, COMMENT_EVENT_BODY, STATUS_EVENT_BODY
 
 logger = logging.getLogger(__name__)
 
