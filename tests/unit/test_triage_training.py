@@ -1,0 +1,62 @@
+"""The training script's export read back by the runtime gives what scikit-learn computed.
+
+Trained here on a few sentences written for the test, so it needs no shared data.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import numpy as np
+import pytest
+
+from chalicelib.triage.features import DIMENSIONS
+from chalicelib.triage.sentiment import FORMAT, LABELS, LanguageModel, SentimentModel
+from tools.train_sentiment import export, fit
+from tools.triage_data import LabelledText
+
+SENTENCES = {
+    "negative": ["awful delay again", "lost my bag, terrible", "rude staff and a late flight", "never again, awful"],
+    "neutral": ["what time is boarding", "is there wifi on board", "where is gate 12", "how heavy can my bag be"],
+    "positive": ["great crew, thanks", "lovely flight, thank you", "best seats ever", "thanks for the upgrade, great"],
+}
+
+
+@pytest.fixture(scope="module")
+def trained() -> tuple[object, object, list[str]]:
+    rows = [
+        LabelledText(id=f"t{label}{index}", text=text, language="en", label=label)
+        for label, texts in SENTENCES.items()
+        for index, text in enumerate(texts)
+    ]
+    vectorizer, classifier = fit(rows, "en", c=10.0, english_weight=0.0)
+    probes = ["awful bag delay", "thanks, great crew", "where is boarding", "something never seen before"]
+    return vectorizer, classifier, probes
+
+
+def test_runtime_probabilities_match_scikit_learn(trained: tuple) -> None:
+    vectorizer, classifier, probes = trained
+    runtime = LanguageModel.from_json(json.loads(json.dumps(export(vectorizer, classifier))))
+    expected = classifier.predict_proba(vectorizer.matrix(probes))
+    got = np.array([runtime.probabilities(text) for text in probes])
+    # 16-bit weights and idf: agreement to a few thousandths, and the same answers.
+    assert np.abs(got - expected).max() < 5e-3
+    assert [LABELS[i] for i in got.argmax(axis=1)] == ["negative", "positive", "neutral", LABELS[expected[3].argmax()]]
+
+
+def test_a_written_model_file_loads(tmp_path, trained: tuple) -> None:
+    vectorizer, classifier, _ = trained
+    document = {
+        "format": FORMAT,
+        "labels": list(LABELS),
+        "dimensions": DIMENSIONS,
+        "fallback": "en",
+        "models": {"en": export(vectorizer, classifier)},
+    }
+    path = tmp_path / "model.json.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as file:
+        json.dump(document, file)
+    model = SentimentModel.load(path)
+    assert model.predict("thanks, great crew", "fr").label == "positive"
+    assert model.predict("thanks, great crew", "fr").model == "en"

@@ -1,0 +1,169 @@
+"""Trains the shipped sentiment model, ``chalicelib/triage/sentiment_model.json.gz``.
+
+    .venv/bin/python -m tools.train_sentiment [--data-dir ../shared/triage]
+
+Reads only the ``train`` split of the labelled airline tweets (tools/triage_data.py: the
+``test`` split is ``make eval``'s and is never read here). Per language, it chooses the
+regularization C (and, for Spanish, how much the English rows help) by macro-F1 on the
+training split's own development rows, then refits on every training row with those
+settings and writes the weights. Deterministic: fixed split, lbfgs (no random state),
+sorted outputs; the same data gives the same file.
+
+The model is a multinomial logistic regression over the hashed features of
+chalicelib/triage/features.py with sublinear tf-idf, class weights balanced (the English
+set is two-thirds negative, and macro-F1 is what we promise). scikit-learn is used here
+only; the shipped file is read by pure Python (chalicelib/triage/sentiment.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import math
+import sys
+import time
+from array import array
+from collections.abc import Sequence
+from itertools import pairwise
+from pathlib import Path
+
+import numpy as np
+from scipy.sparse import csr_matrix
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import f1_score
+
+from chalicelib.triage.features import DIMENSIONS, feature_counts
+from chalicelib.triage.sentiment import FORMAT, LABELS, MODEL_PATH, LanguageModel, pack
+from tools.triage_data import DEFAULT_DATA_DIR, LabelledText, load
+
+C_GRID = (0.1, 0.3, 1.0)
+# Weight of each English row when training the Spanish model (0: Spanish rows only).
+ENGLISH_WEIGHT_GRID = (0.0, 0.3)
+FALLBACK = "en"  # the model for texts in other languages: the one trained on the most rows
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+class Vectorizer:
+    """The runtime's own tf-idf (LanguageModel.vector), with the idf of the fitting rows."""
+
+    def __init__(self, texts: Sequence[str]) -> None:
+        document_frequency: dict[int, int] = {}
+        self.counts = [feature_counts(text) for text in texts]
+        for counts in self.counts:
+            for bucket in counts:
+                document_frequency[bucket] = document_frequency.get(bucket, 0) + 1
+        documents = len(texts)
+        self.buckets = array("I", sorted(document_frequency))
+        # scikit-learn's smooth idf: ln((1 + n) / (1 + df)) + 1
+        idf = array("f", (math.log((1 + documents) / (1 + document_frequency[b])) + 1 for b in self.buckets))
+        self.unseen_idf = math.log(1 + documents) + 1
+        self.model = LanguageModel([0.0] * len(LABELS), self.buckets, idf, array("f"), self.unseen_idf)
+
+    def matrix(self, texts: Sequence[str]) -> csr_matrix:
+        data: list[float] = []
+        indices: list[int] = []
+        pointers = [0]
+        for text in texts:
+            for row, value in self.model.vector(text).items():
+                indices.append(row)
+                data.append(value)
+            pointers.append(len(indices))
+        return csr_matrix((data, indices, pointers), shape=(len(texts), len(self.buckets)), dtype=np.float64)
+
+
+def fit(rows: Sequence[LabelledText], language: str, c: float, english_weight: float) -> tuple[Vectorizer, LogisticRegression]:
+    """A model of ``language`` trained on its rows, plus the English rows at ``english_weight``."""
+    chosen = [row for row in rows if row.language == language or (english_weight and row.language == "en")]
+    texts = [row.text for row in chosen]
+    vectorizer = Vectorizer(texts)
+    weights = np.array([1.0 if row.language == language else english_weight for row in chosen])
+    labels = np.array([LABELS.index(row.label) for row in chosen])
+    classifier = LogisticRegression(C=c, class_weight="balanced", max_iter=5000)
+    classifier.fit(vectorizer.matrix(texts), labels, sample_weight=weights)
+    return vectorizer, classifier
+
+
+def macro_f1(vectorizer: Vectorizer, classifier: LogisticRegression, rows: Sequence[LabelledText]) -> float:
+    predicted = classifier.predict(vectorizer.matrix([row.text for row in rows]))
+    return float(f1_score([LABELS.index(row.label) for row in rows], predicted, average="macro"))
+
+
+def choose_settings(rows: Sequence[LabelledText], language: str) -> tuple[float, float, float]:
+    """(C, English weight, development macro-F1) with the best development macro-F1."""
+    fitting = [row for row in rows if not row.dev_split]
+    development = [row for row in rows if row.dev_split and row.language == language]
+    best: tuple[float, float, float] | None = None
+    for english_weight in ENGLISH_WEIGHT_GRID if language != "en" else (0.0,):
+        for c in C_GRID:
+            started = time.perf_counter()
+            score = macro_f1(*fit(fitting, language, c, english_weight), development)
+            log(
+                f"  {language} C={c} english_weight={english_weight}: dev macro-F1 {score:.3f} ({time.perf_counter() - started:.0f} s)"
+            )
+            if best is None or score > best[2]:
+                best = (c, english_weight, score)
+    assert best is not None
+    return best
+
+
+def export(vectorizer: Vectorizer, classifier: LogisticRegression) -> dict[str, object]:
+    """Weights as little-endian arrays: buckets delta-coded, idf and weights quantized to 16 bits."""
+    weights = classifier.coef_.T  # rows x classes, the order LanguageModel reads
+    weight_scale = float(np.abs(weights).max()) / 32767
+    idf = np.frombuffer(vectorizer.model.idf, dtype=np.float32)
+    idf_scale = float(idf.max()) / 65535
+    buckets = list(vectorizer.buckets)
+    deltas = [buckets[0]] + [later - earlier for earlier, later in pairwise(buckets)]
+    return {
+        "bias": [round(float(value), 6) for value in classifier.intercept_],
+        "bucket_deltas": pack("I", deltas),
+        "idf_scale": idf_scale,
+        "idf": pack("H", np.rint(idf / idf_scale).astype(int).tolist()),
+        "unseen_idf": vectorizer.unseen_idf,
+        "weight_scale": weight_scale,
+        "weights": pack("h", np.rint(weights / weight_scale).astype(int).ravel().tolist()),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Train the shipped sentiment model on the training split.")
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    parser.add_argument("--output", type=Path, default=MODEL_PATH)
+    args = parser.parse_args()
+    rows = load("train", args.data_dir)
+    models: dict[str, object] = {}
+    settings: dict[str, object] = {}
+    for language in ("en", "es"):
+        c, english_weight, dev_f1 = choose_settings(rows, language)
+        log(f"{language}: C={c}, english_weight={english_weight} (dev macro-F1 {dev_f1:.3f}); refitting on all training rows")
+        vectorizer, classifier = fit(rows, language, c, english_weight)
+        models[language] = export(vectorizer, classifier)
+        settings[language] = {
+            "C": c,
+            "english_weight": english_weight,
+            "dev_macro_f1": round(dev_f1, 4),
+            "rows": sum(row.language == language for row in rows),
+            "features": len(vectorizer.buckets),
+        }
+    document = {
+        "format": FORMAT,
+        "labels": list(LABELS),
+        "dimensions": DIMENSIONS,
+        "fallback": FALLBACK,
+        "trained_on": "../shared/triage airline_en.jsonl (CC BY-NC-SA 4.0) and airline_es.jsonl: train split only",
+        "settings": settings,
+        "models": models,
+    }
+    # mtime=0: the same weights give the same bytes, so a retrain that changes nothing is no diff.
+    with args.output.open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as file:
+        file.write(json.dumps(document, sort_keys=True).encode())
+    log(f"wrote {args.output} ({args.output.stat().st_size / 1e6:.2f} MB): {json.dumps(settings)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
