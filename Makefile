@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test unit integration bench fuzz soak redrive forget zendesk-setup report clean
+.PHONY: run demo test lint unit integration bench fuzz soak redrive forget zendesk-setup report clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,7 +31,13 @@ demo: $(STAMP)
 	$(PY) -m local.demo
 
 # The browser tests need Chromium: found, or Debian's installed (tools/ensure_chromium.sh), or one line saying what to do.
-test: $(STAMP) $(CHECKOV)
+# ruff (lint + format check) and mypy, configured in pyproject.toml; part of `make test`.
+lint: $(STAMP)
+	$(PY) -m ruff check app.py chalicelib
+	$(PY) -m ruff format --check app.py chalicelib
+	$(PY) -m mypy
+
+test: $(STAMP) $(CHECKOV) lint
 	chromium="$$(tools/ensure_chromium.sh)" && CHROMIUM_PATH="$$chromium" CHECKOV=$(abspath $(CHECKOV)) $(PY) -m pytest -q tests
 
 unit: $(STAMP)

@@ -51,9 +51,7 @@ def sync_tickets(event: Any) -> None:
     records = event.to_dict().get("Records", [])
     # Stop well before the 300 s timeout: one message may spend up to 120 s fetching
     # its attachments. The batch is retried and finished messages are skipped.
-    report = wiring.ticket_sync().sync_stream_records(
-        records, remaining_seconds=remaining_seconds(event), reserve_seconds=150
-    )
+    report = wiring.ticket_sync().sync_stream_records(records, remaining_seconds=remaining_seconds(event), reserve_seconds=150)
     publish("sync", report.outcomes)
 
 

@@ -51,29 +51,126 @@ MAX_DEPTH = 12
 
 # Keys whose values are credentials, whatever the mode (compared lower-case, '-' as '_').
 SECRET_KEY_PARTS = (
-    "secret", "password", "passwd", "token", "signature", "authorization", "cookie", "api_key", "apikey",
-    "private_key", "credential", "signed_request", "appsecret_proof", "x_hub_signature",
+    "secret",
+    "password",
+    "passwd",
+    "token",
+    "signature",
+    "authorization",
+    "cookie",
+    "api_key",
+    "apikey",
+    "private_key",
+    "credential",
+    "signed_request",
+    "appsecret_proof",
+    "x_hub_signature",
 )
 # Keys whose values are what people wrote or who they are.
-PERSONAL_KEYS = frozenset({
-    "text", "body", "message", "messages", "caption", "title", "comment", "review", "content", "description",
-    "snippet", "quote", "subject", "name", "first_name", "last_name", "full_name", "display_name", "username",
-    "user_name", "screen_name", "handle", "email", "email_address", "phone", "phone_number", "display_phone_number",
-    "mobile", "address", "profile", "contacts", "contact", "from", "author", "sender", "recipient", "user", "users",
-    "raw", "payload", "event", "events", "entry", "attachments", "attachment", "media", "permalink", "url", "link",
-    "location", "vcard", "reply_to_message", "referral", "label", "requester", "requesters",
-})
+PERSONAL_KEYS = frozenset(
+    {
+        "text",
+        "body",
+        "message",
+        "messages",
+        "caption",
+        "title",
+        "comment",
+        "review",
+        "content",
+        "description",
+        "snippet",
+        "quote",
+        "subject",
+        "name",
+        "first_name",
+        "last_name",
+        "full_name",
+        "display_name",
+        "username",
+        "user_name",
+        "screen_name",
+        "handle",
+        "email",
+        "email_address",
+        "phone",
+        "phone_number",
+        "display_phone_number",
+        "mobile",
+        "address",
+        "profile",
+        "contacts",
+        "contact",
+        "from",
+        "author",
+        "sender",
+        "recipient",
+        "user",
+        "users",
+        "raw",
+        "payload",
+        "event",
+        "events",
+        "entry",
+        "attachments",
+        "attachment",
+        "media",
+        "permalink",
+        "url",
+        "link",
+        "location",
+        "vcard",
+        "reply_to_message",
+        "referral",
+        "label",
+        "requester",
+        "requesters",
+    }
+)
 # Keys whose values identify a person: pseudonymized, so logs can still be correlated.
-PERSON_ID_KEYS = frozenset({
-    "author_id", "user_id", "sender_id", "recipient_id", "customer_id", "platform_id", "psid", "igsid", "asid",
-    "wa_id", "chat_id", "from_id", "conversation_key", "conversation", "requester_id", "helpdesk_user_id",
-})
+PERSON_ID_KEYS = frozenset(
+    {
+        "author_id",
+        "user_id",
+        "sender_id",
+        "recipient_id",
+        "customer_id",
+        "platform_id",
+        "psid",
+        "igsid",
+        "asid",
+        "wa_id",
+        "chat_id",
+        "from_id",
+        "conversation_key",
+        "conversation",
+        "requester_id",
+        "helpdesk_user_id",
+    }
+)
 # Top-level keys of a Powertools record: only their strings are scrubbed.
-RECORD_KEYS = frozenset({
-    "level", "location", "message", "timestamp", "service", "sampling_rate", "xray_trace_id", "exception",
-    "exception_name", "exception_notes", "stack_trace", "cold_start", "function_name", "function_memory_size",
-    "function_arn", "function_request_id", "correlation_id", "log_full_text",
-})
+RECORD_KEYS = frozenset(
+    {
+        "level",
+        "location",
+        "message",
+        "timestamp",
+        "service",
+        "sampling_rate",
+        "xray_trace_id",
+        "exception",
+        "exception_name",
+        "exception_notes",
+        "stack_trace",
+        "cold_start",
+        "function_name",
+        "function_memory_size",
+        "function_arn",
+        "function_request_id",
+        "correlation_id",
+        "log_full_text",
+    }
+)
 # Environment variables holding secrets (their values are masked wherever they appear).
 _SECRET_ENV = re.compile(r"(SECRET|TOKEN|PASSWORD|PASSWD|API_KEY|PRIVATE_KEY|ACCESS_KEY)")
 _NOT_SECRET_ENV = re.compile(r"(_PARAM|_SECRET_ID|_URL|_ARN|_NAME|_ENV)$")

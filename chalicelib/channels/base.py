@@ -66,8 +66,9 @@ class MediaDownloads(Protocol):
     def download(self, url: str, *, headers: Mapping[str, str] | None = None, trusted: bool = False) -> Any:
         """GET the file; ``trusted``: the platform's own API host (no address check)."""
 
-    def api_json(self, url: str, *, headers: Mapping[str, str] | None = None,
-                 explain: Callable[[int, Any], None] | None = None) -> Any:
+    def api_json(
+        self, url: str, *, headers: Mapping[str, str] | None = None, explain: Callable[[int, Any], None] | None = None
+    ) -> Any:
         """GET a small JSON answer from the platform's API; ``explain(status, answer)`` may
         raise the platform's own reason before the generic one is given."""
 
@@ -97,9 +98,7 @@ class Channel(ABC):
 
     # --- outbound ---------------------------------------------------------------------
 
-    def reply_sender(
-        self, config: ReplyConfig, secret: Callable[[str], str], env: Mapping[str, str], pool: Any
-    ) -> Sender | None:
+    def reply_sender(self, config: ReplyConfig, secret: Callable[[str], str], env: Mapping[str, str], pool: Any) -> Sender | None:
         """The sender of agents' answers on its platforms; None where answers cannot be
         sent through an API (the agent gets a note saying where to answer instead)."""
         return None

@@ -67,15 +67,15 @@ def channel_of(platform: Platform | str) -> Channel:
 
 
 def platform_label(platform: Platform | str) -> str:
-    """"Facebook", "WhatsApp", ... for sentences."""
+    """ "Facebook", "WhatsApp", ... for sentences."""
     return channel_of(platform).labels(Platform(platform)).label
 
 
 def account_label(platform: Platform | str) -> str:
-    """"Facebook Page", "WhatsApp Business number", ... for sentences."""
+    """ "Facebook Page", "WhatsApp Business number", ... for sentences."""
     return channel_of(platform).labels(Platform(platform)).account
 
 
 def reconnect_label(platform: Platform | str) -> str:
-    """"the Page", "WhatsApp", ... in "Reconnect ... in socialdesk settings"."""
+    """ "the Page", "WhatsApp", ... in "Reconnect ... in socialdesk settings"."""
     return channel_of(platform).labels(Platform(platform)).reconnect

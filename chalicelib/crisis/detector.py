@@ -173,9 +173,7 @@ class CrisisDetector:
         ended = []
         for crisis in self._store.active(account_id):
             if crisis.last_seen < cutoff:
-                done = self._store.end(
-                    crisis.account_id, crisis.crisis_id, ended_at=now, reason="quiet", quiet_before=cutoff
-                )
+                done = self._store.end(crisis.account_id, crisis.crisis_id, ended_at=now, reason="quiet", quiet_before=cutoff)
                 if done is not None:
                     ended.append(done)
                     self._forget_active(crisis.account_id, crisis.crisis_id)
@@ -237,9 +235,7 @@ class CrisisDetector:
         since = at - settings.window_seconds
         if self._still_too_small(account, entry, now):
             return NOTHING
-        alike = account.window.similar(
-            entry.stems, entry.language, threshold=settings.pair_similarity, since=since, until=at
-        )
+        alike = account.window.similar(entry.stems, entry.language, threshold=settings.pair_similarity, since=since, until=at)
         if len(alike) < MIN_SEEDS:
             return NOTHING
         centroid = Centroid.of(a.stems for a in alike)
@@ -316,9 +312,7 @@ class CrisisDetector:
             group.append(entry)
         return group
 
-    def _join(
-        self, account_id: str, account: _Account, entry: WindowEntry, crisis: Crisis, now: float
-    ) -> CrisisDecision:
+    def _join(self, account_id: str, account: _Account, entry: WindowEntry, crisis: Crisis, now: float) -> CrisisDecision:
         if not self._store.mark(account_id, entry, crisis.crisis_id):
             stored = self._store.get_entry(account_id, entry)  # a concurrent repeat of this very message joined
             if stored is None or not stored.crisis_id:
@@ -330,9 +324,7 @@ class CrisisDetector:
         account.window.assign(entry, crisis.crisis_id)
         return self._joined(account_id, account, entry, crisis, now)
 
-    def _joined(
-        self, account_id: str, account: _Account, entry: WindowEntry, crisis: Crisis, now: float
-    ) -> CrisisDecision:
+    def _joined(self, account_id: str, account: _Account, entry: WindowEntry, crisis: Crisis, now: float) -> CrisisDecision:
         """Count a complaint that just became a member (and those the crisis missed before)."""
         joined = [entry, *self._catch_up(account_id, account, crisis, min(entry.created_at, now))]
         counts = Counter(m.platform for m in joined)
@@ -349,9 +341,7 @@ class CrisisDetector:
         account.swept[crisis.crisis_id] = members
         centroid = account.window.crisis_centroid(crisis.crisis_id, crisis.centroid)
         since = at - self.settings.window_seconds
-        late = account.window.matching(
-            centroid, crisis.language, threshold=self.settings.join_similarity, since=since, until=at
-        )
+        late = account.window.matching(centroid, crisis.language, threshold=self.settings.join_similarity, since=since, until=at)
         joined = [m for m in late if self._store.mark(account_id, m, crisis.crisis_id)]
         for member in joined:
             account.window.assign(member, crisis.crisis_id)
@@ -397,9 +387,7 @@ class CrisisDetector:
         members = tuple(Member.of(m) for m in marked)
         return CrisisDecision(Outcome.STARTED, crisis, members, _samples(group, crisis.centroid))
 
-    def _resume(
-        self, account_id: str, account: _Account, crisis: Crisis, trigger: WindowEntry, now: float
-    ) -> CrisisDecision:
+    def _resume(self, account_id: str, account: _Account, crisis: Crisis, trigger: WindowEntry, now: float) -> CrisisDecision:
         with self._locked(account_id) as locked:
             return self._resume_locked(account_id, account, crisis, trigger, now) if locked else NOTHING
 
@@ -422,9 +410,7 @@ class CrisisDetector:
         counts = Counter(m.platform for m in members)
         crisis = self._store.recount(account_id, crisis.crisis_id, counts, seen_at=now) or crisis
         self._remember_active(account, crisis)
-        return CrisisDecision(
-            Outcome.STARTED, crisis, tuple(Member.of(m) for m in members), _samples(members, crisis.centroid)
-        )
+        return CrisisDecision(Outcome.STARTED, crisis, tuple(Member.of(m) for m in members), _samples(members, crisis.centroid))
 
     @contextmanager
     def _locked(self, account_id: str) -> Iterator[bool]:
@@ -434,9 +420,7 @@ class CrisisDetector:
                 break
             self._sleep(LOCK_WAIT_SECONDS)
         else:
-            logger.warning(
-                "crisis start skipped: the account's start lock stayed taken", extra={"account_id": account_id}
-            )
+            logger.warning("crisis start skipped: the account's start lock stayed taken", extra={"account_id": account_id})
             yield False
             return
         try:
@@ -476,9 +460,7 @@ class CrisisDetector:
             account = _Account(window, loaded_at=now, refreshed_at=now, pruned_at=now, newest=newest)
             self._accounts[account_id] = account
         elif now - account.refreshed_at >= settings.refresh_seconds:
-            for entry in self._store.entries(
-                account_id, since=max(horizon, account.newest - settings.lateness_seconds)
-            ):
+            for entry in self._store.entries(account_id, since=max(horizon, account.newest - settings.lateness_seconds)):
                 account.window.add(entry)
                 account.newest = max(account.newest, entry.created_at)
             account.refreshed_at = now
@@ -495,9 +477,7 @@ class CrisisDetector:
         for crisis in [c for c in account.active if c.last_seen < cutoff]:
             done = self._store.end(account_id, crisis.crisis_id, ended_at=now, reason="quiet", quiet_before=cutoff)
             if done is not None:
-                logger.info(
-                    "crisis ended", extra={"account_id": account_id, "crisis_id": crisis.crisis_id, "size": done.size}
-                )
+                logger.info("crisis ended", extra={"account_id": account_id, "crisis_id": crisis.crisis_id, "size": done.size})
                 ended.append(done)
         if ended or any(c.last_seen < cutoff for c in account.active):
             account.active, account.active_at = self._store.active(account_id), now

@@ -180,9 +180,7 @@ def stem(word: str) -> str:
 
 def stems(text: str) -> list[str]:
     """The content-word stems of a text, in order (numbers, emoji and stop words dropped)."""
-    return [
-        stem(word) for word in _WORD.findall(normalize(text)) if len(word) >= MIN_WORD_LENGTH and word not in STOP_WORDS
-    ]
+    return [stem(word) for word in _WORD.findall(normalize(text)) if len(word) >= MIN_WORD_LENGTH and word not in STOP_WORDS]
 
 
 def language(text: str) -> str:

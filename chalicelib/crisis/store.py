@@ -67,17 +67,13 @@ class CrisisStore(Protocol):
     def active(self, account_id: str | None = None) -> list[Crisis]:
         """Active crises of one account, or of every account."""
 
-    def add_members(
-        self, account_id: str, crisis_id: str, counts: Mapping[str, int], *, seen_at: float
-    ) -> Crisis | None:
+    def add_members(self, account_id: str, crisis_id: str, counts: Mapping[str, int], *, seen_at: float) -> Crisis | None:
         """Count complaints that joined (per platform); ``seen_at`` becomes the crisis's last activity."""
 
     def recount(self, account_id: str, crisis_id: str, counts: Mapping[str, int], *, seen_at: float) -> Crisis | None:
         """Set a crisis's counts to ``counts`` if they are higher (healing a start cut short before it counted)."""
 
-    def end(
-        self, account_id: str, crisis_id: str, *, ended_at: float, reason: str, quiet_before: float | None
-    ) -> Crisis | None:
+    def end(self, account_id: str, crisis_id: str, *, ended_at: float, reason: str, quiet_before: float | None) -> Crisis | None:
         """End an active crisis (only if its last complaint is older than ``quiet_before``, when given).
         The ended crisis if this call ended it, else None."""
 
@@ -153,9 +149,7 @@ class MemoryCrisisStore:
                 if c.status is Status.ACTIVE and account_id in (None, account)
             ]
 
-    def add_members(
-        self, account_id: str, crisis_id: str, counts: Mapping[str, int], *, seen_at: float
-    ) -> Crisis | None:
+    def add_members(self, account_id: str, crisis_id: str, counts: Mapping[str, int], *, seen_at: float) -> Crisis | None:
         with self._lock:
             crisis = self._crises.get((account_id, crisis_id))
             if crisis is None:
@@ -176,9 +170,7 @@ class MemoryCrisisStore:
                 crisis.size, crisis.last_seen = sum(counts.values()), seen_at
             return _copy_crisis(crisis)
 
-    def end(
-        self, account_id: str, crisis_id: str, *, ended_at: float, reason: str, quiet_before: float | None
-    ) -> Crisis | None:
+    def end(self, account_id: str, crisis_id: str, *, ended_at: float, reason: str, quiet_before: float | None) -> Crisis | None:
         with self._lock:
             crisis = self._crises.get((account_id, crisis_id))
             if crisis is None or crisis.status is not Status.ACTIVE:
@@ -274,11 +266,7 @@ def _entry_from(item: dict[str, Any]) -> WindowEntry:
 
 
 def _crisis_from(item: dict[str, Any]) -> Crisis:
-    counts = {
-        name.removeprefix("n_"): int(value["N"])
-        for name, value in item.items()
-        if name.startswith("n_") and "N" in value
-    }
+    counts = {name.removeprefix("n_"): int(value["N"]) for name, value in item.items() if name.startswith("n_") and "N" in value}
     return Crisis(
         account_id=item["account_id"]["S"],
         crisis_id=item["crisis_id"]["S"],
@@ -353,9 +341,7 @@ class DynamoCrisisStore:
             item["lang"] = _s(entry.language)
         if entry.crisis_id:  # recorded straight into the crisis it is like
             item["crisis_id"] = _s(entry.crisis_id)
-        answer = self._conditional(
-            "record a complaint", "put_item", Item=item, ConditionExpression="attribute_not_exists(pk)"
-        )
+        answer = self._conditional("record a complaint", "put_item", Item=item, ConditionExpression="attribute_not_exists(pk)")
         return answer is not None
 
     def get_entry(self, account_id: str, entry: WindowEntry) -> WindowEntry | None:
@@ -412,9 +398,7 @@ class DynamoCrisisStore:
             item["ticket_id"] = _s(crisis.ticket_id)
         if crisis.language:
             item["lang"] = _s(crisis.language)
-        answer = self._conditional(
-            "create a crisis", "put_item", Item=item, ConditionExpression="attribute_not_exists(pk)"
-        )
+        answer = self._conditional("create a crisis", "put_item", Item=item, ConditionExpression="attribute_not_exists(pk)")
         return answer is not None
 
     def get(self, account_id: str, crisis_id: str) -> Crisis | None:
@@ -453,9 +437,7 @@ class DynamoCrisisStore:
                 crises.append(_crisis_from(item))
         return crises
 
-    def add_members(
-        self, account_id: str, crisis_id: str, counts: Mapping[str, int], *, seen_at: float
-    ) -> Crisis | None:
+    def add_members(self, account_id: str, crisis_id: str, counts: Mapping[str, int], *, seen_at: float) -> Crisis | None:
         names = {f"#p{i}": f"n_{platform}" for i, platform in enumerate(counts)}
         values: dict[str, Any] = {f":p{i}": _n(count) for i, count in enumerate(counts.values())}
         adds = ", ".join(["#size :size", *(f"{name} :{name[1:]}" for name in names)])
@@ -487,9 +469,7 @@ class DynamoCrisisStore:
         )
         return _crisis_from(answer["Attributes"]) if answer else self.get(account_id, crisis_id)
 
-    def end(
-        self, account_id: str, crisis_id: str, *, ended_at: float, reason: str, quiet_before: float | None
-    ) -> Crisis | None:
+    def end(self, account_id: str, crisis_id: str, *, ended_at: float, reason: str, quiet_before: float | None) -> Crisis | None:
         condition = "crisis_status = :active"
         values = {
             ":active": _s(Status.ACTIVE.value),

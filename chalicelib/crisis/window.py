@@ -144,9 +144,7 @@ class Window:
                     shared.update(postings)
         return shared
 
-    def similar(
-        self, stems: frozenset[str], language: str, *, threshold: float, since: float, until: float
-    ) -> list[WindowEntry]:
+    def similar(self, stems: frozenset[str], language: str, *, threshold: float, since: float, until: float) -> list[WindowEntry]:
         """Complaints written in [since, until], not in a crisis, in a compatible language,
         whose stem-set cosine with ``stems`` is at least ``threshold``."""
         if not stems:

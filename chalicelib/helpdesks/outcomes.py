@@ -52,9 +52,7 @@ def send(helpdesk: str, http: Any, method: str, path: str, *, writes_message: bo
     except ConnectFailed as exc:
         raise HelpdeskUnavailable(f"{helpdesk} unreachable: {exc}", maybe_applied=False) from exc
     except TransportError as exc:
-        raise HelpdeskUnavailable(
-            f"{helpdesk} did not answer: {exc}", maybe_applied=writes_message and exc.maybe_sent
-        ) from exc
+        raise HelpdeskUnavailable(f"{helpdesk} did not answer: {exc}", maybe_applied=writes_message and exc.maybe_sent) from exc
 
 
 def status_error(
@@ -109,9 +107,7 @@ def json_object(helpdesk: str, response: HttpResponse, *, writes_message: bool) 
     data = read_json(response)
     if not isinstance(data, dict):
         # A 2xx we cannot read: for a write, the work may well be done.
-        raise HelpdeskUnavailable(
-            f"{helpdesk} answered {response.status} without a JSON object", maybe_applied=writes_message
-        )
+        raise HelpdeskUnavailable(f"{helpdesk} answered {response.status} without a JSON object", maybe_applied=writes_message)
     return data
 
 

@@ -160,7 +160,9 @@ class TokenHealth:
             self._pool = urllib3.PoolManager(num_pools=4, maxsize=2, retries=False)
         return JsonHttpClient(base_url, auth_header, timeout=self._timeout, pool=self._pool)
 
-    def _get(self, platform: str, base_url: str, auth_header: str, path: str, params: Mapping[str, str] | None = None) -> HttpResponse | TokenCheck:
+    def _get(
+        self, platform: str, base_url: str, auth_header: str, path: str, params: Mapping[str, str] | None = None
+    ) -> HttpResponse | TokenCheck:
         """One GET, or an ``unreachable`` result that names no URL (paths may hold tokens)."""
         try:
             return self._client(base_url, auth_header).request("GET", path, params=params)
@@ -169,7 +171,9 @@ class TokenHealth:
         except ResponseTimeout:
             return TokenCheck(platform, UNREACHABLE, f"the {_LABEL[platform]} API did not answer in time")
         except TransportError as exc:
-            return TokenCheck(platform, UNREACHABLE, f"the connection to the {_LABEL[platform]} API failed ({type(exc).__name__})")
+            return TokenCheck(
+                platform, UNREACHABLE, f"the connection to the {_LABEL[platform]} API failed ({type(exc).__name__})"
+            )
         except ValueError:
             return TokenCheck(platform, UNREACHABLE, f"the {_LABEL[platform]} API URL is not a valid https URL")
 
@@ -226,10 +230,17 @@ class TokenHealth:
             if isinstance(answer, TokenCheck):
                 return answer
             if answer.ok:
-                return TokenCheck("meta", OK, "the page access token is accepted (expiry unknown without META_APP_ID)", checked="page access token")
+                return TokenCheck(
+                    "meta",
+                    OK,
+                    "the page access token is accepted (expiry unknown without META_APP_ID)",
+                    checked="page access token",
+                )
             return self._graph_error_result(_error_of(_json(answer)), answer.status, "page access token")
         if app_secret:
-            return TokenCheck("meta", NOT_CONFIGURED, "META_APP_SECRET is set but META_APP_ID is not: set META_APP_ID to check it")
+            return TokenCheck(
+                "meta", NOT_CONFIGURED, "META_APP_SECRET is set but META_APP_ID is not: set META_APP_ID to check it"
+            )
         return TokenCheck("meta", NOT_CONFIGURED, "not configured (META_APP_ID + META_APP_SECRET, or META_PAGE_ACCESS_TOKEN)")
 
     def _graph_debug_result(self, answer: HttpResponse, checked: str) -> TokenCheck:
@@ -239,18 +250,25 @@ class TokenHealth:
             if error.get("code") == 190 or answer.status in (401, 403):
                 # The access token of the call itself -- the app token -- was refused.
                 return TokenCheck(
-                    "meta", REVOKED,
+                    "meta",
+                    REVOKED,
                     f"Meta refused the app id/app secret pair ({_graph_code(error)}): check META_APP_ID and META_APP_SECRET",
                     checked="app id and app secret",
                 )
             return self._graph_error_result(error, answer.status, checked)
         data = body.get("data") or {}
-        expiries = [d for d in (self._days_until(data.get("expires_at")), self._days_until(data.get("data_access_expires_at"))) if d is not None]
+        expiries = [
+            d
+            for d in (self._days_until(data.get("expires_at")), self._days_until(data.get("data_access_expires_at")))
+            if d is not None
+        ]
         days_left = min(expiries) if expiries else None
         if not data.get("is_valid"):
             error = _error_of(data)
             if error.get("subcode") in GRAPH_EXPIRED_SUBCODES or (days_left is not None and days_left < 0):
-                return TokenCheck("meta", EXPIRED, f"the {checked} has expired ({_graph_code(error)}): generate a new one", days_left, checked)
+                return TokenCheck(
+                    "meta", EXPIRED, f"the {checked} has expired ({_graph_code(error)}): generate a new one", days_left, checked
+                )
             if error:
                 return self._graph_error_result(error, 200, checked)
             return TokenCheck("meta", REVOKED, f"Meta says the {checked} is no longer valid", days_left, checked)
@@ -263,14 +281,27 @@ class TokenHealth:
         code, subcode = error.get("code"), error.get("error_subcode", error.get("subcode"))
         if code == 190:
             if subcode in GRAPH_EXPIRED_SUBCODES or "expired" in str(error.get("message", "")).lower():
-                return TokenCheck("meta", EXPIRED, f"the {checked} has expired ({_graph_code(error)}): generate a new one", checked=checked)
-            reason = GRAPH_REVOKED_REASONS.get(subcode, "the token is invalid") if isinstance(subcode, int) else "the token is invalid"
+                return TokenCheck(
+                    "meta", EXPIRED, f"the {checked} has expired ({_graph_code(error)}): generate a new one", checked=checked
+                )
+            reason = (
+                GRAPH_REVOKED_REASONS.get(subcode, "the token is invalid") if isinstance(subcode, int) else "the token is invalid"
+            )
             return TokenCheck("meta", REVOKED, f"Meta refused the {checked}: {reason} ({_graph_code(error)})", checked=checked)
         if code in (10, 200) or (isinstance(code, int) and 200 <= code < 300):
-            return TokenCheck("meta", REVOKED, f"the {checked} lacks a permission it needs ({_graph_code(error)})", checked=checked)
+            return TokenCheck(
+                "meta", REVOKED, f"the {checked} lacks a permission it needs ({_graph_code(error)})", checked=checked
+            )
         if code in GRAPH_THROTTLING_CODES or code in GRAPH_TRANSIENT_CODES or status == 429 or status >= 500:
-            return TokenCheck("meta", UNREACHABLE, f"the Graph API is rate limiting or unavailable ({_graph_code(error) or status})", checked=checked)
-        return TokenCheck("meta", UNREACHABLE, f"unexpected Graph API answer ({_graph_code(error) or f'HTTP {status}'})", checked=checked)
+            return TokenCheck(
+                "meta",
+                UNREACHABLE,
+                f"the Graph API is rate limiting or unavailable ({_graph_code(error) or status})",
+                checked=checked,
+            )
+        return TokenCheck(
+            "meta", UNREACHABLE, f"unexpected Graph API answer ({_graph_code(error) or f'HTTP {status}'})", checked=checked
+        )
 
     def check_x(self) -> TokenCheck:
         """``GET /2/users/me`` with the brand's user access token."""
@@ -286,7 +317,12 @@ class TokenHealth:
             who = f" as @{username}" if username else ""
             return TokenCheck("x", OK, f"the user access token works{who}", checked=checked)
         if answer.status == 401:
-            return TokenCheck("x", REVOKED, "X refused the user access token (401): it expired or was revoked; authorize the app again", checked=checked)
+            return TokenCheck(
+                "x",
+                REVOKED,
+                "X refused the user access token (401): it expired or was revoked; authorize the app again",
+                checked=checked,
+            )
         if answer.status == 403:
             detail = str(_json(answer).get("detail") or _json(answer).get("title") or "forbidden")[:160]
             return TokenCheck("x", REVOKED, f"X refused access (403: {detail})", checked=checked)
@@ -306,7 +342,12 @@ class TokenHealth:
             who = f" as @{username}" if username else ""
             return TokenCheck("telegram", OK, f"the bot token works{who}", checked=checked)
         if answer.status in (401, 404):
-            return TokenCheck("telegram", REVOKED, f"Telegram refused the bot token ({answer.status}): it was revoked or is not a bot token; get the current one from @BotFather", checked=checked)
+            return TokenCheck(
+                "telegram",
+                REVOKED,
+                f"Telegram refused the bot token ({answer.status}): it was revoked or is not a bot token; get the current one from @BotFather",
+                checked=checked,
+            )
         return _outage("telegram", answer, checked)
 
     def check_zendesk(self) -> TokenCheck:
@@ -324,14 +365,28 @@ class TokenHealth:
         if answer.ok:
             user = _json(answer).get("user") or {}
             if not user.get("id"):
-                return TokenCheck("zendesk", REVOKED, "Zendesk answered as an anonymous user: the email or API token is wrong, or the token was deleted", checked=checked)
+                return TokenCheck(
+                    "zendesk",
+                    REVOKED,
+                    "Zendesk answered as an anonymous user: the email or API token is wrong, or the token was deleted",
+                    checked=checked,
+                )
             if user.get("role") not in ("agent", "admin"):
-                return TokenCheck("zendesk", REVOKED, f"the API token signs in as a {user.get('role') or 'user'} who cannot work tickets: use an agent's email", checked=checked)
+                return TokenCheck(
+                    "zendesk",
+                    REVOKED,
+                    f"the API token signs in as a {user.get('role') or 'user'} who cannot work tickets: use an agent's email",
+                    checked=checked,
+                )
             return TokenCheck("zendesk", OK, f"the API token works (signed in as a {user['role']})", checked=checked)
         if answer.status in (401, 403):
-            return TokenCheck("zendesk", REVOKED, f"Zendesk refused the email/API token ({answer.status}): the token was deleted or deactivated, or token access is off", checked=checked)
+            return TokenCheck(
+                "zendesk",
+                REVOKED,
+                f"Zendesk refused the email/API token ({answer.status}): the token was deleted or deactivated, or token access is off",
+                checked=checked,
+            )
         return _outage("zendesk", answer, checked)
-
 
     def check_freshdesk(self) -> TokenCheck:
         """``GET /api/v2/agents/me`` with the agent's API key."""
@@ -347,12 +402,22 @@ class TokenHealth:
         if answer.ok and _json(answer).get("id"):
             return TokenCheck("freshdesk", OK, "the API key works (signed in as an agent)", checked=checked)
         if answer.status == 401:
-            return TokenCheck("freshdesk", REVOKED, "Freshdesk refused the API key (401): it was reset or the agent was deleted; "
-                              "copy the current key from the agent's profile settings", checked=checked)
+            return TokenCheck(
+                "freshdesk",
+                REVOKED,
+                "Freshdesk refused the API key (401): it was reset or the agent was deleted; "
+                "copy the current key from the agent's profile settings",
+                checked=checked,
+            )
         if answer.status == 403:
-            return TokenCheck("freshdesk", REVOKED, "Freshdesk refused access (403): the agent lacks a permission or the "
-                              "account is suspended", checked=checked)
+            return TokenCheck(
+                "freshdesk",
+                REVOKED,
+                "Freshdesk refused access (403): the agent lacks a permission or the account is suspended",
+                checked=checked,
+            )
         return _outage("freshdesk", answer, checked)
+
 
 _LABEL = {"meta": "Graph", "x": "X", "telegram": "Telegram Bot", "zendesk": "Zendesk", "freshdesk": "Freshdesk"}
 
@@ -379,10 +444,22 @@ def _graph_code(error: Mapping[str, Any]) -> str:
 
 def _outage(platform: str, answer: HttpResponse, checked: str) -> TokenCheck:
     if answer.status == 429:
-        return TokenCheck(platform, UNREACHABLE, f"the {_LABEL[platform]} API is rate limiting us (429); the token was not checked", checked=checked)
+        return TokenCheck(
+            platform,
+            UNREACHABLE,
+            f"the {_LABEL[platform]} API is rate limiting us (429); the token was not checked",
+            checked=checked,
+        )
     if answer.status >= 500:
-        return TokenCheck(platform, UNREACHABLE, f"the {_LABEL[platform]} API is unavailable ({answer.status}); the token was not checked", checked=checked)
-    return TokenCheck(platform, UNREACHABLE, f"unexpected answer from the {_LABEL[platform]} API (HTTP {answer.status})", checked=checked)
+        return TokenCheck(
+            platform,
+            UNREACHABLE,
+            f"the {_LABEL[platform]} API is unavailable ({answer.status}); the token was not checked",
+            checked=checked,
+        )
+    return TokenCheck(
+        platform, UNREACHABLE, f"unexpected answer from the {_LABEL[platform]} API (HTTP {answer.status})", checked=checked
+    )
 
 
 # --- publishing ------------------------------------------------------------------------------
@@ -408,12 +485,22 @@ def publish(results: list[TokenCheck], *, namespace: str = "socialdesk", warn_da
     for result in results:
         if result.status == NOT_CONFIGURED:
             continue
-        with single_metric(name="token_ok", unit=MetricUnit.Count, value=1 if result.ok else 0, namespace=namespace,
-                           default_dimensions={"service": SERVICE}) as metric:
+        with single_metric(
+            name="token_ok",
+            unit=MetricUnit.Count,
+            value=1 if result.ok else 0,
+            namespace=namespace,
+            default_dimensions={"service": SERVICE},
+        ) as metric:
             metric.add_dimension(name="platform", value=result.platform)
         if result.days_left is not None:
-            with single_metric(name="token_days_left", unit=MetricUnit.Count, value=result.days_left, namespace=namespace,
-                               default_dimensions={"service": SERVICE}) as metric:
+            with single_metric(
+                name="token_days_left",
+                unit=MetricUnit.Count,
+                value=result.days_left,
+                namespace=namespace,
+                default_dimensions={"service": SERVICE},
+            ) as metric:
                 metric.add_dimension(name="platform", value=result.platform)
         fields = {"platform": result.platform, "status": result.status, "detail": result.detail, "days_left": result.days_left}
         if not result.ok:

@@ -115,8 +115,15 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
     return base64.b64encode(digest).decode("ascii")
 
 
-def signed_headers(secret: str, body: bytes, *, timestamp: str | None = None, invocation_id: str | None = None,
-                   webhook_id: str = "01HSOCIALDESKLOCAL00000000", account_id: str = "1") -> dict[str, str]:
+def signed_headers(
+    secret: str,
+    body: bytes,
+    *,
+    timestamp: str | None = None,
+    invocation_id: str | None = None,
+    webhook_id: str = "01HSOCIALDESKLOCAL00000000",
+    account_id: str = "1",
+) -> dict[str, str]:
     """The headers of a genuine delivery of ``body`` (for the sandbox and tests)."""
     stamp = timestamp or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {
@@ -141,8 +148,9 @@ def parse_timestamp(value: str) -> datetime:
     return moment.astimezone(timezone.utc)
 
 
-def verify_signature(headers: Mapping[str, str], body: bytes, secret: str, now: datetime,
-                     *, window: timedelta = REPLAY_WINDOW) -> datetime:
+def verify_signature(
+    headers: Mapping[str, str], body: bytes, secret: str, now: datetime, *, window: timedelta = REPLAY_WINDOW
+) -> datetime:
     """Raise ``Unauthorized`` unless the request is signed with ``secret`` within ``window`` of ``now``.
 
     Returns the signed timestamp. The signature is checked first: an old timestamp is
@@ -330,8 +338,14 @@ class EventLog:
     sender's retry processes it (no DeleteItem: the functions' IAM policy has none). Items expire after ``ttl`` (DynamoDB TTL on ``expires_at``).
     """
 
-    def __init__(self, table_name: str, client: DynamoDBClient, *, ttl: timedelta = timedelta(days=2),
-                 lease: timedelta = timedelta(minutes=3)) -> None:
+    def __init__(
+        self,
+        table_name: str,
+        client: DynamoDBClient,
+        *,
+        ttl: timedelta = timedelta(days=2),
+        lease: timedelta = timedelta(minutes=3),
+    ) -> None:
         self.table_name = table_name
         self._client = client
         self.ttl = ttl

@@ -251,17 +251,24 @@ class ReplyRecord:
     def from_event(cls, event: AgentEvent, now: datetime, *, helpdesk: str = HELPDESK) -> ReplyRecord:
         assert event.conversation_key and event.comment_id
         return cls(
-            conversation_key=event.conversation_key, comment_id=event.comment_id, ticket_id=event.ticket_id,
-            text=event.text, private=event.private, author_id=event.author_id, author_name=event.author_name,
-            claimed_at_ms=_ms(now), helpdesk=helpdesk,
+            conversation_key=event.conversation_key,
+            comment_id=event.comment_id,
+            ticket_id=event.ticket_id,
+            text=event.text,
+            private=event.private,
+            author_id=event.author_id,
+            author_name=event.author_name,
+            claimed_at_ms=_ms(now),
+            helpdesk=helpdesk,
         )
 
 
 class ReplyLedger:
     """The ``REPLY#<helpdesk>#<comment id>`` items; every transition is a conditional write."""
 
-    def __init__(self, table_name: str, client: Any, *, ttl_days: int = 30, lease: timedelta = DEFAULT_LEASE,
-                 helpdesk: str = HELPDESK) -> None:
+    def __init__(
+        self, table_name: str, client: Any, *, ttl_days: int = 30, lease: timedelta = DEFAULT_LEASE, helpdesk: str = HELPDESK
+    ) -> None:
         self.table_name = table_name
         self._client = client
         self.ttl_days = ttl_days
@@ -345,8 +352,13 @@ class ReplyLedger:
             ConditionExpression="#state = :retry AND retry_at <= :when",
             ExpressionAttributeNames={"#state": "state"},
             ExpressionAttributeValues={
-                ":sending": _s("sending"), ":retry": _s("retry"), ":now": _n(_ms(now)), ":one": _n(1),
-                ":when": _s(_iso(now)), ":queue": _s(self.queue), ":check": _s(_iso(now + self.lease)),
+                ":sending": _s("sending"),
+                ":retry": _s("retry"),
+                ":now": _n(_ms(now)),
+                ":one": _n(1),
+                ":when": _s(_iso(now)),
+                ":queue": _s(self.queue),
+                ":check": _s(_iso(now + self.lease)),
             },
         )
 
@@ -359,8 +371,12 @@ class ReplyLedger:
             ConditionExpression="#state = :sending AND claimed_at = :seen",
             ExpressionAttributeNames={"#state": "state"},
             ExpressionAttributeValues={
-                ":unknown": _s("unknown"), ":sending": _s("sending"), ":seen": _n(record.claimed_at_ms),
-                ":kind": _s("interrupted"), ":note": _s(note), ":false": {"BOOL": False},
+                ":unknown": _s("unknown"),
+                ":sending": _s("sending"),
+                ":seen": _n(record.claimed_at_ms),
+                ":kind": _s("interrupted"),
+                ":note": _s(note),
+                ":false": {"BOOL": False},
             },
         )
 
@@ -370,8 +386,12 @@ class ReplyLedger:
             Key=self.key(record.conversation_key, record.comment_id),
             UpdateExpression="SET #state = :sent, platform_message_id = :id, sent_at = :now, via = :via REMOVE gsi1pk, gsi1sk",
             ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues={":sent": _s("sent"), ":id": _s(sent.platform_message_id), ":now": _s(_iso(now)),
-                                       ":via": _s(sent.via or "")},
+            ExpressionAttributeValues={
+                ":sent": _s("sent"),
+                ":id": _s(sent.platform_message_id),
+                ":now": _s(_iso(now)),
+                ":via": _s(sent.via or ""),
+            },
         )
 
     def mark_retry(self, record: ReplyRecord, retry_at: datetime, kind: str, note: str, noted: bool) -> None:
@@ -384,8 +404,12 @@ class ReplyLedger:
             ),
             ExpressionAttributeNames={"#state": "state"},
             ExpressionAttributeValues={
-                ":retry": _s("retry"), ":when": _s(_iso(retry_at)), ":kind": _s(kind), ":note": _s(note),
-                ":noted": {"BOOL": noted}, ":queue": _s(self.queue),
+                ":retry": _s("retry"),
+                ":when": _s(_iso(retry_at)),
+                ":kind": _s(kind),
+                ":note": _s(note),
+                ":noted": {"BOOL": noted},
+                ":queue": _s(self.queue),
             },
         )
 
@@ -412,7 +436,8 @@ class ReplyLedger:
         that died mid-send) and tickets to read again, oldest first: this helpdesk's queue,
         then what is left of the queue's old, shared key (see the module docstring)."""
         found = [
-            item for item in (_due_item(i, self.helpdesk) for i in self._due_page(self.queue, now, limit, None).get("Items", []))
+            item
+            for item in (_due_item(i, self.helpdesk) for i in self._due_page(self.queue, now, limit, None).get("Items", []))
             if item is not None
         ]
         start: dict[str, Any] | None = None
@@ -455,11 +480,16 @@ class ReplyLedger:
         self._call(
             "update_item",
             Key=self.recheck_key(conversation_key, ticket_id),
-            UpdateExpression=("SET item_type = :type, ticket_id = :ticket, failures = :failures, expires_at = :expires,"
-                              " gsi1pk = :queue, gsi1sk = :when"),
+            UpdateExpression=(
+                "SET item_type = :type, ticket_id = :ticket, failures = :failures, expires_at = :expires,"
+                " gsi1pk = :queue, gsi1sk = :when"
+            ),
             ExpressionAttributeValues={
-                ":type": _s("reply_recheck"), ":ticket": _s(ticket_id), ":failures": _n(failures),
-                ":expires": _n(int(_utc(now).timestamp()) + self.ttl_days * 86400), ":queue": _s(self.queue),
+                ":type": _s("reply_recheck"),
+                ":ticket": _s(ticket_id),
+                ":failures": _n(failures),
+                ":expires": _n(int(_utc(now).timestamp()) + self.ttl_days * 86400),
+                ":queue": _s(self.queue),
                 ":when": _s(_iso(now + RECHECK_DELAY * 2 ** (max(1, failures) - 1))),
             },
         )
@@ -467,8 +497,12 @@ class ReplyLedger:
     def recheck_failures(self, conversation_key: str, ticket_id: str) -> int:
         """How many times reading the ticket has failed so far."""
         try:
-            item = self._client.get_item(TableName=self.table_name, Key=self.recheck_key(conversation_key, ticket_id),
-                                         ConsistentRead=True).get("Item") or {}
+            item = (
+                self._client.get_item(
+                    TableName=self.table_name, Key=self.recheck_key(conversation_key, ticket_id), ConsistentRead=True
+                ).get("Item")
+                or {}
+            )
         except Exception as exc:
             raise StoreUnavailable(f"reply recheck read failed: {_error_code(exc) or exc}") from exc
         return int(item.get("failures", {}).get("N", "0"))
@@ -476,9 +510,13 @@ class ReplyLedger:
     def finish_recheck(self, conversation_key: str, ticket_id: str, due_at: str) -> None:
         """The ticket was read: out of the queue -- unless a failed delivery put it back in
         meanwhile (it is then due at another time than ``due_at``)."""
-        self._call("update_item", Key=self.recheck_key(conversation_key, ticket_id),
-                   UpdateExpression="REMOVE gsi1pk, gsi1sk, failures", ConditionExpression="gsi1sk = :seen",
-                   ExpressionAttributeValues={":seen": _s(due_at)})
+        self._call(
+            "update_item",
+            Key=self.recheck_key(conversation_key, ticket_id),
+            UpdateExpression="REMOVE gsi1pk, gsi1sk, failures",
+            ConditionExpression="gsi1sk = :seen",
+            ExpressionAttributeValues={":seen": _s(due_at)},
+        )
 
 
 @dataclass(frozen=True)
@@ -496,7 +534,7 @@ def _due_item(item: dict[str, Any], helpdesk: str) -> DueItem | None:
     key, due_at = pk.removeprefix("CONV#"), item.get("gsi1sk", {}).get("S", "")
     for prefix, field_name in ((f"REPLY#{helpdesk}#", "comment_id"), (f"RECHECK#{helpdesk}#", "ticket_id")):
         if sk.startswith(prefix):
-            return DueItem(key, due_at, **{field_name: sk[len(prefix):]})
+            return DueItem(key, due_at, **{field_name: sk[len(prefix) :]})
     return None
 
 
@@ -565,8 +603,13 @@ class AgentReplies:
         self.dispatcher = dispatcher
         self._now = now
         self.helpdesk_name = str(getattr(helpdesk, "name", HELPDESK) or HELPDESK)
-        self.ledger = ledger or ReplyLedger(store.table_name, store._client, ttl_days=store.raw_ttl_days,  # noqa: SLF001
-                                            lease=lease, helpdesk=self.helpdesk_name)
+        self.ledger = ledger or ReplyLedger(
+            store.table_name,
+            store._client,
+            ttl_days=store.raw_ttl_days,  # noqa: SLF001
+            lease=lease,
+            helpdesk=self.helpdesk_name,
+        )
         self.bridge_email = (bridge_email or "").strip().lower() or None
         self.bridge_user_id = (bridge_user_id or "").strip() or None
         self.max_attempts = max(1, max_attempts)
@@ -643,9 +686,15 @@ class AgentReplies:
             if outcomes and outcomes[-1] is Outcome.IN_PROGRESS:
                 self._wait_while_sending(key, previous)  # keep the order of a concurrent delivery
             event = AgentEvent(
-                kind=COMMENT_EVENT, ticket_id=ticket_id, conversation_key=key, tags=tuple(read.tags),
-                comment_id=comment.comment_id, text=comment.text, author_id=comment.author_id,
-                author_email=comment.author_email, author_name=comment.author_name,
+                kind=COMMENT_EVENT,
+                ticket_id=ticket_id,
+                conversation_key=key,
+                tags=tuple(read.tags),
+                comment_id=comment.comment_id,
+                text=comment.text,
+                author_id=comment.author_id,
+                author_email=comment.author_email,
+                author_name=comment.author_name,
             )
             outcomes.append(self.handle_comment(event, resume=resume))
             previous = comment.comment_id
@@ -698,8 +747,9 @@ class AgentReplies:
             return Outcome.STATUS_UPDATED
         raise ConversationConflict(f"conversation {key} kept changing while its status was recorded")
 
-    def retry_due(self, *, limit: int = 25, remaining_seconds: Callable[[], float] | None = None,
-                  reserve_seconds: float = 30.0) -> RetryReport:
+    def retry_due(
+        self, *, limit: int = 25, remaining_seconds: Callable[[], float] | None = None, reserve_seconds: float = 30.0
+    ) -> RetryReport:
         """Retry the answers whose transient failure has passed, report interrupted sends, and
         read again the tickets that could not be read (the schedule calls this). One item's
         failure is logged and counted (``error``); the run goes on with the next."""
@@ -814,8 +864,10 @@ class AgentReplies:
         other. The claim is given back as a retry due at once (the helpdesk's redelivery or
         the schedule takes it) and, with ``raise_error``, the error raised; when the
         attempts run out, the agent gets a note instead."""
-        logger.warning("conversation not readable", extra={"conversation": record.conversation_key,
-                                                           "attempt": record.attempts, "reason": str(exc)})
+        logger.warning(
+            "conversation not readable",
+            extra={"conversation": record.conversation_key, "attempt": record.attempts, "reason": str(exc)},
+        )
         if record.attempts < self.max_attempts:
             self.ledger.mark_retry(record, self.now(), "unreadable", record.note or "", record.noted)
             if not raise_error:
@@ -841,8 +893,10 @@ class AgentReplies:
                 break
             except StoreUnavailable:
                 if attempt == 2:
-                    logger.error("sent reply could not be recorded; a repeat will be treated as ambiguous",
-                                 extra={"conversation": record.conversation_key, "platform_id": sent.platform_message_id})
+                    logger.error(
+                        "sent reply could not be recorded; a repeat will be treated as ambiguous",
+                        extra={"conversation": record.conversation_key, "platform_id": sent.platform_message_id},
+                    )
                     raise
                 self._sleep(0.2 * 2**attempt)
         # Sent is sent: nothing below may fail the event (a 5xx would not unsend it), so each
@@ -865,9 +919,16 @@ class AgentReplies:
     def _failed(self, record: ReplyRecord, failure: ReplyFailed, target: ReplyTarget | None) -> Outcome:
         now = self.now()
         label = platform_label(target.platform if target else (failure.platform or _platform_of(record.conversation_key)))
-        logger.warning("reply not sent", extra={"conversation": record.conversation_key, "kind": failure.kind,
-                                                "attempt": record.attempts, "transient": failure.transient,
-                                                "duplicate_risk": failure.duplicate_risk})
+        logger.warning(
+            "reply not sent",
+            extra={
+                "conversation": record.conversation_key,
+                "kind": failure.kind,
+                "attempt": record.attempts,
+                "transient": failure.transient,
+                "duplicate_risk": failure.duplicate_risk,
+            },
+        )
         if failure.duplicate_risk:
             note = failure.plain_words
             noted = self._note(record, note)
@@ -947,16 +1008,23 @@ class AgentReplies:
                 break
         return False
 
-    def _outbound_messages(self, record: ReplyRecord, target: ReplyTarget, sent: SentReply,
-                           now: datetime) -> Iterable[SocialMessage]:
+    def _outbound_messages(
+        self, record: ReplyRecord, target: ReplyTarget, sent: SentReply, now: datetime
+    ) -> Iterable[SocialMessage]:
         """The answer (and a public acknowledgement posted with a private one) as stored messages.
 
         The message id is the platform's id for the post (when it gave one), so its echo
         webhook lands on the same item. A private answer to a public comment goes to the customer's inbox: its
         echo arrives in the chat's conversation and is stored there as outbound too."""
         private_route = record.private and target.is_public
-        raw = {"source": record.helpdesk, "ticket_id": record.ticket_id, "comment_id": record.comment_id,
-               "agent_id": record.author_id, "private": private_route, "via": sent.via}
+        raw = {
+            "source": record.helpdesk,
+            "ticket_id": record.ticket_id,
+            "comment_id": record.comment_id,
+            "agent_id": record.author_id,
+            "private": private_route,
+            "via": sent.via,
+        }
         author = Author(platform_id=target.account_id, display_name=record.author_name)
         yield SocialMessage(
             platform=target.platform,
@@ -975,17 +1043,27 @@ class AgentReplies:
         )
         if sent.visible_note and sent.visible_note_id:
             yield SocialMessage(
-                platform=target.platform, kind=Kind.REPLY, direction=Direction.OUTBOUND,
-                message_id=sent.visible_note_id, conversation_key=record.conversation_key,
-                account_id=target.account_id, author=author, text=sent.visible_note, created_at=now,
-                parent_id=target.reply_to_id, raw={**raw, "acknowledgement": True},
+                platform=target.platform,
+                kind=Kind.REPLY,
+                direction=Direction.OUTBOUND,
+                message_id=sent.visible_note_id,
+                conversation_key=record.conversation_key,
+                account_id=target.account_id,
+                author=author,
+                text=sent.visible_note,
+                created_at=now,
+                parent_id=target.reply_to_id,
+                raw={**raw, "acknowledgement": True},
             )
 
     def _record_first_response(self, record: ReplyRecord, messages: list[SocialMessage], now: datetime) -> None:
         """``CONV#<key>`` / ``RESPONSE``: first response time (set once), last response, count."""
         inbound = [m.created_at for m in messages if m.direction is Direction.INBOUND]
         values: dict[str, Any] = {
-            ":type": _s("response_times"), ":now": _s(_iso(now)), ":ticket": _s(record.ticket_id), ":one": _n(1),
+            ":type": _s("response_times"),
+            ":now": _s(_iso(now)),
+            ":ticket": _s(record.ticket_id),
+            ":one": _n(1),
         }
         expression = (
             "SET item_type = :type, first_response_at = if_not_exists(first_response_at, :now),"

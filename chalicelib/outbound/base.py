@@ -81,6 +81,7 @@ LINE_REPLY_TOKEN_TTL = timedelta(seconds=50)
 DEFAULT_PUBLIC_ACK_TEXT = "We've sent you a private message."
 DEFAULT_PUBLIC_ACK_PLATFORMS = frozenset({Platform.FACEBOOK, Platform.INSTAGRAM})
 
+
 def utf8_bytes(text: str) -> int:
     """Length in UTF-8 bytes (Instagram Direct counts so)."""
     return len(text.encode("utf-8"))
@@ -233,8 +234,10 @@ class ReplyTarget:
 
     def line_token_fresh(self, now: datetime) -> bool:
         """A LINE reply token that may still be used at ``now``."""
-        return bool(self.line_reply_token) and self.line_reply_token_expires_at is not None and utc(now) < utc(
-            self.line_reply_token_expires_at
+        return (
+            bool(self.line_reply_token)
+            and self.line_reply_token_expires_at is not None
+            and utc(now) < utc(self.line_reply_token_expires_at)
         )
 
 
@@ -498,8 +501,10 @@ class HttpSender:
             ) from None
         except UnsafeUrl:
             raise ReplyFailed(
-                REJECTED, f"Not sent: socialdesk refused to send the reply to another address than {platform_label(platform)}'s.",
-                platform=platform, code="unsafe_url",
+                REJECTED,
+                f"Not sent: socialdesk refused to send the reply to another address than {platform_label(platform)}'s.",
+                platform=platform,
+                code="unsafe_url",
             ) from None
 
     def bearer_client(self, platform: Platform, account_id: str, provider: TokenProvider | None = None) -> Any:
@@ -544,5 +549,11 @@ class SingleApiSender(HttpSender):
         timeout: tuple[float, float] = (3.05, 10),
         observer: Callable[[Any], None] | None = None,
     ) -> None:
-        super().__init__(base_url or os.environ.get(self.base_url_env) or self.default_base_url, token_provider, pool=pool,
-                         timeout=timeout, observer=observer, config=config)
+        super().__init__(
+            base_url or os.environ.get(self.base_url_env) or self.default_base_url,
+            token_provider,
+            pool=pool,
+            timeout=timeout,
+            observer=observer,
+            config=config,
+        )

@@ -131,8 +131,9 @@ def _mentions(text: str, names: set[str]) -> bool:
     return any(re.search(rf"@{re.escape(name)}(?![\w])", text, re.IGNORECASE) for name in names)
 
 
-def _check_private_addressee(inbound: list[SocialMessage], own: list[SocialMessage], customer: str, text: str,
-                             platform: Platform, scope: str) -> None:
+def _check_private_addressee(
+    inbound: list[SocialMessage], own: list[SocialMessage], customer: str, text: str, platform: Platform, scope: str
+) -> None:
     """``ReplyFailed`` when a private answer could reach someone other than the ticket's
     customer, or evidently means someone else (see the module docstring)."""
     label = platform_label(platform)
@@ -194,8 +195,10 @@ def target_from_messages(
                 code="all_deleted",
             )
         raise ReplyFailed(
-            REJECTED, "Not sent: there is no message from the customer in this conversation to answer.",
-            platform=platform, code="no_inbound",
+            REJECTED,
+            "Not sent: there is no message from the customer in this conversation to answer.",
+            platform=platform,
+            code="no_inbound",
         )
     parts = _key_parts(key)
     scope = parts[1] if len(parts) > 1 else ""

@@ -292,7 +292,9 @@ class DeletionRequests:
         ).get("Item")
         if not item:
             return None
-        plain = {name: (value.get("S") if "S" in value else int(value["N"]) if "N" in value else None) for name, value in item.items()}
+        plain = {
+            name: (value.get("S") if "S" in value else int(value["N"]) if "N" in value else None) for name, value in item.items()
+        }
         return plain
 
     def process(self, code: str, *, scan_conversations: bool = False) -> ForgetReport:
@@ -682,7 +684,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m chalicelib.privacy.deletion", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     forget = commands.add_parser("forget", help="delete everything held on one author and record the request")
-    forget.add_argument("--platform", required=True, help="facebook, messenger, instagram, whatsapp, x, telegram, line, google, other")
+    forget.add_argument(
+        "--platform", required=True, help="facebook, messenger, instagram, whatsapp, x, telegram, line, google, other"
+    )
     forget.add_argument("--author-id", required=True, help="the author's id on that platform (PSID, wa_id, X user id...)")
     forget.add_argument("--scan", action="store_true", help="also scan conversation items whose messages already expired")
     status = commands.add_parser("status", help="show a request's status")

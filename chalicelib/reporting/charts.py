@@ -17,8 +17,30 @@ from chalicelib.reporting.units import format_duration
 
 WIDTH = 720
 # Durations on an axis step by amounts people read at a glance.
-DURATION_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400,
-                  172800, 604800, 1209600, 2592000)
+DURATION_STEPS = (
+    1,
+    2,
+    5,
+    10,
+    15,
+    30,
+    60,
+    120,
+    300,
+    600,
+    900,
+    1800,
+    3600,
+    7200,
+    10800,
+    21600,
+    43200,
+    86400,
+    172800,
+    604800,
+    1209600,
+    2592000,
+)
 
 
 @dataclass(frozen=True)
@@ -60,14 +82,24 @@ def duration_ticks(top_value: float, ticks: int = 5) -> list[float]:
 def _open(chart_id: str, title: str, desc: str, height: int, attrs: dict[str, str]) -> list[str]:
     extra = "".join(f' {name}="{escape(value)}"' for name, value in attrs.items())
     return [
-        (f'<svg xmlns="http://www.w3.org/2000/svg" id="{chart_id}" class="chart" viewBox="0 0 {WIDTH} {height}"'
-        f' width="{WIDTH}" height="{height}" role="img" aria-labelledby="{chart_id}-t {chart_id}-d"{extra}>'),
+        (
+            f'<svg xmlns="http://www.w3.org/2000/svg" id="{chart_id}" class="chart" viewBox="0 0 {WIDTH} {height}"'
+            f' width="{WIDTH}" height="{height}" role="img" aria-labelledby="{chart_id}-t {chart_id}-d"{extra}>'
+        ),
         f'<title id="{chart_id}-t">{escape(title)}</title><desc id="{chart_id}-d">{escape(desc)}</desc>',
     ]
 
 
-def column_chart(chart_id: str, columns: Sequence[Column], *, y_top: float, title: str, desc: str,
-                 attrs: dict[str, str] | None = None, height: int = 130) -> str:
+def column_chart(
+    chart_id: str,
+    columns: Sequence[Column],
+    *,
+    y_top: float,
+    title: str,
+    desc: str,
+    attrs: dict[str, str] | None = None,
+    height: int = 130,
+) -> str:
     """Vertical bars on a count axis from 0 to ``y_top`` (share it between charts to compare them)."""
     left, right, top, bottom = 44, 8, 10, 26
     plot_w, plot_h = WIDTH - left - right, height - top - bottom
@@ -76,8 +108,10 @@ def column_chart(chart_id: str, columns: Sequence[Column], *, y_top: float, titl
     parts = _open(chart_id, title, desc, height, {"data-y-top": f"{scale_top:g}", **(attrs or {})})
     for tick in ticks:
         y = top + plot_h - tick / scale_top * plot_h
-        parts.append(f'<line class="grid" x1="{left}" x2="{WIDTH - right}" y1="{y:.2f}" y2="{y:.2f}"/>'
-                     f'<text class="tick" x="{left - 6}" y="{y + 4:.2f}" text-anchor="end">{tick:g}</text>')
+        parts.append(
+            f'<line class="grid" x1="{left}" x2="{WIDTH - right}" y1="{y:.2f}" y2="{y:.2f}"/>'
+            f'<text class="tick" x="{left - 6}" y="{y + 4:.2f}" text-anchor="end">{tick:g}</text>'
+        )
     step = plot_w / max(1, len(columns))
     bar_w = max(1.0, step * 0.78)
     label_every = max(1, math.ceil(len(columns) / 8))
@@ -89,14 +123,23 @@ def column_chart(chart_id: str, columns: Sequence[Column], *, y_top: float, titl
             f' data-value="{column.value:g}" data-start="{escape(column.start)}"><title>{escape(column.title)}</title></rect>'
         )
         if column.label and index % label_every == 0:
-            parts.append(f'<text class="tick" x="{x + bar_w / 2:.2f}" y="{height - 8}" text-anchor="middle">'
-                         f"{escape(column.label)}</text>")
+            parts.append(
+                f'<text class="tick" x="{x + bar_w / 2:.2f}" y="{height - 8}" text-anchor="middle">{escape(column.label)}</text>'
+            )
     parts.append(f'<line class="axis" x1="{left}" x2="{WIDTH - right}" y1="{top + plot_h}" y2="{top + plot_h}"/></svg>')
     return "".join(parts)
 
 
-def target_chart(chart_id: str, measures: Sequence[Measure], *, target: float | None, target_label: str,
-                 title: str, desc: str, attrs: dict[str, str] | None = None) -> str:
+def target_chart(
+    chart_id: str,
+    measures: Sequence[Measure],
+    *,
+    target: float | None,
+    target_label: str,
+    title: str,
+    desc: str,
+    attrs: dict[str, str] | None = None,
+) -> str:
     """Horizontal duration bars (p50, p90) and a dashed line at the target; a bar past the
     target is drawn as late."""
     left, right, top, row_h, axis_h = 44, 44, 22, 26, 22
@@ -108,8 +151,10 @@ def target_chart(chart_id: str, measures: Sequence[Measure], *, target: float | 
     axis_y = top + row_h * len(measures)
     for tick in ticks:
         x = left + tick / scale_top * plot_w
-        parts.append(f'<line class="grid" x1="{x:.2f}" x2="{x:.2f}" y1="{top}" y2="{axis_y}"/>'
-                     f'<text class="tick" x="{x:.2f}" y="{axis_y + 15}" text-anchor="middle">{format_duration(tick)}</text>')
+        parts.append(
+            f'<line class="grid" x1="{x:.2f}" x2="{x:.2f}" y1="{top}" y2="{axis_y}"/>'
+            f'<text class="tick" x="{x:.2f}" y="{axis_y + 15}" text-anchor="middle">{format_duration(tick)}</text>'
+        )
     for index, measure in enumerate(measures):
         y = top + index * row_h + 4
         bar_w = measure.value / scale_top * plot_w
@@ -132,8 +177,16 @@ def target_chart(chart_id: str, measures: Sequence[Measure], *, target: float | 
     return "".join(parts)
 
 
-def line_chart(chart_id: str, points: Sequence[tuple[datetime, float]], *, title: str, desc: str,
-               time_label: Callable[[datetime], str], attrs: dict[str, str] | None = None, height: int = 170) -> str:
+def line_chart(
+    chart_id: str,
+    points: Sequence[tuple[datetime, float]],
+    *,
+    title: str,
+    desc: str,
+    time_label: Callable[[datetime], str],
+    attrs: dict[str, str] | None = None,
+    height: int = 170,
+) -> str:
     """A value over time (a crisis's size): a line through dots, one per measurement."""
     left, right, top, bottom = 44, 24, 10, 26
     plot_w, plot_h = WIDTH - left - right, height - top - bottom
@@ -142,19 +195,31 @@ def line_chart(chart_id: str, points: Sequence[tuple[datetime, float]], *, title
     parts = _open(chart_id, title, desc, height, {"data-y-top": f"{scale_top:g}", **(attrs or {})})
     for tick in ticks:
         y = top + plot_h - tick / scale_top * plot_h
-        parts.append(f'<line class="grid" x1="{left}" x2="{WIDTH - right}" y1="{y:.2f}" y2="{y:.2f}"/>'
-                     f'<text class="tick" x="{left - 6}" y="{y + 4:.2f}" text-anchor="end">{tick:g}</text>')
+        parts.append(
+            f'<line class="grid" x1="{left}" x2="{WIDTH - right}" y1="{y:.2f}" y2="{y:.2f}"/>'
+            f'<text class="tick" x="{left - 6}" y="{y + 4:.2f}" text-anchor="end">{tick:g}</text>'
+        )
     if points:
         first, last = points[0][0].timestamp(), points[-1][0].timestamp()
         span = max(last - first, 1.0)
-        xy = [(left + ((moment.timestamp() - first) / span if last > first else 0.5) * plot_w,
-               top + plot_h - value / scale_top * plot_h, moment, value) for moment, value in points]
+        xy = [
+            (
+                left + ((moment.timestamp() - first) / span if last > first else 0.5) * plot_w,
+                top + plot_h - value / scale_top * plot_h,
+                moment,
+                value,
+            )
+            for moment, value in points
+        ]
         parts.append('<polyline class="line" points="' + " ".join(f"{x:.2f},{y:.2f}" for x, y, _, _ in xy) + '"/>')
         for x, y, moment, value in xy:
-            parts.append(f'<circle class="dot" cx="{x:.2f}" cy="{y:.2f}" r="3.5" data-value="{value:g}">'
-                         f"<title>{escape(time_label(moment))}: {value:g}</title></circle>")
+            parts.append(
+                f'<circle class="dot" cx="{x:.2f}" cy="{y:.2f}" r="3.5" data-value="{value:g}">'
+                f"<title>{escape(time_label(moment))}: {value:g}</title></circle>"
+            )
         for x, _, moment, _ in (xy[0], xy[-1]) if len(xy) > 1 else xy[:1]:
-            parts.append(f'<text class="tick" x="{x:.2f}" y="{height - 8}" text-anchor="middle">'
-                         f"{escape(time_label(moment))}</text>")
+            parts.append(
+                f'<text class="tick" x="{x:.2f}" y="{height - 8}" text-anchor="middle">{escape(time_label(moment))}</text>'
+            )
     parts.append(f'<line class="axis" x1="{left}" x2="{WIDTH - right}" y1="{top + plot_h}" y2="{top + plot_h}"/></svg>')
     return "".join(parts)

@@ -26,13 +26,29 @@ if TYPE_CHECKING:
 DEFAULT_OUT = Path(".run/report.html")
 
 
-def write_report(client: DynamoDBClient, table_name: str, out: Path, *, lang: str = "en", now: datetime | None = None,
-                 sla: SlaTargets | None = None, resolution_sla: SlaTargets | None = None,
-                 window: timedelta = timedelta(days=7), crises: Sequence[Crisis] | None = None) -> Path:
+def write_report(
+    client: DynamoDBClient,
+    table_name: str,
+    out: Path,
+    *,
+    lang: str = "en",
+    now: datetime | None = None,
+    sla: SlaTargets | None = None,
+    resolution_sla: SlaTargets | None = None,
+    window: timedelta = timedelta(days=7),
+    crises: Sequence[Crisis] | None = None,
+) -> Path:
     """Scan the table, compute, write the page to ``out``; returns its absolute path."""
     conversations = TableReader(client, table_name).conversations()
-    report = build_report(conversations, now=now or datetime.now(UTC), table_name=table_name, sla=sla,
-                          resolution_sla=resolution_sla, window=window, crises=crises)
+    report = build_report(
+        conversations,
+        now=now or datetime.now(UTC),
+        table_name=table_name,
+        sla=sla,
+        resolution_sla=resolution_sla,
+        window=window,
+        crises=crises,
+    )
     page = render(report, lang)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page, encoding="utf-8")
@@ -51,13 +67,27 @@ def _local_table() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m chalicelib.reporting", description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"where to write the page (default {DEFAULT_OUT})")
-    parser.add_argument("--lang", choices=LANGUAGES, default=os.environ.get("REPORT_LANGUAGE") or "en",
-                        help="labels in English or Spanish (default: REPORT_LANGUAGE, else en)")
+    parser.add_argument(
+        "--lang",
+        choices=LANGUAGES,
+        default=os.environ.get("REPORT_LANGUAGE") or "en",
+        help="labels in English or Spanish (default: REPORT_LANGUAGE, else en)",
+    )
     parser.add_argument("--days", type=float, default=7, help="the period the charts cover (default 7 days)")
-    parser.add_argument("--sla", action="append", default=[], metavar="CHANNEL=DURATION",
-                        help="first-response target, e.g. x:public=30m, messenger=12h, private=24h (repeatable)")
-    parser.add_argument("--resolution-sla", action="append", default=[], metavar="CHANNEL=DURATION",
-                        help="resolution target, same form (default 3 days)")
+    parser.add_argument(
+        "--sla",
+        action="append",
+        default=[],
+        metavar="CHANNEL=DURATION",
+        help="first-response target, e.g. x:public=30m, messenger=12h, private=24h (repeatable)",
+    )
+    parser.add_argument(
+        "--resolution-sla",
+        action="append",
+        default=[],
+        metavar="CHANNEL=DURATION",
+        help="resolution target, same form (default 3 days)",
+    )
     parser.add_argument("--local", action="store_true", help="read the table of the running `make run` stack")
     args = parser.parse_args(argv)
 
@@ -75,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
 
     client = boto3.client("dynamodb", config=Config(retries={"mode": "standard", "max_attempts": 5}))
     started = time.monotonic()
-    path = write_report(client, table, args.out, lang=args.lang, sla=sla, resolution_sla=resolution_sla,
-                        window=timedelta(days=args.days))
+    path = write_report(
+        client, table, args.out, lang=args.lang, sla=sla, resolution_sla=resolution_sla, window=timedelta(days=args.days)
+    )
     print(f"Response-time report ({time.monotonic() - started:.1f} s): {path}")
     return 0

@@ -22,9 +22,22 @@ if TYPE_CHECKING:
 
 # Read through placeholders: several are DynamoDB reserved words (state, reason, ...).
 PROJECTED = (
-    "pk", "sk", "platform", "direction", "created_at", "message", "state", "ticket_id",
-    "first_response_seconds", "last_response_at", "resolution_seconds", "resolved_at",
-    "failure_kind", "note", "reason", "parked_at",
+    "pk",
+    "sk",
+    "platform",
+    "direction",
+    "created_at",
+    "message",
+    "state",
+    "ticket_id",
+    "first_response_seconds",
+    "last_response_at",
+    "resolution_seconds",
+    "resolved_at",
+    "failure_kind",
+    "note",
+    "reason",
+    "parked_at",
 )
 REPLY_PROBLEM_STATES = frozenset({"failed", "unknown", "retry"})
 SOLVED_STATUSES = frozenset({"solved", "closed"})
@@ -162,15 +175,22 @@ def conversations_from_items(items: Iterable[dict[str, Any]]) -> list[Conversati
         elif sk.startswith("REPLY#"):
             state = _attribute(item, "state") or ""
             if state in REPLY_PROBLEM_STATES:
-                facts.reply_problems.append(ReplyFact(
-                    state=state, failure_kind=_attribute(item, "failure_kind") or "unknown",
-                    note=_attribute(item, "note") or "", created_at=parse_time(_attribute(item, "created_at")),
-                ))
+                facts.reply_problems.append(
+                    ReplyFact(
+                        state=state,
+                        failure_kind=_attribute(item, "failure_kind") or "unknown",
+                        note=_attribute(item, "note") or "",
+                        created_at=parse_time(_attribute(item, "created_at")),
+                    )
+                )
         elif sk.startswith(("PARKED#", "ASIDE#")):
-            facts.parked.append(ParkedFact(
-                parked_at=parse_time(_attribute(item, "parked_at")), reason=_attribute(item, "reason") or "",
-                aside=sk.startswith("ASIDE#"),
-            ))
+            facts.parked.append(
+                ParkedFact(
+                    parked_at=parse_time(_attribute(item, "parked_at")),
+                    reason=_attribute(item, "reason") or "",
+                    aside=sk.startswith("ASIDE#"),
+                )
+            )
     return [facts for facts in found.values() if facts.inbound or facts.parked or facts.reply_problems]
 
 

@@ -21,21 +21,41 @@ LABELS: dict[str, dict[str, str | tuple[str, str]]] = {
         "totals": "{messages} customer messages; {conversations} conversations started in the period.",
         "attention": "What needs attention now",
         "attention_none": "Nothing needs attention: no parked messages, no failed answers, nobody waiting past the SLA.",
-        "parked": (("{count} message parked (oldest {oldest}): the helpdesk keeps failing or refusing it and its "
-                   "conversation waits behind it. Fix the cause, then run make redrive."),
-                   ("{count} messages parked (oldest {oldest}): the helpdesk keeps failing or refusing them and their "
-                   "conversations wait behind them. Fix the cause, then run make redrive.")),
-        "set_aside": (("{count} message set aside after the helpdesk refused it for too long (oldest {oldest}): "
-                      "retried on every redrive, blocking nothing."),
-                      ("{count} messages set aside after the helpdesk refused them for too long (oldest {oldest}): "
-                      "retried on every redrive, blocking nothing.")),
+        "parked": (
+            (
+                "{count} message parked (oldest {oldest}): the helpdesk keeps failing or refusing it and its "
+                "conversation waits behind it. Fix the cause, then run make redrive."
+            ),
+            (
+                "{count} messages parked (oldest {oldest}): the helpdesk keeps failing or refusing them and their "
+                "conversations wait behind them. Fix the cause, then run make redrive."
+            ),
+        ),
+        "set_aside": (
+            (
+                "{count} message set aside after the helpdesk refused it for too long (oldest {oldest}): "
+                "retried on every redrive, blocking nothing."
+            ),
+            (
+                "{count} messages set aside after the helpdesk refused them for too long (oldest {oldest}): "
+                "retried on every redrive, blocking nothing."
+            ),
+        ),
         "replies_failed": ("{count} answer not sent: {reason}. {advice}.", "{count} answers not sent: {reason}. {advice}."),
-        "replies_unknown": (("{count} answer may or may not have reached the customer: {reason}. "
-                            "Check the conversation before sending it again."),
-                            ("{count} answers may or may not have reached their customers: {reason}. "
-                            "Check the conversations before sending them again.")),
-        "past_sla": ("{count} customer waiting longer than the SLA (longest {oldest}).",
-                     "{count} customers waiting longer than the SLA (longest {oldest})."),
+        "replies_unknown": (
+            (
+                "{count} answer may or may not have reached the customer: {reason}. "
+                "Check the conversation before sending it again."
+            ),
+            (
+                "{count} answers may or may not have reached their customers: {reason}. "
+                "Check the conversations before sending them again."
+            ),
+        ),
+        "past_sla": (
+            "{count} customer waiting longer than the SLA (longest {oldest}).",
+            "{count} customers waiting longer than the SLA (longest {oldest}).",
+        ),
         "crisis": ("{count} crisis going on.", "{count} crises going on."),
         "volume": "Customer messages per channel",
         "volume_desc": "Customer messages per {bucket}, same scale for every channel.",
@@ -46,7 +66,7 @@ LABELS: dict[str, dict[str, str | tuple[str, str]]] = {
         "messages": "Messages",
         "first_response": "First response time per channel",
         "first_response_desc": "p50 and p90 of the time from a conversation's first customer message to the first answer, "
-                               "for conversations that started in this period; the dashed line is the SLA target.",
+        "for conversations that started in this period; the dashed line is the SLA target.",
         "first_response_none": "No answered conversation in this period yet.",
         "resolution": "Resolution time per channel",
         "resolution_desc": "p50 and p90 of the time from the first customer message to the ticket's solving.",
@@ -87,11 +107,18 @@ LABELS: dict[str, dict[str, str | tuple[str, str]]] = {
         "public": "public",
         "private": "private",
         "footer": "Percentiles are nearest-rank: p90 is the time 90 % of conversations stayed within. "
-                  "Times are UTC. First response: the first answer sent through the helpdesk, or the brand's own "
-                  "message on the platform.",
-        "bucket_300": "5 minutes", "bucket_900": "15 minutes", "bucket_3600": "hour", "bucket_10800": "3 hours",
-        "bucket_21600": "6 hours", "bucket_86400": "day", "bucket_604800": "week",
-        "state_failed": "failed", "state_unknown": "unknown", "state_retry": "retrying",
+        "Times are UTC. First response: the first answer sent through the helpdesk, or the brand's own "
+        "message on the platform.",
+        "bucket_300": "5 minutes",
+        "bucket_900": "15 minutes",
+        "bucket_3600": "hour",
+        "bucket_10800": "3 hours",
+        "bucket_21600": "6 hours",
+        "bucket_86400": "day",
+        "bucket_604800": "week",
+        "state_failed": "failed",
+        "state_unknown": "unknown",
+        "state_retry": "retrying",
         "kind_token_expired": "the account's token expired",
         "kind_token_revoked": "the platform no longer accepts the account's token",
         "kind_permission_missing": "a permission is missing",
@@ -119,23 +146,45 @@ LABELS: dict[str, dict[str, str | tuple[str, str]]] = {
         "totals": "{messages} mensajes de clientes; {conversations} conversaciones iniciadas en el periodo.",
         "attention": "Qué necesita atención ahora",
         "attention_none": "Nada necesita atención: ningún mensaje aparcado, ninguna respuesta fallida, nadie espera más "
-                          "que el SLA.",
-        "parked": (("{count} mensaje aparcado (el más antiguo hace {oldest}): el helpdesk sigue fallando o rechazándolo "
-                   "y su conversación espera detrás. Corrige la causa y ejecuta make redrive."),
-                   ("{count} mensajes aparcados (el más antiguo hace {oldest}): el helpdesk sigue fallando o "
-                   "rechazándolos y sus conversaciones esperan detrás. Corrige la causa y ejecuta make redrive.")),
-        "set_aside": (("{count} mensaje apartado tras ser rechazado demasiado tiempo (el más antiguo hace {oldest}): "
-                      "se reintenta en cada redrive sin bloquear nada."),
-                      ("{count} mensajes apartados tras ser rechazados demasiado tiempo (el más antiguo hace {oldest}): "
-                      "se reintentan en cada redrive sin bloquear nada.")),
-        "replies_failed": ("{count} respuesta no enviada: {reason}. {advice}.",
-                           "{count} respuestas no enviadas: {reason}. {advice}."),
-        "replies_unknown": (("{count} respuesta puede haber llegado o no al cliente: {reason}. "
-                            "Revisa la conversación antes de volver a enviarla."),
-                            ("{count} respuestas pueden haber llegado o no a sus clientes: {reason}. "
-                            "Revisa las conversaciones antes de volver a enviarlas.")),
-        "past_sla": ("{count} cliente espera más que el SLA (el que más, {oldest}).",
-                     "{count} clientes esperan más que el SLA (el que más, {oldest})."),
+        "que el SLA.",
+        "parked": (
+            (
+                "{count} mensaje aparcado (el más antiguo hace {oldest}): el helpdesk sigue fallando o rechazándolo "
+                "y su conversación espera detrás. Corrige la causa y ejecuta make redrive."
+            ),
+            (
+                "{count} mensajes aparcados (el más antiguo hace {oldest}): el helpdesk sigue fallando o "
+                "rechazándolos y sus conversaciones esperan detrás. Corrige la causa y ejecuta make redrive."
+            ),
+        ),
+        "set_aside": (
+            (
+                "{count} mensaje apartado tras ser rechazado demasiado tiempo (el más antiguo hace {oldest}): "
+                "se reintenta en cada redrive sin bloquear nada."
+            ),
+            (
+                "{count} mensajes apartados tras ser rechazados demasiado tiempo (el más antiguo hace {oldest}): "
+                "se reintentan en cada redrive sin bloquear nada."
+            ),
+        ),
+        "replies_failed": (
+            "{count} respuesta no enviada: {reason}. {advice}.",
+            "{count} respuestas no enviadas: {reason}. {advice}.",
+        ),
+        "replies_unknown": (
+            (
+                "{count} respuesta puede haber llegado o no al cliente: {reason}. "
+                "Revisa la conversación antes de volver a enviarla."
+            ),
+            (
+                "{count} respuestas pueden haber llegado o no a sus clientes: {reason}. "
+                "Revisa las conversaciones antes de volver a enviarlas."
+            ),
+        ),
+        "past_sla": (
+            "{count} cliente espera más que el SLA (el que más, {oldest}).",
+            "{count} clientes esperan más que el SLA (el que más, {oldest}).",
+        ),
         "crisis": ("{count} crisis en curso.", "{count} crisis en curso."),
         "volume": "Mensajes de clientes por canal",
         "volume_desc": "Mensajes de clientes por {bucket}, con la misma escala para todos los canales.",
@@ -146,7 +195,7 @@ LABELS: dict[str, dict[str, str | tuple[str, str]]] = {
         "messages": "Mensajes",
         "first_response": "Tiempo de primera respuesta por canal",
         "first_response_desc": "p50 y p90 del tiempo entre el primer mensaje del cliente y la primera respuesta, para las "
-                               "conversaciones iniciadas en este periodo; la línea discontinua es el objetivo de SLA.",
+        "conversaciones iniciadas en este periodo; la línea discontinua es el objetivo de SLA.",
         "first_response_none": "Aún no hay conversaciones respondidas en este periodo.",
         "resolution": "Tiempo de resolución por canal",
         "resolution_desc": "p50 y p90 del tiempo entre el primer mensaje del cliente y la resolución del ticket.",
@@ -159,7 +208,7 @@ LABELS: dict[str, dict[str, str | tuple[str, str]]] = {
         "within_sla": "Dentro del SLA",
         "waiting": "Conversaciones abiertas más lentas",
         "waiting_desc": "Clientes cuyos últimos mensajes aún no tienen respuesta, primero los que más esperan "
-                        "({shown} de {total}).",
+        "({shown} de {total}).",
         "waiting_none": "Nadie espera una respuesta.",
         "conversation": "Conversación",
         "waiting_since": "Espera desde (UTC)",
@@ -188,11 +237,18 @@ LABELS: dict[str, dict[str, str | tuple[str, str]]] = {
         "public": "público",
         "private": "privado",
         "footer": "Los percentiles son de rango más cercano: p90 es el tiempo dentro del cual quedó el 90 % de las "
-                  "conversaciones. Las horas están en UTC. Primera respuesta: la primera enviada desde el helpdesk, o el "
-                  "propio mensaje de la marca en la plataforma.",
-        "bucket_300": "5 minutos", "bucket_900": "15 minutos", "bucket_3600": "hora", "bucket_10800": "3 horas",
-        "bucket_21600": "6 horas", "bucket_86400": "día", "bucket_604800": "semana",
-        "state_failed": "fallida", "state_unknown": "desconocido", "state_retry": "reintentando",
+        "conversaciones. Las horas están en UTC. Primera respuesta: la primera enviada desde el helpdesk, o el "
+        "propio mensaje de la marca en la plataforma.",
+        "bucket_300": "5 minutos",
+        "bucket_900": "15 minutos",
+        "bucket_3600": "hora",
+        "bucket_10800": "3 horas",
+        "bucket_21600": "6 horas",
+        "bucket_86400": "día",
+        "bucket_604800": "semana",
+        "state_failed": "fallida",
+        "state_unknown": "desconocido",
+        "state_retry": "reintentando",
         "kind_token_expired": "el token de la cuenta caducó",
         "kind_token_revoked": "la plataforma ya no acepta el token de la cuenta",
         "kind_permission_missing": "falta un permiso",
@@ -268,45 +324,67 @@ class Page:
 
     def render(self) -> str:
         report = self.report
-        return "".join([
-            f'<!doctype html><html lang="{self.lang}"><head><meta charset="utf-8">',
-            '<meta name="viewport" content="width=device-width, initial-scale=1">',
-            f"<title>{self.text('title')}</title><style>{STYLE}</style></head><body>",
-            f"<h1>{self.text('title')}</h1>",
-            '<p class="meta">' + self.text(
-                "generated", now=format_time(report.generated_at), table=report.table_name or "?",
-                start=format_time(report.window_start), end=format_time(report.generated_at),
-            ) + " " + self.text(
-                "totals", messages=format_count(report.inbound_total, self.lang),
-                conversations=format_count(report.conversations_total, self.lang),
-            ) + "</p>",
-            self.attention(), self.volume(),
-            self.times("first_response", report.first_response, "answered"),
-            self.times("resolution", report.resolution, "solved"),
-            self.waiting(), self.failed(), self.crises(),
-            f"<footer>{self.text('footer')}</footer></body></html>",
-        ])
+        return "".join(
+            [
+                f'<!doctype html><html lang="{self.lang}"><head><meta charset="utf-8">',
+                '<meta name="viewport" content="width=device-width, initial-scale=1">',
+                f"<title>{self.text('title')}</title><style>{STYLE}</style></head><body>",
+                f"<h1>{self.text('title')}</h1>",
+                '<p class="meta">'
+                + self.text(
+                    "generated",
+                    now=format_time(report.generated_at),
+                    table=report.table_name or "?",
+                    start=format_time(report.window_start),
+                    end=format_time(report.generated_at),
+                )
+                + " "
+                + self.text(
+                    "totals",
+                    messages=format_count(report.inbound_total, self.lang),
+                    conversations=format_count(report.conversations_total, self.lang),
+                )
+                + "</p>",
+                self.attention(),
+                self.volume(),
+                self.times("first_response", report.first_response, "answered"),
+                self.times("resolution", report.resolution, "solved"),
+                self.waiting(),
+                self.failed(),
+                self.crises(),
+                f"<footer>{self.text('footer')}</footer></body></html>",
+            ]
+        )
 
     # --- sections ---------------------------------------------------------------------------
 
     def attention(self) -> str:
         items = self.report.attention
         if not items:
-            return (f'<section id="attention" class="calm"><h2>{self.text("attention")}</h2>'
-                    f"<p>{self.text('attention_none')}</p></section>")
+            return (
+                f'<section id="attention" class="calm"><h2>{self.text("attention")}</h2>'
+                f"<p>{self.text('attention_none')}</p></section>"
+            )
         lines = "".join(self.attention_line(item) for item in items)
         return f'<section id="attention"><h2>{self.text("attention")}</h2><ul>{lines}</ul></section>'
 
     def attention_line(self, item: AttentionItem) -> str:
         oldest = format_duration(item.oldest_seconds) if item.oldest_seconds is not None else "?"
         if item.kind in ("replies_failed", "replies_unknown"):
-            sentence = self.counted(item.kind, item.count, reason=self.labels.get(f"kind_{item.detail}", item.detail),
-                                    advice=self.labels.get(f"advice_{item.detail}", self.labels["advice_unknown"]))
+            sentence = self.counted(
+                item.kind,
+                item.count,
+                reason=self.labels.get(f"kind_{item.detail}", item.detail),
+                advice=self.labels.get(f"advice_{item.detail}", self.labels["advice_unknown"]),
+            )
         else:
             sentence = self.counted(item.kind, item.count, oldest=oldest)
         subjects = "".join(f"<li>{escape(subject)}</li>" for subject in item.subjects)
-        return (f'<li data-kind="{escape(item.kind)}">{sentence}'
-                + (f'<ul class="subjects">{subjects}</ul>' if subjects else "") + "</li>")
+        return (
+            f'<li data-kind="{escape(item.kind)}">{sentence}'
+            + (f'<ul class="subjects">{subjects}</ul>' if subjects else "")
+            + "</li>"
+        )
 
     def volume(self) -> str:
         report = self.report
@@ -326,17 +404,29 @@ class Page:
         for series in report.volume:
             name = self.channel(series.channel)
             columns = [
-                Column(value=count, label=label, start=start.isoformat().replace("+00:00", "Z"),
-                       title=f"{format_time(start)}: {format_count(count, self.lang)}")
+                Column(
+                    value=count,
+                    label=label,
+                    start=start.isoformat().replace("+00:00", "Z"),
+                    title=f"{format_time(start)}: {format_count(count, self.lang)}",
+                )
                 for start, count, label in zip(report.bucket_starts, series.counts, labels, strict=True)
             ]
             parts.append(f"<h3>{name} ({format_count(series.total, self.lang)})</h3>")
-            parts.append(column_chart(
-                f"volume-{series.channel.key.replace(':', '-')}", columns, y_top=y_top, title=name,
-                desc=self.text("volume_desc", bucket=bucket),
-                attrs={"data-chart": "volume", "data-channel": series.channel.key,
-                       "data-bucket-seconds": str(report.bucket_seconds)},
-            ))
+            parts.append(
+                column_chart(
+                    f"volume-{series.channel.key.replace(':', '-')}",
+                    columns,
+                    y_top=y_top,
+                    title=name,
+                    desc=self.text("volume_desc", bucket=bucket),
+                    attrs={
+                        "data-chart": "volume",
+                        "data-channel": series.channel.key,
+                        "data-bucket-seconds": str(report.bucket_seconds),
+                    },
+                )
+            )
         header = "".join(f"<th>{self.channel(series.channel)}</th>" for series in report.volume)
         rows = "".join(
             f"<tr><td>{format_time(start)}</td>"
@@ -344,8 +434,10 @@ class Page:
             + "</tr>"
             for i, start in enumerate(report.bucket_starts)
         )
-        parts.append(f'<details><summary>{self.text("numbers")}</summary><table id="volume-table"><thead><tr>'
-                     f'<th>{self.text("start")}</th>{header}</tr></thead><tbody>{rows}</tbody></table></details>')
+        parts.append(
+            f'<details><summary>{self.text("numbers")}</summary><table id="volume-table"><thead><tr>'
+            f"<th>{self.text('start')}</th>{header}</tr></thead><tbody>{rows}</tbody></table></details>"
+        )
         return "".join(parts) + "</section>"
 
     def times(self, section: str, summaries: tuple[TimesSummary, ...], count_label: str) -> str:
@@ -358,15 +450,22 @@ class Page:
             name = self.channel(summary.channel)
             target = summary.sla_seconds
             parts.append(f"<h3>{name}</h3>")
-            parts.append(target_chart(
-                f"{section}-{summary.channel.key.replace(':', '-')}",
-                [Measure("p50", summary.p50), Measure("p90", summary.p90)],
-                target=target, target_label=self.text("sla_line", value=format_duration(target)) if target else "",
-                title=f"{self.text(section)}: {name}", desc=self.text(section + "_desc"),
-                attrs={"data-chart": section, "data-channel": summary.channel.key},
-            ))
-            within = (f"{format_count(summary.within_sla, self.lang)} ({summary.within_sla / summary.count:.0%})"
-                      if summary.within_sla is not None else "")
+            parts.append(
+                target_chart(
+                    f"{section}-{summary.channel.key.replace(':', '-')}",
+                    [Measure("p50", summary.p50), Measure("p90", summary.p90)],
+                    target=target,
+                    target_label=self.text("sla_line", value=format_duration(target)) if target else "",
+                    title=f"{self.text(section)}: {name}",
+                    desc=self.text(section + "_desc"),
+                    attrs={"data-chart": section, "data-channel": summary.channel.key},
+                )
+            )
+            within = (
+                f"{format_count(summary.within_sla, self.lang)} ({summary.within_sla / summary.count:.0%})"
+                if summary.within_sla is not None
+                else ""
+            )
             rows.append(
                 f'<tr data-channel="{summary.channel.key}"><td>{name}</td>'
                 f'<td class="num">{format_count(summary.count, self.lang)}</td>'
@@ -395,11 +494,13 @@ class Page:
             f"<td>{self.text('yes' if w.answered_before else 'no')}</td><td>{self.text('yes' if w.parked else 'no')}</td></tr>"
             for w in report.waiting
         )
-        return (head + f'<p class="desc">{self.text("waiting_desc", shown=len(report.waiting), total=report.waiting_total)}</p>'
-                f'<table id="waiting-table"><thead><tr><th>{self.text("conversation")}</th><th>{self.text("channel")}</th>'
-                f"<th>{self.text('waiting_since')}</th><th>{self.text('waited')}</th><th>{self.text('sla')}</th>"
-                f"<th>{self.text('answered_before')}</th><th>{self.text('parked_col')}</th></tr></thead>"
-                f"<tbody>{rows}</tbody></table></section>")
+        return (
+            head + f'<p class="desc">{self.text("waiting_desc", shown=len(report.waiting), total=report.waiting_total)}</p>'
+            f'<table id="waiting-table"><thead><tr><th>{self.text("conversation")}</th><th>{self.text("channel")}</th>'
+            f"<th>{self.text('waiting_since')}</th><th>{self.text('waited')}</th><th>{self.text('sla')}</th>"
+            f"<th>{self.text('answered_before')}</th><th>{self.text('parked_col')}</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table></section>"
+        )
 
     def failed(self) -> str:
         groups = self.report.failed_replies
@@ -414,10 +515,12 @@ class Page:
             f'<td class="key">{"<br>".join(escape(c) for c in group.conversations)}</td></tr>'
             for group in groups
         )
-        return (head + f'<p class="desc">{self.text("failed_desc")}</p><table id="failed-table"><thead><tr>'
-                f"<th>{self.text('reason')}</th><th>{self.text('count')}</th><th>{self.text('state')}</th>"
-                f"<th>{self.text('latest')}</th><th>{self.text('latest_note')}</th><th>{self.text('conversations')}</th>"
-                f"</tr></thead><tbody>{rows}</tbody></table></section>")
+        return (
+            head + f'<p class="desc">{self.text("failed_desc")}</p><table id="failed-table"><thead><tr>'
+            f"<th>{self.text('reason')}</th><th>{self.text('count')}</th><th>{self.text('state')}</th>"
+            f"<th>{self.text('latest')}</th><th>{self.text('latest_note')}</th><th>{self.text('conversations')}</th>"
+            f"</tr></thead><tbody>{rows}</tbody></table></section>"
+        )
 
     def crises(self) -> str:
         crises = self.report.crises
@@ -430,14 +533,21 @@ class Page:
         for index, crisis in enumerate(crises):
             state = self.text("crisis_active" if crisis.active else "crisis_over")
             parts.append(f"<h3>{escape(crisis.name)} ({state})</h3>")
-            parts.append(line_chart(
-                f"crisis-{index}", [(moment, float(size)) for moment, size in crisis.sizes], title=crisis.name,
-                desc=self.text("crises_desc"), time_label=_short_time, attrs={"data-chart": "crisis"},
-            ))
-            rows = "".join(f'<tr><td>{format_time(moment)}</td><td class="num">{size}</td></tr>'
-                           for moment, size in crisis.sizes)
-            parts.append(f"<table><thead><tr><th>{self.text('time')}</th><th>{self.text('size')}</th></tr></thead>"
-                         f"<tbody>{rows}</tbody></table>")
+            parts.append(
+                line_chart(
+                    f"crisis-{index}",
+                    [(moment, float(size)) for moment, size in crisis.sizes],
+                    title=crisis.name,
+                    desc=self.text("crises_desc"),
+                    time_label=_short_time,
+                    attrs={"data-chart": "crisis"},
+                )
+            )
+            rows = "".join(f'<tr><td>{format_time(moment)}</td><td class="num">{size}</td></tr>' for moment, size in crisis.sizes)
+            parts.append(
+                f"<table><thead><tr><th>{self.text('time')}</th><th>{self.text('size')}</th></tr></thead>"
+                f"<tbody>{rows}</tbody></table>"
+            )
         return "".join(parts) + "</section>"
 
 

@@ -202,6 +202,7 @@ def _utc(moment: datetime) -> datetime:
 def choose_buckets(first: datetime, now: datetime) -> tuple[int, tuple[datetime, ...]]:
     """The smallest bucket size giving at most ``MAX_BUCKETS`` buckets from ``first`` to ``now``
     (aligned on the epoch: days start at 00:00 UTC), and the buckets' starts."""
+
     def buckets(size: int) -> int:
         return math.floor(now.timestamp() / size) - math.floor(first.timestamp() / size) + 1
 
@@ -219,10 +220,16 @@ def _times(conversations: Iterable[ConversationFacts], value: str, sla: SlaTarge
     summaries = []
     for channel in sorted(by_channel, key=Channel.sort_key):
         times, target = by_channel[channel], sla.for_channel(channel)
-        summaries.append(TimesSummary(
-            channel=channel, count=len(times), p50=percentile(times, 50), p90=percentile(times, 90), sla_seconds=target,
-            within_sla=None if target is None else sum(1 for t in times if t <= target),
-        ))
+        summaries.append(
+            TimesSummary(
+                channel=channel,
+                count=len(times),
+                p50=percentile(times, 50),
+                p90=percentile(times, 90),
+                sla_seconds=target,
+                within_sla=None if target is None else sum(1 for t in times if t <= target),
+            )
+        )
     return tuple(summaries)
 
 
@@ -235,16 +242,26 @@ def _failed_replies(conversations: Iterable[ConversationFacts], since: datetime)
     result = []
     for kind, found in groups.items():
         latest = max((reply for _, reply in found), key=lambda reply: reply.created_at or since)
-        result.append(FailedReplyGroup(
-            failure_kind=kind, count=len(found), states=tuple(sorted({reply.state for _, reply in found})),
-            latest_at=latest.created_at, latest_note=latest.note,
-            conversations=tuple(dict.fromkeys(facts.label for facts, _ in found)),
-        ))
+        result.append(
+            FailedReplyGroup(
+                failure_kind=kind,
+                count=len(found),
+                states=tuple(sorted({reply.state for _, reply in found})),
+                latest_at=latest.created_at,
+                latest_note=latest.note,
+                conversations=tuple(dict.fromkeys(facts.label for facts, _ in found)),
+            )
+        )
     return tuple(sorted(result, key=lambda group: -group.count))
 
 
-def _attention(conversations: Sequence[ConversationFacts], waiting: Sequence[WaitingConversation],
-               failed: Sequence[FailedReplyGroup], crises: Sequence[Crisis], now: datetime) -> tuple[AttentionItem, ...]:
+def _attention(
+    conversations: Sequence[ConversationFacts],
+    waiting: Sequence[WaitingConversation],
+    failed: Sequence[FailedReplyGroup],
+    crises: Sequence[Crisis],
+    now: datetime,
+) -> tuple[AttentionItem, ...]:
     items: list[AttentionItem] = []
     for aside, kind in ((False, "parked"), (True, "set_aside")):
         holding = [(facts, [p for p in facts.parked if p.aside == aside]) for facts in conversations]
@@ -252,37 +269,62 @@ def _attention(conversations: Sequence[ConversationFacts], waiting: Sequence[Wai
         if holding:
             times = [p.parked_at for _, parked in holding for p in parked if p.parked_at]
             holding.sort(key=lambda pair: min((p.parked_at for p in pair[1] if p.parked_at), default=now))
-            items.append(AttentionItem(
-                kind=kind, count=sum(len(parked) for _, parked in holding),
-                oldest_seconds=(now - min(times)).total_seconds() if times else None,
-                subjects=tuple(f"{facts.label}: {parked[0].reason}" if parked[0].reason else facts.label
-                               for facts, parked in holding[:SUBJECTS_SHOWN]),
-            ))
+            items.append(
+                AttentionItem(
+                    kind=kind,
+                    count=sum(len(parked) for _, parked in holding),
+                    oldest_seconds=(now - min(times)).total_seconds() if times else None,
+                    subjects=tuple(
+                        f"{facts.label}: {parked[0].reason}" if parked[0].reason else facts.label
+                        for facts, parked in holding[:SUBJECTS_SHOWN]
+                    ),
+                )
+            )
     for group in failed:
         needs_person = "unknown" in group.states or "failed" in group.states
         if needs_person:
-            items.append(AttentionItem(
-                kind="replies_unknown" if group.states == ("unknown",) else "replies_failed", count=group.count,
-                subjects=group.conversations[:SUBJECTS_SHOWN], detail=group.failure_kind,
-            ))
+            items.append(
+                AttentionItem(
+                    kind="replies_unknown" if group.states == ("unknown",) else "replies_failed",
+                    count=group.count,
+                    subjects=group.conversations[:SUBJECTS_SHOWN],
+                    detail=group.failure_kind,
+                )
+            )
     # Accounts to reconnect first: every later answer on them fails the same way.
     items.sort(key=lambda item: (item.kind not in ("parked", "set_aside"), item.detail not in RECONNECT_KINDS))
     late = [w for w in waiting if w.past_sla]
     if late:
-        items.append(AttentionItem(
-            kind="past_sla", count=len(late), oldest_seconds=late[0].waiting_seconds,
-            subjects=tuple(w.label for w in late[:SUBJECTS_SHOWN]),
-        ))
+        items.append(
+            AttentionItem(
+                kind="past_sla",
+                count=len(late),
+                oldest_seconds=late[0].waiting_seconds,
+                subjects=tuple(w.label for w in late[:SUBJECTS_SHOWN]),
+            )
+        )
     active = [crisis for crisis in crises if crisis.active]
     if active:
-        items.append(AttentionItem(kind="crisis", count=len(active),
-                                   subjects=tuple(f"{crisis.name} ({crisis.size})" for crisis in active[:SUBJECTS_SHOWN])))
+        items.append(
+            AttentionItem(
+                kind="crisis",
+                count=len(active),
+                subjects=tuple(f"{crisis.name} ({crisis.size})" for crisis in active[:SUBJECTS_SHOWN]),
+            )
+        )
     return tuple(items)
 
 
-def build_report(conversations: Sequence[ConversationFacts], *, now: datetime, table_name: str = "",
-                 sla: SlaTargets | None = None, resolution_sla: SlaTargets | None = None,
-                 window: timedelta = timedelta(days=7), crises: Sequence[Crisis] | None = None) -> Report:
+def build_report(
+    conversations: Sequence[ConversationFacts],
+    *,
+    now: datetime,
+    table_name: str = "",
+    sla: SlaTargets | None = None,
+    resolution_sla: SlaTargets | None = None,
+    window: timedelta = timedelta(days=7),
+    crises: Sequence[Crisis] | None = None,
+) -> Report:
     """Everything the page shows, for the ``window`` before ``now`` (waiting customers and parked
     messages whatever their age: an old one matters more, not less). ``sla``: first-response
     targets; ``resolution_sla``: resolution targets; ``crises``: None when no detection is connected."""
@@ -303,22 +345,35 @@ def build_report(conversations: Sequence[ConversationFacts], *, now: datetime, t
         since_when = facts.waiting_since()
         if since_when is not None:
             channel = channel_of(facts)
-            waiting.append(WaitingConversation(
-                channel=channel, key=facts.key, label=facts.label, waiting_since=since_when,
-                waiting_seconds=(now - since_when).total_seconds(), sla_seconds=sla.for_channel(channel),
-                answered_before=facts.response_seconds is not None, parked=bool(facts.parked),
-            ))
+            waiting.append(
+                WaitingConversation(
+                    channel=channel,
+                    key=facts.key,
+                    label=facts.label,
+                    waiting_since=since_when,
+                    waiting_seconds=(now - since_when).total_seconds(),
+                    sla_seconds=sla.for_channel(channel),
+                    answered_before=facts.response_seconds is not None,
+                    parked=bool(facts.parked),
+                )
+            )
     waiting.sort(key=lambda w: -w.waiting_seconds)
     failed = _failed_replies(conversations, since)
 
     return Report(
-        generated_at=now, window_start=since, table_name=table_name, bucket_seconds=bucket_seconds, bucket_starts=starts,
+        generated_at=now,
+        window_start=since,
+        table_name=table_name,
+        bucket_seconds=bucket_seconds,
+        bucket_starts=starts,
         volume=tuple(VolumeSeries(c, tuple(counts[c])) for c in sorted(counts, key=Channel.sort_key)),
         first_response=_times(recent, "response_seconds", sla),
         resolution=_times(recent, "resolution_seconds", resolution_sla),
-        waiting=tuple(waiting[:WAITING_SHOWN]), waiting_total=len(waiting),
+        waiting=tuple(waiting[:WAITING_SHOWN]),
+        waiting_total=len(waiting),
         failed_replies=failed,
         crises=None if crises is None else tuple(crises),
         attention=_attention(conversations, waiting, failed, crises or (), now),
-        inbound_total=len(inbound), conversations_total=len(recent),
+        inbound_total=len(inbound),
+        conversations_total=len(recent),
     )

@@ -420,9 +420,15 @@ class MessageStore:
         """The stored ``raw`` payloads of some messages of a conversation (100 per request)."""
         found: dict[str, dict[str, Any]] = {}
         for start in range(0, len(message_ids), 100):
-            keys = [{"pk": _s(conversation_pk(key)), "sk": _s(message_sk(m))} for m in message_ids[start:start + 100]]
-            request: dict[str, Any] = {self.table_name: {"Keys": keys, "ProjectionExpression": "sk, #raw",
-                                                         "ExpressionAttributeNames": {"#raw": "raw"}, "ConsistentRead": True}}
+            keys = [{"pk": _s(conversation_pk(key)), "sk": _s(message_sk(m))} for m in message_ids[start : start + 100]]
+            request: dict[str, Any] = {
+                self.table_name: {
+                    "Keys": keys,
+                    "ProjectionExpression": "sk, #raw",
+                    "ExpressionAttributeNames": {"#raw": "raw"},
+                    "ConsistentRead": True,
+                }
+            }
             while request:
                 try:
                     response = self._client.batch_get_item(RequestItems=request)
@@ -502,9 +508,7 @@ class MessageStore:
     # again at the same place), and the duplicate check after it (a crash in between parks the
     # message twice: the second entry finds it delivered).
 
-    def park(
-        self, conversation: Conversation, message_id: str, reason: str, *, attempted: bool = True
-    ) -> ParkedEntry | None:
+    def park(self, conversation: Conversation, message_id: str, reason: str, *, attempted: bool = True) -> ParkedEntry | None:
         """Append a message to the conversation's parked ones and count it on the conversation
         (whose ``version`` it checks). None when the message is parked already."""
         if self.is_parked(conversation.key, message_id):
@@ -527,8 +531,15 @@ class MessageStore:
     def set_aside(self, conversation: Conversation, entry: ParkedEntry) -> ParkedEntry:
         """Move a parked message out of the conversation's way: it stays parked and is
         retried, but later messages no longer wait for it."""
-        aside = ParkedEntry(entry.conversation_key, entry.seq, entry.message_id, entry.reason, entry.parked_at, aside=True,
-                            attempted=entry.attempted)
+        aside = ParkedEntry(
+            entry.conversation_key,
+            entry.seq,
+            entry.message_id,
+            entry.reason,
+            entry.parked_at,
+            aside=True,
+            attempted=entry.attempted,
+        )
         self._put_entry(aside)
         self._put_parked_id(aside)
         self._delete_item(conversation.key, parked_sk(entry.seq))
@@ -551,22 +562,32 @@ class MessageStore:
 
     def _put_entry(self, entry: ParkedEntry) -> None:
         item = {
-            "pk": _s(conversation_pk(entry.conversation_key)), "sk": _s(parked_sk(entry.seq, aside=entry.aside)),
-            "item_type": _s("parked"), "message_id": _s(entry.message_id), "reason": _s(entry.reason),
-            "parked_at": _s(entry.parked_at), "seq": _n(entry.seq), "attempted": {"BOOL": entry.attempted},
+            "pk": _s(conversation_pk(entry.conversation_key)),
+            "sk": _s(parked_sk(entry.seq, aside=entry.aside)),
+            "item_type": _s("parked"),
+            "message_id": _s(entry.message_id),
+            "reason": _s(entry.reason),
+            "parked_at": _s(entry.parked_at),
+            "seq": _n(entry.seq),
+            "attempted": {"BOOL": entry.attempted},
         }
         self._write("could not park a message", lambda: self._client.put_item(TableName=self.table_name, Item=item))
 
     def _put_parked_id(self, entry: ParkedEntry) -> None:
         item = {
-            "pk": _s(conversation_pk(entry.conversation_key)), "sk": _s(parked_id_sk(entry.message_id)),
-            "item_type": _s("parked_id"), "seq": _n(entry.seq), "aside": {"BOOL": entry.aside},
+            "pk": _s(conversation_pk(entry.conversation_key)),
+            "sk": _s(parked_id_sk(entry.message_id)),
+            "item_type": _s("parked_id"),
+            "seq": _n(entry.seq),
+            "aside": {"BOOL": entry.aside},
         }
         self._write("could not park a message", lambda: self._client.put_item(TableName=self.table_name, Item=item))
 
     def _delete_item(self, key: str, sk: str) -> None:
-        self._write("could not remove a parked message", lambda: self._client.delete_item(
-            TableName=self.table_name, Key={"pk": _s(conversation_pk(key)), "sk": _s(sk)}))
+        self._write(
+            "could not remove a parked message",
+            lambda: self._client.delete_item(TableName=self.table_name, Key={"pk": _s(conversation_pk(key)), "sk": _s(sk)}),
+        )
 
     def parked_entries(self, key: str, *, aside: bool = False, limit: int = 25) -> list[ParkedEntry]:
         """A conversation's parked messages in parking order (``aside``: the ones set aside)."""
@@ -581,9 +602,15 @@ class MessageStore:
         except Exception as exc:
             raise self._failure("could not read parked messages", exc) from exc
         return [
-            ParkedEntry(key, int(item["seq"]["N"]), item["message_id"]["S"], item.get("reason", {}).get("S", ""),
-                        item.get("parked_at", {}).get("S", ""), aside=aside,
-                        attempted=item.get("attempted", {}).get("BOOL", True))
+            ParkedEntry(
+                key,
+                int(item["seq"]["N"]),
+                item["message_id"]["S"],
+                item.get("reason", {}).get("S", ""),
+                item.get("parked_at", {}).get("S", ""),
+                aside=aside,
+                attempted=item.get("attempted", {}).get("BOOL", True),
+            )
             for item in response.get("Items", [])
         ]
 
@@ -634,7 +661,8 @@ class MessageStore:
         key = requester_key(helpdesk, platform, author_id)
         try:
             item = self._client.get_item(
-                TableName=self.table_name, Key={"pk": _s(requester_pk(helpdesk, platform, author_id)), "sk": _s("REQUESTER")},
+                TableName=self.table_name,
+                Key={"pk": _s(requester_pk(helpdesk, platform, author_id)), "sk": _s("REQUESTER")},
                 ConsistentRead=True,
             ).get("Item")
             if item:
@@ -691,8 +719,14 @@ class MessageStore:
         try:
             self._client.put_item(
                 TableName=self.table_name,
-                Item={"pk": _s(lease_pk(name)), "sk": _s("LEASE"), "item_type": _s("lease"), "owner": _s(owner),
-                      "lease_until": _n(round(now + seconds, 3)), "expires_at": _n(int(now + seconds + 86400))},
+                Item={
+                    "pk": _s(lease_pk(name)),
+                    "sk": _s("LEASE"),
+                    "item_type": _s("lease"),
+                    "owner": _s(owner),
+                    "lease_until": _n(round(now + seconds, 3)),
+                    "expires_at": _n(int(now + seconds + 86400)),
+                },
                 ConditionExpression="attribute_not_exists(pk) OR lease_until < :now OR #owner = :owner",
                 ExpressionAttributeNames={"#owner": "owner"},
                 ExpressionAttributeValues={":now": _n(round(now, 3)), ":owner": _s(owner)},

@@ -272,7 +272,11 @@ def choose_filename(
         stem, dot, ext = name.rpartition(".")
         if dot and stem and 1 <= len(ext) <= 8:
             guessed = mimetypes.guess_type(name)[0]
-            if guessed is None or _media_type(guessed) == _media_type(content_type) or _media_type(content_type) in _GENERIC_TYPES:
+            if (
+                guessed is None
+                or _media_type(guessed) == _media_type(content_type)
+                or _media_type(content_type) in _GENERIC_TYPES
+            ):
                 return name
             return name + extension_for(content_type)
     kind = _sanitize(attachment.type.lower()) or "file"
@@ -454,9 +458,7 @@ class AttachmentFetcher:
 
     # --- one file ----------------------------------------------------------------------
 
-    def _fetch_one(
-        self, message: SocialMessage, attachment: Attachment, index: int, limit: int, deadline: float
-    ) -> FileToAttach:
+    def _fetch_one(self, message: SocialMessage, attachment: Attachment, index: int, limit: int, deadline: float) -> FileToAttach:
         platform = message.platform
         downloads = _Downloads(self, platform, limit, deadline)
         fetched = channel_of(platform).fetch_media(attachment, platform, downloads)
@@ -655,8 +657,15 @@ class AttachmentFetcher:
         if scheme == "https":
             # Connect to the checked address; the certificate is still verified for the name.
             pool = urllib3.HTTPSConnectionPool(
-                address, port, server_hostname=host, assert_hostname=host, cert_reqs="CERT_REQUIRED",
-                ca_certs=self._ca_certs, timeout=self._timeout, retries=False, maxsize=1,
+                address,
+                port,
+                server_hostname=host,
+                assert_hostname=host,
+                cert_reqs="CERT_REQUIRED",
+                ca_certs=self._ca_certs,
+                timeout=self._timeout,
+                retries=False,
+                maxsize=1,
             )
         else:
             pool = urllib3.HTTPConnectionPool(address, port, timeout=self._timeout, retries=False, maxsize=1)
@@ -664,8 +673,14 @@ class AttachmentFetcher:
         try:
             try:
                 raw = pool.urlopen(
-                    "GET", target, headers=sent, redirect=False, retries=False,
-                    preload_content=False, assert_same_host=False, timeout=self._timeout,
+                    "GET",
+                    target,
+                    headers=sent,
+                    redirect=False,
+                    retries=False,
+                    preload_content=False,
+                    assert_same_host=False,
+                    timeout=self._timeout,
                 )
             except (u3.NewConnectionError, u3.ConnectTimeoutError):
                 raise
@@ -739,11 +754,13 @@ class _Downloads:
         self._fetcher, self._platform, self.limit, self._deadline = fetcher, platform, limit, deadline
 
     def download(self, url: str, *, headers: Mapping[str, str] | None = None, trusted: bool = False) -> _Response:
-        return self._fetcher._download(url, limit=self.limit, deadline=self._deadline, platform=self._platform,
-                                       headers=dict(headers or {}), trusted=trusted)
+        return self._fetcher._download(
+            url, limit=self.limit, deadline=self._deadline, platform=self._platform, headers=dict(headers or {}), trusted=trusted
+        )
 
-    def api_json(self, url: str, *, headers: Mapping[str, str] | None = None,
-                 explain: Callable[[int, Any], None] | None = None) -> Any:
+    def api_json(
+        self, url: str, *, headers: Mapping[str, str] | None = None, explain: Callable[[int, Any], None] | None = None
+    ) -> Any:
         return self._fetcher._api_json(url, headers or {}, self._deadline, platform=self._platform, explain=explain)
 
     def token(self, secret_name: str) -> str:

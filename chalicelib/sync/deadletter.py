@@ -23,8 +23,9 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 # What SQS answers for a receipt handle of a notice already deleted or received again elsewhere.
-_STALE_RECEIPT = frozenset({"ReceiptHandleIsInvalid", "AWS.SimpleQueueService.MessageNotInflight", "MessageNotInflight",
-                            "InvalidParameterValue"})
+_STALE_RECEIPT = frozenset(
+    {"ReceiptHandleIsInvalid", "AWS.SimpleQueueService.MessageNotInflight", "MessageNotInflight", "InvalidParameterValue"}
+)
 
 
 @dataclass(frozen=True)
@@ -85,8 +86,11 @@ class DeadLetterQueue:
 
     def release(self, parked: ParkedMessage) -> None:
         """Make a notice visible again at once (its message is still parked): the next run sees it."""
-        self._settle(lambda: self._client.change_message_visibility(
-            QueueUrl=self.queue_url, ReceiptHandle=parked.receipt_handle, VisibilityTimeout=0))
+        self._settle(
+            lambda: self._client.change_message_visibility(
+                QueueUrl=self.queue_url, ReceiptHandle=parked.receipt_handle, VisibilityTimeout=0
+            )
+        )
 
     @staticmethod
     def _settle(call: Callable[[], object]) -> None:

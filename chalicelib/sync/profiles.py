@@ -115,10 +115,16 @@ class ProfileLookup:
             try:
                 profile, expires_at = fetch(), now + self.ttl.total_seconds()
             except Exception as exc:  # the API said no, or did not answer: keep the id, ask again later
-                logger.warning("profile lookup failed", extra={
-                    "platform": key[0], "account": key[1], "author_id": key[2],
-                    "reason": type(exc).__name__, "status": getattr(exc, "status", None),
-                })
+                logger.warning(
+                    "profile lookup failed",
+                    extra={
+                        "platform": key[0],
+                        "account": key[1],
+                        "author_id": key[2],
+                        "reason": type(exc).__name__,
+                        "status": getattr(exc, "status", None),
+                    },
+                )
                 profile, expires_at = Profile(), now + self.failure_ttl.total_seconds()
             self._write(key, profile, now, expires_at)
         if len(self._memory) >= MEMORY_ENTRIES:
@@ -160,4 +166,3 @@ class ProfileLookup:
             self._dynamodb.put_item(TableName=self.table_name, Item=item)
         except Exception as exc:  # next time the API is asked again; nothing else is lost
             logger.warning("profile cache not written", extra={"platform": platform, "reason": type(exc).__name__})
-

@@ -60,8 +60,12 @@ class RedriveReport:
 
     def metrics(self) -> dict[str, int]:
         """Counts to publish (outcomes, plus the pass's own)."""
-        return {**self.outcomes, "conversations": self.conversations, "leased_elsewhere": self.leased_elsewhere,
-                "set_aside": self.set_aside}
+        return {
+            **self.outcomes,
+            "conversations": self.conversations,
+            "leased_elsewhere": self.leased_elsewhere,
+            "set_aside": self.set_aside,
+        }
 
 
 def redrive(
@@ -131,8 +135,10 @@ def redrive(
         for notice in left:
             dead_letters.release(notice)
     if report.oldest_parked_seconds > set_aside_after.total_seconds():
-        logger.error("a parked message has waited longer than the limit",
-                     extra={"oldest_parked_seconds": round(report.oldest_parked_seconds)})
+        logger.error(
+            "a parked message has waited longer than the limit",
+            extra={"oldest_parked_seconds": round(report.oldest_parked_seconds)},
+        )
     if failures:  # the invocation fails (and is seen failing) after doing what it could
         raise failures[0]
     return report
@@ -175,8 +181,10 @@ def _replay(
             if outcome is Outcome.STILL_REJECTED and _age(entry.parked_at, now()) > set_aside_after.total_seconds():
                 sync.set_aside(entry)
                 report.set_aside += 1
-                logger.error("parked message set aside: the helpdesk keeps refusing it; later messages go on",
-                             extra={"conversation_key": key, "message_id": entry.message_id, "reason": entry.reason})
+                logger.error(
+                    "parked message set aside: the helpdesk keeps refusing it; later messages go on",
+                    extra={"conversation_key": key, "message_id": entry.message_id, "reason": entry.reason},
+                )
                 continue
             return
 

@@ -240,6 +240,7 @@ class TicketSync:
         parked = conversation.parked and self.store.parked_head(key) is None
         aside = conversation.aside and not self.store.parked_entries(key, aside=True, limit=1)
         if parked or aside:
+
             def apply(current: Conversation) -> None:
                 current.parked = 0 if parked else current.parked
                 current.aside = 0 if aside else current.aside
@@ -275,8 +276,13 @@ class TicketSync:
                 # (A counter left without entries by a crash is healed by the redrive, which
                 # then finds this message first in line.)
                 fresh = received_at is not None and self._clock() - received_at < FRESH_RECORD_SECONDS
-                return self._park(message, conversation, "waiting behind an earlier parked message",
-                                  attempted=conversation.sending == message.message_id or not fresh, behind=True)
+                return self._park(
+                    message,
+                    conversation,
+                    "waiting behind an earlier parked message",
+                    attempted=conversation.sending == message.message_id or not fresh,
+                    behind=True,
+                )
         # A redrive hands parked entries in parking order, holding the conversation's lease.
         return self._send(message, conversation, redrive, received_at)
 
@@ -322,8 +328,10 @@ class TicketSync:
                 break
         reason = f"{type(error).__name__}: {error}"
         if redrive is not None:
-            logger.warning("parked message still failing", extra={"conversation_key": message.conversation_key,
-                                                                   "message_id": message.message_id, "reason": reason})
+            logger.warning(
+                "parked message still failing",
+                extra={"conversation_key": message.conversation_key, "message_id": message.message_id, "reason": reason},
+            )
             return Outcome.STILL_REJECTED if isinstance(error, HelpdeskRejected) else Outcome.STILL_FAILING
         return self._park(message, conversation, reason, attempted=uncertain)
 
@@ -361,8 +369,10 @@ class TicketSync:
             except TicketClosed:
                 follow_up_of = ticket_id
             except TicketGone:  # deleted by an agent: the conversation starts over on a new ticket
-                logger.warning("ticket deleted in the helpdesk; opening a new one",
-                               extra={"conversation_key": message.conversation_key, "ticket_id": ticket_id})
+                logger.warning(
+                    "ticket deleted in the helpdesk; opening a new one",
+                    extra={"conversation_key": message.conversation_key, "ticket_id": ticket_id},
+                )
             else:
                 self._record(message, conversation, ticket, requester, epoch=None, unpark=redrive)
                 return Outcome.COMMENT_ADDED
@@ -552,9 +562,13 @@ class TicketSync:
         except RequesterGone as refused:
             fresh = self.helpdesk.ensure_requester(message.platform, self._author(message))
             if fresh == requester.user_id:
-                raise HelpdeskRejected(f"the helpdesk refuses user {fresh} and gives it back for this person: {refused}") from refused
-            logger.warning("helpdesk user gone; using the person's user found again",
-                           extra={"conversation_key": conversation.key, "platform": message.platform.value})
+                raise HelpdeskRejected(
+                    f"the helpdesk refuses user {fresh} and gives it back for this person: {refused}"
+                ) from refused
+            logger.warning(
+                "helpdesk user gone; using the person's user found again",
+                extra={"conversation_key": conversation.key, "platform": message.platform.value},
+            )
             replacement = _Requester(fresh, requester.key, new=True, replaced=True)
             return call(fresh), replacement
 
@@ -631,8 +645,9 @@ class TicketSync:
             # Another participant of a shared thread, or a person whose user was re-created:
             # their mapping gets an item of its own, found first by every conversation.
             try:
-                self.store.save_requester(self.helpdesk.name, message.platform.value, message.author.platform_id,
-                                          requester.user_id)
+                self.store.save_requester(
+                    self.helpdesk.name, message.platform.value, message.author.platform_id, requester.user_id
+                )
             except (StoreUnavailable, UnstorableConversation) as exc:  # found again by upsert next time
                 logger.warning("requester mapping not saved", extra={"reason": str(exc)})
 
@@ -658,8 +673,10 @@ class TicketSync:
             return Outcome.DUPLICATE
         if behind:
             return Outcome.PARKED
-        logger.warning("message parked", extra={"conversation_key": message.conversation_key,
-                                                "message_id": message.message_id, "reason": reason})
+        logger.warning(
+            "message parked",
+            extra={"conversation_key": message.conversation_key, "message_id": message.message_id, "reason": reason},
+        )
         try:
             self.dead_letters.park(message.conversation_key, message.message_id, reason)
         except Exception as exc:  # noqa: BLE001 - the sweep finds the conversation without it
@@ -668,8 +685,10 @@ class TicketSync:
 
     def _park_unrecorded(self, message: SocialMessage, reason: str) -> Outcome:
         """Park a message whose conversation cannot be written: the queue entry is all there is."""
-        logger.error("message parked without bookkeeping", extra={"conversation_key": message.conversation_key,
-                                                                  "message_id": message.message_id, "reason": reason})
+        logger.error(
+            "message parked without bookkeeping",
+            extra={"conversation_key": message.conversation_key, "message_id": message.message_id, "reason": reason},
+        )
         self.dead_letters.park(message.conversation_key, message.message_id, reason, unrecorded=True)
         return Outcome.PARKED
 

@@ -26,5 +26,6 @@ def generic_webhook(source: str) -> Response:
             raise NotFound(f"no webhook source named {source!r} is configured") from exc
         return webhook.signature_verifier(configured, name=name)
 
-    return ingest(blueprint.current_request, "generic", verifier,
-                  lambda payload: webhook.normalize_delivery(payload, source=source))
+    return ingest(
+        blueprint.current_request, "generic", verifier, lambda payload: webhook.normalize_delivery(payload, source=source)
+    )

@@ -368,9 +368,7 @@ def normalize_item(item: dict[str, Any], *, source: str, edited: bool = False) -
         parent_id=f"{source}:{data.parent_id}" if data.parent_id else None,
         thread_id=data.thread_id,
         permalink=data.url,
-        attachments=tuple(
-            Attachment(type=a.type, url=a.url, mime_type=a.mime_type, caption=a.caption) for a in data.attachments
-        ),
+        attachments=tuple(Attachment(type=a.type, url=a.url, mime_type=a.mime_type, caption=a.caption) for a in data.attachments),
         rating=data.rating,
         edit_of=original_id if edited else None,
         raw=item,

@@ -25,9 +25,12 @@ def review_client() -> BusinessProfileClient:
     from chalicelib.channels.google.webhook import BusinessProfileClient, GoogleReviewSettings
     from chalicelib.config import get_secret
 
-    return wiring.built("google_reviews", lambda: BusinessProfileClient(
-        GoogleReviewSettings.from_env().api_url, token_provider=lambda: get_secret("GOOGLE_ACCESS_TOKEN")
-    ))
+    return wiring.built(
+        "google_reviews",
+        lambda: BusinessProfileClient(
+            GoogleReviewSettings.from_env().api_url, token_provider=lambda: get_secret("GOOGLE_ACCESS_TOKEN")
+        ),
+    )
 
 
 class GoogleChannel(Channel):

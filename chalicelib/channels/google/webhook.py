@@ -502,9 +502,7 @@ class BusinessProfileClient:
                     import urllib3
 
                     self._pool = urllib3.PoolManager(num_pools=2, maxsize=4, retries=False)
-                self._http = JsonHttpClient(
-                    self.base_url, f"Bearer {token}", timeout=self._timeout, pool=self._pool
-                )
+                self._http = JsonHttpClient(self.base_url, f"Bearer {token}", timeout=self._timeout, pool=self._pool)
                 self._http_token = token
             return self._http
 
@@ -648,9 +646,7 @@ class GoogleReviewSettings:
             raise NotConfigured("GOOGLE_PUSH_AUDIENCE is not configured")
         if not self.push_service_accounts:
             raise NotConfigured("GOOGLE_PUSH_SERVICE_ACCOUNTS is not configured")
-        return OidcPushVerifier(
-            self.audience, allowed_emails=self.push_service_accounts, jwks=google_key_source(self.jwks_url)
-        )
+        return OidcPushVerifier(self.audience, allowed_emails=self.push_service_accounts, jwks=google_key_source(self.jwks_url))
 
 
 # --- intake --------------------------------------------------------------------------
@@ -665,12 +661,8 @@ class ReviewPushResult(IngestResult):
     opens_ticket: bool | None = None
 
 
-def _result(
-    *, stored: int = 0, duplicates: int = 0, ignored: int = 0, quarantined: int = 0, **extra: Any
-) -> ReviewPushResult:
-    return ReviewPushResult(
-        stored=stored, duplicates=duplicates, statuses=0, ignored=ignored, quarantined=quarantined, **extra
-    )
+def _result(*, stored: int = 0, duplicates: int = 0, ignored: int = 0, quarantined: int = 0, **extra: Any) -> ReviewPushResult:
+    return ReviewPushResult(stored=stored, duplicates=duplicates, statuses=0, ignored=ignored, quarantined=quarantined, **extra)
 
 
 def _save(store: BatchStore, batch: NormalizedBatch) -> SavedBatch:
@@ -735,9 +727,7 @@ def receive_review_push(
         raise Unavailable(str(exc)) from exc
 
     if review.get("name") not in (None, notification.review_name):
-        return _quarantine(
-            store, notification.to_event(), f"the API answered review {review.get('name')!r} instead"
-        )
+        return _quarantine(store, notification.to_event(), f"the API answered review {review.get('name')!r} instead")
     review = {**review, "name": notification.review_name}
     raw = {"notification": notification.to_event(), "review": review}
     try:

@@ -42,8 +42,12 @@ class LineChannel(Channel):
     def reply_sender(self, config: ReplyConfig, secret: Callable[[str], str], env: Mapping[str, str], pool: Any) -> Sender:
         from chalicelib.channels.line.replies import LineSender
 
-        return LineSender(lambda _account: secret("LINE_CHANNEL_ACCESS_TOKEN"), base_url=env.get("LINE_API_URL") or None,
-                          config=config, pool=pool)
+        return LineSender(
+            lambda _account: secret("LINE_CHANNEL_ACCESS_TOKEN"),
+            base_url=env.get("LINE_API_URL") or None,
+            config=config,
+            pool=pool,
+        )
 
     def text_limit(self, target: ReplyTarget, private: bool) -> TextLimit | None:
         from chalicelib.outbound.base import utf16_units

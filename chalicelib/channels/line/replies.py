@@ -114,14 +114,21 @@ def line_failure(status: int, body: Mapping[str, Any], now: datetime, *, push: b
             retry_at = next_quota_reset(now)
             return ReplyFailed(
                 RATE_LIMITED,
-                rate_limited_words(Platform.LINE, retry_at, now, "this LINE Official Account: its monthly message quota is used up")
+                rate_limited_words(
+                    Platform.LINE, retry_at, now, "this LINE Official Account: its monthly message quota is used up"
+                )
                 + " Upgrade the LINE plan to send sooner.",
                 retry_at=retry_at,
                 **common,
             )
         retry_at = utc(now) + RATE_WAIT
-        return ReplyFailed(RATE_LIMITED, rate_limited_words(Platform.LINE, retry_at, now, "how fast this channel can send"),
-                           retry_at=retry_at, transient=True, **common)
+        return ReplyFailed(
+            RATE_LIMITED,
+            rate_limited_words(Platform.LINE, retry_at, now, "how fast this channel can send"),
+            retry_at=retry_at,
+            transient=True,
+            **common,
+        )
     if status >= 500:
         return HttpSender.server_error(Platform.LINE, status, retry_safe=push, detail=detail or None)
     if is_invalid_reply_token(status, body):
@@ -157,8 +164,9 @@ class LineSender(SingleApiSender):
         messages = [{"type": "text", "text": request.text}]
         fallback: tuple[str, ...] = ()
         if target.line_token_fresh(now) and not request.private:
-            response = self.post(Platform.LINE, client, "/v2/bot/message/reply",
-                                 {"replyToken": target.line_reply_token, "messages": messages})
+            response = self.post(
+                Platform.LINE, client, "/v2/bot/message/reply", {"replyToken": target.line_reply_token, "messages": messages}
+            )
             parsed = json_body(response)
             if response.ok:
                 return SentReply(platform_message_id=_sent_id(parsed), via="line_reply")
@@ -167,8 +175,12 @@ class LineSender(SingleApiSender):
             fallback = ("LINE's reply token had expired, so the answer was sent as a push message.",)
         to = target.customer_id if request.private else (target.line_to or target.customer_id)
         response = self.post(
-            Platform.LINE, client, "/v2/bot/message/push", {"to": to, "messages": messages},
-            headers={RETRY_KEY_HEADER: retry_key(request.idempotency_key)}, retry_safe=True,
+            Platform.LINE,
+            client,
+            "/v2/bot/message/push",
+            {"to": to, "messages": messages},
+            headers={RETRY_KEY_HEADER: retry_key(request.idempotency_key)},
+            retry_safe=True,
         )
         parsed = json_body(response)
         if response.ok:
@@ -176,6 +188,9 @@ class LineSender(SingleApiSender):
         if response.status == 409:
             # The retry key was already accepted: an earlier attempt delivered this answer.
             sent = _sent_id(parsed) or str(response.header(ACCEPTED_REQUEST_HEADER) or "")
-            return SentReply(platform_message_id=sent, via="line_push",
-                             warnings=fallback + ("LINE had already accepted this answer from an earlier attempt; it was not sent twice.",))
+            return SentReply(
+                platform_message_id=sent,
+                via="line_push",
+                warnings=fallback + ("LINE had already accepted this answer from an earlier attempt; it was not sent twice.",),
+            )
         raise line_failure(response.status, parsed, now, push=True)

@@ -15,5 +15,9 @@ def line_webhook() -> Response:
     """LINE Messaging API events (one-to-one chats, groups and rooms)."""
     from chalicelib.channels.line import webhook
 
-    return ingest(blueprint.current_request, "line", lambda: webhook.signature_verifier(get_secret("LINE_CHANNEL_SECRET")),
-                  webhook.normalize_delivery)
+    return ingest(
+        blueprint.current_request,
+        "line",
+        lambda: webhook.signature_verifier(get_secret("LINE_CHANNEL_SECRET")),
+        webhook.normalize_delivery,
+    )

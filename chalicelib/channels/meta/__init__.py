@@ -34,11 +34,14 @@ def graph_client() -> GraphClient:
     from chalicelib.channels.meta.graph import GraphClient
     from chalicelib.config import get_secret
 
-    return wiring.built("meta_graph", lambda: GraphClient(
-        os.environ.get("META_GRAPH_URL"),
-        version=os.environ.get("META_GRAPH_VERSION", DEFAULT_GRAPH_VERSION),
-        token_provider=lambda account: get_secret(f"META_PAGE_TOKEN_{account}"),
-    ))
+    return wiring.built(
+        "meta_graph",
+        lambda: GraphClient(
+            os.environ.get("META_GRAPH_URL"),
+            version=os.environ.get("META_GRAPH_VERSION", DEFAULT_GRAPH_VERSION),
+            token_provider=lambda account: get_secret(f"META_PAGE_TOKEN_{account}"),
+        ),
+    )
 
 
 class MetaChannel(Channel):
@@ -86,8 +89,13 @@ class MetaChannel(Channel):
             return 8000, "characters", len, "Facebook allows {limit} in a comment", ""
         if platform is Platform.INSTAGRAM:
             if scope == "dm" or private:
-                return 1000, "bytes", utf8_bytes, "Instagram allows {limit} in a direct message", \
-                    " (accented letters take 2 bytes, emoji 4)"
+                return (
+                    1000,
+                    "bytes",
+                    utf8_bytes,
+                    "Instagram allows {limit} in a direct message",
+                    " (accented letters take 2 bytes, emoji 4)",
+                )
             return 2200, "characters", len, "Instagram allows {limit} in a comment", ""
         if platform is Platform.WHATSAPP:
             return 4096, "characters", len, "WhatsApp allows {limit} in a message", ""

@@ -48,7 +48,6 @@ from chalicelib.models import Direction, NormalizedBatch, Platform
 from chalicelib.store import StoreUnavailable
 
 if TYPE_CHECKING:
-
     from chalicelib.channels.x.poller import Watermarks
     from chalicelib.store import MessageStore
 
@@ -161,7 +160,9 @@ def _since(watermarks: Watermarks, source: str, account: str, opts: _Options) ->
     return opts.now - opts.lookback, None
 
 
-def _fetch(source: str, graph: GraphClient, account: str, since: datetime, opts: _Options) -> Iterator[tuple[NormalizedBatch, bool]]:
+def _fetch(
+    source: str, graph: GraphClient, account: str, since: datetime, opts: _Options
+) -> Iterator[tuple[NormalizedBatch, bool]]:
     """(normalized batch, truncated) per post / conversation / media of one source."""
     # Posts and media are found by their own publication time: a comment in the window
     # may sit on a post up to ``post_window`` old.
@@ -294,7 +295,9 @@ def backfill_meta(
                 report.errors.append(BackfillError(account, source, "rate_limited", str(exc)))
                 report._limited(until)
                 _pause(watermarks, source, account, until, now)
-                logger.warning("backfill throttled by Meta", extra={"source": source, "account": account, "until": until.isoformat()})
+                logger.warning(
+                    "backfill throttled by Meta", extra={"source": source, "account": account, "until": until.isoformat()}
+                )
             except GraphUnavailable as exc:
                 report.errors.append(BackfillError(account, source, "unavailable", str(exc)))
                 logger.warning("backfill: Graph API unreachable", extra={"source": source, "account": account})

@@ -75,15 +75,9 @@ FEED_FIELDS = (
     "id,created_time,updated_time,permalink_url,"
     f"comments.filter(stream).order(reverse_chronological).limit(100){{{_COMMENT_FIELDS}}}"
 )
-CONVERSATION_FIELDS = (
-    "id,updated_time,participants,"
-    "messages.limit(50){id,from,to,message,created_time,attachments}"
-)
+CONVERSATION_FIELDS = "id,updated_time,participants,messages.limit(50){id,from,to,message,created_time,attachments}"
 _IG_COMMENT_FIELDS = "id,from,username,text,timestamp,parent_id"
-IG_MEDIA_FIELDS = (
-    "id,timestamp,permalink,"
-    f"comments.limit(50){{{_IG_COMMENT_FIELDS},replies{{{_IG_COMMENT_FIELDS}}}}}"
-)
+IG_MEDIA_FIELDS = f"id,timestamp,permalink,comments.limit(50){{{_IG_COMMENT_FIELDS},replies{{{_IG_COMMENT_FIELDS}}}}}"
 
 AUTH_CODES = frozenset({102, 190})
 RATE_LIMIT_CODES = frozenset({4, 17, 32, 613, *range(80001, 80015)})
@@ -396,13 +390,13 @@ class GraphClient:
             link = _next_link(page)
             if not more:
                 return False
-        return bool(link) and not (
-            data and isinstance(data[-1], dict) and _older_than(data[-1].get(time_field), stop_before)
-        )
+        return bool(link) and not (data and isinstance(data[-1], dict) and _older_than(data[-1].get(time_field), stop_before))
 
     # --- listings --------------------------------------------------------------------
 
-    def feed(self, page_id: str, *, since: datetime, comments_since: datetime | None = None, max_pages: int = DEFAULT_MAX_PAGES) -> Iterator[dict[str, Any]]:
+    def feed(
+        self, page_id: str, *, since: datetime, comments_since: datetime | None = None, max_pages: int = DEFAULT_MAX_PAGES
+    ) -> Iterator[dict[str, Any]]:
         """The Page's posts created since ``since``, newest first, each with its comments.
 
         A post's comments are followed past the first 100 while they are not older than

@@ -186,8 +186,11 @@ def graph_failure(
         if subcode in EXPIRED_SUBCODES or (subcode is None and "expired" in message.lower()):
             when = expiry_date(message)
             when_words = f" on {when}" if when else ""
-            token = {Platform.FACEBOOK: "Facebook Page token", Platform.MESSENGER: "Facebook Page token",
-                     Platform.WHATSAPP: "WhatsApp access token"}.get(platform, f"{account}'s access token")
+            token = {
+                Platform.FACEBOOK: "Facebook Page token",
+                Platform.MESSENGER: "Facebook Page token",
+                Platform.WHATSAPP: "WhatsApp access token",
+            }.get(platform, f"{account}'s access token")
             return ReplyFailed(
                 TOKEN_EXPIRED,
                 f"Not sent: the {token} expired{when_words}. Reconnect {reconnect} in socialdesk settings.",
@@ -229,8 +232,7 @@ def graph_failure(
             )
         else:
             words = (
-                f"Not sent: {label} says the reply window for this conversation has closed. "
-                "Wait for the customer to write again."
+                f"Not sent: {label} says the reply window for this conversation has closed. Wait for the customer to write again."
             )
         return ReplyFailed(WINDOW_CLOSED, words, **common)
 
@@ -266,9 +268,7 @@ def graph_failure(
         )
 
     if code == 100 and subcode == 2018001:
-        return ReplyFailed(
-            REJECTED, f"Not sent: {label} can't find this customer for the {account} any more.", **common
-        )
+        return ReplyFailed(REJECTED, f"Not sent: {label} can't find this customer for the {account} any more.", **common)
 
     if code in WHATSAPP_REJECTIONS:
         return ReplyFailed(REJECTED, f"Not sent: {WHATSAPP_REJECTIONS[code]}.", **common)
@@ -291,7 +291,9 @@ def graph_failure(
             + (f" (Meta says: {meta_says})" if meta_says else "")
             + f". Check the conversation on {label} before sending again, in case it went through."
             if maybe
-            else f"Not sent: {label} had a temporary problem" + (f" (Meta says: {meta_says})" if meta_says else "") + ". Try again in a few minutes."
+            else f"Not sent: {label} had a temporary problem"
+            + (f" (Meta says: {meta_says})" if meta_says else "")
+            + ". Try again in a few minutes."
         )
         return ReplyFailed(UNAVAILABLE, words, transient=True, duplicate_risk=maybe, **common)
 
@@ -337,8 +339,9 @@ class MetaSender(HttpSender):
         timeout: tuple[float, float] = (3.05, 10),
         observer: Callable[[Any], None] | None = None,
     ) -> None:
-        super().__init__(graph_base_url(base_url, version), token_provider, pool=pool, timeout=timeout,
-                         observer=observer, config=config)
+        super().__init__(
+            graph_base_url(base_url, version), token_provider, pool=pool, timeout=timeout, observer=observer, config=config
+        )
         self._whatsapp_token_provider = whatsapp_token_provider or token_provider
         self.instagram_pages = dict(instagram_pages or {})
         self.quote_whatsapp = quote_whatsapp
@@ -429,8 +432,12 @@ class MetaSender(HttpSender):
                 via="private_reply",
                 warnings=(f"The private reply was sent, but the public note could not be posted. {exc.plain_words}",),
             )
-        return SentReply(platform_message_id=sent_id, visible_note=ack, via="private_reply",
-                         visible_note_id=str(posted.get("id") or "") or None)
+        return SentReply(
+            platform_message_id=sent_id,
+            visible_note=ack,
+            via="private_reply",
+            visible_note_id=str(posted.get("id") or "") or None,
+        )
 
     # --- Messenger / Instagram Direct -----------------------------------------------
 
@@ -460,7 +467,9 @@ class MetaSender(HttpSender):
         target = request.target
         age = utc(now) - utc(target.last_inbound_at)
         if age > STANDARD_WINDOW:
-            raise ReplyFailed(WINDOW_CLOSED, window_closed_words(Platform.WHATSAPP, age), platform=Platform.WHATSAPP, code="window")
+            raise ReplyFailed(
+                WINDOW_CLOSED, window_closed_words(Platform.WHATSAPP, age), platform=Platform.WHATSAPP, code="window"
+            )
         body: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual"}
         if target.scope == "group":  # a WhatsApp group: the answer goes to the group
             body.update(recipient_type="group", to=target.conversation_key.rsplit(":", 1)[-1])

@@ -34,8 +34,12 @@ def meta_webhook() -> Response:
     """Facebook Page, Messenger, Instagram and WhatsApp events."""
     from chalicelib.channels.meta import webhook
 
-    return ingest(blueprint.current_request, "meta", lambda: webhook.signature_verifier(get_secret("META_APP_SECRET")),
-                  webhook.normalize_delivery)
+    return ingest(
+        blueprint.current_request,
+        "meta",
+        lambda: webhook.signature_verifier(get_secret("META_APP_SECRET")),
+        webhook.normalize_delivery,
+    )
 
 
 @blueprint.route("/privacy/meta/deletion", methods=["POST"], content_types=ANY_CONTENT_TYPE)

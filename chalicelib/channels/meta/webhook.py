@@ -469,9 +469,7 @@ def normalize_chat_edit(platform: Platform, account_id: str, event: dict[str, An
     return as_edit(message, str(edit["num_edit"]))
 
 
-def normalize_chat_message(
-    platform: Platform, account_id: str, event: dict[str, Any], *, raw: dict[str, Any]
-) -> SocialMessage:
+def normalize_chat_message(platform: Platform, account_id: str, event: dict[str, Any], *, raw: dict[str, Any]) -> SocialMessage:
     """A Messenger or Instagram Direct message; echoes of the brand's own sends are outbound.
 
     Files (image, video, audio, file, share, story mention) are attachments; a shared
@@ -572,9 +570,7 @@ def _whatsapp_change(change: dict[str, Any]) -> NormalizedBatch:
     return inner.batch
 
 
-def _whatsapp_status(
-    phone_number_id: str, status: dict[str, Any], people: dict[str, dict[str, Any]]
-) -> NormalizedBatch:
+def _whatsapp_status(phone_number_id: str, status: dict[str, Any], people: dict[str, dict[str, Any]]) -> NormalizedBatch:
     return NormalizedBatch(statuses=[normalize_whatsapp_status(phone_number_id, status, people)])
 
 
@@ -589,9 +585,7 @@ def _whatsapp_contacts(contacts: Any) -> dict[str, dict[str, Any]]:
     return found
 
 
-def _whatsapp_message(
-    phone_number_id: str, people: dict[str, dict[str, Any]], message: dict[str, Any]
-) -> NormalizedBatch:
+def _whatsapp_message(phone_number_id: str, people: dict[str, dict[str, Any]], message: dict[str, Any]) -> NormalizedBatch:
     kind = message.get("type")
     if kind == "reaction":
         return NormalizedBatch.ignoring("reaction")
@@ -625,9 +619,7 @@ def _whatsapp_customer(message: dict[str, Any], people: dict[str, dict[str, Any]
     return Author(platform_id=str(bsuid or phone), handle=handle, display_name=profile.get("name"))
 
 
-def normalize_whatsapp_message(
-    phone_number_id: str, people: dict[str, dict[str, Any]], message: dict[str, Any]
-) -> SocialMessage:
+def normalize_whatsapp_message(phone_number_id: str, people: dict[str, dict[str, Any]], message: dict[str, Any]) -> SocialMessage:
     """An inbound WhatsApp message: one conversation per customer per business number,
     or per group for a message in a group (``group_id``)."""
     author = _whatsapp_customer(message, people)
@@ -675,9 +667,7 @@ def _whatsapp_text(message: dict[str, Any]) -> str:
         reply = body.get("button_reply") or body.get("list_reply") or body.get("nfm_reply") or {}
         return str(reply.get("title") or reply.get("body") or "")
     if kind == "location":
-        return location_text(
-            body.get("latitude"), body.get("longitude"), name=body.get("name"), address=body.get("address")
-        )
+        return location_text(body.get("latitude"), body.get("longitude"), name=body.get("name"), address=body.get("address"))
     if kind == "contacts":
         return _contacts_text(message.get("contacts"))
     if kind == "order":

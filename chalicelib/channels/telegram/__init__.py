@@ -43,8 +43,9 @@ class TelegramChannel(Channel):
     def reply_sender(self, config: ReplyConfig, secret: Callable[[str], str], env: Mapping[str, str], pool: Any) -> Sender:
         from chalicelib.channels.telegram.replies import TelegramSender
 
-        return TelegramSender(lambda _account: secret("TELEGRAM_BOT_TOKEN"), base_url=env.get("TELEGRAM_API_URL") or None,
-                              config=config, pool=pool)
+        return TelegramSender(
+            lambda _account: secret("TELEGRAM_BOT_TOKEN"), base_url=env.get("TELEGRAM_API_URL") or None, config=config, pool=pool
+        )
 
     def text_limit(self, target: ReplyTarget, private: bool) -> TextLimit | None:
         from chalicelib.outbound.base import utf16_units
@@ -62,8 +63,13 @@ class TelegramChannel(Channel):
             chat_id = parts[2] if len(parts) > 2 else parts[-1]
             topic_id = parts[3] if len(parts) > 3 and parts[3] != "main" else None
         number = target.reply_to_id.split(":")
-        return replace(target, reply_to_id=number[1] if len(number) > 1 else number[0], chat_id=chat_id,
-                       topic_id=topic_id, business_connection_id=_business_connection(latest.raw or {}))
+        return replace(
+            target,
+            reply_to_id=number[1] if len(number) > 1 else number[0],
+            chat_id=chat_id,
+            topic_id=topic_id,
+            business_connection_id=_business_connection(latest.raw or {}),
+        )
 
     def fetch_media(self, attachment: Attachment, platform: Platform, downloads: MediaDownloads) -> Any | None:
         if not attachment.media_id:

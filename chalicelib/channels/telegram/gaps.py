@@ -97,7 +97,9 @@ class TelegramGapTracker:
 
     def last(self, bot_id: str) -> int | None:
         """The last ``update_id`` recorded for ``bot_id`` (None if none)."""
-        item = self._client.get_item(TableName=self.table_name, Key=telegram_updates_key(str(bot_id)), ConsistentRead=True).get("Item")
+        item = self._client.get_item(TableName=self.table_name, Key=telegram_updates_key(str(bot_id)), ConsistentRead=True).get(
+            "Item"
+        )
         value = (item or {}).get("last", {}).get("N")
         return int(value) if value is not None else None
 
@@ -128,5 +130,8 @@ def record_update_id(store_or_client: Any, bot_id: str, update_id: int, *, table
             extra={"bot_id": str(bot_id), "update_id": update_id, "previous": gap.previous, "missing": gap.missing},
         )
     elif gap.restarted:
-        logger.info("telegram update_id sequence restarted", extra={"bot_id": str(bot_id), "previous": gap.previous, "update_id": update_id})
+        logger.info(
+            "telegram update_id sequence restarted",
+            extra={"bot_id": str(bot_id), "previous": gap.previous, "update_id": update_id},
+        )
     return gap.missing

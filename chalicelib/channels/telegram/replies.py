@@ -88,8 +88,9 @@ def telegram_failure(status: int, body: Mapping[str, Any], now: datetime, *, gro
             wait = DEFAULT_RETRY_AFTER
         retry_at = utc(now) + timedelta(seconds=max(1, wait))
         what = "how fast the bot can send in this group" if group else "how fast the bot can send in this chat"
-        return ReplyFailed(RATE_LIMITED, rate_limited_words(Platform.TELEGRAM, retry_at, now, what), retry_at=retry_at,
-                           transient=True, **common)
+        return ReplyFailed(
+            RATE_LIMITED, rate_limited_words(Platform.TELEGRAM, retry_at, now, what), retry_at=retry_at, transient=True, **common
+        )
     if code >= 500:
         return HttpSender.server_error(Platform.TELEGRAM, code, detail=description or None)
     if "blocked by the user" in text:
@@ -103,15 +104,21 @@ def telegram_failure(status: int, body: Mapping[str, Any], now: datetime, *, gro
             "Add it back to the group (with permission to send messages) and try again.",
             **common,
         )
-    if ("replied not found" in text or "reply message not found" in text or "replied message not found" in text
-            or "message thread not found" in text
-            or "topic_deleted" in text):
+    if (
+        "replied not found" in text
+        or "reply message not found" in text
+        or "replied message not found" in text
+        or "message thread not found" in text
+        or "topic_deleted" in text
+    ):
         thing = "topic" if "thread" in text or "topic" in text else "message"
         return ReplyFailed(
             TARGET_DELETED, f"Not sent: the {thing} you're replying to no longer exists in Telegram; it was deleted.", **common
         )
     if "topic_closed" in text:
-        return ReplyFailed(REJECTED, "Not sent: this forum topic is closed in Telegram. Reopen it or answer in another topic.", **common)
+        return ReplyFailed(
+            REJECTED, "Not sent: this forum topic is closed in Telegram. Reopen it or answer in another topic.", **common
+        )
     if "chat not found" in text:
         return ReplyFailed(REJECTED, "Not sent: Telegram can't find this chat for the bot any more.", **common)
     return ReplyFailed(REJECTED, f"Not sent: Telegram refused the reply{says or f' (HTTP {code})'}.", **common)
@@ -153,7 +160,9 @@ class TelegramSender(SingleApiSender):
         warnings: tuple[str, ...] = ()
         response = self.post(Platform.TELEGRAM, client, path, body)
         parsed = json_body(response)
-        migrated = (parsed.get("parameters") or {}).get("migrate_to_chat_id") if isinstance(parsed.get("parameters"), dict) else None
+        migrated = (
+            (parsed.get("parameters") or {}).get("migrate_to_chat_id") if isinstance(parsed.get("parameters"), dict) else None
+        )
         if not response.ok and migrated:
             body["chat_id"] = _chat_ref(str(migrated))
             body.pop("message_thread_id", None)

@@ -24,8 +24,12 @@ def telegram_webhook() -> Response:
         _count_gap(payload)
         return webhook.normalize_delivery(payload, bot_id=settings().telegram_bot_id)
 
-    return ingest(blueprint.current_request, "telegram",
-                  lambda: webhook.secret_token_verifier(get_secret("TELEGRAM_SECRET_TOKEN")), normalize)
+    return ingest(
+        blueprint.current_request,
+        "telegram",
+        lambda: webhook.secret_token_verifier(get_secret("TELEGRAM_SECRET_TOKEN")),
+        normalize,
+    )
 
 
 def _count_gap(payload: Any) -> None:

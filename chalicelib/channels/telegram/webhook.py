@@ -162,9 +162,7 @@ def _message(update: dict[str, Any], field: str, bot_id: str) -> NormalizedBatch
     if not text and not attachments:
         # Service messages (members joined, pinned, topic created, ...) carry no words.
         return NormalizedBatch.ignoring("service message (no text or file)")
-    return NormalizedBatch(
-        messages=[normalize_message(message, edited=_MESSAGE_FIELDS[field], bot_id=bot_id, raw=update)]
-    )
+    return NormalizedBatch(messages=[normalize_message(message, edited=_MESSAGE_FIELDS[field], bot_id=bot_id, raw=update)])
 
 
 def message_key(message: Mapping[str, Any]) -> str:
@@ -230,9 +228,7 @@ def message_text(message: Mapping[str, Any]) -> str:
     venue = message.get("venue")
     if isinstance(venue, dict):
         spot = json_object(venue.get("location"))
-        return location_text(
-            spot.get("latitude"), spot.get("longitude"), name=venue.get("title"), address=venue.get("address")
-        )
+        return location_text(spot.get("latitude"), spot.get("longitude"), name=venue.get("title"), address=venue.get("address"))
     location = message.get("location")
     if isinstance(location, dict):
         return location_text(location.get("latitude"), location.get("longitude"))
@@ -325,9 +321,7 @@ def _permalink(message: Mapping[str, Any], topic: str) -> str | None:
     return f"https://t.me/c/{path}"
 
 
-def normalize_message(
-    message: Mapping[str, Any], *, edited: bool, bot_id: str, raw: dict[str, Any]
-) -> SocialMessage:
+def normalize_message(message: Mapping[str, Any], *, edited: bool, bot_id: str, raw: dict[str, Any]) -> SocialMessage:
     """One Telegram Message (or an edit of one) as a ``SocialMessage``.
 
     Private chats are one conversation per customer per account

@@ -77,14 +77,20 @@ class XChannel(Channel):
     def reply_sender(self, config: ReplyConfig, secret: Callable[[str], str], env: Mapping[str, str], pool: Any) -> Sender:
         from chalicelib.channels.x.replies import XSender
 
-        return XSender(lambda _account: secret("X_USER_ACCESS_TOKEN"), base_url=env.get("X_API_URL") or None,
-                       config=config, pool=pool)
+        return XSender(
+            lambda _account: secret("X_USER_ACCESS_TOKEN"), base_url=env.get("X_API_URL") or None, config=config, pool=pool
+        )
 
     def text_limit(self, target: ReplyTarget, private: bool) -> TextLimit | None:
         if target.scope == "dm" or private:
             return DM_LIMIT, "characters", len, "X allows {limit} in a direct message", ""
-        return POST_LIMIT, "characters", weighted_length, "X allows {limit} in a reply post", \
-            " (emoji and CJK characters count twice, links 23)"
+        return (
+            POST_LIMIT,
+            "characters",
+            weighted_length,
+            "X allows {limit} in a reply post",
+            " (emoji and CJK characters count twice, links 23)",
+        )
 
     def credential_checks(self, health: TokenHealth) -> list[Callable[[], TokenCheck]]:
         return [health.check_x]

@@ -212,7 +212,9 @@ class XApiClient:
             )
         if not response.ok:
             detail = _problem(response)
-            raise XApiError(f"X answered {response.status} for {endpoint}" + (f": {detail}" if detail else ""), status=response.status)
+            raise XApiError(
+                f"X answered {response.status} for {endpoint}" + (f": {detail}" if detail else ""), status=response.status
+            )
         try:
             body = response.json()
         except ValueError as exc:

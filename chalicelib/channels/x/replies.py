@@ -101,7 +101,9 @@ def x_failure(status: int, body: Mapping[str, Any], headers: Mapping[str, str], 
     if status == 429:
         retry_at = rate_limit_reset(headers, now)
         what = "how many direct messages this X account can send" if dm else "how many posts this X account can publish"
-        return ReplyFailed(RATE_LIMITED, rate_limited_words(Platform.X, retry_at, now, what), retry_at=retry_at, transient=True, **common)
+        return ReplyFailed(
+            RATE_LIMITED, rate_limited_words(Platform.X, retry_at, now, what), retry_at=retry_at, transient=True, **common
+        )
     if status >= 500:
         return HttpSender.server_error(Platform.X, status, detail=detail or None)
     if "duplicate" in lowered:
@@ -164,11 +166,17 @@ class XSender(SingleApiSender):
 
     def _dm(self, request: ReplyRequest, now: datetime) -> SentReply:
         target = request.target
-        data = self._post(target.account_id, f"/2/dm_conversations/with/{target.customer_id}/messages", {"text": request.text}, now, dm=True)
-        return SentReply(platform_message_id=str(data.get("dm_event_id") or ""), via="message" if target.scope == "dm" else "private_reply")
+        data = self._post(
+            target.account_id, f"/2/dm_conversations/with/{target.customer_id}/messages", {"text": request.text}, now, dm=True
+        )
+        return SentReply(
+            platform_message_id=str(data.get("dm_event_id") or ""), via="message" if target.scope == "dm" else "private_reply"
+        )
 
     def _reply_post(self, target: Any, text: str, now: datetime) -> dict[str, Any]:
-        return self._post(target.account_id, "/2/tweets", {"text": text, "reply": {"in_reply_to_tweet_id": target.reply_to_id}}, now, dm=False)
+        return self._post(
+            target.account_id, "/2/tweets", {"text": text, "reply": {"in_reply_to_tweet_id": target.reply_to_id}}, now, dm=False
+        )
 
     def send(self, request: ReplyRequest, now: datetime) -> SentReply:
         """A DM for DM conversations and private answers, else a reply post."""
@@ -185,6 +193,11 @@ class XSender(SingleApiSender):
         try:
             posted = self._reply_post(target, ack, now)
         except ReplyFailed as exc:
-            return SentReply(sent.platform_message_id, via=sent.via,
-                             warnings=(f"The direct message was sent, but the public note could not be posted. {exc.plain_words}",))
-        return SentReply(sent.platform_message_id, visible_note=ack, via=sent.via, visible_note_id=str(posted.get("id") or "") or None)
+            return SentReply(
+                sent.platform_message_id,
+                via=sent.via,
+                warnings=(f"The direct message was sent, but the public note could not be posted. {exc.plain_words}",),
+            )
+        return SentReply(
+            sent.platform_message_id, visible_note=ack, via=sent.via, visible_note_id=str(posted.get("id") or "") or None
+        )

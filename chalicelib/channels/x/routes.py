@@ -34,8 +34,12 @@ def x_webhook() -> Response:
     """X mentions, replies and direct messages (Account Activity API)."""
     from chalicelib.channels.x import webhook
 
-    return ingest(blueprint.current_request, "x", lambda: webhook.signature_verifier(get_secret("X_CONSUMER_SECRET")),
-                  webhook.normalize_delivery)
+    return ingest(
+        blueprint.current_request,
+        "x",
+        lambda: webhook.signature_verifier(get_secret("X_CONSUMER_SECRET")),
+        webhook.normalize_delivery,
+    )
 
 
 @blueprint.schedule("rate(2 minutes)", name="poll_x")

@@ -189,9 +189,7 @@ def normalize_direct_message(brand_id: str, users: dict[str, Any], event: dict[s
     data = create.get("message_data") or {}
     attachment = data.get("attachment") or {}
     media = attachment.get("media") if attachment.get("type") == "media" else None
-    attachments = (
-        (Attachment(type=str(media.get("type", "photo")), url=media.get("media_url_https")),) if media else ()
-    )
+    attachments = (Attachment(type=str(media.get("type", "photo")), url=media.get("media_url_https")),) if media else ()
     return SocialMessage(
         platform=Platform.X,
         kind=Kind.DIRECT_MESSAGE,

@@ -310,7 +310,9 @@ class FreshdeskHelpdesk(Helpdesk):
             existing = _duplicate_owner(response) or self._find_contact(contact["unique_external_id"])
             if existing is not None:
                 return existing
-        raise HelpdeskRejected(f"Freshdesk reports a duplicate contact but none has {contact['unique_external_id']!r}{_error_text(response)}")
+        raise HelpdeskRejected(
+            f"Freshdesk reports a duplicate contact but none has {contact['unique_external_id']!r}{_error_text(response)}"
+        )
 
     def open_ticket(
         self,
@@ -388,7 +390,11 @@ class FreshdeskHelpdesk(Helpdesk):
             "user_id": requester,
         }
         response = self._call(
-            "POST", f"/api/v2/tickets/{number}/notes", json=note, writes_message=True, missing_means_gone=True,
+            "POST",
+            f"/api/v2/tickets/{number}/notes",
+            json=note,
+            writes_message=True,
+            missing_means_gone=True,
             people_fields=("user_id",),
         )
         self._body(response, writes_message=True)
@@ -413,9 +419,7 @@ class FreshdeskHelpdesk(Helpdesk):
         if has_reference(ticket, reference, "description", "description_text"):
             return True
         return any(
-            has_reference(item, reference, "body", "body_text")
-            for item in self._conversations(number)
-            if isinstance(item, dict)
+            has_reference(item, reference, "body", "body_text") for item in self._conversations(number) if isinstance(item, dict)
         )
 
     def ticket_opened(self, ticket: TicketRef, message: SocialMessage, store: MessageStore) -> None:
@@ -592,20 +596,24 @@ class FreshdeskHelpdesk(Helpdesk):
         ticket was deleted for good (``TicketGone``). ``people_fields``: a 400/422 naming
         one of these fields refuses the contact we sent (``RequesterGone``).
         """
-        response = outcomes.send(
-            "Freshdesk", self._http, method, path, writes_message=writes_message, json=json, params=params
-        )
+        response = outcomes.send("Freshdesk", self._http, method, path, writes_message=writes_message, json=json, params=params)
         self._note_rate_limit(response)
         status = response.status
         if 200 <= status < 300 or (status == 409 and conflict_ok):
             return response
         if status == 404 and missing_means_gone:
-            raise TicketGone(f"Freshdesk ticket not found (404), deleted? ({outcomes.describe(method, path)}){_error_text(response)}")
+            raise TicketGone(
+                f"Freshdesk ticket not found (404), deleted? ({outcomes.describe(method, path)}){_error_text(response)}"
+            )
         if status in (400, 422) and people_fields and _names_field(response, people_fields):
             raise RequesterGone(f"Freshdesk refused the contact ({outcomes.describe(method, path)}){_error_text(response)}")
         raise outcomes.status_error(
-            "Freshdesk", outcomes.describe(method, path), status, detail=_error_text(response),
-            retry_after=parse_retry_after(response.header("Retry-After")), writes_message=writes_message,
+            "Freshdesk",
+            outcomes.describe(method, path),
+            status,
+            detail=_error_text(response),
+            retry_after=parse_retry_after(response.header("Retry-After")),
+            writes_message=writes_message,
             hint=outcomes.status_hint(status, _HINTS, "FRESHDESK_URL"),
         )
 
@@ -623,7 +631,7 @@ def _names_field(response: HttpResponse, names: tuple[str, ...]) -> bool:
 def _next_link(value: str | None) -> str | None:
     """The ``rel="next"`` target of a ``Link`` header."""
     for part in (value or "").split(","):
-        found = re.match(r'\s*<([^>]+)>\s*;(.*)', part)
+        found = re.match(r"\s*<([^>]+)>\s*;(.*)", part)
         if found and re.search(r'rel="?next"?', found.group(2)):
             return found.group(1)
     return None

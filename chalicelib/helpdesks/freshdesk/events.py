@@ -358,7 +358,9 @@ def record_ticket_pointer(store: MessageStore, helpdesk: str, ticket_id: str, me
     try:
         store._client.put_item(TableName=store.table_name, Item=item)  # noqa: SLF001
     except Exception as exc:
-        logger.warning("ticket pointer not written", extra={"ticket_id": ticket_id, "reason": _error_code(exc) or type(exc).__name__})
+        logger.warning(
+            "ticket pointer not written", extra={"ticket_id": ticket_id, "reason": _error_code(exc) or type(exc).__name__}
+        )
         return False
     return True
 
@@ -382,8 +384,9 @@ def ticket_tags(ticket: Mapping[str, Any]) -> tuple[str, ...]:
 class ConversationFinder:
     """Which conversation a Freshdesk ticket belongs to (see the module docstring)."""
 
-    def __init__(self, store: MessageStore, reader: TicketReader, *, conversation_field: str | None = None,
-                 helpdesk_name: str = SOURCE) -> None:
+    def __init__(
+        self, store: MessageStore, reader: TicketReader, *, conversation_field: str | None = None, helpdesk_name: str = SOURCE
+    ) -> None:
         self.store = store
         self.reader = reader
         self.conversation_field = conversation_field
@@ -404,8 +407,10 @@ class ConversationFinder:
             if value and conversation_tag(value) in hashes and self._exists(value):
                 return value, how
             if value:
-                logger.warning("conversation key of a Freshdesk ticket does not match its tag",
-                               extra={"ticket_id": ticket.get("id"), "from": how})
+                logger.warning(
+                    "conversation key of a Freshdesk ticket does not match its tag",
+                    extra={"ticket_id": ticket.get("id"), "from": how},
+                )
         pointed = read_ticket_pointer(self.store, self.helpdesk_name, str(ticket.get("id")))
         if pointed and conversation_tag(pointed) in hashes:
             return pointed, "pointer"
@@ -459,8 +464,9 @@ class ConversationFinder:
 # --- events ----------------------------------------------------------------------------------
 
 
-def comment_event(ticket: Mapping[str, Any], conversation: Mapping[str, Any], key: str,
-                  notification: FreshdeskNotification | None = None) -> AgentEvent:
+def comment_event(
+    ticket: Mapping[str, Any], conversation: Mapping[str, Any], key: str, notification: FreshdeskNotification | None = None
+) -> AgentEvent:
     """A Freshdesk reply or public note as the ``AgentEvent`` the Zendesk path produces."""
     author_id = str(conversation.get("user_id")) if conversation.get("user_id") is not None else None
     assignee = ticket.get("responder_id")
@@ -632,10 +638,19 @@ def handle_freshdesk_event(
     repeats = [outcome in _REPEAT_OUTCOMES for _, outcome in handled]
     fresh = [outcome for _, outcome in handled if outcome not in _REPEAT_OUTCOMES]
     outcome = fresh[-1] if fresh else ("duplicate" if handled else "no_new_reply")
-    result = FreshdeskEventResult(200, ticket_id, outcome, tuple(handled), status_outcome, found_by,
-                                  duplicate=bool(repeats) and all(repeats))
-    logger.info("freshdesk event handled", extra={"ticket_id": ticket_id, "outcome": outcome, "found_by": found_by,
-                                                  "replies": len(handled), "ticket_status": status_outcome})
+    result = FreshdeskEventResult(
+        200, ticket_id, outcome, tuple(handled), status_outcome, found_by, duplicate=bool(repeats) and all(repeats)
+    )
+    logger.info(
+        "freshdesk event handled",
+        extra={
+            "ticket_id": ticket_id,
+            "outcome": outcome,
+            "found_by": found_by,
+            "replies": len(handled),
+            "ticket_status": status_outcome,
+        },
+    )
     return result
 
 
@@ -676,6 +691,14 @@ def _handle_status(event: AgentEvent, replies: Any) -> str:
 
 def sample_body(ticket_id: int | str, *, triggered_event: str = "{note_type:public}", **values: str) -> bytes:
     """A body as the rule would send it (tests, ``local`` tools): ``event_body()`` filled in."""
-    data = {"socialdesk_event": EVENT_NAME, "ticket_id": str(ticket_id), "triggered_event": triggered_event,
-            "status": "Open", "tags": "socialdesk", "agent_email": "", "agent_name": "", **values}
+    data = {
+        "socialdesk_event": EVENT_NAME,
+        "ticket_id": str(ticket_id),
+        "triggered_event": triggered_event,
+        "status": "Open",
+        "tags": "socialdesk",
+        "agent_email": "",
+        "agent_name": "",
+        **values,
+    }
     return json.dumps(data).encode()

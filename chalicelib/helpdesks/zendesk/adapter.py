@@ -224,8 +224,14 @@ class FileCapableClient(JsonHttpClient):
         started = time.monotonic()
         try:
             raw = self._pool.request(
-                method, url, body=data, headers=sent_headers, timeout=self._timeout,
-                retries=False, redirect=False, preload_content=True,
+                method,
+                url,
+                body=data,
+                headers=sent_headers,
+                timeout=self._timeout,
+                retries=False,
+                redirect=False,
+                preload_content=True,
             )
         except Exception as exc:
             self._last_used = time.monotonic()
@@ -247,9 +253,14 @@ class FileCapableClient(JsonHttpClient):
             shown_headers["Authorization"] = f"{scheme} {REDACTED_AUTHORIZATION}".strip()
             self._observer(
                 Exchange(
-                    method=method, url=url, request_headers=shown_headers, request_body=data,
-                    status=response.status, response_headers=dict(response.headers),
-                    response_body=response.body, duration_ms=duration_ms,
+                    method=method,
+                    url=url,
+                    request_headers=shown_headers,
+                    request_body=data,
+                    status=response.status,
+                    response_headers=dict(response.headers),
+                    response_body=response.body,
+                    duration_ms=duration_ms,
                 )
             )
         return response
@@ -275,8 +286,8 @@ class ZendeskHelpdesk(Helpdesk):
         if http is not None and observer is not None:
             raise ValueError("give the observer to the injected http client instead")
         # The token only lives inside the HTTP client's Authorization header.
-        self._http = http if http is not None else FileCapableClient(
-            base_url, basic_auth_header(email, api_token), observer=observer
+        self._http = (
+            http if http is not None else FileCapableClient(base_url, basic_auth_header(email, api_token), observer=observer)
         )
         self.base_url = base_url.rstrip("/")
 
@@ -412,7 +423,9 @@ class ZendeskHelpdesk(Helpdesk):
                 if "custom" in metadata or METADATA_KEY in metadata:
                     if _carries(metadata, reference):
                         return True
-                elif comment.get("audit_id") is not None and _carries(self._audit_metadata(number, comment["audit_id"]), reference):
+                elif comment.get("audit_id") is not None and _carries(
+                    self._audit_metadata(number, comment["audit_id"]), reference
+                ):
                     return True
                 created = _comment_time(comment.get("created_at"))
                 if created is not None and created < oldest_possible:
@@ -421,8 +434,10 @@ class ZendeskHelpdesk(Helpdesk):
 
     def _audit_metadata(self, number: int, audit_id: Any) -> dict[str, Any]:
         path = f"/api/v2/tickets/{number}/audits/{_zendesk_id(str(audit_id), 'audit')}"
-        audit = self._body(self._call("GET", path, writes_message=False, missing_means_gone=True),
-                           writes_message=False).get("audit") or {}
+        audit = (
+            self._body(self._call("GET", path, writes_message=False, missing_means_gone=True), writes_message=False).get("audit")
+            or {}
+        )
         metadata = audit.get("metadata") if isinstance(audit, dict) else None
         return metadata if isinstance(metadata, dict) else {}
 
@@ -441,8 +456,9 @@ class ZendeskHelpdesk(Helpdesk):
             if path is None or path in seen:  # a server repeating a page must not loop forever
                 return
             seen.add(path)
-            data = self._body(self._call("GET", path, params=params, writes_message=False, missing_means_gone=True),
-                              writes_message=False)
+            data = self._body(
+                self._call("GET", path, params=params, writes_message=False, missing_means_gone=True), writes_message=False
+            )
             page = [c for c in data.get("comments") or [] if isinstance(c, dict) and c.get("id") is not None]
             yield page, [u for u in data.get("users") or [] if isinstance(u, dict)]
             path, params = self._next_page(data), None  # the next link carries the query
@@ -512,8 +528,10 @@ class ZendeskHelpdesk(Helpdesk):
         never apply anything; a deleted ticket is ``HelpdeskRejected``.
         """
         number = _zendesk_id(ticket_id, "ticket")
-        ticket = self._body(self._call("GET", f"/api/v2/tickets/{number}", writes_message=False),
-                            writes_message=False).get("ticket") or {}
+        ticket = (
+            self._body(self._call("GET", f"/api/v2/tickets/{number}", writes_message=False), writes_message=False).get("ticket")
+            or {}
+        )
         found: list[dict[str, Any]] = []
         users: dict[str, dict[str, Any]] = {}
         for page, page_users in self._comment_pages(number, include_users=True):
@@ -532,16 +550,24 @@ class ZendeskHelpdesk(Helpdesk):
                 users[author] = self._user_or_empty(author)
             user = users[author]
             via = json_object(item.get("via"))
-            comments.append(TicketComment(
-                comment_id=str(item["id"]), author_id=author, public=item.get("public") is True,
-                text=str(item.get("plain_body") or item.get("body") or ""), created_at=created,
-                channel=str(via.get("channel") or ""), author_role=user.get("role"), author_email=user.get("email"),
-                author_name=user.get("name"),
-            ))
+            comments.append(
+                TicketComment(
+                    comment_id=str(item["id"]),
+                    author_id=author,
+                    public=item.get("public") is True,
+                    text=str(item.get("plain_body") or item.get("body") or ""),
+                    created_at=created,
+                    channel=str(via.get("channel") or ""),
+                    author_role=user.get("role"),
+                    author_email=user.get("email"),
+                    author_name=user.get("name"),
+                )
+            )
         tags = json_list(ticket.get("tags"))
         requester = ticket.get("requester_id")
-        return TicketComments(tags=tuple(str(t) for t in tags), requester_id=str(requester) if requester is not None else None,
-                              comments=comments)
+        return TicketComments(
+            tags=tuple(str(t) for t in tags), requester_id=str(requester) if requester is not None else None, comments=comments
+        )
 
     def _user_or_empty(self, user_id: str) -> dict[str, Any]:
         """``GET /api/v2/users/{id}``; ``{}`` for a user that is gone (deleted or merged)."""
@@ -636,14 +662,18 @@ class ZendeskHelpdesk(Helpdesk):
             retry_after = parse_retry_after(response.header("ratelimit-reset"))
         # 408 and 409 (an update conflict) are answered before any work is done.
         raise outcomes.status_error(
-            "Zendesk", what, status, detail=detail, retry_after=retry_after, writes_message=writes_message,
-            hint=_hint(status), not_processed=(408, 409),
+            "Zendesk",
+            what,
+            status,
+            detail=detail,
+            retry_after=retry_after,
+            writes_message=writes_message,
+            hint=_hint(status),
+            not_processed=(408, 409),
         )
 
 
-def _comment(
-    message: SocialMessage, author_id: int, uploads: Sequence[str], problems: Sequence[str] | None
-) -> dict[str, Any]:
+def _comment(message: SocialMessage, author_id: int, uploads: Sequence[str], problems: Sequence[str] | None) -> dict[str, Any]:
     """The public comment of a customer message, authored by them, with its uploads."""
     comment: dict[str, Any] = {"body": comment_body(message, problems), "author_id": author_id, "public": True}
     if uploads:

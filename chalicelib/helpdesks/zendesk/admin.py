@@ -104,7 +104,7 @@ def desired_triggers(webhook_id: str, *, category_id: str | None = None) -> list
     status = {
         "title": STATUS_TRIGGER_TITLE,
         "description": "Tells socialdesk when a socialdesk ticket's status changes (solved, closed, reopened). "
-                       "Managed by make zendesk-setup.",
+        "Managed by make zendesk-setup.",
         "active": True,
         "conditions": {
             "all": [
@@ -134,8 +134,13 @@ def _conditions_key(conditions: Any) -> dict[str, list[tuple[str, str, str]]]:
         for condition in source.get(group) or []:
             if isinstance(condition, dict):
                 value = condition.get("value")
-                items.append((str(condition.get("field")), str(condition.get("operator")),
-                              "" if value is None else json.dumps(value) if isinstance(value, list) else str(value)))
+                items.append(
+                    (
+                        str(condition.get("field")),
+                        str(condition.get("operator")),
+                        "" if value is None else json.dumps(value) if isinstance(value, list) else str(value),
+                    )
+                )
         found[group] = sorted(items)
     return found
 
@@ -155,14 +160,18 @@ def _action_value(value: Any) -> Any:
 def _actions_key(actions: Any) -> list[str]:
     return sorted(
         json.dumps([a.get("field"), _action_value(a.get("value"))], sort_keys=True)
-        for a in (actions or []) if isinstance(a, dict)
+        for a in (actions or [])
+        if isinstance(a, dict)
     )
 
 
 def webhook_differences(current: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
     """The webhook fields that differ from what socialdesk needs."""
-    changed = [name for name in ("endpoint", "http_method", "request_format", "status", "description")
-               if (current.get(name) or "") != (wanted.get(name) or "")]
+    changed = [
+        name
+        for name in ("endpoint", "http_method", "request_format", "status", "description")
+        if (current.get(name) or "") != (wanted.get(name) or "")
+    ]
     if sorted(current.get("subscriptions") or []) != sorted(wanted["subscriptions"]):
         changed.append("subscriptions")
     if current.get("authentication"):
@@ -219,8 +228,10 @@ class ZendeskAdmin:
         http: JsonHttpClient | None = None,
         observer: Callable[[Exchange], None] | None = None,
     ) -> None:
-        self._http = http if http is not None else JsonHttpClient(
-            base_url, basic_auth_header(email, api_token), observer=observer, timeout=(3.05, 20)
+        self._http = (
+            http
+            if http is not None
+            else JsonHttpClient(base_url, basic_auth_header(email, api_token), observer=observer, timeout=(3.05, 20))
         )
         self.base_url = base_url.rstrip("/")
 
@@ -229,8 +240,15 @@ class ZendeskAdmin:
 
     # --- plumbing ---------------------------------------------------------------------------
 
-    def _call(self, method: str, path: str, *, json_body: Any = None, params: dict[str, Any] | None = None,
-              expect: tuple[int, ...] = (200,)) -> HttpResponse:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: dict[str, Any] | None = None,
+        expect: tuple[int, ...] = (200,),
+    ) -> HttpResponse:
         what = f"{method} {urlsplit(path).path or path}"
         try:
             response = self._http.request(method, path, json=json_body, params=params)
