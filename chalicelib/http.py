@@ -244,18 +244,27 @@ class JsonHttpClient:
         json: Any = None,
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, Any] | None = None,
+        data: bytes | None = None,
     ) -> HttpResponse:
-        """Send one request and return the response, whatever its status.
+        """Send one request and return the response, whatever its status. ``json`` is sent
+        as JSON; ``data`` as it is, with its ``Content-Type`` in ``headers`` (a file upload).
 
         Raises ``ConnectFailed`` (not sent), ``ResponseTimeout`` or ``ConnectionLost``
         (maybe sent), or ``UnsafeUrl``.
         """
+        if json is not None and data is not None:
+            raise ValueError("give either json or data, not both")
         method = method.upper()
         url = self.url_for(path, params)
-        body = None if json is None else jsonlib.dumps(json, ensure_ascii=False, separators=(",", ":")).encode()
         sent_headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
-        if body is not None:
+        if data is not None:
+            body: bytes | None = data
+            sent_headers["Content-Type"] = "application/octet-stream"
+        elif json is not None:
+            body = jsonlib.dumps(json, ensure_ascii=False, separators=(",", ":")).encode()
             sent_headers["Content-Type"] = "application/json"
+        else:
+            body = None
         sent_headers.update(headers or {})
         sent_headers["Authorization"] = self.__auth_header
 

@@ -497,9 +497,10 @@ class FakePool:
 
 
 def zendesk(pool: FakePool) -> Any:
-    from chalicelib.helpdesks.zendesk.adapter import FileCapableClient, ZendeskHelpdesk, basic_auth_header
+    from chalicelib.helpdesks.zendesk.adapter import ZendeskHelpdesk, basic_auth_header
+    from chalicelib.http import JsonHttpClient
 
-    http = FileCapableClient("https://acme.zendesk.com", basic_auth_header("a@b.c", "tok"), pool=pool)
+    http = JsonHttpClient("https://acme.zendesk.com", basic_auth_header("a@b.c", "tok"), pool=pool)
     return ZendeskHelpdesk("https://acme.zendesk.com", "a@b.c", "tok", http=http)
 
 

@@ -76,12 +76,10 @@ from __future__ import annotations
 import base64
 import inspect
 import logging
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from chalicelib.helpdesks import outcomes
 from chalicelib.helpdesks.base import (
@@ -97,8 +95,6 @@ from chalicelib.helpdesks.base import (
 )
 from chalicelib.helpdesks.formatting import comment_body, message_reference, ticket_subject, ticket_tags
 from chalicelib.http import (
-    REDACTED_AUTHORIZATION,
-    USER_AGENT,
     Exchange,
     HttpResponse,
     JsonHttpClient,
@@ -187,85 +183,6 @@ def _comment_time(value: Any) -> datetime | None:
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
-class FileCapableClient(JsonHttpClient):
-    """A ``JsonHttpClient`` that can also send a raw body: ``request(..., data=bytes)``
-    with the body's ``Content-Type`` in ``headers`` (Zendesk's ``POST /api/v2/uploads``).
-
-    Same guarantees as the JSON client: never retries, one origin only, the
-    ``Authorization`` header never logged and redacted for observers, failures
-    classified by whether the request may have been sent.
-    """
-
-    def __init__(self, base_url: str, auth_header: str, **kwargs: Any) -> None:
-        super().__init__(base_url, auth_header, **kwargs)
-        self.__auth_header = auth_header
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: Any = None,
-        headers: Mapping[str, str] | None = None,
-        params: Mapping[str, Any] | None = None,
-        data: bytes | None = None,
-    ) -> HttpResponse:
-        """``JsonHttpClient.request``; with ``data``, that body is sent as is."""
-        if data is None:
-            return super().request(method, path, json=json, headers=headers, params=params)
-        if json is not None:
-            raise ValueError("give either json or data, not both")
-        method = method.upper()
-        url = self.url_for(path, params)
-        sent_headers = {"Accept": "application/json", "User-Agent": USER_AGENT, "Content-Type": "application/octet-stream"}
-        sent_headers.update(headers or {})
-        sent_headers["Authorization"] = self.__auth_header
-        self._drop_idle_connections()
-        started = time.monotonic()
-        try:
-            raw = self._pool.request(
-                method,
-                url,
-                body=data,
-                headers=sent_headers,
-                timeout=self._timeout,
-                retries=False,
-                redirect=False,
-                preload_content=True,
-            )
-        except Exception as exc:
-            self._last_used = time.monotonic()
-            mapped = self._transport_error(exc, method, url)
-            if mapped is None:
-                raise
-            raise mapped from exc
-        duration_ms = (time.monotonic() - started) * 1000
-        self._last_used = time.monotonic()
-        response = HttpResponse(
-            status=int(raw.status),
-            headers={str(name).lower(): str(raw.headers[name]) for name in raw.headers},
-            body=bytes(raw.data or b""),
-        )
-        logger.debug("%s %s -> %s in %.0f ms", method, urlsplit(url).path, response.status, duration_ms)
-        if self._observer is not None:
-            shown_headers = dict(sent_headers)
-            scheme = self.__auth_header.split(" ", 1)[0] if " " in self.__auth_header else ""
-            shown_headers["Authorization"] = f"{scheme} {REDACTED_AUTHORIZATION}".strip()
-            self._observer(
-                Exchange(
-                    method=method,
-                    url=url,
-                    request_headers=shown_headers,
-                    request_body=data,
-                    status=response.status,
-                    response_headers=dict(response.headers),
-                    response_body=response.body,
-                    duration_ms=duration_ms,
-                )
-            )
-        return response
-
-
 class ZendeskHelpdesk(Helpdesk):
     """Zendesk Support, authenticated with an agent's email and API token."""
 
@@ -287,7 +204,7 @@ class ZendeskHelpdesk(Helpdesk):
             raise ValueError("give the observer to the injected http client instead")
         # The token only lives inside the HTTP client's Authorization header.
         self._http = (
-            http if http is not None else FileCapableClient(base_url, basic_auth_header(email, api_token), observer=observer)
+            http if http is not None else JsonHttpClient(base_url, basic_auth_header(email, api_token), observer=observer)
         )
         self.base_url = base_url.rstrip("/")
 
@@ -637,7 +554,7 @@ class ZendeskHelpdesk(Helpdesk):
         if data is not None:
             extra["data"] = data
         if data is not None and not _sends_raw_bodies(self._http):
-            raise HelpdeskRejected(f"Zendesk {what}: the injected HTTP client cannot send files (use FileCapableClient)")
+            raise HelpdeskRejected(f"Zendesk {what}: the injected HTTP client cannot send files (use JsonHttpClient)")
         response = outcomes.send(
             "Zendesk", self._http, method, path, writes_message=writes_message, json=json, headers=headers, **extra
         )
