@@ -536,15 +536,6 @@ def test_zendesk_comment_carries_upload_tokens_and_conflicts_are_recognized() ->
         helpdesk.open_ticket(msg, "7", idempotency_key="k", uploads=["T9"])
 
 
-def test_a_plain_json_client_cannot_upload_but_everything_else_works() -> None:
-    from chalicelib.http import JsonHttpClient
-    from chalicelib.helpdesks.zendesk.adapter import ZendeskHelpdesk
-
-    helpdesk = ZendeskHelpdesk("https://acme.zendesk.com", "a", "b", http=JsonHttpClient("https://acme.zendesk.com", "Basic x", pool=FakePool()))
-    with pytest.raises(HelpdeskRejected, match="cannot send files"):
-        helpdesk.upload([FileToAttach("a.jpg", "image/jpeg", JPEG)])
-
-
 # --- the sync: once per delivery, idempotency ------------------------------------------------------
 
 
