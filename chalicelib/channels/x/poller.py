@@ -28,7 +28,7 @@ that is not a message.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -209,110 +209,84 @@ def _save(store: MessageStore, batch: NormalizedBatch, report: PollReport) -> No
     report.quarantined += saved.quarantined
 
 
-def _poll_mentions(
-    client: XApiClient,
-    store: MessageStore,
-    watermarks: Watermarks,
-    brand_id: str,
-    now: datetime,
-    report: PollReport,
-    out_of_time: Callable[[], bool],
-) -> None:
-    mark = watermarks.get(SOURCE_X_MENTIONS, brand_id)
-    if mark.paused_until and mark.paused_until > now:
-        report.skipped.append(SOURCE_X_MENTIONS)
+@dataclass(frozen=True)
+class _XSource:
+    """What differs between polling mentions and polling DMs."""
+
+    name: str  # the watermark's source, e.g. ``SOURCE_X_MENTIONS``
+    label: str  # for logs: "mentions", "DMs"
+    pages_per_run: int
+    fetch: Callable[[str | None, int], Iterator[dict[str, Any]]]  # (since_id, max_pages) -> pages
+    normalize: Callable[[dict[str, Any]], NormalizedBatch]
+    # True for DMs: X's DM endpoint has no since_id, so a page reaching down to the
+    # watermark means nothing older is new (no budget was cut short).
+    pages_reach_the_watermark: bool
+
+
+@dataclass(frozen=True)
+class _PollRun:
+    """What every source of one ``poll_x`` run shares."""
+
+    store: MessageStore
+    watermarks: Watermarks
+    brand_id: str
+    now: datetime
+    report: PollReport
+    out_of_time: Callable[[], bool]
+
+
+def _poll_source(run: _PollRun, source: _XSource) -> int:
+    """Poll one source newer than its watermark; the number of messages normalized."""
+    report = run.report
+    mark = run.watermarks.get(source.name, run.brand_id)
+    if mark.paused_until and mark.paused_until > run.now:
+        report.skipped.append(source.name)
         report._limited(mark.paused_until)
-        return
+        return 0
     since = mark.since_id
-    pages = FIRST_RUN_PAGES if since is None else MENTION_PAGES_PER_RUN
+    pages = FIRST_RUN_PAGES if since is None else source.pages_per_run
     newest: int | None = None
+    reached = source.pages_reach_the_watermark and since is None
     last_page: dict[str, Any] = {}
     count = 0
+    normalized = 0
     try:
-        for page in client.mentions(brand_id, since, max_pages=pages):
+        for page in source.fetch(since, pages):
             count += 1
             last_page = page
-            # X honours since_id; filtering again costs nothing and keeps a
+            # X honours since_id on mentions; filtering again costs nothing and keeps a
             # misbehaving proxy from re-counting old tweets.
-            batch = normalize_mentions_page(newer_than(page, since), brand_id=brand_id)
-            _save(store, batch, report)
-            report.mentions += len(batch.messages)
-            top = newest_id(page)
+            fresh = newer_than(page, since)
+            if source.pages_reach_the_watermark and len(fresh.get("data") or []) < len(page.get("data") or []):
+                reached = True  # this page went down to the watermark: nothing older is new
+            batch = source.normalize(fresh)
+            _save(run.store, batch, report)
+            normalized += len(batch.messages)
+            top = newest_id(fresh)
             if top is not None and (newest is None or int(top) > newest):
                 newest = int(top)
-            if count < pages and (page.get("meta") or {}).get("next_token") and out_of_time():
+            if not reached and count < pages and (page.get("meta") or {}).get("next_token") and run.out_of_time():
                 raise _OutOfTime  # checked before the next page is requested
     except XRateLimited as exc:
         # Whatever was saved stays saved; the watermark stays put so the rest is
         # fetched after the reset (the saved part again, dropped as duplicates).
-        until = exc.reset_at or now
-        watermarks.pause(SOURCE_X_MENTIONS, brand_id, until, now=now)
+        until = exc.reset_at or run.now
+        run.watermarks.pause(source.name, run.brand_id, until, now=run.now)
         report._limited(until)
-        logger.warning("X mentions rate limited", extra={"until": _iso(until), "pages": count})
-        return
+        logger.warning("X %s rate limited", source.label, extra={"until": _iso(until), "pages": count})
+        return normalized
     except _OutOfTime:
         # Pages already saved stay saved; the watermark stays, the next run resumes.
-        report.interrupted.append(SOURCE_X_MENTIONS)
-        return
-    if since is not None and count >= pages and (last_page.get("meta") or {}).get("next_token"):
-        # Only reachable with a budget below X's own 800-mention window.
-        report.truncated.append(SOURCE_X_MENTIONS)
-        logger.warning("X mentions: page budget reached before the watermark; older mentions skipped")
+        report.interrupted.append(source.name)
+        return normalized
+    if since is not None and not reached and count >= pages and (last_page.get("meta") or {}).get("next_token"):
+        # For mentions only reachable with a budget below X's own 800-mention window.
+        report.truncated.append(source.name)
+        logger.warning("X %s: page budget reached before the watermark; older ones skipped", source.label)
     if newest is not None and (since is None or newest > int(since)):
-        if watermarks.advance(SOURCE_X_MENTIONS, brand_id, str(newest), now=now):
-            report.advanced[SOURCE_X_MENTIONS] = str(newest)
-
-
-def _poll_dms(
-    client: XApiClient,
-    store: MessageStore,
-    watermarks: Watermarks,
-    brand_id: str,
-    now: datetime,
-    report: PollReport,
-    out_of_time: Callable[[], bool],
-) -> None:
-    mark = watermarks.get(SOURCE_X_DMS, brand_id)
-    if mark.paused_until and mark.paused_until > now:
-        report.skipped.append(SOURCE_X_DMS)
-        report._limited(mark.paused_until)
-        return
-    since = mark.since_id
-    pages = FIRST_RUN_PAGES if since is None else DM_PAGES_PER_RUN
-    newest: int | None = None
-    reached = since is None
-    last_page: dict[str, Any] = {}
-    count = 0
-    try:
-        for page in client.dm_events(since, max_pages=pages):
-            count += 1
-            last_page = page
-            fresh = newer_than(page, since)
-            if since is not None and len(fresh.get("data") or []) < len(page.get("data") or []):
-                reached = True  # this page went down to the watermark: nothing older is new
-            batch = normalize_dm_events_page(fresh, brand_id=brand_id)
-            _save(store, batch, report)
-            report.dms += len(batch.messages)
-            top = newest_id(fresh)
-            if top is not None and (newest is None or int(top) > newest):
-                newest = int(top)
-            if not reached and count < pages and (page.get("meta") or {}).get("next_token") and out_of_time():
-                raise _OutOfTime  # checked before the next page is requested
-    except XRateLimited as exc:
-        until = exc.reset_at or now
-        watermarks.pause(SOURCE_X_DMS, brand_id, until, now=now)
-        report._limited(until)
-        logger.warning("X DMs rate limited", extra={"until": _iso(until), "pages": count})
-        return
-    except _OutOfTime:
-        report.interrupted.append(SOURCE_X_DMS)
-        return
-    if not reached and count >= pages and (last_page.get("meta") or {}).get("next_token"):
-        report.truncated.append(SOURCE_X_DMS)
-        logger.warning("X DMs: page budget reached before the watermark; older DM events skipped")
-    if newest is not None and (since is None or newest > int(since)):
-        if watermarks.advance(SOURCE_X_DMS, brand_id, str(newest), now=now):
-            report.advanced[SOURCE_X_DMS] = str(newest)
+        if run.watermarks.advance(source.name, run.brand_id, str(newest), now=run.now):
+            report.advanced[source.name] = str(newest)
+    return normalized
 
 
 def poll_x(
@@ -345,9 +319,26 @@ def poll_x(
     def out_of_time() -> bool:
         return remaining_seconds is not None and remaining_seconds() < reserve_seconds
 
-    _poll_mentions(client, store, watermarks, brand_id, now, report, out_of_time)
+    run = _PollRun(store, watermarks, brand_id, now, report, out_of_time)
+    mentions = _XSource(
+        SOURCE_X_MENTIONS,
+        "mentions",
+        MENTION_PAGES_PER_RUN,
+        fetch=lambda since, pages: client.mentions(brand_id, since, max_pages=pages),
+        normalize=lambda page: normalize_mentions_page(page, brand_id=brand_id),
+        pages_reach_the_watermark=False,
+    )
+    report.mentions += _poll_source(run, mentions)
     if dms and not out_of_time():
-        _poll_dms(client, store, watermarks, brand_id, now, report, out_of_time)
+        direct = _XSource(
+            SOURCE_X_DMS,
+            "DMs",
+            DM_PAGES_PER_RUN,
+            fetch=lambda since, pages: client.dm_events(since, max_pages=pages),
+            normalize=lambda page: normalize_dm_events_page(page, brand_id=brand_id),
+            pages_reach_the_watermark=True,
+        )
+        report.dms += _poll_source(run, direct)
     elif dms:
         report.interrupted.append(SOURCE_X_DMS)
     return report
