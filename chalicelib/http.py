@@ -44,6 +44,9 @@ USER_AGENT = "socialdesk (+urllib3)"
 # the server closed meanwhile fails ambiguously ("maybe applied"). A fresh TLS
 # handshake is far cheaper than the audit check such a failure costs.
 DEFAULT_MAX_IDLE_SECONDS = 20.0
+# (connect, read) seconds: a connect just over a 3 s TCP retransmit, a read long enough
+# for a vendor's slow write.
+DEFAULT_TIMEOUT: tuple[float, float] = (3.05, 10.0)
 
 
 # --- results -------------------------------------------------------------------------
@@ -194,7 +197,7 @@ class JsonHttpClient:
         base_url: str,
         auth_header: str,
         *,
-        timeout: tuple[float, float] = (3.05, 10),
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
         observer: Callable[[Exchange], None] | None = None,
         pool: Any = None,
         max_idle_seconds: float = DEFAULT_MAX_IDLE_SECONDS,

@@ -79,7 +79,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from chalicelib.helpdesks import outcomes
 from chalicelib.helpdesks.base import (
@@ -95,6 +95,7 @@ from chalicelib.helpdesks.base import (
 )
 from chalicelib.helpdesks.formatting import comment_body, message_reference, ticket_subject, ticket_tags
 from chalicelib.http import (
+    DEFAULT_TIMEOUT,
     Exchange,
     HttpResponse,
     JsonHttpClient,
@@ -183,13 +184,11 @@ def _comment_time(value: Any) -> datetime | None:
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
-class ZendeskHelpdesk(Helpdesk):
-    """Zendesk Support, authenticated with an agent's email and API token."""
+class ZendeskApi:
+    """One Zendesk account's API, called as one agent (email and API token): the base of
+    the ticket adapter and of the admin setup, which differ only in what they call."""
 
-    name = "zendesk"
-    supports_uploads = True
-    idempotent_creates = True  # Idempotency-Key on POST /api/v2/tickets
-    guards_stale_updates = True  # safe_update + updated_stamp on PUT /api/v2/tickets/{id}
+    http_timeout: ClassVar[tuple[float, float]] = DEFAULT_TIMEOUT  # of the default client
 
     def __init__(
         self,
@@ -202,14 +201,23 @@ class ZendeskHelpdesk(Helpdesk):
     ) -> None:
         if http is not None and observer is not None:
             raise ValueError("give the observer to the injected http client instead")
-        # The token only lives inside the HTTP client's Authorization header.
-        self._http = (
-            http if http is not None else JsonHttpClient(base_url, basic_auth_header(email, api_token), observer=observer)
-        )
+        if http is None:
+            # The token only lives inside the HTTP client's Authorization header.
+            http = JsonHttpClient(base_url, basic_auth_header(email, api_token), timeout=self.http_timeout, observer=observer)
+        self._http = http
         self.base_url = base_url.rstrip("/")
 
     def __repr__(self) -> str:
-        return f"ZendeskHelpdesk({self.base_url!r})"
+        return f"{type(self).__name__}({self.base_url!r})"
+
+
+class ZendeskHelpdesk(ZendeskApi, Helpdesk):
+    """Zendesk Support, authenticated with an agent's email and API token."""
+
+    name = "zendesk"
+    supports_uploads = True
+    idempotent_creates = True  # Idempotency-Key on POST /api/v2/tickets
+    guards_stale_updates = True  # safe_update + updated_stamp on PUT /api/v2/tickets/{id}
 
     # --- Helpdesk ------------------------------------------------------------------
 

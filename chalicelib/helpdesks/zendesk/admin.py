@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from chalicelib.helpdesks.zendesk.adapter import _error_text, _hint, basic_auth_header
-from chalicelib.http import ConnectFailed, Exchange, HttpResponse, JsonHttpClient, TransportError
+from chalicelib.helpdesks.zendesk.adapter import ZendeskApi, _error_text, _hint
+from chalicelib.http import ConnectFailed, HttpResponse, TransportError
 from chalicelib.outbound.agent_events import BRIDGE_TAG, COMMENT_EVENT_BODY, STATUS_EVENT_BODY
 
 logger = logging.getLogger(__name__)
@@ -216,27 +216,10 @@ class SetupResult:
         return lines
 
 
-class ZendeskAdmin:
+class ZendeskAdmin(ZendeskApi):
     """Webhooks and triggers of one Zendesk account, as the API user (an admin)."""
 
-    def __init__(
-        self,
-        base_url: str,
-        email: str,
-        api_token: str,
-        *,
-        http: JsonHttpClient | None = None,
-        observer: Callable[[Exchange], None] | None = None,
-    ) -> None:
-        self._http = (
-            http
-            if http is not None
-            else JsonHttpClient(base_url, basic_auth_header(email, api_token), observer=observer, timeout=(3.05, 20))
-        )
-        self.base_url = base_url.rstrip("/")
-
-    def __repr__(self) -> str:
-        return f"ZendeskAdmin({self.base_url!r})"
+    http_timeout = (3.05, 20)
 
     # --- plumbing ---------------------------------------------------------------------------
 
