@@ -72,13 +72,12 @@ ticket it follows). A requester's note on a pending or resolved ticket reopens i
 (``PUT status 2``), as Zendesk does by itself; the ticket is read anyway, so this
 costs one call only when it changes something.
 
-Failure mapping (``HelpdeskUnavailable.maybe_applied`` is about *this* request):
+Failure mapping (``HelpdeskUnavailable.maybe_applied`` is about *this* request; a failure
+without an answer is mapped as for every helpdesk, see ``helpdesks/outcomes.py``):
 
 ============================  ===========================================  ==============
 what happened                 raised                                       maybe_applied
 ============================  ===========================================  ==============
-no connection could be made   HelpdeskUnavailable                          False
-read timeout / dropped conn.  HelpdeskUnavailable                          True for writes
 429                           HelpdeskUnavailable(retry_after=Retry-After) False
 503 with Retry-After          HelpdeskUnavailable(retry_after=...)         False
 other 5xx                     HelpdeskUnavailable                          True for writes

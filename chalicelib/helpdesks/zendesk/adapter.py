@@ -21,13 +21,12 @@ in the ``custom`` property of the ``metadata`` object"; it is not listed in
 TicketCreateInput/TicketUpdateInput, which allow additional properties). That is
 how ``ticket_has_message`` recognizes our own comments after an ambiguous failure.
 
-Failure mapping (``HelpdeskUnavailable.maybe_applied`` is about *this* request):
+Failure mapping (``HelpdeskUnavailable.maybe_applied`` is about *this* request; a failure
+without an answer is mapped as for every helpdesk, see ``helpdesks/outcomes.py``):
 
 ============================  ===========================================  ==============
 what happened                 raised                                       maybe_applied
 ============================  ===========================================  ==============
-no connection could be made   HelpdeskUnavailable                          False
-read timeout / dropped conn.  HelpdeskUnavailable                          True for writes
 429, 408, 409                 HelpdeskUnavailable(retry_after=Retry-After) False
 503 with Retry-After          HelpdeskUnavailable(retry_after=...)         False
 other 5xx (500, 502, 504...)  HelpdeskUnavailable                          True for writes
