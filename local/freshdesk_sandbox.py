@@ -1,6 +1,6 @@
 """A local stand-in for the part of the Freshdesk API v2 the bridge uses.
 
-Pure stdlib, on ``local.sandbox_http.JsonSandbox``: ``FreshdeskSandbox(...).start()``
+Pure stdlib, on ``local.sandbox_http.HelpdeskSandbox``: ``FreshdeskSandbox(...).start()``
 serves on a background thread. It speaks this subset:
 
 * ``POST /api/v2/contacts``, ``GET /api/v2/contacts`` (filters: email, mobile, phone,
@@ -76,8 +76,7 @@ from itertools import count
 from typing import Any
 from urllib.parse import urlencode
 
-from local.sandbox_http import JsonSandbox, Reply, SandboxRequest
-from local.zendesk_sandbox import Fault
+from local.sandbox_http import Fault, HelpdeskSandbox, Reply, SandboxRequest
 
 from local.defaults import SANDBOX_FRESHDESK_API_KEY  # noqa: E402  (shared with make run)
 STATUSES = {"open": 2, "pending": 3, "resolved": 4, "solved": 4, "closed": 5}
@@ -167,15 +166,8 @@ def sanitize(body: str) -> tuple[str, str]:
     return "".join(parser.html), text
 
 
-def _fault_matches(match: str | None, operation: str) -> bool:
-    if not match:
-        return True
-    if match.endswith("$"):
-        return operation == match[:-1]
-    return operation.startswith(match)
 
-
-class FreshdeskSandbox(JsonSandbox):
+class FreshdeskSandbox(HelpdeskSandbox):
     """An in-memory Freshdesk API v2 on ``http://{host}:{port}``."""
 
     name = "freshdesk-sandbox"
@@ -211,20 +203,9 @@ class FreshdeskSandbox(JsonSandbox):
             ("GET", r"/api/v2/search/tickets", "/api/v2/search/tickets", self._search_tickets),
         ]
         for method, pattern, template, handler in api:
-            self.route(method, pattern, self._api(handler), name=f"{method} {template}")
-        admin: list[tuple[str, str, Callable[..., Reply]]] = [
-            ("POST", r"/__sandbox/reset", self._admin_reset),
-            ("GET", r"/__sandbox/stats", lambda _r: (200, self.stats(), {})),
-            ("POST", r"/__sandbox/faults", self._admin_inject),
-            ("DELETE", r"/__sandbox/faults", lambda _r: (self.clear_faults(), (200, {"faults": []}, {}))[1]),
-            ("GET", r"/__sandbox/tickets", lambda _r: (200, {"tickets": self.tickets()}, {})),
-            ("POST", r"/__sandbox/tickets/(?P<ticket_id>\d+)/status", self._admin_status),
-            ("POST", r"/__sandbox/tickets/(?P<ticket_id>\d+)/reply", self._admin_reply),
-            ("POST", r"/__sandbox/automation", self._admin_automation),
-            ("GET", r"/__sandbox/deliveries", lambda _r: (200, {"deliveries": self.deliveries()}, {})),
-        ]
-        for method, pattern, handler in admin:
-            self.route(method, pattern, handler, name=f"sandbox {method} {pattern}")
+            self.api(method, pattern, f"{method} {template}", handler)
+        self.control("POST", r"tickets/(?P<ticket_id>\d+)/reply", self._reply_control)
+        self.control("POST", "automation", self._automation_control)
         self.reset()
 
     # --- test controls ---------------------------------------------------------------------------
@@ -237,8 +218,7 @@ class FreshdeskSandbox(JsonSandbox):
             self._tickets: dict[int, dict[str, Any]] = {}
             self._indexed_at: dict[int, float] = {}
             self._conversations: dict[int, list[dict[str, Any]]] = {}
-            self._faults: list[Fault] = []
-            self._faults_fired = 0
+            self.fault_queue.reset()
             self._window: tuple[int, int] = (0, 0)  # (minute, calls in it)
             self.forget_requests()
             self.agent_id = next(self._ids)  # the agent the API key belongs to
@@ -249,32 +229,12 @@ class FreshdeskSandbox(JsonSandbox):
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
-            requests = {k: v for k, v in self.request_counts.items() if not k.startswith("sandbox ") and k != "(none)"}
             return {
-                "requests": requests,
-                "total": sum(requests.values()),
-                "faults_fired": self._faults_fired,
-                "faults_pending": len([f for f in self._faults if not f.exhausted()]),
+                **self.request_stats(),
                 "tickets": len(self._tickets),
                 "contacts": len(self._contacts),
                 "notes": sum(len(v) for v in self._conversations.values()),
             }
-
-    def inject(self, *faults: Fault | dict[str, Any], **fault: Any) -> None:
-        """Queue faults: ``inject(Fault(...))``, ``inject({"status": 429, ...})`` or ``inject(status=429)``."""
-        queued = [f if isinstance(f, Fault) else Fault(**f) for f in faults]
-        if fault:
-            queued.append(Fault(**fault))
-        with self._lock:
-            self._faults.extend(queued)
-
-    def clear_faults(self) -> None:
-        with self._lock:
-            self._faults.clear()
-
-    def faults(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return [f.public() for f in self._faults if not f.exhausted()]
 
     def set_status(self, ticket_id: int | str, status: int | str) -> dict[str, Any]:
         """Change a ticket's status as an agent would (2 open, 3 pending, 4 resolved, 5 closed, or the word).
@@ -293,14 +253,6 @@ class FreshdeskSandbox(JsonSandbox):
         if request is not None:
             self._post_automation(request)
         return changed
-
-    def tickets(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return copy.deepcopy(list(self._tickets.values()))
-
-    def ticket(self, ticket_id: int | str) -> dict[str, Any]:
-        with self._lock:
-            return copy.deepcopy(self._tickets[int(ticket_id)])
 
     def conversations(self, ticket_id: int | str) -> list[dict[str, Any]]:
         with self._lock:
@@ -470,18 +422,6 @@ class FreshdeskSandbox(JsonSandbox):
             return False
         return bool(user) and user == self.api_key
 
-    def _next_fault(self, operation: str) -> Fault | None:
-        with self._lock:
-            for fault in self._faults:
-                if fault.exhausted() or not _fault_matches(fault.match, operation):
-                    continue
-                if fault.probability is not None and fault._rng.random() >= fault.probability:
-                    return None
-                fault.fired += 1
-                self._faults_fired += 1
-                return fault
-            return None
-
     def _rate_headers(self, *, exhausted: bool = False) -> dict[str, str]:
         with self._lock:
             minute = int(time.time() // 60)
@@ -491,7 +431,7 @@ class FreshdeskSandbox(JsonSandbox):
         return {"X-RateLimit-Total": str(self.rate_limit_total), "X-RateLimit-Remaining": str(remaining),
                 "X-RateLimit-Used-CurrentRequest": "1"}
 
-    def _fault_reply(self, fault: Fault) -> Reply:
+    def fault_reply(self, fault: Fault) -> Reply:
         status = int(fault.status or 500)
         headers = self._rate_headers(exhausted=status == 429)
         if fault.retry_after is not None:
@@ -501,38 +441,27 @@ class FreshdeskSandbox(JsonSandbox):
         phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
         return status, {"code": phrase.lower().replace(" ", "_"), "message": f"Injected fault: {status}"}, headers
 
-    def _api(self, handler: Callable[..., Reply]) -> Callable[..., Reply | None]:
-        """Wrap an API handler with faults, authentication, JSON parsing and rate-limit headers."""
-
-        def run(request: SandboxRequest, **groups: str) -> Reply | None:
-            fault = self._next_fault(request.route)
-            if fault is not None and fault.delay:
-                time.sleep(fault.delay)
-            if fault is not None and fault.when == "before" and (fault.drop or fault.status):
-                return None if fault.drop else self._fault_reply(fault)
-            if not self._authenticated(request.header("Authorization")):
-                reply: Reply = (401, {"code": "invalid_credentials",
-                                      "message": "You have to be logged in to perform this action."},
-                                {"WWW-Authenticate": 'Basic realm="Application"'})
-            elif request.method in ("POST", "PUT"):
-                try:
-                    payload = request.json()
-                except ValueError:
-                    payload = ValueError
-                if payload is ValueError or not isinstance(payload, dict):
-                    reply = _validation(("", "Request body has invalid json format", "invalid_json"))
-                else:
-                    with self._lock:
-                        reply = handler(request, payload, **groups)
+    def answer(self, request: SandboxRequest, handler: Callable[..., Reply], groups: dict[str, str]) -> Reply:
+        """Authentication, JSON parsing and rate-limit headers around an API handler (faults applied)."""
+        if not self._authenticated(request.header("Authorization")):
+            reply: Reply = (401, {"code": "invalid_credentials",
+                                  "message": "You have to be logged in to perform this action."},
+                            {"WWW-Authenticate": 'Basic realm="Application"'})
+        elif request.method in ("POST", "PUT"):
+            try:
+                payload = request.json()
+            except ValueError:
+                payload = ValueError
+            if payload is ValueError or not isinstance(payload, dict):
+                reply = _validation(("", "Request body has invalid json format", "invalid_json"))
             else:
                 with self._lock:
-                    reply = handler(request, **groups)
-            if fault is not None and fault.when == "after" and (fault.drop or fault.status):
-                return None if fault.drop else self._fault_reply(fault)
-            status, body, headers = reply
-            return status, body, {**self._rate_headers(), **headers}
-
-        return run
+                    reply = handler(request, payload, **groups)
+        else:
+            with self._lock:
+                reply = handler(request, **groups)
+        status, body, headers = reply
+        return status, body, {**self._rate_headers(), **headers}
 
     def _unknown(self, given: Any, allowed: frozenset[str]) -> Reply | None:
         unknown = sorted(set(given) - allowed)
@@ -800,50 +729,18 @@ class FreshdeskSandbox(JsonSandbox):
         results = [{k: v for k, v in t.items() if k not in ("description", "description_text")} for t in chunk]
         return 200, {"results": copy.deepcopy(results), "total": len(found)}, {}
 
-    # --- /__sandbox/ -----------------------------------------------------------------------------
+    # --- /__sandbox/ (besides HelpdeskSandbox's) -------------------------------------------------
 
-    def _admin_reset(self, _request: SandboxRequest) -> Reply:
-        self.reset()
-        return 200, {"ok": True}, {}
+    def _reply_control(self, arguments: dict[str, Any], ticket_id: str) -> dict[str, Any]:
+        return self.agent_reply(ticket_id, str(arguments.get("body", "")), agent_id=arguments.get("agent_id"),
+                                note=bool(arguments.get("note", False)), private=bool(arguments.get("private", False)),
+                                status=arguments.get("status"))
 
-    def _admin_inject(self, request: SandboxRequest) -> Reply:
-        try:
-            payload = request.json() or {}
-            self.inject(*payload.get("faults", []))
-        except (TypeError, ValueError, AttributeError) as exc:
-            return 400, {"message": str(exc)}, {}
-        return 200, {"faults": self.faults()}, {}
-
-    def _admin_reply(self, request: SandboxRequest, ticket_id: str) -> Reply:
-        try:
-            payload = request.json() or {}
-            answer = self.agent_reply(ticket_id, str(payload.get("body", "")), agent_id=payload.get("agent_id"),
-                                      note=bool(payload.get("note", False)), private=bool(payload.get("private", False)),
-                                      status=payload.get("status"))
-        except KeyError:
-            return _not_found()
-        except (TypeError, ValueError, AttributeError) as exc:
-            return 400, {"message": str(exc)}, {}
-        return 200, answer, {}
-
-    def _admin_automation(self, request: SandboxRequest) -> Reply:
-        try:
-            payload = request.json() or {}
-            self.configure_automation(payload.get("url"), body=str(payload.get("body", "")),
-                                      headers=payload.get("headers") or {},
-                                      events=tuple(payload.get("events") or ("reply_sent", "note_public", "status")))
-        except (TypeError, ValueError, AttributeError) as exc:
-            return 400, {"message": str(exc)}, {}
-        return 200, {"ok": True}, {}
-
-    def _admin_status(self, request: SandboxRequest, ticket_id: str) -> Reply:
-        try:
-            payload = request.json() or {}
-            return 200, {"ticket": self.set_status(ticket_id, payload.get("status", ""))}, {}
-        except KeyError:
-            return _not_found()
-        except (TypeError, ValueError, AttributeError) as exc:
-            return 400, {"message": str(exc)}, {}
+    def _automation_control(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        self.configure_automation(arguments.get("url"), body=str(arguments.get("body", "")),
+                                  headers=arguments.get("headers") or {},
+                                  events=tuple(arguments.get("events") or ("reply_sent", "note_public", "status")))
+        return {"ok": True}
 
 
 # --- search query language (the subset: field:value, AND, OR, parentheses) -----------------------

@@ -1,7 +1,8 @@
 """A local stand-in for the two Google endpoints the review intake talks to.
 
-``GoogleSandbox(...).start()`` serves on a background thread (stdlib only, plus
-``cryptography``/PyJWT for the signing key, which the intake needs anyway):
+On ``local.sandbox_http.JsonSandbox``: ``GoogleSandbox(...).start()`` serves on a background
+thread (stdlib only, plus ``cryptography``/PyJWT for the signing key, which the intake needs
+anyway):
 
 * ``GET /oauth2/v3/certs``: a JWKS with the sandbox's RSA public key(s), like
   ``https://www.googleapis.com/oauth2/v3/certs``; ``mint_token()`` signs Pub/Sub-style
@@ -14,6 +15,10 @@
 
 ``fail_next(status, count)`` makes the next review reads fail; ``stats()`` counts
 requests. ``push_body()`` builds the Pub/Sub push envelope Google would POST.
+
+Not Google, for ``make demo`` (another process): ``POST /__sandbox/reviews`` (``{"review_id",
+"stars", "comment", "reviewer", "account", "location"}``) seeds a review and answers the
+push Google would send about it: ``{"push_body", "push_headers"}``.
 """
 
 from __future__ import annotations
@@ -24,10 +29,11 @@ import json
 import threading
 import time
 from collections import Counter
-from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
+
+from local.sandbox_http import JsonSandbox, Reply, SandboxRequest
 
 DEFAULT_ACCESS_TOKEN = "local-google-access-token"
 DEFAULT_PUSH_EMAIL = "pubsub-push@socialdesk-local.iam.gserviceaccount.com"
@@ -46,7 +52,7 @@ _kid_numbers = itertools.count(1)
 
 
 def _now_rfc3339() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class SigningKey:
@@ -134,8 +140,11 @@ def push_body(
     return json.dumps(envelope, separators=(",", ":")).encode()
 
 
-class GoogleSandbox:
+class GoogleSandbox(JsonSandbox):
     """Google's JWKS and the My Business v4 review read, in memory, on ``http://{host}:{port}``."""
+
+    name = "google-sandbox"
+    content_type = "application/json; charset=UTF-8"
 
     def __init__(
         self,
@@ -146,7 +155,7 @@ class GoogleSandbox:
         audience: str = DEFAULT_AUDIENCE,
         push_email: str = DEFAULT_PUSH_EMAIL,
     ) -> None:
-        self.host, self.port = host, port
+        super().__init__(host, port)
         self.access_token = access_token
         self.audience = audience
         self.push_email = push_email
@@ -154,49 +163,16 @@ class GoogleSandbox:
         self._published: list[SigningKey] = [self.signing_key]
         self._reviews: dict[str, dict[str, Any]] = {}
         self._faults: list[int] = []
-        self._stats: Counter[str] = Counter()
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # --- lifecycle ---------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        """Base URL: use it as ``GOOGLE_BUSINESS_API_URL``."""
-        return f"http://{self.host}:{self.port}"
+        self._outcomes: Counter[str] = Counter()  # unauthenticated, fault
+        self.route("GET", r"/oauth2/v3/certs", self._serve_jwks, name="jwks")
+        # The review's resource name, as the path after /v4/ (``accounts/{a}/locations/{l}/reviews/{r}``).
+        self.route("GET", r"/v4/(?P<name>(?:.*/)?reviews/.*)", self._serve_review, name="review")
+        self.control("POST", "reviews", self._review_control)
 
     @property
     def jwks_url(self) -> str:
-        """Use it as ``GOOGLE_JWKS_URL``."""
+        """Use it as ``GOOGLE_JWKS_URL`` (``url`` is ``GOOGLE_BUSINESS_API_URL``)."""
         return f"{self.url}/oauth2/v3/certs"
-
-    def start(self) -> GoogleSandbox:
-        """Serve on a daemon thread; with ``port=0`` the bound port is in ``.port``/``.url``."""
-        server = ThreadingHTTPServer((self.host, self.port), _make_handler(self))
-        server.daemon_threads = True
-        self._server, self.port = server, server.server_address[1]
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="google-sandbox", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> GoogleSandbox:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # --- tokens ------------------------------------------------------------------
 
@@ -296,86 +272,56 @@ class GoogleSandbox:
             self._faults.extend([status] * count)
 
     def stats(self) -> dict[str, int]:
-        """Request counts: ``jwks``, ``review``, ``unauthenticated``, ``fault``."""
+        """Request counts: ``jwks``, ``review``, ``unauthenticated``, ``fault`` (those that happened)."""
         with self._lock:
-            return dict(self._stats)
+            served = {route: self.request_counts[route] for route in ("jwks", "review") if self.request_counts[route]}
+            return {**served, **self._outcomes}
 
-    # --- request handling (called by the handler) --------------------------------
+    # --- serving -----------------------------------------------------------------
 
-    def _count(self, what: str) -> None:
-        with self._lock:
-            self._stats[what] += 1
+    def _serve_jwks(self, _request: SandboxRequest) -> Reply:
+        return 200, self.jwks(), {"Cache-Control": "public, max-age=21600"}
 
-    def _get_review(self, name: str, authorization: str | None) -> tuple[int, dict[str, Any]]:
-        self._count("review")
-        if authorization != f"Bearer {self.access_token}":
-            self._count("unauthenticated")
-            return _error(401, "Request had invalid authentication credentials.")
+    def _serve_review(self, request: SandboxRequest, name: str) -> Reply:
+        if request.header("Authorization") != f"Bearer {self.access_token}":
+            return self._failed("unauthenticated", 401, "Request had invalid authentication credentials.")
+        name = unquote(name)
         with self._lock:
             fault = self._faults.pop(0) if self._faults else None
             review = json.loads(json.dumps(self._reviews.get(name))) if name in self._reviews else None
         if fault is not None:
-            self._count("fault")
-            return _error(fault, "Injected failure.")
+            return self._failed("fault", fault, "Injected failure.")
         if review is None:
             return _error(404, "Requested entity was not found.")
-        return 200, review
+        return 200, review, {}
+
+    def _failed(self, outcome: str, status: int, message: str) -> Reply:
+        with self._lock:
+            self._outcomes[outcome] += 1
+        return _error(status, message)
+
+    def not_found(self, request: SandboxRequest) -> Reply:
+        if request.method == "GET":
+            return _error(404, f"No route for {request.path}.")
+        return _error(404, "The sandbox serves GET only (and POST /__sandbox/reviews).")
+
+    method_not_allowed = not_found
+
+    def _review_control(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        """Plays Google for `make demo`: a customer posts a review, and the answer is the
+        Pub/Sub push Google would send about it (body and signed headers)."""
+        if "review_id" not in arguments:
+            raise ValueError("review_id is required")
+        review = self.add_review(
+            str(arguments.get("account", "1001")), str(arguments.get("location", "2002")), str(arguments["review_id"]),
+            stars=arguments.get("stars"), comment=arguments.get("comment"),
+            reviewer=arguments.get("reviewer", "Sandbox Reviewer"),
+        )
+        return {"push_body": push_body(review["name"]).decode(), "push_headers": self.push_headers()}
 
 
-def _error(status: int, message: str) -> tuple[int, dict[str, Any]]:
-    return status, {"error": {"code": status, "message": message, "status": _ERROR_STATUS.get(status, "UNKNOWN")}}
-
-
-def _make_handler(sandbox: GoogleSandbox) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-            pass  # quiet: tests and the demo print what matters
-
-        def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-            body = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=UTF-8")
-            self.send_header("Content-Length", str(len(body)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(body)
-
-        def do_GET(self) -> None:  # noqa: N802 - stdlib naming
-            path = urlsplit(self.path).path
-            if path == "/oauth2/v3/certs":
-                sandbox._count("jwks")
-                self._send(200, sandbox.jwks(), {"Cache-Control": "public, max-age=21600"})
-                return
-            if path.startswith("/v4/") and "/reviews/" in path:
-                status, payload = sandbox._get_review(unquote(path[len("/v4/") :]), self.headers.get("Authorization"))
-                self._send(status, payload)
-                return
-            self._send(*_error(404, f"No route for {path}."))
-
-        def do_POST(self) -> None:  # noqa: N802 - stdlib naming
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            if urlsplit(self.path).path != "/__sandbox/reviews":
-                self._send(*_error(404, "The sandbox serves GET only (and POST /__sandbox/reviews)."))
-                return
-            # Plays Google for `make demo`: a customer posts a review, and the answer is
-            # the Pub/Sub push Google would send about it (body and signed headers).
-            try:
-                spec = json.loads(raw or b"{}")
-                review = sandbox.add_review(
-                    str(spec.get("account", "1001")), str(spec.get("location", "2002")), str(spec["review_id"]),
-                    stars=spec.get("stars"), comment=spec.get("comment"), reviewer=spec.get("reviewer", "Sandbox Reviewer"),
-                )
-            except (ValueError, KeyError, TypeError) as exc:
-                self._send(*_error(400, f"bad review: {exc}"))
-                return
-            body = push_body(review["name"])
-            self._send(200, {"push_body": body.decode(), "push_headers": sandbox.push_headers()})
-
-    return Handler
+def _error(status: int, message: str) -> Reply:
+    return status, {"error": {"code": status, "message": message, "status": _ERROR_STATUS.get(status, "UNKNOWN")}}, {}
 
 
 if __name__ == "__main__":  # pragma: no cover - manual use

@@ -1,6 +1,7 @@
 """A local stand-in for the two X API v2 read endpoints the poller uses.
 
-Pure stdlib: ``XSandbox(...).start()`` serves on a background thread on 127.0.0.1:
+Pure stdlib, on ``local.sandbox_http.JsonSandbox``: ``XSandbox(...).start()`` serves on a
+background thread on 127.0.0.1:
 
 * ``GET /2/users/{id}/mentions``: seeded tweets mentioning ``{id}``, newest first,
   with ``since_id`` / ``until_id`` filtering, ``max_results`` (5..100) and
@@ -16,8 +17,8 @@ Behaviours copied from X: ``Authorization: Bearer <token>`` else 401 (problem JS
 up; pagination tokens are opaque cursors (ids, not offsets), so tweets arriving
 between two page requests do not shift the pages. ``page_size`` caps every page below
 ``max_results`` so paging can be tested with a handful of tweets. ``inject(...)``
-queues faults (e.g. a 429 with a given ``x-rate-limit-reset``). ``requests`` records
-every API request (path and query) for assertions.
+queues faults (e.g. a 429 with a given ``x-rate-limit-reset``). ``requests_to(fragment)``
+lists the API requests served (method, path, query) for assertions.
 
 Writes (the outbound replies), kept in ``sent()``:
 
@@ -34,38 +35,35 @@ Writes (the outbound replies), kept in ``sent()``:
 write and drops the connection before answering.
 
 Not X, for ``make demo`` (another process; no token): ``POST /__sandbox/mentions`` (a new
-mention for the poller), ``POST /__sandbox/add_mention`` / ``add_dm`` (the methods' keyword
-arguments as JSON) and ``GET /__sandbox/sent``.
+mention for the poller: ``{"text", "author_id", "username", "name"}`` -> 201 ``{"data": tweet}``),
+``POST /__sandbox/add_mention`` / ``add_dm`` (the methods' keyword arguments as JSON) and
+``GET /__sandbox/sent``.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import secrets
-import socket
-import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
-from local.sandbox_http import call_control
+from local.sandbox_http import CONTROL_PREFIX, JsonSandbox, Reply, SandboxRequest
 
 TWITTER_EPOCH_MS = 1288834974657
 DEFAULT_TOKEN = "local-x-user-token"
 BRAND_ID = "2244994945"
 BRAND_USERNAME = "TwitterDev"
 
-Reply = tuple[int, dict[str, Any], dict[str, str]]
-_DM_SEND = re.compile(r"/2/dm_conversations/with/(?P<participant_id>\d+)/messages")
+Answer = tuple[int, dict[str, Any]]  # status and body; the rate-limit headers are added to every answer
 _MEDIA_PREFIX = {"photo": 3, "video": 7, "animated_gif": 16}
 
 
 class _Invalid(Exception):
     """A 400 Invalid Request with X's problem body."""
+
 
 MENTION_QUERY = {
     "since_id", "until_id", "max_results", "pagination_token", "start_time", "end_time",
@@ -83,7 +81,7 @@ def snowflake(moment_ms: int, sequence: int = 0) -> str:
 
 
 def _iso(moment_ms: int) -> str:
-    moment = datetime.fromtimestamp(moment_ms / 1000, tz=timezone.utc)
+    moment = datetime.fromtimestamp(moment_ms / 1000, tz=UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment_ms % 1000:03d}Z"
 
 
@@ -109,8 +107,10 @@ class XFault:
     fired: int = 0
 
 
-class XSandbox:
+class XSandbox(JsonSandbox):
     """An in-memory X API v2 (mentions and DM events) on ``http://{host}:{port}``."""
+
+    name = "x-sandbox"
 
     def __init__(
         self,
@@ -124,48 +124,23 @@ class XSandbox:
         rate_limit: int = 450,
         window_seconds: int = 900,
     ) -> None:
-        self.host, self.port = host, port
+        super().__init__(host, port)
         self.token = token
         self.brand_id = brand_id
         self.page_size = page_size
         self.rate_limit = rate_limit
         self.window_seconds = window_seconds
-        self._lock = threading.RLock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self.reset()
         self.add_user(brand_id, brand_username, "Brand", followers=1000)
-
-    # --- lifecycle -------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        """Base URL (``X_API_URL``) once started."""
-        return f"http://{self.host}:{self.port}"
-
-    def start(self) -> XSandbox:
-        """Serve on a daemon thread; with ``port=0`` the bound port is in ``.port``/``.url``."""
-        server = ThreadingHTTPServer((self.host, self.port), _make_handler(self))
-        server.daemon_threads = True
-        self._server, self.port = server, server.server_address[1]
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="x-sandbox", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> XSandbox:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        # Route names are the rate-limit windows.
+        self.route("GET", r"/2/users/(?P<user_id>[^/]+)/mentions/*", self._metered(self._list_mentions), name="mentions")
+        self.route("GET", r"/2/dm_events/*", self._metered(self._list_dm_events), name="dm_events")
+        self.route("POST", r"/2/tweets", self._metered(self._post_tweet), name="tweets.create")
+        self.route("POST", r"/2/dm_conversations/with/(?P<participant_id>\d+)/messages", self._metered(self._post_dm),
+                   name="dm.create")
+        # Not X: lets `make demo` (another process) seed what its webhooks say and see the replies.
+        self.control("POST", "mentions", self._mention_control, status=201)
+        self.serve_controls(add_mention=self.add_mention, add_dm=self.add_dm)
 
     # --- seeding ---------------------------------------------------------------------
 
@@ -180,7 +155,6 @@ class XSandbox:
             self.users: dict[str, dict[str, Any]] = {self.brand_id: brand} if brand else {}
             self.media: dict[str, dict[str, Any]] = {}
             self.faults: list[XFault] = []
-            self.requests: list[dict[str, Any]] = []
             self.outbox: list[dict[str, Any]] = []  # accepted writes: reply posts and DMs
             self.deleted: set[str] = set()  # tweets their authors deleted
             self.dms_closed: set[str] = set()  # users who do not accept DMs from the brand
@@ -188,6 +162,7 @@ class XSandbox:
             self._windows: dict[str, tuple[float, int]] = {}  # endpoint -> (window start, used)
             self._sequence = 0
             self._clock_ms = int(time.time() * 1000) - 3_600_000
+            self.forget_requests()
 
     def _next_id(self, created_ms: int | None) -> tuple[str, int]:
         with self._lock:
@@ -341,9 +316,11 @@ class XSandbox:
         return self.inject(status, **fault)
 
     def requests_to(self, fragment: str) -> list[dict[str, Any]]:
-        """Recorded requests whose path contains ``fragment``."""
+        """API requests served whose path contains ``fragment``: ``{"method", "path", "query"}``,
+        the query with each parameter's last value."""
         with self._lock:
-            return [r for r in self.requests if fragment in r["path"]]
+            return [{"method": r.method, "path": r.path, "query": {k: v[-1] for k, v in r.query.items()}}
+                    for r in self.requests if fragment in r.path and not r.path.startswith(CONTROL_PREFIX)]
 
     # --- serving ---------------------------------------------------------------------
 
@@ -364,6 +341,56 @@ class XSandbox:
         }
         return allowed, headers
 
+    def before(self, request: SandboxRequest) -> Reply | None:
+        if request.header("Authorization") != f"Bearer {self.token}":
+            return 401, _problem(401, "Unauthorized", "Unauthorized"), {}
+        return None
+
+    def not_found(self, request: SandboxRequest) -> Reply:
+        if request.method != "GET":
+            return 405, _problem(405, "Method Not Allowed", "only GET is served here"), {}
+        return self.before(request) or (404, _problem(404, "Not Found Error", f"no route for {request.path.rstrip('/')}"), {})
+
+    method_not_allowed = not_found
+
+    def _metered(self, handler: Callable[..., Answer]) -> Callable[..., Reply | None]:
+        """X's order after authentication: an injected fault, then the endpoint's rate limit; an
+        invalid request answers 400; the rate-limit headers go on every answer past the limit check."""
+
+        def run(request: SandboxRequest, **groups: str) -> Reply | None:
+            fault = self._take_fault(request.path)
+            dropping = fault is not None and fault.drop and request.method == "POST"
+            if fault is not None and not dropping:
+                return self._fault_reply(fault)
+            allowed, rate = self._rate_headers(request.route, consume=True)
+            if not allowed:
+                return 429, _problem(429, "Too Many Requests", "Too Many Requests"), rate
+            try:
+                status, body = handler(request, **groups)
+            except _Invalid as exc:
+                return 400, self._invalid(str(exc)), rate
+            if dropping and status < 300:
+                return None  # the write is applied; the connection drops unanswered
+            return status, body, rate
+
+        return run
+
+    def _take_fault(self, path: str) -> XFault | None:
+        with self._lock:
+            fault = next((f for f in self.faults if f.fired < f.count and (f.match is None or f.match in path)), None)
+            if fault is not None:
+                fault.fired += 1
+            return fault
+
+    def _fault_reply(self, fault: XFault) -> Reply:
+        if fault.status == 429:
+            reset = fault.reset if fault.reset is not None else int(time.time()) + self.window_seconds
+            return 429, _problem(429, "Too Many Requests", fault.detail or "Too Many Requests"), {
+                "x-rate-limit-limit": str(self.rate_limit), "x-rate-limit-remaining": "0", "x-rate-limit-reset": str(reset)}
+        title = {401: "Unauthorized", 403: "Forbidden", 500: "Internal Server Error", 503: "Service Unavailable"}.get(
+            fault.status, "Injected")
+        return fault.status, _problem(fault.status, title, fault.detail or title), {}
+
     # --- writes: reply posts and direct messages -------------------------------------
 
     def delete_tweet(self, tweet_id: str) -> None:
@@ -381,45 +408,27 @@ class XSandbox:
         with self._lock:
             return [json.loads(json.dumps(item)) for item in self.outbox if kind is None or item["kind"] == kind]
 
-    def _handle_write(self, path: str, headers: Any, body: bytes) -> Reply | None:
-        if headers.get("Authorization") != f"Bearer {self.token}":
-            return 401, _problem(401, "Unauthorized", "Unauthorized"), {}
-        endpoint = "tweets.create" if path == "/2/tweets" else "dm.create"
-        with self._lock:
-            fault = next((f for f in self.faults if f.fired < f.count and (f.match is None or f.match in path)), None)
-            if fault is not None:
-                fault.fired += 1
-        if fault is not None and not fault.drop:
-            if fault.status == 429:
-                reset = fault.reset if fault.reset is not None else int(time.time()) + self.window_seconds
-                return 429, _problem(429, "Too Many Requests", fault.detail or "Too Many Requests"), {
-                    "x-rate-limit-limit": str(self.rate_limit), "x-rate-limit-remaining": "0", "x-rate-limit-reset": str(reset)}
-            title = {401: "Unauthorized", 403: "Forbidden", 500: "Internal Server Error", 503: "Service Unavailable"}.get(
-                fault.status, "Injected")
-            return fault.status, _problem(fault.status, title, fault.detail or title), {}
-        allowed, rate = self._rate_headers(endpoint, consume=True)
-        if not allowed:
-            return 429, _problem(429, "Too Many Requests", "Too Many Requests"), rate
+    @staticmethod
+    def _write_body(request: SandboxRequest) -> tuple[dict[str, Any], str]:
+        """The JSON object of a write and its ``text``."""
         try:
-            spec = json.loads(body or b"")
-            if not isinstance(spec, dict):
-                raise ValueError("not an object")
+            spec = json.loads(request.body or b"")
         except ValueError:
-            return 400, self._invalid("The request body is not a JSON object"), rate
+            spec = None
+        if not isinstance(spec, dict):
+            raise _Invalid("The request body is not a JSON object")
         text = spec.get("text")
         if not isinstance(text, str) or not text.strip():
-            return 400, self._invalid("text must be a non-empty string"), rate
-        if endpoint == "tweets.create":
-            answer = self._create_tweet(spec, text)
-        else:
-            answer = self._create_dm(path.split("/")[4], spec, text)
-        if answer[0] >= 300:
-            return answer[0], answer[1], rate
-        if fault is not None and fault.drop:
-            return None
-        return answer[0], answer[1], rate
+            raise _Invalid("text must be a non-empty string")
+        return spec, text
 
-    def _create_tweet(self, spec: dict[str, Any], text: str) -> tuple[int, dict[str, Any]]:
+    def _post_tweet(self, request: SandboxRequest) -> Answer:
+        return self._create_tweet(*self._write_body(request))
+
+    def _post_dm(self, request: SandboxRequest, participant_id: str) -> Answer:
+        return self._create_dm(participant_id, *self._write_body(request))
+
+    def _create_tweet(self, spec: dict[str, Any], text: str) -> Answer:
         reply = spec.get("reply") if isinstance(spec.get("reply"), dict) else None
         parent_id = str(reply.get("in_reply_to_tweet_id") or "") if reply else ""
         if len(text) > 280:
@@ -444,7 +453,7 @@ class XSandbox:
             self.outbox.append({"kind": "tweet", "body": spec, "id": new_id})
         return 201, {"data": {"id": new_id, "text": text, "edit_history_tweet_ids": [new_id]}}
 
-    def _create_dm(self, participant_id: str, spec: dict[str, Any], text: str) -> tuple[int, dict[str, Any]]:
+    def _create_dm(self, participant_id: str, spec: dict[str, Any], text: str) -> Answer:
         with self._lock:
             known = participant_id in self.users
             closed = participant_id in self.dms_closed
@@ -457,79 +466,40 @@ class XSandbox:
             self.outbox.append({"kind": "dm", "body": spec, "id": event["id"], "participant_id": participant_id})
         return 201, {"data": {"dm_conversation_id": event["dm_conversation_id"], "dm_event_id": event["id"]}}
 
-    def handle(self, method: str, target: str, headers: Any, body: bytes = b"") -> Reply | None:
-        """Answer one request (the HTTP handler's whole job)."""
-        parts = urlsplit(target)
-        if method == "POST" and parts.path == "/__sandbox/mentions":
-            # Not X: lets `make demo` (another process) seed a mention of the brand.
-            try:
-                spec = json.loads(body or b"{}")
-                tweet = self.add_mention(str(spec["text"]), author_id=str(spec.get("author_id", "3001969357")),
-                                         username=spec.get("username"), name=spec.get("name"))
-            except (ValueError, KeyError, TypeError) as exc:
-                return 400, _problem(400, "Invalid Request", f"bad mention: {exc}"), {}
-            return 201, {"data": tweet}, {}
-        if parts.path.startswith("/__sandbox/"):
-            return self._control(method, parts.path, body)
-        query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+    # --- reads: mentions and DM events ---------------------------------------------
+
+    def _list_mentions(self, request: SandboxRequest, user_id: str) -> Answer:
+        query, max_results = _checked_query(request, MENTION_QUERY, low=5, default=10)
+        since = int(query["since_id"]) if query.get("since_id") else None
+        until = int(query["until_id"]) if query.get("until_id") else None
         with self._lock:
-            self.requests.append({"method": method, "path": parts.path, "query": query})
-        if method == "POST" and (parts.path == "/2/tweets" or _DM_SEND.fullmatch(parts.path)):
-            return self._handle_write(parts.path, headers, body)
-        if method != "GET":
-            return 405, _problem(405, "Method Not Allowed", "only GET is served here"), {}
-        if headers.get("Authorization") != f"Bearer {self.token}":
-            return 401, _problem(401, "Unauthorized", "Unauthorized"), {}
-        path = parts.path.rstrip("/")
-        segments = path.split("/")
-        if len(segments) == 5 and segments[:3] == ["", "2", "users"] and segments[4] == "mentions":
-            endpoint, allowed_query = "mentions", MENTION_QUERY
-        elif path == "/2/dm_events":
-            endpoint, allowed_query = "dm_events", DM_QUERY
-        else:
-            return 404, _problem(404, "Not Found Error", f"no route for {path}"), {}
+            items = [
+                t for t in self.tweets.values()
+                if user_id in self.mentioned.get(t["id"], set())
+                and (since is None or int(t["id"]) > since)
+                and (until is None or int(t["id"]) < until)
+            ]
+        signature = f"mentions:{user_id}:{since}:{until}"
+        return 200, self._listing(items, query, max_results, signature, user_field="author_id", bounds=True)
 
+    def _list_dm_events(self, request: SandboxRequest) -> Answer:
+        query, max_results = _checked_query(request, DM_QUERY, low=1, default=100)
+        # The token is the brand's: its events are those it sent or received.
+        types = set((query.get("event_types") or "").split(",")) - {""}
         with self._lock:
-            fault = next((f for f in self.faults if f.fired < f.count and (f.match is None or f.match in path)), None)
-            if fault is not None:
-                fault.fired += 1
-        if fault is not None:
-            if fault.status == 429:
-                reset = fault.reset if fault.reset is not None else int(time.time()) + self.window_seconds
-                return 429, _problem(429, "Too Many Requests", "Too Many Requests"), {
-                    "x-rate-limit-limit": str(self.rate_limit), "x-rate-limit-remaining": "0", "x-rate-limit-reset": str(reset)}
-            return fault.status, _problem(fault.status, "Injected", f"injected {fault.status}"), {}
+            items = [
+                e for e in self.dm_events.values()
+                if self.brand_id in self.dm_owners.get(e["id"], set()) and (not types or e["event_type"] in types)
+            ]
+        signature = f"dm_events:{','.join(sorted(types))}"
+        return 200, self._listing(items, query, max_results, signature, user_field="sender_id", bounds=False)
 
-        allowed, rate = self._rate_headers(endpoint, consume=True)
-        if not allowed:
-            return 429, _problem(429, "Too Many Requests", "Too Many Requests"), rate
-
-        unknown = sorted(set(query) - allowed_query)
-        if unknown:
-            return 400, self._invalid(f"The query parameters [{', '.join(unknown)}] is not one of [{', '.join(sorted(allowed_query))}]"), rate
-        low = 5 if endpoint == "mentions" else 1
-        try:
-            max_results = int(query.get("max_results") or (10 if endpoint == "mentions" else 100))
-        except ValueError:
-            max_results = -1
-        if not low <= max_results <= 100:
-            return 400, self._invalid(f"The `max_results` query parameter value [{query.get('max_results')}] is not between {low} and 100"), rate
-        try:
-            body = self._mentions(segments[3], query) if endpoint == "mentions" else self._dms(query)
-        except _Invalid as exc:
-            return 400, self._invalid(str(exc)), rate
-        return 200, body, rate
-
-    def _control(self, method: str, path: str, body: bytes) -> Reply:
-        """Not X: ``POST /__sandbox/add_mention`` / ``add_dm`` (keyword arguments as JSON) and
-        ``GET /__sandbox/sent``, so `make demo` can seed what its webhooks say and see replies."""
-        if method == "GET" and path == "/__sandbox/sent":
-            return 200, {"sent": self.sent()}, {}
-        controls = {"/__sandbox/add_mention": self.add_mention, "/__sandbox/add_dm": self.add_dm}
-        if method != "POST" or path not in controls:
-            return 404, _problem(404, "Not Found Error", f"no sandbox control {method} {path}"), {}
-        ok, result = call_control(controls[path], body or b"")
-        return (200, {"result": result}, {}) if ok else (400, _problem(400, "Invalid Request", result), {})
+    def _mention_control(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        if "text" not in arguments:
+            raise ValueError("text is required")
+        tweet = self.add_mention(str(arguments["text"]), author_id=str(arguments.get("author_id", "3001969357")),
+                                 username=arguments.get("username"), name=arguments.get("name"))
+        return {"data": tweet}
 
     @staticmethod
     def _invalid(message: str) -> dict[str, Any]:
@@ -576,85 +546,34 @@ class XSandbox:
                 includes["media"] = media
         return includes
 
-    def _mentions(self, user_id: str, query: dict[str, str]) -> dict[str, Any]:
-        since = int(query["since_id"]) if query.get("since_id") else None
-        until = int(query["until_id"]) if query.get("until_id") else None
-        with self._lock:
-            items = [
-                t for t in self.tweets.values()
-                if user_id in self.mentioned.get(t["id"], set())
-                and (since is None or int(t["id"]) > since)
-                and (until is None or int(t["id"]) < until)
-            ]
-        signature = f"mentions:{user_id}:{since}:{until}"
-        page, next_token = self._page(items, query, _max_results(query, 10), signature)
+    def _listing(self, items: list[dict[str, Any]], query: dict[str, str], max_results: int, signature: str, *,
+                 user_field: str, bounds: bool) -> dict[str, Any]:
+        """One page of ``items`` with its ``meta`` (``newest_id``/``oldest_id`` when ``bounds``) and ``includes``."""
+        page, next_token = self._page(items, query, max_results, signature)
         meta: dict[str, Any] = {"result_count": len(page)}
-        if page:
+        if page and bounds:
             meta["newest_id"], meta["oldest_id"] = page[0]["id"], page[-1]["id"]
         if next_token:
             meta["next_token"] = next_token
         body: dict[str, Any] = {"meta": meta}
         if page:
             body["data"] = page
-            includes = self._includes(page, "author_id", query.get("expansions", ""))
-            if includes:
-                body["includes"] = includes
-        return json.loads(json.dumps(body))
-
-    def _dms(self, query: dict[str, str]) -> dict[str, Any]:
-        # The token is the brand's: its events are those it sent or received.
-        types = set((query.get("event_types") or "").split(",")) - {""}
-        with self._lock:
-            items = [
-                e for e in self.dm_events.values()
-                if self.brand_id in self.dm_owners.get(e["id"], set()) and (not types or e["event_type"] in types)
-            ]
-        page, next_token = self._page(items, query, _max_results(query, 100), f"dm_events:{','.join(sorted(types))}")
-        meta: dict[str, Any] = {"result_count": len(page)}
-        if next_token:
-            meta["next_token"] = next_token
-        body: dict[str, Any] = {"meta": meta}
-        if page:
-            body["data"] = page
-            includes = self._includes(page, "sender_id", query.get("expansions", ""))
+            includes = self._includes(page, user_field, query.get("expansions", ""))
             if includes:
                 body["includes"] = includes
         return json.loads(json.dumps(body))
 
 
-def _max_results(query: dict[str, str], default: int) -> int:
-    return int(query.get("max_results") or default)
-
-
-def _make_handler(sandbox: XSandbox) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        server_version = "XSandbox/1.0"
-
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            answer = sandbox.handle(self.command, self.path, self.headers, body)
-            if answer is None:  # an injected drop: no status line, no body
-                self.close_connection = True
-                try:
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                return
-            status, payload, extra = answer
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(data)))
-            for name, value in extra.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_GET = do_POST = do_PUT = do_DELETE = _serve
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet by default
-            pass
-
-    return Handler
+def _checked_query(request: SandboxRequest, allowed: set[str], *, low: int, default: int) -> tuple[dict[str, str], int]:
+    """The query (each parameter's last value) and ``max_results``, refused as X refuses them."""
+    query = {k: v[-1] for k, v in request.query.items()}
+    unknown = sorted(set(query) - allowed)
+    if unknown:
+        raise _Invalid(f"The query parameters [{', '.join(unknown)}] is not one of [{', '.join(sorted(allowed))}]")
+    try:
+        max_results = int(query.get("max_results") or default)
+    except ValueError:
+        max_results = -1
+    if not low <= max_results <= 100:
+        raise _Invalid(f"The `max_results` query parameter value [{query.get('max_results')}] is not between {low} and 100")
+    return query, max_results

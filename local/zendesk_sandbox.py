@@ -1,6 +1,7 @@
 """A local stand-in for the part of the Zendesk Support API the bridge uses.
 
-Pure stdlib: ``ZendeskSandbox(...).start()`` serves on a background thread. Every
+Pure stdlib, on ``local.sandbox_http.HelpdeskSandbox``: ``ZendeskSandbox(...).start()``
+serves on a background thread. Every
 response it gives is valid against Zendesk's published OpenAPI document (checked by
 ``tests/integration/test_zendesk_sandbox.py``), and it copies the behaviours of the real
 API the bridge depends on:
@@ -57,6 +58,8 @@ webhooks.oas.yaml under ``/api/v2``, and the Support API's triggers):
 Fields the real API returns as null but the spec declares non-nullable (priority, type,
 assignee_id, group_id, organization_id on tickets) are left out rather than faked.
 
+Faults (``inject(match="POST /api/v2/tickets", status=429, retry_after=7)``, see
+``local.sandbox_http.Fault``) match an operation by its name in ``stats()["requests"]``.
 Test-only endpoints (no auth, not counted, never faulted) live under ``/__sandbox/``:
 ``POST reset``, ``GET stats``, ``POST faults`` / ``DELETE faults``, ``GET tickets`` and
 ``POST tickets/{id}/status``, ``POST tickets/{id}/agent_update`` (``{"comment", "public",
@@ -69,30 +72,28 @@ from __future__ import annotations
 
 import base64
 import copy
-import secrets
 import hashlib
 import hmac
 import html
 import json
 import math
-import random
 import re
-import socket
+import secrets
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field, fields
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
-from urllib.parse import parse_qs, quote, urlsplit
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from local.sandbox_http import Fault, HelpdeskSandbox, RawBody, Reply, SandboxRequest
 
 IDEMPOTENCY_TTL_SECONDS = 2 * 60 * 60
 UPLOAD_TTL_SECONDS = 60 * 60  # "The token is valid for 60 minutes."
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024  # Zendesk's per-file attachment limit
 STATUSES = ("new", "open", "pending", "hold", "solved", "closed")
-Reply = tuple[int, dict[str, Any], dict[str, str]]  # status, JSON payload, extra headers
 
 # Via ids of ticket updates (Zendesk's "Via types reference"): an agent in the web UI, the API.
 VIA_WEB_FORM, VIA_WEB_SERVICE = 0, 5
@@ -120,52 +121,14 @@ def _webhook_error(status: int, code: str, message: str, field_name: str | None 
     return status, {"errors": [item]}, {}
 
 
-@dataclass
-class Fault:
-    """One injected failure, consumed in order by the API requests it matches.
-
-    ``match`` is a prefix of ``"METHOD /path/template"`` (None: every API call).
-    ``status`` answers an error instead of the real response; ``drop`` closes the
-    connection without any answer; ``delay`` (seconds) slows the answer down. With
-    ``when="after"`` the request is applied first (the caller cannot tell). ``count``
-    is how many times it fires (default 1; unlimited when ``probability`` is set), and
-    ``probability`` fires it at random with ``random.Random(seed)``.
-    """
-
-    match: str | None = None
-    status: int | None = None
-    retry_after: float | None = None
-    count: int | None = None
-    delay: float = 0.0
-    drop: bool = False
-    when: str = "before"
-    probability: float | None = None
-    seed: int | None = None
-    fired: int = 0
-    _rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        if self.when not in ("before", "after"):
-            raise ValueError("when must be 'before' or 'after'")
-        if self.count is None and self.probability is None:
-            self.count = 1
-        self._rng = random.Random(self.seed)
-
-    def exhausted(self) -> bool:
-        return self.count is not None and self.fired >= self.count
-
-    def public(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
-
-
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _second(stamp: str) -> int | None:
     """An ISO 8601 time as whole epoch seconds (the API's timestamps have 1 s resolution)."""
     try:
-        return int(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp())
+        return int(datetime.fromisoformat(stamp).timestamp())
     except ValueError:
         return None
 
@@ -186,8 +149,51 @@ def _invalid(field_name: str, description: str) -> Reply:
 _NOT_FOUND = (404, {"error": "RecordNotFound", "description": "Not found"}, {})
 
 
-class ZendeskSandbox:
+# The API the sandbox serves: (method, path template, handler). "METHOD template" names the
+# operation in stats() and in faults' ``match``.
+API: tuple[tuple[str, str, str], ...] = (
+    ("POST", "/api/v2/users/create_or_update", "_create_or_update_user"),
+    ("GET", "/api/v2/users/{user_id}", "_show_user"),
+    ("GET", "/api/v2/tickets", "_list_tickets"),
+    ("POST", "/api/v2/tickets", "_create_ticket"),
+    ("GET", "/api/v2/tickets/{ticket_id}", "_show_ticket"),
+    ("PUT", "/api/v2/tickets/{ticket_id}", "_update_ticket"),
+    ("GET", "/api/v2/tickets/{ticket_id}/comments", "_list_comments"),
+    ("GET", "/api/v2/tickets/{ticket_id}/audits", "_list_audits"),
+    ("GET", "/api/v2/tickets/{ticket_id}/audits/{ticket_audit_id}", "_show_audit"),
+    ("GET", "/api/v2/search", "_search"),
+    ("POST", "/api/v2/uploads", "_upload"),
+    # Webhooks API (paths as in Zendesk's webhooks.oas.yaml, under /api/v2) and triggers.
+    ("GET", "/api/v2/webhooks", "_list_webhooks"),
+    ("POST", "/api/v2/webhooks", "_create_webhook"),
+    ("GET", "/api/v2/webhooks/{webhook_id}", "_show_webhook"),
+    ("PUT", "/api/v2/webhooks/{webhook_id}", "_update_webhook"),
+    ("PATCH", "/api/v2/webhooks/{webhook_id}", "_patch_webhook"),
+    ("DELETE", "/api/v2/webhooks/{webhook_id}", "_delete_webhook"),
+    ("GET", "/api/v2/webhooks/{webhook_id}/signing_secret", "_show_signing_secret"),
+    ("POST", "/api/v2/webhooks/{webhook_id}/signing_secret", "_reset_signing_secret"),
+    ("GET", "/api/v2/triggers", "_list_triggers"),
+    ("POST", "/api/v2/triggers", "_create_trigger"),
+    ("GET", "/api/v2/triggers/{trigger_id}", "_show_trigger"),
+    ("PUT", "/api/v2/triggers/{trigger_id}", "_update_trigger"),
+    ("DELETE", "/api/v2/triggers/{trigger_id}", "_delete_trigger"),
+)
+
+
+def _path_pattern(template: str) -> str:
+    """The path regex of an API template: ids are numbers, webhook ids ULIDs; ``.json`` optional."""
+
+    def parameter(found: re.Match[str]) -> str:
+        value = "[0-9A-Za-z]+" if found[1] == "webhook_id" else r"\d+"
+        return f"(?P<{found[1]}>{value})"
+
+    return re.sub(r"\{(\w+)\}", parameter, template) + r"(?:\.json)?"
+
+
+class ZendeskSandbox(HelpdeskSandbox):
     """An in-memory Zendesk Support API on ``http://{host}:{port}``."""
+
+    name = "zendesk-sandbox"
 
     def __init__(
         self,
@@ -201,7 +207,7 @@ class ZendeskSandbox:
         max_upload_bytes: int = MAX_UPLOAD_BYTES,
         webhook_secret: str | None = None,
     ) -> None:
-        self.host, self.port = host, port
+        super().__init__(host, port)
         self.email, self.api_token = email, api_token
         self.idempotency_ttl = idempotency_ttl
         self.upload_ttl = upload_ttl
@@ -209,69 +215,12 @@ class ZendeskSandbox:
         # Zendesk generates each webhook's signing secret; the local stack may fix it instead,
         # so an app started before `make zendesk-setup` already knows it.
         self.fixed_webhook_secret = webhook_secret
-        self._lock = threading.RLock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self._routes: list[tuple[str, re.Pattern[str], str, Callable[..., Reply]]] = [
-            ("POST", re.compile(r"/api/v2/users/create_or_update"), "/api/v2/users/create_or_update", self._create_or_update_user),
-            ("GET", re.compile(r"/api/v2/users/(\d+)"), "/api/v2/users/{user_id}", self._show_user),
-            ("GET", re.compile(r"/api/v2/tickets"), "/api/v2/tickets", self._list_tickets),
-            ("POST", re.compile(r"/api/v2/tickets"), "/api/v2/tickets", self._create_ticket),
-            ("GET", re.compile(r"/api/v2/tickets/(\d+)"), "/api/v2/tickets/{ticket_id}", self._show_ticket),
-            ("PUT", re.compile(r"/api/v2/tickets/(\d+)"), "/api/v2/tickets/{ticket_id}", self._update_ticket),
-            ("GET", re.compile(r"/api/v2/tickets/(\d+)/comments"), "/api/v2/tickets/{ticket_id}/comments", self._list_comments),
-            ("GET", re.compile(r"/api/v2/tickets/(\d+)/audits"), "/api/v2/tickets/{ticket_id}/audits", self._list_audits),
-            ("GET", re.compile(r"/api/v2/tickets/(\d+)/audits/(\d+)"), "/api/v2/tickets/{ticket_id}/audits/{ticket_audit_id}",
-             self._show_audit),
-            ("GET", re.compile(r"/api/v2/search"), "/api/v2/search", self._search),
-            ("POST", re.compile(r"/api/v2/uploads"), "/api/v2/uploads", self._upload),
-            # Webhooks API (paths as in Zendesk's webhooks.oas.yaml, under /api/v2) and triggers.
-            ("GET", re.compile(r"/api/v2/webhooks"), "/api/v2/webhooks", self._list_webhooks),
-            ("POST", re.compile(r"/api/v2/webhooks"), "/api/v2/webhooks", self._create_webhook),
-            ("GET", re.compile(r"/api/v2/webhooks/([0-9A-Za-z]+)"), "/api/v2/webhooks/{webhook_id}", self._show_webhook),
-            ("PUT", re.compile(r"/api/v2/webhooks/([0-9A-Za-z]+)"), "/api/v2/webhooks/{webhook_id}", self._update_webhook),
-            ("PATCH", re.compile(r"/api/v2/webhooks/([0-9A-Za-z]+)"), "/api/v2/webhooks/{webhook_id}", self._patch_webhook),
-            ("DELETE", re.compile(r"/api/v2/webhooks/([0-9A-Za-z]+)"), "/api/v2/webhooks/{webhook_id}", self._delete_webhook),
-            ("GET", re.compile(r"/api/v2/webhooks/([0-9A-Za-z]+)/signing_secret"),
-             "/api/v2/webhooks/{webhook_id}/signing_secret", self._show_signing_secret),
-            ("POST", re.compile(r"/api/v2/webhooks/([0-9A-Za-z]+)/signing_secret"),
-             "/api/v2/webhooks/{webhook_id}/signing_secret", self._reset_signing_secret),
-            ("GET", re.compile(r"/api/v2/triggers"), "/api/v2/triggers", self._list_triggers),
-            ("POST", re.compile(r"/api/v2/triggers"), "/api/v2/triggers", self._create_trigger),
-            ("GET", re.compile(r"/api/v2/triggers/(\d+)"), "/api/v2/triggers/{trigger_id}", self._show_trigger),
-            ("PUT", re.compile(r"/api/v2/triggers/(\d+)"), "/api/v2/triggers/{trigger_id}", self._update_trigger),
-            ("DELETE", re.compile(r"/api/v2/triggers/(\d+)"), "/api/v2/triggers/{trigger_id}", self._delete_trigger),
-        ]
+        for method, template, handler in API:
+            self.api(method, _path_pattern(template), f"{method} {template}", getattr(self, handler))
+        # Where attachments' content_url points (Zendesk's file host: no API token, never faulted).
+        self.route("GET", r"/attachments/token/(?P<token>[^/]+)/?", self._attachment, name="attachment content")
+        self.control("POST", r"tickets/(?P<ticket_id>\d+)/agent_update", self._agent_update_control)
         self.reset()
-
-    # --- lifecycle -----------------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def start(self) -> ZendeskSandbox:
-        """Serve on a daemon thread; with ``port=0`` the bound port is in ``.port``/``.url``."""
-        server = ThreadingHTTPServer((self.host, self.port), _make_handler(self))
-        server.daemon_threads = True
-        self._server, self.port = server, server.server_address[1]
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="zendesk-sandbox", daemon=True
-        )  # a short poll interval keeps stop() fast
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> ZendeskSandbox:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # --- test controls and in-process accessors ------------------------------------------------
 
@@ -289,38 +238,18 @@ class ZendeskSandbox:
             self._uploads: dict[str, dict[str, Any]] = {}
             # content token (in content_url) -> (bytes, content type)
             self._files: dict[str, tuple[bytes, str]] = {}
-            self._faults: list[Fault] = []
-            self._requests: Counter[str] = Counter()
-            self._faults_fired = 0
+            self.fault_queue.reset()
+            self.forget_requests()
             self.agent_id = self._new_user({"name": "Sandbox Agent", "email": self.email, "role": "admin"})["id"]
             self._reset_automation()
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
             return {
-                "requests": dict(self._requests),
-                "total": sum(self._requests.values()),
-                "faults_fired": self._faults_fired,
-                "faults_pending": len([f for f in self._faults if not f.exhausted()]),
+                **self.request_stats(),
                 "tickets": len(self._tickets),
                 "users": len(self._users) - 1,  # not counting the agent the API token belongs to
             }
-
-    def inject(self, *faults: Fault | dict[str, Any], **fault: Any) -> None:
-        """Queue faults: ``inject(Fault(...))``, ``inject({"status": 429, ...})`` or ``inject(status=429)``."""
-        queued = [f if isinstance(f, Fault) else Fault(**f) for f in faults]
-        if fault:
-            queued.append(Fault(**fault))
-        with self._lock:
-            self._faults.extend(queued)
-
-    def clear_faults(self) -> None:
-        with self._lock:
-            self._faults.clear()
-
-    def faults(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return [f.public() for f in self._faults if not f.exhausted()]
 
     def set_status(self, ticket_id: int | str, status: str) -> dict[str, Any]:
         """Change a ticket's status as an agent would (no API call, no request counted).
@@ -389,18 +318,10 @@ class ZendeskSandbox:
             self._touch(source)
             self._touch(target)
 
-    def tickets(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return copy.deepcopy(list(self._tickets.values()))
-
     def deleted_tickets(self) -> list[dict[str, Any]]:
         """Tickets an operator deleted (``delete_ticket``), as they were."""
         with self._lock:
             return copy.deepcopy(list(self._deleted_tickets.values()))
-
-    def ticket(self, ticket_id: int | str) -> dict[str, Any]:
-        with self._lock:
-            return copy.deepcopy(self._tickets[int(ticket_id)])
 
     def comments(self, ticket_id: int | str) -> list[dict[str, Any]]:
         with self._lock:
@@ -431,64 +352,44 @@ class ZendeskSandbox:
             for upload in self._uploads.values():
                 upload["expires"] = 0.0
 
-    # --- request dispatch (called by the handler thread) ---------------------------------------
-
-    def _route(self, method: str, path: str) -> tuple[str, Callable[..., Reply], tuple[str, ...]] | None:
-        path = path[: -len(".json")] if path.endswith(".json") else path
-        for route_method, pattern, template, handler in self._routes:
-            found = pattern.fullmatch(path)
-            if found and route_method == method:
-                return f"{method} {template}", handler, found.groups()
-        return None
-
-    def _next_fault(self, operation: str) -> Fault | None:
-        with self._lock:
-            for fault in self._faults:
-                if fault.exhausted() or not operation.startswith(fault.match or ""):
-                    continue
-                if fault.probability is not None and fault._rng.random() >= fault.probability:
-                    return None
-                fault.fired += 1
-                self._faults_fired += 1
-                return fault
-            return None
+    # --- API requests (HelpdeskSandbox.api routes them here, faults applied) --------------------
 
     def _authenticated(self, header: str | None) -> bool:
         expected = base64.b64encode(f"{self.email}/token:{self.api_token}".encode()).decode()
         return hmac.compare_digest((header or "").encode(), f"Basic {expected}".encode())
 
-    def handle_api(self, method: str, target: str, headers: Any, body: bytes, client: str) -> Reply | None:
-        """Answer one API request; None when a fault drops the connection."""
-        parts = urlsplit(target)
-        routed = self._route(method, parts.path)
-        if routed is None:
-            return _error(404, "InvalidEndpoint", f"Not found: {method} {parts.path}")
-        operation, handler, args = routed
-        with self._lock:
-            self._requests[operation] += 1
-        fault = self._next_fault(operation)
-        if fault is not None and fault.delay:
-            time.sleep(fault.delay)
-        if fault is not None and fault.when == "before" and (fault.drop or fault.status):
-            return None if fault.drop else self._fault_reply(fault)
-        if not self._authenticated(headers.get("Authorization")):
-            reply: Reply = (401, {"error": "Couldn't authenticate you"}, {"WWW-Authenticate": 'Basic realm="Web Password"'})
-        elif operation == "POST /api/v2/uploads":  # a raw file, not JSON
-            reply = handler(body, parse_qs(parts.query), headers=headers, client=client)
-        elif method in ("POST", "PUT", "PATCH"):
+    def answer(self, request: SandboxRequest, handler: Callable[..., Reply], groups: dict[str, str]) -> Reply:
+        """Authenticate, then call ``handler(*path ids, JSON body or query, headers=, client=)``."""
+        if not self._authenticated(request.header("Authorization")):
+            return 401, {"error": "Couldn't authenticate you"}, {"WWW-Authenticate": 'Basic realm="Web Password"'}
+        if request.route == "POST /api/v2/uploads":  # a raw file, not JSON
+            return handler(request.body, request.query, headers=request.headers, client=request.client)
+        if request.method in ("POST", "PUT", "PATCH"):
             try:
-                payload = json.loads(body or b"null")
+                payload = json.loads(request.body or b"null")
             except ValueError as exc:
                 return _error(400, "InvalidJSON", f"The request body is not valid JSON: {exc}")
-            reply = handler(*args, payload, headers=headers, client=client)
-        else:
-            reply = handler(*args, parse_qs(parts.query), headers=headers, client=client)
-        if fault is not None and fault.when == "after" and (fault.drop or fault.status):
-            return None if fault.drop else self._fault_reply(fault)
-        return reply
+            return handler(*groups.values(), payload, headers=request.headers, client=request.client)
+        return handler(*groups.values(), request.query, headers=request.headers, client=request.client)
 
-    @staticmethod
-    def _fault_reply(fault: Fault) -> Reply:
+    def not_found(self, request: SandboxRequest) -> Reply:
+        return _error(404, "InvalidEndpoint", f"Not found: {request.method} {request.path}")
+
+    method_not_allowed = not_found
+
+    def _attachment(self, request: SandboxRequest, token: str) -> Reply:
+        found = self.attachment_content(request.path)
+        return (200, RawBody(*found), {}) if found else (404, RawBody(b"Not found", "text/plain"), {})
+
+    def _agent_update_control(self, arguments: dict[str, Any], ticket_id: str) -> dict[str, Any]:
+        deliveries = self.agent_update(
+            ticket_id, comment=arguments.get("comment"), public=bool(arguments.get("public", True)),
+            status=arguments.get("status"), add_tags=arguments.get("add_tags") or (),
+            remove_tags=arguments.get("remove_tags") or (),
+        )
+        return {"ticket": self.ticket(ticket_id), "deliveries": deliveries}
+
+    def fault_reply(self, fault: Fault) -> Reply:
         status = int(fault.status or 500)
         headers = {"Retry-After": str(max(0, math.ceil(fault.retry_after)))} if fault.retry_after is not None else {}
         if status == 429:
@@ -759,8 +660,9 @@ class ZendeskSandbox:
             return (200, {"ticket": copy.deepcopy(ticket)}, {}) if ticket else _NOT_FOUND
 
     def _list_tickets(self, query: dict[str, list[str]], **_: Any) -> Reply:
+        wanted = (query.get("external_id") or [""])[0]  # blank: no filter
         with self._lock:
-            found = [t for t in self._tickets.values() if "external_id" not in query or t.get("external_id") == query["external_id"][0]]
+            found = [t for t in self._tickets.values() if not wanted or t.get("external_id") == wanted]
             return 200, {"tickets": copy.deepcopy(found), "next_page": None, "previous_page": None, "count": len(found)}, {}
 
     def _list_comments(self, ticket_id: str, query: dict[str, list[str]], **_: Any) -> Reply:
@@ -1243,7 +1145,7 @@ class ZendeskSandbox:
         import urllib.request
 
         body = request["body"].encode()
-        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         digest = hmac.new(request["secret"].encode(), stamp.encode() + body, hashlib.sha256).digest()
         headers = {
             "Content-Type": "application/json; charset=utf-8",
@@ -1272,46 +1174,6 @@ class ZendeskSandbox:
             self._deliveries.append(copy.deepcopy(outcome))
         return outcome
 
-    # --- /__sandbox/ test endpoints -------------------------------------------------------------
-
-    def handle_admin(self, method: str, path: str, body: bytes) -> Reply:
-        try:
-            payload = json.loads(body) if body else {}
-        except ValueError as exc:
-            return _error(400, "InvalidJSON", str(exc))
-        found = re.fullmatch(r"/__sandbox/tickets/(\d+)/status", path)
-        try:
-            if method == "POST" and path == "/__sandbox/reset":
-                self.reset()
-                return 200, {"ok": True}, {}
-            if method == "GET" and path == "/__sandbox/stats":
-                return 200, self.stats(), {}
-            if method == "POST" and path == "/__sandbox/faults":
-                self.inject(*payload.get("faults", []))
-                return 200, {"faults": self.faults()}, {}
-            if method == "DELETE" and path == "/__sandbox/faults":
-                self.clear_faults()
-                return 200, {"faults": []}, {}
-            if method == "GET" and path == "/__sandbox/tickets":
-                return 200, {"tickets": self.tickets()}, {}
-            if method == "POST" and found:
-                return 200, {"ticket": self.set_status(found.group(1), payload.get("status", ""))}, {}
-            agent = re.fullmatch(r"/__sandbox/tickets/(\d+)/agent_update", path)
-            if method == "POST" and agent:
-                deliveries = self.agent_update(
-                    agent.group(1), comment=payload.get("comment"), public=bool(payload.get("public", True)),
-                    status=payload.get("status"), add_tags=payload.get("add_tags") or (),
-                    remove_tags=payload.get("remove_tags") or (),
-                )
-                return 200, {"ticket": self.ticket(agent.group(1)), "deliveries": deliveries}, {}
-            if method == "GET" and path == "/__sandbox/deliveries":
-                return 200, {"deliveries": self.deliveries()}, {}
-        except KeyError:
-            return _NOT_FOUND
-        except (TypeError, ValueError) as exc:
-            return _error(400, "InvalidRequest", str(exc))
-        return _error(404, "InvalidEndpoint", f"Not found: {method} {path}")
-
 
 def _search_term_matches(term: str, ticket: dict[str, Any]) -> bool:
     name, _, value = term.partition(":")
@@ -1322,61 +1184,3 @@ def _search_term_matches(term: str, ticket: dict[str, Any]) -> bool:
     fields = {"type": "ticket", "status": ticket["status"], "external_id": ticket.get("external_id"),
               "requester_id": str(ticket["requester_id"]), "requester": str(ticket["requester_id"])}
     return fields.get(name) == value
-
-
-def _make_handler(sandbox: ZendeskSandbox) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        server_version = "ZendeskSandbox/1.0"
-        # Buffered writes (flushed once per request): headers and body leave in one
-        # segment. Unbuffered, Nagle's algorithm and the client's delayed ACK add ~40 ms
-        # to every keep-alive request on loopback.
-        wbufsize = -1
-
-        def _serve(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            path = urlsplit(self.path).path
-            if self.command == "GET" and path.startswith("/attachments/token/"):
-                self._send_file(sandbox.attachment_content(path))
-                return
-            if path.startswith("/__sandbox/"):
-                reply: Reply | None = sandbox.handle_admin(self.command, path, body)
-            else:
-                reply = sandbox.handle_api(self.command, self.path, self.headers, body, self.headers.get("User-Agent", ""))
-            if reply is None:  # an injected "drop": no status line, no body
-                self.close_connection = True
-                try:
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                return
-            status, payload, extra = reply
-            if status == 204:  # No Content: no body, no Content-Type
-                self.send_response(204)
-                for name, value in extra.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                return
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(data)))
-            for name, value in extra.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
-
-        def _send_file(self, found: tuple[bytes, str] | None) -> None:
-            data, content_type = found if found is not None else (b"Not found", "text/plain")
-            self.send_response(200 if found is not None else 404)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet by default
-            pass
-
-    return Handler
