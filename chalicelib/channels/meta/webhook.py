@@ -208,21 +208,17 @@ def normalize_review_comment(
     comment_id = str(value["comment_id"])
     story = value.get("open_graph_story_id")
     review_id = str(story) if story else str(value.get("parent_id") or value["post_id"])
-    author = _feed_author(value)
-    return SocialMessage(
-        platform=Platform.FACEBOOK,
+    return _feed_message(
+        page_id,
+        value,
+        raw=raw,
+        seen_at=seen_at,
         kind=Kind.COMMENT,
-        direction=Direction.OUTBOUND if author.platform_id == page_id else Direction.INBOUND,
         message_id=comment_id,
-        conversation_key=conversation_key(Platform.FACEBOOK, "review", review_id),
-        account_id=page_id,
-        author=author,
-        text=value.get("message") or "",
-        created_at=_feed_time(value, seen_at),
+        conversation=("review", review_id),
         parent_id=str(value["parent_id"]) if value.get("parent_id") else None,
         thread_id=review_id,
         permalink=f"https://www.facebook.com/{comment_id}",
-        raw=raw,
     )
 
 
@@ -246,6 +242,37 @@ def _feed_time(value: dict[str, Any], seen_at: datetime | None) -> datetime:
     return seen_at
 
 
+def _feed_message(
+    page_id: str,
+    value: dict[str, Any],
+    *,
+    raw: dict[str, Any],
+    seen_at: datetime | None,
+    kind: Kind,
+    message_id: str,
+    conversation: tuple[str, str],
+    text: str | None = None,
+    **fields: Any,
+) -> SocialMessage:
+    """A Page feed item (``from``, ``message``, ``created_time``) as a message; the Page's
+    own words are outbound. ``conversation``: the key's kind and id; ``text`` replaces
+    an empty ``message``; ``fields`` are the item's own (``thread_id``, ``permalink``...)."""
+    author = _feed_author(value)
+    return SocialMessage(
+        platform=Platform.FACEBOOK,
+        kind=kind,
+        direction=Direction.OUTBOUND if author.platform_id == page_id else Direction.INBOUND,
+        message_id=message_id,
+        conversation_key=conversation_key(Platform.FACEBOOK, *conversation),
+        account_id=page_id,
+        author=author,
+        text=value.get("message") or text or "",
+        created_at=_feed_time(value, seen_at),
+        raw=raw,
+        **fields,
+    )
+
+
 def normalize_feed_comment(
     page_id: str, value: dict[str, Any], *, raw: dict[str, Any], seen_at: datetime | None = None
 ) -> SocialMessage:
@@ -255,28 +282,24 @@ def normalize_feed_comment(
     parent_id = str(value.get("parent_id") or post_id)
     is_reply = bool(parent_id) and parent_id != post_id
     top_comment = parent_id if is_reply else comment_id
-    author = _feed_author(value)
     post = value.get("post") or {}
     attachments = []
     if value.get("photo"):
         attachments.append(Attachment(type="image", url=value["photo"]))
     if value.get("video"):
         attachments.append(Attachment(type="video", url=value["video"]))
-    return SocialMessage(
-        platform=Platform.FACEBOOK,
+    return _feed_message(
+        page_id,
+        value,
+        raw=raw,
+        seen_at=seen_at,
         kind=Kind.REPLY if is_reply else Kind.COMMENT,
-        direction=Direction.OUTBOUND if author.platform_id == page_id else Direction.INBOUND,
         message_id=comment_id,
-        conversation_key=conversation_key(Platform.FACEBOOK, "comment", top_comment),
-        account_id=page_id,
-        author=author,
-        text=value.get("message") or "",
-        created_at=_feed_time(value, seen_at),
+        conversation=("comment", top_comment),
         parent_id=parent_id or None,
         thread_id=post_id or None,
         permalink=post.get("permalink_url") or f"https://www.facebook.com/{comment_id}",
         attachments=tuple(attachments),
-        raw=raw,
     )
 
 
@@ -285,26 +308,22 @@ def normalize_feed_post(
 ) -> SocialMessage:
     """A visitor post on the Page (or the Page's own post, stored as outbound)."""
     post_id = str(value["post_id"])
-    author = _feed_author(value)
     item = value.get("item")
     attachments = [Attachment(type="image", url=url) for url in value.get("photos") or []]
     link = value.get("link")
     if link and item in _FEED_LINK_TYPES:
         attachments.append(Attachment(type=_FEED_LINK_TYPES[item], url=link))
-    return SocialMessage(
-        platform=Platform.FACEBOOK,
+    return _feed_message(
+        page_id,
+        value,
+        raw=raw,
+        seen_at=seen_at,
         kind=Kind.POST,
-        direction=Direction.OUTBOUND if author.platform_id == page_id else Direction.INBOUND,
         message_id=post_id,
-        conversation_key=conversation_key(Platform.FACEBOOK, "post", post_id),
-        account_id=page_id,
-        author=author,
-        text=value.get("message") or "",
-        created_at=_feed_time(value, seen_at),
+        conversation=("post", post_id),
         thread_id=post_id,
         permalink=value.get("permalink_url") or f"https://www.facebook.com/{post_id}",
         attachments=tuple(attachments),
-        raw=raw,
     )
 
 
@@ -316,20 +335,17 @@ def normalize_page_mention(
     author, so it is the unknown author unless a ``from`` is present."""
     post_id = str(value.get("post_id") or "")
     mention_id = str(value.get("comment_id") or value["post_id"])
-    author = _feed_author(value)
-    return SocialMessage(
-        platform=Platform.FACEBOOK,
+    return _feed_message(
+        page_id,
+        value,
+        raw=raw,
+        seen_at=seen_at,
         kind=Kind.MENTION,
-        direction=Direction.OUTBOUND if author.platform_id == page_id else Direction.INBOUND,
         message_id=f"mention:{mention_id}",
-        conversation_key=conversation_key(Platform.FACEBOOK, "mention", mention_id),
-        account_id=page_id,
-        author=author,
-        text=value.get("message") or f"@mentioned the Page in a {value.get('item') or 'post'}",
-        created_at=_feed_time(value, seen_at),
+        conversation=("mention", mention_id),
+        text=f"@mentioned the Page in a {value.get('item') or 'post'}",
         thread_id=post_id or None,
         permalink=f"https://www.facebook.com/{mention_id}",
-        raw=raw,
     )
 
 
