@@ -548,24 +548,35 @@ def normalize_feed_comments(page_id: str, post: dict[str, Any], raw: dict[str, A
     the stored audit copy (default: each comment's own Graph object).
     """
     page_id = str(page_id)
-    normalizer = EventNormalizer("meta_graph")
 
-    def one(comment: dict[str, Any], parent_id: str | None) -> NormalizedBatch:
+    def one(comment: dict[str, Any], parent_id: str | None) -> SocialMessage:
         parent = comment.get("parent")
         parent_id = str(parent["id"]) if isinstance(parent, dict) and parent.get("id") else parent_id
         value = _feed_comment_value(post, comment, parent_id)
         audit = raw if raw is not None else {k: v for k, v in comment.items() if k != "comments"} | {"post_id": str(post["id"])}
-        message = meta.normalize_feed_comment(page_id, value, raw=audit)
-        batch = NormalizedBatch(messages=[message])
-        nested = comment.get("comments")
+        return meta.normalize_feed_comment(page_id, value, raw=audit)
+
+    return _comment_tree(post.get("comments"), "comments", one)
+
+
+def _comment_tree(
+    comments: Any, replies_field: str, normalize: Callable[[dict[str, Any], str | None], SocialMessage]
+) -> NormalizedBatch:
+    """Every comment of a Graph ``comments`` edge and the replies nested in each one's
+    ``replies_field``, each normalized apart (one that fails is quarantined, not the
+    rest); ``normalize(comment, parent_id)``, ``parent_id`` None for a top-level one."""
+    normalizer = EventNormalizer("meta_graph")
+
+    def one(comment: dict[str, Any], parent_id: str | None) -> NormalizedBatch:
+        batch = NormalizedBatch(messages=[normalize(comment, parent_id)])
+        nested = comment.get(replies_field)
         if isinstance(nested, dict):
             inner = EventNormalizer("meta_graph")
             inner.each(nested.get("data"), lambda reply: one(reply, str(comment["id"])))
             batch.extend(inner.batch)
         return batch
 
-    comments = post.get("comments")
-    normalizer.each((comments or {}).get("data") if isinstance(comments, dict) else None, lambda c: one(c, None))
+    normalizer.each(comments.get("data") if isinstance(comments, dict) else None, lambda c: one(c, None))
     return normalizer.batch
 
 
@@ -680,19 +691,10 @@ def _ig_comment_value(media: dict[str, Any], comment: dict[str, Any], parent_id:
 def normalize_ig_media_comments(ig_id: str, media: dict[str, Any]) -> NormalizedBatch:
     """Every comment and reply on one Instagram media object from ``GET /{ig-user-id}/media``."""
     account_id = str(ig_id)
-    normalizer = EventNormalizer("meta_graph")
 
-    def one(comment: dict[str, Any], parent_id: str | None) -> NormalizedBatch:
+    def one(comment: dict[str, Any], parent_id: str | None) -> SocialMessage:
         value = _ig_comment_value(media, comment, parent_id)
         audit = {k: v for k, v in comment.items() if k != "replies"} | {"media_id": str(media["id"])}
-        batch = NormalizedBatch(messages=[meta.normalize_instagram_comment(account_id, value, raw=audit)])
-        replies = comment.get("replies")
-        if isinstance(replies, dict):
-            inner = EventNormalizer("meta_graph")
-            inner.each(replies.get("data"), lambda reply: one(reply, str(comment["id"])))
-            batch.extend(inner.batch)
-        return batch
+        return meta.normalize_instagram_comment(account_id, value, raw=audit)
 
-    comments = media.get("comments")
-    normalizer.each((comments or {}).get("data") if isinstance(comments, dict) else None, lambda c: one(c, None))
-    return normalizer.batch
+    return _comment_tree(media.get("comments"), "replies", one)
