@@ -316,17 +316,13 @@ class TokenHealth:
             username = _json(answer)["data"].get("username")
             who = f" as @{username}" if username else ""
             return TokenCheck("x", OK, f"the user access token works{who}", checked=checked)
-        if answer.status == 401:
-            return TokenCheck(
-                "x",
-                REVOKED,
-                "X refused the user access token (401): it expired or was revoked; authorize the app again",
-                checked=checked,
-            )
-        if answer.status == 403:
-            detail = str(_json(answer).get("detail") or _json(answer).get("title") or "forbidden")[:160]
-            return TokenCheck("x", REVOKED, f"X refused access (403: {detail})", checked=checked)
-        return _outage("x", answer, checked)
+        body = _json(answer)
+        forbidden = str(body.get("detail") or body.get("title") or "forbidden")[:160]
+        refusals = {
+            401: "X refused the user access token (401): it expired or was revoked; authorize the app again",
+            403: f"X refused access (403: {forbidden})",
+        }
+        return _refused_or_outage("x", answer, checked, refusals)
 
     def check_telegram(self) -> TokenCheck:
         """``getMe`` with the bot token (the token is part of the URL path)."""
@@ -341,14 +337,11 @@ class TokenHealth:
             username = (body.get("result") or {}).get("username")
             who = f" as @{username}" if username else ""
             return TokenCheck("telegram", OK, f"the bot token works{who}", checked=checked)
-        if answer.status in (401, 404):
-            return TokenCheck(
-                "telegram",
-                REVOKED,
-                f"Telegram refused the bot token ({answer.status}): it was revoked or is not a bot token; get the current one from @BotFather",
-                checked=checked,
-            )
-        return _outage("telegram", answer, checked)
+        refused = (
+            f"Telegram refused the bot token ({answer.status}): it was revoked or is not a bot token; "
+            "get the current one from @BotFather"
+        )
+        return _refused_or_outage("telegram", answer, checked, dict.fromkeys((401, 404), refused))
 
     def check_zendesk(self) -> TokenCheck:
         """``GET /api/v2/users/me.json`` as the configured agent."""
@@ -379,14 +372,10 @@ class TokenHealth:
                     checked=checked,
                 )
             return TokenCheck("zendesk", OK, f"the API token works (signed in as a {user['role']})", checked=checked)
-        if answer.status in (401, 403):
-            return TokenCheck(
-                "zendesk",
-                REVOKED,
-                f"Zendesk refused the email/API token ({answer.status}): the token was deleted or deactivated, or token access is off",
-                checked=checked,
-            )
-        return _outage("zendesk", answer, checked)
+        refused = (
+            f"Zendesk refused the email/API token ({answer.status}): the token was deleted or deactivated, or token access is off"
+        )
+        return _refused_or_outage("zendesk", answer, checked, dict.fromkeys((401, 403), refused))
 
     def check_freshdesk(self) -> TokenCheck:
         """``GET /api/v2/agents/me`` with the agent's API key."""
@@ -401,22 +390,12 @@ class TokenHealth:
         checked = "API key"
         if answer.ok and _json(answer).get("id"):
             return TokenCheck("freshdesk", OK, "the API key works (signed in as an agent)", checked=checked)
-        if answer.status == 401:
-            return TokenCheck(
-                "freshdesk",
-                REVOKED,
-                "Freshdesk refused the API key (401): it was reset or the agent was deleted; "
-                "copy the current key from the agent's profile settings",
-                checked=checked,
-            )
-        if answer.status == 403:
-            return TokenCheck(
-                "freshdesk",
-                REVOKED,
-                "Freshdesk refused access (403): the agent lacks a permission or the account is suspended",
-                checked=checked,
-            )
-        return _outage("freshdesk", answer, checked)
+        refusals = {
+            401: "Freshdesk refused the API key (401): it was reset or the agent was deleted; "
+            "copy the current key from the agent's profile settings",
+            403: "Freshdesk refused access (403): the agent lacks a permission or the account is suspended",
+        }
+        return _refused_or_outage("freshdesk", answer, checked, refusals)
 
 
 _LABEL = {"meta": "Graph", "x": "X", "telegram": "Telegram Bot", "zendesk": "Zendesk", "freshdesk": "Freshdesk"}
@@ -440,6 +419,15 @@ def _graph_code(error: Mapping[str, Any]) -> str:
         return ""
     code, subcode = error.get("code"), error.get("error_subcode", error.get("subcode"))
     return f"code {code}" + (f", subcode {subcode}" if subcode is not None else "")
+
+
+def _refused_or_outage(platform: str, answer: HttpResponse, checked: str, refusals: Mapping[int, str]) -> TokenCheck:
+    """``revoked`` in the platform's words (``refusals``: by status) when it refused the
+    credential; otherwise the answer says nothing about it (``_outage``)."""
+    words = refusals.get(answer.status)
+    if words is not None:
+        return TokenCheck(platform, REVOKED, words, checked=checked)
+    return _outage(platform, answer, checked)
 
 
 def _outage(platform: str, answer: HttpResponse, checked: str) -> TokenCheck:
