@@ -434,7 +434,9 @@ def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
-def _resolve_now(now: datetime | Callable[[], datetime] | None) -> datetime:
+def resolve_now(now: datetime | Callable[[], datetime] | None) -> datetime:
+    """The moment a helpdesk event is handled at, in UTC: ``now`` (a time or a clock,
+    as tests give it) or the current time."""
     if now is None:
         return datetime.now(timezone.utc)
     return _utc(now() if callable(now) else now)
@@ -458,7 +460,7 @@ def handle_zendesk_event(
     ``Unavailable`` (503: the table or Zendesk failed; Zendesk retries, the schedule reads
     the ticket again, and the claim of a status event was released).
     """
-    moment = _resolve_now(now)
+    moment = resolve_now(now)
     if len(body) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"the body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}")
     verify_signature(headers, body, secret, moment)
@@ -478,7 +480,7 @@ def handle_zendesk_event(
 
         if isinstance(exc, WebhookError):
             raise
-        if _is_transient(exc):
+        if is_transient(exc):
             raise Unavailable(f"could not handle the event now ({type(exc).__name__}); Zendesk will retry") from exc
         raise
     if claimed:
@@ -487,8 +489,8 @@ def handle_zendesk_event(
     return EventResult(200, event_id, event.kind, outcome, duplicate=outcome in REPEAT_OUTCOMES)
 
 
-def _is_transient(exc: Exception) -> bool:
-    """Failures worth Zendesk's retry: the table or the helpdesk not answering."""
+def is_transient(exc: Exception) -> bool:
+    """Failures worth the helpdesk's retry of its event: the table or the helpdesk not answering."""
     from chalicelib.helpdesks.base import HelpdeskUnavailable
     from chalicelib.store import PERMANENT_ERRORS, ConversationConflict, StoreUnavailable
 

@@ -65,7 +65,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -78,13 +78,22 @@ from chalicelib.errors import (
     Unavailable,
     WebhookError,
 )
-from chalicelib.helpdesks.base import HelpdeskError, HelpdeskRejected, HelpdeskUnavailable
+from chalicelib.helpdesks.base import HelpdeskError, HelpdeskRejected
 from chalicelib.helpdesks.freshdesk.adapter import conversation_tag, normalize_status
 from chalicelib.http import json_object
 from chalicelib.inbound.signatures import get_header
-from chalicelib.outbound.agent_events import COMMENT_EVENT, REPEAT_OUTCOMES, STATUS_EVENT, AgentEvent, EventLog, decode_body
+from chalicelib.outbound.agent_events import (
+    COMMENT_EVENT,
+    REPEAT_OUTCOMES,
+    STATUS_EVENT,
+    AgentEvent,
+    EventLog,
+    decode_body,
+    is_transient,
+    resolve_now,
+)
 from chalicelib.outbound.agent_replies import REPLY_LOOKBACK
-from chalicelib.store import AUTHOR_INDEX, PERMANENT_ERRORS, ConversationConflict, StoreUnavailable, author_pk
+from chalicelib.store import AUTHOR_INDEX, StoreUnavailable, author_pk
 
 if TYPE_CHECKING:
     from chalicelib.models import SocialMessage
@@ -471,20 +480,16 @@ def comment_event(
     author_id = str(conversation.get("user_id")) if conversation.get("user_id") is not None else None
     assignee = ticket.get("responder_id")
     is_assignee = notification is not None and assignee is not None and str(assignee) == author_id
-    raw_status = str(ticket.get("status")) if ticket.get("status") is not None else None
-    return AgentEvent(
+    # The ticket's status event, about this comment.
+    return replace(
+        status_event(ticket, key),
         kind=COMMENT_EVENT,
-        ticket_id=str(ticket["id"]),
-        conversation_key=key,
-        status=normalize_status(ticket.get("status")) if raw_status else None,
-        tags=ticket_tags(ticket),
         updated_at=parse_time(conversation.get("created_at")),
         comment_id=str(conversation["id"]),
         text=plain_text(conversation),
         author_id=author_id,
         author_email=notification.agent_email if is_assignee and notification else None,
         author_name=notification.agent_name if is_assignee and notification else None,
-        raw_status=raw_status,
     )
 
 
@@ -543,24 +548,6 @@ class FreshdeskEventResult:
 _REPEAT_OUTCOMES = REPEAT_OUTCOMES | {"duplicate"}
 
 
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
-
-
-def _resolve_now(now: datetime | Callable[[], datetime] | None) -> datetime:
-    if now is None:
-        return datetime.now(timezone.utc)
-    return _utc(now() if callable(now) else now)
-
-
-def _is_transient(exc: Exception) -> bool:
-    """Failures worth Freshdesk's retry: the table or the helpdesk not answering."""
-    if isinstance(exc, (StoreUnavailable, HelpdeskUnavailable, ConversationConflict)):
-        return True
-    code = _error_code(exc)  # a botocore ClientError: throttling and service errors are worth a retry
-    return code is not None and code not in PERMANENT_ERRORS
-
-
 def _unavailable(what: str, exc: Exception) -> Unavailable:
     return Unavailable(f"could not {what} now ({type(exc).__name__}: {exc}); Freshdesk will retry")
 
@@ -589,7 +576,7 @@ def handle_freshdesk_event(
     freshdesk), ``PayloadTooLarge`` (413), ``NotConfigured`` / ``Unavailable`` (503: Freshdesk
     retries; claims are released).
     """
-    moment = _resolve_now(now)
+    moment = resolve_now(now)
     if len(body) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"the body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}")
     verify_token(headers, secret)
@@ -617,7 +604,7 @@ def handle_freshdesk_event(
     except HelpdeskError as exc:
         raise _unavailable("read the ticket's requester", exc) from exc
     except Exception as exc:
-        if _is_transient(exc):
+        if is_transient(exc):
             raise _unavailable("find the ticket's conversation", exc) from exc
         raise
     if key is None:
@@ -667,7 +654,7 @@ def _handle_reply(event: AgentEvent, events: EventLog, replies: Any, moment: dat
         events.release(SOURCE, event_id)
         if isinstance(exc, WebhookError):
             raise
-        if _is_transient(exc):
+        if is_transient(exc):
             raise _unavailable("send the agent's reply", exc) from exc
         raise
     events.done(SOURCE, event_id, outcome, moment)
@@ -683,7 +670,7 @@ def _handle_status(event: AgentEvent, replies: Any) -> str:
     except Exception as exc:
         if isinstance(exc, WebhookError):
             raise
-        if _is_transient(exc):
+        if is_transient(exc):
             raise _unavailable("record the ticket's status", exc) from exc
         raise
     return str(getattr(result, "value", result))
