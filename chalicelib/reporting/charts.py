@@ -90,6 +90,18 @@ def _open(chart_id: str, title: str, desc: str, height: int, attrs: dict[str, st
     ]
 
 
+def _count_grid(ticks: Sequence[float], *, left: int, right: int, top: int, plot_h: float) -> list[str]:
+    """A count axis's grid: a line at each tick (the last is the scale's top), labelled on the left."""
+    parts = []
+    for tick in ticks:
+        y = top + plot_h - tick / ticks[-1] * plot_h
+        parts.append(
+            f'<line class="grid" x1="{left}" x2="{WIDTH - right}" y1="{y:.2f}" y2="{y:.2f}"/>'
+            f'<text class="tick" x="{left - 6}" y="{y + 4:.2f}" text-anchor="end">{tick:g}</text>'
+        )
+    return parts
+
+
 def column_chart(
     chart_id: str,
     columns: Sequence[Column],
@@ -106,12 +118,7 @@ def column_chart(
     ticks = count_ticks(y_top)
     scale_top = ticks[-1]
     parts = _open(chart_id, title, desc, height, {"data-y-top": f"{scale_top:g}", **(attrs or {})})
-    for tick in ticks:
-        y = top + plot_h - tick / scale_top * plot_h
-        parts.append(
-            f'<line class="grid" x1="{left}" x2="{WIDTH - right}" y1="{y:.2f}" y2="{y:.2f}"/>'
-            f'<text class="tick" x="{left - 6}" y="{y + 4:.2f}" text-anchor="end">{tick:g}</text>'
-        )
+    parts += _count_grid(ticks, left=left, right=right, top=top, plot_h=plot_h)
     step = plot_w / max(1, len(columns))
     bar_w = max(1.0, step * 0.78)
     label_every = max(1, math.ceil(len(columns) / 8))
@@ -193,12 +200,7 @@ def line_chart(
     ticks = count_ticks(max([value for _, value in points] + [1]))
     scale_top = ticks[-1]
     parts = _open(chart_id, title, desc, height, {"data-y-top": f"{scale_top:g}", **(attrs or {})})
-    for tick in ticks:
-        y = top + plot_h - tick / scale_top * plot_h
-        parts.append(
-            f'<line class="grid" x1="{left}" x2="{WIDTH - right}" y1="{y:.2f}" y2="{y:.2f}"/>'
-            f'<text class="tick" x="{left - 6}" y="{y + 4:.2f}" text-anchor="end">{tick:g}</text>'
-        )
+    parts += _count_grid(ticks, left=left, right=right, top=top, plot_h=plot_h)
     if points:
         first, last = points[0][0].timestamp(), points[-1][0].timestamp()
         span = max(last - first, 1.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from html import escape
 
@@ -386,11 +387,19 @@ class Page:
             + "</li>"
         )
 
+    def section_head(self, name: str) -> str:
+        """A section's opening tag (its id is ``name`` with dashes) and its heading."""
+        return f'<section id="{_anchor(name)}"><h2>{self.text(name)}</h2>'
+
+    def nothing(self, head: str, words: str) -> str:
+        """The whole section when it has nothing to show: its heading and why."""
+        return head + f"<p>{self.text(words)}</p></section>"
+
     def volume(self) -> str:
         report = self.report
-        head = f'<section id="volume"><h2>{self.text("volume")}</h2>'
+        head = self.section_head("volume")
         if not report.volume:
-            return head + f"<p>{self.text('volume_none')}</p></section>"
+            return self.nothing(head, "volume_none")
         bucket = self.labels.get(f"bucket_{report.bucket_seconds}", format_duration(report.bucket_seconds))
         daily = report.bucket_seconds >= 86400
         y_top = max(max(series.counts) for series in report.volume)
@@ -427,23 +436,20 @@ class Page:
                     },
                 )
             )
-        header = "".join(f"<th>{self.channel(series.channel)}</th>" for series in report.volume)
+        header = [self.text("start")] + [self.channel(series.channel) for series in report.volume]
         rows = "".join(
             f"<tr><td>{format_time(start)}</td>"
             + "".join(f'<td class="num">{format_count(series.counts[i], self.lang)}</td>' for series in report.volume)
             + "</tr>"
             for i, start in enumerate(report.bucket_starts)
         )
-        parts.append(
-            f'<details><summary>{self.text("numbers")}</summary><table id="volume-table"><thead><tr>'
-            f"<th>{self.text('start')}</th>{header}</tr></thead><tbody>{rows}</tbody></table></details>"
-        )
+        parts.append(f"<details><summary>{self.text('numbers')}</summary>{_table('volume-table', header, rows)}</details>")
         return "".join(parts) + "</section>"
 
     def times(self, section: str, summaries: tuple[TimesSummary, ...], count_label: str) -> str:
-        head = f'<section id="{section.replace("_", "-")}"><h2>{self.text(section)}</h2>'
+        head = self.section_head(section)
         if not summaries:
-            return head + f"<p>{self.text(section + '_none')}</p></section>"
+            return self.nothing(head, section + "_none")
         parts = [head, f'<p class="desc">{self.text(section + "_desc")}</p>']
         rows = []
         for summary in summaries:
@@ -474,18 +480,15 @@ class Page:
                 f'<td class="num">{format_duration(target) if target else self.text("no_target")}</td>'
                 f'<td class="num">{within}</td></tr>'
             )
-        parts.append(
-            f'<table id="{section.replace("_", "-")}-table"><thead><tr><th>{self.text("channel")}</th>'
-            f"<th>{self.text(count_label)}</th><th>p50</th><th>p90</th><th>{self.text('sla')}</th>"
-            f"<th>{self.text('within_sla')}</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
-        )
+        header = [self.text("channel"), self.text(count_label), "p50", "p90", self.text("sla"), self.text("within_sla")]
+        parts.append(_table(f"{_anchor(section)}-table", header, "".join(rows)))
         return "".join(parts) + "</section>"
 
     def waiting(self) -> str:
         report = self.report
-        head = f'<section id="waiting"><h2>{self.text("waiting")}</h2>'
+        head = self.section_head("waiting")
         if not report.waiting:
-            return head + f"<p>{self.text('waiting_none')}</p></section>"
+            return self.nothing(head, "waiting_none")
         rows = "".join(
             f'<tr class="{"late" if w.past_sla else ""}"><td class="key">{escape(w.label)}</td>'
             f"<td>{self.channel(w.channel)}</td><td>{format_time(w.waiting_since)}</td>"
@@ -494,19 +497,17 @@ class Page:
             f"<td>{self.text('yes' if w.answered_before else 'no')}</td><td>{self.text('yes' if w.parked else 'no')}</td></tr>"
             for w in report.waiting
         )
+        columns = ("conversation", "channel", "waiting_since", "waited", "sla", "answered_before", "parked_col")
+        desc = self.text("waiting_desc", shown=len(report.waiting), total=report.waiting_total)
         return (
-            head + f'<p class="desc">{self.text("waiting_desc", shown=len(report.waiting), total=report.waiting_total)}</p>'
-            f'<table id="waiting-table"><thead><tr><th>{self.text("conversation")}</th><th>{self.text("channel")}</th>'
-            f"<th>{self.text('waiting_since')}</th><th>{self.text('waited')}</th><th>{self.text('sla')}</th>"
-            f"<th>{self.text('answered_before')}</th><th>{self.text('parked_col')}</th></tr></thead>"
-            f"<tbody>{rows}</tbody></table></section>"
+            head + f'<p class="desc">{desc}</p>' + _table("waiting-table", [self.text(c) for c in columns], rows) + "</section>"
         )
 
     def failed(self) -> str:
         groups = self.report.failed_replies
-        head = f'<section id="failed"><h2>{self.text("failed")}</h2>'
+        head = self.section_head("failed")
         if not groups:
-            return head + f"<p>{self.text('failed_none')}</p></section>"
+            return self.nothing(head, "failed_none")
         rows = "".join(
             f'<tr data-kind="{escape(group.failure_kind)}"><td>{self.optional("kind", group.failure_kind)}</td>'
             f'<td class="num">{format_count(group.count, self.lang)}</td>'
@@ -515,20 +516,21 @@ class Page:
             f'<td class="key">{"<br>".join(escape(c) for c in group.conversations)}</td></tr>'
             for group in groups
         )
+        columns = ("reason", "count", "state", "latest", "latest_note", "conversations")
         return (
-            head + f'<p class="desc">{self.text("failed_desc")}</p><table id="failed-table"><thead><tr>'
-            f"<th>{self.text('reason')}</th><th>{self.text('count')}</th><th>{self.text('state')}</th>"
-            f"<th>{self.text('latest')}</th><th>{self.text('latest_note')}</th><th>{self.text('conversations')}</th>"
-            f"</tr></thead><tbody>{rows}</tbody></table></section>"
+            head
+            + f'<p class="desc">{self.text("failed_desc")}</p>'
+            + _table("failed-table", [self.text(c) for c in columns], rows)
+            + "</section>"
         )
 
     def crises(self) -> str:
         crises = self.report.crises
-        head = f'<section id="crises"><h2>{self.text("crises")}</h2>'
+        head = self.section_head("crises")
         if crises is None:
-            return head + f"<p>{self.text('crises_unavailable')}</p></section>"
+            return self.nothing(head, "crises_unavailable")
         if not crises:
-            return head + f"<p>{self.text('crises_none')}</p></section>"
+            return self.nothing(head, "crises_none")
         parts = [head, f'<p class="desc">{self.text("crises_desc")}</p>']
         for index, crisis in enumerate(crises):
             state = self.text("crisis_active" if crisis.active else "crisis_over")
@@ -544,11 +546,19 @@ class Page:
                 )
             )
             rows = "".join(f'<tr><td>{format_time(moment)}</td><td class="num">{size}</td></tr>' for moment, size in crisis.sizes)
-            parts.append(
-                f"<table><thead><tr><th>{self.text('time')}</th><th>{self.text('size')}</th></tr></thead>"
-                f"<tbody>{rows}</tbody></table>"
-            )
+            parts.append(_table(None, [self.text("time"), self.text("size")], rows))
         return "".join(parts) + "</section>"
+
+
+def _anchor(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def _table(table_id: str | None, header: Sequence[str], rows: str) -> str:
+    """A table: one header row (``header`` cells are HTML) and the body's ``rows``."""
+    opening = f'<table id="{table_id}">' if table_id else "<table>"
+    cells = "".join(f"<th>{cell}</th>" for cell in header)
+    return f"{opening}<thead><tr>{cells}</tr></thead><tbody>{rows}</tbody></table>"
 
 
 def _short_time(moment: datetime) -> str:
