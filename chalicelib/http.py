@@ -345,3 +345,31 @@ class JsonHttpClient:
             # request got, so it is treated as possibly sent.
             return ConnectionLost(f"{target}: connection lost ({type(reason).__name__})", method=method, url=url)
         return None
+
+
+class BearerClients:
+    """The ``JsonHttpClient``\\ s of one API, one per bearer token (a rotated token gets a new
+    one), all on one urllib3 pool made on first use, so connections are reused across
+    tokens. ``keep``: at most this many clients are kept (when full, the cache starts over:
+    a rotated-out token's client is not needed again); None keeps one per token seen."""
+
+    def __init__(
+        self, base_url: str, *, pool: Any = None, timeout: tuple[float, float] = DEFAULT_TIMEOUT, keep: int | None = None
+    ) -> None:
+        self.base_url = base_url
+        self._pool = pool
+        self._timeout = timeout
+        self._keep = keep
+        self._clients: dict[str, JsonHttpClient] = {}
+
+    def client(self, token: str) -> JsonHttpClient:
+        """The client sending ``Authorization: Bearer <token>``."""
+        client = self._clients.get(token)
+        if client is None:
+            if self._pool is None:
+                self._pool = urllib3.PoolManager(num_pools=2, maxsize=4, retries=False)
+            client = JsonHttpClient(self.base_url, f"Bearer {token}", timeout=self._timeout, pool=self._pool)
+            if self._keep is not None and len(self._clients) >= self._keep:
+                self._clients.clear()
+            self._clients[token] = client
+        return client

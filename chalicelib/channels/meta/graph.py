@@ -56,7 +56,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 from chalicelib.channels.base import Profile
 from chalicelib.channels.common import EventNormalizer
 from chalicelib.channels.meta import webhook as meta
-from chalicelib.http import HttpResponse, JsonHttpClient, TransportError, UnsafeUrl, json_list, json_object
+from chalicelib.http import BearerClients, HttpResponse, JsonHttpClient, TransportError, UnsafeUrl, json_list, json_object
 from chalicelib.models import NormalizedBatch, Platform, SocialMessage
 
 logger = logging.getLogger(__name__)
@@ -273,9 +273,7 @@ class GraphClient:
         self.version = version.strip("/")
         self._token_provider = token_provider
         self._fixed_http = http
-        self._pool = pool
-        self._timeout = timeout
-        self._clients: dict[str, JsonHttpClient] = {}
+        self._clients = BearerClients(self.base_url, pool=pool, timeout=timeout)
         self.page_size = page_size
         self.nested_max_pages = nested_max_pages
         # Last usage headers seen per account, for logs ("how close to the limit were we").
@@ -299,16 +297,7 @@ class GraphClient:
             ) from exc
         if not token:
             raise GraphAuthError(f"no Meta access token is configured for account {account_id}", account_id=account_id)
-        client = self._clients.get(token)
-        if client is None:
-            if self._pool is None:
-                import urllib3
-
-                self._pool = urllib3.PoolManager(num_pools=2, maxsize=4, retries=False)
-            # One client per token; they share the pool, so connections are reused across accounts.
-            client = JsonHttpClient(self.base_url, f"Bearer {token}", timeout=self._timeout, pool=self._pool)
-            self._clients[token] = client
-        return client
+        return self._clients.client(token)
 
     def path(self, *parts: str) -> str:
         """``/v23.0/<parts...>``."""

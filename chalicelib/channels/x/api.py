@@ -38,7 +38,7 @@ from typing import Any
 
 from chalicelib.channels.common import EventNormalizer
 from chalicelib.channels.x import webhook as x
-from chalicelib.http import HttpResponse, JsonHttpClient
+from chalicelib.http import BearerClients, HttpResponse, JsonHttpClient
 from chalicelib.models import NormalizedBatch
 
 logger = logging.getLogger(__name__)
@@ -159,9 +159,8 @@ class XApiClient:
         self.base_url = (base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL).rstrip("/")
         self._token_provider = token_provider
         self._fixed_http = http
-        self._pool = pool
-        self._timeout = timeout
-        self._clients: dict[str, JsonHttpClient] = {}
+        # A rotated token replaces the old one's client.
+        self._clients = BearerClients(self.base_url, pool=pool, timeout=timeout, keep=1)
         self.page_size = page_size
         self.rate_limits: dict[str, RateLimit] = {}
 
@@ -175,16 +174,7 @@ class XApiClient:
         token = (self._token_provider() or "").strip()
         if not token:
             raise XAuthError("no X user access token is configured (X_USER_ACCESS_TOKEN)")
-        client = self._clients.get(token)
-        if client is None:
-            # A rotated token replaces the old client; the urllib3 pool is shared.
-            if self._pool is None:
-                import urllib3
-
-                self._pool = urllib3.PoolManager(num_pools=2, maxsize=4, retries=False)
-            client = JsonHttpClient(self.base_url, f"Bearer {token}", timeout=self._timeout, pool=self._pool)
-            self._clients = {token: client}
-        return client
+        return self._clients.client(token)
 
     def get(self, endpoint: str, path: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """One GET; the parsed JSON page, or an ``XApiError`` for any non-2xx status.
