@@ -39,7 +39,7 @@ from typing import Any
 from chalicelib.channels.common import EventNormalizer
 from chalicelib.channels.x import webhook as x
 from chalicelib.http import BearerClients, HttpResponse, JsonHttpClient
-from chalicelib.models import NormalizedBatch
+from chalicelib.models import NormalizedBatch, SocialMessage
 
 logger = logging.getLogger(__name__)
 
@@ -367,19 +367,40 @@ def normalize_mentions_page(page: dict[str, Any], *, brand_id: str) -> Normalize
     author id) is exactly what the webhook produces for the same tweet. Retweets are
     ignored, as on the webhook; the brand's own tweets come out outbound.
     """
-    includes = page.get("includes") or {}
-    users = _index(includes.get("users"), "id")
-    media = _index(includes.get("media"), "media_key")
     brand_id = str(brand_id)
+
+    def one(tweet: dict[str, Any], found: _Includes) -> SocialMessage | None:
+        if _is_retweet(tweet):
+            return None  # a retweet adds no words of its own
+        return x.normalize_tweet(brand_id, tweet_as_v1(tweet, found.users, found.media))
+
+    return _normalize_items(page, "author_id", one)
+
+
+@dataclass(frozen=True)
+class _Includes:
+    """A page's ``includes``: its users by id, its media by key."""
+
+    users: dict[str, dict[str, Any]]
+    media: dict[str, dict[str, Any]]
+
+
+def _normalize_items(
+    page: dict[str, Any], person_field: str, normalize: Callable[[dict[str, Any], _Includes], SocialMessage | None]
+) -> NormalizedBatch:
+    """Every item of a v2 page through ``normalize`` (None: ignored, a failure: quarantined);
+    a message's raw copy is its item with the person (``person_field``) and media it names."""
+    includes = page.get("includes") or {}
+    found = _Includes(_index(includes.get("users"), "id"), _index(includes.get("media"), "media_key"))
     normalizer = EventNormalizer("x")
 
-    def one(tweet: dict[str, Any]) -> NormalizedBatch:
-        if _is_retweet(tweet):
-            return NormalizedBatch(ignored=1)  # a retweet adds no words of its own
-        message = x.normalize_tweet(brand_id, tweet_as_v1(tweet, users, media))
-        author = users.get(str(tweet["author_id"]))
-        raw = {"api": "x-v2", "data": tweet, "includes": {"users": [author] if author else [], "media": _media_of(tweet, media)}}
-        return NormalizedBatch(messages=[message.model_copy(update={"raw": raw})])
+    def one(item: dict[str, Any]) -> NormalizedBatch:
+        message = normalize(item, found)
+        if message is None:
+            return NormalizedBatch(ignored=1)
+        person = found.users.get(str(item[person_field]))
+        named = {"users": [person] if person else [], "media": _media_of(item, found.media)}
+        return NormalizedBatch(messages=[message.model_copy(update={"raw": {"api": "x-v2", "data": item, "includes": named}})])
 
     normalizer.each(page.get("data"), one)
     return normalizer.batch
@@ -433,24 +454,16 @@ def normalize_dm_events_page(page: dict[str, Any], *, brand_id: str) -> Normaliz
     ``x:dm:<brand>:<customer>`` equal the webhook's. Group conversations (which the
     webhook never delivers) and non-message events are ignored.
     """
-    includes = page.get("includes") or {}
-    users = _index(includes.get("users"), "id")
-    media = _index(includes.get("media"), "media_key")
     brand_id = str(brand_id)
-    normalizer = EventNormalizer("x")
 
-    def one(event: dict[str, Any]) -> NormalizedBatch:
+    def one(event: dict[str, Any], found: _Includes) -> SocialMessage | None:
         if event.get("event_type") != "MessageCreate":
-            return NormalizedBatch(ignored=1)
+            return None
         if dm_customer(brand_id, event) is None:
             # Group DMs: a per-customer key would mix them with the customer's private
             # chat, and a reply there would go to the wrong audience.
-            return NormalizedBatch(ignored=1)
-        legacy, legacy_users = dm_event_as_v1(brand_id, event, users, media)
-        message = x.normalize_direct_message(brand_id, legacy_users, legacy)
-        sender = users.get(str(event["sender_id"]))
-        raw = {"api": "x-v2", "data": event, "includes": {"users": [sender] if sender else [], "media": _media_of(event, media)}}
-        return NormalizedBatch(messages=[message.model_copy(update={"raw": raw})])
+            return None
+        legacy, legacy_users = dm_event_as_v1(brand_id, event, found.users, found.media)
+        return x.normalize_direct_message(brand_id, legacy_users, legacy)
 
-    normalizer.each(page.get("data"), one)
-    return normalizer.batch
+    return _normalize_items(page, "sender_id", one)
