@@ -54,6 +54,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from chalicelib.channels.meta.graph import EXPIRED_SUBCODES, RATE_LIMIT_CODES, REVOKED_REASONS, TRANSIENT_CODES
 from chalicelib.errors import NotConfigured
 from chalicelib.http import ConnectFailed, HttpResponse, JsonHttpClient, ResponseTimeout, TransportError
 
@@ -70,20 +71,6 @@ DEFAULT_URLS = {
 }
 DEFAULT_WARNING_DAYS = 14
 TIMEOUT = (3.05, 10.0)
-
-# Graph error 190 subcodes (Access Token error handling): 463 is "expired"; the others
-# mean the person or Meta invalidated the token.
-GRAPH_EXPIRED_SUBCODES = frozenset({463})
-GRAPH_REVOKED_REASONS = {
-    458: "the app was removed by the user",
-    459: "the user must log in to Facebook to fix a checkpoint",
-    460: "the user changed their password",
-    464: "the user is not confirmed",
-    467: "the user logged out or the token was invalidated",
-    492: "the session is invalid",
-}
-GRAPH_THROTTLING_CODES = frozenset({4, 17, 32, 613, 80001})
-GRAPH_TRANSIENT_CODES = frozenset({1, 2})
 
 
 @dataclass(frozen=True)
@@ -265,7 +252,7 @@ class TokenHealth:
         days_left = min(expiries) if expiries else None
         if not data.get("is_valid"):
             error = _error_of(data)
-            if error.get("subcode") in GRAPH_EXPIRED_SUBCODES or (days_left is not None and days_left < 0):
+            if error.get("subcode") in EXPIRED_SUBCODES or (days_left is not None and days_left < 0):
                 return TokenCheck(
                     "meta", EXPIRED, f"the {checked} has expired ({_graph_code(error)}): generate a new one", days_left, checked
                 )
@@ -280,19 +267,17 @@ class TokenHealth:
     def _graph_error_result(self, error: Mapping[str, Any], status: int, checked: str) -> TokenCheck:
         code, subcode = error.get("code"), error.get("error_subcode", error.get("subcode"))
         if code == 190:
-            if subcode in GRAPH_EXPIRED_SUBCODES or "expired" in str(error.get("message", "")).lower():
+            if subcode in EXPIRED_SUBCODES or "expired" in str(error.get("message", "")).lower():
                 return TokenCheck(
                     "meta", EXPIRED, f"the {checked} has expired ({_graph_code(error)}): generate a new one", checked=checked
                 )
-            reason = (
-                GRAPH_REVOKED_REASONS.get(subcode, "the token is invalid") if isinstance(subcode, int) else "the token is invalid"
-            )
+            reason = REVOKED_REASONS.get(subcode, "the token is invalid") if isinstance(subcode, int) else "the token is invalid"
             return TokenCheck("meta", REVOKED, f"Meta refused the {checked}: {reason} ({_graph_code(error)})", checked=checked)
         if code in (10, 200) or (isinstance(code, int) and 200 <= code < 300):
             return TokenCheck(
                 "meta", REVOKED, f"the {checked} lacks a permission it needs ({_graph_code(error)})", checked=checked
             )
-        if code in GRAPH_THROTTLING_CODES or code in GRAPH_TRANSIENT_CODES or status == 429 or status >= 500:
+        if code in RATE_LIMIT_CODES or code in TRANSIENT_CODES or status == 429 or status >= 500:
             return TokenCheck(
                 "meta",
                 UNREACHABLE,

@@ -79,8 +79,20 @@ CONVERSATION_FIELDS = "id,updated_time,participants,messages.limit(50){id,from,t
 _IG_COMMENT_FIELDS = "id,from,username,text,timestamp,parent_id"
 IG_MEDIA_FIELDS = f"id,timestamp,permalink,comments.limit(50){{{_IG_COMMENT_FIELDS},replies{{{_IG_COMMENT_FIELDS}}}}}"
 
+# Graph error codes (Graph API "Handling Errors", Messenger "Common Error Codes"), for
+# every caller that reads Graph's errors: this client, the reply sender, the token check.
 AUTH_CODES = frozenset({102, 190})
+EXPIRED_SUBCODES = frozenset({463})  # of code 190: the token expired
+REVOKED_REASONS = {  # the other subcodes of code 190: why the token no longer works
+    458: "the app was removed",
+    459: "the account needs to log in to Facebook to fix a checkpoint",
+    460: "the password was changed",
+    464: "the account is not confirmed",
+    467: "the person logged out or the session was invalidated",
+    492: "the session is no longer valid",
+}
 RATE_LIMIT_CODES = frozenset({4, 17, 32, 613, *range(80001, 80015)})
+TRANSIENT_CODES = frozenset({1, 2})
 BUSINESS_USAGE_HEADER = "x-business-use-case-usage"
 APP_USAGE_HEADER = "x-app-usage"
 

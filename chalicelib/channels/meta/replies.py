@@ -42,7 +42,15 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from chalicelib.channels.meta.graph import BUSINESS_USAGE_HEADER, business_usage_wait
+from chalicelib.channels.meta.graph import (
+    AUTH_CODES,
+    BUSINESS_USAGE_HEADER,
+    EXPIRED_SUBCODES,
+    RATE_LIMIT_CODES,
+    REVOKED_REASONS,
+    TRANSIENT_CODES,
+    business_usage_wait,
+)
 from chalicelib.http import json_list, json_object
 from chalicelib.models import Platform
 from chalicelib.outbound.base import (
@@ -85,25 +93,13 @@ VERSION_ENV = "META_GRAPH_VERSION"
 # WhatsApp's published spec constrains User-Agent to "<product>/<x.y.z>".
 USER_AGENT = "socialdesk/1.0.0"
 
-# Graph error codes (Graph API "Handling Errors", Messenger "Common Error Codes",
-# WhatsApp Cloud API "Error codes").
-AUTH_CODES = frozenset({102, 190})
-EXPIRED_SUBCODES = frozenset({463})
-REVOKED_REASONS = {
-    458: "the app was removed",
-    459: "the account needs to log in to Facebook to fix a checkpoint",
-    460: "the password was changed",
-    464: "the account is not confirmed",
-    467: "the person logged out or the session was invalidated",
-    492: "the session is no longer valid",
-}
-THROTTLING_CODES = frozenset({4, 17, 32, 613, *range(80001, 80015)})
+# WhatsApp Cloud API's error codes ("Error codes"), besides Graph's (``graph.py``).
 WHATSAPP_THROTTLING = {
     130429: "how many messages this WhatsApp number can send per second",
     131056: "how many messages can be sent to this customer in a short time",
 }
 WINDOW_SUBCODES = frozenset({2018278, 2534022})
-TRANSIENT_CODES = frozenset({1, 2, 131000, 131016})
+WHATSAPP_TRANSIENT_CODES = frozenset({131000, 131016})
 DEFAULT_THROTTLE_WAIT = timedelta(minutes=5)
 WHATSAPP_THROTTLE_WAIT = timedelta(minutes=1)
 
@@ -204,7 +200,7 @@ def graph_failure(
             **common,
         )
 
-    if code in THROTTLING_CODES or code in WHATSAPP_THROTTLING or status == 429:
+    if code in RATE_LIMIT_CODES or code in WHATSAPP_THROTTLING or status == 429:
         wait = business_usage_wait(headers.get(BUSINESS_USAGE_HEADER))
         if wait is None:
             wait = WHATSAPP_THROTTLE_WAIT if code in WHATSAPP_THROTTLING else DEFAULT_THROTTLE_WAIT
@@ -282,7 +278,7 @@ def graph_failure(
             **common,
         )
 
-    if code in TRANSIENT_CODES or error.get("is_transient") is True or status >= 500:
+    if code in TRANSIENT_CODES or code in WHATSAPP_TRANSIENT_CODES or error.get("is_transient") is True or status >= 500:
         # Code 1 subcode 1357046 "Received invalid JSON reply": Meta documents that the
         # message may have been sent anyway.
         maybe = (code == 1 and subcode == 1357046) or status >= 500
