@@ -189,6 +189,8 @@ class TicketSync:
         self._clock = clock  # epoch seconds; ``sleep`` and ``clock`` must agree (tests fake both)
         # The real time, never faked or compressed: compared with the helpdesk's own clock.
         self._wall_clock = wall_clock
+        self._next_in_batch: dict[str, str] = {}  # message id -> its conversation's next one in the batch
+        self._premarked: set[str] = set()  # marked ahead by this invocation, not attempted yet
 
     # --- entry points -------------------------------------------------------------
 
@@ -201,16 +203,21 @@ class TicketSync:
     ) -> SyncReport:
         """Sync every new inbound message in a batch of DynamoDB stream records."""
         report = SyncReport()
-        for message, stored_at in inbound_in_sync_order(records):
-            if remaining_seconds is not None and remaining_seconds() < reserve_seconds:
-                raise SyncInterrupted("close to the Lambda timeout; the batch will be retried")
-            try:
-                outcome = self.sync_message(message, received_at=stored_at)
-            except UnstorableConversation as exc:
-                # DynamoDB refuses this conversation's bookkeeping for good: the rest of the
-                # batch must not be held hostage, and the message must not be dropped.
-                outcome = self._park_unrecorded(message, f"its bookkeeping was refused: {exc}")
-            report.add(outcome)
+        ordered = inbound_in_sync_order(records)
+        self._next_in_batch = _next_of_same_conversation([message for message, _ in ordered])
+        try:
+            for message, stored_at in ordered:
+                if remaining_seconds is not None and remaining_seconds() < reserve_seconds:
+                    raise SyncInterrupted("close to the Lambda timeout; the batch will be retried")
+                try:
+                    outcome = self.sync_message(message, received_at=stored_at)
+                except UnstorableConversation as exc:
+                    # DynamoDB refuses this conversation's bookkeeping for good: the rest of the
+                    # batch must not be held hostage, and the message must not be dropped.
+                    outcome = self._park_unrecorded(message, f"its bookkeeping was refused: {exc}")
+                report.add(outcome)
+        finally:
+            self._next_in_batch, self._premarked = {}, set()
         return report
 
     def sync_message(
@@ -280,7 +287,7 @@ class TicketSync:
                     message,
                     conversation,
                     "waiting behind an earlier parked message",
-                    attempted=conversation.sending == message.message_id or not fresh,
+                    attempted=self._marked_by_an_attempt(conversation, message) or not fresh,
                     behind=True,
                 )
         # A redrive hands parked entries in parking order, holding the conversation's lease.
@@ -292,7 +299,7 @@ class TicketSync:
         # A replayed message, or one whose earlier attempt may have reached the helpdesk
         # unrecorded (its "sending" marker is still set), is looked for on its ticket
         # first. A ticket creation replayed from an old record looks before creating.
-        maybe_sent = (redrive is not None and redrive.attempted) or conversation.sending == message.message_id
+        maybe_sent = (redrive is not None and redrive.attempted) or self._marked_by_an_attempt(conversation, message)
         age = None if received_at is None else self._clock() - received_at
         old_record = age is not None and age >= KEY_TRUST_SECONDS
         look_before_creating = maybe_sent or old_record
@@ -445,12 +452,18 @@ class TicketSync:
         guarded = stamp is not None and self._settled(stamp)
         if not guarded and conversation.sending != message.message_id:
             self._update_conversation(conversation, lambda current: setattr(current, "sending", message.message_id))
+        self._premarked.discard(message.message_id)  # from here on the marker means "maybe sent"
         try:
             return write(guard)
         except HelpdeskUnavailable as exc:
             if exc.maybe_applied and not guarded:
                 raise _Ambiguous(exc) from exc
             raise
+
+    def _marked_by_an_attempt(self, conversation: Conversation, message: SocialMessage) -> bool:
+        """True when the conversation's "sending" marker names ``message`` because a write of
+        it may have been tried (not merely marked ahead by this invocation's previous record)."""
+        return conversation.sending == message.message_id and message.message_id not in self._premarked
 
     def _settled(self, stamp: str) -> bool:
         """True when ``stamp`` is far enough in the past that any new write changes it."""
@@ -639,6 +652,14 @@ class TicketSync:
             if epoch is not None:
                 current.epoch = max(current.epoch, epoch)
             current.remember_synced(message.message_id)
+            # The conversation's next message in this batch is written to the ticket right
+            # after: its "sending" marker rides on this write instead of costing one of its
+            # own (should this invocation end first, the marker only makes the next attempt
+            # look on the ticket before writing).
+            following = self._next_in_batch.get(message.message_id)
+            if following is not None and current.sending is None and following not in current.synced:
+                current.sending = following
+                self._premarked.add(following)
 
         self._update_conversation(conversation, apply, delivered=True, unpark=unpark)
         if requester is not None and (requester.replaced or (requester.new and conversation.requester_key != requester.key)):
@@ -747,6 +768,18 @@ class TicketSync:
                 self._sleep(wait)
                 waited += wait
             current = None
+
+
+def _next_of_same_conversation(messages: list[SocialMessage]) -> dict[str, str]:
+    """Each message's id -> the id of the next message of its conversation in ``messages``."""
+    following: dict[str, str] = {}
+    last_of: dict[str, str] = {}
+    for message in messages:
+        previous = last_of.get(message.conversation_key)
+        if previous is not None:
+            following[previous] = message.message_id
+        last_of[message.conversation_key] = message.message_id
+    return following
 
 
 def inbound_in_sync_order(records: Iterable[dict[str, Any]]) -> list[tuple[SocialMessage, float | None]]:

@@ -331,6 +331,59 @@ def test_a_crash_right_after_a_confirmed_write_is_not_resent_by_a_quick_retry(st
     assert _texts(stack, ticket) == ["one", "two"] and _nothing_parked(stack)
 
 
+def _conversation_writes(stack: Stack) -> list[str]:
+    """Every write to a conversation item from now on (its operation name), counted at the client."""
+    from chalicelib import wiring
+
+    seen: list[str] = []
+
+    def count(model: Any, params: dict[str, Any], **_: Any) -> None:
+        key = params.get("Key") or params.get("Item") or {}
+        if model.name in ("PutItem", "UpdateItem") and key.get("sk", {}).get("S") == "CONV":
+            seen.append(model.name)
+
+    wiring._client("dynamodb").meta.events.register("before-parameter-build.dynamodb", count)  # noqa: SLF001 - the app's client
+    return seen
+
+
+def test_follow_ups_in_one_batch_cost_one_bookkeeping_write_each_and_a_crash_between_them_doubles_nothing(
+    stack: Stack, monkeypatch
+) -> None:
+    """Each message's "sending" marker rides on the previous message's bookkeeping write (no
+    write of its own), yet a crash right after a write still never sends it twice."""
+    from chalicelib import wiring
+    from chalicelib.sync.tickets import TicketSync
+
+    stack.post_webhook("meta", _messenger("m_batch_0", "7100017", "zero"))
+    stack.sync()
+    for number, text in enumerate(["one", "two", "three"], start=1):
+        stack.post_webhook("meta", _messenger(f"m_batch_{number}", "7100017", text, t=1_764_000_000 + number))
+    writes = _conversation_writes(stack)
+    stack.sync()  # the three follow-ups arrive in one stream batch, the stamp of "zero" still fresh
+    [ticket] = stack.tickets()
+    assert _texts(stack, ticket) == ["zero", "one", "two", "three"]
+    assert len(writes) == 4  # the first follow-up's own marker, then one bookkeeping write per message
+
+    real_record = TicketSync._record
+    crashes = {"left": 1}
+
+    def crash_after_the_second(self: TicketSync, message: Any, *args: Any, **kwargs: Any) -> None:
+        if message.message_id == "m_batch_5" and crashes["left"]:
+            crashes["left"] -= 1
+            raise LambdaCrashed()  # Zendesk has "five"; the table does not know it
+        real_record(self, message, *args, **kwargs)
+
+    monkeypatch.setattr(TicketSync, "_record", crash_after_the_second)
+    for number, text in [(4, "four"), (5, "five"), (6, "six")]:
+        stack.post_webhook("meta", _messenger(f"m_batch_{number}", "7100017", text, t=1_764_000_000 + number))
+    stack.sync()
+    assert stack.poller.failures == 1
+    wiring.override("sync", TicketSync(wiring.message_store(), wiring.helpdesk(), wiring.dead_letters(),
+                                       sleep=stack.time.sleep, clock=stack.time.now))
+    stack.sync()
+    assert _texts(stack, ticket) == ["zero", "one", "two", "three", "four", "five", "six"] and _nothing_parked(stack)
+
+
 # --- DynamoDB ----------------------------------------------------------------------------------------
 
 
