@@ -443,6 +443,21 @@ class FreshdeskHelpdesk(Helpdesk):
                 return self._ticket_ref(ticket, writes_message=False)
         return None
 
+    # --- reads for the agents' events (``events.TicketReader``) ----------------------
+
+    def ticket(self, ticket_id: str) -> dict[str, Any]:
+        """The ticket as Freshdesk returns it; ``TicketGone`` when it was deleted."""
+        return self._get_ticket(_freshdesk_id(ticket_id, "ticket"))
+
+    def conversations(self, ticket_id: str) -> list[dict[str, Any]]:
+        """Every reply and note of the ticket, all pages."""
+        return [item for item in self._conversations(_freshdesk_id(ticket_id, "ticket")) if isinstance(item, dict)]
+
+    def contact(self, contact_id: str) -> dict[str, Any]:
+        """The contact as Freshdesk returns it."""
+        number = _freshdesk_id(contact_id, "contact")
+        return self._body(self._call("GET", f"/api/v2/contacts/{number}", writes_message=False), writes_message=False)
+
     # --- steps ---------------------------------------------------------------------
 
     def _find_contact(self, unique_external_id: str) -> str | None:

@@ -244,49 +244,13 @@ def parse_notification(body: bytes) -> FreshdeskNotification:
 
 
 class TicketReader(Protocol):
-    """The reads the handler needs (``FreshdeskReader`` over the adapter; fakes in tests)."""
+    """The reads the handler needs: ``FreshdeskHelpdesk``'s (fakes in tests)."""
 
     def ticket(self, ticket_id: str) -> dict[str, Any]: ...
 
     def conversations(self, ticket_id: str) -> list[dict[str, Any]]: ...
 
     def contact(self, contact_id: str) -> dict[str, Any]: ...
-
-
-def _number(value: Any, what: str) -> int:
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        raise HelpdeskRejected(f"not a Freshdesk {what} id: {value!r}") from None
-
-
-class FreshdeskReader:
-    """``TicketReader`` over ``FreshdeskHelpdesk``: its HTTP client, error mapping and paging.
-
-    Uses the adapter's request helpers (``_get_ticket``, ``_conversations``, ``_call``): the
-    adapter has no public readers yet. Every failure is the adapter's ``HelpdeskUnavailable``
-    (retry) or ``HelpdeskRejected`` (e.g. 404 for a deleted ticket)."""
-
-    def __init__(self, helpdesk: Any) -> None:
-        self.helpdesk = helpdesk
-
-    def ticket(self, ticket_id: str) -> dict[str, Any]:
-        return dict(self.helpdesk._get_ticket(_number(ticket_id, "ticket")))  # noqa: SLF001
-
-    def conversations(self, ticket_id: str) -> list[dict[str, Any]]:
-        items = self.helpdesk._conversations(_number(ticket_id, "ticket"))  # noqa: SLF001
-        return [item for item in items if isinstance(item, dict)]
-
-    def contact(self, contact_id: str) -> dict[str, Any]:
-        number = _number(contact_id, "contact")
-        response = self.helpdesk._call("GET", f"/api/v2/contacts/{number}", writes_message=False)  # noqa: SLF001
-        return dict(self.helpdesk._body(response, writes_message=False))  # noqa: SLF001
-
-
-def _reader_for(helpdesk: Any) -> TicketReader:
-    if all(callable(getattr(helpdesk, name, None)) for name in ("ticket", "conversations", "contact")):
-        return helpdesk  # already a reader (a future public API on the adapter, or a test fake)
-    return FreshdeskReader(helpdesk)
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -365,7 +329,7 @@ def record_ticket_pointer(store: MessageStore, helpdesk: str, ticket_id: str, me
         "gsi1sk": _s(message.created_at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")),
     }
     try:
-        store._client.put_item(TableName=store.table_name, Item=item)  # noqa: SLF001
+        store._client.put_item(TableName=store.table_name, Item=item)  # noqa: SLF001 - MessageStore has no call for pointers
     except Exception as exc:
         logger.warning(
             "ticket pointer not written", extra={"ticket_id": ticket_id, "reason": _error_code(exc) or type(exc).__name__}
@@ -377,7 +341,7 @@ def record_ticket_pointer(store: MessageStore, helpdesk: str, ticket_id: str, me
 def read_ticket_pointer(store: MessageStore, helpdesk: str, ticket_id: str) -> str | None:
     """The conversation key ``record_ticket_pointer`` stored for the ticket, if any."""
     try:
-        item = store._client.get_item(  # noqa: SLF001
+        item = store._client.get_item(  # noqa: SLF001 - MessageStore has no call for pointers
             TableName=store.table_name, Key=ticket_pointer_key(helpdesk, str(ticket_id)), ConsistentRead=True
         ).get("Item")
     except Exception as exc:
@@ -453,7 +417,7 @@ class ConversationFinder:
         seen: set[str] = set()
         for _ in range(MAX_AUTHOR_PAGES):
             try:
-                page = self.store._client.query(**kwargs)  # noqa: SLF001
+                page = self.store._client.query(**kwargs)  # noqa: SLF001 - nor one for a person's conversations
             except Exception as exc:
                 raise StoreUnavailable(f"could not look up the requester's conversations: {_error_code(exc) or exc}") from exc
             for item in page.get("Items", []):
@@ -584,7 +548,7 @@ def handle_freshdesk_event(
     configured = getattr(helpdesk, "name", SOURCE)
     if configured != SOURCE:
         raise NotFound(f"this deployment's helpdesk is {configured}, not Freshdesk (HELPDESK)")
-    reader = reader or _reader_for(helpdesk)
+    reader = reader or helpdesk
     field_name = conversation_field or getattr(helpdesk, "conversation_field", None)
     ticket_id = notification.ticket_id
     logger.info("freshdesk event", extra={"ticket_id": ticket_id, "triggered_event": notification.triggered_event})
