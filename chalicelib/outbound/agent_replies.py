@@ -98,7 +98,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from chalicelib.helpdesks.base import HelpdeskError, HelpdeskRejected, HelpdeskUnavailable, TicketClosed
 from chalicelib.models import Author, Direction, Kind, Platform, SocialMessage
@@ -116,6 +116,7 @@ from chalicelib.store import ConversationConflict, StoreUnavailable, conversatio
 
 if TYPE_CHECKING:
     from chalicelib.helpdesks.base import Helpdesk
+    from chalicelib.helpdesks.zendesk.adapter import TicketComments
     from chalicelib.outbound.dispatch import ReplyDispatcher
     from chalicelib.store import MessageStore
 
@@ -574,6 +575,15 @@ class RetryReport:
     outcomes: Counter[str] = field(default_factory=Counter)
 
 
+@runtime_checkable
+class TicketCommentReader(Protocol):
+    """A helpdesk whose comment events name only the ticket (Zendesk): its comments are read."""
+
+    def ticket_comments(self, ticket_id: str, *, since: datetime | None = None) -> TicketComments:
+        """The ticket's tags, requester and comments (since ``since``), oldest first."""
+        ...
+
+
 class AgentReplies:
     """Turns verified helpdesk events into platform replies and conversation updates.
 
@@ -605,8 +615,8 @@ class AgentReplies:
         self.helpdesk_name = str(getattr(helpdesk, "name", HELPDESK) or HELPDESK)
         self.ledger = ledger or ReplyLedger(
             store.table_name,
-            store._client,
-            ttl_days=store.raw_ttl_days,  # noqa: SLF001
+            store._client,  # noqa: SLF001 - the ledger's items live in the store's table, on its client
+            ttl_days=store.raw_ttl_days,
             lease=lease,
             helpdesk=self.helpdesk_name,
         )
@@ -676,7 +686,9 @@ class AgentReplies:
 
     def _send_comments_of(self, key: str, ticket_id: str, *, resume: bool) -> list[Outcome]:
         try:
-            read = self.helpdesk.ticket_comments(ticket_id, since=self.now() - self.lookback)  # type: ignore[attr-defined]
+            if not isinstance(self.helpdesk, TicketCommentReader):
+                raise HelpdeskRejected(f"{self.helpdesk_name} cannot list a ticket's comments")
+            read = self.helpdesk.ticket_comments(ticket_id, since=self.now() - self.lookback)
         except HelpdeskRejected as exc:  # deleted, or not a ticket of this account
             logger.warning("ticket not readable; nothing sent", extra={"ticket_id": ticket_id, "reason": str(exc)})
             return [Outcome.TICKET_NOT_READABLE]
@@ -1078,7 +1090,7 @@ class AgentReplies:
             )
         expression += " ADD responses :one"
         try:
-            self.store._client.update_item(  # noqa: SLF001
+            self.store._client.update_item(  # noqa: SLF001 - MessageStore has no call for response times
                 TableName=self.store.table_name,
                 Key={"pk": _s(conversation_pk(record.conversation_key)), "sk": _s(RESPONSE_SK)},
                 UpdateExpression=expression,
@@ -1090,7 +1102,7 @@ class AgentReplies:
 
 def first_response(store: MessageStore, conversation_key: str) -> dict[str, Any] | None:
     """The conversation's response times (``first_response_at``, ``first_response_seconds``...), if any."""
-    item = store._client.get_item(  # noqa: SLF001
+    item = store._client.get_item(  # noqa: SLF001 - MessageStore has no call for response times
         TableName=store.table_name,
         Key={"pk": _s(conversation_pk(conversation_key)), "sk": _s(RESPONSE_SK)},
         ConsistentRead=True,
