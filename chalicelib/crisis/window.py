@@ -45,6 +45,10 @@ class Window:
     """
 
     def __init__(self) -> None:
+        self._clear()
+
+    def _clear(self) -> None:
+        """Hold nothing (the whole index is rebuilt by ``prune``)."""
         self.entries: dict[str, WindowEntry] = {}
         # The index holds small ints (each entry's id()), so C code can count them; with each
         # entry, the square root of its stem count (the cosine's denominator).
@@ -128,7 +132,7 @@ class Window:
         kept = [entry for entry in self.entries.values() if entry.created_at >= before]
         if len(kept) > 0.75 * len(self.entries):
             return
-        self.__init__()  # type: ignore[misc]
+        self._clear()
         for entry in kept:
             self.add(entry)
 

@@ -18,10 +18,10 @@ def telegram_file(file_id: str, downloads: MediaDownloads) -> tuple[Any, str | N
     token = quote(downloads.token("TELEGRAM_BOT_TOKEN"), safe=":")
     answer = downloads.api_json(f"{base}/bot{token}/getFile?file_id={quote(file_id, safe='')}", explain=_explain)
     result = answer.get("result") if isinstance(answer, dict) else None
-    path = result.get("file_path") if isinstance(result, dict) else None
-    if not isinstance(path, str) or not path:
+    if not isinstance(result, dict) or not isinstance(result.get("file_path"), str) or not result["file_path"]:
         raise FetchProblem("Telegram did not say where the file is")
-    size = as_int(result.get("file_size"))  # type: ignore[union-attr]
+    path = result["file_path"]
+    size = as_int(result.get("file_size"))
     if size is not None and size > downloads.limit:
         raise TooBig(size, downloads.limit)
     return downloads.download(f"{base}/file/bot{token}/{quote(path, safe='/')}", trusted=True), None

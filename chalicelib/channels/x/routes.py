@@ -23,7 +23,8 @@ def x_crc_check() -> Response:
     from chalicelib.channels.x import webhook
 
     try:
-        token = (blueprint.current_request.query_params or {}).get("crc_token")  # type: ignore[call-overload]  # (Chalice's MultiDict | dict)
+        params = blueprint.current_request.query_params
+        token = params.get("crc_token") if params else None
         return json_response(webhook.crc_response(token, get_secret("X_CONSUMER_SECRET")))
     except WebhookError as exc:
         return refuse("x_crc", exc)
