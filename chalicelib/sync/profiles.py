@@ -28,6 +28,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.channels.base import Profile, ProfileSource
+from chalicelib.errors import NotConfigured
 from chalicelib.models import Author, Direction, Platform, SocialMessage
 from chalicelib.store import author_pk
 
@@ -115,6 +116,12 @@ class ProfileLookup:
             try:
                 profile, expires_at = fetch(), now + self.ttl.total_seconds()
             except Exception as exc:  # the API said no, or did not answer: keep the id, ask again later
+                if _not_configured(exc):
+                    # No credential for this account: nothing was asked, so nothing is worth a write
+                    # to the table (one per person otherwise); asked again once the memory forgets it.
+                    profile, expires_at = Profile(), now + self.memory_seconds
+                    self._remember(key, profile, expires_at, now)
+                    return profile
                 logger.warning(
                     "profile lookup failed",
                     extra={
@@ -127,10 +134,13 @@ class ProfileLookup:
                 )
                 profile, expires_at = Profile(), now + self.failure_ttl.total_seconds()
             self._write(key, profile, now, expires_at)
+        self._remember(key, profile, expires_at, now)
+        return profile
+
+    def _remember(self, key: tuple[str, str, str], profile: Profile, expires_at: float, now: float) -> None:
         if len(self._memory) >= MEMORY_ENTRIES:
             self._memory.clear()
         self._memory[key] = (min(expires_at, now + self.memory_seconds), profile)
-        return profile
 
     def _item_key(self, key: tuple[str, str, str]) -> dict[str, dict[str, str]]:
         return {"pk": {"S": profile_pk(*key)}, "sk": {"S": PROFILE_SK}}
@@ -166,3 +176,12 @@ class ProfileLookup:
             self._dynamodb.put_item(TableName=self.table_name, Item=item)
         except Exception as exc:  # next time the API is asked again; nothing else is lost
             logger.warning("profile cache not written", extra={"platform": platform, "reason": type(exc).__name__})
+
+
+def _not_configured(exc: BaseException | None) -> bool:
+    """True when ``exc`` (or what caused it) says a credential is not configured."""
+    while exc is not None:
+        if isinstance(exc, NotConfigured):
+            return True
+        exc = exc.__cause__
+    return False

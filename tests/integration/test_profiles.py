@@ -232,3 +232,17 @@ def test_the_app_asks_each_channel_how_to_look_its_people_up(apis: Apis, monkeyp
     assert lookup.enrich(whatsapp) == whatsapp.author  # WhatsApp's webhook names people itself
     for name in ("profiles", "meta_graph"):
         wiring._built.pop(name, None)  # noqa: SLF001
+
+
+def test_an_account_without_a_configured_token_is_not_asked_and_costs_no_table_write(apis: Apis) -> None:
+    from chalicelib.errors import NotConfigured
+
+    def no_token(account: str) -> str:
+        raise NotConfigured(f"META_PAGE_TOKEN_{account} is not configured")
+
+    graph = GraphClient(apis.graph.url, token_provider=no_token)
+    lookup = ProfileLookup(apis.stack.resources.table_name, apis.stack.dynamodb, clock=apis.clock,
+                           sources={Platform.MESSENGER: lambda m: messenger_profile(graph, m)})
+    nameless = message(Platform.MESSENGER, Author(platform_id="7009"), account=PAGE_ID)
+    assert lookup.enrich(nameless) == nameless.author and lookup.enrich(nameless) == nameless.author
+    assert apis.calls() == 0 and apis.stack.items("PROFILE#") == []
