@@ -97,6 +97,10 @@ STATUSES = ("new", "open", "pending", "hold", "solved", "closed")
 
 # Via ids of ticket updates (Zendesk's "Via types reference"): an agent in the web UI, the API.
 VIA_WEB_FORM, VIA_WEB_SERVICE = 0, 5
+# Ticket types; a comment Zendesk copies from a problem onto its incidents comes through the
+# ``linked_problem`` via channel (research facts-turn2 section 2: [T], the trigger id is ours).
+TICKET_TYPES = ("question", "incident", "problem", "task")
+VIA_LINKED_PROBLEM, LINKED_PROBLEM_CHANNEL = 47, "linked_problem"
 WEBHOOK_TIMEOUT_SECONDS = 12  # Zendesk gives an endpoint about 12 s to answer
 _ULID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 # Trigger conditions the sandbox evaluates (field -> operators); anything else is refused
@@ -160,6 +164,7 @@ API: tuple[tuple[str, str, str], ...] = (
     ("PUT", "/api/v2/tickets/{ticket_id}", "_update_ticket"),
     ("GET", "/api/v2/tickets/{ticket_id}/comments", "_list_comments"),
     ("GET", "/api/v2/tickets/{ticket_id}/audits", "_list_audits"),
+    ("GET", "/api/v2/tickets/{ticket_id}/incidents", "_list_incidents"),
     ("GET", "/api/v2/tickets/{ticket_id}/audits/{ticket_audit_id}", "_show_audit"),
     ("GET", "/api/v2/search", "_search"),
     ("POST", "/api/v2/uploads", "_upload"),
@@ -215,11 +220,15 @@ class ZendeskSandbox(HelpdeskSandbox):
         # Zendesk generates each webhook's signing secret; the local stack may fix it instead,
         # so an app started before `make zendesk-setup` already knows it.
         self.fixed_webhook_secret = webhook_secret
+        # Zendesk copies a public comment on a problem onto its incidents (when the problem is
+        # solved with it, or by the account's habits): off by default, on to test both behaviours.
+        self.propagate_problem_comments = False
         for method, template, handler in API:
             self.api(method, _path_pattern(template), f"{method} {template}", getattr(self, handler))
         # Where attachments' content_url points (Zendesk's file host: no API token, never faulted).
         self.route("GET", r"/attachments/token/(?P<token>[^/]+)/?", self._attachment, name="attachment content")
         self.control("POST", r"tickets/(?P<ticket_id>\d+)/agent_update", self._agent_update_control)
+        self.control("POST", r"propagate_problem_comments", self._propagation_control)
         self.reset()
 
     # --- test controls and in-process accessors ------------------------------------------------
@@ -388,6 +397,10 @@ class ZendeskSandbox(HelpdeskSandbox):
             remove_tags=arguments.get("remove_tags") or (),
         )
         return {"ticket": self.ticket(ticket_id), "deliveries": deliveries}
+
+    def _propagation_control(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        self.propagate_problem_comments = bool(arguments.get("enabled", True))
+        return {"propagate_problem_comments": self.propagate_problem_comments}
 
     def fault_reply(self, fault: Fault) -> Reply:
         status = int(fault.status or 500)
@@ -576,6 +589,9 @@ class ZendeskSandbox(HelpdeskSandbox):
         status = data.get("status", "new")
         if status not in STATUSES:
             return _invalid("status", f"Status: {status} is not valid")
+        link, problem = self._problem_link(data, None)
+        if problem:
+            return problem
         comment = self._comment_event(data["comment"], author_id)
         ticket_id, now = self._next_id("ticket"), _now()
         ticket: dict[str, Any] = {
@@ -588,7 +604,9 @@ class ZendeskSandbox(HelpdeskSandbox):
             "has_incidents": False, "is_public": comment["public"], "tags": list(dict.fromkeys(data.get("tags") or [])),
             "custom_fields": [], "sharing_agreement_ids": [], "followup_ids": [], "due_at": None,
             "allow_channelback": False, "allow_attachments": True, "from_messaging_channel": False,
+            "type": None, "problem_id": None,
         }
+        self._apply_problem_link(ticket, link)
         if ticket["external_id"] is None:
             del ticket["external_id"]
         source = self._tickets.get(data.get("via_followup_source_id") or 0)
@@ -606,6 +624,78 @@ class ZendeskSandbox(HelpdeskSandbox):
         audit = self._audit(ticket_id, author_id, events, self._custom(data), "api", client)
         self._run_triggers_async(ticket, events, updater_id=self.agent_id, via_id=VIA_WEB_SERVICE, created=True)
         return 201, {"ticket": copy.deepcopy(ticket), "audit": copy.deepcopy(audit)}, {"Location": ticket["url"]}
+
+    def _problem_link(self, data: dict[str, Any], ticket: dict[str, Any] | None) -> tuple[dict[str, Any], Reply | None]:
+        """The ``type`` and ``problem_id`` a create or update sets (validated): an incident's
+        problem must be a ticket of type problem, and a ticket with incidents stays a problem."""
+        link: dict[str, Any] = {}
+        if "type" in data:
+            if data["type"] is not None and data["type"] not in TICKET_TYPES:
+                return {}, _invalid("type", f"Type: {data['type']} is not valid")
+            link["type"] = data["type"]
+        if data.get("problem_id") is not None:
+            problem = self._tickets.get(data["problem_id"]) if isinstance(data["problem_id"], int) else None
+            if problem is None or problem.get("type") != "problem" or (ticket is not None and problem is ticket):
+                return {}, _invalid("problem_id", "Problem: is invalid")
+            link["problem_id"] = problem["id"]
+        kind = link.get("type", ticket.get("type") if ticket else None)
+        if link.get("problem_id") is not None and kind != "incident":
+            return {}, _invalid("problem_id", "Problem: can only be set on an incident")
+        if ticket is not None and ticket.get("has_incidents") and kind != "problem":
+            return {}, _invalid("type", "Type: a problem with incidents cannot change its type")
+        if kind != "incident" and (ticket or {}).get("problem_id") is not None:
+            link["problem_id"] = None  # no longer an incident: unlinked
+        return link, None
+
+    def _apply_problem_link(self, ticket: dict[str, Any], link: dict[str, Any]) -> None:
+        ticket.update(link)
+        if ticket.get("problem_id") is not None:
+            self._tickets[ticket["problem_id"]]["has_incidents"] = True
+
+    def incidents(self, problem_id: int | str) -> list[dict[str, Any]]:
+        """The incidents linked to a problem (in-process accessor), oldest first."""
+        with self._lock:
+            return [copy.deepcopy(t) for t in self._tickets.values() if t.get("problem_id") == int(problem_id)]
+
+    def _list_incidents(self, ticket_id: str, query: dict[str, list[str]], **_: Any) -> Reply:
+        """``GET /api/v2/tickets/{id}/incidents``: cursor pages (``page[size]``, at most 100,
+        ``meta``/``links``) or offset pages (``per_page``, ``page``, ``next_page``), like Zendesk."""
+        def arg(name: str) -> str:
+            return (query.get(name) or [""])[0]
+
+        with self._lock:
+            if int(ticket_id) not in self._tickets:
+                return _NOT_FOUND
+            items = [t for t in self._tickets.values() if t.get("problem_id") == int(ticket_id)]
+            base = f"{self.url}/api/v2/tickets/{int(ticket_id)}/incidents"
+            if arg("page[size]"):
+                size, after = min(100, max(1, int(arg("page[size]")))), int(arg("page[after]") or 0)
+                page, has_more = copy.deepcopy(items[after: after + size]), after + size < len(items)
+                payload: dict[str, Any] = {"tickets": page, "meta": {"has_more": has_more}, "links": {}}
+                if has_more:
+                    payload["meta"]["after_cursor"] = str(after + size)
+                    payload["links"]["next"] = f"{base}?{quote('page[size]')}={size}&{quote('page[after]')}={after + size}"
+                return 200, payload, {}
+            size, number = min(100, max(1, int(arg("per_page") or 100))), max(1, int(arg("page") or 1))
+            page = copy.deepcopy(items[(number - 1) * size: number * size])
+            following = f"{base}?per_page={size}&page={number + 1}" if number * size < len(items) else None
+            return 200, {"tickets": page, "next_page": following, "previous_page": None, "count": len(items)}, {}
+
+    def _propagate_to_incidents(self, problem: dict[str, Any], comment: dict[str, Any], author: int) -> list[dict[str, Any]]:
+        """Copy a public comment on a problem onto each open incident (holds the lock), ``via``
+        the linked problem; returns the webhook requests the incidents' triggers send."""
+        requests: list[dict[str, Any]] = []
+        for incident in [t for t in self._tickets.values() if t.get("problem_id") == problem["id"]]:
+            if incident["status"] == "closed":
+                continue
+            copied = self._comment_event({"body": comment["body"], "public": comment["public"]}, author)
+            self._touch(incident)
+            audit = self._audit(incident["id"], author, [copied], {}, LINKED_PROBLEM_CHANNEL, "Zendesk")
+            source = {"from": {"ticket_id": problem["id"], "subject": problem["subject"]}, "to": {}, "rel": "problem"}
+            audit["via"]["source"] = source
+            self._comments[incident["id"]][-1]["via"] = copy.deepcopy(audit["via"])
+            requests += self._triggered_requests(incident, [copied], updater_id=author, via_id=VIA_LINKED_PROBLEM, created=False)
+        return requests
 
     @staticmethod
     def _custom(data: dict[str, Any]) -> dict[str, Any]:
@@ -638,9 +728,16 @@ class ZendeskSandbox(HelpdeskSandbox):
                     return problem
             if status is not None and status not in STATUSES:
                 return _invalid("status", f"Status: {status} is not valid")
+            link, problem = self._problem_link(data, ticket)
+            if problem:
+                return problem
             if "comment" in data:  # validated: its upload tokens are used up now
                 events.append(self._comment_event(data["comment"], author_id))
-            reopens = events and events[0]["public"] and author_id == ticket["requester_id"]
+            for name, value in link.items():
+                if ticket.get(name) != value:
+                    events.append({"type": "Change", "field_name": name, "value": value, "previous_value": ticket.get(name)})
+            self._apply_problem_link(ticket, link)
+            reopens = events and events[0]["type"] == "Comment" and events[0]["public"] and author_id == ticket["requester_id"]
             if status is None and reopens and ticket["status"] in ("solved", "pending"):
                 status = "open"  # the requester replied: Zendesk reopens the ticket
             if status is not None and status != ticket["status"]:
@@ -1028,6 +1125,8 @@ class ZendeskSandbox(HelpdeskSandbox):
             self._touch(ticket)
             self._audit(ticket["id"], author, events, {}, "web", "Zendesk web UI")
             requests = self._triggered_requests(ticket, events, updater_id=author, via_id=VIA_WEB_FORM, created=False)
+            if self.propagate_problem_comments and ticket.get("type") == "problem" and events and events[0]["type"] == "Comment":
+                requests += self._propagate_to_incidents(ticket, events[0], author)
         return [self._deliver(request) for request in requests]
 
     def agent_comment(self, ticket_id: int | str, text: str, **kwargs: Any) -> list[dict[str, Any]]:

@@ -73,6 +73,7 @@ The adapter never sleeps: ``retry_after`` is handed to the sync, which owns back
 from __future__ import annotations
 
 import base64
+import hashlib
 import inspect
 import logging
 from collections.abc import Callable, Iterator, Sequence
@@ -246,6 +247,7 @@ class ZendeskHelpdesk(ZendeskApi, Helpdesk):
         follow_up_of: str | None = None,
         uploads: Sequence[str] = (),
         problems: Sequence[str] | None = None,
+        problem_id: str | None = None,
     ) -> TicketRef:
         """Create a ticket whose first, public comment is the customer's message.
 
@@ -269,6 +271,8 @@ class ZendeskHelpdesk(ZendeskApi, Helpdesk):
         }
         if follow_up_of is not None:
             ticket["via_followup_source_id"] = _zendesk_id(follow_up_of, "ticket")
+        if problem_id is not None:  # a crisis's complaint: an incident of its problem (chalicelib/crisis/tickets.py)
+            ticket.update(type="incident", problem_id=_zendesk_id(problem_id, "ticket"))
         response = self._call(
             "POST",
             "/api/v2/tickets",
@@ -323,6 +327,88 @@ class ZendeskHelpdesk(ZendeskApi, Helpdesk):
             guarded=bool(updated_stamp),
         )
         return self._ticket_ref(response, writes_message=True)
+
+    # --- problems and incidents (a crisis: chalicelib/crisis/tickets.py) ---------------------
+
+    def open_problem(self, external_id: str, subject: str, description: str, tags: Sequence[str]) -> TicketRef:
+        """The problem ticket with this ``external_id``, created (by the API user, an internal
+        first comment) unless it exists. Concurrent callers may both create one: the caller
+        that records its ticket first wins (``attach_ticket``), so this looks before creating
+        and the key makes a retry of the same body return the same ticket."""
+        found = self.find_ticket(external_id)
+        if found is not None:
+            return found
+        ticket = {
+            "subject": subject[:150],
+            "comment": {"body": description, "public": False},
+            "type": "problem",
+            "external_id": external_id,
+            "tags": list(tags),
+        }
+        key = "socialdesk-" + hashlib.sha256(f"{external_id}\n{description}".encode()).hexdigest()[:48]
+        try:
+            response = self._call(
+                "POST",
+                "/api/v2/tickets",
+                json={"ticket": ticket},
+                headers={"Idempotency-Key": key},
+                writes_message=True,
+                idempotent=True,
+            )
+        except IdempotencyConflict:
+            found = self.find_ticket(external_id)
+            if found is None:
+                raise
+            return found
+        return self._ticket_ref(response, writes_message=True)
+
+    def find_ticket(self, external_id: str) -> TicketRef | None:
+        """The oldest ticket with this ``external_id`` (``GET /api/v2/tickets?external_id=``), if any."""
+        response = self._call("GET", "/api/v2/tickets", params={"external_id": external_id}, writes_message=False)
+        tickets = [t for t in self._body(response, writes_message=False).get("tickets") or [] if isinstance(t, dict)]
+        tickets = [t for t in tickets if isinstance(t.get("id"), int)]
+        if not tickets:
+            return None
+        first = min(tickets, key=lambda t: t["id"])
+        return TicketRef(ticket_id=str(first["id"]), status=normalize_status(first.get("status")))
+
+    def set_ticket_type(self, ticket_id: str, ticket_type: str, problem_id: str | None = None) -> TicketRef:
+        """``PUT /api/v2/tickets/{id}`` with ``type`` (and ``problem_id`` for an incident): no
+        comment, so repeating it changes nothing. ``TicketClosed``/``TicketGone`` as for comments."""
+        ticket: dict[str, Any] = {"type": ticket_type}
+        if problem_id is not None:
+            ticket["problem_id"] = _zendesk_id(problem_id, "ticket")
+        response = self._call(
+            "PUT",
+            f"/api/v2/tickets/{_zendesk_id(ticket_id, 'ticket')}",
+            json={"ticket": ticket},
+            writes_message=False,
+            closed_means_ticket_closed=True,
+            missing_means_gone=True,
+        )
+        return self._ticket_ref(response, writes_message=False)
+
+    def ticket_details(self, ticket_id: str) -> dict[str, Any]:
+        """The ticket as Zendesk shows it (``GET /api/v2/tickets/{id}``): type, problem_id, tags,
+        external_id... ``TicketGone`` when it was deleted."""
+        response = self._call(
+            "GET", f"/api/v2/tickets/{_zendesk_id(ticket_id, 'ticket')}", writes_message=False, missing_means_gone=True
+        )
+        ticket = self._body(response, writes_message=False).get("ticket")
+        return ticket if isinstance(ticket, dict) else {}
+
+    def incidents(self, problem_id: str) -> Iterator[dict[str, Any]]:
+        """The problem's incidents (``GET /api/v2/tickets/{id}/incidents``, cursor pages of 100)."""
+        path: str | None = f"/api/v2/tickets/{_zendesk_id(problem_id, 'ticket')}/incidents"
+        params: dict[str, Any] | None = {"page[size]": 100}
+        seen: set[str] = set()
+        while path is not None and path not in seen:
+            seen.add(path)
+            data = self._body(
+                self._call("GET", path, params=params, writes_message=False, missing_means_gone=True), writes_message=False
+            )
+            yield from (t for t in data.get("tickets") or [] if isinstance(t, dict) and t.get("id") is not None)
+            path, params = self._next_page(data), None
 
     def ticket_has_message(self, ticket_id: str, message: SocialMessage) -> bool:
         """True when one of the ticket's comments was written for ``message``.
