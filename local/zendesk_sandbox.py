@@ -55,6 +55,22 @@ webhooks.oas.yaml under ``/api/v2``, and the Support API's triggers):
   body), ``-timestamp``, ``-id``, ``-invocation-id``, ``x-zendesk-account-id``).
   ``deliveries()`` lists them with the endpoint's answers.
 
+Bulk endpoints (each at most 100 items, else 400; at most 30 jobs queued or running, else
+429 ``TooManyJobs``): ``POST /api/v2/tickets/create_many``, ``PUT /api/v2/tickets/update_many``
+(batch ``{"tickets": [{"id", ...}]}`` or bulk ``?ids=`` with ``{"ticket": {...}}``) and
+``POST /api/v2/users/create_or_update_many`` answer a queued ``job_status``; the job runs once
+it was read ``job_polls`` times and ``job_delay`` seconds passed (constructor; 0 and 0: by the
+first read), through the single endpoints' own code (so bulk tickets honour every field a
+single create does). ``GET /api/v2/job_statuses/{id}`` and ``show_many?ids=`` show it, with
+``results`` per item: a created ticket ``{"index", "id", "status": "Created", "success": true}``,
+an upserted user the same with ``"Created"``/``"Updated"`` and its ``external_id``, an update
+``{"id", "action": "update", "status": "Updated", "success": true}``, a failure
+``{"index", "error", "details", "success": false}`` (the shape Zendesk answers for a failed
+ticket create; an update's names ``id`` and ``action`` instead of ``index``). A job whose every item failed is
+``failed``. Test controls: ``hold_jobs()``/``release_jobs()`` (a job queued until released),
+``fail_bulk_items(*external ids or ticket ids)`` (those items fail in bulk jobs only),
+``forget_jobs()`` (retention over: 404), ``jobs()``; HTTP twins under ``/__sandbox/jobs``.
+
 Fields the real API returns as null but the spec declares non-nullable (priority, type,
 assignee_id, group_id, organization_id on tickets) are left out rather than faked.
 
@@ -92,6 +108,8 @@ from local.sandbox_http import Fault, HelpdeskSandbox, RawBody, Reply, SandboxRe
 
 IDEMPOTENCY_TTL_SECONDS = 2 * 60 * 60
 UPLOAD_TTL_SECONDS = 60 * 60  # "The token is valid for 60 minutes."
+MAX_BULK_ITEMS = 100  # create_many, update_many, create_or_update_many: "up to 100"
+MAX_QUEUED_JOBS = 30  # Zendesk's job limit: queued or running jobs per account
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024  # Zendesk's per-file attachment limit
 STATUSES = ("new", "open", "pending", "hold", "solved", "closed")
 
@@ -168,6 +186,12 @@ API: tuple[tuple[str, str, str], ...] = (
     ("GET", "/api/v2/tickets/{ticket_id}/audits/{ticket_audit_id}", "_show_audit"),
     ("GET", "/api/v2/search", "_search"),
     ("POST", "/api/v2/uploads", "_upload"),
+    # Bulk endpoints: each answers a job status, polled until the job completes.
+    ("POST", "/api/v2/tickets/create_many", "_create_many_tickets"),
+    ("PUT", "/api/v2/tickets/update_many", "_update_many_tickets"),
+    ("POST", "/api/v2/users/create_or_update_many", "_create_or_update_many_users"),
+    ("GET", "/api/v2/job_statuses/show_many", "_show_many_job_statuses"),
+    ("GET", "/api/v2/job_statuses/{job_status_id}", "_show_job_status"),
     # Webhooks API (paths as in Zendesk's webhooks.oas.yaml, under /api/v2) and triggers.
     ("GET", "/api/v2/webhooks", "_list_webhooks"),
     ("POST", "/api/v2/webhooks", "_create_webhook"),
@@ -189,7 +213,7 @@ def _path_pattern(template: str) -> str:
     """The path regex of an API template: ids are numbers, webhook ids ULIDs; ``.json`` optional."""
 
     def parameter(found: re.Match[str]) -> str:
-        value = "[0-9A-Za-z]+" if found[1] == "webhook_id" else r"\d+"
+        value = {"webhook_id": "[0-9A-Za-z]+", "job_status_id": "[0-9a-f]+"}.get(found[1], r"\d+")
         return f"(?P<{found[1]}>{value})"
 
     return re.sub(r"\{(\w+)\}", parameter, template) + r"(?:\.json)?"
@@ -211,6 +235,8 @@ class ZendeskSandbox(HelpdeskSandbox):
         upload_ttl: float = UPLOAD_TTL_SECONDS,
         max_upload_bytes: int = MAX_UPLOAD_BYTES,
         webhook_secret: str | None = None,
+        job_polls: int = 0,
+        job_delay: float = 0.0,
     ) -> None:
         super().__init__(host, port)
         self.email, self.api_token = email, api_token
@@ -220,6 +246,8 @@ class ZendeskSandbox(HelpdeskSandbox):
         # Zendesk generates each webhook's signing secret; the local stack may fix it instead,
         # so an app started before `make zendesk-setup` already knows it.
         self.fixed_webhook_secret = webhook_secret
+        # A bulk job runs once it was read ``job_polls`` times and ``job_delay`` seconds passed.
+        self.job_polls, self.job_delay = job_polls, job_delay
         # Zendesk copies a public comment on a problem onto its incidents (when the problem is
         # solved with it, or by the account's habits): off by default, on to test both behaviours.
         self.propagate_problem_comments = False
@@ -228,6 +256,13 @@ class ZendeskSandbox(HelpdeskSandbox):
         # Where attachments' content_url points (Zendesk's file host: no API token, never faulted).
         self.route("GET", r"/attachments/token/(?P<token>[^/]+)/?", self._attachment, name="attachment content")
         self.control("POST", r"tickets/(?P<ticket_id>\d+)/agent_update", self._agent_update_control)
+        self.control("GET", "jobs", lambda _arguments: {"jobs": self.jobs()})
+        self.control("POST", "jobs/hold", lambda arguments: self.hold_jobs(bool(arguments.get("held", True))) or {"ok": True})
+        self.control("POST", "jobs/release", lambda _arguments: self.release_jobs() or {"ok": True})
+        self.control("POST", "jobs/forget", lambda _arguments: self.forget_jobs() or {"ok": True})
+        self.control("POST", "jobs/fail_items", lambda arguments: self.fail_bulk_items(
+            *arguments.get("keys", []), error=arguments.get("error"), details=arguments.get("details", "Injected failure")
+        ) or {"ok": True})
         self.control("POST", r"propagate_problem_comments", self._propagation_control)
         self.reset()
 
@@ -247,6 +282,9 @@ class ZendeskSandbox(HelpdeskSandbox):
             self._uploads: dict[str, dict[str, Any]] = {}
             # content token (in content_url) -> (bytes, content type)
             self._files: dict[str, tuple[bytes, str]] = {}
+            self._jobs: dict[str, dict[str, Any]] = {}  # job status id -> job (see _submit_job)
+            self._hold_new_jobs = False
+            self._bulk_failures: dict[str, tuple[str | None, str]] = {}  # item key -> (error, details)
             self.fault_queue.reset()
             self.forget_requests()
             self.agent_id = self._new_user({"name": "Sandbox Agent", "email": self.email, "role": "admin"})["id"]
@@ -378,6 +416,8 @@ class ZendeskSandbox(HelpdeskSandbox):
                 payload = json.loads(request.body or b"null")
             except ValueError as exc:
                 return _error(400, "InvalidJSON", f"The request body is not valid JSON: {exc}")
+            if request.route == "PUT /api/v2/tickets/update_many":  # the bulk form names its tickets in ?ids=
+                return handler(payload, request.query, headers=request.headers, client=request.client)
             return handler(*groups.values(), payload, headers=request.headers, client=request.client)
         return handler(*groups.values(), request.query, headers=request.headers, client=request.client)
 
@@ -1073,6 +1113,183 @@ class ZendeskSandbox(HelpdeskSandbox):
             if self._triggers.pop(int(trigger_id), None) is None:
                 return _NOT_FOUND
             return 204, {}, {}
+
+    # --- bulk endpoints and their jobs ----------------------------------------------------------
+
+    def hold_jobs(self, held: bool = True) -> None:
+        """Keep every job submitted from now on queued (``held=False``: new jobs run again).
+        ``release_jobs()`` lets the held ones run."""
+        with self._lock:
+            self._hold_new_jobs = held
+
+    def release_jobs(self) -> None:
+        """Let held jobs run: each completes on its next status read (or delay), as configured."""
+        with self._lock:
+            self._hold_new_jobs = False
+            for job in self._jobs.values():
+                job["held"] = False
+
+    def forget_jobs(self) -> None:
+        """Drop every job status, as Zendesk does after its retention (their work stays done)."""
+        with self._lock:
+            self._run_due_jobs(reading=None)
+            self._jobs.clear()
+
+    def fail_bulk_items(self, *keys: str | int, error: str | None = None, details: str = "Injected failure") -> None:
+        """Make the items of later bulk jobs that match ``keys`` fail (until ``reset()``): a
+        ticket or user by its ``external_id``, an update by its ticket id. The single endpoints
+        are not affected, so the bridge's fallback to them succeeds."""
+        with self._lock:
+            for key in keys:
+                self._bulk_failures[str(key)] = (error, details)
+
+    def jobs(self) -> list[dict[str, Any]]:
+        """Every job status the sandbox keeps, as the API shows it."""
+        with self._lock:
+            self._run_due_jobs(reading=None)
+            return [self._job_view(job) for job in self._jobs.values()]
+
+    def _submit_job(self, kind: str, items: list[Any], work: Callable[[int, Any], dict[str, Any]]) -> Reply:
+        """Queue a job over ``items`` (``work(index, item)`` gives each item's result); answer its status."""
+        if len(items) > MAX_BULK_ITEMS:
+            return _error(400, "TooManyValues", f"You can pass at most {MAX_BULK_ITEMS} items (got {len(items)})")
+        with self._lock:
+            self._run_due_jobs(reading=None)
+            if sum(1 for j in self._jobs.values() if j["status"] in ("queued", "working")) >= MAX_QUEUED_JOBS:
+                return _error(429, "TooManyJobs", f"Too many jobs queued or running (at most {MAX_QUEUED_JOBS})")
+            job_id = secrets.token_hex(16)
+            job = {"id": job_id, "kind": kind, "items": copy.deepcopy(items), "work": work, "status": "queued",
+                   "results": None, "reads": 0, "held": self._hold_new_jobs, "message": None,
+                   "ready_at": time.monotonic() + self.job_delay}
+            self._jobs[job_id] = job
+            self._run_due_jobs(reading=None)
+            # The submit answer shows the job as queued, whatever happened to it since.
+            view = {**self._job_view(job), "status": "queued", "progress": 0, "results": None, "message": None}
+            return 200, {"job_status": view}, {}
+
+    def _run_due_jobs(self, reading: str | None) -> None:
+        """Run the jobs whose time has come (holds the lock): not held, past their delay and
+        read ``job_polls`` times already (``reading``: the job being read now)."""
+        for job in self._jobs.values():
+            read_now = job["id"] == reading
+            job["reads"] += read_now
+            # This read is answered "queued" unless ``job_polls`` reads were answered so already.
+            polled = job["reads"] > self.job_polls if read_now else job["reads"] >= self.job_polls
+            if job["status"] != "queued" or job["held"] or time.monotonic() < job["ready_at"] or not polled:
+                continue
+            results = []
+            for index, item in enumerate(job["items"]):
+                key = str(item.get("id") if job["kind"] == "update" else item.get("external_id")) if isinstance(item, dict) else ""
+                failure = self._bulk_failures.get(key)
+                if failure is not None:
+                    results.append(self._failed_item(job["kind"], index, item, failure[0], failure[1]))
+                else:
+                    results.append(job["work"](index, item))
+            ok = any(r.get("success") is not False for r in results)
+            job["status"] = "completed" if ok or not results else "failed"
+            job["results"] = results
+            job["message"] = f"{job['status'].title()} at {datetime.now(UTC).strftime('%Y-%m-%d %H:%M:%S +0000')}"
+
+    def _job_view(self, job: dict[str, Any]) -> dict[str, Any]:
+        done = job["results"] is not None
+        return {"id": job["id"], "url": f"{self.url}/api/v2/job_statuses/{job['id']}.json", "total": len(job["items"]),
+                "progress": len(job["items"]) if done else 0, "status": job["status"], "message": job["message"],
+                "results": copy.deepcopy(job["results"])}
+
+    @staticmethod
+    def _failed_item(kind: str, index: int, item: Any, error: str | None, details: str) -> dict[str, Any]:
+        """A failed item as Zendesk reports it: ``{"index", "error", "details"}`` for a ticket
+        create (e.g. ``TicketCreateFailed``); users add ``"status": "Failed"``; an update names
+        the ticket instead of the index (the spec's ``FailedResult``)."""
+        codes = {"tickets": "TicketCreateFailed", "users": "UserUpdateError", "update": "TicketUpdateFailed"}
+        failed: dict[str, Any] = {"error": error or codes[kind], "details": details, "success": False}
+        if kind == "update":
+            ticket_id = item.get("id") if isinstance(item, dict) else None
+            return {"id": ticket_id if isinstance(ticket_id, int) else 0, "action": "update", **failed}
+        failed["index"] = index
+        if kind == "users":
+            failed["status"] = "Failed"
+        return failed
+
+    @staticmethod
+    def _details(reply: Reply) -> str:
+        body = reply[1] if isinstance(reply[1], dict) else {}
+        found = [p.get("description", "") for problems in (body.get("details") or {}).values() for p in problems
+                 if isinstance(p, dict)] if isinstance(body.get("details"), dict) else []
+        return "; ".join(found) or str(body.get("description") or body.get("error") or reply[0])
+
+    def _bulk_items(self, payload: Any, name: str) -> list[Any] | None:
+        items = payload.get(name) if isinstance(payload, dict) else None
+        return items if isinstance(items, list) else None
+
+    def _create_many_tickets(self, payload: Any, *, client: str, **_: Any) -> Reply:
+        items = self._bulk_items(payload, "tickets")
+        if items is None:
+            return _error(400, "ParameterMissing", "param is missing or the value is empty: tickets")
+
+        def create(index: int, item: Any) -> dict[str, Any]:
+            reply = self._do_create_ticket(item, client) if isinstance(item, dict) else _invalid("ticket", "Ticket: is invalid")
+            if reply[0] == 201:
+                return {"index": index, "id": reply[1]["ticket"]["id"], "status": "Created", "success": True}
+            return self._failed_item("tickets", index, item, None, self._details(reply))
+
+        return self._submit_job("tickets", items, create)
+
+    def _update_many_tickets(self, payload: Any, query: dict[str, list[str]] | None = None, *, client: str, **_: Any) -> Reply:
+        """Batch form ``{"tickets": [{"id", ...}]}``; bulk form ``?ids=1,2`` with ``{"ticket": {...}}``."""
+        ids = [part for part in ((query or {}).get("ids") or [""])[0].split(",") if part.strip()]
+        if ids:
+            change = payload.get("ticket") if isinstance(payload, dict) else None
+            if not isinstance(change, dict) or not all(part.strip().isdigit() for part in ids):
+                return _error(400, "ParameterMissing", "param is missing or the value is empty: ticket")
+            items: list[Any] | None = [{**change, "id": int(part)} for part in ids]
+        else:
+            items = self._bulk_items(payload, "tickets")
+        if items is None:
+            return _error(400, "ParameterMissing", "param is missing or the value is empty: tickets")
+
+        def update(index: int, item: Any) -> dict[str, Any]:
+            ticket_id = item.get("id") if isinstance(item, dict) else None
+            if not isinstance(ticket_id, int):
+                return self._failed_item("update", index, item, "RecordInvalid", "Id: is required")
+            change = {k: v for k, v in item.items() if k != "id"}
+            reply = self._update_ticket(str(ticket_id), {"ticket": change}, client=client)
+            if reply[0] == 200:
+                return {"id": ticket_id, "action": "update", "status": "Updated", "success": True}
+            return self._failed_item("update", index, item, None, self._details(reply))
+
+        return self._submit_job("update", items, update)
+
+    def _create_or_update_many_users(self, payload: Any, **_: Any) -> Reply:
+        items = self._bulk_items(payload, "users")
+        if items is None:
+            return _error(400, "ParameterMissing", "param is missing or the value is empty: users")
+
+        def upsert(index: int, item: Any) -> dict[str, Any]:
+            reply = self._create_or_update_user({"user": item})
+            if reply[0] in (200, 201):
+                user = reply[1]["user"]
+                return {"index": index, "id": user["id"], "status": "Created" if reply[0] == 201 else "Updated",
+                        "external_id": user.get("external_id"), "success": True}
+            return self._failed_item("users", index, item, None, self._details(reply))
+
+        return self._submit_job("users", items, upsert)
+
+    def _show_job_status(self, job_status_id: str, _query: Any, **_: Any) -> Reply:
+        with self._lock:
+            self._run_due_jobs(reading=job_status_id)
+            job = self._jobs.get(job_status_id)
+            return (200, {"job_status": self._job_view(job)}, {}) if job else _NOT_FOUND
+
+    def _show_many_job_statuses(self, query: dict[str, list[str]], **_: Any) -> Reply:
+        wanted = [part for part in (query.get("ids") or [""])[0].split(",") if part]
+        if not wanted:
+            return _error(400, "ParameterMissing", "param is missing or the value is empty: ids")
+        with self._lock:
+            for job_id in wanted:
+                self._run_due_jobs(reading=job_id)
+            found = [self._job_view(self._jobs[j]) for j in wanted if j in self._jobs]
+            return 200, {"job_statuses": found}, {}
 
     # --- agents at work, and the triggers they fire -----------------------------------------------
 

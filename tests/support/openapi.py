@@ -131,6 +131,14 @@ SPEC_PATCHES: tuple[SpecPatch, ...] = (
         {"oneOf": [{"type": "string"}, {"type": "integer"}, {"type": "array", "items": {"type": "string"}}]},
         "audit events for tags have an array value, e.g. [\"twitter\", \"dm\"]",
     ),
+    # A job's failed item for a ticket create is {"index": 0, "error": "TicketCreateFailed",
+    # "details": "Description: cannot be blank"} (reported in cloudbees-oss/zendesk-java-client#98):
+    # no "id" (nothing was created) and no "action", both of which FailedResult requires.
+    SpecPatch(
+        "/components/schemas/FailedResult",
+        {"required": ["error", "details"]},
+        "a failed create_many item has index, error and details, but no id or action",
+    ),
 )
 
 
