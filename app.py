@@ -18,7 +18,6 @@ from chalicelib import wiring
 from chalicelib.channels.registry import all_channels
 from chalicelib.config import settings
 from chalicelib.helpdesks.registry import HELPDESKS, all_helpdesks
-from chalicelib.observability import metrics
 from chalicelib.privacy.routes import blueprint as privacy_routes
 from chalicelib.web import ANY_CONTENT_TYPE, publish, remaining_seconds
 
@@ -79,8 +78,7 @@ def redrive_parked(event: Any) -> None:
     """Replay parked messages, so a helpdesk outage heals itself once it ends."""
     from datetime import timedelta
 
-    from aws_lambda_powertools.metrics import MetricUnit
-
+    from chalicelib.ops.metrics import parked_head_age
     from chalicelib.sync.redrive import redrive
 
     # Same guard as the stream sync: one message may spend up to 120 s on its attachments.
@@ -94,7 +92,7 @@ def redrive_parked(event: Any) -> None:
         lease_seconds=float(os.environ.get("REDRIVE_LEASE_SECONDS", "300")),
     )
     # The alarm's signal: how long the longest-blocked conversation has waited.
-    metrics.add_metric(name="parked_head_age_seconds", unit=MetricUnit.Seconds, value=report.oldest_parked_seconds)
+    parked_head_age(report.oldest_parked_seconds)
     publish("redrive", report.metrics())
 
 

@@ -29,6 +29,10 @@ def json_response(body: Any, status: int = 200) -> Response:
 def refuse(route: str, exc: WebhookError) -> Response:
     """The JSON error for a request we refuse, logged with the reason."""
     logger.warning("request refused", extra={"route": route, "status": exc.status, "reason": exc.message})
+    if exc.status in (401, 403):  # a wrong signature or token: a changed secret, or someone probing
+        from chalicelib.ops.metrics import webhook_auth_failed
+
+        webhook_auth_failed(route)
     return json_response(exc.to_body(), exc.status)
 
 

@@ -447,34 +447,17 @@ def warning_days(env: Mapping[str, str] | None = None) -> int:
         return DEFAULT_WARNING_DAYS
 
 
-def publish(results: list[TokenCheck], *, namespace: str = "socialdesk", warn_days: int | None = None) -> None:
+def publish(results: list[TokenCheck], *, warn_days: int | None = None) -> None:
     """One ``token_ok`` metric per checked platform (and ``token_days_left`` when known);
     an error log per broken token, a warning per token expiring soon."""
-    from aws_lambda_powertools.metrics import MetricUnit, single_metric
-
-    from chalicelib.observability import SERVICE, logger
+    from chalicelib.observability import logger
+    from chalicelib.ops.metrics import token_health
 
     warn_days = warning_days() if warn_days is None else warn_days
     for result in results:
         if result.status == NOT_CONFIGURED:
             continue
-        with single_metric(
-            name="token_ok",
-            unit=MetricUnit.Count,
-            value=1 if result.ok else 0,
-            namespace=namespace,
-            default_dimensions={"service": SERVICE},
-        ) as metric:
-            metric.add_dimension(name="platform", value=result.platform)
-        if result.days_left is not None:
-            with single_metric(
-                name="token_days_left",
-                unit=MetricUnit.Count,
-                value=result.days_left,
-                namespace=namespace,
-                default_dimensions={"service": SERVICE},
-            ) as metric:
-                metric.add_dimension(name="platform", value=result.platform)
+        token_health(result.platform, result.ok, result.days_left)
         fields = {"platform": result.platform, "status": result.status, "detail": result.detail, "days_left": result.days_left}
         if not result.ok:
             logger.error(f"{result.platform} credentials: {result.status}: {result.detail}", extra=fields)

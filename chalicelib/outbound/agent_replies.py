@@ -102,6 +102,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from chalicelib.helpdesks.base import HelpdeskError, HelpdeskRejected, HelpdeskUnavailable, TicketClosed
 from chalicelib.models import Author, Direction, Kind, Platform, SocialMessage
+from chalicelib.ops import metrics as ops_metrics
 from chalicelib.outbound.agent_events import COMMENT_EVENT, REPEAT_OUTCOMES, STATUS_EVENT, AgentEvent
 from chalicelib.outbound.base import (
     UNAVAILABLE,
@@ -756,6 +757,11 @@ class AgentReplies:
                 conversation = self.store.get_conversation(key)
                 continue
             logger.info("ticket status recorded", extra={"ticket_id": event.ticket_id, "status": status})
+            if status in ("solved", "closed"):
+                try:
+                    self._record_resolution(key, self.now())
+                except Exception as exc:  # the status is recorded; a lost resolution time must not undo it
+                    logger.warning("resolution time not recorded", extra={"reason": f"{type(exc).__name__}: {exc}"})
             return Outcome.STATUS_UPDATED
         raise ConversationConflict(f"conversation {key} kept changing while its status was recorded")
 
@@ -894,6 +900,7 @@ class AgentReplies:
             f"{label} directly."
         )
         self.ledger.mark_final(record, "failed", "unreadable", note, self._note(record, note))
+        ops_metrics.reply_failed(_platform_of(record.conversation_key).value, "unreadable")
         return Outcome.FAILED_NOTED
 
     def _finish_sent(self, record: ReplyRecord, target: ReplyTarget, sent: SentReply, messages: list[SocialMessage]) -> None:
@@ -945,6 +952,7 @@ class AgentReplies:
             note = failure.plain_words
             noted = self._note(record, note)
             self.ledger.mark_final(record, "unknown", failure.kind, note, noted)
+            ops_metrics.reply_failed(_platform_of(record.conversation_key).value, failure.kind)
             return Outcome.AMBIGUOUS_NOTED
         if failure.transient and record.attempts < self.max_attempts:
             backoff = timedelta(minutes=2 ** (record.attempts - 1))
@@ -964,6 +972,7 @@ class AgentReplies:
             note = failure.plain_words
         noted = self._note(record, note)
         self.ledger.mark_final(record, "failed", failure.kind, note, noted)
+        ops_metrics.reply_failed(_platform_of(record.conversation_key).value, failure.kind)
         return Outcome.FAILED_NOTED
 
     # --- helpers ----------------------------------------------------------------------------
@@ -1069,8 +1078,10 @@ class AgentReplies:
             )
 
     def _record_first_response(self, record: ReplyRecord, messages: list[SocialMessage], now: datetime) -> None:
-        """``CONV#<key>`` / ``RESPONSE``: first response time (set once), last response, count."""
-        inbound = [m.created_at for m in messages if m.direction is Direction.INBOUND]
+        """``CONV#<key>`` / ``RESPONSE``: first response time (set once, and then published with
+        its SLA verdict), last response, count."""
+        first_message = _first_inbound(messages)
+        inbound = [first_message.created_at] if first_message else []
         values: dict[str, Any] = {
             ":type": _s("response_times"),
             ":now": _s(_iso(now)),
@@ -1089,15 +1100,47 @@ class AgentReplies:
                 " first_inbound_at = if_not_exists(first_inbound_at, :first_in)"
             )
         expression += " ADD responses :one"
-        try:
-            self.store._client.update_item(  # noqa: SLF001 - MessageStore has no call for response times
-                TableName=self.store.table_name,
-                Key={"pk": _s(conversation_pk(record.conversation_key)), "sk": _s(RESPONSE_SK)},
-                UpdateExpression=expression,
-                ExpressionAttributeValues=values,
-            )
-        except Exception as exc:
-            raise StoreUnavailable(f"could not record the response time: {_error_code(exc) or exc}") from exc
+        before = _update_response_times(self.store, record.conversation_key, expression, values)
+        if first_message is not None and "first_response_seconds" not in before:
+            ops_metrics.answered(first_message, "first_response", float(values[":seconds"]["N"]))
+
+    def _record_resolution(self, key: str, now: datetime) -> None:
+        """``CONV#<key>`` / ``RESPONSE``: ``resolved_at`` and ``resolution_seconds``, from the
+        customer's first message to the first time the ticket was solved (set once, and then
+        published with its SLA verdict; a reopened conversation keeps its first resolution)."""
+        first_message = _first_inbound(conversation_messages(self.store, key))
+        if first_message is None:
+            return
+        seconds = max(0, int((now - _utc(first_message.created_at)).total_seconds()))
+        before = _update_response_times(
+            self.store,
+            key,
+            "SET item_type = :type, resolved_at = if_not_exists(resolved_at, :now),"
+            " resolution_seconds = if_not_exists(resolution_seconds, :seconds)",
+            {":type": _s("response_times"), ":now": _s(_iso(now)), ":seconds": _n(seconds)},
+        )
+        if "resolution_seconds" not in before:
+            ops_metrics.answered(first_message, "resolution", float(seconds))
+
+
+def _first_inbound(messages: Iterable[SocialMessage]) -> SocialMessage | None:
+    """The customer's first message (platform time), which response times are measured from."""
+    return min((m for m in messages if m.direction is Direction.INBOUND), key=lambda m: _utc(m.created_at), default=None)
+
+
+def _update_response_times(store: MessageStore, key: str, expression: str, values: dict[str, Any]) -> dict[str, Any]:
+    """Update the conversation's ``RESPONSE`` item; the item as it was before (``ALL_OLD``)."""
+    try:
+        answer = store._client.update_item(  # noqa: SLF001 - MessageStore has no call for response times
+            TableName=store.table_name,
+            Key={"pk": _s(conversation_pk(key)), "sk": _s(RESPONSE_SK)},
+            UpdateExpression=expression,
+            ExpressionAttributeValues=values,
+            ReturnValues="ALL_OLD",
+        )
+    except Exception as exc:
+        raise StoreUnavailable(f"could not record the response time: {_error_code(exc) or exc}") from exc
+    return dict(answer.get("Attributes") or {})
 
 
 def first_response(store: MessageStore, conversation_key: str) -> dict[str, Any] | None:

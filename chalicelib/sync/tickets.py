@@ -38,6 +38,7 @@ from chalicelib.helpdesks.base import (
 )
 from chalicelib.helpdesks.formatting import change_note
 from chalicelib.models import Author, Direction, SocialMessage
+from chalicelib.ops import metrics as ops_metrics
 from chalicelib.store import (
     Conversation,
     ConversationConflict,
@@ -393,6 +394,7 @@ class TicketSync:
         ticket, requester = self._as_requester(message, conversation, requester, create)
         self._record(message, conversation, ticket, requester, epoch=epoch, unpark=redrive)
         self._point_ticket(message, ticket)
+        ops_metrics.ticket_opened(message)
         return Outcome.TICKET_OPENED
 
     def _open_ticket(
@@ -698,6 +700,7 @@ class TicketSync:
             "message parked",
             extra={"conversation_key": message.conversation_key, "message_id": message.message_id, "reason": reason},
         )
+        ops_metrics.message_parked(message)
         try:
             self.dead_letters.park(message.conversation_key, message.message_id, reason)
         except Exception as exc:  # noqa: BLE001 - the sweep finds the conversation without it
@@ -711,6 +714,7 @@ class TicketSync:
             extra={"conversation_key": message.conversation_key, "message_id": message.message_id, "reason": reason},
         )
         self.dead_letters.park(message.conversation_key, message.message_id, reason, unrecorded=True)
+        ops_metrics.message_parked(message)
         return Outcome.PARKED
 
     def _migrate_legacy_parked(self, conversation: Conversation) -> Conversation:

@@ -1,0 +1,141 @@
+"""Every metric a team charts or an alarm watches: names, units and dimensions in one place.
+
+Handlers call one function each (``messages_in(saved)``, ``ticket_opened(message)``...).
+Each call writes one CloudWatch embedded-metric-format (EMF) line through Powertools
+(``EphemeralMetrics``: nothing is kept between calls, so a metric never rides on another
+handler's flush). A line may carry several dimension sets: the narrow one alarms and the
+dashboard read (``service`` + ``platform``), and a detailed one for charts (``platform``,
+``kind``, ``account``). Which metric drops which dimension, and why: README, "Metrics".
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Literal
+
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+
+from chalicelib.observability import SERVICE
+
+if TYPE_CHECKING:
+    from chalicelib.models import SocialMessage
+    from chalicelib.reporting.model import SlaTargets
+
+NAMESPACE = SERVICE
+
+# Metric names (the dashboard and alarms in infra/template.json use the same words).
+MESSAGES_IN = "messages_in"
+TICKETS_OPENED = "tickets_opened"
+FIRST_RESPONSE_SECONDS = "first_response_seconds"
+RESOLUTION_SECONDS = "resolution_seconds"
+SLA_MET = "sla_met"
+SLA_MISSED = "sla_missed"
+REPLIES_FAILED = "replies_failed"
+MESSAGES_PARKED = "messages_parked"
+PARKED_HEAD_AGE_SECONDS = "parked_head_age_seconds"
+BACKFILL_ONLY_FOUND = "backfill_only_found"
+WEBHOOK_AUTH_FAILURES = "webhook_auth_failures"
+TOKEN_OK = "token_ok"
+TOKEN_DAYS_LEFT = "token_days_left"
+
+Measure = Literal["first_response", "resolution"]
+Dimensions = Mapping[str, str]
+
+
+def _emit(values: Mapping[str, tuple[MetricUnit, float]], *dimension_sets: Dimensions) -> None:
+    """One EMF line: ``values`` under every dimension set (the first is the primary one)."""
+    metrics = EphemeralMetrics(namespace=NAMESPACE, service=SERVICE)
+    primary, *others = dimension_sets or ({},)
+    for dimension, label in primary.items():
+        metrics.add_dimension(name=dimension, value=label)
+    for extra in others:
+        metrics.add_dimensions(service=SERVICE, **extra)
+    for name, (unit, amount) in values.items():
+        metrics.add_metric(name=name, unit=unit, value=amount)
+    metrics.flush_metrics()
+
+
+def _detail(message: SocialMessage) -> dict[str, str]:
+    return {"platform": message.platform.value, "kind": message.kind.value, "account": message.account_id}
+
+
+def messages_in(messages: Iterable[SocialMessage]) -> None:
+    """Customer messages the table took for the first time (a redelivery is not counted twice),
+    per platform (the quiet-channel alarms) and per platform, kind and receiving account."""
+    from chalicelib.models import Direction
+
+    groups = Counter((m.platform.value, m.kind.value, m.account_id) for m in messages if m.direction is Direction.INBOUND)
+    for (platform, kind, account), count in groups.items():
+        _emit(
+            {MESSAGES_IN: (MetricUnit.Count, count)},
+            {"platform": platform},
+            {"platform": platform, "kind": kind, "account": account},
+        )
+
+
+def ticket_opened(message: SocialMessage) -> None:
+    """A conversation got a ticket (its first, or a follow-up of a closed one)."""
+    _emit({TICKETS_OPENED: (MetricUnit.Count, 1)}, {"platform": message.platform.value}, _detail(message))
+
+
+def sla_targets(measure: Measure) -> SlaTargets:
+    """The SLA targets per channel (platform and visibility), for the metrics and the report.
+
+    Today's defaults: first response 1 h public, 24 h private; resolution 3 days. The triage
+    rules file (``chalicelib/triage/rules.py``) plugs in here once it holds the targets.
+    """
+    from chalicelib.reporting.model import DEFAULT_RESOLUTION_SLA_SECONDS, DEFAULT_SLA_SECONDS, SlaTargets
+
+    return SlaTargets(DEFAULT_SLA_SECONDS if measure == "first_response" else DEFAULT_RESOLUTION_SLA_SECONDS)
+
+
+def answered(first_message: SocialMessage, measure: Measure, seconds: float, *, targets: SlaTargets | None = None) -> None:
+    """A conversation's first response time or resolution time (from the platform time of the
+    customer's first message ``first_message``), and whether it met its channel's target."""
+    from chalicelib.reporting.model import Channel
+
+    private = first_message.is_private
+    target = (targets or sla_targets(measure)).for_channel(Channel(first_message.platform.value, private))
+    name = FIRST_RESPONSE_SECONDS if measure == "first_response" else RESOLUTION_SECONDS
+    values: dict[str, tuple[MetricUnit, float]] = {name: (MetricUnit.Seconds, max(0.0, seconds))}
+    if target is not None:
+        met = seconds <= target
+        values[SLA_MET] = (MetricUnit.Count, 1 if met else 0)
+        values[SLA_MISSED] = (MetricUnit.Count, 0 if met else 1)
+    channel = {"platform": first_message.platform.value, "visibility": "private" if private else "public", "measure": measure}
+    _emit(values, channel, {**_detail(first_message), "measure": measure})
+
+
+def reply_failed(platform: str, reason: str) -> None:
+    """An agent's answer that did not reach the customer for good (failed, or may not have
+    arrived), by the failure's kind (``token_expired``, ``window_closed``...)."""
+    _emit({REPLIES_FAILED: (MetricUnit.Count, 1)}, {"reason": reason}, {"platform": platform, "reason": reason})
+
+
+def message_parked(message: SocialMessage) -> None:
+    """A message the helpdesk kept failing or refusing, parked (not the ones waiting behind it)."""
+    _emit({MESSAGES_PARKED: (MetricUnit.Count, 1)}, {}, {"platform": message.platform.value})
+
+
+def parked_head_age(seconds: float) -> None:
+    """How long the longest-blocked conversation has waited (0: none): the parked alarm's metric."""
+    _emit({PARKED_HEAD_AGE_SECONDS: (MetricUnit.Seconds, seconds)})
+
+
+def backfill_only_found(platform: str, count: int) -> None:
+    """Customer messages only the backfill found: webhook deliveries the platform lost."""
+    _emit({BACKFILL_ONLY_FOUND: (MetricUnit.Count, count)}, {"platform": platform})
+
+
+def webhook_auth_failed(route: str) -> None:
+    """A webhook whose signature or token was wrong: a changed secret, or someone probing."""
+    _emit({WEBHOOK_AUTH_FAILURES: (MetricUnit.Count, 1)}, {}, {"route": route})
+
+
+def token_health(platform: str, ok: bool, days_left: int | None) -> None:
+    """One credential's health (1 works, 0 broken) and, when known, the days before it expires."""
+    values: dict[str, tuple[MetricUnit, float]] = {TOKEN_OK: (MetricUnit.Count, 1 if ok else 0)}
+    if days_left is not None:
+        values[TOKEN_DAYS_LEFT] = (MetricUnit.Count, days_left)
+    _emit(values, {"platform": platform})

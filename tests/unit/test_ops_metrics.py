@@ -1,0 +1,189 @@
+"""The metrics a team charts and the alarms watch, as CloudWatch reads them: the EMF lines
+the handlers print (metric, value, and the dimension sets it can be found under)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from chalicelib.errors import Forbidden, Unauthorized
+from chalicelib.inbound.intake import save_batch
+from chalicelib.models import Author, Direction, Kind, NormalizedBatch, Platform, SocialMessage
+from chalicelib.ops import metrics as ops_metrics
+from chalicelib.ops.token_health import EXPIRED, NOT_CONFIGURED, OK, TokenCheck, publish
+from chalicelib.outbound.base import TOKEN_EXPIRED, ReplyFailed
+from chalicelib.web import refuse
+from tests.unit.test_agent_events import KEY, PAGE, T0, Rig, aws, rig, status_body  # noqa: F401 - fixtures
+
+__all__ = ["aws", "rig"]
+
+
+@dataclass(frozen=True)
+class Point:
+    """One metric value with the dimension values printed beside it and its dimension sets."""
+
+    value: list[float]
+    unit: str
+    dimensions: dict[str, str]
+    sets: list[list[str]]
+
+
+def points(out: str, name: str) -> list[Point]:
+    """Every ``name`` value in the captured output ``out``."""
+    found = []
+    for line in out.splitlines():
+        if not line.startswith('{"_aws"'):
+            continue
+        blob: dict[str, Any] = json.loads(line)
+        (directive,) = blob["_aws"]["CloudWatchMetrics"]
+        assert directive["Namespace"] == "socialdesk"
+        units = {metric["Name"]: metric["Unit"] for metric in directive["Metrics"]}
+        if name in units:
+            keys = {key for group in directive["Dimensions"] for key in group}
+            value = blob[name]
+            found.append(
+                Point(
+                    value=value if isinstance(value, list) else [value],
+                    unit=units[name],
+                    dimensions={key: blob[key] for key in keys},
+                    sets=[sorted(group) for group in directive["Dimensions"]],
+                )
+            )
+    return found
+
+
+class SeenStore:
+    """A table that remembers message ids: the second save of one is a duplicate."""
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+
+    def save_messages(self, messages: list[SocialMessage]) -> list[bool]:
+        flags = [m.message_id not in self.seen for m in messages]
+        self.seen.update(m.message_id for m in messages)
+        return flags
+
+    def record_status(self, status: Any) -> None: ...
+
+    def quarantine(self, rejected: Any) -> None: ...
+
+
+def message(
+    index: int,
+    *,
+    platform: Platform = Platform.X,
+    kind: Kind = Kind.MENTION,
+    account: str = "brand-1",
+    direction: Direction = Direction.INBOUND,
+    minutes: float = 0,
+) -> SocialMessage:
+    return SocialMessage(
+        platform=platform,
+        kind=kind,
+        direction=direction,
+        message_id=f"m{index}",
+        conversation_key=f"x:{index}",
+        account_id=account,
+        author=Author(platform_id=f"u{index}"),
+        text="hi",
+        created_at=T0 + timedelta(minutes=minutes),
+    )
+
+
+def test_messages_in_counts_new_customer_messages_per_channel_and_per_account(capsys: pytest.CaptureFixture[str]) -> None:
+    store = SeenStore()
+    save_batch(store, NormalizedBatch(messages=[message(1), message(2), message(3, account="brand-2")]))
+    # A redelivery of one, and the brand's own post: neither is a customer message in.
+    save_batch(store, NormalizedBatch(messages=[message(1), message(4, direction=Direction.OUTBOUND)]))
+    found = points(capsys.readouterr().out, "messages_in")
+    by_account = {p.dimensions["account"]: p.value for p in found}
+    assert by_account == {"brand-1": [2.0], "brand-2": [1.0]}
+    # The quiet-channel alarm reads the per-platform series; charts split by kind and account.
+    assert all(p.sets == [["platform", "service"], ["account", "kind", "platform", "service"]] for p in found)
+    assert {p.dimensions["platform"] for p in found} == {"x"} and {p.unit for p in found} == {"Count"}
+
+
+def test_a_first_response_is_published_once_with_its_sla_verdict(rig: Rig, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    rig.agent_answers()  # 30 minutes after the customer's first message: a private chat's target is a day
+    rig.clock.advance(minutes=10)
+    rig.agent_answers("502", "Anything else?")
+    out = capsys.readouterr().out
+    (first,) = points(out, "first_response_seconds")
+    assert first.value == [1800.0] and first.unit == "Seconds"
+    assert first.dimensions == {
+        "service": "socialdesk",
+        "platform": "messenger",
+        "visibility": "private",
+        "measure": "first_response",
+        "kind": "direct_message",
+        "account": PAGE,
+    }
+    (met,) = points(out, "sla_met")
+    (missed,) = points(out, "sla_missed")
+    assert (met.value, missed.value) == ([1.0], [0.0])
+
+
+def test_a_solved_ticket_publishes_its_resolution_time_once(rig: Rig, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    rig.clock.advance(days=4)  # past the three-day resolution target
+    rig.helpdesk.status = "solved"
+    assert rig.deliver(status_body("Solved", at=rig.clock())).outcome == "status_updated"
+    rig.helpdesk.status = "open"
+    rig.deliver(status_body("Open", at=rig.clock() + timedelta(minutes=1)))
+    rig.helpdesk.status = "solved"
+    rig.deliver(status_body("Solved", at=rig.clock() + timedelta(minutes=2)))  # solved again: the first resolution stays
+    out = capsys.readouterr().out
+    (resolution,) = points(out, "resolution_seconds")
+    assert resolution.value == [4 * 86400 + 30 * 60.0]
+    assert resolution.dimensions["measure"] == "resolution"
+    (missed,) = points(out, "sla_missed")
+    assert missed.value == [1.0]
+    item = rig.client.get_item(TableName=rig.store.table_name, Key={"pk": {"S": f"CONV#{KEY}"}, "sk": {"S": "RESPONSE"}})["Item"]
+    assert item["resolution_seconds"]["N"] == str(4 * 86400 + 30 * 60) and item["resolved_at"]["S"].startswith("2026-11-24")
+
+
+def test_a_reply_that_failed_for_good_is_counted_by_reason(rig: Rig, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    rig.dispatcher.script.append(ReplyFailed(TOKEN_EXPIRED, "Not sent: the token expired."))
+    assert rig.agent_answers().outcome == "failed_noted"
+    (failed,) = points(capsys.readouterr().out, "replies_failed")
+    assert failed.value == [1.0]
+    assert failed.dimensions == {"service": "socialdesk", "reason": TOKEN_EXPIRED, "platform": "messenger"}
+    assert failed.sets == [["reason", "service"], ["platform", "reason", "service"]]
+
+
+@pytest.mark.parametrize("error", [Unauthorized("bad signature"), Forbidden("wrong verify token")])
+def test_a_refused_signature_counts_as_a_webhook_auth_failure(error: Exception, capsys: pytest.CaptureFixture[str]) -> None:
+    refuse("meta_webhook", error)  # type: ignore[arg-type]
+    (failure,) = points(capsys.readouterr().out, "webhook_auth_failures")
+    assert failure.value == [1.0] and failure.dimensions["route"] == "meta_webhook"
+    assert ["service"] in failure.sets  # the alarm's series: every route together
+
+
+def test_token_health_publishes_one_series_per_platform(capsys: pytest.CaptureFixture[str]) -> None:
+    publish(
+        [
+            TokenCheck("messenger", EXPIRED, "the Page token expired"),
+            TokenCheck("x", OK, "works", days_left=40),
+            TokenCheck("line", NOT_CONFIGURED, ""),
+        ]
+    )
+    out = capsys.readouterr().out
+    health = {p.dimensions["platform"]: p.value for p in points(out, "token_ok")}
+    assert health == {"messenger": [0.0], "x": [1.0]}
+    assert [p.value for p in points(out, "token_days_left")] == [[40.0]]
+
+
+def test_parked_messages_and_the_oldest_head_are_published(capsys: pytest.CaptureFixture[str]) -> None:
+    ops_metrics.message_parked(message(1, platform=Platform.WHATSAPP, kind=Kind.DIRECT_MESSAGE))
+    ops_metrics.parked_head_age(5400)
+    out = capsys.readouterr().out
+    (parked,) = points(out, "messages_parked")
+    assert parked.dimensions["platform"] == "whatsapp" and ["service"] in parked.sets
+    (age,) = points(out, "parked_head_age_seconds")
+    assert age.value == [5400.0] and age.sets == [["service"]]  # the dimensions the existing alarm reads
