@@ -123,9 +123,13 @@ def parked_head_age(seconds: float) -> None:
     _emit({PARKED_HEAD_AGE_SECONDS: (MetricUnit.Seconds, seconds)})
 
 
-def backfill_only_found(platform: str, count: int) -> None:
-    """Customer messages only the backfill found: webhook deliveries the platform lost."""
-    _emit({BACKFILL_ONLY_FOUND: (MetricUnit.Count, count)}, {"platform": platform})
+def backfill_only_found(messages: Iterable[SocialMessage]) -> None:
+    """Customer messages only the backfill found (new to the table): webhook deliveries the
+    platform lost, per platform."""
+    from chalicelib.models import Direction
+
+    for platform, count in Counter(m.platform.value for m in messages if m.direction is Direction.INBOUND).items():
+        _emit({BACKFILL_ONLY_FOUND: (MetricUnit.Count, count)}, {"platform": platform})
 
 
 def webhook_auth_failed(route: str) -> None:

@@ -187,3 +187,17 @@ def test_parked_messages_and_the_oldest_head_are_published(capsys: pytest.Captur
     assert parked.dimensions["platform"] == "whatsapp" and ["service"] in parked.sets
     (age,) = points(out, "parked_head_age_seconds")
     assert age.value == [5400.0] and age.sets == [["service"]]  # the dimensions the existing alarm reads
+
+
+def test_what_only_the_backfill_found_is_counted_per_platform(capsys: pytest.CaptureFixture[str]) -> None:
+    from chalicelib.channels.meta.backfill import BackfillReport, _save
+
+    store = SeenStore()
+    webhook = message(1, platform=Platform.FACEBOOK, kind=Kind.COMMENT)
+    save_batch(store, NormalizedBatch(messages=[webhook]))  # the webhook delivered this one
+    capsys.readouterr()
+    lost = [message(2, platform=Platform.FACEBOOK, kind=Kind.COMMENT), message(3, platform=Platform.INSTAGRAM, kind=Kind.COMMENT)]
+    brand_post = message(4, platform=Platform.FACEBOOK, kind=Kind.COMMENT, direction=Direction.OUTBOUND)
+    _save(store, NormalizedBatch(messages=[webhook, *lost, brand_post]), T0 - timedelta(hours=1), BackfillReport())  # type: ignore[arg-type]
+    found = {p.dimensions["platform"]: p.value for p in points(capsys.readouterr().out, "backfill_only_found")}
+    assert found == {"facebook": [1.0], "instagram": [1.0]}

@@ -45,6 +45,7 @@ from chalicelib.channels.meta.graph import (
 )
 from chalicelib.inbound.intake import save_batch
 from chalicelib.models import Direction, NormalizedBatch, Platform
+from chalicelib.ops import metrics as ops_metrics
 from chalicelib.store import StoreUnavailable
 
 if TYPE_CHECKING:
@@ -203,6 +204,7 @@ def _save(store: MessageStore, batch: NormalizedBatch, since: datetime, report: 
             )
         else:
             report.duplicates += 1
+    ops_metrics.backfill_only_found(message for message, new in saved.saved if new)
 
 
 def _backfill_source(
