@@ -13,12 +13,21 @@ anyway):
   ``Review`` resource, behind ``Authorization: Bearer <access_token>`` (else 401
   ``UNAUTHENTICATED``; unknown review: 404 ``NOT_FOUND``, Google's error shape).
 
-``fail_next(status, count)`` makes the next review reads fail; ``stats()`` counts
-requests. ``push_body()`` builds the Pub/Sub push envelope Google would POST.
+* ``PUT /v4/accounts/{a}/locations/{l}/reviews/{r}/reply`` (``{"comment"}``): the review
+  reply, created or replaced (``updateReply``), answered as a ``ReviewReply`` and shown on
+  the review (``reviewReply``) and in ``sent()``. A location marked with
+  ``mark_unverified()`` answers 400 ``FAILED_PRECONDITION`` (the reference: replies are
+  "only valid if the specified location is verified"; the exact error is not published).
+
+``fail_next(status, count)`` makes the next review reads fail, ``fail_next_reply(status,
+count)`` the next replies (``status=0``: the reply is applied, then the connection is
+dropped without an answer); ``stats()`` counts requests. ``push_body()`` builds the
+Pub/Sub push envelope Google would POST.
 
 Not Google, for ``make demo`` (another process): ``POST /__sandbox/reviews`` (``{"review_id",
 "stars", "comment", "reviewer", "account", "location"}``) seeds a review and answers the
-push Google would send about it: ``{"push_body", "push_headers"}``.
+push Google would send about it: ``{"push_body", "push_headers"}``; ``GET /__sandbox/sent`` lists
+the replies written, ``POST /__sandbox/mark_unverified`` (``{"location"}``) unverifies a location.
 """
 
 from __future__ import annotations
@@ -163,11 +172,16 @@ class GoogleSandbox(JsonSandbox):
         self._published: list[SigningKey] = [self.signing_key]
         self._reviews: dict[str, dict[str, Any]] = {}
         self._faults: list[int] = []
+        self._reply_faults: list[int] = []
+        self._unverified: set[str] = set()
+        self._sent: list[dict[str, Any]] = []
         self._outcomes: Counter[str] = Counter()  # unauthenticated, fault
         self.route("GET", r"/oauth2/v3/certs", self._serve_jwks, name="jwks")
         # The review's resource name, as the path after /v4/ (``accounts/{a}/locations/{l}/reviews/{r}``).
+        self.route("PUT", r"/v4/(?P<name>(?:.*/)?reviews/[^/]+)/reply", self._put_reply, name="reply")
         self.route("GET", r"/v4/(?P<name>(?:.*/)?reviews/.*)", self._serve_review, name="review")
         self.control("POST", "reviews", self._review_control)
+        self.serve_controls(mark_unverified=self.mark_unverified)
 
     @property
     def jwks_url(self) -> str:
@@ -271,10 +285,32 @@ class GoogleSandbox(JsonSandbox):
         with self._lock:
             self._faults.extend([status] * count)
 
-    def stats(self) -> dict[str, int]:
-        """Request counts: ``jwks``, ``review``, ``unauthenticated``, ``fault`` (those that happened)."""
+    def fail_next_reply(self, status: int, count: int = 1) -> None:
+        """Answer the next ``count`` replies with ``status``; 0 applies the reply and drops the connection."""
         with self._lock:
-            served = {route: self.request_counts[route] for route in ("jwks", "review") if self.request_counts[route]}
+            self._reply_faults.extend([status] * count)
+
+    def mark_unverified(self, location: str) -> str:
+        """Replies to reviews of ``location`` (``accounts/{a}/locations/{l}``) are refused as unverified."""
+        with self._lock:
+            self._unverified.add(location)
+        return location
+
+    def reply_of(self, name: str) -> dict[str, Any] | None:
+        """The review's current reply (``{"comment", "updateTime"}``), None without one."""
+        with self._lock:
+            reply = (self._reviews.get(name) or {}).get("reviewReply")
+            return json.loads(json.dumps(reply)) if reply else None
+
+    def sent(self) -> list[dict[str, Any]]:
+        """Every reply written, oldest first: ``{"review", "body", "answer", "replaced"}``."""
+        with self._lock:
+            return json.loads(json.dumps(self._sent))
+
+    def stats(self) -> dict[str, int]:
+        """Request counts: ``jwks``, ``review``, ``reply``, ``unauthenticated``, ``fault`` (those that happened)."""
+        with self._lock:
+            served = {route: self.request_counts[route] for route in ("jwks", "review", "reply") if self.request_counts[route]}
             return {**served, **self._outcomes}
 
     # --- serving -----------------------------------------------------------------
@@ -295,15 +331,46 @@ class GoogleSandbox(JsonSandbox):
             return _error(404, "Requested entity was not found.")
         return 200, review, {}
 
+    def _put_reply(self, request: SandboxRequest, name: str) -> Reply | None:
+        if request.header("Authorization") != f"Bearer {self.access_token}":
+            return self._failed("unauthenticated", 401, "Request had invalid authentication credentials.")
+        name = unquote(name)
+        try:
+            body = request.json()
+        except ValueError:
+            body = None
+        comment = body.get("comment") if isinstance(body, dict) else None
+        if not isinstance(comment, str) or not comment.strip():
+            return _error(400, "Request contains an invalid argument.")
+        with self._lock:
+            fault = self._reply_faults.pop(0) if self._reply_faults else None
+            review = self._reviews.get(name)
+            location = name.rsplit("/reviews/", 1)[0]
+            if fault is None and review is not None and location in self._unverified:
+                self._outcomes["unverified"] += 1
+                return _error(400, "Location is not verified.", "FAILED_PRECONDITION")
+            if fault is not None and fault != 0:
+                self._outcomes["fault"] += 1
+                return _error(fault, "Injected failure.")
+            if review is None:
+                return _error(404, "Requested entity was not found.")
+            reply = {"comment": comment, "updateTime": _now_rfc3339()}
+            replaced = "reviewReply" in review
+            review["reviewReply"] = reply
+            self._sent.append({"review": name, "body": {"comment": comment}, "answer": dict(reply), "replaced": replaced})
+        if fault == 0:
+            return None  # applied, then the connection drops: the client cannot tell
+        return 200, reply, {}
+
     def _failed(self, outcome: str, status: int, message: str) -> Reply:
         with self._lock:
             self._outcomes[outcome] += 1
         return _error(status, message)
 
     def not_found(self, request: SandboxRequest) -> Reply:
-        if request.method == "GET":
+        if request.method in ("GET", "PUT"):
             return _error(404, f"No route for {request.path}.")
-        return _error(404, "The sandbox serves GET only (and POST /__sandbox/reviews).")
+        return _error(404, "The sandbox serves GET, PUT .../reply and its /__sandbox/ controls only.")
 
     method_not_allowed = not_found
 
@@ -320,8 +387,8 @@ class GoogleSandbox(JsonSandbox):
         return {"push_body": push_body(review["name"]).decode(), "push_headers": self.push_headers()}
 
 
-def _error(status: int, message: str) -> Reply:
-    return status, {"error": {"code": status, "message": message, "status": _ERROR_STATUS.get(status, "UNKNOWN")}}, {}
+def _error(status: int, message: str, word: str | None = None) -> Reply:
+    return status, {"error": {"code": status, "message": message, "status": word or _ERROR_STATUS.get(status, "UNKNOWN")}}, {}
 
 
 if __name__ == "__main__":  # pragma: no cover - manual use

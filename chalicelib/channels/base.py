@@ -120,6 +120,11 @@ class Channel(ABC):
         (Facebook's and Instagram's private replies), so it cannot be sent once they are gone."""
         return False
 
+    def ticket_note(self, message: SocialMessage) -> str | None:
+        """An internal note for agents on the ticket ``message`` opens, saying what only
+        this channel knows about answering it (e.g. that the platform's API cannot), or None."""
+        return None
+
     # --- media, people, credentials -----------------------------------------------------
 
     def fetch_media(self, attachment: Attachment, platform: Platform, downloads: MediaDownloads) -> Any | None:

@@ -625,6 +625,24 @@ class TicketSync:
             self.helpdesk.ticket_opened(ticket, message, self.store)
         except Exception as exc:  # best effort: the delivery is recorded; the events have a slower way
             logger.warning("ticket_opened hook failed", extra={"helpdesk": self.helpdesk.name, "reason": type(exc).__name__})
+        self._channel_note(message, ticket)
+
+    def _channel_note(self, message: SocialMessage, ticket: TicketRef) -> None:
+        """The channel's note for agents on a new ticket (``Channel.ticket_note``), once:
+        after the opening is recorded, so a redelivery never writes it again (the next
+        comment's guarded write finds the stamp moved and reads it again, once)."""
+        from chalicelib.channels.registry import channel_of
+
+        note = channel_of(message.platform).ticket_note(message)
+        if not note:
+            return
+        reference = message.model_copy(
+            update={"message_id": f"{message.message_id}#channel-note", "direction": Direction.OUTBOUND}
+        )
+        try:
+            self.helpdesk.add_note(ticket.ticket_id, reference, note)
+        except HelpdeskError as exc:  # best effort, like the hook above: the answer path says it again
+            logger.warning("channel note not added", extra={"ticket_id": ticket.ticket_id, "reason": type(exc).__name__})
 
     # --- bookkeeping ---------------------------------------------------------------
 

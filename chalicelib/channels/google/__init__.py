@@ -1,14 +1,14 @@
 """Google: Business Profile reviews, announced by Pub/Sub push (a Google-signed OIDC
 token) and read from the Business Profile API. ``webhook`` verifies the push, fetches and
-normalizes the review, ``routes`` holds the route.
+normalizes the review, ``replies`` answers it (the review reply), ``routes`` holds the route.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.channels.base import Channel, PlatformLabels
+from chalicelib.channels.base import Channel, PlatformLabels, TextLimit
 from chalicelib.channels.registry import Platform
 
 if TYPE_CHECKING:
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from chalicelib.channels.google.webhook import BusinessProfileClient
     from chalicelib.models import NormalizedBatch
     from chalicelib.ops.token_health import TokenCheck, TokenHealth
+    from chalicelib.outbound.base import ReplyConfig, ReplyTarget, Sender
 
 
 def review_client() -> BusinessProfileClient:
@@ -52,6 +53,22 @@ class GoogleChannel(Channel):
         name = str(payload.get("name", "")) if isinstance(payload, dict) else ""
         location = "/".join(name.split("/")[:4])
         return NormalizedBatch(messages=[normalize_review(payload, location=location, raw=payload)])
+
+    def reply_sender(self, config: ReplyConfig, secret: Callable[[str], str], env: Mapping[str, str], pool: Any) -> Sender:
+        from chalicelib.channels.google.replies import GoogleReviewSender
+
+        return GoogleReviewSender(
+            lambda _location: secret("GOOGLE_ACCESS_TOKEN"),
+            base_url=env.get("GOOGLE_BUSINESS_API_URL") or None,
+            config=config,
+            pool=pool,
+        )
+
+    def text_limit(self, target: ReplyTarget, private: bool) -> TextLimit | None:
+        from chalicelib.channels.google.replies import REPLY_LIMIT_BYTES
+        from chalicelib.outbound.base import utf8_bytes
+
+        return REPLY_LIMIT_BYTES, "bytes", utf8_bytes, "Google allows {limit} in a review reply", " (an accented letter counts 2)"
 
     def credential_checks(self, health: TokenHealth) -> list[Callable[[], TokenCheck]]:
         return []  # the access token is short-lived and renewed outside socialdesk

@@ -130,6 +130,11 @@ class MetaChannel(Channel):
             Platform.INSTAGRAM: lambda message: instagram_profile(graph, message, pages),
         }
 
+    def ticket_note(self, message: SocialMessage) -> str | None:
+        from chalicelib.channels.meta.recommendations import ticket_note
+
+        return ticket_note(message)
+
     def credential_checks(self, health: TokenHealth) -> list[Callable[[], TokenCheck]]:
         return [health.check_meta]
 

@@ -23,6 +23,9 @@ with the token in ``Authorization: Bearer`` (never in the URL):
   context: {message_id}?}`` within 24 h of the customer's last message, else
   ``window_closed`` (only a template may be sent then, which is not an agent's answer).
 
+* Facebook Page recommendation: no call; the Graph API no longer allows it
+  (``recommendations.not_answerable``).
+
 Tokens: ``token_provider(account_id)`` gives the Page token for a Page or Instagram
 account (``META_PAGE_TOKEN_<id>``, shared with the backfill); ``whatsapp_token_provider``
 (``WHATSAPP_ACCESS_TOKEN``) the WhatsApp system-user token.
@@ -51,6 +54,7 @@ from chalicelib.channels.meta.graph import (
     TRANSIENT_CODES,
     business_usage_wait,
 )
+from chalicelib.channels.meta.recommendations import is_recommendation, not_answerable
 from chalicelib.http import json_list, json_object
 from chalicelib.models import Platform
 from chalicelib.outbound.base import (
@@ -372,7 +376,9 @@ class MetaSender(HttpSender):
             return self._private_reply(request, now) if request.private else self._public_comment(request, now)
         if platform is Platform.INSTAGRAM and scope == "comment":
             return self._private_reply(request, now) if request.private else self._public_comment(request, now)
-        what = {"review": "recommendations", "mention": "@mentions"}.get(scope, f"{scope or 'these'} conversations")
+        if is_recommendation(platform, target.conversation_key):
+            raise not_answerable(target)  # gone from the Graph API: no call at all
+        what = {"mention": "@mentions"}.get(scope, f"{scope or 'these'} conversations")
         raise ReplyFailed(
             REJECTED,
             f"Not sent: socialdesk can't answer {platform_label(platform)} {what} yet. Reply on {platform_label(platform)} directly.",
