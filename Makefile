@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test lint unit integration bench fuzz soak redrive forget zendesk-setup report clean
+.PHONY: run demo test lint unit integration bench fuzz soak redrive forget zendesk-setup report eval classify clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,14 @@ integration: $(STAMP) $(CHECKOV)
 
 bench: $(STAMP)
 	$(PY) -m bench.run
+
+# Language and sentiment detectors on the triage test split (never trained on); exits 1 below target.
+eval: $(STAMP)
+	$(PY) -m tools.eval_triage
+
+# JSON lines {"id", "text"} on stdin -> {"id", "language", "sentiment"} on stdout (nothing else).
+classify: $(STAMP)
+	@$(PY) -m tools.classify
 
 # Hostile input against every route: >= 10,000 inputs (a short run is part of `make test`).
 fuzz: $(STAMP)

@@ -4,9 +4,8 @@ Read in place, never copied into the repository. The split is by a hash of the t
 detectors see it (normalized, case-folded), so it never changes with file order, row count
 or Python version, and the retweets and copy-paste complaints that differ only in their
 @handles or links (about 1,400 rows) all land on the same side: a row is in the test split
-when ``sha256(text) mod 100 < TEST_PERCENT``. Training reads only ``train`` rows (and holds
-out its own development rows, ``dev_split``, for choosing settings); the evaluation reads
-only ``test`` rows.
+when ``sha256(text) mod 100 < TEST_PERCENT``. Training reads only ``train`` rows (and
+cross-validates on them by the same bucket); the evaluation reads only ``test`` rows.
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = ROOT.parent / "shared" / "triage"
 FILES = {"en": "airline_en.jsonl", "es": "airline_es.jsonl"}
 TEST_PERCENT = 20
-DEV_PERCENT = 10  # of the remaining buckets: 20..29 are the training run's development rows
 
 
 @dataclass(frozen=True)
@@ -41,11 +39,6 @@ class LabelledText:
     @property
     def split(self) -> str:
         return "test" if self.bucket < TEST_PERCENT else "train"
-
-    @property
-    def dev_split(self) -> bool:
-        """A training row the training run keeps back to choose its settings."""
-        return TEST_PERCENT <= self.bucket < TEST_PERCENT + DEV_PERCENT
 
 
 def load(split: str, data_dir: Path = DEFAULT_DATA_DIR, languages: tuple[str, ...] = ("en", "es")) -> list[LabelledText]:

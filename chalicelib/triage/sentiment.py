@@ -18,6 +18,7 @@ import sys
 import threading
 from array import array
 from dataclasses import dataclass
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,14 @@ FORMAT = 1
 
 
 @dataclass(frozen=True)
+class Quantized:
+    """Numbers stored as integers: each one is ``values[i] * scale``."""
+
+    values: array
+    scale: float
+
+
+@dataclass(frozen=True)
 class Sentiment:
     label: str  # "negative" | "neutral" | "positive"
     score: float  # P(positive) - P(negative): -1 surely negative ... +1 surely positive
@@ -36,11 +45,13 @@ class Sentiment:
 
 
 class LanguageModel:
-    """One language's weights: a bucket -> row index, the rows' idf and class weights."""
+    """One language's weights: a bucket -> row index, and per row its idf and one weight per
+    label, kept as the 16-bit integers of the file and scaled when used (converting a million
+    weights to floats would cost the first call more than all its arithmetic)."""
 
-    def __init__(self, bias: list[float], buckets: array, idf: array, weights: array, unseen_idf: float) -> None:
+    def __init__(self, bias: list[float], buckets: array, idf: Quantized, weights: Quantized, unseen_idf: float) -> None:
         self.bias = bias
-        self.rows = {bucket: row for row, bucket in enumerate(buckets)}
+        self.rows = dict(zip(buckets, range(len(buckets)), strict=True))
         self.idf = idf
         self.weights = weights  # row-major: len(LABELS) per row
         self.unseen_idf = unseen_idf
@@ -52,9 +63,10 @@ class LanguageModel:
         values: dict[int, float] = {}
         squares = [0.0, 0.0]
         blocks: dict[int, int] = {}
+        idf, idf_scale = self.idf.values, self.idf.scale
         for bucket, count in feature_counts(text).items():
             row = self.rows.get(bucket)
-            value = (1.0 + math.log(count)) * (self.unseen_idf if row is None else self.idf[row])
+            value = (1.0 + math.log(count)) * (self.unseen_idf if row is None else idf[row] * idf_scale)
             block = 1 if bucket >= CHAR_BLOCK else 0
             squares[block] += value * value
             if row is not None:
@@ -65,12 +77,13 @@ class LanguageModel:
 
     def probabilities(self, text: str) -> list[float]:
         classes = len(LABELS)
-        logits = list(self.bias)
-        weights = self.weights
+        sums = [0.0] * classes
+        weights = self.weights.values
         for row, value in self.vector(text).items():
             base = row * classes
             for label in range(classes):
-                logits[label] += value * weights[base + label]
+                sums[label] += value * weights[base + label]
+        logits = [bias + total * self.weights.scale for bias, total in zip(self.bias, sums, strict=True)]
         top = max(logits)
         exps = [math.exp(logit - top) for logit in logits]
         total = sum(exps)
@@ -78,14 +91,9 @@ class LanguageModel:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> LanguageModel:
-        deltas = _unpack("I", data["bucket_deltas"])
-        buckets = array("I")
-        position = 0
-        for delta in deltas:
-            position += delta
-            buckets.append(position)
-        idf = array("f", (value * data["idf_scale"] for value in _unpack("H", data["idf"])))
-        weights = array("f", (value * data["weight_scale"] for value in _unpack("h", data["weights"])))
+        buckets = array("I", accumulate(_unpack("I", data["bucket_deltas"])))
+        idf = Quantized(_unpack("H", data["idf"]), data["idf_scale"])
+        weights = Quantized(_unpack("h", data["weights"]), data["weight_scale"])
         return cls(data["bias"], buckets, idf, weights, data["unseen_idf"])
 
 

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from chalicelib.triage import detect_language, sentiment
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -18,22 +20,23 @@ def run_classify(stdin: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_one_json_line_out_per_text_in_and_nothing_else_on_stdout() -> None:
+    """The command answers what the library answers, one line per input line, in order."""
     texts = [
         {"id": 1, "text": "@AcmeAir Worst service ever, my flight was cancelled and nobody helps"},
         {"id": "b-2", "text": "Muchas gracias, la tripulación fue encantadora"},
         {"id": None, "text": ""},
-        {"id": 4, "text": "¿A qué hora abre el mostrador de facturación?", "extra": "ignored"},
+        {"id": 4, "text": "¿Hay vuelos directos de Madrid a Lima los domingos?", "extra": "ignored"},
     ]
     done = run_classify("".join(json.dumps(item) + "\n" for item in texts))
     assert done.returncode == 0, done.stderr
     results = [json.loads(line) for line in done.stdout.splitlines()]
-    assert results == [
-        {"id": 1, "language": "en", "sentiment": "negative"},
-        {"id": "b-2", "language": "es", "sentiment": "positive"},
-        {"id": None, "language": None, "sentiment": results[2]["sentiment"]},
-        {"id": 4, "language": "es", "sentiment": "neutral"},
-    ]
-    assert results[2]["sentiment"] in ("negative", "neutral", "positive")
+    expected = []
+    for item in texts:
+        language = detect_language(item["text"])
+        expected.append({"id": item["id"], "language": language, "sentiment": sentiment(item["text"], language).label})
+    assert results == expected
+    assert [result["language"] for result in results] == ["en", "es", None, "es"]
+    assert [result["sentiment"] for result in results[:2]] == ["negative", "positive"]
 
 
 def test_bad_lines_are_reported_on_stderr_skipped_and_fail_the_run() -> None:

