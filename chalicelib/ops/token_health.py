@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
 import sys
 import time
@@ -466,10 +467,36 @@ def publish(results: list[TokenCheck], *, warn_days: int | None = None) -> None:
     logger.info("token health checked", extra={"results": {r.platform: r.status for r in results}})
 
 
+# Where the latest check is kept, for the report's "what needs attention now".
+RESULTS_KEY = {"pk": {"S": "OPS#TOKENS"}, "sk": {"S": "LATEST"}}
+
+
+def record(results: list[TokenCheck], client: Any, table_name: str, *, checked_at: float | None = None) -> None:
+    """Keep the latest results in the table (one item, overwritten each run; no token in it)."""
+    checked = [asdict(result) for result in results if result.status != NOT_CONFIGURED]
+    client.put_item(
+        TableName=table_name,
+        Item={
+            **RESULTS_KEY,
+            "item_type": {"S": "token_health"},
+            "checked_at": {"N": str(int(time.time() if checked_at is None else checked_at))},
+            "results": {"S": json.dumps(checked, sort_keys=True)},
+        },
+    )
+
+
 def check_tokens() -> list[TokenCheck]:
-    """The scheduled job: check everything configured, publish, return the results."""
+    """The scheduled job: check everything configured, publish, keep the results, return them."""
+    from chalicelib import wiring
+    from chalicelib.observability import logger
+
     results = TokenHealth().run()
     publish(results)
+    store = wiring.message_store()
+    try:
+        record(results, store._client, store.table_name)  # noqa: SLF001 - MessageStore has no call for ops items
+    except Exception as exc:  # the metrics and logs went out; the report shows the previous check
+        logger.warning("token health not recorded", extra={"reason": type(exc).__name__})
     return results
 
 

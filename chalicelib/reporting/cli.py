@@ -11,14 +11,15 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from chalicelib.reporting.data import TableReader
+from chalicelib.ops.metrics import sla_targets
+from chalicelib.reporting.crises import crises_from_items
+from chalicelib.reporting.data import TableReader, conversations_from_items, tokens_from_items
 from chalicelib.reporting.html import LANGUAGES, render
-from chalicelib.reporting.model import DEFAULT_RESOLUTION_SLA_SECONDS, Crisis, SlaTargets, build_report
+from chalicelib.reporting.model import SlaTargets, build_report
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -36,18 +37,20 @@ def write_report(
     sla: SlaTargets | None = None,
     resolution_sla: SlaTargets | None = None,
     window: timedelta = timedelta(days=7),
-    crises: Sequence[Crisis] | None = None,
 ) -> Path:
-    """Scan the table, compute, write the page to ``out``; returns its absolute path."""
-    conversations = TableReader(client, table_name).conversations()
+    """Scan the table (once), compute, write the page to ``out``; returns its absolute path.
+    SLA targets default to the ones the metrics use (``ops.metrics.sla_targets``)."""
+    items = list(TableReader(client, table_name).items())
+    now = now or datetime.now(UTC)
     report = build_report(
-        conversations,
-        now=now or datetime.now(UTC),
+        conversations_from_items(items),
+        now=now,
         table_name=table_name,
-        sla=sla,
-        resolution_sla=resolution_sla,
+        sla=sla or sla_targets("first_response"),
+        resolution_sla=resolution_sla or sla_targets("resolution"),
         window=window,
-        crises=crises,
+        crises=crises_from_items(items, since=now - window),
+        tokens=tokens_from_items(items),
     )
     page = render(report, lang)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -95,8 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     if not table:
         parser.error("set TABLE_NAME to the messages table (with an operator's AWS credentials), or use --local")
     try:
-        sla = SlaTargets.parse(args.sla)
-        resolution_sla = SlaTargets.parse(args.resolution_sla, base=DEFAULT_RESOLUTION_SLA_SECONDS)
+        sla = SlaTargets.parse(args.sla, base=sla_targets("first_response").targets)
+        resolution_sla = SlaTargets.parse(args.resolution_sla, base=sla_targets("resolution").targets)
     except ValueError as exc:
         parser.error(str(exc))
 

@@ -1,7 +1,7 @@
 """Reading the table into per-conversation facts: one paginated Scan with a projection.
 
-Only ``CONV#`` partitions are read, and only the attributes the report uses (never a
-message's ``raw`` payload). Item layouts are the ones ``chalicelib/store.py`` and the agent
+Only ``CONV#``, ``CRISIS#`` and ``OPS#TOKENS`` partitions are read, and only the attributes
+the report uses (never a message's ``raw`` payload nor a complaint's text). Item layouts are the ones ``chalicelib/store.py`` and the agent
 replies write: ``MSG#`` messages, ``CONV`` state, ``RESPONSE`` response times,
 ``REPLY#<helpdesk>#<comment>`` reply ledger entries, ``PARKED#`` / ``ASIDE#`` parked messages.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.models import Direction, Kind
@@ -38,7 +38,19 @@ PROJECTED = (
     "note",
     "reason",
     "parked_at",
+    # crises (chalicelib/crisis/store.py) and the latest token check (chalicelib/ops/token_health.py)
+    "crisis_id",
+    "crisis_status",
+    "size",
+    "first_seen",
+    "last_seen",
+    "ended_at",
+    "centroid",
+    "checked_at",
+    "results",
 )
+# The partitions the report reads: conversations, crises, and the latest token check.
+SCANNED_PREFIXES = ("CONV#", "CRISIS#", "OPS#TOKENS")
 REPLY_PROBLEM_STATES = frozenset({"failed", "unknown", "retry"})
 SOLVED_STATUSES = frozenset({"solved", "closed"})
 
@@ -60,6 +72,38 @@ class ParkedFact:
     parked_at: datetime | None
     reason: str
     aside: bool
+
+
+@dataclass(frozen=True)
+class TokenFact:
+    """One credential's latest check (``status`` ok, expired, revoked, unreachable)."""
+
+    platform: str
+    status: str
+    detail: str
+    days_left: int | None
+    checked_at: datetime | None
+
+    @property
+    def failing(self) -> bool:
+        return self.status in ("expired", "revoked")
+
+
+def tokens_from_items(items: Iterable[dict[str, Any]]) -> list[TokenFact]:
+    """The latest token check's results (empty when the check never ran)."""
+    for item in items:
+        if _attribute(item, "pk") == "OPS#TOKENS":
+            checked = _number(item, "checked_at")
+            at = datetime.fromtimestamp(checked, tz=UTC) if checked is not None else None
+            try:
+                results = json.loads(_attribute(item, "results") or "[]")
+            except json.JSONDecodeError:
+                return []
+            return [
+                TokenFact(str(r.get("platform", "")), str(r.get("status", "")), str(r.get("detail", "")), r.get("days_left"), at)
+                for r in results
+            ]
+    return []
 
 
 @dataclass(frozen=True)
@@ -218,14 +262,15 @@ class TableReader:
         self.table_name = table_name
 
     def items(self) -> Iterator[dict[str, Any]]:
-        """Every ``CONV#`` item with the projected attributes, page by page."""
+        """Every item of the scanned partitions (``SCANNED_PREFIXES``) with the projected attributes, page by page."""
         names = {f"#a{i}": name for i, name in enumerate(PROJECTED)}
+        prefixes = {f":p{i}": {"S": prefix} for i, prefix in enumerate(SCANNED_PREFIXES)}
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
             "ProjectionExpression": ", ".join(names),
             "ExpressionAttributeNames": names,
-            "FilterExpression": "begins_with(#a0, :conv)",
-            "ExpressionAttributeValues": {":conv": {"S": "CONV#"}},
+            "FilterExpression": " OR ".join(f"begins_with(#a0, {value})" for value in prefixes),
+            "ExpressionAttributeValues": prefixes,
         }
         while True:
             page = self._client.scan(**kwargs)

@@ -58,6 +58,10 @@ LABELS: dict[str, dict[str, str | tuple[str, str]]] = {
             "{count} customers waiting longer than the SLA (longest {oldest}).",
         ),
         "crisis": ("{count} crisis going on.", "{count} crises going on."),
+        "tokens_failing": (
+            "{count} account's credentials refused by its platform: reconnect it, every answer on it fails until then.",
+            "{count} accounts' credentials refused by their platforms: reconnect them, every answer on them fails until then.",
+        ),
         "volume": "Customer messages per channel",
         "volume_desc": "Customer messages per {bucket}, same scale for every channel.",
         "volume_none": "No customer messages in this period.",
@@ -187,6 +191,10 @@ LABELS: dict[str, dict[str, str | tuple[str, str]]] = {
             "{count} clientes esperan más que el SLA (el que más, {oldest}).",
         ),
         "crisis": ("{count} crisis en curso.", "{count} crisis en curso."),
+        "tokens_failing": (
+            "{count} cuenta con credenciales rechazadas por su plataforma: vuelve a conectarla; hasta entonces falla toda respuesta.",
+            "{count} cuentas con credenciales rechazadas por sus plataformas: vuelve a conectarlas; hasta entonces falla toda respuesta.",
+        ),
         "volume": "Mensajes de clientes por canal",
         "volume_desc": "Mensajes de clientes por {bucket}, con la misma escala para todos los canales.",
         "volume_none": "No hay mensajes de clientes en este periodo.",

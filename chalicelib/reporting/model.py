@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from chalicelib.models import Platform
-from chalicelib.reporting.data import ConversationFacts, ReplyFact
+from chalicelib.reporting.data import ConversationFacts, ReplyFact, TokenFact
 
 # Public answers are seen by everyone: an hour; private chats: a day. ``SlaTargets`` keys are
 # ``<platform>:<public|private>``, ``<platform>`` or ``public``/``private``, most specific first.
@@ -169,7 +169,7 @@ class AttentionItem:
     """One line of "what needs attention now": ``kind`` picks the sentence, ``detail`` refines it
     (a reply failure kind), ``subjects`` name conversations or crises."""
 
-    kind: str  # parked, set_aside, replies_unknown, replies_failed, past_sla, crisis
+    kind: str  # tokens_failing, parked, set_aside, replies_unknown, replies_failed, past_sla, crisis
     count: int
     oldest_seconds: float | None = None
     subjects: tuple[str, ...] = ()
@@ -260,9 +260,19 @@ def _attention(
     waiting: Sequence[WaitingConversation],
     failed: Sequence[FailedReplyGroup],
     crises: Sequence[Crisis],
+    tokens: Sequence[TokenFact],
     now: datetime,
 ) -> tuple[AttentionItem, ...]:
     items: list[AttentionItem] = []
+    failing = [token for token in tokens if token.failing]
+    if failing:  # first: every answer on those accounts fails until someone reconnects them
+        items.append(
+            AttentionItem(
+                kind="tokens_failing",
+                count=len(failing),
+                subjects=tuple(f"{token.platform}: {token.status} ({token.detail})" for token in failing),
+            )
+        )
     for aside, kind in ((False, "parked"), (True, "set_aside")):
         holding = [(facts, [p for p in facts.parked if p.aside == aside]) for facts in conversations]
         holding = [(facts, parked) for facts, parked in holding if parked]
@@ -292,7 +302,13 @@ def _attention(
                 )
             )
     # Accounts to reconnect first: every later answer on them fails the same way.
-    items.sort(key=lambda item: (item.kind not in ("parked", "set_aside"), item.detail not in RECONNECT_KINDS))
+    items.sort(
+        key=lambda item: (
+            item.kind != "tokens_failing",
+            item.kind not in ("parked", "set_aside"),
+            item.detail not in RECONNECT_KINDS,
+        )
+    )
     late = [w for w in waiting if w.past_sla]
     if late:
         items.append(
@@ -324,10 +340,11 @@ def build_report(
     resolution_sla: SlaTargets | None = None,
     window: timedelta = timedelta(days=7),
     crises: Sequence[Crisis] | None = None,
+    tokens: Sequence[TokenFact] = (),
 ) -> Report:
     """Everything the page shows, for the ``window`` before ``now`` (waiting customers and parked
     messages whatever their age: an old one matters more, not less). ``sla``: first-response
-    targets; ``resolution_sla``: resolution targets; ``crises``: None when no detection is connected."""
+    targets; ``resolution_sla``: resolution targets; ``crises``: None when no detection is connected; ``tokens``: the latest token check."""
     now, sla = _utc(now), sla or SlaTargets()
     resolution_sla = resolution_sla or SlaTargets(DEFAULT_RESOLUTION_SLA_SECONDS)
     since = now - window
@@ -373,7 +390,7 @@ def build_report(
         waiting_total=len(waiting),
         failed_replies=failed,
         crises=None if crises is None else tuple(crises),
-        attention=_attention(conversations, waiting, failed, crises or (), now),
+        attention=_attention(conversations, waiting, failed, crises or (), tokens, now),
         inbound_total=len(inbound),
         conversations_total=len(recent),
     )

@@ -5,8 +5,9 @@ writers where they exist (messages, conversation state, a parked message) and th
 the item layouts the agent replies write (``RESPONSE``, ``REPLY#``). The report is
 written by the real command path (``write_report``: Scan, compute, render), opened from
 disk, and the test reads the rendered page: bar heights against the counts it put in,
-the p50/p90 it computes itself, the SLA line, the attention list. The page must load
-nothing from the network. A screenshot and the page are left in ``.run/artifacts``.
+the p50/p90 it computes itself (first response and resolution), the SLA line, the attention
+list, and a crisis's size over time (written through the crisis package's own store). The
+page must load nothing from the network. A screenshot and the page are left in ``.run/artifacts``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,12 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from chalicelib.crisis.model import Crisis, Origin
+from chalicelib.crisis.similarity import Centroid
+from chalicelib.crisis.store import DynamoCrisisStore
+from chalicelib.crisis.window import WindowEntry
 from chalicelib.models import Author, Direction, Kind, Platform, SocialMessage
+from chalicelib.ops.token_health import EXPIRED, OK, TokenCheck, record
 from chalicelib.reporting.cli import write_report
 from chalicelib.store import Conversation, MessageStore, conversation_pk
 from local.resources import create_local_resources
@@ -35,6 +41,10 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN_NOTE = "Not sent: the Facebook Page's access token expired. Reconnect the Page in socialdesk settings."
 PARK_REASON = "Zendesk refused the comment (422): requester is suspended"
+# Resolution times (first customer message to solved), as the agent events record them.
+RESOLVED = {"x:tweets:brand:101": 2 * 3600, "x:tweets:brand:102": 4 * 86400, "x:tweets:brand:103": 9 * 3600,
+            "messenger:dm:page:201": 20 * 3600}
+CRISIS_COMPLAINTS = 14
 
 
 @dataclass
@@ -45,9 +55,11 @@ class Table:
     conversations: list[str] = field(default_factory=list)
     inbound: dict[str, list[datetime]] = field(default_factory=dict)  # channel -> customer message times
     response_seconds: dict[str, list[int]] = field(default_factory=dict)  # channel -> first response times
+    resolution_seconds: dict[str, list[int]] = field(default_factory=dict)  # channel -> resolution times
     parked_key: str = ""
     late_key: str = ""
     failed_key: str = ""
+    crisis_sizes: list[int] = field(default_factory=list)  # the crisis's size after each complaint, in time order
 
 
 def _iso(moment: datetime) -> str:
@@ -93,12 +105,17 @@ def _fill(store: MessageStore, client: Any, now: datetime) -> Table:
             answered, last = min(times) + timedelta(seconds=response), max(times) + timedelta(seconds=response)
             store.save_messages([_message(key, platform, Kind.REPLY, 98, answered, Direction.OUTBOUND),
                                  _message(key, platform, Kind.REPLY, 99, last, Direction.OUTBOUND)])
-            client.put_item(TableName=store.table_name, Item={
+            item = {
                 "pk": {"S": conversation_pk(key)}, "sk": {"S": "RESPONSE"}, "item_type": {"S": "response_times"},
                 "first_response_at": {"S": _iso(answered)}, "first_response_seconds": {"N": str(response)},
                 "first_inbound_at": {"S": _iso(min(times))}, "last_response_at": {"S": _iso(last)},
                 "responses": {"N": "2"}, "first_response_ticket_id": {"S": str(100 + number)},
-            })
+            }
+            if key in RESOLVED:
+                item["resolution_seconds"] = {"N": str(RESOLVED[key])}
+                item["resolved_at"] = {"S": _iso(min(times) + timedelta(seconds=RESOLVED[key]))}
+                table.resolution_seconds.setdefault(channel, []).append(RESOLVED[key])
+            client.put_item(TableName=store.table_name, Item=item)
             table.response_seconds.setdefault(channel, []).append(response)
     table.late_key = "whatsapp:dm:phone:301"
     table.parked_key = "whatsapp:dm:phone:302"
@@ -110,7 +127,27 @@ def _fill(store: MessageStore, client: Any, now: datetime) -> Table:
         "attempts": {"N": "1"}, "created_at": {"S": _iso(now - timedelta(minutes=20))},
         "failure_kind": {"S": "token_expired"}, "note": {"S": TOKEN_NOTE}, "noted": {"BOOL": True},
     })
+    _crisis(DynamoCrisisStore(store.table_name, client), table)
+    record([TokenCheck("messenger", EXPIRED, "the Page token expired"), TokenCheck("x", OK, "works")], client, store.table_name)
     return table
+
+
+def _crisis(crises: DynamoCrisisStore, table: Table) -> None:
+    """A crisis the way the detector leaves it: the crisis item, its member complaints, its count."""
+    start = (table.now - timedelta(hours=3)).timestamp()
+    stems = frozenset({"flight", "cancel", "storm"})
+    crisis = Crisis(account_id="brand", crisis_id="c-storm", origin=Origin.DETECTED,
+                    centroid=Centroid({"flight": 1.0, "cancel": 0.9, "storm": 0.6}),
+                    started_at=start + 1800, first_seen=start, last_seen=start + 1800)
+    assert crises.create(crisis)
+    for number in range(CRISIS_COMPLAINTS):
+        at = start + number * 600  # one complaint every ten minutes
+        entry = WindowEntry(message_id=f"c{number}", conversation_key=f"x:tweets:brand:9{number:02d}", platform="x",
+                            author_id=f"a{number}", created_at=at, stems=stems, language="en", text="flight cancelled",
+                            crisis_id="c-storm")
+        assert crises.record("brand", entry, expires_at=at + 86400)
+        assert crises.add_members("brand", "c-storm", {"x": 1}, seen_at=at)
+        table.crisis_sizes.append(number + 1)
 
 
 @dataclass
@@ -237,8 +274,9 @@ def test_attention_list_names_what_needs_a_person(page: Page, written: Written) 
     late = attention.locator('li[data-kind="past_sla"]')
     assert late.inner_text().startswith("1 customer waiting longer than the SLA")
     assert written.table.late_key in late.inner_text()
-    # The parked line comes first: it blocks a conversation.
-    assert attention.locator("li[data-kind]").first.get_attribute("data-kind") == "parked"
+    # After the refused token (every answer on it fails), the parked line: it blocks a conversation.
+    kinds = attention.locator("li[data-kind]")
+    assert [kinds.nth(i).get_attribute("data-kind") for i in range(2)] == ["tokens_failing", "parked"]
 
 
 def test_waiting_and_failed_tables(page: Page, written: Written) -> None:
@@ -265,3 +303,44 @@ def test_spanish_labels_same_numbers(browser: BrowserContext, written: Written) 
         assert row.nth(3).inner_text() == _duration(_nearest_rank(seconds, 90))
     finally:
         spanish.close()
+
+
+def test_resolution_percentiles_per_channel(page: Page, written: Written) -> None:
+    for channel, seconds in written.table.resolution_seconds.items():
+        row = page.locator(f'#resolution-table tr[data-channel="{channel}"] td')
+        assert row.nth(1).inner_text() == str(len(seconds))
+        assert float(row.nth(2).get_attribute("data-p50") or 0) == _nearest_rank(seconds, 50)
+        assert float(row.nth(3).get_attribute("data-p90") or 0) == _nearest_rank(seconds, 90)
+        bars = {bar["measure"]: bar["value"] for bar in _bars(page, f'svg[data-chart="resolution"][data-channel="{channel}"] rect.bar')}
+        assert bars == {"p50": _nearest_rank(seconds, 50), "p90": _nearest_rank(seconds, 90)}
+    # X mentions: 2 h, 9 h and 4 days against the three-day target: one late, drawn as the p90.
+    sla = page.locator('svg[data-chart="resolution"][data-channel="x:public"] line.sla')
+    assert float(sla.get_attribute("data-value") or 0) == 3 * 86400
+    assert page.locator('#resolution-table tr[data-channel="x:public"] td').nth(5).inner_text() == "2 (67%)"
+
+
+def test_the_crisis_is_drawn_with_its_size_over_time(page: Page, written: Written) -> None:
+    chart = page.locator('svg[data-chart="crisis"]')
+    assert chart.count() == 1 and chart.is_visible()
+    dots = _dots(page, 'svg[data-chart="crisis"] circle.dot')
+    assert [dot["value"] for dot in dots] == written.table.crisis_sizes
+    # Time runs left to right and size upwards: every later, bigger point is right of and above the one before.
+    assert all(b["x"] > a["x"] and b["y"] < a["y"] for a, b in zip(dots, dots[1:]))
+    heading = page.locator("#crises h3").inner_text()
+    assert heading.startswith("flight, cancel, storm (brand") and "going on" in heading
+    crisis_line = page.locator('#attention li[data-kind="crisis"]').inner_text()
+    assert f"flight, cancel, storm (brand) ({CRISIS_COMPLAINTS})" in crisis_line
+
+
+def test_a_refused_token_comes_first_in_the_attention_list(page: Page) -> None:
+    first = page.locator("#attention li[data-kind]").first
+    assert first.get_attribute("data-kind") == "tokens_failing"
+    assert "messenger: expired (the Page token expired)" in first.inner_text()
+    assert "x:" not in first.inner_text()  # a working token is not news
+
+
+def _dots(page: Page, selector: str) -> list[dict[str, Any]]:
+    return page.eval_on_selector_all(selector, """dots => dots.map(dot => {
+        const box = dot.getBoundingClientRect();
+        return {value: Number(dot.dataset.value), x: box.x, y: box.y};
+    })""")

@@ -84,5 +84,7 @@ def test_the_scan_reads_every_page_without_raw_payloads() -> None:
                                                                     {"pk": S("page-1"), "sk": S("x")}]
     first = client.requests[0]
     projected = set(first["ExpressionAttributeNames"].values())
-    assert "raw" not in projected and {"pk", "sk", "state", "message", "created_at"} <= projected
-    assert first["TableName"] == "messages" and first["ExpressionAttributeValues"] == {":conv": S("CONV#")}
+    # Never a payload nor a complaint's words (crisis items keep the text for the detector).
+    assert not {"raw", "text"} & projected and {"pk", "sk", "state", "message", "created_at"} <= projected
+    assert first["TableName"] == "messages"
+    assert sorted(value["S"] for value in first["ExpressionAttributeValues"].values()) == ["CONV#", "CRISIS#", "OPS#TOKENS"]
