@@ -52,6 +52,7 @@ def sync_tickets(event: Any) -> None:
     # its attachments. The batch is retried and finished messages are skipped.
     report = wiring.ticket_sync().sync_stream_records(records, remaining_seconds=remaining_seconds(event), reserve_seconds=150)
     publish("sync", report.outcomes)
+    wiring.publish_helpdesk_budget()
 
 
 @app.schedule("rate(1 hour)", name="token_health")
@@ -71,6 +72,10 @@ def retry_agent_replies(event: Any) -> None:
         return
     report = wiring.agent_replies().retry_due(remaining_seconds=remaining_seconds(event))
     publish("agent_replies_retry", report.outcomes)
+    answers = wiring.problem_answers()  # crises: quiet ones end, unfinished "one answer to all" continue
+    if answers is not None:
+        publish("crisis_fanout", answers.run_schedule(remaining_seconds=remaining_seconds(event)))
+    wiring.publish_helpdesk_budget()
 
 
 @app.schedule("rate(10 minutes)", name="redrive_parked")
@@ -94,6 +99,7 @@ def redrive_parked(event: Any) -> None:
     # The alarm's signal: how long the longest-blocked conversation has waited.
     parked_head_age(report.oldest_parked_seconds)
     publish("redrive", report.metrics())
+    wiring.publish_helpdesk_budget()
 
 
 # Everything imported so far lives as long as the execution environment. Freezing it

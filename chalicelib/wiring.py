@@ -15,6 +15,7 @@ from chalicelib.errors import NotConfigured
 if TYPE_CHECKING:
     from chalicelib.channels.x.poller import Watermarks
     from chalicelib.helpdesks.base import Helpdesk
+    from chalicelib.helpdesks.budget import RateBudget
     from chalicelib.outbound.agent_events import EventLog
     from chalicelib.outbound.agent_replies import AgentReplies
     from chalicelib.outbound.dispatch import ReplyDispatcher
@@ -37,6 +38,9 @@ def override(name: str, value: Any) -> None:
 
 def reset() -> None:
     """Forget everything built, e.g. after the environment changed."""
+    from chalicelib.helpdesks import outcomes
+
+    outcomes.forget_budgets()
     _built.clear()
     settings.cache_clear()
 
@@ -93,7 +97,31 @@ def helpdesk() -> Helpdesk:
         if name not in HELPDESKS:
             raise NotConfigured(f"HELPDESK must be one of {', '.join(HELPDESKS)}, not {name!r}")
         _built["helpdesk"] = helpdesk_plugin(name).adapter()
+        from chalicelib.helpdesks import outcomes
+
+        outcomes.use_budget(name, helpdesk_budget)
     return _built["helpdesk"]
+
+
+def helpdesk_budget() -> RateBudget | None:
+    """The helpdesk's request budget, shared by every Lambda through the table (limits from
+    ``HELPDESK_RATE_PER_MINUTE`` & co., ``helpdesks/budget.py``; None when turned off)."""
+    if "helpdesk_budget" not in _built:
+        from chalicelib.helpdesks.budget import RateBudget
+
+        cfg = settings()
+        _built["helpdesk_budget"] = RateBudget.from_env(cfg.table_name, _client("dynamodb"), helpdesk=cfg.helpdesk)
+    found: RateBudget | None = _built["helpdesk_budget"]
+    return found
+
+
+def publish_helpdesk_budget() -> None:
+    """The budget's use metrics, at the end of a handler that called the helpdesk."""
+    budget = _built.get("helpdesk_budget")
+    if budget is not None:
+        from chalicelib.ops.metrics import helpdesk_budget as budget_metrics
+
+        budget_metrics(budget)
 
 
 def ticket_sync() -> TicketSync:

@@ -33,7 +33,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -69,6 +69,7 @@ _ENV_LIMITS = {
     USER_CREATES: "HELPDESK_USER_CREATES_PER_MINUTE",
 }
 DEFAULT_SHARE = 0.8
+DEFAULT_WAIT_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -83,17 +84,20 @@ class Bucket:
 def buckets_from_env(helpdesk: str, environ: Mapping[str, str] | None = None) -> list[Bucket]:
     """The buckets of ``helpdesk`` from ``HELPDESK_RATE_PER_MINUTE``,
     ``HELPDESK_UPDATES_PER_MINUTE`` and ``HELPDESK_USER_CREATES_PER_MINUTE`` (0 or empty: no
-    limit of its own), else ``PLAN_DEFAULTS``."""
+    limit of its own), else ``PLAN_DEFAULTS``. ``HELPDESK_RATE_PER_MINUTE=0``: no budget at all
+    (an empty list)."""
     env = os.environ if environ is None else environ
     defaults = PLAN_DEFAULTS.get(helpdesk, PLAN_DEFAULTS["zendesk"])
     found: list[Bucket] = []
     for name, variable in _ENV_LIMITS.items():
         raw = env.get(variable)
         limit = defaults.get(name) if raw is None else (int(raw) if raw.strip() else 0)
+        if limit is not None and limit < 0:
+            raise ValueError(f"{variable} must be a number of requests per minute, not {limit}")
         if limit:
             found.append(Bucket(name, limit))
     if not any(bucket.name == OVERALL for bucket in found):
-        raise ValueError(f"{_ENV_LIMITS[OVERALL]} must be a positive number of requests per minute")
+        return []
     return found
 
 
@@ -101,6 +105,13 @@ def share_from_env(environ: Mapping[str, str] | None = None) -> float:
     """``HELPDESK_RATE_SHARE``: the fraction of each limit the bridge may use (default 0.8)."""
     env = os.environ if environ is None else environ
     return float(env.get("HELPDESK_RATE_SHARE") or DEFAULT_SHARE)
+
+
+def wait_from_env(environ: Mapping[str, str] | None = None) -> float:
+    """``HELPDESK_BUDGET_WAIT_SECONDS``: how long a request may wait for the budget before it
+    fails as a 429 would (default 5)."""
+    env = os.environ if environ is None else environ
+    return float(env.get("HELPDESK_BUDGET_WAIT_SECONDS") or DEFAULT_WAIT_SECONDS)
 
 
 def bucket_for(helpdesk: str, method: str, path: str) -> str:
@@ -118,15 +129,19 @@ def bucket_for(helpdesk: str, method: str, path: str) -> str:
     return OVERALL
 
 
-class MetricSink(Protocol):
-    """What ``publish_metrics`` needs of Powertools' ``Metrics``."""
+@dataclass(frozen=True)
+class BucketFigures:
+    """One bucket's use in this container since the last ``take_figures``, for the metrics."""
 
-    def add_metric(self, name: str, unit: Any, value: float) -> None: ...
+    used: float  # requests sent over the bridge's budget for one period (``share * limit``)
+    waited_seconds: float  # time callers spent in ``acquire``, in all
+    longest_wait_seconds: float
+    refused: int  # acquisitions that gave up
 
 
 @dataclass
 class BucketUsage:
-    """What this container did with one bucket since the last ``publish_metrics``."""
+    """What this container did with one bucket since the last ``take_figures``."""
 
     requests: int = 0  # tokens handed to callers: requests sent
     fetched: int = 0  # tokens taken from the shared bucket (in chunks)
@@ -177,6 +192,7 @@ class RateBudget:
         helpdesk: str,
         buckets: list[Bucket],
         share: float = DEFAULT_SHARE,
+        wait_up_to: float = DEFAULT_WAIT_SECONDS,
         burst_seconds: float = 3.0,
         hold_seconds: float = 2.0,
         max_chunk: int = 10,
@@ -196,6 +212,7 @@ class RateBudget:
         self._client = dynamodb_client
         self.helpdesk = helpdesk
         self.share = share
+        self.wait_up_to = wait_up_to  # what a request sent through ``helpdesks.outcomes`` waits at most
         self.burst_seconds = burst_seconds
         self.hold_seconds = hold_seconds
         self.max_chunk = max_chunk
@@ -216,7 +233,22 @@ class RateBudget:
         self.writes = 0  # UpdateItem calls, conditional failures included
         self.conflicts = 0  # of those, the ones whose condition was false
 
+    @classmethod
+    def from_env(cls, table_name: str, dynamodb_client: DynamoDBClient, *, helpdesk: str) -> RateBudget | None:
+        """The budget the environment describes (``buckets_from_env``, ``share_from_env``,
+        ``wait_from_env``); None when ``HELPDESK_RATE_PER_MINUTE=0`` turns it off."""
+        buckets = buckets_from_env(helpdesk)
+        if not buckets:
+            return None
+        return cls(
+            table_name, dynamodb_client, helpdesk=helpdesk, buckets=buckets, share=share_from_env(), wait_up_to=wait_from_env()
+        )
+
     # --- taking requests -----------------------------------------------------------------
+
+    def bucket_of(self, method: str, path: str) -> str:
+        """The bucket a request counts in (``bucket_for``), for ``acquire`` and ``observe``."""
+        return bucket_for(self.helpdesk, method, path)
 
     def acquire(self, bucket: str = OVERALL, cost: int = 1, *, wait_up_to: float) -> bool:
         """Take ``cost`` requests of ``bucket`` (and of the overall bucket), waiting at most
@@ -574,36 +606,25 @@ class RateBudget:
 
     # --- metrics ---------------------------------------------------------------------------
 
-    def publish_metrics(self, metrics: MetricSink) -> None:
-        """Add this container's figures since the last call to ``metrics`` (Powertools'
-        ``Metrics``; the caller flushes), then start counting afresh:
-
-        * ``helpdesk_budget_used_<bucket>``: requests sent over the bridge's budget for one
-          period (``share * limit``). Every container publishes its part: their Sum over the
-          bucket's period (1 minute) is the fraction of the budget the bridge used.
-        * ``helpdesk_budget_wait_seconds`` (Sum) and ``helpdesk_budget_longest_wait_seconds``
-          (Maximum): time callers spent in ``acquire``; ``helpdesk_budget_refused``: acquisitions
-          that gave up; ``helpdesk_budget_writes``: DynamoDB writes the budget made.
-        """
-        from aws_lambda_powertools.metrics import MetricUnit
-
+    def take_figures(self) -> tuple[dict[str, BucketFigures], int]:
+        """This container's figures per bucket since the last call, and the DynamoDB writes the
+        budget made (conditional failures included); counting starts afresh. ``used`` is the
+        container's part: the Sum over every container in one period (1 minute) is the fraction
+        of the budget the bridge used (``ops.metrics.helpdesk_budget``)."""
         with self._lock:
             usage, self.usage = self.usage, {name: BucketUsage() for name in self._buckets}
             writes, self.writes = self.writes, 0
             self.conflicts = 0
-        for name, figures in usage.items():
-            budget = self._limits[name] * self.share
-            metrics.add_metric(name=f"helpdesk_budget_used_{name}", unit=MetricUnit.NoUnit, value=figures.requests / budget)
-        metrics.add_metric(
-            name="helpdesk_budget_wait_seconds", unit=MetricUnit.Seconds, value=sum(u.waited_seconds for u in usage.values())
-        )
-        metrics.add_metric(
-            name="helpdesk_budget_longest_wait_seconds",
-            unit=MetricUnit.Seconds,
-            value=max(u.longest_wait_seconds for u in usage.values()),
-        )
-        metrics.add_metric(name="helpdesk_budget_refused", unit=MetricUnit.Count, value=sum(u.refused for u in usage.values()))
-        metrics.add_metric(name="helpdesk_budget_writes", unit=MetricUnit.Count, value=writes)
+        figures = {
+            name: BucketFigures(
+                used=counts.requests / (self._limits[name] * self.share),
+                waited_seconds=counts.waited_seconds,
+                longest_wait_seconds=counts.longest_wait_seconds,
+                refused=counts.refused,
+            )
+            for name, counts in usage.items()
+        }
+        return figures, writes
 
     # --- helpers ---------------------------------------------------------------------------
 

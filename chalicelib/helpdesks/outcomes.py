@@ -15,6 +15,11 @@ this module is that one mapping:
 * a 2xx body that is not a JSON object: ``HelpdeskUnavailable``, ``maybe_applied``
   for a write (the work may well be done).
 
+Every request also goes through the helpdesk's shared rate budget when one is in use
+(``use_budget``, set by ``wiring``; ``helpdesks/budget.py``): taken before sending, told
+every answer. A request the budget cannot grant in time is not sent and fails as a 429
+would (``HelpdeskUnavailable`` with ``retry_after``, never applied).
+
 What only one helpdesk does stays in its adapter: Zendesk's 422 "closed prevents
 update" and ``IdempotentRequestError``, its ``ratelimit-reset`` fallback; Freshdesk's
 rate-limit budget headers and accepted 409 duplicates; and each one's error words and
@@ -24,13 +29,49 @@ status hints.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from chalicelib.helpdesks.base import HelpdeskError, HelpdeskRejected, HelpdeskUnavailable
 from chalicelib.http import ConnectFailed, HttpResponse, TransportError, UnsafeUrl
 
 # A helpdesk's own error words are quoted in exception messages at most this long.
 ERROR_TEXT_MAX = 300
+
+
+class RequestBudget(Protocol):
+    """What ``send`` needs of a shared rate budget (``helpdesks.budget.RateBudget``)."""
+
+    wait_up_to: float  # seconds a request may wait for the budget before it fails as a 429
+
+    def bucket_of(self, method: str, path: str) -> str: ...
+
+    def acquire(self, bucket: str, cost: int = 1, *, wait_up_to: float) -> bool: ...
+
+    def retry_after(self, bucket: str, cost: int = 1) -> float: ...
+
+    def observe(self, headers: Mapping[str, str], *, status: int, bucket: str, body: bytes = b"") -> float | None: ...
+
+
+BudgetSource = Callable[[], "RequestBudget | None"]
+
+# The budget of each helpdesk by lower-case name: one per Lambda container, like its clients.
+_budgets: dict[str, BudgetSource] = {}
+
+
+def use_budget(helpdesk: str, budget: RequestBudget | BudgetSource | None) -> None:
+    """Send every request to ``helpdesk`` ("zendesk") through ``budget`` (None: no budget), or
+    through the one a function returns at the first request (``wiring``: built only when used)."""
+    if budget is None:
+        _budgets.pop(helpdesk.lower(), None)
+    elif callable(budget):
+        _budgets[helpdesk.lower()] = budget
+    else:
+        _budgets[helpdesk.lower()] = lambda: budget
+
+
+def forget_budgets() -> None:
+    """No budget for any helpdesk (``wiring.reset``)."""
+    _budgets.clear()
 
 
 def describe(method: str, path: str) -> str:
@@ -44,7 +85,24 @@ def send(helpdesk: str, http: Any, method: str, path: str, *, writes_message: bo
 
     ``helpdesk`` names it in messages ("Zendesk"). ``writes_message``: the request puts
     a message on a ticket, so a failure after it may have been sent is ``maybe_applied``.
+    A request the helpdesk's budget does not grant in time is not sent (see the module docstring).
     """
+    source = _budgets.get(helpdesk.lower())
+    budget = source() if source is not None else None
+    if budget is None:
+        return _send(helpdesk, http, method, path, writes_message=writes_message, **request)
+    bucket = budget.bucket_of(method, path)
+    if not budget.acquire(bucket, wait_up_to=budget.wait_up_to):
+        wait = budget.retry_after(bucket)
+        raise HelpdeskUnavailable(
+            f"{helpdesk} request budget spent, {describe(method, path)} not sent (retry in {wait:.0f} s)", retry_after=wait
+        )
+    response = _send(helpdesk, http, method, path, writes_message=writes_message, **request)
+    budget.observe(response.headers, status=response.status, bucket=bucket, body=response.body)
+    return response
+
+
+def _send(helpdesk: str, http: Any, method: str, path: str, *, writes_message: bool, **request: Any) -> HttpResponse:
     try:
         return http.request(method, path, **request)
     except UnsafeUrl as exc:

@@ -19,6 +19,7 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from chalicelib.observability import SERVICE
 
 if TYPE_CHECKING:
+    from chalicelib.helpdesks.budget import RateBudget
     from chalicelib.models import SocialMessage
     from chalicelib.reporting.model import SlaTargets
 
@@ -38,6 +39,11 @@ BACKFILL_ONLY_FOUND = "backfill_only_found"
 WEBHOOK_AUTH_FAILURES = "webhook_auth_failures"
 TOKEN_OK = "token_ok"
 TOKEN_DAYS_LEFT = "token_days_left"
+HELPDESK_BUDGET_USED = "helpdesk_budget_used"
+HELPDESK_BUDGET_WAIT_SECONDS = "helpdesk_budget_wait_seconds"
+HELPDESK_BUDGET_LONGEST_WAIT_SECONDS = "helpdesk_budget_longest_wait_seconds"
+HELPDESK_BUDGET_REFUSED = "helpdesk_budget_refused"
+HELPDESK_BUDGET_WRITES = "helpdesk_budget_writes"
 
 Measure = Literal["first_response", "resolution"]
 Dimensions = Mapping[str, str]
@@ -143,3 +149,25 @@ def token_health(platform: str, ok: bool, days_left: int | None) -> None:
     if days_left is not None:
         values[TOKEN_DAYS_LEFT] = (MetricUnit.Count, days_left)
     _emit(values, {"platform": platform})
+
+
+def helpdesk_budget(budget: RateBudget) -> None:
+    """The shared helpdesk budget's use by this container since the last call, per bucket:
+    ``helpdesk_budget_used`` (Sum per minute over containers: the fraction of the budget the
+    bridge used), time spent waiting for it, requests it refused; and its DynamoDB writes.
+    Nothing is emitted for a container that did not use it."""
+    figures, writes = budget.take_figures()
+    for bucket, used in figures.items():
+        if not (used.used or used.waited_seconds or used.refused):
+            continue
+        _emit(
+            {
+                HELPDESK_BUDGET_USED: (MetricUnit.NoUnit, used.used),
+                HELPDESK_BUDGET_WAIT_SECONDS: (MetricUnit.Seconds, used.waited_seconds),
+                HELPDESK_BUDGET_LONGEST_WAIT_SECONDS: (MetricUnit.Seconds, used.longest_wait_seconds),
+                HELPDESK_BUDGET_REFUSED: (MetricUnit.Count, used.refused),
+            },
+            {"helpdesk": budget.helpdesk, "bucket": bucket},
+        )
+    if writes:
+        _emit({HELPDESK_BUDGET_WRITES: (MetricUnit.Count, writes)}, {"helpdesk": budget.helpdesk})

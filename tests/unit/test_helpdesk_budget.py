@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -22,6 +23,7 @@ from chalicelib.helpdesks.budget import (
     buckets_from_env,
     share_from_env,
 )
+from chalicelib.ops.metrics import helpdesk_budget
 from chalicelib.store import message_from_image
 from chalicelib.sync.tickets import inbound_in_sync_order
 
@@ -343,24 +345,25 @@ def test_budget_items_are_skipped_by_the_ticket_sync(dynamodb: SerializedClient)
     assert inbound_in_sync_order(records) == []
 
 
-def test_published_metrics_say_the_fraction_used_and_the_waits(dynamodb: SerializedClient) -> None:
+def test_published_metrics_say_the_fraction_used_and_the_waits(
+    dynamodb: SerializedClient, capsys: pytest.CaptureFixture[str]
+) -> None:
     clock = Clock()
     budget = lambda_budget(dynamodb, clock)
     for _ in range(32):
         budget.acquire(wait_up_to=10)
-    published: dict[str, float] = {}
 
-    class Sink:
-        def add_metric(self, name: str, unit: Any, value: float) -> None:
-            published[name] = value
+    helpdesk_budget(budget)  # ops.metrics: one EMF line per bucket used, one for the writes
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    overall = next(line for line in lines if line.get("bucket") == OVERALL)
+    assert overall["helpdesk_budget_used"] == [pytest.approx(32 / 320)]
+    assert overall["helpdesk_budget_wait_seconds"][0] > 0  # 32 is more than the 3 s burst holds
+    assert overall["helpdesk"] == "zendesk"
+    assert not any(line.get("bucket") == UPDATES for line in lines)  # no update was asked for
+    assert next(line for line in lines if "helpdesk_budget_writes" in line)["helpdesk_budget_writes"][0] >= 1
 
-    budget.publish_metrics(Sink())
-    assert published["helpdesk_budget_used_overall"] == pytest.approx(32 / 320)
-    assert published["helpdesk_budget_used_updates"] == 0
-    assert published["helpdesk_budget_wait_seconds"] > 0  # 32 is more than the 3 s burst holds
-    assert published["helpdesk_budget_writes"] >= 1
-    budget.publish_metrics(Sink())
-    assert published["helpdesk_budget_used_overall"] == 0  # counted once
+    helpdesk_budget(budget)
+    assert capsys.readouterr().out.strip() == ""  # counted once: nothing new, nothing emitted
 
 
 def test_requests_map_to_their_buckets() -> None:
@@ -380,5 +383,6 @@ def test_limits_come_from_the_environment_or_the_plan_defaults() -> None:
     env = {"HELPDESK_RATE_PER_MINUTE": "2500", "HELPDESK_UPDATES_PER_MINUTE": "300", "HELPDESK_USER_CREATES_PER_MINUTE": ""}
     assert buckets_from_env("zendesk", env) == [Bucket(OVERALL, 2500), Bucket(UPDATES, 300)]
     assert share_from_env({}) == 0.8 and share_from_env({"HELPDESK_RATE_SHARE": "0.5"}) == 0.5
+    assert buckets_from_env("zendesk", {"HELPDESK_RATE_PER_MINUTE": "0"}) == []  # turned off
     with pytest.raises(ValueError):
-        buckets_from_env("zendesk", {"HELPDESK_RATE_PER_MINUTE": "0"})
+        buckets_from_env("zendesk", {"HELPDESK_UPDATES_PER_MINUTE": "-5"})
