@@ -1,0 +1,303 @@
+"""A crisis in the helpdesk: one problem ticket, every complaint's ticket an incident of it, one alert.
+
+The sync calls ``CrisisTickets.problem_for(message)`` for each new inbound message just
+before its ticket is written: it observes the message (``CrisisDetector.observe``) and
+answers which problem ticket the message's ticket joins (None: no crisis). The single
+ticket path and the batched one both ask it, and put ``type=incident`` and ``problem_id``
+in the ticket they create; a message added to an existing ticket has that ticket linked
+(``link``). On a start, the problem ticket is opened once (``external_id =
+crisis:<account>:<crisis id>``, looked for before it is created, recorded on the crisis with
+a conditional write), the tickets of the complaints that came before are linked, and one
+alert goes out. Nothing here ever holds a ticket back: every failure is logged and the
+message goes on without a problem. Design and limits: ``docs/crisis.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from chalicelib.crisis.model import Crisis, CrisisDecision, Member, Outcome
+from chalicelib.helpdesks.base import HelpdeskError, TicketRef
+
+if TYPE_CHECKING:
+    from chalicelib.crisis.detector import CrisisDetector
+    from chalicelib.helpdesks.base import Helpdesk
+    from chalicelib.models import SocialMessage
+    from chalicelib.store import MessageStore
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_KEY_PREFIX = "crisis:"
+# The bridge's tag (the agents' comment trigger needs it) and one naming the problem.
+PROBLEM_TAGS = ("socialdesk", "socialdesk_crisis_problem")
+DECLARE_TAG = "socialdesk_crisis"  # an agent tags a ticket with it: a crisis with that ticket as the problem
+ALERT_PK = "ALERT#crisis"
+ALERT_TTL_SECONDS = 30 * 86400
+_REMEMBERED = 2000  # decisions kept per container: a retried delivery asks again
+# One deployment feeds one helpdesk account: a crisis groups the complaints of all its
+# receiving accounts (Page, Instagram, WhatsApp number, X handle...) unless
+# ``CRISIS_GROUP_BY=account`` keeps each receiving account apart.
+DEPLOYMENT_SCOPE = "deployment"
+
+
+def crisis_scope_from_env() -> Callable[[SocialMessage], str]:
+    """Which complaints are grouped together: the whole deployment (default), or each receiving account."""
+    if os.environ.get("CRISIS_GROUP_BY", DEPLOYMENT_SCOPE).strip().lower() == "account":
+        return lambda message: message.account_id
+    return lambda message: DEPLOYMENT_SCOPE
+
+
+@runtime_checkable
+class ProblemTickets(Protocol):
+    """A helpdesk with problem and incident tickets (Zendesk)."""
+
+    def open_problem(self, external_id: str, subject: str, description: str, tags: Sequence[str]) -> TicketRef: ...
+
+    def set_ticket_type(self, ticket_id: str, ticket_type: str, problem_id: str | None = None) -> TicketRef: ...
+
+    def incidents(self, problem_id: str) -> Iterable[dict[str, Any]]: ...
+
+    def ticket_details(self, ticket_id: str) -> dict[str, Any]: ...
+
+
+def problem_external_id(account_id: str, crisis_id: str) -> str:
+    """The problem ticket's ``external_id`` (its agent events' ``conversation_key``)."""
+    return f"{PROBLEM_KEY_PREFIX}{account_id}:{crisis_id}"
+
+
+def is_problem_key(key: str | None) -> bool:
+    """True for a crisis problem ticket's ``external_id`` (never a conversation's: those start with a platform)."""
+    return bool(key) and str(key).startswith(PROBLEM_KEY_PREFIX)
+
+
+def problem_description(crisis: Crisis, samples: Sequence[str]) -> tuple[str, str]:
+    """The problem ticket's subject and first (internal) comment: what the cluster says, how many, where, since when."""
+    words = ", ".join(crisis.keywords[:6]) or "similar complaints"
+    subject = f"Crisis: {crisis.size} similar complaints ({words})"
+    counts = ", ".join(f"{platform} {count}" for platform, count in sorted(crisis.platform_counts.items()))
+    first_seen = datetime.fromtimestamp(crisis.first_seen, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        f"socialdesk found {crisis.size} similar complaints ({crisis.origin.value}, crisis {crisis.crisis_id}).",
+        f"Per platform: {counts or 'none yet'}. First seen {first_seen}. About: {words}.",
+        "Every complaint's ticket is linked here as an incident; later ones join while the crisis lasts.",
+        "A public comment here is sent once to every incident's customer, on their platform.",
+    ]
+    if samples:
+        lines += ["", "Samples:", *(f"- {text}" for text in samples)]
+    return subject, "\n".join(lines)
+
+
+class CrisisAlerts:
+    """One alert per crisis: an ``ALERT#crisis`` item written with a conditional put (so a
+    retry or a second Lambda alerts nobody twice), then the SNS topic (``ALERT_TOPIC_ARN``)
+    when one is configured; locally the item and a log line are the alert."""
+
+    def __init__(self, table_name: str, dynamodb: Any, *, sns: Any = None, topic_arn: str | None = None) -> None:
+        self.table_name = table_name
+        self._dynamodb = dynamodb
+        self._sns = sns
+        self.topic_arn = topic_arn or None
+
+    def crisis_started(self, crisis: Crisis, problem_ticket_id: str | None) -> bool:
+        """Alert about a new crisis; False when it was alerted before."""
+        now = time.time()
+        summary = {
+            "crisis_id": crisis.crisis_id,
+            "account_id": crisis.account_id,
+            "origin": crisis.origin.value,
+            "size": crisis.size,
+            "platform_counts": crisis.platform_counts,
+            "keywords": crisis.keywords[:8],
+            "problem_ticket_id": problem_ticket_id,
+        }
+        try:
+            self._dynamodb.put_item(
+                TableName=self.table_name,
+                Item={
+                    "pk": {"S": ALERT_PK},
+                    "sk": {"S": f"{crisis.account_id}#{crisis.crisis_id}"},
+                    "item_type": {"S": "crisis_alert"},
+                    "alert": {"S": json.dumps(summary, sort_keys=True)},
+                    "alerted_at": {"N": str(int(now))},
+                    "expires_at": {"N": str(int(now + ALERT_TTL_SECONDS))},
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except Exception as exc:
+            if getattr(exc, "response", {}).get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        logger.warning("crisis started", extra={"alert": summary})  # ids and counts only: no customer text
+        if self._sns is not None and self.topic_arn:
+            subject = f"socialdesk crisis: {crisis.size} similar complaints"
+            self._sns.publish(TopicArn=self.topic_arn, Subject=subject[:100], Message=json.dumps(summary, indent=2))
+        return True
+
+    def recorded(self) -> list[dict[str, Any]]:
+        """Every crisis alert still in the table (the demo shows them)."""
+        response = self._dynamodb.query(
+            TableName=self.table_name,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": ALERT_PK}},
+            ConsistentRead=True,
+        )
+        return [json.loads(item["alert"]["S"]) for item in response.get("Items", [])]
+
+
+@dataclass(frozen=True)
+class Declared:
+    """What an agent's crisis tag did: the crisis, and whether this call made the ticket its problem."""
+
+    crisis: Crisis | None
+    started: bool
+
+
+class CrisisTickets:
+    """Turns crisis decisions into problem and incident tickets (see the module docstring)."""
+
+    def __init__(
+        self,
+        detector: CrisisDetector,
+        helpdesk: Helpdesk,
+        store: MessageStore,
+        alerts: CrisisAlerts | None = None,
+        *,
+        scope: Callable[[SocialMessage], str] | None = None,
+        on_error: Callable[[str, Exception], None] | None = None,
+    ) -> None:
+        self.detector = detector
+        self.helpdesk = helpdesk
+        self.store = store
+        self.alerts = alerts
+        self._on_error = on_error
+        self.scope = scope or crisis_scope_from_env()
+        self._decided: dict[str, str | None] = {}  # message id -> problem ticket id (None: no crisis)
+
+    @property
+    def links_tickets(self) -> bool:
+        """Whether the helpdesk has problem and incident tickets."""
+        return isinstance(self.helpdesk, ProblemTickets)
+
+    # --- the sync's calls ---------------------------------------------------------------
+
+    def problem_for(self, message: SocialMessage) -> str | None:
+        """The problem ticket this message's ticket joins, or None. Observes the message once
+        per container (a retried delivery gets the same answer); never raises."""
+        if message.message_id in self._decided:
+            return self._decided[message.message_id]
+        problem: str | None = None
+        try:
+            decision = self.detector.observe(message.model_copy(update={"account_id": self.scope(message)}))
+            problem = self._act(decision, message)
+        except Exception as exc:  # noqa: BLE001 - a crisis never holds a ticket back
+            self._failed("crisis decision failed", exc)
+            return None  # not remembered: the next attempt asks again
+        if len(self._decided) >= _REMEMBERED:
+            self._decided.clear()
+        self._decided[message.message_id] = problem
+        return problem
+
+    def link(self, ticket_id: str, problem_id: str) -> bool:
+        """Make an existing ticket an incident of the problem (repeating it is harmless); never raises."""
+        if not isinstance(self.helpdesk, ProblemTickets) or ticket_id == problem_id:
+            return False
+        try:
+            self.helpdesk.set_ticket_type(ticket_id, "incident", problem_id)
+        except HelpdeskError as exc:  # closed or deleted since, or the helpdesk refused: the rest go on
+            self._failed(f"ticket {ticket_id} not linked to problem {problem_id}", exc)
+            return False
+        return True
+
+    def end_quiet(self) -> list[Crisis]:
+        """End the crises quiet for ``quiet_minutes`` (a schedule); they take no more members."""
+        ended = self.detector.end_quiet()
+        for crisis in ended:
+            logger.info("crisis ended", extra={"crisis_id": crisis.crisis_id, "size": crisis.size, "reason": crisis.end_reason})
+        return ended
+
+    # --- an agent's crisis --------------------------------------------------------------
+
+    def declare(self, message: SocialMessage, ticket_id: str) -> Declared:
+        """An agent tagged ``ticket_id`` (``DECLARE_TAG``), the ticket of ``message``: it becomes the
+        problem of a crisis about the message's text, the recent similar complaints' tickets its
+        incidents. When an active crisis is already about that text, nothing new starts."""
+        decision = self.detector.declare(self.scope(message), ticket_id, message.text)
+        if decision.outcome is not Outcome.STARTED or decision.crisis is None:
+            return Declared(decision.crisis, started=False)
+        if isinstance(self.helpdesk, ProblemTickets) and not decision.repeated:
+            self.helpdesk.set_ticket_type(ticket_id, "problem")
+            self._link_members(decision.members, ticket_id, skip_message=None)
+            if self.alerts is not None:
+                self.alerts.crisis_started(decision.crisis, ticket_id)
+        return Declared(decision.crisis, started=not decision.repeated)
+
+    # --- acting on a decision -------------------------------------------------------------
+
+    def _act(self, decision: CrisisDecision, message: SocialMessage) -> str | None:
+        for ended in decision.ended:
+            logger.info("crisis ended", extra={"crisis_id": ended.crisis_id, "size": ended.size})
+        crisis = decision.crisis
+        if decision.outcome is Outcome.NONE or crisis is None or not isinstance(self.helpdesk, ProblemTickets):
+            if decision.outcome is Outcome.STARTED and crisis is not None and self.alerts is not None:
+                self.alerts.crisis_started(crisis, None)  # a helpdesk without problems: the alert still goes out
+            return None
+        problem, attached = self._problem_ticket(crisis, decision.samples)
+        if decision.outcome is Outcome.STARTED:
+            # The complaints before this one already have tickets: link them (a retried start
+            # links them again, harmlessly); this message's ticket is created as an incident.
+            self._link_members(decision.members, problem, skip_message=message.message_id)
+        elif attached:  # a start whose problem ticket failed, completed by this join
+            self._link_members(
+                self.detector.members(crisis.account_id, crisis.crisis_id), problem, skip_message=message.message_id
+            )
+        if attached and self.alerts is not None:
+            self.alerts.crisis_started(crisis, problem)
+        return problem
+
+    def _problem_ticket(self, crisis: Crisis, samples: Sequence[str]) -> tuple[str, bool]:
+        """The crisis's problem ticket id, opened now if it has none; True when this call attached it."""
+        if crisis.ticket_id:
+            return crisis.ticket_id, False
+        assert isinstance(self.helpdesk, ProblemTickets)
+        subject, description = problem_description(crisis, samples)
+        opened = self.helpdesk.open_problem(
+            problem_external_id(crisis.account_id, crisis.crisis_id), subject, description, PROBLEM_TAGS
+        )
+        if self.detector.attach_ticket(crisis.account_id, crisis.crisis_id, opened.ticket_id):
+            crisis.ticket_id = opened.ticket_id
+            logger.info("crisis problem ticket opened", extra={"crisis_id": crisis.crisis_id, "ticket_id": opened.ticket_id})
+            return opened.ticket_id, True
+        # Another Lambda attached one first (found by the same external id, so normally the same ticket).
+        winner = next((c for c in self.detector.active(crisis.account_id) if c.crisis_id == crisis.crisis_id), None)
+        crisis.ticket_id = winner.ticket_id if winner is not None and winner.ticket_id else opened.ticket_id
+        return crisis.ticket_id, False
+
+    def _link_members(self, members: Iterable[Member], problem: str, *, skip_message: str | None) -> int:
+        """Link the tickets the crisis's members already have; the count linked."""
+        linked, seen = 0, {problem}
+        for member in members:
+            if member.message_id == skip_message:
+                continue
+            try:
+                conversation = self.store.get_conversation(member.conversation_key)
+            except Exception as exc:  # noqa: BLE001 - the member's next message links it
+                self._failed(f"conversation of crisis member {member.message_id} not read", exc)
+                continue
+            ticket = conversation.ticket_id
+            if ticket is None or ticket in seen or conversation.helpdesk not in (None, self.helpdesk.name):
+                continue  # no ticket yet: it is created as an incident when its message is delivered
+            seen.add(ticket)
+            linked += self.link(ticket, problem)
+        return linked
+
+    def _failed(self, what: str, exc: Exception) -> None:
+        logger.warning(what, extra={"reason": f"{type(exc).__name__}: {exc}"[:300]})
+        if self._on_error is not None:
+            self._on_error(what, exc)
