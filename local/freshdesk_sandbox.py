@@ -290,8 +290,10 @@ class FreshdeskSandbox(HelpdeskSandbox):
                 "escape_json": escape_json, "timeout": timeout}
 
     def agent_reply(self, ticket_id: int | str, text: str, *, agent_id: int | None = None, note: bool = False,
-                    private: bool = False, status: int | str | None = None, html_body: str | None = None) -> dict[str, Any]:
-        """An agent replies in Freshdesk's UI (``note=True``: adds a note, public unless ``private``).
+                    private: bool = False, status: int | str | None = None, html_body: str | None = None,
+                    add_tags: tuple[str, ...] = ()) -> dict[str, Any]:
+        """An agent replies in Freshdesk's UI (``note=True``: adds a note, public unless ``private``;
+        ``add_tags``: tags added in the same update, as a scenario automation does).
 
         Returns ``{"conversation": ..., "ticket": ..., "delivery": ...}``; ``delivery`` is the
         automation webhook's (None when no rule matched)."""
@@ -318,6 +320,7 @@ class FreshdeskSandbox(HelpdeskSandbox):
             self._conversations[ticket["id"]].append(conversation)
             if ticket.get("responder_id") is None:
                 ticket["responder_id"] = agent_id
+            ticket["tags"] = list(dict.fromkeys([*ticket.get("tags", []), *add_tags]))
             ticket["updated_at"] = now
             if status is not None:
                 value = STATUSES.get(status, status) if isinstance(status, str) else status

@@ -44,7 +44,7 @@ webhooks.oas.yaml under ``/api/v2``, and the Support API's triggers):
   ``GET /api/v2/webhooks/{id}/signing_secret`` (``POST`` resets it). The signing secret is
   generated at creation (``webhook_secret=`` fixes it, for a local app started earlier);
 * ``GET/POST /api/v2/triggers``, ``GET/PUT/DELETE /api/v2/triggers/{id}``: the conditions the
-  sandbox can evaluate (``TRIGGER_CONDITIONS``) and ``notification_webhook`` actions; others
+  sandbox can evaluate (``TRIGGER_CONDITIONS``) and ``notification_webhook`` and ``remove_tags`` actions; others
   are refused with 422 rather than silently never matching;
 * triggers run after every ticket update -- the API's (current user: the API user, via id 5,
   delivered on a background thread: ``wait_for_deliveries()``), ``agent_update()``/
@@ -131,7 +131,7 @@ TRIGGER_CONDITIONS: dict[str, tuple[str, ...]] = {
     "current_via_id": ("is", "is_not"),
     "status": ("is", "is_not", "changed", "not_changed", "value", "value_previous"),
 }
-TRIGGER_ACTIONS = ("notification_webhook",)
+TRIGGER_ACTIONS = ("notification_webhook", "remove_tags")  # remove_tags: space-separated tags, applied after the update
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_.]+)\s*\}\}")
 
 
@@ -1060,6 +1060,10 @@ class ZendeskSandbox(HelpdeskSandbox):
             if not isinstance(action, dict) or action.get("field") not in TRIGGER_ACTIONS:
                 return {}, _invalid("actions", f"Actions: {action!r} is not supported by the sandbox")
             value = action.get("value")
+            if action["field"] == "remove_tags":
+                if not (isinstance(value, str) and value.strip()):
+                    return {}, _invalid("actions", "Actions: remove_tags takes the tags, separated by spaces")
+                continue
             if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value)):
                 return {}, _invalid("actions", "Actions: notification_webhook takes [webhook id, body]")
             if value[0] not in self._webhooks:
@@ -1383,6 +1387,9 @@ class ZendeskSandbox(HelpdeskSandbox):
             if not trigger["active"] or not self._trigger_matches(trigger["conditions"], context):
                 continue
             for action in trigger["actions"]:
+                if action["field"] == "remove_tags":  # the trigger's own change to the ticket
+                    ticket["tags"] = [t for t in ticket["tags"] if t not in set(action["value"].split())]
+                    continue
                 webhook_id, template = action["value"]
                 webhook = self._webhooks.get(webhook_id)
                 if webhook is None or webhook["status"] != "active":

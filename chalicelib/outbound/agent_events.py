@@ -8,7 +8,10 @@ defined here, next to the parser that reads them, so the two cannot drift apart:
   ticket (conditions: ticket updated, comment is public, current user is an agent, the
   update did not come through the API -- the bridge writes only through the API -- and the
   ticket has the ``socialdesk`` tag);
-* ``ticket_status`` (``STATUS_EVENT_BODY``): a bridged ticket's status changed.
+* ``ticket_status`` (``STATUS_EVENT_BODY``): a bridged ticket's status changed;
+* ``approval`` (``approval_event_body(decision)``): a lead added ``socialdesk_approved`` or
+  ``socialdesk_withdrawn`` to a bridged ticket (the trigger removes the tag again, so it fires
+  once per decision): the ticket's held answers are sent or dropped (``outbound/approval.py``).
 
 The bodies carry ids only: ``{{ticket.id}}``, ``{{ticket.external_id}}`` (our conversation
 key: platform ids joined by colons), ``{{current_user.id}}``, and for the status trigger
@@ -76,10 +79,12 @@ PRIVATE_TAG = "socialdesk_private"  # an agent (or a macro) adds it to answer pr
 
 COMMENT_EVENT = "agent_comment"
 STATUS_EVENT = "ticket_status"
-EVENT_KINDS = (COMMENT_EVENT, STATUS_EVENT)
+APPROVAL_EVENT = "approval"  # a lead approved or withdrew the ticket's held answers (``approval``)
+EVENT_KINDS = (COMMENT_EVENT, STATUS_EVENT, APPROVAL_EVENT)
+DECISIONS = ("approved", "withdrawn")
 # What handling an agent comment answers when an earlier delivery already did the work
 # (``agent_replies.Outcome`` values): the delivery was a repeat.
-REPEAT_OUTCOMES = frozenset({"already_sent", "already_handled", "in_progress", "waiting_retry"})
+REPEAT_OUTCOMES = frozenset({"already_sent", "already_handled", "in_progress", "waiting_retry", "awaiting_approval"})
 
 # The bodies our triggers send: ids only (see the module docstring).
 COMMENT_EVENT_BODY = (
@@ -100,6 +105,22 @@ STATUS_EVENT_BODY = (
     '"author_id": "{{current_user.id}}"'
     "}"
 )
+
+
+def approval_event_body(decision: str) -> str:
+    """The body of the trigger that fires when a lead tags a ticket approved or withdrawn
+    (one trigger per decision, so the decision is a constant, not a placeholder)."""
+    assert decision in DECISIONS
+    return (
+        "{"
+        '"socialdesk_event": "approval", '
+        '"ticket_id": "{{ticket.id}}", '
+        '"external_id": "{{ticket.external_id}}", '
+        f'"decision": "{decision}", '
+        '"author_id": "{{current_user.id}}"'
+        "}"
+    )
+
 
 _STATUS_WORDS = {"new", "open", "pending", "hold", "solved", "closed"}
 _STATUS_ALIASES = {"on-hold": "hold", "on hold": "hold", "on_hold": "hold", "onhold": "hold"}
@@ -203,6 +224,9 @@ class AgentEvent:
     author_name: str | None = None
     invocation_id: str | None = None
     raw_status: str | None = field(default=None, compare=False)
+    priority: str | None = None  # the ticket's: low, normal, high, urgent (what approval rules read)
+    ticket_type: str | None = None  # the ticket's: question, incident, problem, task...
+    decision: str | None = None  # an ``approval`` event's: approved or withdrawn
 
     @property
     def private(self) -> bool:
@@ -214,6 +238,8 @@ class AgentEvent:
         """What the event is about, for deduplication (see the module docstring)."""
         if self.kind == COMMENT_EVENT:
             return f"comment:{self.ticket_id}:{self.comment_id}" if self.comment_id else f"comments:{self.ticket_id}"
+        if self.kind == APPROVAL_EVENT:
+            return f"approval:{self.ticket_id}:{self.decision}"
         stamp = self.updated_at.strftime("%Y%m%dT%H%M%SZ") if self.updated_at else None
         if stamp is None and self.invocation_id:
             return f"status:{self.ticket_id}:{self.status or self.raw_status}:inv-{self.invocation_id}"
@@ -302,6 +328,11 @@ def parse_event(body: bytes, headers: Mapping[str, str] | None = None) -> AgentE
         except (ValueError, OverflowError, OSError):
             updated_at = None  # informational only
     raw_status = _text(data, "status") or None
+    decision: str | None = None
+    if kind == APPROVAL_EVENT:
+        decision = _text(data, "decision").lower()
+        if decision not in DECISIONS:
+            raise BadRequest(f"decision must be one of {', '.join(DECISIONS)}, not {decision!r}")
     return AgentEvent(
         kind=kind,
         ticket_id=ticket_id,
@@ -311,6 +342,7 @@ def parse_event(body: bytes, headers: Mapping[str, str] | None = None) -> AgentE
         author_id=_text(data, "author_id") or None,
         invocation_id=get_header(headers or {}, INVOCATION_HEADER),
         raw_status=raw_status,
+        decision=decision,
     )
 
 
@@ -466,7 +498,9 @@ def handle_zendesk_event(
     verify_signature(headers, body, secret, moment)
     event = parse_event(body, headers)
     event_id = event.event_id
-    claimed = event.kind != COMMENT_EVENT  # comments are claimed one by one in the reply ledger
+    # Comments are claimed one by one in the reply ledger, and so are approvals (each held
+    # answer leaves ``held`` by one conditional write).
+    claimed = event.kind == STATUS_EVENT
     if claimed and not events.claim("zendesk", event_id, moment):
         logger.info("zendesk event repeated; nothing done", extra={"event_id": event_id, "kind": event.kind})
         return EventResult(200, event_id, event.kind, "duplicate", duplicate=True)

@@ -66,6 +66,9 @@ conditional write.
 ``unknown``     the request may have reached the platform but no answer came back
                 (``duplicate_risk``), or a ``sending`` claim was found older than the
                 lease (the invocation died mid-send): noted, never resent automatically
+``held``        an approval rule holds the answer for a lead (``outbound/approval.py``):
+                noted, in no retry queue; ``held`` -> ``sending`` (then as above) once
+                approved, ``held`` -> ``withdrawn`` (noted, never sent) once withdrawn
 =============  ===========================================================================
 
 A repeated event finds the item: ``sent`` -> nothing; ``sending`` within the lease -> it is
@@ -103,7 +106,17 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from chalicelib.helpdesks.base import HelpdeskError, HelpdeskRejected, HelpdeskUnavailable, TicketClosed
 from chalicelib.models import Author, Direction, Kind, Platform, SocialMessage
 from chalicelib.ops import metrics as ops_metrics
-from chalicelib.outbound.agent_events import COMMENT_EVENT, REPEAT_OUTCOMES, STATUS_EVENT, AgentEvent
+from chalicelib.outbound.agent_events import APPROVAL_EVENT, COMMENT_EVENT, REPEAT_OUTCOMES, STATUS_EVENT, AgentEvent
+from chalicelib.outbound.approval import (
+    APPROVED,
+    ApprovalRules,
+    ConversationFacts,
+    ReplyFacts,
+    TicketFacts,
+    held_note,
+    needs_approval,
+    withdrawn_note,
+)
 from chalicelib.outbound.base import (
     UNAVAILABLE,
     ReplyFailed,
@@ -180,6 +193,10 @@ class Outcome(str, Enum):
     STATUS_UPDATED = "status_updated"
     STATUS_UNCHANGED = "status_unchanged"
     STATUS_UNKNOWN = "status_unknown"
+    HELD = "held_for_approval"
+    AWAITING_APPROVAL = "awaiting_approval"
+    WITHDRAWN = "withdrawn"
+    NOTHING_HELD = "nothing_held"
 
 
 def _utcnow() -> datetime:
@@ -243,6 +260,7 @@ class ReplyRecord:
     note: str | None = None
     noted: bool = False
     helpdesk: str = HELPDESK
+    approved: bool = False  # a lead approved it: the approval rules are not asked again
 
     @property
     def idempotency_key(self) -> str:
@@ -317,6 +335,7 @@ class ReplyLedger:
             note=item.get("note", {}).get("S"),
             noted=bool(item.get("noted", {}).get("BOOL", False)),
             helpdesk=self.helpdesk,
+            approved=bool(item.get("approved", {}).get("BOOL", False)),
         )
 
     def claim_new(self, record: ReplyRecord, now: datetime) -> bool:
@@ -424,6 +443,85 @@ class ReplyLedger:
             ExpressionAttributeNames={"#state": "state"},
             ExpressionAttributeValues={":state": _s(state), ":kind": _s(kind), ":note": _s(note), ":noted": {"BOOL": noted}},
         )
+
+    def mark_held(self, record: ReplyRecord, note: str) -> bool:
+        """Our ``sending`` claim -> ``held`` (out of the retry queue: only a decision moves it)."""
+        return self._call(
+            "update_item",
+            Key=self.key(record.conversation_key, record.comment_id),
+            UpdateExpression="SET #state = :held, note = :note, noted = :false REMOVE gsi1pk, gsi1sk",
+            ConditionExpression="#state = :sending AND claimed_at = :seen",
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues={
+                ":held": _s("held"),
+                ":sending": _s("sending"),
+                ":seen": _n(record.claimed_at_ms),
+                ":note": _s(note),
+                ":false": {"BOOL": False},
+            },
+        )
+
+    def release_held(self, record: ReplyRecord, now: datetime) -> bool:
+        """``held`` -> ``sending``, approved (one caller wins; in the queue for the lease, like any claim)."""
+        return self._call(
+            "update_item",
+            Key=self.key(record.conversation_key, record.comment_id),
+            UpdateExpression="SET #state = :sending, approved = :true, claimed_at = :now, gsi1pk = :queue, gsi1sk = :check",
+            ConditionExpression="#state = :held",
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues={
+                ":sending": _s("sending"),
+                ":held": _s("held"),
+                ":true": {"BOOL": True},
+                ":now": _n(_ms(now)),
+                ":queue": _s(self.queue),
+                ":check": _s(_iso(now + self.lease)),
+            },
+        )
+
+    def withdraw_held(self, record: ReplyRecord, note: str) -> bool:
+        """``held`` -> ``withdrawn``: never sent (one caller wins)."""
+        return self._call(
+            "update_item",
+            Key=self.key(record.conversation_key, record.comment_id),
+            UpdateExpression="SET #state = :withdrawn, note = :note, noted = :false",
+            ConditionExpression="#state = :held",
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues={
+                ":withdrawn": _s("withdrawn"),
+                ":held": _s("held"),
+                ":note": _s(note),
+                ":false": {"BOOL": False},
+            },
+        )
+
+    def held(self, conversation_key: str, ticket_id: str) -> list[ReplyRecord]:
+        """The ticket's answers waiting for approval, oldest first."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :replies)",
+            "FilterExpression": "#state = :held AND ticket_id = :ticket",
+            "ExpressionAttributeNames": {"#state": "state"},
+            "ExpressionAttributeValues": {
+                ":pk": _s(conversation_pk(conversation_key)),
+                ":replies": _s(f"REPLY#{self.helpdesk}#"),
+                ":held": _s("held"),
+                ":ticket": _s(ticket_id),
+            },
+            "ConsistentRead": True,
+        }
+        comment_ids: list[str] = []
+        while True:
+            try:
+                page = self._client.query(**kwargs)
+            except Exception as exc:
+                raise StoreUnavailable(f"held replies query failed: {_error_code(exc) or exc}") from exc
+            comment_ids += [item["comment_id"]["S"] for item in page.get("Items", [])]
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        records = [r for r in (self.get(conversation_key, c) for c in comment_ids) if r is not None]
+        return sorted(records, key=lambda r: (r.claimed_at_ms, r.comment_id.zfill(20)))
 
     def mark_noted(self, record: ReplyRecord) -> None:
         self._call(
@@ -560,7 +658,16 @@ def _platform_of(key: str) -> Platform:
 
 
 # What a comment the ledger already knows is, when it is left to the ledger's schedule.
-_KNOWN_STATES = {"sent": Outcome.ALREADY_SENT, "sending": Outcome.IN_PROGRESS, "retry": Outcome.WAITING_RETRY}
+_KNOWN_STATES = {
+    "sent": Outcome.ALREADY_SENT,
+    "sending": Outcome.IN_PROGRESS,
+    "retry": Outcome.WAITING_RETRY,
+    "held": Outcome.AWAITING_APPROVAL,
+}
+
+
+def _ticket_facts(event: AgentEvent) -> TicketFacts:
+    return TicketFacts(tags=frozenset(event.tags), priority=event.priority, ticket_type=event.ticket_type)
 
 
 def _summary(outcomes: list[Outcome]) -> Outcome:
@@ -608,6 +715,7 @@ class AgentReplies:
         lease: timedelta = DEFAULT_LEASE,
         lookback: timedelta = REPLY_LOOKBACK,
         sleep: Callable[[float], None] = time.sleep,
+        approval_rules: ApprovalRules | None = None,
     ) -> None:
         self.store = store
         self.helpdesk = helpdesk
@@ -627,6 +735,7 @@ class AgentReplies:
         self.lease = lease
         self.lookback = lookback
         self._sleep = sleep
+        self.approval_rules = approval_rules or ApprovalRules()
 
     def now(self) -> datetime:
         return _utc(self._now())
@@ -639,6 +748,8 @@ class AgentReplies:
             return self.handle_comment(event)
         if event.kind == STATUS_EVENT:
             return self.handle_status(event)
+        if event.kind == APPROVAL_EVENT:
+            return self.handle_approval(event)
         raise ValueError(f"unknown event kind {event.kind!r}")
 
     def handle_comment(self, event: AgentEvent, *, resume: bool = True) -> Outcome:
@@ -657,7 +768,7 @@ class AgentReplies:
         record = ReplyRecord.from_event(event, now, helpdesk=self.helpdesk_name)
         for _ in range(2):  # a record deleted between our put and our read: claim again once
             if self.ledger.claim_new(record, now):
-                return self._attempt(record)
+                return self._attempt(record, ticket=_ticket_facts(event))
             existing = self.ledger.get(record.conversation_key, record.comment_id)
             if existing is not None:
                 return self._resume(existing, now) if resume else _KNOWN_STATES.get(existing.state, Outcome.ALREADY_HANDLED)
@@ -708,6 +819,8 @@ class AgentReplies:
                 author_id=comment.author_id,
                 author_email=comment.author_email,
                 author_name=comment.author_name,
+                priority=read.priority,
+                ticket_type=read.ticket_type,
             )
             outcomes.append(self.handle_comment(event, resume=resume))
             previous = comment.comment_id
@@ -725,6 +838,39 @@ class AgentReplies:
             and not (self.bridge_email and email == self.bridge_email)
             and not (self.bridge_user_id and comment.author_id == self.bridge_user_id)
         )
+
+    def handle_approval(self, event: AgentEvent) -> Outcome:
+        """A lead's decision on the ticket's held answers: each is sent once (approved) or
+        dropped with a note (withdrawn). Where the event names only the ticket (Zendesk), its
+        comments are read first, so an answer written just before the decision is held (or
+        sent) before the decision is applied."""
+        key = event.conversation_key
+        if not key:
+            return Outcome.IGNORED_NOT_BRIDGED
+        if isinstance(self.helpdesk, TicketCommentReader):
+            self._send_comments_of(key, event.ticket_id, resume=True)
+        outcomes: list[Outcome] = []
+        for record in self.ledger.held(key, event.ticket_id):
+            if event.decision == APPROVED:
+                now = self.now()
+                if self.ledger.release_held(record, now):
+                    outcomes.append(self._attempt(replace(record, state="sending", approved=True, claimed_at_ms=_ms(now))))
+            elif self.ledger.withdraw_held(record, withdrawn_note()):
+                if self._note(record, withdrawn_note()):
+                    self.ledger.mark_noted(record)
+                outcomes.append(Outcome.WITHDRAWN)
+        logger.info("approval decided", extra={"ticket_id": event.ticket_id, "decision": event.decision, "held": len(outcomes)})
+        return outcomes[-1] if outcomes else Outcome.NOTHING_HELD
+
+    def _hold(self, record: ReplyRecord, reason: str) -> Outcome:
+        """Keep the answer for a lead's approval, with a note saying why and how to decide."""
+        note = held_note(reason)
+        if not self.ledger.mark_held(record, note):
+            return Outcome.IN_PROGRESS  # our claim was taken over meanwhile
+        if self._note(record, note):
+            self.ledger.mark_noted(record)
+        logger.info("reply held for approval", extra={"conversation": record.conversation_key, "ticket_id": record.ticket_id})
+        return Outcome.HELD
 
     def _wait_while_sending(self, key: str, comment_id: str) -> None:
         """Wait (a few seconds at most) for another invocation to finish sending a comment."""
@@ -845,14 +991,17 @@ class AgentReplies:
             if record.retry_at is not None and record.retry_at <= now and self.ledger.claim_retry(record, now):
                 return self._attempt(replace(record, state="sending", attempts=record.attempts + 1))
             return Outcome.WAITING_RETRY
-        # failed / unknown: handled; make sure the agent got the note
+        if record.state == "held":
+            return Outcome.AWAITING_APPROVAL  # only a lead's decision moves it
+        # failed / unknown / withdrawn: handled; make sure the agent got the note
         if not record.noted and record.note and self._note(record, record.note):
             self.ledger.mark_noted(record)
         return Outcome.ALREADY_HANDLED
 
-    def _attempt(self, record: ReplyRecord, *, raise_unreadable: bool = True) -> Outcome:
+    def _attempt(self, record: ReplyRecord, *, raise_unreadable: bool = True, ticket: TicketFacts | None = None) -> Outcome:
         """Send a claimed (``sending``) answer and record how it went. An unreadable
-        conversation raises (``raise_unreadable``: an event answers 503) or counts as a retry."""
+        conversation raises (``raise_unreadable``: an event answers 503) or counts as a retry.
+        With ``ticket`` (an answer's first attempt), the approval rules may hold it instead."""
         try:
             messages = conversation_messages(self.store, record.conversation_key)
         except Exception as exc:
@@ -860,6 +1009,11 @@ class AgentReplies:
         target: ReplyTarget | None = None
         try:
             target = target_from_messages(messages, config=self._reply_config(), private=record.private, text=record.text)
+            if ticket is not None and not record.approved:
+                public = target.is_public and not record.private
+                reason = needs_approval(ConversationFacts.of(messages), ticket, ReplyFacts(public=public), self.approval_rules)
+                if reason:
+                    return self._hold(record, reason)
             sent = self.dispatcher.send(target, record.text, private=record.private, idempotency_key=record.idempotency_key)
         except ReplyFailed as failure:
             return self._failed(record, failure, target)

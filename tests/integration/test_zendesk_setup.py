@@ -19,8 +19,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from chalicelib.outbound.agent_events import COMMENT_EVENT_BODY, STATUS_EVENT_BODY
+from chalicelib.outbound.agent_events import COMMENT_EVENT_BODY, STATUS_EVENT_BODY, approval_event_body
 from chalicelib.helpdesks.zendesk.admin import (
+    APPROVAL_TRIGGER_TITLES,
     COMMENT_TRIGGER_TITLE,
     STATUS_TRIGGER_TITLE,
     WEBHOOK_NAME,
@@ -90,7 +91,7 @@ def test_setup_creates_the_webhook_and_both_triggers(sandbox: ZendeskSandbox, ch
     assert result.signing_secret not in repr(result) and result.signing_secret not in " ".join(result.summary())
 
     triggers = {t["title"]: t for t in sandbox.triggers()}
-    assert set(triggers) == {COMMENT_TRIGGER_TITLE, STATUS_TRIGGER_TITLE}
+    assert set(triggers) == {COMMENT_TRIGGER_TITLE, STATUS_TRIGGER_TITLE, *APPROVAL_TRIGGER_TITLES.values()}
     comment = triggers[COMMENT_TRIGGER_TITLE]
     assert {"field": "comment_is_public", "operator": "is", "value": "true"} in comment["conditions"]["all"]
     assert {"field": "role", "operator": "is", "value": "agent"} in comment["conditions"]["all"]
@@ -98,7 +99,13 @@ def test_setup_creates_the_webhook_and_both_triggers(sandbox: ZendeskSandbox, ch
     assert {"field": "current_tags", "operator": "includes", "value": "socialdesk"} in comment["conditions"]["all"]
     assert comment["actions"] == [{"field": "notification_webhook", "value": [webhook["id"], COMMENT_EVENT_BODY]}]
     assert triggers[STATUS_TRIGGER_TITLE]["actions"][0]["value"] == [webhook["id"], STATUS_EVENT_BODY]
-    assert result.triggers == {COMMENT_TRIGGER_TITLE: "created", STATUS_TRIGGER_TITLE: "created"}
+    approved = triggers[APPROVAL_TRIGGER_TITLES["approved"]]
+    assert {"field": "current_tags", "operator": "includes", "value": "socialdesk_approved"} in approved["conditions"]["all"]
+    assert approved["actions"] == [
+        {"field": "notification_webhook", "value": [webhook["id"], approval_event_body("approved")]},
+        {"field": "remove_tags", "value": "socialdesk_approved"},  # fires once per decision
+    ]
+    assert set(result.triggers.values()) == {"created"} and len(result.triggers) == 4
     assert "GET /api/v2/webhooks/%s/signing_secret" % webhook["id"] in checks.operations()
 
 
@@ -107,7 +114,7 @@ def test_setup_is_idempotent(sandbox: ZendeskSandbox, checks: SpecChecks) -> Non
     writes_before = [op for op in checks.operations() if not op.startswith("GET")]
     second = admin(sandbox, checks).ensure(PUBLIC)
 
-    assert len(sandbox.webhooks()) == 1 and len(sandbox.triggers()) == 2
+    assert len(sandbox.webhooks()) == 1 and len(sandbox.triggers()) == 4
     assert second.webhook == "unchanged" and set(second.triggers.values()) == {"unchanged"}
     assert second.webhook_id == first.webhook_id and second.signing_secret == first.signing_secret
     assert [op for op in checks.operations() if not op.startswith("GET")] == writes_before  # nothing written
@@ -132,7 +139,7 @@ def test_setup_repairs_what_differs(sandbox: ZendeskSandbox, checks: SpecChecks)
     assert again.triggers[STATUS_TRIGGER_TITLE] == "unchanged"
     repaired = next(t for t in sandbox.triggers() if t["title"] == COMMENT_TRIGGER_TITLE)
     assert repaired["conditions"]["all"] == desired_triggers(first.webhook_id)[0]["conditions"]["all"]
-    assert repaired["active"] is True and len(sandbox.triggers()) == 2
+    assert repaired["active"] is True and len(sandbox.triggers()) == 4
 
 
 # The comment trigger's body before it carried ids only (text and an undocumented comment id).
@@ -215,7 +222,7 @@ def test_the_command_never_prints_the_secret_unless_asked(sandbox: ZendeskSandbo
     assert zendesk_setup.main(["--secret-file", str(target)], out=out) == 0
     assert target.read_text().strip() == secret and secret not in out.getvalue()
     assert stat.S_IMODE(os.stat(target).st_mode) == 0o600
-    assert "unchanged" in out.getvalue() and len(sandbox.webhooks()) == 1 and len(sandbox.triggers()) == 2
+    assert "unchanged" in out.getvalue() and len(sandbox.webhooks()) == 1 and len(sandbox.triggers()) == 4
 
     out = io.StringIO()
     assert zendesk_setup.main(["--show-secret"], out=out) == 0
@@ -269,7 +276,7 @@ def test_the_sandbox_webhook_and_trigger_endpoints_follow_the_specs(sandbox: Zen
     assert http_client.request("GET", f"/api/v2/triggers/{trigger_id}").json()["trigger"]["title"] == STATUS_TRIGGER_TITLE
     assert http_client.request("DELETE", f"/api/v2/triggers/{trigger_id}").status == 204
     assert http_client.request("DELETE", f"/api/v2/webhooks/{result.webhook_id}").status == 204
-    assert sandbox.webhooks() == [] and len(sandbox.triggers()) == 1
+    assert sandbox.webhooks() == [] and len(sandbox.triggers()) == 3
 
 
 def test_an_agent_update_over_the_sandbox_admin_endpoint(sandbox: ZendeskSandbox, checks: SpecChecks) -> None:

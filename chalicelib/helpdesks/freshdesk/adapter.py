@@ -99,7 +99,7 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -457,6 +457,13 @@ class FreshdeskHelpdesk(Helpdesk):
         """The contact as Freshdesk returns it."""
         number = _freshdesk_id(contact_id, "contact")
         return self._body(self._call("GET", f"/api/v2/contacts/{number}", writes_message=False), writes_message=False)
+
+    def remove_tags(self, ticket_id: str, tags: Iterable[str], *, current: Iterable[str]) -> None:
+        """Take ``tags`` off the ticket (a lead's approval tag, once acted on). Freshdesk's update
+        replaces the whole list, so the ticket's ``current`` tags are sent without them."""
+        gone = {t.lower() for t in tags}
+        kept = [t for t in current if t.lower() not in gone]
+        self._call("PUT", f"/api/v2/tickets/{_freshdesk_id(ticket_id, 'ticket')}", json={"tags": kept}, writes_message=False)
 
     # --- steps ---------------------------------------------------------------------
 

@@ -4,7 +4,8 @@ Freshdesk has no webhook subscription API: an admin creates one automation rule 
 Workflows -> Automations -> *Ticket updates*; Growth plan and up) that calls us:
 
 * **When an action is performed by** Agent, **involving any of these events**: Reply is sent;
-  Note is added (type Public); Status is changed (from Any to Any);
+  Note is added (any type: a lead's approval scenario adds a private note with its tag);
+  Status is changed (from Any to Any);
 * **on tickets with these properties**: Tags contain ``socialdesk`` (every ticket the bridge
   opens carries it);
 * **perform**: Trigger webhook, ``POST <PUBLIC_BASE_URL>/helpdesk/freshdesk``, encoding JSON,
@@ -83,6 +84,7 @@ from chalicelib.helpdesks.freshdesk.adapter import conversation_tag, normalize_s
 from chalicelib.http import json_object
 from chalicelib.inbound.signatures import get_header
 from chalicelib.outbound.agent_events import (
+    APPROVAL_EVENT,
     COMMENT_EVENT,
     REPEAT_OUTCOMES,
     STATUS_EVENT,
@@ -93,6 +95,7 @@ from chalicelib.outbound.agent_events import (
     resolve_now,
 )
 from chalicelib.outbound.agent_replies import REPLY_LOOKBACK
+from chalicelib.outbound.approval import DECISION_TAGS, decision_of
 from chalicelib.store import AUTHOR_INDEX, StoreUnavailable, author_pk
 
 if TYPE_CHECKING:
@@ -112,6 +115,7 @@ POINTER_SK = "TICKET"
 # Conversation sources (Freshdesk API v2): 0 reply, 2 note; the others are channels' own.
 SOURCE_REPLY, SOURCE_NOTE = 0, 2
 AGENT_SOURCES = frozenset({SOURCE_REPLY, SOURCE_NOTE})
+PRIORITIES = {1: "low", 2: "normal", 3: "high", 4: "urgent"}  # Freshdesk's 1 Low, 2 Medium, 3 High, 4 Urgent
 MAX_AUTHOR_PAGES = 5  # by-author index pages read when looking for the requester's conversation
 _TRIGGERED = re.compile(r"^\{\s*([a-z_]+)\s*:\s*(.*)\}$", re.DOTALL)
 _STATUS_CHANGE = re.compile(r"from\s*:\s*([^,}]*)\s*,\s*to\s*:\s*([^,}]*)")
@@ -150,7 +154,8 @@ def automation_rule(url: str, *, conversation_field: str | None = None) -> dict[
     return {
         "name": "socialdesk: agent replies and status back to the customer",
         "performed_by": "Agent",
-        "events": ["Reply is sent", "Note is added: Public", "Status is changed: from Any to Any"],
+        # Private notes too: a lead's approval scenario adds its tag with a private note.
+        "events": ["Reply is sent", "Note is added: Any", "Status is changed: from Any to Any"],
         "conditions": [f"Tags: is any of {BRIDGE_TAG}"],
         "action": {
             "type": "Trigger webhook",
@@ -468,6 +473,8 @@ def status_event(ticket: Mapping[str, Any], key: str) -> AgentEvent:
         tags=ticket_tags(ticket),
         updated_at=parse_time(ticket.get("updated_at")),
         raw_status=raw_status,
+        priority=PRIORITIES.get(ticket["priority"]) if isinstance(ticket.get("priority"), int) else None,
+        ticket_type=str(ticket["type"]) if ticket.get("type") else None,
     )
 
 
@@ -584,6 +591,11 @@ def handle_freshdesk_event(
         event = comment_event(ticket, conversation, key, notification)
         handled.append((event.event_id, _handle_reply(event, events, replies, moment)))
 
+    decision = decision_of(ticket_tags(ticket))
+    if decision is not None:
+        approval = replace(status_event(ticket, key), kind=APPROVAL_EVENT, decision=decision)
+        handled.append((approval.event_id, _handle_approval(approval, replies, helpdesk, ticket)))
+
     status_outcome = _handle_status(status_event(ticket, key), replies)
 
     repeats = [outcome in _REPEAT_OUTCOMES for _, outcome in handled]
@@ -623,6 +635,27 @@ def _handle_reply(event: AgentEvent, events: EventLog, replies: Any, moment: dat
         raise
     events.done(SOURCE, event_id, outcome, moment)
     logger.info("freshdesk reply handled", extra={"event_id": event_id, "outcome": outcome})
+    return outcome
+
+
+def _handle_approval(event: AgentEvent, replies: Any, helpdesk: Any, ticket: Mapping[str, Any]) -> str:
+    """A lead's approval tag: the ticket's held answers are sent or dropped, then the tag is
+    taken off, so a later answer needs its own approval. A tag that could not be taken off
+    answers 503: Freshdesk's retry finds nothing held any more and tries again."""
+    try:
+        result = replies.handle(event)
+        outcome = str(getattr(result, "value", result))
+        assert event.decision is not None
+        helpdesk.remove_tags(event.ticket_id, [DECISION_TAGS[event.decision]], current=ticket_tags(ticket))
+    except Exception as exc:
+        if isinstance(exc, WebhookError):
+            raise
+        if is_transient(exc) or isinstance(exc, HelpdeskError):
+            raise _unavailable("act on the lead's approval tag", exc) from exc
+        raise
+    logger.info(
+        "freshdesk approval handled", extra={"ticket_id": event.ticket_id, "decision": event.decision, "outcome": outcome}
+    )
     return outcome
 
 

@@ -174,6 +174,8 @@ class TicketComments:
     tags: tuple[str, ...]
     requester_id: str | None
     comments: list[TicketComment]
+    priority: str | None = None  # low, normal, high, urgent; None when not set
+    ticket_type: str | None = None  # question, incident, problem, task; None when not set
 
 
 def _comment_time(value: Any) -> datetime | None:
@@ -576,7 +578,11 @@ class ZendeskHelpdesk(ZendeskApi, Helpdesk):
         tags = json_list(ticket.get("tags"))
         requester = ticket.get("requester_id")
         return TicketComments(
-            tags=tuple(str(t) for t in tags), requester_id=str(requester) if requester is not None else None, comments=comments
+            tags=tuple(str(t) for t in tags),
+            requester_id=str(requester) if requester is not None else None,
+            comments=comments,
+            priority=str(ticket["priority"]) if ticket.get("priority") else None,
+            ticket_type=str(ticket["type"]) if ticket.get("type") else None,
         )
 
     def _user_or_empty(self, user_id: str) -> dict[str, Any]:

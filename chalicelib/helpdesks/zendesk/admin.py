@@ -13,7 +13,11 @@ needs, and can be run any number of times (``make zendesk-setup``):
   ``socialdesk`` -> notify the webhook with ``agent_events.COMMENT_EVENT_BODY`` (ids only:
   the app reads the comments through the API);
 * the trigger ``STATUS_TRIGGER_TITLE``: the status of a ``socialdesk`` ticket changed ->
-  notify the webhook with ``agent_events.STATUS_EVENT_BODY``.
+  notify the webhook with ``agent_events.STATUS_EVENT_BODY``;
+* the triggers ``APPROVAL_TRIGGER_TITLES``: a lead tagged a ``socialdesk`` ticket
+  ``socialdesk_approved`` (or ``socialdesk_withdrawn``) -> notify the webhook with
+  ``agent_events.approval_event_body(decision)`` and remove the tag, so the trigger fires once
+  per decision and a later answer needs its own approval (``outbound/approval.py``).
 
 Each object is found by its name first (webhooks: ``GET /api/v2/webhooks?filter[name_contains]=``,
 following ``links.next``; triggers: ``GET /api/v2/triggers``, following ``next_page``), created
@@ -37,7 +41,8 @@ from urllib.parse import urlsplit
 
 from chalicelib.helpdesks.zendesk.adapter import ZendeskApi, _error_text, _hint
 from chalicelib.http import ConnectFailed, HttpResponse, TransportError
-from chalicelib.outbound.agent_events import BRIDGE_TAG, COMMENT_EVENT_BODY, STATUS_EVENT_BODY
+from chalicelib.outbound.agent_events import BRIDGE_TAG, COMMENT_EVENT_BODY, STATUS_EVENT_BODY, approval_event_body
+from chalicelib.outbound.approval import DECISION_TAGS
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +50,10 @@ EVENTS_PATH = "/helpdesk/zendesk"
 WEBHOOK_NAME = "socialdesk: agent replies"
 COMMENT_TRIGGER_TITLE = "socialdesk: send agent replies to the customer"
 STATUS_TRIGGER_TITLE = "socialdesk: ticket status to socialdesk"
+APPROVAL_TRIGGER_TITLES = {
+    "approved": "socialdesk: a lead approved the held public answer",
+    "withdrawn": "socialdesk: a lead withdrew the held public answer",
+}
 VIA_WEB_SERVICE = "5"  # Zendesk's via id for updates made through the API
 MAX_PAGES = 50
 
@@ -116,7 +125,33 @@ def desired_triggers(webhook_id: str, *, category_id: str | None = None) -> list
         },
         "actions": [{"field": "notification_webhook", "value": [webhook_id, STATUS_EVENT_BODY]}],
     }
-    triggers = [comment, status]
+    approvals = [
+        {
+            "title": APPROVAL_TRIGGER_TITLES[decision],
+            "description": (
+                f"Adding the tag {tag} to a socialdesk ticket {decision_words} the answers waiting for a lead's approval "
+                "(a macro can add it). The tag is removed again. Managed by make zendesk-setup."
+            ),
+            "active": True,
+            "conditions": {
+                "all": [
+                    {"field": "update_type", "operator": "is", "value": "Change"},
+                    {"field": "current_tags", "operator": "includes", "value": BRIDGE_TAG},
+                    {"field": "current_tags", "operator": "includes", "value": tag},
+                ],
+                "any": [],
+            },
+            "actions": [
+                {"field": "notification_webhook", "value": [webhook_id, approval_event_body(decision)]},
+                {"field": "remove_tags", "value": tag},
+            ],
+        }
+        for decision, tag, decision_words in (
+            ("approved", DECISION_TAGS["approved"], "sends"),
+            ("withdrawn", DECISION_TAGS["withdrawn"], "drops"),
+        )
+    ]
+    triggers = [comment, status, *approvals]
     if category_id:
         for trigger in triggers:
             trigger["category_id"] = str(category_id)

@@ -1,0 +1,159 @@
+"""One voice in public: an agent's public answer that a rule marks as sensitive waits for a lead.
+
+``needs_approval(conversation, ticket, reply, rules)`` says why an answer must wait (or None).
+The rule (``ApprovalRules``, the ``approval`` section of the rules file; defaults below) can ask
+for approval when
+
+* the customer's reach is at least ``reach_at_least`` (followers or subscribers the platform
+  sent with the customer's messages: the largest one seen in the conversation);
+* the ticket's priority is one of ``priorities`` (``urgent`` by default);
+* the ticket belongs to an open crisis: one of ``crisis_tags`` (``socialdesk_crisis``) or its
+  type is one of ``crisis_ticket_types`` (``problem``/``incident``: how a crisis links tickets).
+
+Only answers seen in public are held unless ``private_replies`` is true: a reply in a chat, or
+an answer to a public comment sent privately (``socialdesk_private``), goes out as before.
+
+How a held answer moves (the reply ledger in ``agent_replies`` does it, exactly once): it is
+recorded ``held`` instead of being sent, and the ticket gets one internal note
+(``held_note``). An approver adds the tag ``socialdesk_approved`` (by hand or with a macro):
+each held answer of the ticket is claimed ``held`` -> ``sending`` by one conditional write and
+sent once; ``socialdesk_withdrawn`` makes it ``withdrawn``: never sent, noted. A held answer is
+in no retry queue, so neither the schedule nor a redelivered event sends it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from chalicelib.models import Direction, SocialMessage
+
+APPROVED_TAG = "socialdesk_approved"
+WITHDRAWN_TAG = "socialdesk_withdrawn"
+APPROVED, WITHDRAWN = "approved", "withdrawn"
+DECISION_TAGS = {APPROVED: APPROVED_TAG, WITHDRAWN: WITHDRAWN_TAG}
+
+# The shape of the rules file's ``approval`` section, with its defaults.
+DEFAULT_RULES: dict[str, Any] = {
+    "enabled": True,
+    "reach_at_least": 100_000,
+    "priorities": ["urgent"],
+    "crisis_tags": ["socialdesk_crisis"],
+    "crisis_ticket_types": ["problem", "incident"],
+    "private_replies": False,
+}
+
+
+class ApprovalRulesError(ValueError):
+    """The ``approval`` section is not what the rule needs (the message names the field)."""
+
+
+@dataclass(frozen=True)
+class ApprovalRules:
+    """When a public answer waits for a lead (see the module docstring)."""
+
+    enabled: bool = True
+    reach_at_least: int | None = 100_000
+    priorities: frozenset[str] = frozenset({"urgent"})
+    crisis_tags: frozenset[str] = frozenset({"socialdesk_crisis"})
+    crisis_ticket_types: frozenset[str] = frozenset({"problem", "incident"})
+    private_replies: bool = False
+
+    @classmethod
+    def from_mapping(cls, section: Mapping[str, Any] | None) -> ApprovalRules:
+        """The rules file's ``approval`` section; missing fields keep their defaults."""
+        data = {**DEFAULT_RULES, **(section or {})}
+        unknown = sorted(set(data) - set(DEFAULT_RULES))
+        if unknown:
+            raise ApprovalRulesError(f"approval: unknown field(s) {', '.join(unknown)}")
+        reach = data["reach_at_least"]
+        if reach is not None and (isinstance(reach, bool) or not isinstance(reach, int) or reach < 0):
+            raise ApprovalRulesError("approval.reach_at_least must be a whole number of followers (or null: never)")
+        for name in ("enabled", "private_replies"):
+            if not isinstance(data[name], bool):
+                raise ApprovalRulesError(f"approval.{name} must be true or false")
+        words: dict[str, frozenset[str]] = {}
+        for name in ("priorities", "crisis_tags", "crisis_ticket_types"):
+            value = data[name]
+            if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+                raise ApprovalRulesError(f"approval.{name} must be a list of words")
+            words[name] = frozenset(v.strip().lower() for v in value)
+        return cls(
+            enabled=data["enabled"],
+            reach_at_least=reach,
+            priorities=words["priorities"],
+            crisis_tags=words["crisis_tags"],
+            crisis_ticket_types=words["crisis_ticket_types"],
+            private_replies=data["private_replies"],
+        )
+
+
+@dataclass(frozen=True)
+class TicketFacts:
+    """What the rule reads from the ticket (as the helpdesk's event or API gave it)."""
+
+    tags: frozenset[str] = field(default_factory=frozenset)
+    priority: str | None = None  # low, normal, high, urgent
+    ticket_type: str | None = None  # question, incident, problem, task (Freshdesk: its own words)
+
+
+@dataclass(frozen=True)
+class ConversationFacts:
+    """What the rule reads from the conversation: the customer's reach."""
+
+    reach: int | None = None
+
+    @classmethod
+    def of(cls, messages: Iterable[SocialMessage]) -> ConversationFacts:
+        """The largest follower count the customers' messages carried (None: never sent)."""
+        counts = [m.author.follower_count for m in messages if m.direction is Direction.INBOUND]
+        known = [c for c in counts if c is not None]
+        return cls(reach=max(known) if known else None)
+
+
+@dataclass(frozen=True)
+class ReplyFacts:
+    """The answer: whether the customer and others see it in public."""
+
+    public: bool
+
+
+def needs_approval(
+    conversation: ConversationFacts, ticket: TicketFacts, reply: ReplyFacts, rules: ApprovalRules | None = None
+) -> str | None:
+    """Why this answer waits for a lead's approval, in plain words; None when it may go out."""
+    rules = rules or ApprovalRules()
+    if not rules.enabled or not (reply.public or rules.private_replies):
+        return None
+    reasons = []
+    if rules.reach_at_least is not None and conversation.reach is not None and conversation.reach >= rules.reach_at_least:
+        reasons.append(f"the customer has {conversation.reach:,} followers")
+    if ticket.priority and ticket.priority.lower() in rules.priorities:
+        reasons.append(f"the ticket is {ticket.priority.lower()}")
+    tags = {t.lower() for t in ticket.tags}
+    if tags & rules.crisis_tags or (ticket.ticket_type or "").lower() in rules.crisis_ticket_types:
+        reasons.append("the ticket is part of an open crisis")
+    if not reasons:
+        return None
+    return f"{'this public answer' if reply.public else 'this answer'} goes to a sensitive conversation ({'; '.join(reasons)})"
+
+
+def held_note(reason: str) -> str:
+    """The internal note on a held answer."""
+    return f"Waiting for approval by a lead: {reason}. Add the tag {APPROVED_TAG} to send it, or {WITHDRAWN_TAG} to drop it."
+
+
+def withdrawn_note() -> str:
+    """The internal note on a withdrawn answer."""
+    return "Withdrawn by a lead: this answer was not sent to the customer, and never will be."
+
+
+def decision_of(tags: Iterable[str]) -> str | None:
+    """The approver's decision a ticket's tags carry (withdrawn wins over approved), else None."""
+    present = {t.lower() for t in tags}
+    if WITHDRAWN_TAG in present:
+        return WITHDRAWN
+    if APPROVED_TAG in present:
+        return APPROVED
+    return None

@@ -1,0 +1,57 @@
+"""The approval rule: which answers wait for a lead, and the rules file's ``approval`` section."""
+
+from __future__ import annotations
+
+import pytest
+
+from chalicelib.outbound.approval import (
+    ApprovalRules,
+    ApprovalRulesError,
+    ConversationFacts,
+    ReplyFacts,
+    TicketFacts,
+    decision_of,
+    needs_approval,
+)
+
+PUBLIC, PRIVATE = ReplyFacts(public=True), ReplyFacts(public=False)
+QUIET = ConversationFacts(reach=1_200)
+
+
+def test_a_public_answer_to_a_high_reach_customer_waits() -> None:
+    reason = needs_approval(ConversationFacts(reach=250_000), TicketFacts(), PUBLIC)
+    assert reason is not None and "250,000 followers" in reason
+    assert needs_approval(ConversationFacts(reach=99_999), TicketFacts(), PUBLIC) is None
+    assert needs_approval(ConversationFacts(reach=None), TicketFacts(), PUBLIC) is None  # reach never sent
+
+
+def test_urgent_tickets_and_open_crises_wait() -> None:
+    assert "the ticket is urgent" in (needs_approval(QUIET, TicketFacts(priority="Urgent"), PUBLIC) or "")
+    assert needs_approval(QUIET, TicketFacts(priority="high"), PUBLIC) is None
+    crisis = "part of an open crisis"
+    assert crisis in (needs_approval(QUIET, TicketFacts(tags=frozenset({"socialdesk_crisis"})), PUBLIC) or "")
+    assert crisis in (needs_approval(QUIET, TicketFacts(ticket_type="incident"), PUBLIC) or "")
+    assert needs_approval(QUIET, TicketFacts(ticket_type="question"), PUBLIC) is None
+
+
+def test_private_answers_go_out_unless_a_rule_says_so() -> None:
+    sensitive = TicketFacts(priority="urgent")
+    assert needs_approval(ConversationFacts(reach=500_000), sensitive, PRIVATE) is None
+    strict = ApprovalRules.from_mapping({"private_replies": True})
+    assert needs_approval(QUIET, sensitive, PRIVATE, strict) == "this answer goes to a sensitive conversation (the ticket is urgent)"
+
+
+def test_the_rules_section_changes_behaviour_and_refuses_what_it_cannot_read() -> None:
+    lenient = ApprovalRules.from_mapping({"reach_at_least": None, "priorities": []})
+    assert needs_approval(ConversationFacts(reach=10**7), TicketFacts(priority="urgent"), PUBLIC, lenient) is None
+    assert needs_approval(QUIET, TicketFacts(priority="urgent"), PUBLIC, ApprovalRules.from_mapping({"enabled": False})) is None
+    assert ApprovalRules.from_mapping(None) == ApprovalRules()
+    for bad, field in (({"reach": 5}, "reach"), ({"reach_at_least": "10k"}, "reach_at_least"), ({"priorities": "urgent"}, "priorities")):
+        with pytest.raises(ApprovalRulesError, match=field):
+            ApprovalRules.from_mapping(bad)
+
+
+def test_the_decision_a_ticket_carries() -> None:
+    assert decision_of(["socialdesk", "socialdesk_approved"]) == "approved"
+    assert decision_of(["socialdesk_approved", "socialdesk_withdrawn"]) == "withdrawn"  # withdrawing wins
+    assert decision_of(["socialdesk"]) is None
