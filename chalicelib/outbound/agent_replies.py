@@ -125,7 +125,7 @@ from chalicelib.outbound.base import (
     describe_time,
     platform_label,
 )
-from chalicelib.outbound.dispatch import target_from_messages
+from chalicelib.outbound.dispatch import place_name, target_from_messages
 from chalicelib.store import ConversationConflict, StoreUnavailable, conversation_pk
 
 if TYPE_CHECKING:
@@ -1085,7 +1085,7 @@ class AgentReplies:
         except Exception as exc:
             logger.warning("first response time not recorded", extra={"reason": f"{type(exc).__name__}: {exc}"})
         # The agent sees on the ticket that the answer reached the customer (or, below, why not).
-        label = platform_label(target.platform)
+        label = place_name(target)  # a Standard Webhooks source by its own name ("Trustpilot")
         how = _SENT_VIA_WORDS.get(sent.via, "")
         self._note(record, " ".join([f"Sent to the customer on {label}{how}.", *sent.warnings]))
 

@@ -59,7 +59,7 @@ from chalicelib.outbound.base import (
 )
 
 
-def _where(target: ReplyTarget) -> str:
+def place_name(target: ReplyTarget) -> str:
     """The platform's name for a sentence; for a Standard Webhooks source, the tool's
     (``other:trustpilot:…`` -> "Trustpilot"), which is what the agent knows it by."""
     if target.platform is Platform.OTHER:
@@ -252,7 +252,7 @@ class ReplyDispatcher:
         check_text(target, text, private)
         sender = self.senders.get(target.platform)
         if sender is None:
-            label = _where(target)
+            label = place_name(target)
             raise ReplyFailed(
                 REJECTED,
                 f"Not sent: socialdesk can't answer on {label} yet. Reply on {label} directly.",

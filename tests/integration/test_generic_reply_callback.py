@@ -179,4 +179,4 @@ def test_an_agents_answer_on_a_trustpilot_ticket_reaches_the_callback_once(
     (answer,) = receiver.sent()
     assert answer["body"]["data"]["text"] == "A new mug is on its way." and receiver.stats() == {"delivered": 1}
     notes = [c["body"] for c in stack.sandbox.comments(ticket["id"]) if not c["public"]]
-    assert notes[-1].endswith("It went to Trustpilot's reply callback, which publishes it there.")
+    assert notes[-1] == "Sent to the customer on Trustpilot. It went to Trustpilot's reply callback, which publishes it there."
