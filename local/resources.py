@@ -171,7 +171,8 @@ def queue_request(properties: dict[str, Any]) -> dict[str, Any]:
 
 
 def _single_resource(template: dict[str, Any], resource_type: str) -> dict[str, Any]:
-    found = [r for r in template.get("Resources", {}).values() if r.get("Type") == resource_type]
+    # ``Fn::ForEach::...`` entries (the per-channel alarms) are lists the transform expands: no table or queue there.
+    found = [r for r in template.get("Resources", {}).values() if isinstance(r, dict) and r.get("Type") == resource_type]
     if len(found) != 1:
         raise TemplateError(f"expected exactly one {resource_type} in the template, found {len(found)}")
     return found[0]

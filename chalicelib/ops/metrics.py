@@ -148,7 +148,8 @@ def token_health(platform: str, ok: bool, days_left: int | None) -> None:
     values: dict[str, tuple[MetricUnit, float]] = {TOKEN_OK: (MetricUnit.Count, 1 if ok else 0)}
     if days_left is not None:
         values[TOKEN_DAYS_LEFT] = (MetricUnit.Count, days_left)
-    _emit(values, {"platform": platform})
+    # Per platform for the dashboard; under ``service`` alone for the alarms (the worst of all).
+    _emit(values, {"platform": platform}, {})
 
 
 def helpdesk_budget(budget: RateBudget) -> None:

@@ -4,8 +4,10 @@ the handlers print (metric, value, and the dimension sets it can be found under)
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -201,3 +203,78 @@ def test_what_only_the_backfill_found_is_counted_per_platform(capsys: pytest.Cap
     _save(store, NormalizedBatch(messages=[webhook, *lost, brand_post]), T0 - timedelta(hours=1), BackfillReport())  # type: ignore[arg-type]
     found = {p.dimensions["platform"]: p.value for p in points(capsys.readouterr().out, "backfill_only_found")}
     assert found == {"facebook": [1.0], "instagram": [1.0]}
+
+
+# --- the alarms and dashboard in infra/template.json read what the code publishes -------------
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "infra" / "template.json"
+
+
+def _alarms() -> dict[str, dict[str, Any]]:
+    resources = json.loads(TEMPLATE.read_text())["Resources"]
+    alarms = {
+        name: r["Properties"] for name, r in resources.items() if isinstance(r, dict) and r["Type"] == "AWS::CloudWatch::Alarm"
+    }
+    for name, loop in resources.items():
+        if name.startswith("Fn::ForEach::"):
+            _, _, body = loop
+            alarms.update({key: r["Properties"] for key, r in body.items() if r["Type"] == "AWS::CloudWatch::Alarm"})
+    return alarms
+
+
+def _our_metrics(alarm: dict[str, Any]) -> list[tuple[str, frozenset[str]]]:
+    """(metric, dimension names) of every socialdesk metric an alarm reads."""
+    stats = [alarm] + [query["MetricStat"]["Metric"] for query in alarm.get("Metrics", []) if "MetricStat" in query]
+    return [
+        (stat["MetricName"], frozenset(d["Name"] for d in stat.get("Dimensions", [])))
+        for stat in stats
+        if stat.get("Namespace") == "socialdesk"
+    ]
+
+
+def test_every_alarm_reads_a_series_the_code_publishes_and_tells_the_alert_topic(capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    ops_metrics.messages_in([message(1)])
+    ops_metrics.parked_head_age(10)
+    ops_metrics.token_health("x", True, 30)
+    published: set[tuple[str, frozenset[str]]] = set()
+    for line in capsys.readouterr().out.splitlines():
+        (directive,) = json.loads(line)["_aws"]["CloudWatchMetrics"]
+        for metric in directive["Metrics"]:
+            published.update((metric["Name"], frozenset(group)) for group in directive["Dimensions"])
+    alarms = _alarms()
+    read = [pair for alarm in alarms.values() for pair in _our_metrics(alarm)]
+    # An alarm on a name or a dimension set nobody publishes would never fire: CloudWatch matches them exactly.
+    assert {name for name, _ in read} == {"parked_head_age_seconds", "token_ok", "token_days_left", "messages_in"}
+    assert set(read) <= published, set(read) - published
+    for name, alarm in alarms.items():
+        assert alarm["AlarmActions"] == [{"Ref": "AlertTopic"}] == alarm["OKActions"], name
+        assert "README, Operations" in alarm["AlarmDescription"], name
+
+
+def test_a_quiet_channel_alarm_treats_silence_as_breaching() -> None:
+    (quiet,) = [alarm for name, alarm in _alarms().items() if name.startswith("QuietChannelAlarm")]
+    # No message means no data point at all: FILL turns gaps inside the period into 0, and a period
+    # with nothing in it is missing data, which must count as breaching.
+    assert quiet["TreatMissingData"] == "breaching"
+    assert quiet["ComparisonOperator"] == "LessThanThreshold" and quiet["Threshold"] == 1
+    assert [q.get("Expression") for q in quiet["Metrics"]] == [None, "FILL(received, 0)"]
+
+
+def test_the_dashboard_names_only_published_metrics_and_every_fixed_alarm() -> None:
+    resources = json.loads(TEMPLATE.read_text())["Resources"]
+    body = json.loads(resources["OperationsDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"])
+    text = json.dumps(body)
+    names = {value for key, value in vars(ops_metrics).items() if key.isupper() and isinstance(value, str)}
+    searched = set(re.findall(r'MetricName=\\"(\w+)\\"', text))
+    direct = {
+        row[1]
+        for widget in body["widgets"]
+        for row in widget["properties"].get("metrics", [])
+        if isinstance(row[0], str) and row[0] == "socialdesk"
+    }
+    assert searched and searched | direct <= names, (searched | direct) - names
+    (alarm_widget,) = [widget for widget in body["widgets"] if widget["type"] == "alarm"]
+    listed = {arn.rsplit(":", 1)[1] for arn in alarm_widget["properties"]["alarms"]}
+    fixed = {alarm["AlarmName"]["Fn::Sub"] for alarm in _alarms().values() if "${Channel}" not in alarm["AlarmName"]["Fn::Sub"]}
+    assert listed == fixed and len(fixed) == 7
