@@ -53,6 +53,11 @@ bench: $(STAMP)
 eval: $(STAMP)
 	$(PY) -m tools.eval_triage
 
+# The triage rules file(s): TRIAGE_RULES_PATH (default chalicelib/rules/triage.json), or RULES="a.json b.json".
+# Exit 1 with file:line: place: problem for the first mistake in each.
+check-rules: $(STAMP)
+	@$(PY) -m chalicelib.triage.rules $(RULES)
+
 # JSON lines {"id", "text"} on stdin -> {"id", "language", "sentiment"} on stdout (nothing else).
 classify: $(STAMP)
 	@$(PY) -m tools.classify

@@ -592,6 +592,9 @@ class FreshdeskSandbox(HelpdeskSandbox):
                    if not str(data.get(name) or "").strip()]
         if missing:
             return _validation(*missing)
+        due, problem = self._due_dates(data)
+        if problem:
+            return problem
         description, description_text = sanitize(data["description"])
         ticket_id, now = next(self._ids), _now()
         ticket = {
@@ -604,11 +607,27 @@ class FreshdeskSandbox(HelpdeskSandbox):
             "fr_escalated": False, "spam": False, "is_escalated": False, "deleted": False,
             "tags": list(dict.fromkeys(data.get("tags") or [])), "custom_fields": self._custom(data),
             "due_by": now, "fr_due_by": now, "created_at": now, "updated_at": now, "attachments": [],
+            **due,
         }
         self._tickets[ticket_id] = ticket
         self._conversations[ticket_id] = []
         self._indexed_at[ticket_id] = time.monotonic() + self.search_index_delay
         return 201, copy.deepcopy(ticket), {"Location": f"{self.url}/api/v2/tickets/{ticket_id}"}
+
+    @staticmethod
+    def _due_dates(data: dict[str, Any]) -> tuple[dict[str, str], Reply | None]:
+        """``fr_due_by``/``due_by`` as given (ISO times, the first reply due no later than the
+        resolution), to keep on the ticket; none given: the SLA policy's (here: now)."""
+        times: dict[str, datetime] = {}
+        for name in ("fr_due_by", "due_by"):
+            if data.get(name) is not None:
+                try:
+                    times[name] = datetime.fromisoformat(str(data[name]).replace("Z", "+00:00"))
+                except ValueError:
+                    return {}, _validation((name, "It should be a/an date format", "invalid_value"))
+        if len(times) == 2 and times["fr_due_by"] > times["due_by"]:
+            return {}, _validation(("fr_due_by", "It should be a/an date less than or equal to due_by", "invalid_value"))
+        return {name: value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") for name, value in times.items()}, None
 
     def _custom(self, data: dict[str, Any]) -> dict[str, Any]:
         fields = {name: None for name in sorted(self.custom_fields)}

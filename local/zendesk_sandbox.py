@@ -112,6 +112,7 @@ MAX_BULK_ITEMS = 100  # create_many, update_many, create_or_update_many: "up to 
 MAX_QUEUED_JOBS = 30  # Zendesk's job limit: queued or running jobs per account
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024  # Zendesk's per-file attachment limit
 STATUSES = ("new", "open", "pending", "hold", "solved", "closed")
+PRIORITIES = ("urgent", "high", "normal", "low")
 
 # Via ids of ticket updates (Zendesk's "Via types reference"): an agent in the web UI, the API.
 VIA_WEB_FORM, VIA_WEB_SERVICE = 0, 5
@@ -162,6 +163,22 @@ def _error(status: int, error: str, description: str | None = None, details: dic
     if details is not None:
         payload["details"] = details
     return status, payload, {}
+
+
+def _routing_fields(data: dict[str, Any]) -> tuple[dict[str, Any], Reply | None]:
+    """A new ticket's ``priority`` (one of Zendesk's four words), ``group_id`` and ``brand_id``
+    (ids), validated; kept on the ticket only when set (Zendesk answers null otherwise)."""
+    fields: dict[str, Any] = {}
+    if data.get("priority") is not None:
+        if data["priority"] not in PRIORITIES:
+            return {}, _invalid("priority", f"Priority: {data['priority']} is not valid")
+        fields["priority"] = data["priority"]
+    for name, label in (("group_id", "Group"), ("brand_id", "Brand")):
+        if data.get(name) is not None:
+            if not isinstance(data[name], int) or isinstance(data[name], bool) or data[name] < 1:
+                return {}, _invalid(name.removesuffix("_id"), f"{label}: is invalid")
+            fields[name] = data[name]
+    return fields, None
 
 
 def _invalid(field_name: str, description: str) -> Reply:
@@ -632,6 +649,9 @@ class ZendeskSandbox(HelpdeskSandbox):
         link, problem = self._problem_link(data, None)
         if problem:
             return problem
+        routing, problem = _routing_fields(data)
+        if problem:
+            return problem
         comment = self._comment_event(data["comment"], author_id)
         ticket_id, now = self._next_id("ticket"), _now()
         ticket: dict[str, Any] = {
@@ -647,6 +667,7 @@ class ZendeskSandbox(HelpdeskSandbox):
             "type": None, "problem_id": None,
         }
         self._apply_problem_link(ticket, link)
+        ticket.update(routing)
         if ticket["external_id"] is None:
             del ticket["external_id"]
         source = self._tickets.get(data.get("via_followup_source_id") or 0)
@@ -658,7 +679,8 @@ class ZendeskSandbox(HelpdeskSandbox):
         events = [comment] + [
             {"type": "Create", "field_name": name, "value": value}
             for name, value in (("subject", ticket["subject"]), ("requester_id", str(requester_id)),
-                                ("status", status), ("tags", ticket["tags"]))
+                                ("status", status), ("tags", ticket["tags"]),
+                                *((name, str(value)) for name, value in routing.items()))
             if value != []
         ]
         audit = self._audit(ticket_id, author_id, events, self._custom(data), "api", client)

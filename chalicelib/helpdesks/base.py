@@ -9,6 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, ClassVar
 
 from chalicelib.models import Author, Platform, SocialMessage
@@ -31,6 +32,21 @@ class TicketRef:
     # ``Helpdesk.guards_stale_updates``); None where the helpdesk has no such guard.
     updated_at: str | None = None
     requester_id: str | None = None  # who the ticket belongs to now, when the answer says
+
+
+@dataclass(frozen=True)
+class TicketRouting:
+    """What triage decided for a new ticket (``chalicelib/triage/rules.py``); each adapter
+    maps what its helpdesk has (Zendesk: priority, group, brand, tags; Freshdesk: priority,
+    group, product, tags, ``fr_due_by``/``due_by``). None: the helpdesk's own default."""
+
+    priority: str | None = None  # "urgent" | "high" | "normal" | "low"
+    group_id: str | None = None
+    brand_id: str | None = None  # Zendesk brand; Freshdesk product
+    tags: tuple[str, ...] = ()  # added to the adapter's own tags (the SLA tag among them)
+    first_reply_due: datetime | None = None
+    due: datetime | None = None
+    note: str | None = None  # the internal note the sync adds after the ticket is opened
 
 
 class HelpdeskError(Exception):
@@ -118,13 +134,15 @@ class Helpdesk(ABC):
         follow_up_of: str | None = None,
         uploads: Sequence[str] = (),
         problems: Sequence[str] | None = None,
+        routing: TicketRouting | None = None,
     ) -> TicketRef:
         """Create a ticket whose first comment is ``message``; safe to repeat with the same key.
 
         ``uploads``: tokens from ``upload``, attached to the first comment. ``problems``:
         notes about files that could not be attached, shown under the comment text
         (``formatting.comment_body(message, problems)``). Both are passed only to a
-        helpdesk with ``supports_uploads``. May raise ``IdempotencyConflict``.
+        helpdesk with ``supports_uploads``. ``routing``: triage's priority, group, tags and
+        due dates, passed only when triage rules are configured. May raise ``IdempotencyConflict``.
         """
 
     @abstractmethod

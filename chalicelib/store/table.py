@@ -113,6 +113,9 @@ class Conversation:
     # their own; migrated by the sync, never written back in this form.
     legacy_parked: list[str] = field(default_factory=list)
     legacy_requesters: dict[str, str] = field(default_factory=dict)
+    # Triage (chalicelib/triage): the latest inbound message's signals and, once a ticket is
+    # opened, what it was given (priority, group); None before the first triaged message.
+    triage: dict[str, Any] | None = None
     version: int = 0
 
     def remember_synced(self, message_id: str) -> None:
@@ -145,6 +148,7 @@ class Conversation:
             "park_seq": self.park_seq,
             "blocked_since": self.blocked_since,
             **({"legacy_parked": self.legacy_parked} if self.legacy_parked else {}),
+            **({"triage": self.triage} if self.triage else {}),
         }
 
     @classmethod
@@ -386,6 +390,39 @@ class MessageStore:
         except Exception as exc:
             if not _is_condition_failure(exc):
                 raise StoreUnavailable(f"could not mark {message_id} deleted: {_error_code(exc) or exc}") from exc
+
+    def mark_noise(self, conversation_key: str, message_id: str, reason: str, signals: dict[str, Any] | None = None) -> None:
+        """Record on a stored message that triage found it noise (``reason``: "emoji only",
+        "tags only", "spam-like"), with its signals: it stays in the conversation, with no ticket."""
+        values: dict[str, Any] = {":reason": _s(reason)}
+        update = "SET noise = :reason"
+        if signals is not None:
+            update += ", triage = :signals"
+            values[":signals"] = _s(json.dumps(signals, separators=(",", ":")))
+        try:
+            self._client.update_item(
+                TableName=self.table_name,
+                Key={"pk": _s(conversation_pk(conversation_key)), "sk": _s(message_sk(message_id))},
+                UpdateExpression=update,
+                ConditionExpression="attribute_exists(pk)",  # never create a stub for an unknown message
+                ExpressionAttributeValues=values,
+            )
+        except Exception as exc:
+            if not _is_condition_failure(exc):
+                raise StoreUnavailable(f"could not mark {message_id} as noise: {_error_code(exc) or exc}") from exc
+
+    def noise_reason(self, conversation_key: str, message_id: str) -> str | None:
+        """Why triage kept a stored message out of the helpdesk, or None (not noise, or unknown)."""
+        try:
+            response = self._client.get_item(
+                TableName=self.table_name,
+                Key={"pk": _s(conversation_pk(conversation_key)), "sk": _s(message_sk(message_id))},
+                ProjectionExpression="noise",
+                ConsistentRead=True,
+            )
+        except Exception as exc:
+            raise self._failure(f"could not read message {message_id}", exc) from exc
+        return (response.get("Item") or {}).get("noise", {}).get("S")
 
     def conversation_messages(self, key: str, *, with_raw: int = RAW_FOR_LATEST) -> list[SocialMessage]:
         """Every stored message of a conversation, ``deleted`` set on those their author

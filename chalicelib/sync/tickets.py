@@ -35,6 +35,7 @@ from chalicelib.helpdesks.base import (
     TicketClosed,
     TicketGone,
     TicketRef,
+    TicketRouting,
 )
 from chalicelib.helpdesks.formatting import change_note
 from chalicelib.models import Author, Direction, SocialMessage
@@ -56,6 +57,8 @@ if TYPE_CHECKING:
     from chalicelib.sync.attachments import AttachmentFetcher, FileToAttach
     from chalicelib.sync.deadletter import DeadLetterQueue
     from chalicelib.sync.profiles import ProfileLookup
+    from chalicelib.triage.rules import Triage
+    from chalicelib.triage.signals import Signals
 
 logger = logging.getLogger(__name__)
 
@@ -174,6 +177,7 @@ class TicketSync:
         fetcher: AttachmentFetcher | None = None,
         profiles: ProfileLookup | None = None,
         wall_clock: Callable[[], float] = time.time,
+        triage: Triage | None = None,
     ) -> None:
         if backoff_seconds <= 0:
             raise ValueError("backoff_seconds must be positive")
@@ -192,6 +196,9 @@ class TicketSync:
         self._wall_clock = wall_clock
         self._next_in_batch: dict[str, str] = {}  # message id -> its conversation's next one in the batch
         self._premarked: set[str] = set()  # marked ahead by this invocation, not attempted yet
+        # Signals, noise, priority, routing and SLA from the rules file (None: every ticket alike).
+        self.triage = triage
+        self._signals: tuple[str, Signals] | None = None  # the last message's, kept across attempts
 
     # --- entry points -------------------------------------------------------------
 
@@ -359,6 +366,8 @@ class TicketSync:
             return self._note_change(message, conversation, redrive)
         if not has_ticket and not self.policy.opens_ticket(message):
             return self._stored_only(conversation, redrive)
+        if not has_ticket and self.triage is not None and (noise := self.triage.noise(message)) is not None:
+            return self._noise(message, conversation, redrive, noise)
         requester = self._requester(message, conversation)
         follow_up_of: str | None = None
         if has_ticket and not self._needs_new_ticket(conversation, message):
@@ -382,17 +391,21 @@ class TicketSync:
                     extra={"conversation_key": message.conversation_key, "ticket_id": ticket_id},
                 )
             else:
-                self._record(message, conversation, ticket, requester, epoch=None, unpark=redrive)
+                triage = self._triage_state(message)
+                self._record(message, conversation, ticket, requester, epoch=None, unpark=redrive, triage=triage)
                 return Outcome.COMMENT_ADDED
         elif has_ticket:
             follow_up_of = conversation.ticket_id
         epoch = conversation.epoch + 1
+        routing = self._routing(message)
 
         def create(user_id: str) -> TicketRef:
-            return self._open_ticket(message, user_id, epoch, follow_up_of, files, look_first=look_first)
+            return self._open_ticket(message, user_id, epoch, follow_up_of, files, look_first=look_first, routing=routing)
 
         ticket, requester = self._as_requester(message, conversation, requester, create)
-        self._record(message, conversation, ticket, requester, epoch=epoch, unpark=redrive)
+        ticket = self._triage_note(message, ticket, routing)
+        triage = None if routing is None else {**(self._triage_state(message) or {}), "ticket": _routing_state(routing)}
+        self._record(message, conversation, ticket, requester, epoch=epoch, unpark=redrive, triage=triage)
         self._point_ticket(message, ticket)
         ops_metrics.ticket_opened(message)
         return Outcome.TICKET_OPENED
@@ -406,6 +419,7 @@ class TicketSync:
         files: _FilesForDelivery,
         *,
         look_first: bool,
+        routing: TicketRouting | None = None,
     ) -> TicketRef:
         """Open the ticket, unless an earlier delivery of this message already did.
 
@@ -420,10 +434,14 @@ class TicketSync:
             if found is not None:
                 return found
         extras = files.extras()
+        # Triage's decision, only with triage configured (adapters written before it never see the keyword).
+        routed: dict[str, Any] = {"routing": routing} if routing is not None else {}
         key = idempotency_key(message.conversation_key, epoch, message.message_id)
         try:
             try:
-                return self.helpdesk.open_ticket(message, requester, idempotency_key=key, follow_up_of=follow_up_of, **extras)
+                return self.helpdesk.open_ticket(
+                    message, requester, idempotency_key=key, follow_up_of=follow_up_of, **extras, **routed
+                )
             except IdempotencyConflict:
                 found = self.helpdesk.find_ticket_with_message(message.conversation_key, message)
                 if found is not None:
@@ -433,7 +451,9 @@ class TicketSync:
                 # stable across this delivery's retries.
                 variant = json.dumps([requester, extras], sort_keys=True, default=list)
                 key = idempotency_key(message.conversation_key, epoch, message.message_id, variant)
-                return self.helpdesk.open_ticket(message, requester, idempotency_key=key, follow_up_of=follow_up_of, **extras)
+                return self.helpdesk.open_ticket(
+                    message, requester, idempotency_key=key, follow_up_of=follow_up_of, **extras, **routed
+                )
         except HelpdeskUnavailable as exc:
             if exc.maybe_applied and not self.helpdesk.idempotent_creates:
                 raise _Ambiguous(exc) from exc
@@ -644,6 +664,48 @@ class TicketSync:
         except HelpdeskError as exc:  # best effort, like the hook above: the answer path says it again
             logger.warning("channel note not added", extra={"ticket_id": ticket.ticket_id, "reason": type(exc).__name__})
 
+    # --- triage ----------------------------------------------------------------------
+
+    def _message_signals(self, message: SocialMessage) -> Signals | None:
+        """The message's triage signals, read once per message (retries reuse them)."""
+        if self.triage is None or message.direction is not Direction.INBOUND:
+            return None
+        if self._signals is None or self._signals[0] != message.message_id:
+            self._signals = (message.message_id, self.triage.signals(message))
+        return self._signals[1]
+
+    def _triage_state(self, message: SocialMessage) -> dict[str, Any] | None:
+        signals = self._message_signals(message)
+        return None if signals is None else {"signals": signals.as_state(), "message_id": message.message_id}
+
+    def _routing(self, message: SocialMessage) -> TicketRouting | None:
+        signals = self._message_signals(message)
+        return None if signals is None or self.triage is None else self.triage.routing(message, signals)
+
+    def _triage_note(self, message: SocialMessage, ticket: TicketRef, routing: TicketRouting | None) -> TicketRef:
+        """The triage summary as an internal note on the new ticket (best effort), written before
+        the opening is recorded, so that the stamp recorded is the note's (the next comment's
+        guarded write is not refused for it)."""
+        if routing is None or not routing.note:
+            return ticket
+        reference = message.model_copy(update={"message_id": f"{message.message_id}#triage", "direction": Direction.OUTBOUND})
+        try:
+            return self.helpdesk.add_note(ticket.ticket_id, reference, routing.note)
+        except HelpdeskError as exc:  # the fields and tags carry the decision; the note is for reading
+            logger.warning("triage note not added", extra={"ticket_id": ticket.ticket_id, "reason": type(exc).__name__})
+            # (It may have been written all the same: the ticket's stamp is unknown now.)
+            return TicketRef(ticket.ticket_id, ticket.status, None, ticket.requester_id)
+
+    def _noise(self, message: SocialMessage, conversation: Conversation, redrive: ParkedEntry | None, reason: str) -> Outcome:
+        """Noise opens no ticket: the message stays stored, marked with the reason and its signals."""
+        signals = self._message_signals(message)
+        try:
+            self.store.mark_noise(message.conversation_key, message.message_id, reason, signals.as_state() if signals else None)
+        except StoreUnavailable as exc:  # the decision is taken again on a redelivery; nothing is lost
+            logger.warning("noise mark not stored", extra={"message_id": message.message_id, "reason": str(exc)})
+        logger.info("message is noise: no ticket", extra={"platform": message.platform.value, "reason": reason})
+        return self._stored_only(conversation, redrive)
+
     # --- bookkeeping ---------------------------------------------------------------
 
     def _record(
@@ -655,11 +717,15 @@ class TicketSync:
         *,
         epoch: int | None,
         unpark: ParkedEntry | None,
+        triage: dict[str, Any] | None = None,
     ) -> None:
-        """Remember the delivery on the conversation. The helpdesk call is never
-        repeated here: on a write conflict only the bookkeeping is re-applied."""
+        """Remember the delivery on the conversation (with the message's ``triage`` signals,
+        at no extra write). The helpdesk call is never repeated here: on a write conflict
+        only the bookkeeping is re-applied."""
 
         def apply(current: Conversation) -> None:
+            if triage is not None:
+                current.triage = {**(current.triage or {}), **triage}
             current.helpdesk = self.helpdesk.name
             current.ticket_id = ticket.ticket_id
             current.ticket_status = ticket.status
@@ -790,6 +856,11 @@ class TicketSync:
                 self._sleep(wait)
                 waited += wait
             current = None
+
+
+def _routing_state(routing: TicketRouting) -> dict[str, Any]:
+    """What the conversation remembers of its ticket's triage."""
+    return {"priority": routing.priority, "group_id": routing.group_id, "brand_id": routing.brand_id, "tags": list(routing.tags)}
 
 
 def _next_of_same_conversation(messages: list[SocialMessage]) -> dict[str, str]:

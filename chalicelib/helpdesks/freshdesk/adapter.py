@@ -100,7 +100,7 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.helpdesks import outcomes
@@ -112,6 +112,7 @@ from chalicelib.helpdesks.base import (
     TicketClosed,
     TicketGone,
     TicketRef,
+    TicketRouting,
 )
 from chalicelib.helpdesks.formatting import comment_body, message_reference, ticket_subject, ticket_tags
 from chalicelib.http import Exchange, HttpResponse, JsonHttpClient, parse_retry_after
@@ -128,6 +129,8 @@ STATUS_OPEN, STATUS_PENDING, STATUS_RESOLVED, STATUS_CLOSED = 2, 3, 4, 5
 MAX_TICKETS_SEARCHED = 5
 STATUS_WORDS = {STATUS_OPEN: "open", STATUS_PENDING: "pending", STATUS_RESOLVED: "solved", STATUS_CLOSED: "closed"}
 PRIORITY_LOW = 1
+# Triage's priority words as Freshdesk's numbers (1 low, 2 medium, 3 high, 4 urgent).
+PRIORITIES = {"low": 1, "normal": 2, "high": 3, "urgent": 4}
 # Ticket sources the create API accepts: 1 email, 2 portal, 3 phone, 7 chat,
 # 9 feedback widget, 10 outbound email. 5 (Twitter) and 6 (Facebook) only appear on
 # tickets Freshdesk's own social channels created; the platform is in the tags.
@@ -249,6 +252,26 @@ def _parse_time(value: Any) -> float | None:
         return None
 
 
+def _routing_fields(routing: TicketRouting, tags: list[str]) -> dict[str, Any]:
+    """Triage's decision as ticket fields: priority, group, product (the rules' brand), tags,
+    and the SLA due dates (``fr_due_by``: first reply; ``due_by``: resolution, never earlier)."""
+    fields: dict[str, Any] = {"tags": list(dict.fromkeys([*tags, *routing.tags]))}
+    if routing.priority in PRIORITIES:
+        fields["priority"] = PRIORITIES[routing.priority]
+    if routing.group_id:
+        fields["group_id"] = _freshdesk_id(routing.group_id, "group")
+    if routing.brand_id:
+        fields["product_id"] = _freshdesk_id(routing.brand_id, "product")
+    if routing.first_reply_due is not None and routing.due is not None:
+        fields["fr_due_by"] = _utc_stamp(routing.first_reply_due)
+        fields["due_by"] = _utc_stamp(max(routing.due, routing.first_reply_due))
+    return fields
+
+
+def _utc_stamp(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 class FreshdeskHelpdesk(Helpdesk):
     """Freshdesk, authenticated with an agent's API key."""
 
@@ -323,6 +346,7 @@ class FreshdeskHelpdesk(Helpdesk):
         uploads: Sequence[str] = (),
         problems: Sequence[str] | None = None,
         maybe_exists: bool = False,
+        routing: TicketRouting | None = None,
     ) -> TicketRef:
         """Create a ticket whose description is the customer's message.
 
@@ -351,6 +375,8 @@ class FreshdeskHelpdesk(Helpdesk):
         }
         if self.conversation_field:
             ticket["custom_fields"] = {self.conversation_field: message.conversation_key}
+        if routing is not None:
+            ticket.update(_routing_fields(routing, ticket["tags"]))
         started = self._clock()
         try:
             response = self._call("POST", "/api/v2/tickets", json=ticket, writes_message=True)

@@ -92,6 +92,7 @@ from chalicelib.helpdesks.base import (
     TicketClosed,
     TicketGone,
     TicketRef,
+    TicketRouting,
 )
 from chalicelib.helpdesks.formatting import comment_body, message_reference, ticket_subject, ticket_tags
 from chalicelib.http import (
@@ -134,6 +135,19 @@ def normalize_status(value: Any) -> str:
     word = str(value or "").strip().lower()
     word = _STATUS_ALIASES.get(word, word)
     return word if word in TICKET_STATUSES else "open"
+
+
+def _routing_fields(routing: TicketRouting, tags: list[str]) -> dict[str, Any]:
+    """Triage's decision as ticket fields: priority, group, brand, and its tags (the SLA tag
+    that the account's SLA policies match on) after ours. Due dates are Zendesk's SLA policies' job."""
+    fields: dict[str, Any] = {"tags": list(dict.fromkeys([*tags, *routing.tags]))}
+    if routing.priority:
+        fields["priority"] = routing.priority
+    if routing.group_id:
+        fields["group_id"] = _zendesk_id(routing.group_id, "group")
+    if routing.brand_id:
+        fields["brand_id"] = _zendesk_id(routing.brand_id, "brand")
+    return fields
 
 
 def _zendesk_id(value: str, what: str) -> int:
@@ -250,6 +264,7 @@ class ZendeskHelpdesk(ZendeskApi, Helpdesk):
         uploads: Sequence[str] = (),
         problems: Sequence[str] | None = None,
         problem_id: str | None = None,
+        routing: TicketRouting | None = None,
     ) -> TicketRef:
         """Create a ticket whose first, public comment is the customer's message.
 
@@ -275,6 +290,8 @@ class ZendeskHelpdesk(ZendeskApi, Helpdesk):
             ticket["via_followup_source_id"] = _zendesk_id(follow_up_of, "ticket")
         if problem_id is not None:  # a crisis's complaint: an incident of its problem (chalicelib/crisis/tickets.py)
             ticket.update(type="incident", problem_id=_zendesk_id(problem_id, "ticket"))
+        if routing is not None:
+            ticket.update(_routing_fields(routing, ticket["tags"]))
         response = self._call(
             "POST",
             "/api/v2/tickets",
