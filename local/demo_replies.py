@@ -93,6 +93,8 @@ class PlatformSandboxes:
             "telegram": None if os.environ.get("TELEGRAM_API_URL") else f"http://127.0.0.1:{port('TELEGRAM_SANDBOX_PORT')}",
             "line": None if os.environ.get("LINE_API_URL") else f"http://127.0.0.1:{port('LINE_SANDBOX_PORT')}",
             "x": state.get("x_api_url") if _local(state.get("x_api_url")) else None,
+            "google": state.get("google_url") if "google" in state.get("sandboxes", ()) else None,
+            "callback": None if os.environ.get("GENERIC_REPLY_URL_TRUSTPILOT") else f"http://127.0.0.1:{port('REPLY_CALLBACK_PORT')}",
         }
         # A sandbox answers GET /__sandbox/sent; anything else (a real API, nothing) is not seeded.
         self.urls: dict[str, str] = {
@@ -103,7 +105,7 @@ class PlatformSandboxes:
 
     def missing(self) -> list[str]:
         """Sandboxes not found (their platforms' answers are not expected to go out)."""
-        return [name for name in ("meta", "x", "telegram", "line") if name not in self.urls]
+        return [name for name in ("meta", "x", "telegram", "line", "google", "callback") if name not in self.urls]
 
     def _control(self, sandbox: str, control: str, /, **arguments: Any) -> Any:
         # Positional-only: the controls' own keyword arguments include "name".
@@ -168,7 +170,9 @@ class PlatformSandboxes:
             return True
         if m.platform is Platform.LINE and "line" in self.urls:
             return True  # the reply token above made the user a recipient
-        return False  # reviews and other sources: nothing of theirs lives in a sandbox
+        if m.platform is Platform.OTHER and m.source == "trustpilot" and "callback" in self.urls:
+            return True  # its configuration names the reply callback `make run` started
+        return False  # other reviews and sources: nothing of theirs lives in a sandbox
 
     def sent(self) -> list[tuple[str, dict[str, Any]]]:
         """Every reply the platform sandboxes accepted: (sandbox, entry)."""
@@ -198,6 +202,10 @@ def _sent_text(sandbox: str, entry: dict[str, Any]) -> str | None:
         return message
     if sandbox == "line":
         return next((m.get("text") for m in body.get("messages") or []), None)
+    if sandbox == "google":
+        return body.get("comment")
+    if sandbox == "callback":
+        return (body.get("data") or {}).get("text")
     return body.get("text")  # X, Telegram
 
 
@@ -223,6 +231,12 @@ def _describe_landing(sandbox: str, entry: dict[str, Any]) -> str:
         quoted = (body.get("reply_parameters") or {}).get("message_id")
         return f"Telegram sandbox: message {entry.get('message_id')} in chat {entry.get('chat_id')}" + (
             f", quoting message {quoted}" if quoted else "")
+    if sandbox == "google":
+        replaced = " (replacing its earlier reply)" if entry.get("replaced") else ""
+        return f"Google sandbox: the reply of review {entry.get('review')}{replaced}"
+    if sandbox == "callback":
+        return (f"Trustpilot reply callback: answer {entry.get('id')} to review {(body.get('data') or {}).get('in_reply_to')}, "
+                f"signature verified, webhook-id {entry.get('webhook_id')}")
     message_id = ((entry.get("sentMessages") or [{}])[0]).get("id")
     return f"LINE sandbox: {entry.get('kind')} message {message_id} to {entry.get('to')}"
 

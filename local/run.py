@@ -232,7 +232,7 @@ def main() -> int:
 
 def _start_reply_sandboxes(started: list[Callable[[], object]], sandboxes: list[str]) -> str:
     """Meta Graph, Telegram and LINE stand-ins that agents' replies are sent to (unless
-    their real API URLs are configured), named in ``sandboxes``; a sandbox we start gets
+    their real API URLs are configured), and the trustpilot source's reply callback, named in ``sandboxes``; a sandbox we start gets
     its own tokens, whatever the shell holds. Returns a line for the banner."""
     from local.samples import IG_ACCOUNT_ID, PAGE_ID, WA_PHONE_NUMBER_ID
 
@@ -267,6 +267,17 @@ def _start_reply_sandboxes(started: list[Callable[[], object]], sandboxes: list[
         os.environ["LINE_CHANNEL_ACCESS_TOKEN"] = DEFAULT_CHANNEL_TOKEN
         sandboxes.append("line")
         urls.append(f"LINE {channel.url}")
+    if not os.environ.get("GENERIC_REPLY_URL_TRUSTPILOT"):
+        # The demo's Standard Webhooks source (trustpilot) names a reply callback: a receiver
+        # that checks the signature with the source's secret and keeps each answer once.
+        from local.reply_callback import ReplyCallbackReceiver
+
+        secret = os.environ["GENERIC_WEBHOOK_SECRET_TRUSTPILOT"].split()[0]
+        receiver = ReplyCallbackReceiver(secret, port=port("REPLY_CALLBACK_PORT")).start()
+        started.append(receiver.stop)
+        os.environ["GENERIC_REPLY_URL_TRUSTPILOT"] = receiver.reply_url
+        sandboxes.append("callback")
+        urls.append(f"Trustpilot reply callback {receiver.reply_url}")
     return ", ".join(urls) or "real platform APIs"
 
 

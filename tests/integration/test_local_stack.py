@@ -29,7 +29,7 @@ def test_make_run_then_make_demo_shows_a_ticket_per_conversation(tmp_path: Path,
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("AWS_", "ZENDESK_", "FRESHDESK_", "GOOGLE_", "X_", "HELPDESK", "META_", "TELEGRAM_", "LINE_", "WHATSAPP_", "TABLE_NAME", "STREAM_ARN", "DLQ_URL"))
+        if not key.startswith(("AWS_", "ZENDESK_", "FRESHDESK_", "GOOGLE_", "X_", "HELPDESK", "META_", "TELEGRAM_", "LINE_", "WHATSAPP_", "GENERIC_", "TABLE_NAME", "STREAM_ARN", "DLQ_URL"))
     }
     env.update(
         PORT=str(free_port()),
@@ -41,6 +41,7 @@ def test_make_run_then_make_demo_shows_a_ticket_per_conversation(tmp_path: Path,
         META_SANDBOX_PORT=str(free_port()),
         TELEGRAM_SANDBOX_PORT=str(free_port()),
         LINE_SANDBOX_PORT=str(free_port()),
+        REPLY_CALLBACK_PORT=str(free_port()),
         HELPDESK=helpdesk,
         SOCIALDESK_STATE_FILE=str(state_file),
         PYTHONUNBUFFERED="1",
@@ -109,6 +110,8 @@ def _assert_agents_answered(stdout: str, helpdesk: str) -> None:
         "LINE direct message": ("Sent to the customer on LINE", "LINE sandbox:"),
         "Facebook comment": ("Sent to the customer on Facebook", "Page comment"),
         "Instagram comment": ("Sent to the customer on Instagram", "Instagram reply"),
+        "Google review (2★)": ("Sent to the customer on Google as a public reply", "Google sandbox: the reply of review"),
+        "Trustpilot review (2★)": ("Sent to the customer on Trustpilot", "Trustpilot reply callback: answer"),
     }
     for label, (note, landed) in expected.items():
         lines = blocks.get(label)
@@ -116,11 +119,10 @@ def _assert_agents_answered(stdout: str, helpdesk: str) -> None:
         assert "[webhook 200: sent]" in lines[0], lines
         assert f"✓ note: {note}" in "\n".join(lines), lines
         assert any(line.startswith("✓ landed: ") and landed in line for line in lines), lines
-    # Reviews: the bridge cannot answer there, and says so on the ticket in plain words.
-    for label in ("Google review (2★)", "Facebook review"):
-        lines = blocks.get(label)
-        assert lines and "failed_noted" in lines[0], (label, lines)
-        assert any(line.startswith("· note: Not sent: socialdesk can't answer") for line in lines), lines
+    # Facebook recommendations: the Graph API no longer answers them, and the note says so.
+    lines = blocks.get("Facebook review")
+    assert lines and "failed_noted" in lines[0], lines
+    assert any(line.startswith("· note: Not sent: Facebook no longer lets apps") for line in lines), lines
     assert "every expected answer went out" in stdout
 
 
