@@ -44,7 +44,18 @@ def health() -> dict[str, Any]:
     return {"ok": True, "service": "socialdesk"}
 
 
-@app.on_dynamodb_record(stream_arn=STREAM_ARN, batch_size=100, starting_position="TRIM_HORIZON", name="sync_tickets")
+# A burst reaches the sync in large batches, so its new conversations are opened in bulk
+# (chalicelib/sync/batch.py): up to 1,000 records, gathered for up to 2 s.
+SYNC_BATCH_SIZE, SYNC_BATCHING_WINDOW_SECONDS = 1000, 2
+
+
+@app.on_dynamodb_record(
+    stream_arn=STREAM_ARN,
+    batch_size=SYNC_BATCH_SIZE,
+    maximum_batching_window_in_seconds=SYNC_BATCHING_WINDOW_SECONDS,
+    starting_position="TRIM_HORIZON",
+    name="sync_tickets",
+)
 def sync_tickets(event: Any) -> None:
     """The outbox: every new inbound message becomes a ticket or a comment."""
     records = event.to_dict().get("Records", [])

@@ -102,6 +102,61 @@ class StaleTicket(HelpdeskError):
     an agent, or an earlier attempt of this very write -- must be looked at before resending."""
 
 
+@dataclass(frozen=True)
+class NewTicket:
+    """One ticket of a bulk create: what ``open_ticket`` would send for ``message`` (no files)."""
+
+    message: SocialMessage
+    requester_id: str
+
+
+@dataclass(frozen=True)
+class BulkItem:
+    """One item of a finished bulk job, by its position in the request: the id of the
+    record it created or found (``record_id``), else the helpdesk's ``error``."""
+
+    index: int
+    record_id: str | None
+    error: str | None = None
+    external_id: str | None = None  # the record's, when the helpdesk says (a check on ``index``)
+
+
+@dataclass(frozen=True)
+class BulkJob:
+    """A bulk request's background job as the helpdesk shows it now."""
+
+    job_id: str
+    status: str  # queued, working, completed, failed
+    items: tuple[BulkItem, ...] = ()
+
+    @property
+    def finished(self) -> bool:
+        """True once the job ran (``items`` then say what happened to each)."""
+        return self.status in ("completed", "failed")
+
+
+class BulkTicketWriter(ABC):
+    """A helpdesk's bulk endpoints (``Helpdesk.bulk_writer``): requesters and tickets by the
+    hundred, each call queueing a job whose outcome is read later (``read_jobs``).
+    Submissions raise like any helpdesk call; one that ``maybe_applied`` may have queued a job."""
+
+    max_items: int = 100  # per submission, and job ids per ``read_jobs``
+
+    @abstractmethod
+    def submit_requesters(self, people: Sequence[tuple[Platform, Author]]) -> str:
+        """Queue the creation (or update, found by platform identity) of each person's user;
+        return the job id. Each item's ``record_id`` is the user id."""
+
+    @abstractmethod
+    def submit_tickets(self, tickets: Sequence[NewTicket]) -> str:
+        """Queue the creation of these tickets (each as ``open_ticket`` would create it, its
+        ``external_id`` the conversation key); return the job id. Not idempotent."""
+
+    @abstractmethod
+    def read_jobs(self, job_ids: Sequence[str]) -> dict[str, BulkJob]:
+        """The jobs' current state, by id; a job the helpdesk no longer knows is left out."""
+
+
 class Helpdesk(ABC):
     """A helpdesk the bridge turns conversations into tickets in."""
 
@@ -200,6 +255,11 @@ class Helpdesk(ABC):
         """A ticket with this ``external_id`` (the conversation key) that already has
         ``message``, if any. Used before re-creating a ticket whose creation may have
         been applied (redrive, ``IdempotencyConflict``). Default: no lookup (None)."""
+        return None
+
+    def bulk_writer(self) -> BulkTicketWriter | None:
+        """The helpdesk's bulk endpoints, used by the sync for many new conversations at once
+        (``chalicelib/sync/batch.py``); None (the default): one request per ticket."""
         return None
 
 

@@ -791,6 +791,30 @@ class MessageStore:
                 if _is_condition_failure(exc):  # expired and taken by someone else
                     return
 
+    # --- bulk intents (``sync/batch.py``) --------------------------------------------------------
+
+    def get_bulk_intent(self, key: str) -> dict[str, Any] | None:
+        """What a batch stage recorded before a bulk request (None: nothing yet)."""
+        try:
+            response = self._client.get_item(
+                TableName=self.table_name, Key={"pk": _s(f"BULK#{key}"), "sk": _s("INTENT")}, ConsistentRead=True
+            )
+        except Exception as exc:
+            raise self._failure("could not read a bulk intent", exc) from exc
+        item = response.get("Item")
+        return json.loads(item["state"]["S"]) if item else None
+
+    def save_bulk_intent(self, key: str, state: dict[str, Any], *, keep_seconds: float = 2 * 86400) -> None:
+        """Record (or overwrite) a bulk intent; it expires by itself after ``keep_seconds``."""
+        item = {
+            "pk": _s(f"BULK#{key}"),
+            "sk": _s("INTENT"),
+            "item_type": _s("bulk_intent"),
+            "state": _s(json.dumps(state, separators=(",", ":"))),
+            "expires_at": _n(int(time.time() + keep_seconds)),
+        }
+        self._write("could not save a bulk intent", lambda: self._client.put_item(TableName=self.table_name, Item=item))
+
     # --- plumbing ------------------------------------------------------------------------------
 
     @staticmethod

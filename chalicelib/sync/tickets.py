@@ -55,6 +55,7 @@ from chalicelib.sync.policy import TicketPolicy
 if TYPE_CHECKING:
     from chalicelib.store import MessageStore
     from chalicelib.sync.attachments import AttachmentFetcher, FileToAttach
+    from chalicelib.sync.batch import BulkResult
     from chalicelib.sync.deadletter import DeadLetterQueue
     from chalicelib.sync.profiles import ProfileLookup
     from chalicelib.triage.rules import Triage
@@ -196,6 +197,8 @@ class TicketSync:
         self._wall_clock = wall_clock
         self._next_in_batch: dict[str, str] = {}  # message id -> its conversation's next one in the batch
         self._premarked: set[str] = set()  # marked ahead by this invocation, not attempted yet
+        # Opened in bulk by a job whose outcome is lost (sync/batch.py): looked for before creating.
+        self._maybe_created: set[str] = set()
         # Signals, noise, priority, routing and SLA from the rules file (None: every ticket alike).
         self.triage = triage
         self._signals: tuple[str, Signals] | None = None  # the last message's, kept across attempts
@@ -211,10 +214,15 @@ class TicketSync:
     ) -> SyncReport:
         """Sync every new inbound message in a batch of DynamoDB stream records."""
         report = SyncReport()
+        records = list(records)
         ordered = inbound_in_sync_order(records)
         self._next_in_batch = _next_of_same_conversation([message for message, _ in ordered])
         try:
+            bulk = self._open_in_bulk(records, [message for message, _ in ordered], report, remaining_seconds, reserve_seconds)
+            self._maybe_created = bulk.maybe_created
             for message, stored_at in ordered:
+                if message.message_id in bulk.done or message.conversation_key in bulk.held:
+                    continue
                 if remaining_seconds is not None and remaining_seconds() < reserve_seconds:
                     raise SyncInterrupted("close to the Lambda timeout; the batch will be retried")
                 try:
@@ -224,9 +232,59 @@ class TicketSync:
                     # batch must not be held hostage, and the message must not be dropped.
                     outcome = self._park_unrecorded(message, f"its bookkeeping was refused: {exc}")
                 report.add(outcome)
+            if bulk.held:
+                raise SyncInterrupted("bulk jobs are still running; the batch will be retried")
         finally:
-            self._next_in_batch, self._premarked = {}, set()
+            self._next_in_batch, self._premarked, self._maybe_created = {}, set(), set()
         return report
+
+    def _open_in_bulk(
+        self,
+        records: list[dict[str, Any]],
+        messages: list[SocialMessage],
+        report: SyncReport,
+        remaining_seconds: Callable[[], float] | None,
+        reserve_seconds: float,
+    ) -> BulkResult:
+        """The batch's new conversations opened through the helpdesk's bulk endpoints, when
+        it has them (``sync/batch.py``); the rest of the batch then goes one by one."""
+        from chalicelib.sync.batch import BatchStage, BulkResult
+
+        writer = self.helpdesk.bulk_writer()
+        if writer is None:
+            return BulkResult()
+        first = ((records[0].get("dynamodb") or {}).get("SequenceNumber") if records else None) or "batch"
+        time_left = None if remaining_seconds is None else (lambda: remaining_seconds() - reserve_seconds)
+        return BatchStage(self, writer).run(str(first), messages, report, time_left=time_left)
+
+    # --- for the batch stage (sync/batch.py) -----------------------------------------
+
+    def now(self) -> float:
+        """The sync's clock (epoch seconds)."""
+        return self._clock()
+
+    def wait(self, seconds: float) -> None:
+        """Wait as the sync waits between attempts (at most ``MAX_BACKOFF_SECONDS``)."""
+        self._sleep(min(seconds, MAX_BACKOFF_SECONDS))
+
+    def author_of(self, message: SocialMessage) -> Author:
+        """The author as a new helpdesk user gets it (with their name, from a profile lookup)."""
+        return self._author(message)
+
+    def record_bulk_opening(
+        self, message: SocialMessage, conversation: Conversation, ticket: TicketRef, requester_id: str, *, new: bool
+    ) -> Outcome:
+        """Record a ticket a bulk job opened with ``message`` as its first comment, as a
+        single creation is recorded (the conversation's first epoch, the hook)."""
+        key = requester_key(self.helpdesk.name, message.platform.value, message.author.platform_id)
+        epoch = conversation.epoch + 1
+        self._record(message, conversation, ticket, _Requester(requester_id, key, new=new), epoch=epoch, unpark=None)
+        self._point_ticket(message, ticket)
+        return Outcome.TICKET_OPENED
+
+    def park_maybe_sent(self, message: SocialMessage, conversation: Conversation, reason: str) -> Outcome:
+        """Park a message that may have reached the helpdesk: the redrive looks before sending."""
+        return self._park(message, conversation, reason, attempted=True)
 
     def sync_message(
         self, message: SocialMessage, *, redrive: ParkedEntry | None = None, received_at: float | None = None
@@ -310,10 +368,10 @@ class TicketSync:
         maybe_sent = (redrive is not None and redrive.attempted) or self._marked_by_an_attempt(conversation, message)
         age = None if received_at is None else self._clock() - received_at
         old_record = age is not None and age >= KEY_TRUST_SECONDS
-        look_before_creating = maybe_sent or old_record
+        look_before_creating = maybe_sent or old_record or message.message_id in self._maybe_created
         # Whether the helpdesk may have the message by the time it is parked: an earlier
         # invocation may have sent it (an old record), or a write here had no clear answer.
-        uncertain = maybe_sent or age is None or age >= FRESH_RECORD_SECONDS
+        uncertain = maybe_sent or age is None or age >= FRESH_RECORD_SECONDS or message.message_id in self._maybe_created
         files = _FilesForDelivery(self, message)
         error: Exception | None = None
         for attempt in range(self.attempts):

@@ -83,6 +83,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from chalicelib.helpdesks import outcomes
 from chalicelib.helpdesks.base import (
+    BulkTicketWriter,
     Helpdesk,
     HelpdeskRejected,
     HelpdeskUnavailable,
@@ -244,10 +245,7 @@ class ZendeskHelpdesk(ZendeskApi, Helpdesk):
         default, and an upsert must never change the role of a user that already
         exists. No email is sent either, so no verification email goes out.
         """
-        user = {
-            "name": (author.label or author.platform_id)[:USER_NAME_MAX],
-            "external_id": f"{platform.value}:{author.platform_id}",
-        }
+        user = requester_fields(platform, author)
         response = self._call("POST", "/api/v2/users/create_or_update", json={"user": user}, writes_message=False)
         found = self._body(response, writes_message=False).get("user") or {}
         if not isinstance(found, dict) or found.get("id") is None:
@@ -506,6 +504,12 @@ class ZendeskHelpdesk(ZendeskApi, Helpdesk):
         """The ticket as it is now: status, ``updated_at`` (the next safe update's stamp), requester."""
         return self.ticket_status(ticket_id)
 
+    def bulk_writer(self) -> BulkTicketWriter:
+        """``create_many``, ``users/create_or_update_many`` and job statuses (``zendesk/bulk.py``)."""
+        from chalicelib.helpdesks.zendesk.bulk import ZendeskBulkWriter
+
+        return ZendeskBulkWriter(self)
+
     def upload(self, files: Sequence[FileToAttach]) -> list[str]:
         """Upload each file (``POST /api/v2/uploads?filename=``); one token per file.
 
@@ -712,6 +716,30 @@ def _comment(message: SocialMessage, author_id: int, uploads: Sequence[str], pro
     if uploads:
         comment["uploads"] = list(uploads)
     return comment
+
+
+def requester_fields(platform: Platform, author: Author) -> dict[str, Any]:
+    """The end user of a social author (single or bulk upsert), found again by ``external_id``."""
+    return {"name": (author.label or author.platform_id)[:USER_NAME_MAX], "external_id": f"{platform.value}:{author.platform_id}"}
+
+
+def new_ticket_fields(
+    message: SocialMessage, requester: int, uploads: Sequence[str] = (), problems: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """A new ticket for ``message`` (single or bulk create): the customer's public comment,
+    the customer as requester and submitter, the conversation as ``external_id``, our tags
+    and the message reference in ``metadata`` (found again by ``ticket_has_message``)."""
+    return {
+        "subject": ticket_subject(message),
+        "comment": _comment(message, requester, uploads, problems),
+        "requester_id": requester,
+        "submitter_id": requester,
+        "external_id": message.conversation_key,
+        # Note: on a follow-up, tags sent here replace the ones inherited from the
+        # closed ticket; ours are the ones the bridge relies on.
+        "tags": ticket_tags(message),
+        "metadata": {METADATA_KEY: message_reference(message)},
+    }
 
 
 # --- error bodies ----------------------------------------------------------------------

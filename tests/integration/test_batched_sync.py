@@ -1,0 +1,130 @@
+"""The batched sync against the Zendesk sandbox: a burst of new conversations is opened
+through ``create_many`` (requesters through ``users/create_or_update_many``), with the same
+guarantees as one by one -- exactly one ticket per conversation with each message once, in
+order, nothing overtaking a parked message -- when a job partly fails, outlives the wait,
+loses its answer, or the invocation dies between submitting it and recording its tickets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import Stack
+
+T0 = 1_764_000_000
+
+
+def _deliveries(events: list[tuple[str, str, str, int]]) -> list[dict[str, Any]]:
+    """Messenger deliveries of ``(mid, psid, text, t)`` events, a hundred per webhook."""
+    from local.samples import PAGE_ID
+
+    payloads = []
+    for start in range(0, len(events), 100):
+        messaging = [{"sender": {"id": psid}, "recipient": {"id": PAGE_ID}, "timestamp": t * 1000, "message": {"mid": mid, "text": text}}
+                     for mid, psid, text, t in events[start:start + 100]]
+        payloads.append({"object": "page", "entry": [{"id": PAGE_ID, "time": T0 * 1000, "messaging": messaging}]})
+    return payloads
+
+
+def _post(stack: Stack, events: list[tuple[str, str, str, int]]) -> None:
+    for payload in _deliveries(events):
+        assert stack.post_webhook("meta", payload).status == 200
+
+
+def _burst(prefix: str, authors: int, start: int = 0) -> list[tuple[str, str, str, int]]:
+    return [(f"m_{prefix}_{n}", str(8_000_000 + start + n), f"{prefix} complaint {n}: flight cancelled", T0 + n % 60)
+            for n in range(authors)]
+
+
+@pytest.fixture
+def poller(stack: Stack) -> Any:
+    """The stream read in batches of up to 1,000 records, like the deployed event source."""
+    import boto3
+
+    import app as lambda_app
+    from local.stream_poller import StreamPoller
+
+    return StreamPoller(boto3.client("dynamodbstreams"), stack.resources.stream_arn, lambda_app.sync_tickets,
+                        batch_size=lambda_app.SYNC_BATCH_SIZE)
+
+
+def _texts(stack: Stack, ticket: dict[str, Any]) -> list[str]:
+    return [c["body"].splitlines()[0] for c in stack.sandbox.comments(ticket["id"]) if c["public"]]
+
+
+def _one_ticket_each(stack: Stack, events: list[tuple[str, str, str, int]]) -> dict[str, dict[str, Any]]:
+    """Every author's conversation has exactly one ticket, holding their messages once, in order."""
+    from chalicelib import wiring
+
+    by_author: dict[str, list[str]] = {}
+    for _, psid, text, _ in sorted(events, key=lambda e: e[3]):
+        by_author.setdefault(psid, []).append(text)
+    tickets: dict[str, list[dict[str, Any]]] = {}
+    for ticket in stack.tickets():
+        tickets.setdefault(ticket["external_id"], []).append(ticket)
+    found = {}
+    for psid, texts in by_author.items():
+        [key] = [k for k in tickets if k.endswith(f":{psid}")]
+        [ticket] = tickets[key]
+        assert _texts(stack, ticket) == texts
+        conversation = wiring.message_store().get_conversation(key)
+        assert conversation.ticket_id == str(ticket["id"]) and not conversation.has_parked
+        found[psid] = ticket
+    return found
+
+
+def _calls(stack: Stack, operation: str) -> int:
+    return stack.sandbox.stats()["requests"].get(operation, 0)
+
+
+def measure_burst(stack: Stack, poller: Any, authors: int = 1000) -> float:
+    """A burst of ``authors`` new complaints (one each) through the stream handler against
+    the sandbox; returns helpdesk requests per message (every request counted: requester
+    upserts, ticket creates, job polls)."""
+    stack.sandbox.job_polls = 1  # every job is seen queued once before it completes
+    events = _burst("burst", authors)
+    _post(stack, events)
+    before = stack.sandbox.stats()["total"]
+    poller.drain()
+    calls = stack.sandbox.stats()["total"] - before
+    _one_ticket_each(stack, events)
+    per_message = calls / authors
+    print(f"burst of {authors}: {calls} helpdesk calls, {per_message:.3f} per message, "
+          f"by operation: {stack.sandbox.stats()['requests']}")
+    return per_message
+
+
+def test_a_burst_of_a_thousand_new_complaints_costs_under_003_calls_each(stack: Stack, poller: Any) -> None:
+    assert measure_burst(stack, poller) <= 0.03
+    assert _calls(stack, "POST /api/v2/tickets") == 0  # not one single create
+    assert _calls(stack, "POST /api/v2/tickets/create_many") == 10
+    assert _calls(stack, "POST /api/v2/users/create_or_update_many") == 10
+
+
+def test_later_messages_in_the_batch_follow_their_bulk_created_ticket_in_order(stack: Stack, poller: Any) -> None:
+    events = _burst("order", 30)
+    # Ten of the authors wrote twice more within the batch (delivered out of order).
+    events += [(f"m_order_{n}_b", str(8_000_000 + n), f"order follow-up {n}: still waiting", T0 + 200 + n) for n in range(10)]
+    events += [(f"m_order_{n}_a", str(8_000_000 + n), f"order second {n}: hello?", T0 + 100 + n) for n in range(10)]
+    _post(stack, events)
+    poller.drain()
+    _one_ticket_each(stack, events)
+    assert _calls(stack, "POST /api/v2/tickets/create_many") == 1 and _calls(stack, "POST /api/v2/tickets") == 0
+
+
+def test_items_that_fail_in_the_job_are_created_one_by_one(stack: Stack, poller: Any) -> None:
+    events = _burst("partial", 20)
+    stack.sandbox.fail_bulk_items(*_conversation_keys(events[:3]), details="Injected: ticket not created")
+    _post(stack, events)
+    poller.drain()
+    _one_ticket_each(stack, events)
+    assert _calls(stack, "POST /api/v2/tickets/create_many") == 1
+    assert _calls(stack, "POST /api/v2/tickets") == 3  # the three failed items, each once
+
+
+def _conversation_keys(events: list[tuple[str, str, str, int]]) -> list[str]:
+    """The conversation keys the bridge gives these Messenger DMs (as stored by the webhook)."""
+    from local.samples import PAGE_ID
+
+    return [f"messenger:dm:{PAGE_ID}:{psid}" for _, psid, _, _ in events]
