@@ -13,6 +13,8 @@ anyway):
   ``Review`` resource, behind ``Authorization: Bearer <access_token>`` (else 401
   ``UNAUTHENTICATED``; unknown review: 404 ``NOT_FOUND``, Google's error shape).
 
+* ``GET /tokeninfo?access_token=``: Google's OAuth token info (``scope``, ``expires_in``; 400
+  ``invalid_token`` for another token), which the credential check asks;
 * ``PUT /v4/accounts/{a}/locations/{l}/reviews/{r}/reply`` (``{"comment"}``): the review
   reply, created or replaced (``updateReply``), answered as a ``ReviewReply`` and shown on
   the review (``reviewReply``) and in ``sent()``. A location marked with
@@ -166,6 +168,7 @@ class GoogleSandbox(JsonSandbox):
     ) -> None:
         super().__init__(host, port)
         self.access_token = access_token
+        self.scope = "https://www.googleapis.com/auth/business.manage"  # what tokeninfo says the token grants
         self.audience = audience
         self.push_email = push_email
         self.signing_key = SigningKey()
@@ -178,6 +181,7 @@ class GoogleSandbox(JsonSandbox):
         self._outcomes: Counter[str] = Counter()  # unauthenticated, fault
         self.route("GET", r"/oauth2/v3/certs", self._serve_jwks, name="jwks")
         # The review's resource name, as the path after /v4/ (``accounts/{a}/locations/{l}/reviews/{r}``).
+        self.route("GET", r"/tokeninfo", self._serve_tokeninfo, name="tokeninfo")
         self.route("PUT", r"/v4/(?P<name>(?:.*/)?reviews/[^/]+)/reply", self._put_reply, name="reply")
         self.route("GET", r"/v4/(?P<name>(?:.*/)?reviews/.*)", self._serve_review, name="review")
         self.control("POST", "reviews", self._review_control)
@@ -330,6 +334,11 @@ class GoogleSandbox(JsonSandbox):
         if review is None:
             return _error(404, "Requested entity was not found.")
         return 200, review, {}
+
+    def _serve_tokeninfo(self, request: SandboxRequest) -> Reply:
+        if request.arg("access_token") != self.access_token:
+            return 400, {"error": "invalid_token", "error_description": "Invalid Value"}, {}
+        return 200, {"aud": "socialdesk-local.apps.googleusercontent.com", "scope": self.scope, "expires_in": "3599"}, {}
 
     def _put_reply(self, request: SandboxRequest, name: str) -> Reply | None:
         if request.header("Authorization") != f"Bearer {self.access_token}":

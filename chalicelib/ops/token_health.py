@@ -13,6 +13,10 @@ each one has:
   logged out).
 * **X** -- ``GET /2/users/me`` with the brand's user access token.
 * **Telegram** -- ``GET /bot<token>/getMe``.
+* **Google** -- ``GET /tokeninfo?access_token=<token>`` (Google's OAuth token info): the
+  Business Profile access token is accepted and carries the ``business.manage`` scope.
+  Access tokens live an hour and are renewed outside socialdesk, so no days are counted:
+  a refused token means that renewal stopped.
 * **Zendesk** -- ``GET /api/v2/users/me.json`` with ``{email}/token:{api token}``;
   Zendesk answers bad credentials with an *anonymous* user, which counts as refused.
 
@@ -33,6 +37,8 @@ Configuration (secrets through ``get_secret``: env, ``<NAME>_PARAM`` or ``<NAME>
 ``X_USER_ACCESS_TOKEN``  secret
 ``TELEGRAM_API_URL``   default ``https://api.telegram.org``
 ``TELEGRAM_BOT_TOKEN`` secret
+``GOOGLE_OAUTH_URL``   default ``https://oauth2.googleapis.com``
+``GOOGLE_ACCESS_TOKEN``  secret
 ``ZENDESK_URL``, ``ZENDESK_EMAIL``  plain settings
 ``ZENDESK_API_TOKEN``  secret
 ``TOKEN_EXPIRY_WARNING_DAYS``  default 14: an ``ok`` token expiring sooner is logged as a warning
@@ -69,7 +75,11 @@ DEFAULT_URLS = {
     "META_GRAPH_URL": "https://graph.facebook.com",
     "X_API_URL": "https://api.x.com",
     "TELEGRAM_API_URL": "https://api.telegram.org",
+    "GOOGLE_OAUTH_URL": "https://oauth2.googleapis.com",
 }
+GOOGLE_SCOPES = frozenset(
+    {"https://www.googleapis.com/auth/business.manage", "https://www.googleapis.com/auth/plus.business.manage"}
+)
 DEFAULT_WARNING_DAYS = 14
 TIMEOUT = (3.05, 10.0)
 
@@ -329,6 +339,32 @@ class TokenHealth:
         )
         return _refused_or_outage("telegram", answer, checked, dict.fromkeys((401, 404), refused))
 
+    def check_google(self) -> TokenCheck:
+        """Google's token info for the Business Profile access token (scope included)."""
+        token = self._read_secret("GOOGLE_ACCESS_TOKEN")
+        if not token:
+            return TokenCheck("google", NOT_CONFIGURED, "not configured (GOOGLE_ACCESS_TOKEN)")
+        answer = self._get("google", self._url("GOOGLE_OAUTH_URL"), "", "/tokeninfo", params={"access_token": token})
+        if isinstance(answer, TokenCheck):
+            return answer
+        body, checked = _json(answer), "Business Profile access token"
+        if answer.ok:
+            if not GOOGLE_SCOPES & set(str(body.get("scope") or "").split()):
+                words = "the access token lacks the business.manage scope: authorize socialdesk's Google account again with it"
+                return TokenCheck("google", REVOKED, words, checked=checked)
+            left = str(body.get("expires_in") or "")
+            minutes = f" for {int(left) // 60} more minutes" if left.isdigit() else ""
+            return TokenCheck(
+                "google", OK, f"the access token works{minutes} (renewed hourly outside socialdesk)", checked=checked
+            )
+        if answer.status in (400, 401):
+            words = (
+                "Google no longer accepts the access token (expired or revoked): the hourly renewal outside socialdesk "
+                "has stopped; renew it, or authorize the Google account again"
+            )
+            return TokenCheck("google", EXPIRED, words, checked=checked)
+        return _outage("google", answer, checked)
+
     def check_zendesk(self) -> TokenCheck:
         """``GET /api/v2/users/me.json`` as the configured agent."""
         from chalicelib.helpdesks.zendesk.adapter import basic_auth_header
@@ -384,7 +420,14 @@ class TokenHealth:
         return _refused_or_outage("freshdesk", answer, checked, refusals)
 
 
-_LABEL = {"meta": "Graph", "x": "X", "telegram": "Telegram Bot", "zendesk": "Zendesk", "freshdesk": "Freshdesk"}
+_LABEL = {
+    "meta": "Graph",
+    "x": "X",
+    "telegram": "Telegram Bot",
+    "google": "Google OAuth",
+    "zendesk": "Zendesk",
+    "freshdesk": "Freshdesk",
+}
 
 
 def _json(answer: HttpResponse) -> dict[str, Any]:

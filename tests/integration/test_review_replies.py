@@ -155,6 +155,24 @@ def test_a_private_answer_to_a_review_is_refused(google: GoogleSandbox) -> None:
     assert caught.value.code == "private_on_review" and google.sent() == []
 
 
+def test_the_credential_check_asks_googles_token_info(google: GoogleSandbox) -> None:
+    from chalicelib.ops.token_health import TokenHealth
+
+    def check(token: str) -> Any:
+        health = TokenHealth({"GOOGLE_OAUTH_URL": google.url}, secret={"GOOGLE_ACCESS_TOKEN": token}.get, timeout=(1, 2))
+        (found,) = [c() for c in GOOGLE.credential_checks(health)]
+        return found
+
+    works = check(google.access_token)
+    assert (works.platform, works.status, works.days_left) == ("google", "ok", None)  # an hour-long token: no expiry warning
+    assert works.detail == "the access token works for 59 more minutes (renewed hourly outside socialdesk)"
+    refused = check("ya29.stale-token")
+    assert refused.status == "expired" and "renewal outside socialdesk has stopped" in refused.detail
+    assert "ya29" not in refused.detail
+    google.scope = "https://www.googleapis.com/auth/userinfo.email"
+    assert check(google.access_token).status == "revoked"
+
+
 # --- end to end on the local stack -----------------------------------------------------------------
 
 

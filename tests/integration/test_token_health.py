@@ -24,6 +24,7 @@ X_TOKEN = "x-user-token-" + "u" * 30
 BOT_TOKEN = "123456789:AAH" + "b" * 32
 ZD_EMAIL, ZD_TOKEN = "agent@acme.test", "zendesk-api-token-" + "z" * 20
 FD_KEY = "freshdesk-api-key-" + "f" * 12
+GOOGLE_TOKEN = "ya29.google-access-token-" + "g" * 24
 NOW = 1_764_000_000
 
 
@@ -79,6 +80,10 @@ class FakeApis:
             if auth.startswith("Basic "):
                 return 401, {"error": "Couldn't authenticate you"}
             return 200, {"user": {"id": None, "name": "Anonymous user", "role": "end-user"}}
+        if path == "/tokeninfo":  # Google OAuth token info
+            if query.get("access_token") == GOOGLE_TOKEN:
+                return 200, {"aud": "acme.apps.googleusercontent.com", "scope": "https://www.googleapis.com/auth/business.manage", "expires_in": "3599"}
+            return 400, {"error": "invalid_token", "error_description": "Invalid Value"}
         if path == "/api/v2/agents/me":  # Freshdesk: "View Currently Authenticated Agent"
             if auth == "Basic " + base64.b64encode(f"{FD_KEY}:X".encode()).decode():
                 return 200, {"id": 77001, "available": True, "contact": {"name": "Agent", "email": "agent@acme.test"}}
@@ -128,7 +133,7 @@ def apis() -> Iterator[FakeApis]:
 def _env(apis: FakeApis, **overrides: str | None) -> dict[str, str]:
     env = {
         "META_GRAPH_URL": apis.url, "X_API_URL": apis.url, "TELEGRAM_API_URL": apis.url, "ZENDESK_URL": apis.url,
-        "FRESHDESK_URL": apis.url, "FRESHDESK_API_KEY": FD_KEY,
+        "FRESHDESK_URL": apis.url, "FRESHDESK_API_KEY": FD_KEY, "GOOGLE_OAUTH_URL": apis.url, "GOOGLE_ACCESS_TOKEN": GOOGLE_TOKEN,
         "META_APP_ID": APP_ID, "META_APP_SECRET": APP_SECRET, "META_PAGE_ACCESS_TOKEN": PAGE_TOKEN,
         "X_USER_ACCESS_TOKEN": X_TOKEN, "TELEGRAM_BOT_TOKEN": BOT_TOKEN, "ZENDESK_EMAIL": ZD_EMAIL, "ZENDESK_API_TOKEN": ZD_TOKEN,
     }
@@ -148,7 +153,7 @@ def _by_platform(health: TokenHealth) -> dict[str, Any]:
     return {r.platform: r for r in health.run()}
 
 
-ALL_SECRETS = (APP_SECRET, PAGE_TOKEN, EXPIRED_PAGE_TOKEN, X_TOKEN, BOT_TOKEN, ZD_TOKEN, "AAH" + "b" * 32)
+ALL_SECRETS = (APP_SECRET, PAGE_TOKEN, EXPIRED_PAGE_TOKEN, X_TOKEN, BOT_TOKEN, ZD_TOKEN, GOOGLE_TOKEN, "AAH" + "b" * 32)
 
 
 def _assert_no_secret(text: str) -> None:
@@ -158,7 +163,9 @@ def _assert_no_secret(text: str) -> None:
 
 def test_every_configured_token_is_ok_with_days_left_where_known(apis: FakeApis) -> None:
     results = _by_platform(_health(_env(apis)))
-    assert {p: r.status for p, r in results.items()} == {"meta": OK, "x": OK, "telegram": OK, "zendesk": OK, "freshdesk": OK}
+    assert {p: r.status for p, r in results.items()} == {"meta": OK, "x": OK, "telegram": OK, "zendesk": OK, "freshdesk": OK,
+                                                         "google": OK}
+    assert results["google"].days_left is None and "59 more minutes" in results["google"].detail  # an hour-long token
     assert results["meta"].days_left == 10 and "expires in 10 day" in results["meta"].detail
     assert "@acme_support" in results["x"].detail and "@acme_help_bot" in results["telegram"].detail
     assert results["zendesk"].days_left is None
@@ -183,10 +190,11 @@ def test_the_page_token_alone_is_checked_with_me(apis: FakeApis) -> None:
 def test_revoked_credentials_are_named_in_plain_words(apis: FakeApis) -> None:
     results = _by_platform(_health(_env(
         apis, META_PAGE_ACCESS_TOKEN=LOGGED_OUT_TOKEN, X_USER_ACCESS_TOKEN="x-revoked-token", TELEGRAM_BOT_TOKEN="987654321:AAH" + "r" * 32,
-        ZENDESK_API_TOKEN="deleted-zendesk-token", FRESHDESK_API_KEY="reset-freshdesk-key",
+        ZENDESK_API_TOKEN="deleted-zendesk-token", FRESHDESK_API_KEY="reset-freshdesk-key", GOOGLE_ACCESS_TOKEN="ya29.stale-token",
     )))
     assert {p: r.status for p, r in results.items()} == {"meta": REVOKED, "x": REVOKED, "telegram": REVOKED, "zendesk": REVOKED,
-                                                         "freshdesk": REVOKED}
+                                                         "freshdesk": REVOKED, "google": EXPIRED}
+    assert "renewal outside socialdesk has stopped" in results["google"].detail
     assert "copy the current key" in results["freshdesk"].detail
     assert "logged out" in results["meta"].detail
     assert "BotFather" in results["telegram"].detail and "987654321" not in results["telegram"].detail
@@ -224,7 +232,8 @@ def test_outages_and_dead_hosts_are_unreachable_not_broken_tokens(apis: FakeApis
 
     dead = f"http://127.0.0.1:{free_port()}"
     started = time.monotonic()
-    results = _by_platform(_health(_env(apis, META_GRAPH_URL=dead, X_API_URL=dead, TELEGRAM_API_URL=dead, ZENDESK_URL=dead)))
+    results = _by_platform(_health(_env(apis, META_GRAPH_URL=dead, X_API_URL=dead, TELEGRAM_API_URL=dead, ZENDESK_URL=dead,
+                                               GOOGLE_OAUTH_URL=dead)))
     assert {r.status for r in results.values()} == {UNREACHABLE}
     assert time.monotonic() - started < 10
     _assert_no_secret(json.dumps([r.to_dict() for r in results.values()]))  # the Telegram URL path holds the token
@@ -261,7 +270,7 @@ def test_publish_emits_one_metric_per_checked_platform_and_clear_errors(apis: Fa
 
     metrics = [json.loads(line) for line in stdout.getvalue().splitlines() if line.startswith("{")]
     token_ok = {m["platform"]: m["token_ok"] for m in metrics if "token_ok" in m}
-    assert token_ok == {"meta": [0.0], "telegram": [1.0], "zendesk": [1.0], "freshdesk": [1.0]}
+    assert token_ok == {"meta": [0.0], "telegram": [1.0], "google": [1.0], "zendesk": [1.0], "freshdesk": [1.0]}
     assert all(m["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "socialdesk" for m in metrics)
     assert any("token_days_left" in m and m["platform"] == "meta" for m in metrics)
     lines = [json.loads(line) for line in logs.getvalue().splitlines()]

@@ -71,7 +71,7 @@ class GoogleChannel(Channel):
         return REPLY_LIMIT_BYTES, "bytes", utf8_bytes, "Google allows {limit} in a review reply", " (an accented letter counts 2)"
 
     def credential_checks(self, health: TokenHealth) -> list[Callable[[], TokenCheck]]:
-        return []  # the access token is short-lived and renewed outside socialdesk
+        return [health.check_google]  # the access token is renewed hourly outside socialdesk: is it still?
 
 
 CHANNEL = GoogleChannel()
