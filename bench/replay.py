@@ -3,7 +3,8 @@
 Every delivery goes through the Lambda handler; the table's stream is then drained
 into the sync handler, exactly as on AWS. Writes are counted at the boto3 client
 (one per PutItem/UpdateItem/DeleteItem, one per item of a batch or transaction),
-including conditional writes that found a duplicate.
+including conditional writes that found a duplicate; the helpdesk rate budget's writes
+apart (they follow helpdesk requests, not messages).
 Writes a JSON summary to the path given as argv[1].
 """
 
@@ -16,6 +17,28 @@ from collections import Counter
 from typing import Any
 
 WRITE_OPERATIONS = {"PutItem", "UpdateItem", "DeleteItem"}
+BUDGET_PREFIX = "BUDGET#"  # chalicelib.helpdesks.budget's items
+
+
+def count_writes(client: Any) -> tuple[Counter[str], Counter[str]]:
+    """Counters ``client``'s writes will add to: the messages' (by operation) and, apart, the
+    helpdesk rate budget's (``BUDGET#`` items: per helpdesk request, not per message)."""
+    writes: Counter[str] = Counter()
+    budget_writes: Counter[str] = Counter()
+
+    def count(model: Any, params: dict[str, Any], **_: Any) -> None:
+        if model.name in WRITE_OPERATIONS:
+            key = str(params.get("Key", {}).get("pk", {}).get("S", ""))
+            (budget_writes if key.startswith(BUDGET_PREFIX) else writes)[model.name] += 1
+        elif model.name == "BatchWriteItem":
+            writes[model.name] += sum(len(v) for v in params.get("RequestItems", {}).values())
+        elif model.name == "TransactWriteItems":
+            writes[model.name] += len(params.get("TransactItems", []))
+
+    # The API parameters (``before-call`` would give the serialized request, without ``Key``
+    # or ``RequestItems``).
+    client.meta.events.register("before-parameter-build.dynamodb", count)
+    return writes, budget_writes
 
 
 def main(out_path: str, run: str, customers: int, retry_share: float) -> None:
@@ -29,17 +52,7 @@ def main(out_path: str, run: str, customers: int, retry_share: float) -> None:
     from local.samples import encode, sign
     from local.stream_poller import StreamPoller
 
-    writes: Counter[str] = Counter()
-
-    def count(model: Any, params: dict[str, Any], **_: Any) -> None:
-        if model.name in WRITE_OPERATIONS:
-            writes[model.name] += 1
-        elif model.name == "BatchWriteItem":
-            writes[model.name] += sum(len(v) for v in params.get("RequestItems", {}).values())
-        elif model.name == "TransactWriteItems":
-            writes[model.name] += len(params.get("TransactItems", []))
-
-    wiring._client("dynamodb").meta.events.register("before-call.dynamodb", count)
+    writes, budget_writes = count_writes(wiring._client("dynamodb"))
     secrets = {name: os.environ[name] for name in ("META_APP_SECRET", "X_CONSUMER_SECRET")}
     work = mixed_replay(run, customers, retry_share=retry_share)
     stored = duplicates = 0
@@ -65,6 +78,7 @@ def main(out_path: str, run: str, customers: int, retry_share: float) -> None:
                 "customers": len(work.customers),
                 "ingest_writes": ingest_writes,
                 "writes": dict(writes),
+                "budget_writes": sum(budget_writes.values()),
                 "stream_records": poller.records_handled,
                 "sync_failures": poller.failures,
             },

@@ -14,11 +14,13 @@ from chalicelib.errors import NotConfigured
 
 if TYPE_CHECKING:
     from chalicelib.channels.x.poller import Watermarks
+    from chalicelib.crisis.tickets import CrisisTickets
     from chalicelib.helpdesks.base import Helpdesk
     from chalicelib.helpdesks.budget import RateBudget
     from chalicelib.outbound.agent_events import EventLog
     from chalicelib.outbound.agent_replies import AgentReplies
     from chalicelib.outbound.dispatch import ReplyDispatcher
+    from chalicelib.outbound.fanout import ProblemAnswers
     from chalicelib.privacy.deletion import DeletionRequests
     from chalicelib.store import MessageStore
     from chalicelib.sync.attachments import AttachmentFetcher
@@ -137,8 +139,30 @@ def ticket_sync() -> TicketSync:
             policy=TicketPolicy.from_env(),
             fetcher=attachment_fetcher(),
             profiles=profile_lookup(),
+            crisis=crisis_tickets(),
         )
     return _built["sync"]
+
+
+def crisis_tickets() -> CrisisTickets | None:
+    """Crisis detection and its problem/incident tickets, for the sync (None with ``CRISIS_ENABLED=false``).
+    Built lazily: the webhook path never imports it."""
+    if "crisis" not in _built:
+        import os
+
+        if os.environ.get("CRISIS_ENABLED", "true").strip().lower() == "false":
+            _built["crisis"] = None
+        else:
+            from chalicelib.crisis import CrisisDetector, DynamoCrisisStore
+            from chalicelib.crisis.tickets import CrisisAlerts, CrisisTickets
+
+            table = settings().table_name
+            topic = os.environ.get("ALERT_TOPIC_ARN") or None
+            alerts = CrisisAlerts(table, _client("dynamodb"), sns=_client("sns") if topic else None, topic_arn=topic)
+            detector = CrisisDetector(DynamoCrisisStore(table, _client("dynamodb")))
+            _built["crisis"] = CrisisTickets(detector, helpdesk(), message_store(), alerts)
+    found: CrisisTickets | None = _built["crisis"]
+    return found
 
 
 def attachment_fetcher() -> AttachmentFetcher | None:
@@ -208,6 +232,26 @@ def agent_events() -> EventLog:
 
         _built["agent_events"] = EventLog(settings().table_name, _client("dynamodb"))
     return _built["agent_events"]
+
+
+def agent_event_handler() -> AgentReplies | ProblemAnswers:
+    """What handles a helpdesk's agent events: the agent replies, behind the crisis problems'
+    fan-out when the helpdesk has problem tickets and crisis detection is on."""
+    return problem_answers() or agent_replies()
+
+
+def problem_answers() -> ProblemAnswers | None:
+    """The crisis problems' fan-out (``outbound/fanout.py``); None without crisis problem tickets."""
+    if "problem_answers" not in _built:
+        crisis = crisis_tickets()
+        if crisis is None or not crisis.links_tickets:
+            _built["problem_answers"] = None
+        else:
+            from chalicelib.outbound.fanout import ProblemAnswers
+
+            _built["problem_answers"] = ProblemAnswers(agent_replies(), crisis, settings().table_name, _client("dynamodb"))
+    found: ProblemAnswers | None = _built["problem_answers"]
+    return found
 
 
 def agent_replies() -> AgentReplies:

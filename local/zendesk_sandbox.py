@@ -664,7 +664,6 @@ class ZendeskSandbox(HelpdeskSandbox):
             "has_incidents": False, "is_public": comment["public"], "tags": list(dict.fromkeys(data.get("tags") or [])),
             "custom_fields": [], "sharing_agreement_ids": [], "followup_ids": [], "due_at": None,
             "allow_channelback": False, "allow_attachments": True, "from_messaging_channel": False,
-            "type": None, "problem_id": None,
         }
         self._apply_problem_link(ticket, link)
         ticket.update(routing)
@@ -710,7 +709,12 @@ class ZendeskSandbox(HelpdeskSandbox):
         return link, None
 
     def _apply_problem_link(self, ticket: dict[str, Any], link: dict[str, Any]) -> None:
-        ticket.update(link)
+        """Set ``type``/``problem_id``; an unset one is left out of the ticket (Zendesk's spec: never null)."""
+        for name, value in link.items():
+            if value is None:
+                ticket.pop(name, None)
+            else:
+                ticket[name] = value
         if ticket.get("problem_id") is not None:
             self._tickets[ticket["problem_id"]]["has_incidents"] = True
 

@@ -151,7 +151,9 @@ RECHECK_DELAY = timedelta(minutes=2)
 REPLY_LOOKBACK = timedelta(hours=26)
 # Channels of comments that are not an agent answering: written through the API (the
 # bridge, apps) or added by a trigger or automation.
-NOT_AGENT_CHANNELS = frozenset({"api", "rule"})
+# A comment Zendesk copies from a problem onto its incidents comes ``via`` ``linked_problem``:
+# the crisis fan-out (``outbound/fanout.py``) sends the problem's answer to each incident once.
+NOT_AGENT_CHANNELS = frozenset({"api", "rule", "linked_problem"})
 AGENT_ROLES = frozenset({"agent", "admin"})
 ORDER_WAIT_POLLS, ORDER_WAIT_SECONDS = 20, 0.5
 _CONFLICT_ATTEMPTS = 8
@@ -806,7 +808,7 @@ class AgentReplies:
             return [Outcome.TICKET_NOT_READABLE]
         outcomes: list[Outcome] = []
         previous = ""
-        for comment in (c for c in read.comments if self._is_agent_answer(c, read.requester_id)):
+        for comment in (c for c in read.comments if self.is_agent_answer(c, read.requester_id)):
             if outcomes and outcomes[-1] is Outcome.IN_PROGRESS:
                 self._wait_while_sending(key, previous)  # keep the order of a concurrent delivery
             event = AgentEvent(
@@ -827,7 +829,7 @@ class AgentReplies:
         logger.info("agent comments handled", extra={"ticket_id": ticket_id, "outcomes": [o.value for o in outcomes]})
         return outcomes
 
-    def _is_agent_answer(self, comment: Any, requester_id: str | None) -> bool:
+    def is_agent_answer(self, comment: Any, requester_id: str | None) -> bool:
         """A public comment an agent wrote to the customer (see the module docstring)."""
         email = (comment.author_email or "").strip().lower()
         return (

@@ -53,6 +53,7 @@ from chalicelib.sync.attachments import problem_note
 from chalicelib.sync.policy import TicketPolicy
 
 if TYPE_CHECKING:
+    from chalicelib.crisis.tickets import CrisisTickets
     from chalicelib.store import MessageStore
     from chalicelib.sync.attachments import AttachmentFetcher, FileToAttach
     from chalicelib.sync.batch import BulkResult
@@ -179,6 +180,7 @@ class TicketSync:
         profiles: ProfileLookup | None = None,
         wall_clock: Callable[[], float] = time.time,
         triage: Triage | None = None,
+        crisis: CrisisTickets | None = None,
     ) -> None:
         if backoff_seconds <= 0:
             raise ValueError("backoff_seconds must be positive")
@@ -189,6 +191,8 @@ class TicketSync:
         self.dead_letters = dead_letters
         # ``enrich(message) -> Author``: the customer's name for a new helpdesk user.
         self.profiles = profiles
+        # Which crisis problem a message's ticket joins (``chalicelib/crisis/tickets.py``); None: no detection.
+        self.crisis = crisis
         self.attempts = attempts
         self.backoff_seconds = backoff_seconds
         self._sleep = sleep
@@ -451,6 +455,7 @@ class TicketSync:
             else:
                 triage = self._triage_state(message)
                 self._record(message, conversation, ticket, requester, epoch=None, unpark=redrive, triage=triage)
+                self._join_crisis(message, ticket.ticket_id)
                 return Outcome.COMMENT_ADDED
         elif has_ticket:
             follow_up_of = conversation.ticket_id
@@ -487,11 +492,13 @@ class TicketSync:
         the conversation's ticket that has the message, and so does an ``IdempotencyConflict``.
         Without idempotent creates, an ambiguous failure is never repeated in this invocation.
         """
+        link = self._crisis_link(message)
         if look_first:
             found = self.helpdesk.find_ticket_with_message(message.conversation_key, message)
             if found is not None:
+                self._join_crisis(message, found.ticket_id)
                 return found
-        extras = files.extras()
+        extras = {**files.extras(), **link}
         # Triage's decision, only with triage configured (adapters written before it never see the keyword).
         routed: dict[str, Any] = {"routing": routing} if routing is not None else {}
         key = idempotency_key(message.conversation_key, epoch, message.message_id)
@@ -503,6 +510,7 @@ class TicketSync:
             except IdempotencyConflict:
                 found = self.helpdesk.find_ticket_with_message(message.conversation_key, message)
                 if found is not None:
+                    self._join_crisis(message, found.ticket_id)
                     return found
                 # The key is held by a request that left no ticket with this message (it
                 # failed, or its ticket was deleted): this body gets a key of its own, still
@@ -516,6 +524,17 @@ class TicketSync:
             if exc.maybe_applied and not self.helpdesk.idempotent_creates:
                 raise _Ambiguous(exc) from exc
             raise
+
+    def _crisis_link(self, message: SocialMessage) -> dict[str, str]:
+        """``{"problem_id": ...}`` when the message's new ticket is an incident of a crisis's problem."""
+        problem = self.crisis.problem_for(message) if self.crisis is not None and self.crisis.links_tickets else None
+        return {"problem_id": problem} if problem else {}
+
+    def _join_crisis(self, message: SocialMessage, ticket_id: str) -> None:
+        """A message of an existing ticket that is part of a crisis: the ticket becomes its incident."""
+        problem = self._crisis_link(message).get("problem_id")
+        if problem is not None and self.crisis is not None:
+            self.crisis.link(ticket_id, problem)
 
     def _guarded_write(
         self, conversation: Conversation, message: SocialMessage, write: Callable[[dict[str, Any]], TicketRef]

@@ -1,0 +1,486 @@
+"""One answer to all: an agent's public comment on a crisis's problem ticket reaches every incident's customer once.
+
+``ProblemAnswers`` stands in front of ``AgentReplies`` for the helpdesk's agent events:
+
+* an event about a crisis problem ticket (``external_id`` ``crisis:...``, see
+  ``crisis/tickets.py``) or a ticket an agent made a problem: each public agent comment on
+  it becomes a fan-out job (``FANOUT#<helpdesk>#<problem>`` / ``COMMENT#<comment id>``,
+  created once by a conditional put). A job lists the problem's incidents and hands each
+  one to ``AgentReplies.handle_comment`` as that incident's own agent comment, with the
+  comment id ``problem-<problem>-<comment>``: the reply ledger (``REPLY#...`` under the
+  incident's conversation) claims it once, the answer goes out in the form the
+  conversation needs (public reply, DM, LINE push...), and the incident gets its note
+  ("Sent to the customer on X ..." or why not). A retry, a second delivery or a second
+  runner finds the ledger item and sends nothing again;
+* any other event goes to ``AgentReplies`` as before, then the ticket is read once: a
+  ticket tagged ``socialdesk_crisis`` declares a crisis with it as the problem.
+
+Pacing: per platform, no faster than ``FANOUT_RATE_<PLATFORM>`` answers a second (default
+``FANOUT_RATE_PER_SECOND``, 20: far under every platform's send limit, see docs/crisis.md),
+incidents taken in arrival order (every platform mixed). The problem ticket gets a running count as an
+internal note every ``FANOUT_NOTE_EVERY`` answers and at the end ("Sent 412 of 1,000; 3
+failed: window closed"), not one per incident (Zendesk allows 30 updates per ticket in
+10 minutes). A job runs under a lease; one that does not finish within the webhook's
+budget is continued by the schedule (``run_schedule``), which also ends quiet crises.
+
+A comment Zendesk itself copies from the problem onto its incidents comes ``via``
+``linked_problem``: the agent-reply path never sends those (``agent_replies.NOT_AGENT_CHANNELS``),
+so each customer still gets the answer once, from here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from chalicelib.crisis.tickets import DECLARE_TAG, ProblemTickets, is_problem_key
+from chalicelib.helpdesks.base import HelpdeskError
+from chalicelib.models import Author, Direction, Kind, Platform, SocialMessage
+from chalicelib.outbound.agent_events import COMMENT_EVENT, PRIVATE_TAG, AgentEvent
+from chalicelib.outbound.agent_replies import Outcome, TicketCommentReader
+from chalicelib.store import StoreUnavailable
+
+if TYPE_CHECKING:
+    from chalicelib.crisis.tickets import CrisisTickets
+    from chalicelib.outbound.agent_replies import AgentReplies
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_RATE_PER_SECOND = 20.0
+DEFAULT_NOTE_EVERY = 100
+WEBHOOK_BUDGET_SECONDS = 8.0  # Zendesk gives a webhook about 12 s; the schedule continues the rest
+LEASE_SECONDS = 300.0  # longer than a Lambda's run: a job is run by one runner at a time
+JOB_TTL_SECONDS = 30 * 86400
+DUE_INDEX = "by-author"
+
+_SENT = frozenset({Outcome.SENT, Outcome.ALREADY_SENT})
+_FAILED = frozenset({Outcome.FAILED_NOTED, Outcome.AMBIGUOUS_NOTED, Outcome.ALREADY_HANDLED})
+_WAITING = frozenset({Outcome.RETRY_SCHEDULED, Outcome.WAITING_RETRY, Outcome.IN_PROGRESS})
+_FRESH = frozenset({Outcome.SENT, Outcome.FAILED_NOTED, Outcome.AMBIGUOUS_NOTED, Outcome.RETRY_SCHEDULED})
+# A ledger item found for an incident: what it stands for.
+_KNOWN = {"sent": Outcome.ALREADY_SENT, "sending": Outcome.IN_PROGRESS, "retry": Outcome.WAITING_RETRY}
+
+
+def rates_from_env(env: Mapping[str, str] | None = None) -> tuple[float, dict[str, float]]:
+    """The default answers per second and each platform's own (``FANOUT_RATE_<PLATFORM>``)."""
+    env = os.environ if env is None else env
+    default = float(env.get("FANOUT_RATE_PER_SECOND") or DEFAULT_RATE_PER_SECOND)
+    own = {p.value: float(env[f"FANOUT_RATE_{p.value.upper()}"]) for p in Platform if env.get(f"FANOUT_RATE_{p.value.upper()}")}
+    return default, own
+
+
+class Pacer:
+    """At most ``rate`` sends a second per platform (a minimum gap between two sends)."""
+
+    def __init__(
+        self, default: float, rates: Mapping[str, float], *, clock: Callable[[], float], sleep: Callable[[float], None]
+    ) -> None:
+        if default <= 0 or any(r <= 0 for r in rates.values()):
+            raise ValueError("fan-out rates must be positive")
+        self.default, self.rates = default, dict(rates)
+        self._clock, self._sleep = clock, sleep
+        self._next: dict[str, float] = {}
+
+    def wait(self, platform: str) -> None:
+        now = self._clock()
+        due = self._next.get(platform, now)
+        if due > now:
+            self._sleep(due - now)
+        self._next[platform] = max(now, due) + 1.0 / self.rates.get(platform, self.default)
+
+
+@dataclass
+class Tally:
+    """Where one problem comment stands: the incidents handled so far (up to the job's cursor), by outcome."""
+
+    total: int = 0
+    sent: int = 0
+    waiting: int = 0
+    skipped: int = 0  # incidents that are no bridged conversation
+    failed: Counter[str] = field(default_factory=Counter)  # failure kind -> count
+
+    def to_json(self) -> str:
+        return json.dumps({"sent": self.sent, "waiting": self.waiting, "skipped": self.skipped, "failed": self.failed})
+
+    @classmethod
+    def from_json(cls, text: str | None) -> Tally:
+        data = json.loads(text) if text else {}
+        return cls(
+            sent=data.get("sent", 0),
+            waiting=data.get("waiting", 0),
+            skipped=data.get("skipped", 0),
+            failed=Counter(data.get("failed") or {}),
+        )
+
+    def summary(self) -> str:
+        text = f"Sent {self.sent:,} of {self.total:,}"
+        if self.failed:
+            kinds = ", ".join(f"{kind.replace('_', ' ')}" + (f" ({n})" if n > 1 else "") for kind, n in self.failed.most_common())
+            text += f"; {sum(self.failed.values()):,} failed: {kinds}"
+        if self.waiting:
+            text += f"; {self.waiting:,} waiting for a retry"
+        if self.skipped:
+            text += f"; {self.skipped:,} not from a social conversation"
+        return text + "."
+
+
+@dataclass(frozen=True)
+class FanoutJob:
+    """One problem comment to send to every incident."""
+
+    helpdesk: str
+    problem_id: str
+    comment_id: str
+    text: str
+    private: bool
+    author_id: str | None = None
+    author_name: str | None = None
+    author_email: str | None = None
+    state: str = "running"
+    cursor: int = 0  # incidents with a lower or equal id are handled and counted in ``tally``
+    tally: Tally = field(default_factory=Tally)
+
+
+class FanoutJobs:
+    """The ``FANOUT#`` items: created once, run under a lease, in a due queue until done."""
+
+    def __init__(self, table_name: str, client: Any, helpdesk: str) -> None:
+        self.table_name, self._client, self.helpdesk = table_name, client, helpdesk
+        self.queue = f"FANOUT#due#{helpdesk}"
+
+    def key(self, problem_id: str, comment_id: str) -> dict[str, dict[str, str]]:
+        return {"pk": {"S": f"FANOUT#{self.helpdesk}#{problem_id}"}, "sk": {"S": f"COMMENT#{comment_id}"}}
+
+    def _call(self, method: str, **request: Any) -> bool:
+        try:
+            getattr(self._client, method)(TableName=self.table_name, **request)
+        except Exception as exc:
+            if getattr(exc, "response", {}).get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise StoreUnavailable(f"fan-out {method} failed: {exc}") from exc
+        return True
+
+    def start(self, job: FanoutJob, now: float) -> bool:
+        """Create the job (due now); False when it exists."""
+        item: dict[str, Any] = {
+            **self.key(job.problem_id, job.comment_id),
+            "item_type": {"S": "fanout"},
+            "state": {"S": "running"},
+            "text": {"S": job.text},
+            "private": {"BOOL": job.private},
+            "lease_until": {"N": "0"},
+            "cursor": {"N": "0"},
+            "expires_at": {"N": str(int(now + JOB_TTL_SECONDS))},
+            "gsi1pk": {"S": self.queue},
+            "gsi1sk": {"S": _iso(now)},
+        }
+        for name in ("author_id", "author_name", "author_email"):
+            if getattr(job, name):
+                item[name] = {"S": getattr(job, name)}
+        return self._call("put_item", Item=item, ConditionExpression="attribute_not_exists(pk)")
+
+    def get(self, problem_id: str, comment_id: str) -> FanoutJob | None:
+        try:
+            item = self._client.get_item(
+                TableName=self.table_name, Key=self.key(problem_id, comment_id), ConsistentRead=True
+            ).get("Item")
+        except Exception as exc:
+            raise StoreUnavailable(f"fan-out read failed: {exc}") from exc
+        if not item:
+            return None
+        return FanoutJob(
+            helpdesk=self.helpdesk,
+            problem_id=problem_id,
+            comment_id=comment_id,
+            text=item.get("text", {}).get("S", ""),
+            private=bool(item.get("private", {}).get("BOOL", False)),
+            author_id=item.get("author_id", {}).get("S"),
+            author_name=item.get("author_name", {}).get("S"),
+            author_email=item.get("author_email", {}).get("S"),
+            state=item["state"]["S"],
+            cursor=int(item.get("cursor", {}).get("N", "0")),
+            tally=Tally.from_json(item.get("tally", {}).get("S")),
+        )
+
+    def claim(self, job: FanoutJob, now: float) -> bool:
+        """Take the running job's lease (one runner at a time; a dead runner's lease lapses)."""
+        return self._call(
+            "update_item",
+            Key=self.key(job.problem_id, job.comment_id),
+            UpdateExpression="SET lease_until = :until",
+            ConditionExpression="#state = :running AND lease_until < :now",
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues={
+                ":until": {"N": str(now + LEASE_SECONDS)},
+                ":now": {"N": str(now)},
+                ":running": {"S": "running"},
+            },
+        )
+
+    def progress(self, job: FanoutJob, cursor: int, tally: Tally) -> None:
+        """Record the cursor and the counts up to it, in one write: a runner that dies after this
+        resumes from here and counts nothing twice."""
+        self._call(
+            "update_item",
+            Key=self.key(job.problem_id, job.comment_id),
+            UpdateExpression="SET #cursor = :cursor, tally = :tally",
+            ExpressionAttributeNames={"#cursor": "cursor"},
+            ExpressionAttributeValues={":cursor": {"N": str(cursor)}, ":tally": {"S": tally.to_json()}},
+        )
+
+    def release(self, job: FanoutJob, now: float) -> None:
+        """Give the lease back, due again at once (the schedule continues it)."""
+        self._call(
+            "update_item",
+            Key=self.key(job.problem_id, job.comment_id),
+            UpdateExpression="SET lease_until = :zero, gsi1sk = :when",
+            ExpressionAttributeValues={":zero": {"N": "0"}, ":when": {"S": _iso(now)}},
+        )
+
+    def finish(self, job: FanoutJob, summary: str) -> None:
+        self._call(
+            "update_item",
+            Key=self.key(job.problem_id, job.comment_id),
+            UpdateExpression="SET #state = :done, summary = :summary REMOVE gsi1pk, gsi1sk",
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues={":done": {"S": "done"}, ":summary": {"S": summary}},
+        )
+
+    def due(self, now: float, limit: int = 10) -> list[tuple[str, str]]:
+        """(problem id, comment id) of the jobs due, oldest first."""
+        try:
+            items = self._client.query(
+                TableName=self.table_name,
+                IndexName=DUE_INDEX,
+                KeyConditionExpression="gsi1pk = :queue AND gsi1sk <= :now",
+                ExpressionAttributeValues={":queue": {"S": self.queue}, ":now": {"S": _iso(now)}},
+                Limit=limit,
+            ).get("Items", [])
+        except Exception as exc:
+            raise StoreUnavailable(f"fan-out queue read failed: {exc}") from exc
+        prefix = f"FANOUT#{self.helpdesk}#"
+        return [(i["pk"]["S"].removeprefix(prefix), i["sk"]["S"].removeprefix("COMMENT#")) for i in items]
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class ProblemAnswers:
+    """Agent events, with the crisis problems' fan-out in front (see the module docstring)."""
+
+    def __init__(
+        self,
+        replies: AgentReplies,
+        crisis: CrisisTickets,
+        table_name: str,
+        client: Any,
+        *,
+        rates: tuple[float, Mapping[str, float]] | None = None,
+        note_every: int | None = None,
+        webhook_budget: float = WEBHOOK_BUDGET_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.replies = replies
+        self.crisis = crisis
+        self.helpdesk = replies.helpdesk
+        self.jobs = FanoutJobs(table_name, client, replies.helpdesk_name)
+        default, own = rates or rates_from_env()
+        self._pacer = Pacer(default, own, clock=clock, sleep=sleep)
+        self.note_every = max(1, note_every or int(os.environ.get("FANOUT_NOTE_EVERY") or DEFAULT_NOTE_EVERY))
+        self.webhook_budget = webhook_budget
+        self._clock, self._wall_clock = clock, wall_clock
+
+    # --- entry points ----------------------------------------------------------------------
+
+    def handle(self, event: AgentEvent) -> str:
+        """One verified helpdesk event (``agent_events.handle_zendesk_event`` calls this)."""
+        deadline = self._clock() + self.webhook_budget
+        if is_problem_key(event.conversation_key):
+            if event.kind != COMMENT_EVENT:
+                return "problem_status"  # Zendesk solves the incidents with their problem itself
+            return self.answer_problem(event.ticket_id, deadline=deadline)
+        outcome = self.replies.handle(event).value
+        self._problem_or_declared(event, deadline)
+        return outcome
+
+    def answer_problem(self, problem_id: str, *, deadline: float) -> str:
+        """Start a job for each public agent comment on the problem and run them until ``deadline``."""
+        if not isinstance(self.helpdesk, TicketCommentReader):
+            return Outcome.TICKET_NOT_READABLE.value
+        since = datetime.fromtimestamp(self._wall_clock() - self.replies.lookback.total_seconds(), UTC)
+        read = self.helpdesk.ticket_comments(problem_id, since=since)
+        answers = [c for c in read.comments if self.replies.is_agent_answer(c, read.requester_id)]
+        if not answers:
+            return Outcome.NO_NEW_REPLY.value
+        outcomes = []
+        for comment in answers:
+            job = FanoutJob(
+                self.jobs.helpdesk,
+                problem_id,
+                comment.comment_id,
+                comment.text,
+                private=PRIVATE_TAG in read.tags,
+                author_id=comment.author_id,
+                author_name=comment.author_name,
+                author_email=comment.author_email,
+            )
+            self.jobs.start(job, self._wall_clock())
+            outcomes.append(self.run(problem_id, comment.comment_id, deadline=deadline))
+        return outcomes[-1]
+
+    def run_schedule(
+        self, *, remaining_seconds: Callable[[], float] | None = None, reserve_seconds: float = 30.0
+    ) -> Counter[str]:
+        """The schedule: end quiet crises, continue the fan-outs that did not finish."""
+        report: Counter[str] = Counter()
+        report["crises_ended"] += len(self.crisis.end_quiet())
+        budget = (remaining_seconds() - reserve_seconds) if remaining_seconds is not None else 240.0
+        deadline = self._clock() + max(0.0, budget)
+        for problem_id, comment_id in self.jobs.due(self._wall_clock()):
+            if self._clock() >= deadline:
+                break
+            try:
+                report[self.run(problem_id, comment_id, deadline=deadline)] += 1
+            except Exception:
+                logger.exception("fan-out failed", extra={"problem_id": problem_id})
+                report["error"] += 1
+        return report
+
+    # --- one job ----------------------------------------------------------------------------
+
+    def run(self, problem_id: str, comment_id: str, *, deadline: float) -> str:
+        """Send one problem comment to the incidents after the job's cursor (ascending ids: a crowd's
+        arrival order, every platform mixed), until ``deadline``."""
+        job = self.jobs.get(problem_id, comment_id)
+        if job is None or job.state != "running":
+            return "fanout_done" if job is not None else "fanout_missing"
+        if not self.jobs.claim(job, self._wall_clock()):
+            return Outcome.IN_PROGRESS.value
+        assert isinstance(self.helpdesk, ProblemTickets)
+        try:
+            incidents = sorted(self.helpdesk.incidents(problem_id), key=lambda t: int(t["id"]))
+        except HelpdeskError:
+            self.jobs.release(job, self._wall_clock())
+            raise
+        tally, cursor, fresh = job.tally, job.cursor, 0
+        tally.total = len(incidents)
+        for incident in (i for i in incidents if int(i["id"]) > job.cursor):
+            if self._clock() >= deadline:
+                self.jobs.progress(job, cursor, tally)
+                if fresh:
+                    self._note(job, f"{tally.summary()[:-1]} so far; continuing.", fresh)
+                self.jobs.release(job, self._wall_clock())
+                logger.info("fan-out continues later", extra={"problem_id": problem_id, "sent": tally.sent})
+                return "fanout_continues"
+            outcome = self._answer_incident(job, incident)
+            self._count(tally, outcome, incident, job)
+            cursor = int(incident["id"])
+            if outcome in _FRESH:
+                fresh += 1
+                if fresh % self.note_every == 0:
+                    self.jobs.progress(job, cursor, tally)
+                    self._note(job, f"{tally.summary()[:-1]} so far; sending.", fresh)
+        summary = tally.summary()
+        self.jobs.progress(job, cursor, tally)
+        self._note(job, summary, fresh)
+        self.jobs.finish(job, summary)
+        logger.info("fan-out finished", extra={"problem_id": problem_id, "sent": tally.sent, "total": tally.total})
+        return "fanned_out"
+
+    def _answer_incident(self, job: FanoutJob, incident: dict[str, Any]) -> Outcome | None:
+        key = incident.get("external_id")
+        if not key or is_problem_key(str(key)):
+            return None
+        key = str(key)
+        comment_id = f"problem-{job.problem_id}-{job.comment_id}"
+        known = self.replies.ledger.get(key, comment_id)
+        if known is not None:  # handled before (a runner that died before recording its cursor)
+            return _KNOWN.get(known.state, Outcome.ALREADY_HANDLED)
+        platform = key.split(":", 1)[0]
+        event = AgentEvent(
+            kind=COMMENT_EVENT,
+            ticket_id=str(incident["id"]),
+            conversation_key=key,
+            tags=tuple(str(t) for t in incident.get("tags") or ()) + ((PRIVATE_TAG,) if job.private else ()),
+            comment_id=comment_id,
+            text=self._text_for(key, platform, job),
+            author_id=job.author_id,
+            author_name=job.author_name,
+            author_email=job.author_email,
+        )
+        self._pacer.wait(platform)
+        return self.replies.handle_comment(event, resume=False)
+
+    def _text_for(self, key: str, platform: str, job: FanoutJob) -> str:
+        """The answer as this customer gets it. On X a public reply names the customer: X refuses
+        a post with the same text as a recent one (the same answer to many tweets)."""
+        if platform != Platform.X.value or job.private or ":tweets:" not in key:
+            return job.text
+        try:
+            messages = self.replies.store.conversation_messages(key)
+        except StoreUnavailable:
+            return job.text
+        handle = next((m.author.handle for m in messages if m.direction is Direction.INBOUND and m.author.handle), None)
+        return f"@{handle} {job.text}" if handle else job.text
+
+    def _count(self, tally: Tally, outcome: Outcome | None, incident: dict[str, Any], job: FanoutJob) -> None:
+        if outcome is None or outcome in (Outcome.IGNORED_OWN, Outcome.IGNORED_NOT_BRIDGED):
+            tally.skipped += 1
+        elif outcome in _SENT:
+            tally.sent += 1
+        elif outcome in _WAITING:
+            tally.waiting += 1
+        elif outcome in _FAILED:
+            record = self.replies.ledger.get(str(incident.get("external_id")), f"problem-{job.problem_id}-{job.comment_id}")
+            tally.failed[(record.failure_kind if record else None) or "unknown"] += 1
+        else:
+            tally.failed[outcome.value] += 1
+
+    def _note(self, job: FanoutJob, text: str, fresh: int) -> None:
+        """The running count on the problem ticket, as an internal note (best effort)."""
+        reference = SocialMessage(
+            platform=Platform.OTHER,
+            kind=Kind.REPLY,
+            direction=Direction.OUTBOUND,
+            message_id=f"fanout-{job.problem_id}-{job.comment_id}-{fresh}",
+            conversation_key=f"fanout:{job.problem_id}",
+            account_id=self.jobs.helpdesk,
+            author=Author(platform_id="socialdesk"),
+            text="",
+            created_at=datetime.now(UTC),
+        )
+        try:
+            self.helpdesk.add_note(job.problem_id, reference, f"One answer to all: {text}")
+        except HelpdeskError as exc:
+            logger.warning("fan-out count not noted", extra={"problem_id": job.problem_id, "reason": str(exc)[:200]})
+
+    # --- a problem an agent made ---------------------------------------------------------------
+
+    def _problem_or_declared(self, event: AgentEvent, deadline: float) -> None:
+        """A bridged ticket that is a problem fans its answers out too; one tagged ``socialdesk_crisis``
+        declares a crisis with itself as the problem. Best effort: the customer's own answer is sent."""
+        if not isinstance(self.helpdesk, ProblemTickets) or not event.conversation_key:
+            return
+        try:
+            ticket = self.helpdesk.ticket_details(event.ticket_id)
+            if ticket.get("type") != "problem" and DECLARE_TAG in (ticket.get("tags") or ()):
+                messages = self.replies.store.conversation_messages(event.conversation_key)
+                first = next((m for m in messages if m.direction is Direction.INBOUND), None)
+                if first is not None:
+                    declared = self.crisis.declare(first, event.ticket_id)
+                    logger.info("crisis declared by an agent", extra={"ticket_id": event.ticket_id, "started": declared.started})
+                    ticket["type"] = "problem" if declared.started else ticket.get("type")
+            if ticket.get("type") == "problem" and event.kind == COMMENT_EVENT:
+                self.answer_problem(event.ticket_id, deadline=deadline)
+        except (HelpdeskError, StoreUnavailable) as exc:
+            logger.warning("problem ticket not handled", extra={"ticket_id": event.ticket_id, "reason": str(exc)[:200]})

@@ -1,0 +1,174 @@
+"""A crisis end to end on the local stack: a burst of similar complaints through the real
+webhooks becomes one Zendesk problem ticket with every complaint's ticket linked as an
+incident and one alert; the agent's one public answer on the problem reaches each customer
+exactly once on their platform's sandbox, also when Zendesk copies the answer onto the
+incidents itself, when the fan-out is cut short and continued, and when deliveries repeat.
+An agent's tag declares a crisis by hand.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from chalicelib.crisis import CrisisDetector, CrisisSettings, DynamoCrisisStore
+from chalicelib.crisis.tickets import CrisisAlerts, CrisisTickets
+from chalicelib.outbound.agent_events import signed_headers
+from chalicelib.outbound.fanout import ProblemAnswers
+from chalicelib.sync.tickets import TicketSync
+from local.crisis_burst import burst
+from local.demo_replies import PlatformSandboxes
+from local.samples import IG_ACCOUNT_ID
+from tests.integration.conftest import http
+from tests.integration.test_agent_replies import PLATFORM_SECRETS, Rig, rig  # noqa: F401 - the fixture, reused
+
+ANSWER = "We found the bug in today's update and rolled it back: please update the app again. Sorry!"
+
+
+@dataclass
+class Crisis:
+    rig: Rig
+    tickets: CrisisTickets
+    alerts: CrisisAlerts
+    answers: ProblemAnswers
+    sleeps: list[float]
+    platforms: PlatformSandboxes
+
+    def complain(self, deliveries: list[tuple[str, dict[str, Any]]]) -> None:
+        """Each customer writes on their platform (its sandbox knows them), then its webhook arrives."""
+        for route, payload in deliveries:
+            self.platforms.seed(route, payload)
+        self.rig.customer(deliveries)
+
+    def problems(self) -> list[dict[str, Any]]:
+        return [t for t in self.rig.zendesk.tickets() if t.get("type") == "problem"]
+
+    def customer_tickets(self) -> list[dict[str, Any]]:
+        return [t for t in self.rig.zendesk.tickets() if t.get("type") != "problem"]
+
+    def answers_received(self) -> Counter[str]:
+        """Answers received per customer (the send's body without the answer's text), on every platform sandbox."""
+        received: Counter[str] = Counter()
+        for platform, sandbox in (("meta", self.rig.meta), ("x", self.rig.x), ("telegram", self.rig.telegram), ("line", self.rig.line)):
+            for call in sandbox.sent():
+                if ANSWER in json.dumps(call["body"]):
+                    received[f"{platform}:{json.dumps(_without_answer(call['body']), sort_keys=True)}"] += 1
+        return received
+
+    def deliver_again(self, ticket_id: int) -> Any:
+        """Zendesk's retry of the agent-comment webhook for a ticket."""
+        ticket = self.rig.zendesk.ticket(ticket_id)
+        body = json.dumps(
+            {"socialdesk_event": "agent_comment", "ticket_id": str(ticket_id), "external_id": ticket.get("external_id") or ""}
+        ).encode()
+        return http("POST", f"{self.rig.app_url}/helpdesk/zendesk", body, signed_headers(self.rig.secret, body))
+
+
+def _without_answer(value: Any) -> Any:
+    """A send's body with the answer's text taken out: what is left names the recipient."""
+    if isinstance(value, dict):
+        return {k: _without_answer(v) for k, v in value.items() if not (isinstance(v, str) and ANSWER in v)}
+    if isinstance(value, list):
+        return [_without_answer(v) for v in value]
+    return value
+
+
+@pytest.fixture
+def crisis(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> Iterator[Crisis]:  # noqa: F811 - the fixture imported above
+    from chalicelib import wiring
+
+    monkeypatch.setitem(PLATFORM_SECRETS, f"META_PAGE_TOKEN_{IG_ACCOUNT_ID}", "local-ig-token")
+    rig.meta.set_token(IG_ACCOUNT_ID, "local-ig-token")
+    for name, sandbox in (("META", rig.meta), ("TELEGRAM", rig.telegram), ("LINE", rig.line)):
+        monkeypatch.setenv(f"{name}_SANDBOX_PORT", sandbox.url.rsplit(":", 1)[1].rstrip("/"))
+    platforms = PlatformSandboxes({"x_api_url": rig.x.url})
+
+    stack = rig.stack
+    store = wiring.message_store()
+    detector = CrisisDetector(DynamoCrisisStore(store.table_name, stack.dynamodb), CrisisSettings())
+    alerts = CrisisAlerts(store.table_name, stack.dynamodb)
+    tickets = CrisisTickets(detector, wiring.helpdesk(), store, alerts, scope=lambda message: "brand")
+    sleeps: list[float] = []
+    answers = ProblemAnswers(wiring.agent_replies(), tickets, store.table_name, stack.dynamodb, rates=(50.0, {}), sleep=sleeps.append)
+    wiring.override("crisis", tickets)
+    wiring.override("problem_answers", answers)
+    wiring.override(
+        "sync",
+        TicketSync(store, wiring.helpdesk(), wiring.dead_letters(), sleep=stack.time.sleep, clock=stack.time.now, crisis=tickets),
+    )
+    yield Crisis(rig, tickets, alerts, answers, sleeps, platforms)
+
+
+def test_a_burst_becomes_one_problem_and_one_answer_reaches_each_customer_once(crisis: Crisis) -> None:
+    crisis.complain(burst("4101", 36))
+
+    (problem,) = crisis.problems()
+    assert problem["external_id"].startswith("crisis:brand:") and "socialdesk" in problem["tags"]
+    incidents = crisis.customer_tickets()
+    assert len(incidents) == 36
+    assert all(t["type"] == "incident" and t["problem_id"] == problem["id"] for t in incidents)
+    (alert,) = crisis.alerts.recorded()
+    assert alert["problem_ticket_id"] == str(problem["id"]) and alert["size"] >= 10
+    description = crisis.rig.zendesk.comments(problem["id"])[0]["body"]
+    assert "Samples:" in description and "Per platform:" in description
+
+    # Later complaints join while it lasts.
+    crisis.complain(burst("4102", 6))
+    assert len([t for t in crisis.customer_tickets() if t.get("problem_id") == problem["id"]]) == 42
+    assert len(crisis.alerts.recorded()) == 1
+
+    # Zendesk copies the answer onto every incident too: their triggers fire, nothing is sent twice.
+    crisis.rig.zendesk.propagate_problem_comments = True
+    deliveries = crisis.rig.zendesk.agent_comment(problem["id"], ANSWER)
+    assert all(d["status"] == 200 for d in deliveries)
+    assert len([d for d in deliveries if '"agent_comment"' in d["body"]]) == 43  # the problem and its 42 incidents
+    received = crisis.answers_received()
+    assert len(received) == 42 and set(received.values()) == {1}, received
+
+    # Zendesk retries the problem's delivery, and the schedule runs: still once each.
+    assert crisis.deliver_again(problem["id"]).status == 200
+    crisis.answers.run_schedule()
+    assert crisis.answers_received() == received
+    notes = [c["body"] for c in crisis.rig.zendesk.comments(problem["id"]) if not c["public"]]
+    assert notes[-1] == "One answer to all: Sent 42 of 42."
+    incident_notes = [c["body"] for c in crisis.rig.zendesk.comments(incidents[0]["id"]) if not c["public"]]
+    assert any(n.startswith("Sent to the customer on") for n in incident_notes)
+
+
+def test_a_fan_out_cut_short_is_continued_and_sends_nobody_twice(crisis: Crisis) -> None:
+    crisis.complain(burst("4201", 24))
+    (problem,) = crisis.problems()
+    crisis.answers.webhook_budget = 0.0  # the webhook starts the job and leaves all of it to the schedule
+    crisis.rig.zendesk.agent_comment(problem["id"], ANSWER)
+    assert crisis.answers_received() == Counter()
+    assert crisis.deliver_again(problem["id"]).status == 200  # a repeated delivery: still nothing doubled
+    assert sum(crisis.answers_received().values()) == 0
+
+    crisis.answers.webhook_budget = 0.3
+    for _ in range(40):  # a few incidents per run, like Lambdas timing out, plus repeats
+        crisis.answers.run_schedule(remaining_seconds=lambda: 30.05)
+        crisis.deliver_again(problem["id"])
+    received = crisis.answers_received()
+    assert len(received) == 24 and set(received.values()) == {1}, received
+    notes = [c["body"] for c in crisis.rig.zendesk.comments(problem["id"]) if not c["public"]]
+    assert notes[-1] == "One answer to all: Sent 24 of 24."
+
+
+def test_an_agent_tag_declares_a_crisis_with_that_ticket_as_the_problem(crisis: Crisis) -> None:
+    crisis.complain(burst("4301", 4))  # too few for a crisis of its own
+    assert crisis.problems() == []
+    tickets = crisis.customer_tickets()
+    first = tickets[0]
+    crisis.rig.zendesk.agent_update(first["id"], add_tags=["socialdesk_crisis"])
+    crisis.rig.zendesk.agent_comment(first["id"], ANSWER)
+
+    assert crisis.rig.zendesk.ticket(first["id"])["type"] == "problem"
+    linked = [t for t in crisis.customer_tickets() if t.get("problem_id") == first["id"]]
+    assert len(linked) == 3
+    received = crisis.answers_received()
+    assert len(received) == 4 and set(received.values()) == {1}, received  # its own customer and the three others
