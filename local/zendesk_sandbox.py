@@ -274,7 +274,8 @@ class ZendeskSandbox(HelpdeskSandbox):
         self.route("GET", r"/attachments/token/(?P<token>[^/]+)/?", self._attachment, name="attachment content")
         self.control("POST", r"tickets/(?P<ticket_id>\d+)/agent_update", self._agent_update_control)
         self.control("GET", "jobs", lambda _arguments: {"jobs": self.jobs()})
-        self.control("POST", "jobs/hold", lambda arguments: self.hold_jobs(bool(arguments.get("held", True))) or {"ok": True})
+        self.control("POST", "jobs/hold", lambda arguments: self.hold_jobs(
+            bool(arguments.get("held", True)), kind=arguments.get("kind")) or {"ok": True})
         self.control("POST", "jobs/release", lambda _arguments: self.release_jobs() or {"ok": True})
         self.control("POST", "jobs/forget", lambda _arguments: self.forget_jobs() or {"ok": True})
         self.control("POST", "jobs/fail_items", lambda arguments: self.fail_bulk_items(
@@ -300,7 +301,7 @@ class ZendeskSandbox(HelpdeskSandbox):
             # content token (in content_url) -> (bytes, content type)
             self._files: dict[str, tuple[bytes, str]] = {}
             self._jobs: dict[str, dict[str, Any]] = {}  # job status id -> job (see _submit_job)
-            self._hold_new_jobs = False
+            self._hold_new_jobs: str | bool = False  # "all", a job kind, or False
             self._bulk_failures: dict[str, tuple[str | None, str]] = {}  # item key -> (error, details)
             self.fault_queue.reset()
             self.forget_requests()
@@ -1146,11 +1147,12 @@ class ZendeskSandbox(HelpdeskSandbox):
 
     # --- bulk endpoints and their jobs ----------------------------------------------------------
 
-    def hold_jobs(self, held: bool = True) -> None:
-        """Keep every job submitted from now on queued (``held=False``: new jobs run again).
+    def hold_jobs(self, held: bool = True, *, kind: str | None = None) -> None:
+        """Keep every job submitted from now on queued (``held=False``: new jobs run again);
+        ``kind`` holds only those jobs: ``tickets`` (create_many), ``users`` or ``update``.
         ``release_jobs()`` lets the held ones run."""
         with self._lock:
-            self._hold_new_jobs = held
+            self._hold_new_jobs = kind or "all" if held else False
 
     def release_jobs(self) -> None:
         """Let held jobs run: each completes on its next status read (or delay), as configured."""
@@ -1189,7 +1191,7 @@ class ZendeskSandbox(HelpdeskSandbox):
                 return _error(429, "TooManyJobs", f"Too many jobs queued or running (at most {MAX_QUEUED_JOBS})")
             job_id = secrets.token_hex(16)
             job = {"id": job_id, "kind": kind, "items": copy.deepcopy(items), "work": work, "status": "queued",
-                   "results": None, "reads": 0, "held": self._hold_new_jobs, "message": None,
+                   "results": None, "reads": 0, "held": self._hold_new_jobs in ("all", kind), "message": None,
                    "ready_at": time.monotonic() + self.job_delay}
             self._jobs[job_id] = job
             self._run_due_jobs(reading=None)

@@ -128,3 +128,87 @@ def _conversation_keys(events: list[tuple[str, str, str, int]]) -> list[str]:
     from local.samples import PAGE_ID
 
     return [f"messenger:dm:{PAGE_ID}:{psid}" for _, psid, _, _ in events]
+
+
+def _ticket_jobs(stack: Stack) -> int:
+    return _calls(stack, "POST /api/v2/tickets/create_many")
+
+
+def test_a_job_that_outlives_the_wait_is_resolved_by_the_redelivered_batch(stack: Stack, poller: Any) -> None:
+    from chalicelib import wiring
+
+    events = _burst("slow", 20)
+    stack.sandbox.hold_jobs(kind="tickets")  # Zendesk is slow: the job stays queued
+    _post(stack, events)
+    assert poller.poll_once() == 0 and poller.failures == 1  # the batch is handed back for a retry
+    assert stack.tickets() == [] and _calls(stack, "POST /api/v2/tickets") == 0  # nothing overtook the job
+    assert all(wiring.message_store().get_conversation(k).ticket_id is None for k in _conversation_keys(events))
+
+    stack.sandbox.release_jobs()
+    poller.drain()  # the same batch again: its job is followed, not submitted again
+    _one_ticket_each(stack, events)
+    assert _ticket_jobs(stack) == 1 and _calls(stack, "POST /api/v2/tickets") == 0
+
+
+def test_a_crash_between_the_job_and_its_bookkeeping_creates_nothing_twice(
+    stack: Stack, poller: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.sync.tickets import TicketSync
+
+    events = _burst("crash", 25)
+    _post(stack, events)
+    original, recorded = TicketSync.record_bulk_opening, []
+
+    def dies_midway(self: TicketSync, *args: Any, **kwargs: Any) -> Any:
+        if len(recorded) == 7:
+            raise RuntimeError("Lambda killed")
+        recorded.append(args[0].message_id)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(TicketSync, "record_bulk_opening", dies_midway)
+    assert poller.poll_once() == 0 and poller.failures == 1
+    assert len(stack.tickets()) == 25  # the job created them all; seven are recorded
+    monkeypatch.setattr(TicketSync, "record_bulk_opening", original)
+    poller.drain()
+    _one_ticket_each(stack, events)
+    assert _ticket_jobs(stack) == 1 and _calls(stack, "POST /api/v2/tickets") == 0
+
+
+def test_a_bulk_create_without_an_answer_is_parked_and_found_again_by_the_redrive(stack: Stack, poller: Any) -> None:
+    from chalicelib import wiring
+    from chalicelib.sync.redrive import redrive
+
+    events = _burst("lost", 15)
+    # Zendesk queues the job but its answer is lost: the bridge cannot know the job's id.
+    stack.sandbox.inject(match="POST /api/v2/tickets/create_many", status=502, when="after")
+    _post(stack, events)
+    poller.drain()
+    assert len(stack.tickets()) == 15 and _calls(stack, "POST /api/v2/tickets") == 0
+    assert stack.parked_in_queue() == 15  # parked as maybe sent, not created again
+
+    redrive(wiring.message_store(), wiring.ticket_sync(), wiring.dead_letters())
+    _one_ticket_each(stack, events)  # each found by external_id and its message, none created twice
+    assert _calls(stack, "POST /api/v2/tickets") == 0 and stack.parked_in_queue() == 0
+
+
+def test_a_parked_conversation_in_the_burst_stays_parked_and_nothing_overtakes_it(stack: Stack, poller: Any) -> None:
+    from chalicelib import wiring
+    from chalicelib.sync.redrive import redrive
+
+    first = [("m_held_0", "8009999", "held first: refund please", T0)]
+    stack.sandbox.inject(match="POST /api/v2/tickets$", status=422)  # its ticket is refused: parked
+    _post(stack, first)
+    poller.drain()
+    [key] = _conversation_keys(first)
+    assert wiring.message_store().get_conversation(key).parked == 1
+
+    later = [("m_held_1", "8009999", "held second: still no refund", T0 + 300)]
+    events = _burst("beside", 20)
+    _post(stack, events + later)
+    poller.drain()
+    assert stack.ticket_for(key) == []  # not opened in bulk, nothing overtook the parked message
+    assert wiring.message_store().get_conversation(key).parked == 2
+    assert _ticket_jobs(stack) == 1 and len(stack.tickets()) == 20
+
+    redrive(wiring.message_store(), wiring.ticket_sync(), wiring.dead_letters())
+    _one_ticket_each(stack, events + first + later)  # its messages in order, on one ticket
