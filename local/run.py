@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from local import console
 from local.defaults import (
     SCHEDULED_EVENT,
     LOCAL_SECRETS,
@@ -99,6 +100,8 @@ def main() -> int:
         )
         for name, value in LOCAL_SECRETS.items():
             os.environ.setdefault(name, value)
+        # The console shows one line per event (local/console.py): no metric blobs (EMF is for CloudWatch).
+        os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
         # Sample attachments point at platform CDNs this machine may not reach.
         os.environ.setdefault("ATTACHMENTS_ENABLED", "false")
 
@@ -116,6 +119,7 @@ def main() -> int:
             google_url = google.url
             os.environ.update(
                 GOOGLE_BUSINESS_API_URL=google.url,
+                GOOGLE_OAUTH_URL=google.url,
                 GOOGLE_ACCESS_TOKEN=google.access_token,
                 GOOGLE_JWKS_URL=google.jwks_url,
                 GOOGLE_PUSH_AUDIENCE=google.audience,
@@ -142,7 +146,11 @@ def main() -> int:
             [str(chalice_bin), "local", "--host", "127.0.0.1", "--port", str(app_port), "--stage", "local", "--no-autoreload"],
             cwd=ROOT,
             env=os.environ.copy(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
         )
+        assert chalice.stdout is not None
+        console.pipe(chalice.stdout, sys.stdout)
         base = f"http://127.0.0.1:{app_port}"
         _wait_for_http(f"{base}/health", chalice)
         _connect_agent_replies(helpdesk, base)
@@ -151,6 +159,8 @@ def main() -> int:
         sys.path.insert(0, str(ROOT))
         import app as lambda_app
         from local.stream_poller import StreamPoller
+
+        console.install(sys.stdout)  # the sync's and the schedules' records, as console lines
 
         poller = StreamPoller(
             boto3.client("dynamodbstreams"),

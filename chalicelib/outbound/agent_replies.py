@@ -1086,6 +1086,15 @@ class AgentReplies:
             self._record_first_response(record, messages, now)
         except Exception as exc:
             logger.warning("first response time not recorded", extra={"reason": f"{type(exc).__name__}: {exc}"})
+        logger.info(
+            "reply sent",
+            extra={
+                "ticket_id": record.ticket_id,
+                "comment_id": record.comment_id,
+                "platform": target.platform.value,
+                "platform_message_id": sent.platform_message_id,
+            },
+        )
         # The agent sees on the ticket that the answer reached the customer (or, below, why not).
         label = place_name(target)  # a Standard Webhooks source by its own name ("Trustpilot")
         how = _SENT_VIA_WORDS.get(sent.via, "")

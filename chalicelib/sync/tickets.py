@@ -471,6 +471,10 @@ class TicketSync:
         self._record(message, conversation, ticket, requester, epoch=epoch, unpark=redrive, triage=triage)
         self._point_ticket(message, ticket)
         ops_metrics.ticket_opened(message)
+        logger.info(
+            "ticket opened",
+            extra={"conversation_key": message.conversation_key, "message_id": message.message_id, "ticket_id": ticket.ticket_id},
+        )
         return Outcome.TICKET_OPENED
 
     def _open_ticket(
