@@ -11,7 +11,7 @@ retried, never ``duplicate_risk``.
 
 Before the PUT the review is read (``GET /v4/{review}``): a deleted review is noted
 without writing anything, and an earlier reply (ours, or one written on Google) is known,
-so the note can say it was replaced.
+so the note can say it was replaced (unless it holds the same words: a resend).
 
 Google's errors are ``{"error": {"code", "message", "status"}}``:
 
@@ -157,6 +157,8 @@ class GoogleReviewSender(SingleApiSender):
         client = self.bearer_client(Platform.GOOGLE, target.account_id or location)
         path = "/v4/" + quote(name, safe="/")
         earlier = self._earlier_reply(client, path, now, location)
+        # The same words already there: a resend after a lost answer, not a replacement.
+        replaced = earlier is not None and earlier != request.text
         response = self._call(client, "PUT", path + "/reply", {"comment": request.text})
         if not response.ok:
             raise google_failure(
@@ -167,17 +169,18 @@ class GoogleReviewSender(SingleApiSender):
         return SentReply(
             platform_message_id=f"{name}/reply@{updated}",
             via="public_reply",
-            warnings=(REPLACED_WARNING,) if earlier else (),
+            warnings=(REPLACED_WARNING,) if replaced else (),
         )
 
-    def _earlier_reply(self, client: Any, path: str, now: datetime, location: str) -> bool:
-        """Whether the review already has a reply; ``ReplyFailed`` when it cannot be answered at all."""
+    def _earlier_reply(self, client: Any, path: str, now: datetime, location: str) -> str | None:
+        """The words of the review's reply, if it has one; ``ReplyFailed`` when it cannot be answered at all."""
         response = self._call(client, "GET", path, None)
         if not response.ok:
             raise google_failure(
                 response.status, json_body(response), now, location=location, retry_after=response.header("Retry-After")
             )
-        return bool(json_object(json_body(response).get("reviewReply")).get("comment"))
+        comment = json_object(json_body(response).get("reviewReply")).get("comment")
+        return str(comment) if comment else None
 
     @staticmethod
     def _call(client: Any, method: str, path: str, body: Any) -> Any:
