@@ -10,6 +10,8 @@ dashboard read (``service`` + ``platform``), and a detailed one for charts (``pl
 
 from __future__ import annotations
 
+import functools
+import os
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Literal
@@ -86,14 +88,32 @@ def ticket_opened(message: SocialMessage) -> None:
 
 
 def sla_targets(measure: Measure) -> SlaTargets:
-    """The SLA targets per channel (platform and visibility), for the metrics and the report.
+    """The SLA targets per channel (platform and visibility), for the metrics and the report:
+    the triage rules file's (``TRIAGE_RULES_PATH`` or the shipped ``chalicelib/rules/triage.json``),
+    read once per file."""
+    from chalicelib.reporting.model import SlaTargets
 
-    Today's defaults: first response 1 h public, 24 h private; resolution 3 days. The triage
-    rules file (``chalicelib/triage/rules.py``) plugs in here once it holds the targets.
-    """
-    from chalicelib.reporting.model import DEFAULT_RESOLUTION_SLA_SECONDS, DEFAULT_SLA_SECONDS, SlaTargets
+    return SlaTargets(_rules_targets(os.environ.get("TRIAGE_RULES_PATH", ""))[measure])
 
-    return SlaTargets(DEFAULT_SLA_SECONDS if measure == "first_response" else DEFAULT_RESOLUTION_SLA_SECONDS)
+
+@functools.cache
+def _rules_targets(path: str) -> dict[str, dict[str, float]]:
+    """``SlaTargets`` keys (``x:public``; ``public``/``private`` for the rules' ``default``) -> seconds."""
+    from chalicelib.triage.rules import duration, first_reply_targets, load_rules
+
+    first = first_reply_targets(path or None)
+    first_response: dict[str, float] = {}
+    for visibility, targets in (("public", first.public), ("private", first.private)):
+        for platform, target in targets.items():
+            first_response[visibility if platform == "default" else f"{platform}:{visibility}"] = target.total_seconds()
+    resolution = load_rules(path or None).sla.resolution
+    return {
+        "first_response": first_response,
+        "resolution": {
+            "public": duration(resolution.public).total_seconds(),
+            "private": duration(resolution.private).total_seconds(),
+        },
+    }
 
 
 def answered(first_message: SocialMessage, measure: Measure, seconds: float, *, targets: SlaTargets | None = None) -> None:
