@@ -70,6 +70,11 @@ class Author(BaseModel):
     handle: str | None = None
     display_name: str | None = None
     follower_count: int | None = None
+    # Contact identities the platform vouches for as this person's own (never a number or an
+    # address someone merely typed): the helpdesk user holding one is the requester
+    # (``sync/requesters.py``). ``phone`` in E.164 (``+<digits>``).
+    phone: str | None = None
+    email: str | None = None
 
     _unicode = field_validator("*", mode="before")(_valid_unicode)
 

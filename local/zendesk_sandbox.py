@@ -193,6 +193,9 @@ _NOT_FOUND = (404, {"error": "RecordNotFound", "description": "Not found"}, {})
 API: tuple[tuple[str, str, str], ...] = (
     ("POST", "/api/v2/users/create_or_update", "_create_or_update_user"),
     ("GET", "/api/v2/users/{user_id}", "_show_user"),
+    ("GET", "/api/v2/users/search", "_search_users"),
+    ("GET", "/api/v2/users/{user_id}/identities", "_list_identities"),
+    ("POST", "/api/v2/users/{user_id}/identities", "_create_identity"),
     ("GET", "/api/v2/tickets", "_list_tickets"),
     ("POST", "/api/v2/tickets", "_create_ticket"),
     ("GET", "/api/v2/tickets/{ticket_id}", "_show_ticket"),
@@ -291,6 +294,7 @@ class ZendeskSandbox(HelpdeskSandbox):
         with self._lock:
             self._ids: Counter[str] = Counter()  # one increasing sequence per kind, like Zendesk
             self._users: dict[int, dict[str, Any]] = {}
+            self._identities: dict[int, list[dict[str, Any]]] = {}  # user id -> identities (email, phone_number...)
             self._tickets: dict[int, dict[str, Any]] = {}
             self._comments: dict[int, list[dict[str, Any]]] = {}
             self._deleted_tickets: dict[int, dict[str, Any]] = {}
@@ -494,7 +498,31 @@ class ZendeskSandbox(HelpdeskSandbox):
             "report_csv": False, "user_fields": dict(data.get("user_fields") or {}),
         }
         self._users[user_id] = user
+        self._identities[user_id] = []
+        for kind, value in (("email", user["email"]), ("phone_number", user["phone"])):
+            if value:
+                self._add_identity(user_id, kind, value)
         return user
+
+    def _add_identity(self, user_id: int, kind: str, value: str) -> dict[str, Any]:
+        identity_id, now = self._next_id("identity"), _now()
+        identity = {"url": f"{self.url}/api/v2/users/{user_id}/identities/{identity_id}.json", "id": identity_id,
+                    "user_id": user_id, "type": kind, "value": value, "verified": False,
+                    "primary": not any(i["type"] == kind for i in self._identities[user_id]),
+                    "created_at": now, "updated_at": now, "undeliverable_count": 0,
+                    "deliverable_state": "deliverable"}
+        self._identities[user_id].append(identity)
+        return identity
+
+    def add_end_user(self, name: str, *, email: str | None = None, phone: str | None = None,
+                     external_id: str | None = None) -> dict[str, Any]:
+        """A customer the helpdesk already knows (created by agents, another channel or an import)."""
+        with self._lock:
+            return copy.deepcopy(self._new_user({"name": name, "email": email, "phone": phone, "external_id": external_id}))
+
+    def identities(self, user_id: int | str) -> list[dict[str, Any]]:
+        with self._lock:
+            return copy.deepcopy(self._identities.get(int(user_id), []))
 
     def _audit(
         self, ticket_id: int, author_id: int, events: list[dict[str, Any]], custom: dict[str, Any], channel: str, client: str
@@ -569,6 +597,10 @@ class ZendeskSandbox(HelpdeskSandbox):
             for key in ("name", "email", "phone", "role", "external_id", "verified", "tags", "user_fields"):
                 if key in data:
                     existing[key] = data[key]
+            held = {(i["type"], i["value"]) for i in self._identities[existing["id"]]}
+            for kind, value in (("email", data.get("email")), ("phone_number", data.get("phone"))):
+                if value and (kind, value) not in held:  # Zendesk adds it as another identity
+                    self._add_identity(existing["id"], kind, value)
             self._touch(existing)
             return 200, {"user": copy.deepcopy(existing)}, {}
 
@@ -605,6 +637,58 @@ class ZendeskSandbox(HelpdeskSandbox):
             payload = {"upload": {"token": token, "attachment": copy.deepcopy(attachment),
                                   "attachments": copy.deepcopy(upload["attachments"])}}
             return 201, payload, {}
+
+    def _search_users(self, query: dict[str, list[str]], **_: Any) -> Reply:
+        """``external_id=`` (exact) or ``query=`` (``email:x``, ``phone:x`` or free words), matched
+        partially like Zendesk's search on name, email and phone identities; one page of 100."""
+        external_id = (query.get("external_id") or [""])[0]
+        text = (query.get("query") or [""])[0].strip().strip('"')
+        field_name, _, value = text.partition(":") if ":" in text else ("", "", text)
+        value = value.strip().strip('"').lower()
+        with self._lock:
+            found = []
+            for user in self._users.values():
+                if not user["active"]:
+                    continue
+                if external_id:
+                    if (user["external_id"] or "").lower() == external_id.lower():
+                        found.append(user)
+                    continue
+                identities = self._identities.get(user["id"], [])
+                emails = [i["value"].lower() for i in identities if i["type"] == "email"]
+                phones = [i["value"] for i in identities if i["type"] == "phone_number"]
+                fields = {"email": emails, "phone": phones, "": [user["name"].lower(), *emails, *phones]}
+                if value and any(value in candidate for candidate in fields.get(field_name.lower(), [])):
+                    found.append(user)
+            return 200, {"users": copy.deepcopy(found[:100]), "count": len(found), "next_page": None, "previous_page": None}, {}
+
+    def _list_identities(self, user_id: str, _query: Any, **_: Any) -> Reply:
+        with self._lock:
+            if int(user_id) not in self._users:
+                return _NOT_FOUND
+            found = self._identities.get(int(user_id), [])
+            return 200, {"identities": copy.deepcopy(found), "count": len(found), "next_page": None, "previous_page": None}, {}
+
+    def _create_identity(self, user_id: str, payload: Any, **_: Any) -> Reply:
+        """Types of the Identities API; an email another user holds is refused (422), a taken
+        phone number too (Zendesk would make it a shared number instead)."""
+        data = payload.get("identity") if isinstance(payload, dict) else None
+        if not isinstance(data, dict) or not data.get("type") or not str(data.get("value") or "").strip():
+            return _error(400, "ParameterMissing", "param is missing or the value is empty: identity")
+        kinds = ("email", "twitter", "facebook", "google", "phone_number", "agent_forwarding", "any_channel", "foreign", "sdk")
+        if data["type"] not in kinds:
+            return _invalid("type", f"Type: {data['type']} is not valid")
+        with self._lock:
+            if int(user_id) not in self._users:
+                return _NOT_FOUND
+            value = str(data["value"]).strip()
+            for owner, identities in self._identities.items():
+                for identity in identities:
+                    if identity["type"] == data["type"] and identity["value"].lower() == value.lower():
+                        if owner == int(user_id):
+                            return 201, {"identity": copy.deepcopy(identity)}, {}
+                        return _invalid("value", f"Value: {value} is already being used by another user")
+            return 201, {"identity": copy.deepcopy(self._add_identity(int(user_id), data["type"], value))}, {}
 
     def _show_user(self, user_id: str, _query: Any, **_: Any) -> Reply:
         with self._lock:

@@ -247,6 +247,17 @@ class GenericAuthor(_Strict):
     handle: str | None = Field(default=None, max_length=256, description="Username, without '@'")
     name: str | None = Field(default=None, max_length=256, description="Display name")
     followers: int | None = Field(default=None, ge=0, description="Follower count, for listening tools")
+    email: str | None = Field(
+        default=None,
+        max_length=254,
+        pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+        description="The author's own email, when the source verified it: the helpdesk user with this email is the requester",
+    )
+    phone: str | None = Field(
+        default=None,
+        pattern=r"^\+[1-9][0-9]{6,14}$",
+        description="The author's own phone number in E.164 (+<digits>), when the source verified it",
+    )
 
 
 class GenericAttachment(_Strict):
@@ -362,6 +373,8 @@ def normalize_item(item: dict[str, Any], *, source: str, edited: bool = False) -
             handle=data.author.handle,
             display_name=data.author.name,
             follower_count=data.author.followers,
+            email=data.author.email.lower() if data.author.email else None,
+            phone=data.author.phone,
         ),
         text=text,
         created_at=created_at,

@@ -632,7 +632,10 @@ def _whatsapp_customer(message: dict[str, Any], people: dict[str, dict[str, Any]
     profile = json_object(contact.get("profile"))
     username = str(profile.get("username") or "").lstrip("@") or None
     handle = f"+{phone}" if phone else username
-    return Author(platform_id=str(bsuid or phone), handle=handle, display_name=profile.get("name"))
+    # The number WhatsApp delivered from is the customer's own: the helpdesk user holding it is the requester.
+    return Author(
+        platform_id=str(bsuid or phone), handle=handle, display_name=profile.get("name"), phone=f"+{phone}" if phone else None
+    )
 
 
 def normalize_whatsapp_message(phone_number_id: str, people: dict[str, dict[str, Any]], message: dict[str, Any]) -> SocialMessage:

@@ -213,7 +213,19 @@ def author_of(message: Mapping[str, Any]) -> Author:
         )
     sender = message["from"]
     name = " ".join(str(sender[k]) for k in ("first_name", "last_name") if sender.get(k))
-    return Author(platform_id=str(sender["id"]), handle=sender.get("username"), display_name=name or None)
+    return Author(
+        platform_id=str(sender["id"]), handle=sender.get("username"), display_name=name or None, phone=_own_phone(message, sender)
+    )
+
+
+def _own_phone(message: Mapping[str, Any], sender: Mapping[str, Any]) -> str | None:
+    """The number on a contact card that is the sender's own (its ``user_id`` is the sender's id:
+    what a bot's "share my phone number" button sends); someone else's card is not theirs."""
+    contact = message.get("contact")
+    if not isinstance(contact, dict) or str(contact.get("user_id")) != str(sender.get("id")):
+        return None
+    digits = "".join(c for c in str(contact.get("phone_number") or "") if c.isdigit())
+    return f"+{digits}" if 7 <= len(digits) <= 15 else None
 
 
 def message_text(message: Mapping[str, Any]) -> str:

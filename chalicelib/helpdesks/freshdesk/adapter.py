@@ -117,6 +117,7 @@ from chalicelib.helpdesks.base import (
 from chalicelib.helpdesks.formatting import comment_body, message_reference, ticket_subject, ticket_tags
 from chalicelib.http import Exchange, HttpResponse, JsonHttpClient, parse_retry_after
 from chalicelib.models import Author, Platform, SocialMessage
+from chalicelib.sync.requesters import contact_identities
 
 if TYPE_CHECKING:
     from chalicelib.store import MessageStore
@@ -194,8 +195,9 @@ def requester_fields(platform: Platform, author: Author) -> dict[str, Any]:
     }
     if platform is Platform.X and author.handle:
         contact["twitter_id"] = author.handle
-    elif platform is Platform.WHATSAPP and author.handle and author.handle.startswith("+"):
-        contact["phone"] = author.handle  # the customer's number; absent for a username-only (BSUID) customer
+    # The customer's own number and email (``sync/requesters.py``): a contact that already holds
+    # one answers 409 with its id, and ``ensure_requester`` adopts it.
+    contact.update({identity.kind: identity.value for identity in contact_identities(platform, author)})
     return contact
 
 
@@ -311,7 +313,7 @@ class FreshdeskHelpdesk(Helpdesk):
         Create first (the sync only asks for authors it has not seen): one call for a
         new author. A 409 names the existing contact; without an id in it, the
         contact is looked up by ``unique_external_id``. A conflict on ``twitter_id`` or
-        ``phone`` alone adopts the contact that owns it.
+        ``phone`` or ``email`` alone adopts the contact that owns it (a known customer).
         """
         contact = requester_fields(platform, author)
         response = self._call("POST", "/api/v2/contacts", json=contact, writes_message=False, conflict_ok=True)

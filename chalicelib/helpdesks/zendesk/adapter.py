@@ -85,6 +85,7 @@ from chalicelib.helpdesks import outcomes
 from chalicelib.helpdesks.base import (
     BulkTicketWriter,
     Helpdesk,
+    HelpdeskError,
     HelpdeskRejected,
     HelpdeskUnavailable,
     IdempotencyConflict,
@@ -106,6 +107,16 @@ from chalicelib.http import (
     parse_retry_after,
 )
 from chalicelib.models import Author, Platform, SocialMessage
+from chalicelib.sync.requesters import (
+    AGENT_PREFIX,
+    EMAIL,
+    PHONE,
+    ContactIdentity,
+    contact_identities,
+    social_identity,
+    sole_holder,
+    unclaimed,
+)
 
 if TYPE_CHECKING:
     from chalicelib.sync.attachments import FileToAttach
@@ -164,6 +175,8 @@ MAX_COMMENT_PAGES = 10
 # Looking for one message: comments are read back this far (newest first) at most, and
 # down to this long before the message's own time (platform and Zendesk clocks differ).
 MAX_LOOKUP_PAGES = 100
+MAX_IDENTITY_CANDIDATES = 5  # users a phone/email search may name; more means a widely shared number
+IDENTITY_KINDS = {"email": EMAIL, "phone_number": PHONE}  # Zendesk's identity types of contact identities
 COMMENT_CLOCK_SKEW = timedelta(hours=1)
 
 
@@ -239,18 +252,74 @@ class ZendeskHelpdesk(ZendeskApi, Helpdesk):
     # --- Helpdesk ------------------------------------------------------------------
 
     def ensure_requester(self, platform: Platform, author: Author) -> str:
-        """Create (or find again, by external id) the end user for a social author.
+        """The end user for a social author: the one end user who already holds the author's
+        phone or email (``sync/requesters.py``), else the author's own, created (or found
+        again) by external id with the identities nobody holds. An X handle is added as a
+        ``twitter`` identity.
 
         ``role`` is deliberately not sent: Zendesk makes new users end users by
         default, and an upsert must never change the role of a user that already
-        exists. No email is sent either, so no verification email goes out.
+        exists. An email goes with ``skip_verify_email``: no verification email.
         """
-        user = requester_fields(platform, author)
-        response = self._call("POST", "/api/v2/users/create_or_update", json={"user": user}, writes_message=False)
-        found = self._body(response, writes_message=False).get("user") or {}
-        if not isinstance(found, dict) or found.get("id") is None:
-            raise HelpdeskUnavailable("Zendesk answered the user upsert without a user id")
-        return str(found["id"])
+        holders = {identity: self._end_users_holding(identity) for identity in contact_identities(platform, author)}
+        free = unclaimed(holders)
+        user_id = sole_holder(holders)
+        if user_id is None:
+            user = requester_fields(platform, author)
+            user.update({identity.kind: identity.value for identity in free})
+            if any(identity.kind == EMAIL for identity in free):
+                user["skip_verify_email"] = True
+            response = self._call("POST", "/api/v2/users/create_or_update", json={"user": user}, writes_message=False)
+            found = self._body(response, writes_message=False).get("user") or {}
+            if not isinstance(found, dict) or found.get("id") is None:
+                raise HelpdeskUnavailable("Zendesk answered the user upsert without a user id")
+            user_id = str(found["id"])
+        else:
+            for identity in free:  # what we learned about a known customer
+                self._add_identity(user_id, "email" if identity.kind == EMAIL else "phone_number", identity.value)
+        social = social_identity(platform, author)
+        if social is not None:
+            self._add_identity(user_id, *social)
+        return user_id
+
+    def _end_users_holding(self, identity: ContactIdentity) -> set[str]:
+        """The users whose identities include exactly ``identity`` (search is partial, so each
+        candidate is checked). An agent holding it is returned as ``agent:<id>`` (``AGENT_PREFIX``):
+        never a requester, but it keeps the identity from being handed to anyone else."""
+        query = f"{'email' if identity.kind == EMAIL else 'phone'}:{identity.value}"
+        response = self._call("GET", "/api/v2/users/search", params={"query": query}, writes_message=False)
+        holders = set()
+        for user in json_list(self._body(response, writes_message=False).get("users"))[:MAX_IDENTITY_CANDIDATES]:
+            if not isinstance(user, dict) or user.get("id") is None or user.get("active") is False:
+                continue
+            held = identity.held_in(EMAIL, user.get("email")) or identity.held_in(PHONE, user.get("phone"))
+            if not held:  # a secondary email or number: the user's identities say
+                path = f"/api/v2/users/{_zendesk_id(str(user['id']), 'user')}/identities"
+                listed = json_list(
+                    self._body(self._call("GET", path, writes_message=False), writes_message=False).get("identities")
+                )
+                held = any(
+                    identity.held_in(IDENTITY_KINDS.get(str(i.get("type")), ""), i.get("value"))
+                    for i in listed
+                    if isinstance(i, dict)
+                )
+            if held:
+                holders.add(str(user["id"]) if user.get("role", "end-user") == "end-user" else f"{AGENT_PREFIX}{user['id']}")
+        return holders
+
+    def _add_identity(self, user_id: str, kind: str, value: str) -> None:
+        """Give a user one more identity; a refusal (another user holds it) is logged, not raised:
+        the requester is right either way."""
+        identity = {"type": kind, "value": value}
+        try:
+            self._call(
+                "POST",
+                f"/api/v2/users/{_zendesk_id(user_id, 'user')}/identities",
+                json={"identity": identity, "skip_verify_email": True},
+                writes_message=False,
+            )
+        except HelpdeskError as exc:
+            logger.warning("identity not added to the requester", extra={"kind": kind, "reason": str(exc)})
 
     def open_ticket(
         self,

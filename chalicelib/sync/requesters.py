@@ -1,0 +1,89 @@
+"""Known customers: the helpdesk user who already holds a customer's phone number or email is
+the ticket's requester, so agents see the customer's whole history.
+
+Which identities count: only those the platform vouches for as the author's own
+(``Author.phone``, ``Author.email``): the number a WhatsApp message came from, a Telegram
+contact card the customer shared of themselves, a generic source's ``author.email`` /
+``author.phone``. A number or an address written in a message's text is never used, and
+neither is a name: two people called "Maria Garcia" stay two requesters.
+
+How a helpdesk uses this (``helpdesks/zendesk/adapter.py`` ``ensure_requester``):
+
+1. for each of the author's contact identities, the users that hold it *exactly* (the helpdesk's
+   search is partial: ``+1555123`` also finds ``+15551234567``, so every candidate's identities
+   are compared, email case-insensitively, phones by their digits);
+2. ``sole_holder``: one user holds them all -> that user is the requester. Nobody -> a new user
+   for the author, with the identities nobody holds. Two different users (a shared family
+   number, or an email and a phone that point at different people) -> no guess: a user of the
+   author's own, as before, with none of the disputed identities;
+3. the same person on two platforms is one requester once a shared identity is known: the
+   second platform's author finds the first one's user by it. Their social handle is added
+   to that user where the helpdesk has an identity type for it (Zendesk: ``twitter`` for X;
+   there is none for WhatsApp, Telegram, LINE or Instagram, and Facebook's identity wants the
+   person's global Facebook id, which Pages never see).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from chalicelib.models import Author, Platform
+
+EMAIL, PHONE = "email", "phone"
+AGENT_PREFIX = "agent:"  # a holder that is an agent: it blocks the identity, it is never a requester
+
+
+@dataclass(frozen=True)
+class ContactIdentity:
+    """A phone number (``+<digits>``) or an email (lowercase) the author holds."""
+
+    kind: str
+    value: str
+
+    def held_in(self, kind: str, value: str | None) -> bool:
+        """Whether a helpdesk identity (``kind`` ``email``/``phone``, its value) is exactly this one."""
+        if kind != self.kind or not value:
+            return False
+        if self.kind == PHONE:
+            return phone_digits(value) == phone_digits(self.value)
+        return value.strip().lower() == self.value
+
+
+def phone_digits(value: str) -> str:
+    """The digits of a phone number, whatever its formatting (``+1 (555) 123-4567`` -> ``15551234567``)."""
+    return "".join(c for c in value if c.isdigit())
+
+
+def contact_identities(platform: Platform, author: Author) -> list[ContactIdentity]:
+    """The author's own phone and email, normalized; empty when the platform gave neither."""
+    found = []
+    if author.email and "@" in author.email:
+        found.append(ContactIdentity(EMAIL, author.email.strip().lower()))
+    phone = author.phone
+    if phone is None and platform is Platform.WHATSAPP and (author.handle or "").startswith("+"):
+        phone = author.handle  # stored before ``Author.phone``: WhatsApp's handle is ``+<number>``
+    digits = phone_digits(phone or "")
+    if 7 <= len(digits) <= 15:  # E.164 allows at most 15 digits
+        found.append(ContactIdentity(PHONE, f"+{digits}"))
+    return found
+
+
+def social_identity(platform: Platform, author: Author) -> tuple[str, str] | None:
+    """The (Zendesk identity type, value) of the author's social handle, where one exists."""
+    if platform is Platform.X and author.handle:
+        return "twitter", author.handle.lstrip("@")
+    return None
+
+
+def sole_holder(holders: Mapping[ContactIdentity, Iterable[str]]) -> str | None:
+    """The one end user who holds the author's identities, or None: nobody holds any, they point
+    at more than one user (never guess between people), or the holder is an agent."""
+    users = {user for found in holders.values() for user in found}
+    user = users.pop() if len(users) == 1 else None
+    return None if user is None or user.startswith(AGENT_PREFIX) else user
+
+
+def unclaimed(holders: Mapping[ContactIdentity, Iterable[str]]) -> list[ContactIdentity]:
+    """The identities no user holds yet: safe to give to the author's user."""
+    return [identity for identity, found in holders.items() if not list(found)]

@@ -1,0 +1,116 @@
+"""Known customers, end to end over HTTP: webhook -> table -> stream sync -> Zendesk sandbox.
+
+The requester of a customer who writes with a phone number or an email is the helpdesk user
+who already holds it (agents see the whole history), the same person on two platforms is one
+requester once an identity is shared, and a name alone never joins two people.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from local import samples
+from local.defaults import LOCAL_SECRETS
+from tests.integration.conftest import Stack, http
+
+APPFOLLOW_SECRET = "whsec_bG9jYWwtYXBwZm9sbG93LXNpZ25pbmctc2VjcmV0IQ=="
+
+
+def requester_of(stack: Stack, key: str) -> int:
+    [ticket] = stack.ticket_for(key)
+    return int(ticket["requester_id"])
+
+
+def whatsapp_customer(stack: Stack, run: str) -> str:
+    """The sample WhatsApp customer (``+1650555<run>``) writes; their conversation key."""
+    for route, payload in samples.whatsapp(run)[:2]:
+        assert stack.post_webhook(route, payload).status == 200
+    stack.sync()
+    return f"whatsapp:dm:{samples.WA_PHONE_NUMBER_ID}:1650555{run}"
+
+
+def test_a_whatsapp_customer_lands_on_the_existing_user_with_that_phone(stack: Stack) -> None:
+    crm = stack.sandbox.add_end_user("Priya Shah", phone="+16505554101", email="priya@example.com", external_id="crm-778")
+    key = whatsapp_customer(stack, "4101")
+
+    assert requester_of(stack, key) == crm["id"]  # her earlier tickets and the new one, on one user
+    user = next(u for u in stack.sandbox.users() if u["id"] == crm["id"])
+    assert user["external_id"] == "crm-778"  # the company's own id is never overwritten
+    assert not [u for u in stack.sandbox.users() if (u["external_id"] or "").startswith("whatsapp:")]
+
+
+def test_the_same_name_with_another_number_is_another_person(stack: Stack) -> None:
+    namesake = stack.sandbox.add_end_user("Priya Shah", phone="+14155550000")
+    key = whatsapp_customer(stack, "4102")
+
+    requester = requester_of(stack, key)
+    assert requester != namesake["id"]
+    user = next(u for u in stack.sandbox.users() if u["id"] == requester)
+    assert user["phone"] == "+16505554102" and user["external_id"] == "whatsapp:16505554102"
+
+
+def test_a_number_two_users_share_is_never_guessed(stack: Stack) -> None:
+    first = stack.sandbox.add_end_user("Sam Lee", phone="+16505554103")
+    second = stack.sandbox.add_end_user("Alex Lee", phone="+16505554103")  # a family's landline
+    key = whatsapp_customer(stack, "4103")
+    assert requester_of(stack, key) not in (first["id"], second["id"])
+
+
+def test_whatsapp_then_telegram_with_the_same_phone_is_one_requester(stack: Stack) -> None:
+    key = whatsapp_customer(stack, "4104")
+    chat = 55014104
+    contact = {"update_id": 940141, "message": {
+        "message_id": 1, "date": 1764770000, "chat": {"id": chat, "type": "private", "first_name": "Priya"},
+        "from": {"id": chat, "is_bot": False, "first_name": "Priya"},
+        "contact": {"phone_number": "16505554104", "first_name": "Priya", "user_id": chat}}}
+    assert stack.post_webhook("telegram", contact).status == 200
+    stack.sync()
+    [telegram_ticket] = [t for t in stack.tickets() if (t.get("external_id") or "").startswith("telegram:")]
+    assert int(telegram_ticket["requester_id"]) == requester_of(stack, key)
+
+
+def test_someone_elses_contact_card_is_not_the_senders_phone(stack: Stack) -> None:
+    owner = stack.sandbox.add_end_user("Mum", phone="+16505554105")
+    chat = 55014105
+    card = {"update_id": 940151, "message": {
+        "message_id": 1, "date": 1764770000, "chat": {"id": chat, "type": "private", "first_name": "Kid"},
+        "from": {"id": chat, "is_bot": False, "first_name": "Kid"},
+        "contact": {"phone_number": "+16505554105", "first_name": "Mum", "user_id": 999}}}
+    assert stack.post_webhook("telegram", card).status == 200
+    stack.sync()
+    [ticket] = [t for t in stack.tickets() if (t.get("external_id") or "").startswith("telegram:")]
+    assert int(ticket["requester_id"]) != owner["id"]
+
+
+def _generic(source: str, item_id: str, email: str) -> dict[str, Any]:
+    return {"type": "review.created", "timestamp": "2026-12-01T09:31:02Z", "data": {
+        "id": item_id, "kind": "review", "text": "The mug was in pieces.", "rating": 2,
+        "created_at": "2026-12-01T09:30:00Z", "author": {"id": f"{source}-{item_id}", "name": "Jane Doe", "email": email},
+        "account_id": "acme"}}
+
+
+def test_two_sources_with_the_same_email_are_one_requester(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GENERIC_WEBHOOK_SECRET_APPFOLLOW", APPFOLLOW_SECRET)
+    secrets = {**LOCAL_SECRETS, "GENERIC_WEBHOOK_SECRET_APPFOLLOW": APPFOLLOW_SECRET}
+    for source, item in (("trustpilot", "r-4106"), ("appfollow", "a-4106")):
+        body = json.dumps(_generic(source, item, "Jane.Doe@Example.com" if source == "appfollow" else "jane.doe@example.com")).encode()
+        answer = http("POST", f"{stack.app_url}/webhooks/generic/{source}", body, samples.sign(f"generic/{source}", body, secrets))
+        assert answer.status == 200, answer.body
+    stack.sync()
+
+    tickets = [t for t in stack.tickets() if (t.get("external_id") or "").startswith("other:")]
+    assert len(tickets) == 2 and len({t["requester_id"] for t in tickets}) == 1
+    [user] = [u for u in stack.sandbox.users() if u["id"] == tickets[0]["requester_id"]]
+    assert user["email"] == "jane.doe@example.com"
+
+
+def test_an_x_handle_becomes_a_twitter_identity(stack: Stack) -> None:
+    run = "4107"
+    assert stack.post_webhook(*samples.x_events(run)[0]).status == 200
+    stack.sync()
+    [ticket] = [t for t in stack.tickets() if (t.get("external_id") or "").startswith("x:")]
+    identities = stack.sandbox.identities(ticket["requester_id"])
+    assert [(i["type"], i["value"]) for i in identities] == [("twitter", "mo_travels")]
