@@ -17,10 +17,10 @@ from datetime import UTC, datetime, timedelta
 from chalicelib.models import Platform
 from chalicelib.reporting.data import ConversationFacts, ReplyFact, TokenFact
 
-# Public answers are seen by everyone: an hour; private chats: a day. ``SlaTargets`` keys are
-# ``<platform>:<public|private>``, ``<platform>`` or ``public``/``private``, most specific first.
+# Targets when none are given (pure tests and tools); ``make report`` and the metrics use the triage
+# rules file's (``ops.metrics.sla_targets``). ``SlaTargets`` keys are ``<platform>:<public|private>``,
+# ``<platform>`` or ``public``/``private``, most specific first.
 DEFAULT_SLA_SECONDS: dict[str, float] = {"public": 3600, "private": 86400}
-# Resolution (first message to solved): three days for both, until the rules file says otherwise.
 DEFAULT_RESOLUTION_SLA_SECONDS: dict[str, float] = {"public": 3 * 86400, "private": 3 * 86400}
 BUCKET_SIZES = (300, 900, 3600, 3 * 3600, 6 * 3600, 86400, 7 * 86400)
 MAX_BUCKETS = 48
