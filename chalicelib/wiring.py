@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from chalicelib.sync.deadletter import DeadLetterQueue
     from chalicelib.sync.profiles import ProfileLookup
     from chalicelib.sync.tickets import TicketSync
+    from chalicelib.triage.rules import Triage
 
 T = TypeVar("T")
 
@@ -140,8 +141,20 @@ def ticket_sync() -> TicketSync:
             fetcher=attachment_fetcher(),
             profiles=profile_lookup(),
             crisis=crisis_tickets(),
+            triage=triage(),
         )
     return _built["sync"]
+
+
+def triage() -> Triage:
+    """The triage rules (``TRIAGE_RULES_PATH``, default ``chalicelib/rules/triage.json``), read
+    when the sync starts: a bad file fails its cold start with the file and line (``RulesError``)."""
+    if "triage" not in _built:
+        from chalicelib.triage.rules import Triage
+
+        _built["triage"] = Triage.from_env()
+    found: Triage = _built["triage"]
+    return found
 
 
 def crisis_tickets() -> CrisisTickets | None:

@@ -24,6 +24,7 @@ from chalicelib.models import Direction
 from chalicelib.sync.policy import TicketPolicy
 from local.defaults import LOCAL_SECRETS, SANDBOX_FRESHDESK_API_KEY, SANDBOX_ZENDESK_EMAIL, SANDBOX_ZENDESK_TOKEN, read_state, secret
 from local.demo_replies import PlatformSandboxes, show_agent_replies
+from local.demo_triage import show_triage, triage_cases
 from local.demo_replies import http_json as _http
 from local.samples import normalizer, X_BRAND_ID, all_samples, encode, sign
 
@@ -174,6 +175,13 @@ def main() -> int:
 
     repeat_stored_once = isinstance(answer, dict) and answer.get("stored") == 0 and answer.get("duplicates", 0) > 0
     expected = expected_conversations(samples)
+    cases = triage_cases(run)  # the rules file at work: local/demo_triage.py
+    for case in cases:
+        body = encode(case.payload)
+        status, _ = _http("POST", f"{app_url}/webhooks/{case.route}", body=body, headers=sign(case.route, body, secrets))
+        print(f"  POST /webhooks/{case.route:<8} {case.label:<40} → {status}")
+        if not case.noise:
+            expected[case.message.conversation_key] += 1
     polled = _post_polled_mention(state, run)
     review = _send_google_review(state, app_url, run)
     for key in (review, polled):
@@ -214,12 +222,13 @@ def main() -> int:
         f"{'all messages arrived' if not missing else f'{len(missing)} conversation(s) still incomplete'}; "
         f"the repeated delivery {'was recognised and stored nothing' if repeat_stored_once else 'was NOT deduplicated'}."
     )
+    triage_ok = show_triage(cases, tickets, find)
     replies_ok = show_agent_replies(state, tickets, platforms, expect_sent)
     # The response-time report of what just happened (prints its path).
     from chalicelib.reporting.cli import main as write_report
 
     report_ok = write_report(["--local"]) == 0  # .run/report.html
-    return 0 if not missing and replies_ok and report_ok else 1
+    return 0 if not missing and triage_ok and replies_ok and report_ok else 1
 
 
 if __name__ == "__main__":

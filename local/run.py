@@ -40,6 +40,7 @@ from local.defaults import (
     port,
     write_state,
 )
+from local.demo_triage import LOCAL_RULES
 
 REDRIVE_INTERVAL_SECONDS = 60.0
 POLL_INTERVAL_SECONDS = 3.0  # the deployed schedule is every 2 minutes; locally the demo should not wait
@@ -104,6 +105,8 @@ def main() -> int:
         os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
         # Sample attachments point at platform CDNs this machine may not reach.
         os.environ.setdefault("ATTACHMENTS_ENABLED", "false")
+        # Triage routes to groups by language and business hours with the example rules (what `make demo` shows).
+        os.environ.setdefault("TRIAGE_RULES_PATH", str(LOCAL_RULES))
 
         helpdesk = _start_helpdesk(started)
         sandboxes = [helpdesk.kind] if helpdesk.sandbox else []  # what we started: `make demo` may seed them

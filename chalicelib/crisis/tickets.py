@@ -179,6 +179,7 @@ class CrisisTickets:
         self._on_error = on_error
         self.scope = scope or crisis_scope_from_env()
         self._decided: dict[str, str | None] = {}  # message id -> problem ticket id (None: no crisis)
+        self._starts = 0  # crises seen starting by this container
 
     @property
     def links_tickets(self) -> bool:
@@ -203,6 +204,19 @@ class CrisisTickets:
             self._decided.clear()
         self._decided[message.message_id] = problem
         return problem
+
+    def problems_for(self, messages: Sequence[SocialMessage]) -> dict[str, str | None]:
+        """``problem_for`` of each message (a bulk create). The complaints before a crisis that
+        starts within the same batch have no ticket yet to link: they are asked again, and get
+        the problem as its members."""
+        starts = self._starts
+        found = {m.message_id: self.problem_for(m) for m in messages}
+        if starts != self._starts:
+            for message in messages:
+                if found[message.message_id] is None:
+                    self._decided.pop(message.message_id, None)
+                    found[message.message_id] = self.problem_for(message)
+        return found
 
     def link(self, ticket_id: str, problem_id: str) -> bool:
         """Make an existing ticket an incident of the problem (repeating it is harmless); never raises."""
@@ -250,6 +264,7 @@ class CrisisTickets:
             return None
         problem, attached = self._problem_ticket(crisis, decision.samples)
         if decision.outcome is Outcome.STARTED:
+            self._starts += 1
             # The complaints before this one already have tickets: link them (a retried start
             # links them again, harmlessly); this message's ticket is created as an incident.
             self._link_members(decision.members, problem, skip_message=message.message_id)

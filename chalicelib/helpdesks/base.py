@@ -108,6 +108,7 @@ class NewTicket:
 
     message: SocialMessage
     requester_id: str
+    problem_id: str | None = None  # the crisis problem ticket it is an incident of (``crisis/tickets.py``)
 
 
 @dataclass(frozen=True)

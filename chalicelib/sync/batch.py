@@ -254,7 +254,13 @@ class BatchStage:
         """Record the intent, then queue the chunk's creation; the intent says how it went."""
         chunk.status, chunk.submitted_at = SUBMITTING, self.sync.now()
         self.store.save_bulk_intent(chunk.key, chunk.intent())
-        tickets = [NewTicket(e.message, e.requester_id) for e in chunk.entries if e.requester_id is not None]
+        # Which crisis problem each new ticket joins (crisis/tickets.py), asked as the single path asks.
+        problems = self.sync.crisis_problems([e.message for e in chunk.entries if e.requester_id is not None])
+        tickets = [
+            NewTicket(e.message, e.requester_id, problem_id=problems.get(e.message.message_id))
+            for e in chunk.entries
+            if e.requester_id is not None
+        ]
         try:
             chunk.job_id = self._submit_with_retries(partial(self.writer.submit_tickets, tickets))
         except HelpdeskUnavailable as exc:

@@ -18,7 +18,7 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -533,6 +533,12 @@ class TicketSync:
         """``{"problem_id": ...}`` when the message's new ticket is an incident of a crisis's problem."""
         problem = self.crisis.problem_for(message) if self.crisis is not None and self.crisis.links_tickets else None
         return {"problem_id": problem} if problem else {}
+
+    def crisis_problems(self, messages: Sequence[SocialMessage]) -> dict[str, str | None]:
+        """Message id -> the crisis problem its new ticket joins (None: none), for a bulk create."""
+        if self.crisis is None or not self.crisis.links_tickets:
+            return {}
+        return self.crisis.problems_for(messages)
 
     def _join_crisis(self, message: SocialMessage, ticket_id: str) -> None:
         """A message of an existing ticket that is part of a crisis: the ticket becomes its incident."""

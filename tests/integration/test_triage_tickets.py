@@ -65,6 +65,7 @@ def _x_mention(text: str) -> dict[str, Any]:
     event = load_event("x_mention")
     event["tweet_create_events"][0]["text"] = text
     event["tweet_create_events"][0]["display_text_range"] = [0, len(text)]
+    event["tweet_create_events"][0]["user"]["followers_count"] = 182_000
     return event
 
 
@@ -77,7 +78,7 @@ def test_an_angry_public_post_from_a_large_audience_lands_urgent_in_the_open_gro
 
     key = next(k for k in {t.get("external_id") for t in triaged.tickets()} if k)
     ticket, comments = _ticket_of(triaged, key)
-    assert ticket["priority"] == "urgent"  # negative, public, 15,200 followers (from X's user object)
+    assert ticket["priority"] == "urgent"  # negative, public, 182,000 followers (from X's user object)
     assert ticket["group_id"] == AMERICAS_GROUP and ticket["brand_id"] == 360000000001
     assert {"sla_first_reply_1h", "priority_urgent", "lang_en"} <= set(ticket["tags"])
     assert ticket["tags"][:3] == ["socialdesk", "x", "mention"]  # the adapter's own tags come first and stay
@@ -85,11 +86,11 @@ def test_an_angry_public_post_from_a_large_audience_lands_urgent_in_the_open_gro
     assert customer["public"] and "voucher" in customer["body"]
     assert not note["public"]
     assert note["body"].startswith("Triage: English · negative (\u2212")
-    assert "15.2k followers · public" in note["body"]
+    assert "182k followers · public" in note["body"]
     assert "Priority urgent · group Social care Americas · first reply within 1h" in note["body"]
     state = wiring.message_store().get_conversation(key).triage
     assert state is not None and state["ticket"]["priority"] == "urgent"
-    assert state["signals"]["reach"] == 15200 and state["signals"]["language"] == "en"
+    assert state["signals"]["reach"] == 182_000 and state["signals"]["language"] == "en"
 
 
 def test_a_spanish_complaint_goes_to_the_spanish_group(triaged: Stack) -> None:

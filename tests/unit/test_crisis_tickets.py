@@ -179,3 +179,14 @@ def test_an_agents_tag_makes_the_ticket_the_problem_of_the_similar_complaints(ri
     _message, joined = deliver(rig, OUTAGE_EN[5], T0 + 200)
     assert joined == "T-agent"
     assert [p for _c, p in alerts.sent] == ["T-agent"]
+
+
+def test_a_bulk_create_gives_the_complaints_before_the_start_the_problem_too(rig) -> None:
+    tickets, helpdesk, _store, _alerts, clock, _memory = rig
+    messages = [complaint(OUTAGE_EN[i % len(OUTAGE_EN)], T0 + i * 30) for i in range(20)]
+    clock.now = T0 + 20 * 30
+    found = tickets.problems_for(messages)  # none of them has a ticket yet: one bulk create for all
+    (problem,) = helpdesk.problems.values()
+    assert list(found.values()) == [problem] * 20
+    unrelated = complaint(UNRELATED[1], clock.now)
+    assert tickets.problems_for([unrelated]) == {unrelated.message_id: None}

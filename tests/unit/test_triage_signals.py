@@ -139,7 +139,8 @@ def test_visibility_follows_the_kind_of_message(reader: SignalReader, text: str,
         ("I'm calling my LAWYER about this", ("legal",)),
         ("Voy a hablar con mi ABOGÁDO", ("legal",)),  # accents and case do not matter
         ("Os denunciaré ante consumo", ("legal",)),  # denunci*: any word starting so
-        ("This is a SCAM, I was charged   twice", ("fraud",)),  # several words, any spacing
+        ("This is a SCAM", ("fraud",)),
+        ("I will take legal\n  action", ("legal",)),  # several words, any spacing
         ("Me han cobrado dos veces, es una estafa", ("fraud",)),
         ("The charger caught fire and burned my hand", ("safety",)),
         ("El cargador se incendió... ¡hubo humo!", ("safety",)),

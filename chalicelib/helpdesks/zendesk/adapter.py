@@ -355,8 +355,7 @@ class ZendeskHelpdesk(ZendeskApi, Helpdesk):
         }
         if follow_up_of is not None:
             ticket["via_followup_source_id"] = _zendesk_id(follow_up_of, "ticket")
-        if problem_id is not None:  # a crisis's complaint: an incident of its problem (chalicelib/crisis/tickets.py)
-            ticket.update(type="incident", problem_id=_zendesk_id(problem_id, "ticket"))
+        ticket = as_incident(ticket, problem_id)
         if routing is not None:
             ticket.update(_routing_fields(routing, ticket["tags"]))
         response = self._call(
@@ -809,6 +808,14 @@ def new_ticket_fields(
         "tags": ticket_tags(message),
         "metadata": {METADATA_KEY: message_reference(message)},
     }
+
+
+def as_incident(ticket: dict[str, Any], problem_id: str | None) -> dict[str, Any]:
+    """A new ticket's fields (single or bulk create) as an incident of a crisis's problem
+    ticket (``chalicelib/crisis/tickets.py``), when it has one."""
+    if problem_id is None:
+        return ticket
+    return {**ticket, "type": "incident", "problem_id": _zendesk_id(problem_id, "ticket")}
 
 
 # --- error bodies ----------------------------------------------------------------------
