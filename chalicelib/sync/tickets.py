@@ -540,12 +540,6 @@ class TicketSync:
             return {}
         return self.crisis.problems_for(messages)
 
-    def crisis_problems(self, messages: Sequence[SocialMessage]) -> dict[str, str | None]:
-        """Message id -> the crisis problem its new ticket joins (None: none), for a bulk create."""
-        if self.crisis is None or not self.crisis.links_tickets:
-            return {}
-        return self.crisis.problems_for(messages)
-
     def _join_crisis(self, message: SocialMessage, ticket_id: str) -> None:
         """A message of an existing ticket that is part of a crisis: the ticket becomes its incident."""
         problem = self._crisis_link(message).get("problem_id")
