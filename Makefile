@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test lint unit integration bench fuzz soak redrive forget zendesk-setup report eval classify clean
+.PHONY: run demo test lint unit integration bench fuzz soak redrive forget zendesk-setup report eval classify check-rules clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
