@@ -212,3 +212,25 @@ def test_a_parked_conversation_in_the_burst_stays_parked_and_nothing_overtakes_i
 
     redrive(wiring.message_store(), wiring.ticket_sync(), wiring.dead_letters())
     _one_ticket_each(stack, events + first + later)  # its messages in order, on one ticket
+
+
+def test_tickets_of_a_job_zendesk_no_longer_knows_are_found_by_external_id(
+    stack: Stack, poller: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.sync.tickets import TicketSync
+
+    events = _burst("gone", 12)
+    _post(stack, events)
+    original = TicketSync.record_bulk_opening
+
+    def dies(self: TicketSync, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("Lambda killed")
+
+    monkeypatch.setattr(TicketSync, "record_bulk_opening", dies)
+    assert poller.poll_once() == 0 and len(stack.tickets()) == 12  # created, none recorded
+    monkeypatch.setattr(TicketSync, "record_bulk_opening", original)
+    stack.sandbox.forget_jobs()  # the retry comes after Zendesk dropped the job's status
+    poller.drain()
+    _one_ticket_each(stack, events)
+    assert _ticket_jobs(stack) == 1 and _calls(stack, "POST /api/v2/tickets") == 0
+    assert _calls(stack, "GET /api/v2/tickets") == 12  # each looked up by external_id, once
