@@ -51,6 +51,7 @@ CLIENT_SERVICES = {
     "chalicelib/privacy/deletion.py": "dynamodb",
     "chalicelib/outbound/agent_events.py": "dynamodb",
     "chalicelib/outbound/agent_replies.py": "dynamodb",
+    "chalicelib/outbound/fanout.py": "dynamodb",  # crisis fan-out jobs
     "chalicelib/helpdesks/freshdesk/events.py": "dynamodb",
     "chalicelib/reporting/data.py": "dynamodb",  # make report: an operator's scan
 }
