@@ -109,6 +109,19 @@ def test_a_spanish_complaint_goes_to_the_spanish_group(triaged: Stack) -> None:
     assert comments[-1]["body"].startswith("Triage: Spanish · negative")
     assert "· private · keywords: cancel" in comments[-1]["body"]
 
+    # A follow-up: its signals replace the first message's on the conversation; the ticket's stay.
+    from chalicelib import wiring
+
+    later = load_event("meta_whatsapp_text")
+    sent = later["entry"][0]["changes"][0]["value"]["messages"][0]
+    sent["id"], sent["timestamp"], sent["text"]["body"] = "wamid.FOLLOWUP", str(int(sent["timestamp"]) + 60), "Gracias, ya llegó"
+    assert triaged.post_webhook("meta", later).status == 200
+    triaged.sync()
+    state = wiring.message_store().get_conversation(summary["external_id"]).triage
+    assert state is not None and state["message_id"] == "wamid.FOLLOWUP"
+    assert state["signals"]["keywords"] == [] and state["ticket"]["group_id"] == str(SPANISH_GROUP)
+    assert len(_ticket_of(triaged, summary["external_id"])[1]) == 3  # the comment, the note, the follow-up
+
 
 def test_a_tag_only_comment_is_stored_as_noise_and_opens_no_ticket_until_a_real_message_follows(triaged: Stack) -> None:
     from chalicelib import wiring
