@@ -20,7 +20,9 @@ process; both on free 127.0.0.1 ports, stopped at the end):
    at least once and an operator may run ``make redrive`` meanwhile), under the same
    faults. Operators work the helpdesk meanwhile: they delete tickets, merge tickets,
    close tickets, delete end users and merge end users (``soak/faults.py`` ``Operators``).
-   ``--big-conversation`` grows one viral thread past ten thousand messages.
+   ``--big-conversation`` grows one viral thread past ten thousand messages; ``--crisis``
+   customers post one outage complaint in their own words within five minutes, on every
+   platform (crisis detection makes them incidents of one problem ticket).
 2. *Faults stop.* Pending platform retries are sent, the stream backlog is drained,
    and ``app.redrive_parked`` (the scheduled handler, with an EventBridge event) runs
    until the dead-letter queue is empty. Each phase is timed.
@@ -91,6 +93,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="per sync round, chance of each operator action (delete/merge/close a ticket, delete/merge users)")
     p.add_argument("--big-conversation", type=int, default=10_500,
                    help="messages in one viral thread on top of --deliveries (0: none)")
+    p.add_argument("--crisis", type=int, default=None,
+                   help="customers posting one outage complaint within five minutes, on top of --deliveries "
+                        "(default: one per 20 deliveries; 0: none)")
     p.add_argument("--concurrent-redrives", type=int, default=2, help="redrives started at the same time")
     p.add_argument("--moto-in-process", action="store_true", help="run moto in this process (default: a child process)")
     p.add_argument("--json", type=Path, help="also write the report here")
@@ -442,7 +447,8 @@ def run_soak(args: argparse.Namespace, moto_url: str, sandbox: Any, log: Any) ->
 
     run_id = f"{args.seed % 1000:03d}"
     work = build(args.deliveries, args.duplicates, seed=args.seed, run=run_id, reorder_window=args.reorder_window,
-                 big_conversation=args.big_conversation)
+                 big_conversation=args.big_conversation,
+                 crisis=args.deliveries // 20 if args.crisis is None else args.crisis)
     log(f"workload: {len(work.deliveries)} deliveries ({work.duplicates} duplicates, "
         f"{work.duplicates / len(work.deliveries):.1%}), {len(work.messages)} messages, "
         f"{len(work.conversations)} conversations")
@@ -614,6 +620,9 @@ def run_soak(args: argparse.Namespace, moto_url: str, sandbox: Any, log: Any) ->
             "operator_actions": {name: operators.done[name] for name in Operators.ACTIONS},
             "concurrent_redrives": len(redrive_syncs),
             "big_conversation_messages": len(work.conversations.get("viral-thread", [])),
+            "crisis_complaints": sum(1 for label in work.conversations if label.startswith("crisis-")),
+            "problem_tickets": sum(1 for ticket in sandbox.tickets() if ticket.get("type") == "problem"),
+            "incidents_linked": sum(1 for ticket in sandbox.tickets() if ticket.get("problem_id") is not None),
         },
         "sync": {
             "outcomes": dict(sorted(sync.outcomes.items())), "messages_parked_total": sync.outcomes["stream:parked"],
@@ -883,7 +892,8 @@ def print_report(report: dict[str, Any]) -> None:
           f"execution environments")
     print(f"operators  {f['operator_actions']}; {f['concurrent_redrives']} redrives at once "
           f"({f['redrives_during_faults'].get('leased_elsewhere', 0)} conversations skipped as leased by the other); "
-          f"viral thread of {f['big_conversation_messages']} messages")
+          f"viral thread of {f['big_conversation_messages']} messages; a crisis of {f['crisis_complaints']} complaints: "
+          f"{f['problem_tickets']} problem tickets, {f['incidents_linked']} incidents linked")
     print(f"sync       {s['outcomes']}")
     print(f"           parked {s['messages_parked_total']} times ({s['distinct_messages_parked']} distinct messages); "
           f"{s['backoff_waits']} backoff waits, {s['backoff_requested_seconds']} s requested (slept ≤ cap)")

@@ -83,11 +83,16 @@ class SoakWorkload:
 class _Builder:
     """Collects one conversation's deliveries while a platform builder runs."""
 
-    def __init__(self, work: SoakWorkload, label: str, platform: str) -> None:
+    def __init__(self, work: SoakWorkload, label: str, platform: str, say: Callable[[random.Random], str] | None = None) -> None:
         self.work, self.label = work, label
         work.conversations[label] = []
         work.platform_of[label] = platform
         self.platform = platform
+        self._say = say
+
+    def say(self, rng: random.Random) -> str:
+        """A customer's text: one of ``TEXTS``, or the conversation's own (a crisis complaint)."""
+        return self._say(rng) if self._say is not None else rng.choice(TEXTS)
 
     def message(self, ref: str, timestamp: float, inbound: bool = True) -> str:
         self.work.messages[ref] = Message(ref, self.label, self.platform, timestamp, inbound)
@@ -129,7 +134,7 @@ def facebook_comments(b: _Builder, rng: random.Random, who: str, t: int, n: int)
         at = t + 40 * k
         comment = top if k == 0 else f"7{who}_{k}"
         author = other if k and rng.random() < 0.2 else customer
-        b.deliver("meta", change(comment, post if k == 0 else top, author, rng.choice(TEXTS), at),
+        b.deliver("meta", change(comment, post if k == 0 else top, author, b.say(rng), at),
                   b.message(f"facebook:{comment}", at))
     if rng.random() < 0.15:  # the Page answers in the thread: stored as outbound, never on the ticket
         at = t + 40 * n + 5
@@ -155,7 +160,7 @@ def messenger(b: _Builder, rng: random.Random, who: str, t: int, n: int) -> None
         events, refs = [], []
         for j in range(k, k + batch):
             at = t + 30 * j
-            events.append(event(f"m_{who}_{j}", psid, PAGE_ID, rng.choice(TEXTS), at))
+            events.append(event(f"m_{who}_{j}", psid, PAGE_ID, b.say(rng), at))
             refs.append(b.message(f"messenger:m_{who}_{j}", at))
         b.deliver("meta", payload(*events), *refs)
         k += batch
@@ -177,7 +182,7 @@ def whatsapp(b: _Builder, rng: random.Random, who: str, t: int, n: int) -> None:
                 "metadata": {"display_phone_number": "15550783881", "phone_number_id": WA_PHONE_NUMBER_ID},
                 "contacts": [{"profile": {"name": f"Customer {wa_id}"}, "wa_id": wa_id}],
                 "messages": [{"from": wa_id, "id": mid, "timestamp": str(at), "type": "text",
-                              "text": {"body": rng.choice(TEXTS)}}]}}]}]},
+                              "text": {"body": b.say(rng)}}]}}]}]},
             b.message(f"whatsapp:{mid}", at))
 
 
@@ -190,7 +195,7 @@ def x_dms(b: _Builder, rng: random.Random, who: str, t: int, n: int) -> None:
         b.deliver("x", {"for_user_id": X_BRAND_ID, "direct_message_events": [{
             "type": "message_create", "id": event_id, "created_timestamp": str(at * 1000),
             "message_create": {"target": {"recipient_id": X_BRAND_ID}, "sender_id": sender,
-                               "message_data": {"text": rng.choice(TEXTS), "entities": {}}}}],
+                               "message_data": {"text": b.say(rng), "entities": {}}}}],
             "users": {sender: {"id": sender, "name": f"Customer {sender}", "screen_name": f"c{sender}", "followers_count": 12}}},
             b.message(f"x:{event_id}", at))
 
@@ -203,7 +208,7 @@ def x_mentions(b: _Builder, rng: random.Random, who: str, t: int, n: int) -> Non
         tweet_id = f"18{who}{k:02d}"
         b.deliver("x", {"for_user_id": X_BRAND_ID, "tweet_create_events": [{
             "created_at": time.strftime("%a %b %d %H:%M:%S +0000 %Y", time.gmtime(at)), "timestamp_ms": str(at * 1000),
-            "id_str": tweet_id, "text": f"@acme_support {rng.choice(TEXTS)}", "user": user,
+            "id_str": tweet_id, "text": f"@acme_support {b.say(rng)}", "user": user,
             "in_reply_to_status_id_str": None, "in_reply_to_user_id_str": None,
             "entities": {"user_mentions": [{"id_str": X_BRAND_ID, "screen_name": "acme_support"}]}}]},
             b.message(f"x:{tweet_id}", at))
@@ -217,7 +222,7 @@ def telegram(b: _Builder, rng: random.Random, who: str, t: int, n: int) -> None:
         at = t + 15 * k
         b.deliver("telegram", {"update_id": int(f"9{who}{k:02d}"), "message": {
             "message_id": k + 1, "from": user, "chat": {"id": chat, "first_name": "Kenji", "type": "private"},
-            "date": at, "text": rng.choice(TEXTS)}},
+            "date": at, "text": b.say(rng)}},
             b.message(f"telegram:{chat}:{k + 1}", at))
 
 
@@ -234,7 +239,7 @@ def line(b: _Builder, rng: random.Random, who: str, t: int, n: int) -> None:
                            "deliveryContext": {"isRedelivery": False}, "replyToken": f"rt{who}{j}",
                            "source": {"type": "user", "userId": user_id},
                            "message": {"type": "text", "id": f"46{who}{j:02d}", "quoteToken": f"q{who}{j}",
-                                       "text": rng.choice(TEXTS)}})
+                                       "text": b.say(rng)}})
             refs.append(b.message(f"line:46{who}{j:02d}", at))
         b.deliver("line", {"destination": LINE_BOT_ID, "events": events}, *refs)
         k += batch
@@ -246,7 +251,7 @@ def generic(b: _Builder, rng: random.Random, who: str, t: int, n: int) -> None:
     conversation = f"conv-{who}"
 
     def item(k: int, at: int) -> dict[str, Any]:
-        base: dict[str, Any] = {"id": f"r{who}-{k}", "conversation_id": conversation, "text": rng.choice(TEXTS),
+        base: dict[str, Any] = {"id": f"r{who}-{k}", "conversation_id": conversation, "text": b.say(rng),
                                 "created_at": _iso(at), "author": {"id": f"a{who}", "name": f"Customer {who}"},
                                 "account_id": "acme-shop"}
         if k == 0:
@@ -299,12 +304,28 @@ def viral_thread(b: _Builder, rng: random.Random, who: str, t: int, n: int, *, p
         at = t + k
         changes.append({"field": "feed", "value": {
             "from": {"id": author, "name": f"Customer {author}"}, "post_id": post, "comment_id": comment,
-            "parent_id": post if k == 0 else top, "message": rng.choice(TEXTS), "item": "comment", "verb": "add",
+            "parent_id": post if k == 0 else top, "message": b.say(rng), "item": "comment", "verb": "add",
             "created_time": at}})
         refs.append(b.message(f"facebook:{comment}", at))
         if len(changes) >= per_delivery:
             flush()
     flush()
+
+
+def crisis_burst(work: SoakWorkload, rng: random.Random, run: str, count: int, t: int, seconds: int) -> None:
+    """``count`` customers, each their own one-message conversation, complain about one outage
+    in their own words (``bench.burst_workload``'s paraphrases) within ``seconds`` from ``t``,
+    the platforms taking turns: what crisis detection groups into one problem ticket."""
+    from bench.burst_workload import CLUSTERS, paraphrase
+
+    def complaint(rng: random.Random) -> str:
+        return paraphrase(rng.choice(CLUSTERS["en-outage"]), rng, spanish=False)
+
+    names = list(BUILDERS)
+    for n in range(count):
+        platform = names[n % len(names)]
+        builder = _Builder(work, f"crisis-{platform}-{n:05d}", platform, say=complaint)
+        BUILDERS[platform](builder, rng, f"{run}9{n:05d}", t + n * seconds // max(1, count), 1)
 
 
 def build(
@@ -316,6 +337,8 @@ def build(
     max_messages: int = 6,
     reorder_window: int = 0,
     big_conversation: int = 0,
+    crisis: int = 0,
+    crisis_seconds: int = 300,
 ) -> SoakWorkload:
     """``deliveries`` webhook POSTs in all, of which ``duplicate_share`` repeat another one.
     Conversations get 1..``max_messages`` messages (most have several).
@@ -324,7 +347,9 @@ def build(
     conversation). Otherwise deliveries come in platform-time order, each moved by up to
     ``reorder_window`` places, and a duplicate comes within twice that after its original
     (a milder, more typical reordering). ``big_conversation``: that many messages in one
-    more conversation (its deliveries come on top of ``deliveries``)."""
+    more conversation (its deliveries come on top of ``deliveries``). ``crisis``: that many
+    more customers, one each, post the same complaint in other words within
+    ``crisis_seconds`` on every platform (``crisis_burst``; also on top of ``deliveries``)."""
     if not 0 <= duplicate_share < 1:
         raise ValueError("the duplicate share must be in [0, 1)")
     rng = random.Random(seed)
@@ -337,6 +362,9 @@ def build(
     if big_conversation:
         viral_thread(_Builder(work, "viral-thread", "facebook_comments"), rng, f"{run}v", t, big_conversation)
         big, work.unique = work.unique, []
+    if crisis:
+        crisis_burst(work, rng, run, crisis, t + 1800, crisis_seconds)
+        big, work.unique = big + work.unique, []
     while len(work.unique) < unique_target:
         platform = names[n % len(names)]
         label = f"{platform}-{n:05d}"

@@ -27,6 +27,8 @@ ARGS = [
     # Operators work the helpdesk meanwhile (deleting, merging and closing tickets, deleting and
     # merging users), two redrives run at once, and one viral thread grows to 300 messages.
     "--operator-rate", "0.25", "--concurrent-redrives", "2", "--big-conversation", "300",
+    # And a crisis: 40 more customers post one outage complaint in their own words within minutes.
+    "--crisis", "40",
 ]
 
 
@@ -54,6 +56,7 @@ def test_short_soak_loses_and_doubles_nothing(tmp_path: Path) -> None:
     assert all(faults["operator_actions"][action] > 0 for action in (
         "tickets_deleted", "tickets_merged", "tickets_closed", "users_deleted", "users_merged")), faults["operator_actions"]
     assert faults["concurrent_redrives"] == 2 and faults["big_conversation_messages"] == 300
+    assert faults["crisis_complaints"] == 40  # each its own conversation, checked like every other below
 
     # Nothing lost, nothing doubled, nothing left parked or stuck, order as the sync promises.
     summary = run.stdout[-4000:]
