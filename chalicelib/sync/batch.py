@@ -33,7 +33,7 @@ from chalicelib.helpdesks.base import (
     TicketRef,
 )
 from chalicelib.models import Author, Platform, SocialMessage
-from chalicelib.store import Conversation
+from chalicelib.store import Conversation, UnstorableConversation
 
 if TYPE_CHECKING:
     from chalicelib.sync.tickets import SyncReport, TicketSync
@@ -348,7 +348,16 @@ class BatchStage:
         conversation = entry.conversation or self.store.get_conversation(message.conversation_key)
         if message.message_id not in conversation.synced:
             ticket = TicketRef(ticket_id, "new")
-            report.add(self.sync.record_bulk_opening(message, conversation, ticket, entry.requester_id, new=entry.requester_new))
+            try:
+                outcome = self.sync.record_bulk_opening(
+                    message, conversation, ticket, entry.requester_id, new=entry.requester_new
+                )
+            except UnstorableConversation:
+                # DynamoDB refuses this conversation's bookkeeping: the single path finds the
+                # ticket (by external_id) instead of creating one, and parks it unrecorded.
+                result.maybe_created.add(message.message_id)
+                return
+            report.add(outcome)
         result.done.add(message.message_id)
 
     def _park_all(self, chunk: _Chunk, report: SyncReport, result: BulkResult, reason: str) -> None:

@@ -234,3 +234,24 @@ def test_tickets_of_a_job_zendesk_no_longer_knows_are_found_by_external_id(
     _one_ticket_each(stack, events)
     assert _ticket_jobs(stack) == 1 and _calls(stack, "POST /api/v2/tickets") == 0
     assert _calls(stack, "GET /api/v2/tickets") == 12  # each looked up by external_id, once
+
+
+def test_a_conversation_whose_bookkeeping_is_refused_is_not_given_a_second_ticket(
+    stack: Stack, poller: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.store import UnstorableConversation
+    from chalicelib.sync.tickets import TicketSync
+
+    events = _burst("refused", 12)
+    _post(stack, events)
+    original = TicketSync.record_bulk_opening
+
+    def refuses_one(self: TicketSync, message: Any, *args: Any, **kwargs: Any) -> Any:
+        if message.message_id == "m_refused_3":
+            raise UnstorableConversation("ValidationException: item too large")
+        return original(self, message, *args, **kwargs)
+
+    monkeypatch.setattr(TicketSync, "record_bulk_opening", refuses_one)
+    poller.drain()
+    _one_ticket_each(stack, events)  # the single path found its ticket and recorded it there
+    assert poller.failures == 0 and _calls(stack, "POST /api/v2/tickets") == 0
