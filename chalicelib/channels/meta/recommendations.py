@@ -10,7 +10,7 @@ answer written on the ticket anyway is noted the same way without any Graph API 
 
 from __future__ import annotations
 
-from chalicelib.models import Kind, Platform, SocialMessage
+from chalicelib.models import Platform, SocialMessage
 from chalicelib.outbound.base import REJECTED, ReplyFailed, ReplyTarget
 
 WHY = "Facebook no longer lets apps read or answer Page recommendations (Graph API v22.0 and later)"
@@ -30,10 +30,11 @@ def recommendation_link(page_id: str, conversation_key: str) -> str:
 
 
 def ticket_note(message: SocialMessage) -> str | None:
-    """The note on a ticket a recommendation opens (None for anything else)."""
-    if message.kind is not Kind.REVIEW or not is_recommendation(message.platform, message.conversation_key):
+    """The note on a ticket of a recommendation's conversation, whether the recommendation
+    or a comment under it opened it (None for any other conversation)."""
+    if not is_recommendation(message.platform, message.conversation_key):
         return None
-    link = message.permalink or recommendation_link(message.account_id, message.conversation_key)
+    link = recommendation_link(message.account_id, message.conversation_key)
     return f"{WHY}, so socialdesk cannot post an answer to this one. Answer it on Facebook: {link}"
 
 
