@@ -23,6 +23,7 @@ from typing import Any
 from chalicelib.models import Direction
 from chalicelib.sync.policy import TicketPolicy
 from local.defaults import LOCAL_SECRETS, SANDBOX_FRESHDESK_API_KEY, SANDBOX_ZENDESK_EMAIL, SANDBOX_ZENDESK_TOKEN, read_state, secret
+from local.demo_approval import show_approval
 from local.demo_replies import PlatformSandboxes, show_agent_replies
 from local.demo_triage import show_triage, triage_cases
 from local.demo_replies import http_json as _http
@@ -224,11 +225,13 @@ def main() -> int:
     )
     triage_ok = show_triage(cases, tickets, find)
     replies_ok = show_agent_replies(state, tickets, platforms, expect_sent)
+    angry = next(c for c in cases if c.route == "x")  # its public answer waits for a lead: local/demo_approval.py
+    approval_ok = show_approval(state, tickets, platforms, angry.message.conversation_key, (angry.route, angry.payload))
     # The response-time report of what just happened (prints its path).
     from chalicelib.reporting.cli import main as write_report
 
     report_ok = write_report(["--local"]) == 0  # .run/report.html
-    return 0 if not missing and triage_ok and replies_ok and report_ok else 1
+    return 0 if not missing and triage_ok and replies_ok and approval_ok and report_ok else 1
 
 
 if __name__ == "__main__":

@@ -312,7 +312,7 @@ class FreshdeskAgent:
 
     how: tuple[str, ...] = (
         "`make run` sets up no automation rule (Freshdesk's are made by hand, see the README), so the demo creates",
-        "it in the sandbox: reply sent / public note / status changed -> POST {app}/helpdesk/freshdesk with",
+        "it in the sandbox: reply sent / note added / status changed -> POST {app}/helpdesk/freshdesk with",
         "X-Socialdesk-Token. Then an agent replies in the UI (sandbox: POST /__sandbox/tickets/<id>/reply).",
     )
 
@@ -326,7 +326,7 @@ class FreshdeskAgent:
         """The rule of the README: on reply sent, public note, status change -> the webhook with the shared token."""
         rule = {"url": f"{self.app_url}/helpdesk/freshdesk", "body": event_body(),
                 "headers": {TOKEN_HEADER: secret("FRESHDESK_WEBHOOK_SECRET")},
-                "events": ["reply_sent", "note_public", "status"]}
+                "events": ["reply_sent", "note_public", "note_private", "status"]}
         status, answer = _post_json(f"{self.url}/__sandbox/automation", rule)
         return None if status == 200 else f"the Freshdesk sandbox refused the automation rule: {status} {answer}"
 

@@ -756,7 +756,7 @@ class FreshdeskSandbox(HelpdeskSandbox):
     def _reply_control(self, arguments: dict[str, Any], ticket_id: str) -> dict[str, Any]:
         return self.agent_reply(ticket_id, str(arguments.get("body", "")), agent_id=arguments.get("agent_id"),
                                 note=bool(arguments.get("note", False)), private=bool(arguments.get("private", False)),
-                                status=arguments.get("status"))
+                                status=arguments.get("status"), add_tags=tuple(arguments.get("add_tags") or ()))
 
     def _automation_control(self, arguments: dict[str, Any]) -> dict[str, Any]:
         self.configure_automation(arguments.get("url"), body=str(arguments.get("body", "")),
