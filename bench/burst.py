@@ -95,7 +95,10 @@ def _poller() -> Any:
     import app as lambda_app
     from local.stream_poller import StreamPoller
 
-    return StreamPoller(boto3.client("dynamodbstreams"), os.environ["STREAM_ARN"], lambda_app.sync_tickets)
+    # Batches as large as the deployed event source's, so a burst is opened in bulk as on AWS.
+    return StreamPoller(
+        boto3.client("dynamodbstreams"), os.environ["STREAM_ARN"], lambda_app.sync_tickets, batch_size=lambda_app.SYNC_BATCH_SIZE
+    )
 
 
 def _requesters(sandbox: Any) -> dict[int, str]:

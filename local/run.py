@@ -169,6 +169,7 @@ def main() -> int:
             boto3.client("dynamodbstreams"),
             resources.stream_arn,
             lambda_app.sync_tickets,
+            batch_size=lambda_app.SYNC_BATCH_SIZE,  # as the deployed event source: a burst opens in bulk
             on_error=_log_error("ticket sync batch"),
         )
         threading.Thread(target=poller.run, args=(stop,), name="stream-poller", daemon=True).start()
