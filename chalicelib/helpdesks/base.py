@@ -108,6 +108,7 @@ class NewTicket:
 
     message: SocialMessage
     requester_id: str
+    routing: TicketRouting | None = None  # triage's priority, group and tags (as ``open_ticket``'s)
     problem_id: str | None = None  # the crisis problem ticket it is an incident of (``crisis/tickets.py``)
 
 

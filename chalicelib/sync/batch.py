@@ -154,7 +154,12 @@ class BatchStage:
             if message.conversation_key in seen:
                 continue
             seen.add(message.conversation_key)
-            if message.edit_of is None and not message.attachments and self.sync.policy.opens_ticket(message):
+            if (
+                message.edit_of is None
+                and not message.attachments
+                and self.sync.policy.opens_ticket(message)
+                and not self.sync.is_noise(message)  # the single path marks it and opens nothing
+            ):
                 found.append(message)
         return found
 
@@ -257,7 +262,7 @@ class BatchStage:
         # Which crisis problem each new ticket joins (crisis/tickets.py), asked as the single path asks.
         problems = self.sync.crisis_problems([e.message for e in chunk.entries if e.requester_id is not None])
         tickets = [
-            NewTicket(e.message, e.requester_id, problem_id=problems.get(e.message.message_id))
+            NewTicket(e.message, e.requester_id, self.sync.routing_for(e.message), problems.get(e.message.message_id))
             for e in chunk.entries
             if e.requester_id is not None
         ]

@@ -769,6 +769,16 @@ class TicketSync:
         signals = self._message_signals(message)
         return None if signals is None or self.triage is None else self.triage.routing(message, signals)
 
+    def routing_for(self, message: SocialMessage) -> TicketRouting | None:
+        """Triage's decision for a new ticket opened with ``message`` (the batch stage's bulk
+        creates carry it too; their tickets get no note: the fields and tags say it)."""
+        return self._routing(message)
+
+    def is_noise(self, message: SocialMessage) -> bool:
+        """True when triage keeps ``message`` out of the helpdesk as a conversation's first
+        message (the batch stage leaves it to the single path, which marks it)."""
+        return self.triage is not None and self.triage.noise(message) is not None
+
     def _triage_note(self, message: SocialMessage, ticket: TicketRef, routing: TicketRouting | None) -> TicketRef:
         """The triage summary as an internal note on the new ticket (best effort), written before
         the opening is recorded, so that the stamp recorded is the note's (the next comment's

@@ -149,6 +149,11 @@ def normalize_status(value: Any) -> str:
     return word if word in TICKET_STATUSES else "open"
 
 
+def routed(ticket: dict[str, Any], routing: TicketRouting | None) -> dict[str, Any]:
+    """A new ticket's fields with triage's decision (single or bulk create)."""
+    return ticket if routing is None else {**ticket, **_routing_fields(routing, ticket["tags"])}
+
+
 def _routing_fields(routing: TicketRouting, tags: list[str]) -> dict[str, Any]:
     """Triage's decision as ticket fields: priority, group, brand, and its tags (the SLA tag
     that the account's SLA policies match on) after ours. Due dates are Zendesk's SLA policies' job."""
@@ -356,8 +361,7 @@ class ZendeskHelpdesk(ZendeskApi, Helpdesk):
         if follow_up_of is not None:
             ticket["via_followup_source_id"] = _zendesk_id(follow_up_of, "ticket")
         ticket = as_incident(ticket, problem_id)
-        if routing is not None:
-            ticket.update(_routing_fields(routing, ticket["tags"]))
+        ticket = routed(ticket, routing)
         response = self._call(
             "POST",
             "/api/v2/tickets",

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.helpdesks.base import BulkItem, BulkJob, BulkTicketWriter, HelpdeskUnavailable, NewTicket
-from chalicelib.helpdesks.zendesk.adapter import _zendesk_id, as_incident, new_ticket_fields, requester_fields
+from chalicelib.helpdesks.zendesk.adapter import _zendesk_id, as_incident, new_ticket_fields, requester_fields, routed
 from chalicelib.models import Author, Platform
 
 if TYPE_CHECKING:
@@ -40,7 +40,10 @@ class ZendeskBulkWriter(BulkTicketWriter):
         return self._submit("/api/v2/users/create_or_update_many", {"users": users}, len(users), writes_message=False)
 
     def submit_tickets(self, tickets: Sequence[NewTicket]) -> str:
-        body = [as_incident(new_ticket_fields(t.message, _zendesk_id(t.requester_id, "user")), t.problem_id) for t in tickets]
+        body = [
+            as_incident(routed(new_ticket_fields(t.message, _zendesk_id(t.requester_id, "user")), t.routing), t.problem_id)
+            for t in tickets
+        ]
         return self._submit("/api/v2/tickets/create_many", {"tickets": body}, len(body), writes_message=True)
 
     def read_jobs(self, job_ids: Sequence[str]) -> dict[str, BulkJob]:
