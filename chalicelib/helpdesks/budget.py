@@ -137,6 +137,7 @@ class BucketFigures:
     waited_seconds: float  # time callers spent in ``acquire``, in all
     longest_wait_seconds: float
     refused: int  # acquisitions that gave up
+    unused: int  # tokens taken ahead that expired before a request used them (chunks too big)
 
 
 @dataclass
@@ -144,9 +145,7 @@ class BucketUsage:
     """What this container did with one bucket since the last ``take_figures``."""
 
     requests: int = 0  # tokens handed to callers: requests sent
-    fetched: int = 0  # tokens taken from the shared bucket (in chunks)
-    wasted: int = 0  # fetched tokens that expired unused
-    acquisitions: int = 0
+    unused: int = 0  # tokens taken from the shared bucket that expired unused
     waited_seconds: float = 0.0  # time callers spent in ``acquire``, in all
     longest_wait_seconds: float = 0.0
     refused: int = 0  # acquisitions that gave up after ``wait_up_to``
@@ -316,7 +315,7 @@ class RateBudget:
     def _take_local(self, charged: list[str], cost: int, now: float) -> bool:
         for name in charged:
             expired = [lot for lot in self._lots[name] if lot.valid_until <= now]
-            self.usage[name].wasted += sum(lot.tokens for lot in expired)
+            self.usage[name].unused += sum(lot.tokens for lot in expired)
             self._lots[name] = [lot for lot in self._lots[name] if lot.valid_until > now and lot.tokens > 0]
         if any(self._held(name, now) < cost for name in charged):
             return False
@@ -439,12 +438,10 @@ class RateBudget:
                     exists = max(at, before + token / per_second)
                     self._lots[name].append(_Lot(1, exists, exists + self.hold_seconds))
                 use_at = max(use_at, max(at, before + missing[name] / per_second))
-                self.usage[name].fetched += count
         return use_at
 
     def _count(self, bucket: str, started: float, now: float, *, refused: bool) -> None:
         usage = self.usage[bucket if bucket in self.usage else OVERALL]
-        usage.acquisitions += 1
         usage.refused += refused
         usage.waited_seconds += now - started
         usage.longest_wait_seconds = max(usage.longest_wait_seconds, now - started)
@@ -621,6 +618,7 @@ class RateBudget:
                 waited_seconds=counts.waited_seconds,
                 longest_wait_seconds=counts.longest_wait_seconds,
                 refused=counts.refused,
+                unused=counts.unused,
             )
             for name, counts in usage.items()
         }

@@ -45,6 +45,7 @@ HELPDESK_BUDGET_USED = "helpdesk_budget_used"
 HELPDESK_BUDGET_WAIT_SECONDS = "helpdesk_budget_wait_seconds"
 HELPDESK_BUDGET_LONGEST_WAIT_SECONDS = "helpdesk_budget_longest_wait_seconds"
 HELPDESK_BUDGET_REFUSED = "helpdesk_budget_refused"
+HELPDESK_BUDGET_UNUSED = "helpdesk_budget_unused"
 HELPDESK_BUDGET_WRITES = "helpdesk_budget_writes"
 
 Measure = Literal["first_response", "resolution"]
@@ -175,11 +176,12 @@ def token_health(platform: str, ok: bool, days_left: int | None) -> None:
 def helpdesk_budget(budget: RateBudget) -> None:
     """The shared helpdesk budget's use by this container since the last call, per bucket:
     ``helpdesk_budget_used`` (Sum per minute over containers: the fraction of the budget the
-    bridge used), time spent waiting for it, requests it refused; and its DynamoDB writes.
+    bridge used), time spent waiting for it, requests it refused, tokens it took ahead and
+    lost unused; and its DynamoDB writes.
     Nothing is emitted for a container that did not use it."""
     figures, writes = budget.take_figures()
     for bucket, used in figures.items():
-        if not (used.used or used.waited_seconds or used.refused):
+        if not (used.used or used.waited_seconds or used.refused or used.unused):
             continue
         _emit(
             {
@@ -187,6 +189,7 @@ def helpdesk_budget(budget: RateBudget) -> None:
                 HELPDESK_BUDGET_WAIT_SECONDS: (MetricUnit.Seconds, used.waited_seconds),
                 HELPDESK_BUDGET_LONGEST_WAIT_SECONDS: (MetricUnit.Seconds, used.longest_wait_seconds),
                 HELPDESK_BUDGET_REFUSED: (MetricUnit.Count, used.refused),
+                HELPDESK_BUDGET_UNUSED: (MetricUnit.Count, used.unused),
             },
             {"helpdesk": budget.helpdesk, "bucket": bucket},
         )

@@ -325,6 +325,19 @@ def test_a_busy_lambda_writes_once_per_several_requests_and_a_lone_request_once(
     assert lone.writes == 5
 
 
+def test_tokens_a_lambda_took_ahead_and_never_used_are_reported(dynamodb: SerializedClient) -> None:
+    clock = Clock()
+    budget = lambda_budget(dynamodb, clock)
+    for _ in range(8):  # busy: later takes come in chunks sized by its demand
+        assert budget.acquire(wait_up_to=1.0)
+        clock.sleep(0.1)
+    clock.sleep(10)  # then quiet: what it still held expires
+    assert budget.acquire(wait_up_to=1.0)
+    figures, writes = budget.take_figures()
+    assert figures[OVERALL].unused > 0 and writes < 9
+    assert budget.take_figures()[0][OVERALL].unused == 0  # counted once
+
+
 def test_a_ticket_update_takes_from_both_buckets_in_one_write(dynamodb: SerializedClient) -> None:
     clock = Clock()
     budget = lambda_budget(dynamodb, clock)
