@@ -96,3 +96,33 @@ def test_without_a_budget_requests_go_straight_through(sandbox: ZendeskSandbox, 
     with pytest.raises(HelpdeskUnavailable):
         zendesk.ticket_status("1")
     assert zendesk.ensure_requester(Platform.X, Author(platform_id="1"))  # nothing holds it back
+
+
+def test_the_sync_waits_out_a_pause_another_lambda_recorded_and_creates_the_ticket_once(stack: Any) -> None:
+    """Another Lambda got a 429 (Retry-After 60); this one's sync never asks Zendesk during
+    the pause: held back like a 429, it waits as for one and then creates the ticket once."""
+    from tests.integration.test_end_to_end import _messenger
+
+    def one_lambda_on_the_stack() -> RateBudget:
+        return RateBudget(
+            stack.resources.table_name,
+            stack.dynamodb,
+            helpdesk="zendesk",
+            buckets=[Bucket(OVERALL, 400), Bucket(UPDATES, 100), Bucket(USER_CREATES, 60)],
+            clock=stack.time.now,
+            sleep=stack.time.sleep,
+        )
+
+    other = one_lambda_on_the_stack()
+    assert other.observe({"Retry-After": "60", "X-Rate-Limit-Remaining": "0"}, status=429) == 60
+    outcomes.use_budget("zendesk", one_lambda_on_the_stack())
+    paused_at = stack.time.now()
+
+    stack.post_webhook("meta", _messenger("m_budget_1", "7777900", "is anyone there?"))
+    stack.sync()
+
+    assert len(stack.tickets()) == 1
+    assert stack.sandbox.stats()["faults_fired"] == 0  # never a 429 from Zendesk itself
+    assert stack.time.now() - paused_at >= 60  # the sync waited the pause out (its waits are skipped, not lost)
+    ticket_requests = sum(count for name, count in stack.sandbox.stats()["requests"].items() if "tickets" in name)
+    assert ticket_requests == 1, stack.sandbox.stats()["requests"]
