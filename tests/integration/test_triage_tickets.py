@@ -149,6 +149,40 @@ def test_a_tag_only_comment_is_stored_as_noise_and_opens_no_ticket_until_a_real_
     assert len(store.conversation_messages(noise.conversation_key)) == 2
 
 
+def test_a_burst_opened_in_bulk_gets_the_same_triage_and_its_noise_no_ticket(triaged: Stack) -> None:
+    """Twelve new public conversations in one stream batch: the batch stage opens them through
+    create_many, each with its priority, group and SLA tag; the tag-only one is left to the
+    single path, which stores it as noise."""
+    import boto3
+
+    import app as lambda_app
+    from chalicelib import wiring
+    from local.stream_poller import StreamPoller
+
+    texts = [f"Order {n} arrived broken and nobody answers" for n in range(10)]
+    texts += ["Mi pedido 10 llegó roto y nadie contesta", "@amigo1 @amiga2"]
+    changes = [
+        {"field": "comments", "value": {"from": {"id": f"80017654321{n:05d}", "username": f"user{n}"},
+                                        "media": {"id": "17918195224117851"}, "id": f"178657993480{n:05d}", "text": text}}
+        for n, text in enumerate(texts)
+    ]  # fmt: skip
+    event = {"object": "instagram", "entry": [{"id": "17841405726653026", "time": 1742668000, "changes": changes}]}
+    assert triaged.post_webhook("meta", event).status == 200
+    StreamPoller(boto3.client("dynamodbstreams"), triaged.resources.stream_arn, lambda_app.sync_tickets, batch_size=1000).drain()
+
+    assert triaged.sandbox.stats()["requests"].get("POST /api/v2/tickets/create_many", 0) >= 1
+    tickets = {t["external_id"]: t for t in triaged.tickets()}
+    assert len(tickets) == 11
+    for n, text in enumerate(texts[:11]):
+        ticket = _zendesk(triaged, f"/api/v2/tickets/{tickets[f'instagram:comment:178657993480{n:05d}']['id']}.json")["ticket"]
+        assert ticket["priority"] == "high", text  # angry in public
+        assert "sla_first_reply_1h" in ticket["tags"]
+        assert ticket["group_id"] == (SPANISH_GROUP if n == 10 else AMERICAS_GROUP)
+    noise_key = "instagram:comment:17865799348000011"
+    assert noise_key not in tickets
+    assert wiring.message_store().noise_reason(noise_key, "17865799348000011") == "tags only"
+
+
 def _conversation_keys(stack: Stack) -> set[str]:
     return {item["pk"]["S"].removeprefix("CONV#") for item in stack.items("CONV#") if item["sk"]["S"].startswith("MSG#")}
 
