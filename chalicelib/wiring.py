@@ -268,11 +268,17 @@ def problem_answers() -> ProblemAnswers | None:
 
 
 def agent_replies() -> AgentReplies:
-    """Agents' answers back to the platforms; ticket status from the helpdesk."""
+    """Agents' answers back to the platforms (the rules file's ``approval`` section holds sensitive
+    public ones for a lead); ticket status from the helpdesk."""
     if "agent_replies" not in _built:
         from chalicelib.outbound.agent_replies import AgentReplies
+        from chalicelib.triage.rules import load_rules
 
         _built["agent_replies"] = AgentReplies(
-            message_store(), helpdesk(), reply_dispatcher(), bridge_email=settings().zendesk_email
+            message_store(),
+            helpdesk(),
+            reply_dispatcher(),
+            bridge_email=settings().zendesk_email,
+            approval_rules=load_rules().approval,
         )
     return _built["agent_replies"]

@@ -23,9 +23,11 @@ in no retry queue, so neither the schedule nor a redelivered event sends it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib.models import Direction, SocialMessage
 
@@ -34,59 +36,27 @@ WITHDRAWN_TAG = "socialdesk_withdrawn"
 APPROVED, WITHDRAWN = "approved", "withdrawn"
 DECISION_TAGS = {APPROVED: APPROVED_TAG, WITHDRAWN: WITHDRAWN_TAG}
 
-# The shape of the rules file's ``approval`` section, with its defaults.
-DEFAULT_RULES: dict[str, Any] = {
-    "enabled": True,
-    "reach_at_least": 100_000,
-    "priorities": ["urgent"],
-    "crisis_tags": ["socialdesk_crisis"],
-    "crisis_ticket_types": ["problem", "incident"],
-    "private_replies": False,
-}
 
+class ApprovalRules(BaseModel):
+    """When a public answer waits for a lead's approval: the ``approval`` section of the
+    triage rules file (``chalicelib/rules/triage.json``). Every field is optional."""
 
-class ApprovalRulesError(ValueError):
-    """The ``approval`` section is not what the rule needs (the message names the field)."""
-
-
-@dataclass(frozen=True)
-class ApprovalRules:
-    """When a public answer waits for a lead (see the module docstring)."""
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool = True
-    reach_at_least: int | None = 100_000
-    priorities: frozenset[str] = frozenset({"urgent"})
-    crisis_tags: frozenset[str] = frozenset({"socialdesk_crisis"})
-    crisis_ticket_types: frozenset[str] = frozenset({"problem", "incident"})
-    private_replies: bool = False
-
-    @classmethod
-    def from_mapping(cls, section: Mapping[str, Any] | None) -> ApprovalRules:
-        """The rules file's ``approval`` section; missing fields keep their defaults."""
-        data = {**DEFAULT_RULES, **(section or {})}
-        unknown = sorted(set(data) - set(DEFAULT_RULES))
-        if unknown:
-            raise ApprovalRulesError(f"approval: unknown field(s) {', '.join(unknown)}")
-        reach = data["reach_at_least"]
-        if reach is not None and (isinstance(reach, bool) or not isinstance(reach, int) or reach < 0):
-            raise ApprovalRulesError("approval.reach_at_least must be a whole number of followers (or null: never)")
-        for name in ("enabled", "private_replies"):
-            if not isinstance(data[name], bool):
-                raise ApprovalRulesError(f"approval.{name} must be true or false")
-        words: dict[str, frozenset[str]] = {}
-        for name in ("priorities", "crisis_tags", "crisis_ticket_types"):
-            value = data[name]
-            if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-                raise ApprovalRulesError(f"approval.{name} must be a list of words")
-            words[name] = frozenset(v.strip().lower() for v in value)
-        return cls(
-            enabled=data["enabled"],
-            reach_at_least=reach,
-            priorities=words["priorities"],
-            crisis_tags=words["crisis_tags"],
-            crisis_ticket_types=words["crisis_ticket_types"],
-            private_replies=data["private_replies"],
-        )
+    reach_at_least: int | None = Field(
+        default=100_000, ge=0, description="hold public answers to customers with at least this many followers (null: never)"
+    )
+    priorities: tuple[Literal["low", "normal", "high", "urgent"], ...] = Field(
+        default=("urgent",), description="hold public answers on tickets of these priorities"
+    )
+    crisis_tags: tuple[str, ...] = Field(
+        default=("socialdesk_crisis",), description="a ticket with one of these tags is in a crisis"
+    )
+    crisis_ticket_types: tuple[str, ...] = Field(
+        default=("problem", "incident"), description="a ticket of one of these types is in a crisis"
+    )
+    private_replies: bool = Field(default=False, description="hold private answers too")
 
 
 @dataclass(frozen=True)
@@ -132,7 +102,8 @@ def needs_approval(
     if ticket.priority and ticket.priority.lower() in rules.priorities:
         reasons.append(f"the ticket is {ticket.priority.lower()}")
     tags = {t.lower() for t in ticket.tags}
-    if tags & rules.crisis_tags or (ticket.ticket_type or "").lower() in rules.crisis_ticket_types:
+    crisis_tags, crisis_types = {t.lower() for t in rules.crisis_tags}, {t.lower() for t in rules.crisis_ticket_types}
+    if tags & crisis_tags or (ticket.ticket_type or "").lower() in crisis_types:
         reasons.append("the ticket is part of an open crisis")
     if not reasons:
         return None

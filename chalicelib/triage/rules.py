@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from chalicelib.helpdesks.base import TicketRouting
 from chalicelib.models import Kind, Platform, SocialMessage
+from chalicelib.outbound.approval import ApprovalRules
 from chalicelib.triage.keywords import KeywordLists, fold
 from chalicelib.triage.signals import PRIVATE, SignalReader, Signals
 from chalicelib.triage.text import normalize
@@ -141,6 +142,7 @@ class RulesFile(_Strict):
     sla: Sla
     routing: Routing = Field(default_factory=Routing)
     noise: Noise = Field(default_factory=Noise)
+    approval: ApprovalRules = Field(default_factory=ApprovalRules, description="public answers that wait for a lead")
 
 
 # --- reading the file, with line numbers -------------------------------------------------------

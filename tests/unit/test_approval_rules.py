@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from chalicelib.outbound.approval import (
     ApprovalRules,
-    ApprovalRulesError,
     ConversationFacts,
     ReplyFacts,
     TicketFacts,
@@ -37,18 +38,28 @@ def test_urgent_tickets_and_open_crises_wait() -> None:
 def test_private_answers_go_out_unless_a_rule_says_so() -> None:
     sensitive = TicketFacts(priority="urgent")
     assert needs_approval(ConversationFacts(reach=500_000), sensitive, PRIVATE) is None
-    strict = ApprovalRules.from_mapping({"private_replies": True})
+    strict = ApprovalRules(private_replies=True)
     assert needs_approval(QUIET, sensitive, PRIVATE, strict) == "this answer goes to a sensitive conversation (the ticket is urgent)"
 
 
-def test_the_rules_section_changes_behaviour_and_refuses_what_it_cannot_read() -> None:
-    lenient = ApprovalRules.from_mapping({"reach_at_least": None, "priorities": []})
+def _rules_file(approval: str) -> str:
+    shipped = (Path(__file__).resolve().parents[2] / "chalicelib" / "rules" / "triage.json").read_text()
+    head = shipped[: shipped.index('"approval"')]
+    return head + '"approval": ' + approval + "\n}\n"
+
+
+def test_the_rules_file_changes_behaviour_and_names_the_line_of_a_bad_field() -> None:
+    from chalicelib.triage.rules import RulesError, load_rules, parse_rules
+
+    assert load_rules().approval == ApprovalRules()  # the shipped file states the defaults
+    lenient = parse_rules(_rules_file('{"reach_at_least": null, "priorities": []}')).approval
     assert needs_approval(ConversationFacts(reach=10**7), TicketFacts(priority="urgent"), PUBLIC, lenient) is None
-    assert needs_approval(QUIET, TicketFacts(priority="urgent"), PUBLIC, ApprovalRules.from_mapping({"enabled": False})) is None
-    assert ApprovalRules.from_mapping(None) == ApprovalRules()
-    for bad, field in (({"reach": 5}, "reach"), ({"reach_at_least": "10k"}, "reach_at_least"), ({"priorities": "urgent"}, "priorities")):
-        with pytest.raises(ApprovalRulesError, match=field):
-            ApprovalRules.from_mapping(bad)
+    off = parse_rules(_rules_file('{"enabled": false}')).approval
+    assert needs_approval(QUIET, TicketFacts(priority="urgent"), PUBLIC, off) is None
+    text = _rules_file('{\n    "reach_at_least": "10k"\n  }')
+    with pytest.raises(RulesError, match="approval.reach_at_least") as caught:
+        parse_rules(text, "rules.json")
+    assert caught.value.line == text.splitlines().index('    "reach_at_least": "10k"') + 1
 
 
 def test_the_decision_a_ticket_carries() -> None:
