@@ -271,6 +271,9 @@ def _line_of(lines: Mapping[tuple[str | int, ...], int], path: tuple[str | int, 
 
 def _semantic_problems(rules: RulesFile) -> Iterator[tuple[tuple[str | int, ...], str]]:
     """What the schema cannot say: names that must exist, time zones, patterns that compile."""
+    for name in rules.keywords:
+        if not re.match(r"^[a-z0-9_]{1,40}$", name):
+            yield ("keywords", name), f"{name!r} cannot name a list (a-z, 0-9 and _: it becomes the tag kw_{name})"
     for index, rule in enumerate(rules.priority.rules):
         for name in rule.when.keywords_any or ():
             if name not in rules.keywords:
