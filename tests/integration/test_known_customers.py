@@ -7,6 +7,7 @@ requester once an identity is shared, and a name alone never joins two people.
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 from local import samples
 from local.defaults import LOCAL_SECRETS
 from tests.integration.conftest import Stack, http
+from tests.integration.test_freshdesk_flow import API_KEY, FreshdeskStack, fd_stack  # noqa: F401  (fixture)
 
 APPFOLLOW_SECRET = "whsec_bG9jYWwtYXBwZm9sbG93LXNpZ25pbmctc2VjcmV0IQ=="
 
@@ -114,3 +116,18 @@ def test_an_x_handle_becomes_a_twitter_identity(stack: Stack) -> None:
     [ticket] = [t for t in stack.tickets() if (t.get("external_id") or "").startswith("x:")]
     identities = stack.sandbox.identities(ticket["requester_id"])
     assert [(i["type"], i["value"]) for i in identities] == [("twitter", "mo_travels")]
+
+
+# --- Freshdesk -------------------------------------------------------------------------------
+
+
+def test_freshdesk_a_whatsapp_customer_lands_on_the_contact_with_that_phone(fd_stack: FreshdeskStack) -> None:  # noqa: F811
+    auth = "Basic " + base64.b64encode(f"{API_KEY}:X".encode()).decode()
+    body = json.dumps({"name": "Priya Shah", "phone": "+16505554108", "email": "priya@example.com"}).encode()
+    made = http("POST", f"{fd_stack.sandbox.url}/api/v2/contacts", body, {"Authorization": auth, "Content-Type": "application/json"})
+    assert made.status == 201, made.body
+    key = whatsapp_customer(fd_stack, "4108")
+
+    [ticket] = fd_stack.ticket_for(key)
+    assert ticket["requester_id"] == made.body["id"]
+    assert len(fd_stack.sandbox.contacts()) == 1  # no second contact for the same person

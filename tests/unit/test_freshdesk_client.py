@@ -156,13 +156,34 @@ def test_ensure_requester_creates_a_contact_identified_by_unique_external_id() -
     ],
 )
 def test_native_channel_fields_are_filled_where_they_mean_the_same(platform: Platform, author: Author, extra: dict[str, str]) -> None:
-    helpdesk, pool = make_helpdesk(created({"id": 501}))
+    # A number is looked up first (phone, then mobile): no contact holds it here.
+    lookups = [FakeResponse(200, []), FakeResponse(200, [])] if "phone" in extra else []
+    helpdesk, pool = make_helpdesk(*lookups, created({"id": 501}))
 
     helpdesk.ensure_requester(platform, author)
 
     sent = pool.body()
     assert sent["unique_external_id"] == f"{platform.value}:{author.platform_id}"
     assert {k: v for k, v in sent.items() if k not in ("name", "unique_external_id")} == extra
+
+
+def test_the_contact_that_holds_the_customers_number_is_the_requester_never_one_of_two() -> None:
+    number = Author(platform_id="4915112345678", handle="+4915112345678", phone="+4915112345678")
+    holder = {"id": 77, "name": "Jana (CRM)", "phone": "+4915112345678", "mobile": None}
+    helpdesk, pool = make_helpdesk(FakeResponse(200, [holder]), FakeResponse(200, []))
+    assert helpdesk.ensure_requester(Platform.WHATSAPP, number) == "77"
+    assert [pool.query(i) for i in range(2)] == [{"phone": "+4915112345678"}, {"mobile": "+4915112345678"}]
+
+    # A filter the server ignored (another number comes back) adopts nobody.
+    stranger = {"id": 78, "name": "Jana", "phone": "+4915100000000"}
+    helpdesk, pool = make_helpdesk(FakeResponse(200, [stranger]), FakeResponse(200, []), created({"id": 502}))
+    assert helpdesk.ensure_requester(Platform.WHATSAPP, number) == "502"
+
+    # Two contacts share the number: neither is guessed, and the new contact goes without it.
+    twin = {**holder, "id": 79}
+    helpdesk, pool = make_helpdesk(FakeResponse(200, [holder, twin]), FakeResponse(200, []), created({"id": 503}))
+    assert helpdesk.ensure_requester(Platform.WHATSAPP, number) == "503"
+    assert "phone" not in pool.body()
 
 
 def test_a_duplicate_answer_names_the_existing_contact_in_one_call() -> None:

@@ -117,7 +117,7 @@ from chalicelib.helpdesks.base import (
 from chalicelib.helpdesks.formatting import comment_body, message_reference, ticket_subject, ticket_tags
 from chalicelib.http import Exchange, HttpResponse, JsonHttpClient, parse_retry_after
 from chalicelib.models import Author, Platform, SocialMessage
-from chalicelib.sync.requesters import contact_identities
+from chalicelib.sync.requesters import EMAIL, PHONE, ContactIdentity, contact_identities, sole_holder, unclaimed
 
 if TYPE_CHECKING:
     from chalicelib.store import MessageStore
@@ -308,14 +308,22 @@ class FreshdeskHelpdesk(Helpdesk):
     # --- Helpdesk ------------------------------------------------------------------
 
     def ensure_requester(self, platform: Platform, author: Author) -> str:
-        """Create the contact for a social author, or find the one that already exists.
+        """The contact for a social author: the one contact that already holds the author's
+        phone or email (``sync/requesters.py``: ``GET /api/v2/contacts?phone=`` / ``mobile=`` /
+        ``email=``, exact values), else the author's own.
 
-        Create first (the sync only asks for authors it has not seen): one call for a
-        new author. A 409 names the existing contact; without an id in it, the
+        Created first otherwise (the sync only asks for authors it has not seen), with the
+        identities nobody holds. A 409 names the existing contact; without an id in it, the
         contact is looked up by ``unique_external_id``. A conflict on ``twitter_id`` or
-        ``phone`` or ``email`` alone adopts the contact that owns it (a known customer).
+        ``email`` alone adopts the contact that owns it.
         """
+        holders = {identity: self._contacts_holding(identity) for identity in contact_identities(platform, author)}
+        known = sole_holder(holders)
+        if known is not None:
+            return known
         contact = requester_fields(platform, author)
+        for identity in set(holders) - set(unclaimed(holders)):  # disputed: the author's contact goes without it
+            contact.pop(identity.kind, None)
         response = self._call("POST", "/api/v2/contacts", json=contact, writes_message=False, conflict_ok=True)
         if response.status != 409:
             return self._contact_id(self._body(response, writes_message=False))
@@ -494,6 +502,19 @@ class FreshdeskHelpdesk(Helpdesk):
         self._call("PUT", f"/api/v2/tickets/{_freshdesk_id(ticket_id, 'ticket')}", json={"tags": kept}, writes_message=False)
 
     # --- steps ---------------------------------------------------------------------
+
+    def _contacts_holding(self, identity: ContactIdentity) -> set[str]:
+        """The contacts whose phone or mobile (or email) is exactly ``identity``."""
+        found: set[str] = set()
+        for name in ("email",) if identity.kind == EMAIL else ("phone", "mobile"):
+            response = self._call("GET", "/api/v2/contacts", params={name: identity.value}, writes_message=False)
+            data = outcomes.read_json(response)
+            for contact in data if isinstance(data, list) else []:
+                # Strict, as in _find_contact: a server that ignored the filter must not make us adopt a stranger.
+                if isinstance(contact, dict) and contact.get("id") is not None and not contact.get("deleted"):
+                    if identity.held_in(EMAIL if name == "email" else PHONE, contact.get(name)):
+                        found.add(str(contact["id"]))
+        return found
 
     def _find_contact(self, unique_external_id: str) -> str | None:
         response = self._call("GET", "/api/v2/contacts", params={"unique_external_id": unique_external_id}, writes_message=False)
