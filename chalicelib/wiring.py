@@ -152,7 +152,8 @@ def triage() -> Triage:
     if "triage" not in _built:
         from chalicelib.triage.rules import Triage
 
-        _built["triage"] = Triage.from_env()
+        # Reach where only the profile API has it (Instagram): the names' lookup and cache.
+        _built["triage"] = Triage.from_env(reach=profile_lookup().reach)
     found: Triage = _built["triage"]
     return found
 

@@ -40,6 +40,7 @@ class Profile:
 
     display_name: str | None = None
     handle: str | None = None
+    followers: int | None = None  # where the profile API says (Instagram): the triage's reach
 
 
 class ProfileUnavailable(Exception):

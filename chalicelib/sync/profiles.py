@@ -90,18 +90,30 @@ class ProfileLookup:
     def enrich(self, message: SocialMessage) -> Author:
         """The message's author, with the name its platform's profile API shows when the
         webhook gave none; the author unchanged otherwise or when the lookup fails."""
+        profile = self._looked_up(message)
+        return message.author if profile is None else _filled(message.author, profile)
+
+    def reach(self, message: SocialMessage) -> int | None:
+        """The author's followers as the profile API shows them (Instagram), from the same
+        lookup and cache as the name: None when unknown. For the triage signals."""
+        profile = self._looked_up(message)
+        return None if profile is None else profile.followers
+
+    def _looked_up(self, message: SocialMessage) -> Profile | None:
+        """The profile of a nameless inbound author whose platform has a profile API (cached);
+        None otherwise or when the lookup fails."""
         author = message.author
         if message.direction is not Direction.INBOUND or author.display_name or author.handle:
-            return author
+            return None
         source = self._sources.get(message.platform)
         if source is None:
-            return author
+            return None
         try:
-            return _filled(author, self._profile(message, lambda: source(message)))
+            return self._profile(message, lambda: source(message))
         except Exception as exc:  # a name is a nicety: never worth a failed sync
             reason = type(exc).__name__
             logger.warning("profile lookup broke", extra={"platform": message.platform.value, "reason": reason})
-            return author
+            return None
 
     # --- the caches ----------------------------------------------------------------------
 
@@ -154,7 +166,12 @@ class ProfileLookup:
         expires_at = float((item or {}).get("expires_at", {}).get("N") or 0)
         if not item or expires_at <= now:  # (DynamoDB deletes expired items within days, not at once)
             return None, 0.0
-        profile = Profile(display_name=item.get("display_name", {}).get("S"), handle=item.get("handle", {}).get("S"))
+        followers = item.get("followers", {}).get("N")
+        profile = Profile(
+            display_name=item.get("display_name", {}).get("S"),
+            handle=item.get("handle", {}).get("S"),
+            followers=int(followers) if followers is not None else None,
+        )
         return profile, expires_at
 
     def _write(self, key: tuple[str, str, str], profile: Profile, now: float, expires_at: float) -> None:
@@ -172,6 +189,8 @@ class ProfileLookup:
             item["display_name"] = {"S": profile.display_name}
         if profile.handle:
             item["handle"] = {"S": profile.handle}
+        if profile.followers is not None:
+            item["followers"] = {"N": str(profile.followers)}
         try:
             self._dynamodb.put_item(TableName=self.table_name, Item=item)
         except Exception as exc:  # next time the API is asked again; nothing else is lost

@@ -146,7 +146,7 @@ def test_instagram_is_read_with_its_pages_token_and_gives_name_and_username(apis
     author = apis.lookup().enrich(message(Platform.INSTAGRAM, Author(platform_id="8002"), account=IG_ACCOUNT))
     assert (author.display_name, author.handle, author.label) == ("Lena K.", "lena.k", "Lena K. (@lena.k)")
     [asked] = apis.graph.requests
-    assert asked.path == "/v23.0/8002" and asked.query["fields"] == ["name,username"]
+    assert asked.path == "/v23.0/8002" and asked.query["fields"] == ["name,username,follower_count"]
     assert asked.headers["authorization"] == f"Bearer {IG_PAGE_TOKEN}"
 
 

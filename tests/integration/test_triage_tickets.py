@@ -183,6 +183,47 @@ def test_a_burst_opened_in_bulk_gets_the_same_triage_and_its_noise_no_ticket(tri
     assert wiring.message_store().noise_reason(noise_key, "17865799348000011") == "tags only"
 
 
+def test_instagram_reach_comes_from_the_profile_lookup_and_its_cache(stack: Stack) -> None:
+    """Instagram sends no follower count: the profile lookup that names a DM's author reads
+    it too (one Graph call per person, kept with the name) and the ticket shows it."""
+    from chalicelib import wiring
+    from chalicelib.channels.meta.graph import GraphClient, instagram_profile
+    from chalicelib.sync.profiles import ProfileLookup
+    from chalicelib.sync.tickets import TicketSync
+    from local.meta_graph_sandbox import MetaGraphSandbox
+
+    ig_account, ig_page, customer = "17841405726653026", "448242228374517", "8002765432109876"
+    graph = MetaGraphSandbox()
+    graph.set_token(ig_page, "page-token")
+    graph.add_user_profile(ig_page, customer, platform="instagram", name="Lena K.", username="lena.k", follower_count=48_200)
+    graph.start()
+    try:
+        client = GraphClient(graph.url, token_provider=lambda _account: "page-token")
+        source = {Platform.INSTAGRAM: lambda m: instagram_profile(client, m, {ig_account: ig_page})}
+        lookup = ProfileLookup(stack.resources.table_name, stack.dynamodb, sources=source)
+        rules = Triage(
+            load_rules(RULES_DIR / "examples" / "follow-the-sun.json"), reach=lookup.reach, clock=lambda: THURSDAY_AFTERNOON
+        )
+        sync = TicketSync(
+            wiring.message_store(), wiring.helpdesk(), wiring.dead_letters(), sleep=stack.time.sleep, clock=stack.time.now,
+            profiles=lookup, triage=rules,
+        )  # fmt: skip
+        wiring.override("sync", sync)
+        for n, text in enumerate(["Hi, my parcel never arrived", "Order 5521, still nothing"]):
+            dm = {"object": "instagram", "entry": [{"id": ig_account, "time": 1742668000000 + n, "messaging": [{
+                "sender": {"id": customer}, "recipient": {"id": ig_account}, "timestamp": 1742668000000 + n * 1000,
+                "message": {"mid": f"aWdfZAG-reach-{n}", "text": text}}]}]}  # fmt: skip
+            assert stack.post_webhook("meta", dm).status == 200
+            stack.sync()
+        assert graph.request_counts["user.profile"] == 1  # the name and the reach: one call, cached
+    finally:
+        graph.stop()
+    (summary,) = stack.tickets()
+    _, comments = _ticket_of(stack, summary["external_id"])
+    assert "48.2k followers · private" in comments[1]["body"]
+    assert wiring.message_store().get_conversation(summary["external_id"]).triage["signals"]["reach"] == 48_200  # type: ignore[index]
+
+
 def _conversation_keys(stack: Stack) -> set[str]:
     return {item["pk"]["S"].removeprefix("CONV#") for item in stack.items("CONV#") if item["sk"]["S"].startswith("MSG#")}
 

@@ -462,12 +462,17 @@ def messenger_profile(graph: GraphClient, message: SocialMessage) -> Profile:
 
 
 def instagram_profile(graph: GraphClient, message: SocialMessage, pages: Mapping[str, str]) -> Profile:
-    """An Instagram customer's name and username: ``GET /{IGSID}?fields=name,username`` with the
-    token of the Page that serves the account (Facebook Login), else the account's own; only for
-    people who messaged the account ("User consent is required" otherwise)."""
+    """An Instagram customer's name, username and followers: ``GET /{IGSID}?fields=name,username,
+    follower_count`` with the token of the Page that serves the account (Facebook Login), else the
+    account's own; only for people who messaged the account ("User consent is required" otherwise)."""
     account = pages.get(message.account_id, message.account_id)
-    body = graph.user_profile(account, message.author.platform_id, "name,username")
-    return Profile(display_name=_profile_text(body.get("name")), handle=_profile_text(body.get("username")))
+    body = graph.user_profile(account, message.author.platform_id, "name,username,follower_count")
+    followers = body.get("follower_count")
+    return Profile(
+        display_name=_profile_text(body.get("name")),
+        handle=_profile_text(body.get("username")),
+        followers=followers if isinstance(followers, int) and not isinstance(followers, bool) and followers >= 0 else None,
+    )
 
 
 def _profile_text(value: Any) -> str | None:
