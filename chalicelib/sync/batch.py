@@ -34,6 +34,7 @@ from chalicelib.helpdesks.base import (
 )
 from chalicelib.models import Author, Platform, SocialMessage
 from chalicelib.store import Conversation, UnstorableConversation
+from chalicelib.sync.requesters import contact_identities
 
 if TYPE_CHECKING:
     from chalicelib.sync.tickets import SyncReport, TicketSync
@@ -198,7 +199,7 @@ class BatchStage:
         for chunk in fresh:
             chunk.entries = [e for e in chunk.entries if e.requester_id is not None]
             if chunk.entries:
-                self._submit(chunk, report, result)
+                self._submit(chunk)
         jobs = self._follow([c.job_id for c in chunks if c.status == QUEUED and c.job_id], time_left)
         for chunk in chunks:
             if chunk.status == SUBMITTING:  # its job may exist, unknown: the redrive looks first
@@ -221,13 +222,17 @@ class BatchStage:
 
     def _find_requesters(self, entries: list[_Entry], time_left: Callable[[], float] | None) -> None:
         """Each entry's helpdesk user: known from an earlier conversation, else upserted in
-        bulk. One that cannot be had stays None (the single path creates it)."""
+        bulk. One that cannot be had stays None (the single path creates it), and so does an
+        author with a phone or email: the single path looks for the user who already holds it
+        (``sync/requesters.py``), which a bulk upsert by external id cannot."""
         unknown: dict[tuple[Platform, str], list[_Entry]] = {}
         for entry in entries:
             message = entry.message
             known = self.store.find_requester(self.sync.helpdesk.name, message.platform.value, message.author.platform_id)
             if known:
                 entry.requester_id = known
+            elif contact_identities(message.platform, message.author):
+                continue
             else:
                 unknown.setdefault((message.platform, message.author.platform_id), []).append(entry)
         people = list(unknown)
@@ -255,7 +260,7 @@ class BatchStage:
 
     # --- tickets ---------------------------------------------------------------------------
 
-    def _submit(self, chunk: _Chunk, report: SyncReport, result: BulkResult) -> None:
+    def _submit(self, chunk: _Chunk) -> None:
         """Record the intent, then queue the chunk's creation; the intent says how it went."""
         chunk.status, chunk.submitted_at = SUBMITTING, self.sync.now()
         self.store.save_bulk_intent(chunk.key, chunk.intent())
