@@ -754,11 +754,16 @@ class TicketSync:
     # --- triage ----------------------------------------------------------------------
 
     def _message_signals(self, message: SocialMessage) -> Signals | None:
-        """The message's triage signals, read once per message (retries reuse them)."""
+        """The message's triage signals, read once per message (retries reuse them); None
+        when the detectors fail: the ticket then opens untriaged rather than not at all."""
         if self.triage is None or message.direction is not Direction.INBOUND:
             return None
         if self._signals is None or self._signals[0] != message.message_id:
-            self._signals = (message.message_id, self.triage.signals(message))
+            try:
+                self._signals = (message.message_id, self.triage.signals(message))
+            except Exception as exc:  # noqa: BLE001 - triage is a nicety; the customer's message is not
+                logger.error("triage signals failed", extra={"platform": message.platform.value, "reason": type(exc).__name__})
+                return None
         return self._signals[1]
 
     def _triage_state(self, message: SocialMessage) -> dict[str, Any] | None:

@@ -224,6 +224,28 @@ def test_instagram_reach_comes_from_the_profile_lookup_and_its_cache(stack: Stac
     assert wiring.message_store().get_conversation(summary["external_id"]).triage["signals"]["reach"] == 48_200  # type: ignore[index]
 
 
+def test_a_broken_detector_opens_the_ticket_untriaged(stack: Stack) -> None:
+    from chalicelib import wiring
+    from chalicelib.sync.tickets import TicketSync
+    from chalicelib.triage.keywords import KeywordLists
+    from chalicelib.triage.signals import SignalReader
+
+    def broken(_text: str) -> str | None:
+        raise OSError("the language model is missing from the package")
+
+    reader = SignalReader(KeywordLists({}), detect_language=broken)
+    rules = Triage(load_rules(RULES_DIR / "examples" / "follow-the-sun.json"), reader=reader, clock=lambda: THURSDAY_AFTERNOON)
+    sync = TicketSync(wiring.message_store(), wiring.helpdesk(), wiring.dead_letters(), sleep=stack.time.sleep, triage=rules)
+    wiring.override("sync", sync)
+    assert stack.post_webhook("x", _x_mention("@TwitterDev worst airline ever")).status == 200
+    stack.sync()
+    (summary,) = stack.tickets()
+    ticket, comments = _ticket_of(stack, summary["external_id"])
+    assert "priority" not in ticket and not any(t.startswith("sla_first_reply") for t in ticket["tags"])
+    assert [c["public"] for c in comments] == [True]  # the customer's message, no triage note
+    assert stack.parked_in_queue() == 0
+
+
 def _conversation_keys(stack: Stack) -> set[str]:
     return {item["pk"]["S"].removeprefix("CONV#") for item in stack.items("CONV#") if item["sk"]["S"].startswith("MSG#")}
 
