@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -45,6 +45,8 @@ Duration = str  # "45m", "1h", "2d" (checked by DURATION_PATTERN)
 DURATION_PATTERN = r"^[1-9][0-9]*[mhd]$"
 CLOCK_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$"
 TAG_PATTERN = r"^[a-z0-9_\-]{1,80}$"  # what both Zendesk and Freshdesk take as one tag
+# An ISO 639-1 code as the language detector gives it, or "unknown" for a message it could not place.
+LanguageCode = Annotated[str, Field(pattern=r"^([a-z]{2}|unknown)$")]
 
 
 class _Strict(BaseModel):
@@ -56,7 +58,7 @@ class Condition(_Strict):
 
     visibility: Literal["public", "private"] | None = None
     channel: list[Platform] | None = Field(default=None, min_length=1, description="platforms, e.g. x, instagram")
-    language: list[str] | None = Field(default=None, min_length=1, description="ISO 639-1 codes; 'unknown' for none")
+    language: list[LanguageCode] | None = Field(default=None, min_length=1, description="ISO 639-1 codes; 'unknown' for none")
     sentiment: list[Literal["negative", "neutral", "positive"]] | None = Field(default=None, min_length=1)
     sentiment_below: float | None = Field(default=None, ge=-1, le=1, description="score P(pos)-P(neg) under this")
     reach_at_least: int | None = Field(default=None, ge=0, description="followers; unknown reach never matches")
@@ -109,7 +111,7 @@ class Group(_Strict):
     brand_id: int | None = Field(default=None, ge=1, description="Zendesk brand id; Freshdesk product id")
     accounts: list[str] | None = Field(default=None, min_length=1, description="receiving account ids")
     channels: list[Platform] | None = Field(default=None, min_length=1)
-    languages: list[str] | None = Field(default=None, min_length=1, description="ISO 639-1; 'unknown' for none")
+    languages: list[LanguageCode] | None = Field(default=None, min_length=1, description="ISO 639-1; 'unknown' for none")
     hours: Hours | None = None
 
 

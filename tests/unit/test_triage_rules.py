@@ -172,6 +172,13 @@ def test_a_missing_part_points_at_the_object_that_lacks_it() -> None:
     assert "Field required" in str(caught.value)
 
 
+def test_a_language_the_detector_never_gives_is_refused() -> None:
+    text = FOLLOW_THE_SUN.read_text(encoding="utf-8").replace('"languages": ["es"]', '"languages": ["esp"]')
+    with pytest.raises(RulesError) as caught:
+        parse_rules(text, "ftw.json")
+    assert (caught.value.line, caught.value.where) == (_line_of(text, '"esp"'), "routing.groups[0].languages[0]")
+
+
 def test_an_unknown_time_zone_is_refused_at_its_line() -> None:
     text = FOLLOW_THE_SUN.read_text(encoding="utf-8").replace("America/New_York", "America/Gotham")
     with pytest.raises(RulesError) as caught:
