@@ -50,8 +50,22 @@ def test_create_many_queues_a_job_that_creates_every_ticket_once_polled(api: Api
     for n in range(3):
         ticket = sandbox.ticket(by_index[n]["id"])
         assert ticket["external_id"] == f"x:dm:{n}" and ticket["requester_id"] == users[n]
+        assert (ticket["priority"], ticket["group_id"], ticket["tags"]) == ("high", 7, ["socialdesk"])
         assert sandbox.audits(ticket["id"])[0]["metadata"]["custom"] == {"socialdesk_message": f"x:dm:{n}"}
     assert sandbox.stats()["requests"]["POST /api/v2/tickets/create_many"] == 1
+
+
+def test_bulk_created_incidents_are_linked_to_their_problem_like_single_ones(api: Api, sandbox: ZendeskSandbox) -> None:
+    user = api.user()["id"]
+    problem = api.ticket(user, external_id="crisis:1", type="problem")[1]["ticket"]["id"]
+    incidents = [_ticket(user, f"x:dm:{n}", type="incident", problem_id=problem) for n in range(2)]
+    not_a_problem = _ticket(user, "x:dm:9", type="incident", problem_id=999)
+    _, body = api.call("POST", "/api/v2/tickets/create_many.json", {"tickets": [*incidents, not_a_problem]})
+    _poll(api, body["job_status"]["id"])
+    results = _poll(api, body["job_status"]["id"])["results"]
+    assert [r["success"] for r in results] == [True, True, False] and "Problem: is invalid" in results[2]["details"]
+    assert sorted(t["external_id"] for t in sandbox.incidents(problem)) == ["x:dm:0", "x:dm:1"]
+    assert sandbox.ticket(problem)["has_incidents"] is True
 
 
 def test_failed_items_and_invalid_ones_fail_alone(api: Api, sandbox: ZendeskSandbox) -> None:
