@@ -18,15 +18,22 @@ a result naming another ``external_id`` than the one sent at its index is not tr
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.helpdesks.base import BulkItem, BulkJob, BulkTicketWriter, HelpdeskUnavailable, NewTicket
+from chalicelib.helpdesks.base import BulkItem, BulkJob, BulkTicketWriter, HelpdeskRejected, HelpdeskUnavailable, NewTicket
 from chalicelib.helpdesks.zendesk.adapter import _zendesk_id, as_incident, new_ticket_fields, requester_fields, routed
 from chalicelib.models import Author, Platform
 
 if TYPE_CHECKING:
     from chalicelib.helpdesks.zendesk.adapter import ZendeskHelpdesk
+
+# An account without bulk user imports refuses every users/create_or_update_many (403): once
+# refused, the container does not ask again for this long (each batch would spend requests
+# to hear it), and the sync upserts those customers one by one meanwhile.
+USERS_REFUSAL_MEMORY_SECONDS = 3600.0
+_users_refused_until: dict[str, float] = {}  # account URL -> monotonic time
 
 
 class ZendeskBulkWriter(BulkTicketWriter):
@@ -36,8 +43,14 @@ class ZendeskBulkWriter(BulkTicketWriter):
         self._api = api
 
     def submit_requesters(self, people: Sequence[tuple[Platform, Author]]) -> str:
+        if time.monotonic() < _users_refused_until.get(self._api.base_url, 0.0):
+            raise HelpdeskRejected("Zendesk refused users/create_or_update_many within the hour (bulk user imports off?)")
         users = [requester_fields(platform, author) for platform, author in people]
-        return self._submit("/api/v2/users/create_or_update_many", {"users": users}, len(users), writes_message=False)
+        try:
+            return self._submit("/api/v2/users/create_or_update_many", {"users": users}, len(users), writes_message=False)
+        except HelpdeskRejected:
+            _users_refused_until[self._api.base_url] = time.monotonic() + USERS_REFUSAL_MEMORY_SECONDS
+            raise
 
     def submit_tickets(self, tickets: Sequence[NewTicket]) -> str:
         body = [
