@@ -156,6 +156,7 @@ REPLY_LOOKBACK = timedelta(hours=26)
 NOT_AGENT_CHANNELS = frozenset({"api", "rule", "linked_problem"})
 AGENT_ROLES = frozenset({"agent", "admin"})
 ORDER_WAIT_POLLS, ORDER_WAIT_SECONDS = 20, 0.5
+APPROVAL_WAIT_POLLS = 6  # ~3 s: Zendesk gives a webhook about 12 s
 _CONFLICT_ATTEMPTS = 8
 
 
@@ -318,8 +319,9 @@ class ReplyLedger:
             ).get("Item")
         except Exception as exc:
             raise StoreUnavailable(f"reply ledger read failed: {_error_code(exc) or exc}") from exc
-        if not item:
-            return None
+        return self._record(conversation_key, comment_id, item) if item else None
+
+    def _record(self, conversation_key: str, comment_id: str, item: dict[str, Any]) -> ReplyRecord:
         return ReplyRecord(
             conversation_key=conversation_key,
             comment_id=comment_id,
@@ -497,32 +499,31 @@ class ReplyLedger:
             },
         )
 
-    def held(self, conversation_key: str, ticket_id: str) -> list[ReplyRecord]:
-        """The ticket's answers waiting for approval, oldest first."""
+    def in_state(self, conversation_key: str, ticket_id: str, state: str = "held") -> list[ReplyRecord]:
+        """The ticket's answers in ``state`` (by default: waiting for approval), oldest first."""
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :replies)",
-            "FilterExpression": "#state = :held AND ticket_id = :ticket",
+            "FilterExpression": "#state = :state AND ticket_id = :ticket",
             "ExpressionAttributeNames": {"#state": "state"},
             "ExpressionAttributeValues": {
                 ":pk": _s(conversation_pk(conversation_key)),
                 ":replies": _s(f"REPLY#{self.helpdesk}#"),
-                ":held": _s("held"),
+                ":state": _s(state),
                 ":ticket": _s(ticket_id),
             },
             "ConsistentRead": True,
         }
-        comment_ids: list[str] = []
+        records: list[ReplyRecord] = []
         while True:
             try:
                 page = self._client.query(**kwargs)
             except Exception as exc:
                 raise StoreUnavailable(f"held replies query failed: {_error_code(exc) or exc}") from exc
-            comment_ids += [item["comment_id"]["S"] for item in page.get("Items", [])]
+            records += [self._record(conversation_key, item["comment_id"]["S"], item) for item in page.get("Items", [])]
             if "LastEvaluatedKey" not in page:
                 break
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        records = [r for r in (self.get(conversation_key, c) for c in comment_ids) if r is not None]
         return sorted(records, key=lambda r: (r.claimed_at_ms, r.comment_id.zfill(20)))
 
     def mark_noted(self, record: ReplyRecord) -> None:
@@ -851,8 +852,14 @@ class AgentReplies:
             return Outcome.IGNORED_NOT_BRIDGED
         if isinstance(self.helpdesk, TicketCommentReader):
             self._send_comments_of(key, event.ticket_id, resume=True)
+        # An answer written in the same update as the decision may be in another invocation's
+        # hands right now (claimed, about to be held): wait a moment for it.
+        for _ in range(APPROVAL_WAIT_POLLS):
+            if not self.ledger.in_state(key, event.ticket_id, "sending"):
+                break
+            self._sleep(ORDER_WAIT_SECONDS)
         outcomes: list[Outcome] = []
-        for record in self.ledger.held(key, event.ticket_id):
+        for record in self.ledger.in_state(key, event.ticket_id):
             if event.decision == APPROVED:
                 now = self.now()
                 if self.ledger.release_held(record, now):

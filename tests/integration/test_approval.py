@@ -103,6 +103,18 @@ def test_a_later_answer_needs_its_own_approval(zendesk_rig: Rig) -> None:  # noq
     assert [t["body"]["text"] for t in zendesk_rig.x.sent("tweet")] == ["@mo_travels first answer"]
 
 
+def test_a_lead_who_answers_and_approves_in_one_update_sends_it_once(zendesk_rig: Rig) -> None:  # noqa: F811
+    key = high_reach_mention(zendesk_rig, "6205")
+    ticket_id = zendesk_rig.ticket(key)["id"]
+    deliveries = zendesk_rig.zendesk.agent_update(
+        ticket_id, comment="@mo_travels we're rebooking you now.", add_tags=["socialdesk_approved"]
+    )
+    outcomes = {d["body"].split('"socialdesk_event": "')[1].split('"')[0]: d["response"]["outcome"] for d in deliveries}
+    # (the reply also opened the ticket: the status trigger fired too)
+    assert (outcomes["agent_comment"], outcomes["approval"]) == ("held_for_approval", "sent")
+    assert [t["body"]["text"] for t in zendesk_rig.x.sent("tweet")] == ["@mo_travels we're rebooking you now."]
+
+
 def test_a_private_answer_to_a_high_reach_customer_is_not_held(zendesk_rig: Rig) -> None:  # noqa: F811
     run = "6204"
     route, dm = copy.deepcopy(samples.x_events(run)[1])
