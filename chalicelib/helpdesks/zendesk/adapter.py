@@ -113,6 +113,7 @@ from chalicelib.sync.requesters import (
     PHONE,
     ContactIdentity,
     contact_identities,
+    phone_digits,
     social_identity,
     sole_holder,
     unclaimed,
@@ -291,7 +292,8 @@ class ZendeskHelpdesk(ZendeskApi, Helpdesk):
         """The users whose identities include exactly ``identity`` (search is partial, so each
         candidate is checked). An agent holding it is returned as ``agent:<id>`` (``AGENT_PREFIX``):
         never a requester, but it keeps the identity from being handed to anyone else."""
-        query = f"{'email' if identity.kind == EMAIL else 'phone'}:{identity.value}"
+        # Zendesk's search wants a number's digits only (no "+", spaces or dashes).
+        query = f"email:{identity.value}" if identity.kind == EMAIL else f"phone:{phone_digits(identity.value)}"
         response = self._call("GET", "/api/v2/users/search", params={"query": query}, writes_message=False)
         holders = set()
         for user in json_list(self._body(response, writes_message=False).get("users"))[:MAX_IDENTITY_CANDIDATES]:
