@@ -24,6 +24,7 @@ from chalicelib.models import Direction
 from chalicelib.sync.policy import TicketPolicy
 from local.defaults import LOCAL_SECRETS, SANDBOX_FRESHDESK_API_KEY, SANDBOX_ZENDESK_EMAIL, SANDBOX_ZENDESK_TOKEN, read_state, secret
 from local.demo_approval import show_approval
+from local.demo_crisis import show_crisis
 from local.demo_replies import PlatformSandboxes, show_agent_replies
 from local.demo_triage import show_triage, triage_cases
 from local.demo_replies import http_json as _http
@@ -231,7 +232,8 @@ def main() -> int:
     from chalicelib.reporting.cli import main as write_report
 
     report_ok = write_report(["--local"]) == 0  # .run/report.html
-    return 0 if not missing and triage_ok and replies_ok and approval_ok and report_ok else 1
+    crisis_ok = show_crisis(state, app_url, secrets, platforms, run)  # 200 complaints, one problem, one answer: local/demo_crisis.py
+    return 0 if not missing and triage_ok and replies_ok and approval_ok and report_ok and crisis_ok else 1
 
 
 if __name__ == "__main__":

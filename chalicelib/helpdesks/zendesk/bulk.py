@@ -59,6 +59,13 @@ class ZendeskBulkWriter(BulkTicketWriter):
         ]
         return self._submit("/api/v2/tickets/create_many", {"tickets": body}, len(body), writes_message=True)
 
+    def submit_notes(self, notes: Sequence[tuple[str, str]]) -> str:
+        """Queue an internal note on each ticket (``PUT /api/v2/tickets/update_many``, batch form:
+        each ticket its own comment): one request for up to 100 tickets instead of one update
+        each (the crisis fan-out's outcome notes, ``outbound/fanout.py``); the job id."""
+        body = [{"id": _zendesk_id(ticket_id, "ticket"), "comment": {"body": text, "public": False}} for ticket_id, text in notes]
+        return self._submit("/api/v2/tickets/update_many", {"tickets": body}, len(body), writes_message=False, method="PUT")
+
     def read_jobs(self, job_ids: Sequence[str]) -> dict[str, BulkJob]:
         if not job_ids:
             return {}
@@ -71,10 +78,10 @@ class ZendeskBulkWriter(BulkTicketWriter):
         jobs = [_job(status) for status in statuses or [] if isinstance(status, dict) and isinstance(status.get("id"), str)]
         return {job.job_id: job for job in jobs if job.job_id in job_ids}
 
-    def _submit(self, path: str, body: dict[str, Any], count: int, *, writes_message: bool) -> str:
+    def _submit(self, path: str, body: dict[str, Any], count: int, *, writes_message: bool, method: str = "POST") -> str:
         if not 0 < count <= self.max_items:
             raise ValueError(f"a bulk request takes 1 to {self.max_items} items, not {count}")
-        response = self._api._call("POST", path, json=body, writes_message=writes_message)  # noqa: SLF001
+        response = self._api._call(method, path, json=body, writes_message=writes_message)  # noqa: SLF001
         status = self._api._body(response, writes_message=writes_message).get("job_status")  # noqa: SLF001
         if not isinstance(status, dict) or not isinstance(status.get("id"), str) or not status["id"]:
             raise HelpdeskUnavailable("Zendesk answered a bulk request without a job id", maybe_applied=writes_message)
