@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 VISIBLE_TIMEOUT_SECONDS = 30.0
+BUDGET_LIMITS = ("HELPDESK_RATE_PER_MINUTE", "HELPDESK_UPDATES_PER_MINUTE", "HELPDESK_USER_CREATES_PER_MINUTE")
 
 
 def membership_scores(linked: Mapping[str, str], cluster_of: Mapping[str, str | None]) -> dict[str, Any]:
@@ -106,6 +107,23 @@ def _requesters(sandbox: Any) -> dict[int, str]:
     return {user["id"]: str(user.get("external_id") or "").partition(":")[2] for user in sandbox.users()}
 
 
+def _budget_use(wiring: Any) -> Counter[str]:
+    """What the helpdesk budget did over the run (seconds waited, requests refused, tokens
+    unused), summed from what each sync invocation publishes as metrics."""
+    totals: Counter[str] = Counter()
+
+    def publish() -> None:
+        budget = wiring.helpdesk_budget()
+        if budget is not None:
+            for figures in budget.take_figures()[0].values():
+                totals["waited_seconds"] += figures.waited_seconds
+                totals["refused"] += figures.refused
+                totals["unused"] += figures.unused
+
+    wiring.publish_helpdesk_budget = publish  # what app.sync_tickets calls after each batch
+    return totals
+
+
 def run_burst(run: str, size: int) -> dict[str, Any]:
     from bench.burst_workload import crisis_burst
     from bench.replay import count_writes
@@ -115,6 +133,7 @@ def run_burst(run: str, size: int) -> dict[str, Any]:
     try:
         send, poller = _sender(), _poller()
         writes, budget_writes = count_writes(wiring._client("dynamodb"))
+        budget_use = _budget_use(wiring)
         burst = crisis_burst(run, size)
 
         started = time.perf_counter()
@@ -143,6 +162,7 @@ def run_burst(run: str, size: int) -> dict[str, Any]:
         stats = sandbox.stats()
         return {
             "complaints": size,
+            "budget_limits": {name: os.environ.get(name) for name in BUDGET_LIMITS},
             "deliveries": len(burst.deliveries),
             "platforms": dict(Counter(burst.platform_of.values())),
             "tickets": len(complaint_tickets),
@@ -156,6 +176,7 @@ def run_burst(run: str, size: int) -> dict[str, Any]:
             "membership": membership_scores(linked, burst.cluster_of),
             "writes": dict(writes),
             "budget_writes": sum(budget_writes.values()),
+            "budget_use": dict(budget_use),
             "stream_records": poller.records_handled,
             "sync_failures": poller.failures,
         }

@@ -48,8 +48,8 @@ BURST_TARGETS: dict[str, float | None] = {
 }
 HIGHER_IS_BETTER = {"crisis_precision", "crisis_recall"}
 # The sandbox has no rate limits: the budget is measured (its writes, counted apart) but set
-# high enough never to hold the compressed replays back. What a real plan's budget means for
-# the burst is derived from its calls (``burst`` below, docs/scale.md).
+# high enough never to hold the compressed replays back, unless the environment names a plan's
+# limits (``HELPDESK_RATE_PER_MINUTE=400 ... BENCH_ONLY=burst``: the burst at that budget).
 UNBOUND_BUDGET = {
     "HELPDESK_RATE_PER_MINUTE": "100000",
     "HELPDESK_UPDATES_PER_MINUTE": "100000",
@@ -171,7 +171,7 @@ def main() -> int:
             )
             return {
                 **env,
-                **UNBOUND_BUDGET,
+                **{name: os.environ.get(name, value) for name, value in UNBOUND_BUDGET.items()},
                 "TABLE_NAME": resources.table_name,
                 "STREAM_ARN": resources.stream_arn,
                 "DLQ_URL": resources.dlq_url,
@@ -284,6 +284,9 @@ def report(measured: dict[str, Any]) -> bool:
               f"({PLAN_BUDGET_PER_MINUTE:.0f} a minute) they take {burst['helpdesk_calls'] / PLAN_BUDGET_PER_MINUTE * 60:.0f} s; "
               f"DynamoDB writes {sum(burst['writes'].values())} ({sum(burst['writes'].values()) / burst['complaints']:.2f} per "
               f"complaint) + {burst['budget_writes']} for the budget; sync failures {burst['sync_failures']}")
+        use = burst.get("budget_use", {})
+        print(f"burst: the helpdesk budget ({burst.get('budget_limits')}) held requests back "
+              f"{use.get('waited_seconds', 0):.1f} s in all, refused {use.get('refused', 0):.0f}")
     return ok
 
 
