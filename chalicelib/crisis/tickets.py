@@ -67,6 +67,15 @@ class ProblemTickets(Protocol):
     def ticket_details(self, ticket_id: str) -> dict[str, Any]: ...
 
 
+@runtime_checkable
+class IncidentLinker(Protocol):
+    """A helpdesk's bulk update of many tickets into incidents of one problem (Zendesk ``update_many``)."""
+
+    max_items: int
+
+    def submit_links(self, ticket_ids: Sequence[str], problem_id: str) -> str: ...
+
+
 def problem_external_id(account_id: str, crisis_id: str) -> str:
     """The problem ticket's ``external_id`` (its agent events' ``conversation_key``)."""
     return f"{PROBLEM_KEY_PREFIX}{account_id}:{crisis_id}"
@@ -295,8 +304,10 @@ class CrisisTickets:
         return crisis.ticket_id, False
 
     def _link_members(self, members: Iterable[Member], problem: str, *, skip_message: str | None) -> int:
-        """Link the tickets the crisis's members already have; the count linked."""
-        linked, seen = 0, {problem}
+        """Link the tickets the crisis's members already have, 100 to a bulk update where the
+        helpdesk has one (else one update each); the count linked."""
+        tickets: list[str] = []
+        seen = {problem}
         for member in members:
             if member.message_id == skip_message:
                 continue
@@ -309,8 +320,19 @@ class CrisisTickets:
             if ticket is None or ticket in seen or conversation.helpdesk not in (None, self.helpdesk.name):
                 continue  # no ticket yet: it is created as an incident when its message is delivered
             seen.add(ticket)
-            linked += self.link(ticket, problem)
-        return linked
+            tickets.append(ticket)
+        writer = getattr(self.helpdesk, "bulk_writer", lambda: None)()
+        if not isinstance(writer, IncidentLinker):
+            return sum(self.link(ticket, problem) for ticket in tickets)
+        for start in range(0, len(tickets), writer.max_items):
+            chunk = tickets[start : start + writer.max_items]
+            try:
+                writer.submit_links(chunk, problem)
+            except HelpdeskError as exc:  # one by one, then
+                self._failed(f"bulk link of {len(chunk)} tickets to problem {problem} refused", exc)
+                for ticket in chunk:
+                    self.link(ticket, problem)
+        return len(tickets)
 
     def _failed(self, what: str, exc: Exception) -> None:
         logger.warning(what, extra={"reason": f"{type(exc).__name__}: {exc}"[:300]})

@@ -172,3 +172,14 @@ def test_an_agent_tag_declares_a_crisis_with_that_ticket_as_the_problem(crisis: 
     assert len(linked) == 3
     received = crisis.answers_received()
     assert len(received) == 4 and set(received.values()) == {1}, received  # its own customer and the three others
+
+
+def test_complaints_ticketed_before_the_start_are_linked_in_one_bulk_update(crisis: Crisis) -> None:
+    crisis.complain(burst("4601", 8))  # ticketed one by one, no crisis yet
+    assert crisis.problems() == [] and len(crisis.customer_tickets()) == 8
+    before = Counter(crisis.rig.zendesk.stats()["requests"])
+    crisis.complain(burst("4602", 12))
+    used = Counter(crisis.rig.zendesk.stats()["requests"]) - before
+    (problem,) = crisis.problems()
+    assert all(t.get("problem_id") == problem["id"] for t in crisis.customer_tickets())
+    assert used["PUT /api/v2/tickets/update_many"] == 1 and used["PUT /api/v2/tickets/{ticket_id}"] == 0

@@ -66,6 +66,15 @@ class ZendeskBulkWriter(BulkTicketWriter):
         body = [{"id": _zendesk_id(ticket_id, "ticket"), "comment": {"body": text, "public": False}} for ticket_id, text in notes]
         return self._submit("/api/v2/tickets/update_many", {"tickets": body}, len(body), writes_message=False, method="PUT")
 
+    def submit_links(self, ticket_ids: Sequence[str], problem_id: str) -> str:
+        """Queue making these tickets incidents of ``problem_id`` (``PUT /api/v2/tickets/update_many?ids=``,
+        the bulk form: one change for up to 100 tickets; a crisis's earlier complaints); the job id."""
+        ids = ",".join(str(_zendesk_id(ticket_id, "ticket")) for ticket_id in ticket_ids)
+        change = {"ticket": {"type": "incident", "problem_id": _zendesk_id(problem_id, "ticket")}}
+        return self._submit(
+            "/api/v2/tickets/update_many", change, len(ticket_ids), writes_message=False, method="PUT", params={"ids": ids}
+        )
+
     def read_jobs(self, job_ids: Sequence[str]) -> dict[str, BulkJob]:
         if not job_ids:
             return {}
@@ -78,10 +87,19 @@ class ZendeskBulkWriter(BulkTicketWriter):
         jobs = [_job(status) for status in statuses or [] if isinstance(status, dict) and isinstance(status.get("id"), str)]
         return {job.job_id: job for job in jobs if job.job_id in job_ids}
 
-    def _submit(self, path: str, body: dict[str, Any], count: int, *, writes_message: bool, method: str = "POST") -> str:
+    def _submit(
+        self,
+        path: str,
+        body: dict[str, Any],
+        count: int,
+        *,
+        writes_message: bool,
+        method: str = "POST",
+        params: dict[str, Any] | None = None,
+    ) -> str:
         if not 0 < count <= self.max_items:
             raise ValueError(f"a bulk request takes 1 to {self.max_items} items, not {count}")
-        response = self._api._call(method, path, json=body, writes_message=writes_message)  # noqa: SLF001
+        response = self._api._call(method, path, json=body, params=params, writes_message=writes_message)  # noqa: SLF001
         status = self._api._body(response, writes_message=writes_message).get("job_status")  # noqa: SLF001
         if not isinstance(status, dict) or not isinstance(status.get("id"), str) or not status["id"]:
             raise HelpdeskUnavailable("Zendesk answered a bulk request without a job id", maybe_applied=writes_message)
