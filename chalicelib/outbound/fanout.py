@@ -15,13 +15,15 @@
 * any other event goes to ``AgentReplies`` as before, then the ticket is read once: a
   ticket tagged ``socialdesk_crisis`` declares a crisis with it as the problem.
 
-Pacing: per platform, no faster than ``FANOUT_RATE_<PLATFORM>`` answers a second (default
-``FANOUT_RATE_PER_SECOND``, 20: far under every platform's send limit, see docs/crisis.md),
-incidents taken in arrival order (every platform mixed). The problem ticket gets a running count as an
-internal note every ``FANOUT_NOTE_EVERY`` answers and at the end ("Sent 412 of 1,000; 3
-failed: window closed"), not one per incident (Zendesk allows 30 updates per ticket in
-10 minutes). A job runs under a lease; one that does not finish within the webhook's
-budget is continued by the schedule (``run_schedule``), which also ends quiet crises.
+Incidents are taken in arrival order, a chunk at a time, one worker per platform, each no
+faster than ``FANOUT_RATE_<PLATFORM>`` answers a second (default ``FANOUT_RATE_PER_SECOND``,
+20: far under every platform's send limit, see docs/crisis.md). The chunk's incident notes
+go out in one bulk update (Zendesk allows 100 ticket updates a minute). The problem ticket
+gets a running count as an internal note every ``FANOUT_NOTE_EVERY`` answers and at the end
+("Sent 412 of 1,000; 3 failed: window closed"), not one per incident (30 updates per ticket
+in 10 minutes). A job runs under a lease and records its cursor with its counts after each
+chunk; one that does not finish within the webhook's budget is continued by the schedule
+(``run_schedule``), which also ends quiet crises.
 
 A comment Zendesk itself copies from the problem onto its incidents comes ``via``
 ``linked_problem``: the agent-reply path never sends those (``agent_replies.NOT_AGENT_CHANNELS``),
