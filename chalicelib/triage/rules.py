@@ -144,6 +144,7 @@ class RulesFile(_Strict):
     sla: Sla
     routing: Routing = Field(default_factory=Routing)
     noise: Noise = Field(default_factory=Noise)
+    note: bool = Field(default=True, description="the triage summary as an internal note on each new ticket (one request more)")
     approval: ApprovalRules = Field(default_factory=ApprovalRules, description="public answers that wait for a lead")
 
 
@@ -517,7 +518,7 @@ class Triage:
             tags=tuple(dict.fromkeys(tag for tag in tags if re.match(TAG_PATTERN, tag))),
             first_reply_due=first_due,
             due=due,
-            note=note,
+            note=note if self.rules.note else None,
         )
 
 

@@ -355,6 +355,12 @@ def test_noise_rules_can_be_turned_off_in_the_file() -> None:
 # --- the whole decision ---------------------------------------------------------------------------
 
 
+def test_the_note_can_be_turned_off_in_the_file() -> None:
+    text = _shipped_with('"version": 1,', '"version": 1,\n  "note": false,')
+    routed = Triage(parse_rules(text)).routing(message("where is my bag"), signals())
+    assert routed.note is None and routed.priority == "normal"
+
+
 def test_routing_carries_priority_tags_and_a_note_for_agents() -> None:
     found = signals(language="es", sentiment="negative", score=-0.82, reach=12_400, keywords=("legal",))
     reader = SignalReader(KeywordLists({}), detect_language=lambda _t: "es", sentiment=lambda _t, _l: ("negative", -0.82))
