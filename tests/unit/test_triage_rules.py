@@ -372,3 +372,16 @@ def test_routing_carries_priority_tags_and_a_note_for_agents() -> None:
         "Triage: Spanish · negative (\u22120.82) · 12.4k followers · public · keywords: legal\n"
         "Priority urgent · group Soporte en español · first reply within 1h"
     )
+
+
+def test_the_readme_worked_example() -> None:
+    tweet = message("@acme_support Absolutely disgraceful. Six hours on hold, no rebooking, nobody answers. Worst airline ever.")
+    tweet = tweet.model_copy(update={"author": Author(platform_id="u1", handle="travel_critic", follower_count=182_000)})
+    rules = triage(now="2026-12-03T10:00:00")  # a Thursday
+    routed = rules.routing(tweet, rules.signals(tweet))
+    assert (routed.priority, routed.group_id) == ("urgent", "360000000202")
+    assert routed.tags[:3] == ("sla_first_reply_1h", "priority_urgent", "lang_en")
+    assert routed.note == (
+        "Triage: English · negative (\u22120.97) · 182k followers · public\n"
+        "Priority urgent · group Social care EMEA · first reply within 1h"
+    )
