@@ -4,6 +4,7 @@ SLA tags and due dates, follow-the-sun routing (with an injected clock) and nois
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -381,7 +382,9 @@ def test_the_readme_worked_example() -> None:
     routed = rules.routing(tweet, rules.signals(tweet))
     assert (routed.priority, routed.group_id) == ("urgent", "360000000202")
     assert routed.tags[:3] == ("sla_first_reply_1h", "priority_urgent", "lang_en")
-    assert routed.note == (
-        "Triage: English · negative (\u22120.97) · 182k followers · public\n"
-        "Priority urgent · group Social care EMEA · first reply within 1h"
+    # (The score itself is the sentiment model's: retraining may move it, not the decision.)
+    assert re.fullmatch(
+        "Triage: English · negative \\(\u22120\\.\\d\\d\\) · 182k followers · public\n"
+        "Priority urgent · group Social care EMEA · first reply within 1h",
+        routed.note or "",
     )
