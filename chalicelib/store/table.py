@@ -10,6 +10,7 @@ Layout (``pk`` / ``sk``; design notes in ``docs/sync.md``)::
     REQUESTER#<helpdesk>#<platform>#<author id> / REQUESTER a social author's helpdesk user id
     LEASE#<name> / LEASE                                    a short lease (one redrive per conversation)
     QUARANTINE#<source> / <sha256 of event>                 an event we could not normalize
+    BULK#<batch>#<chunk>#<hash> / INTENT                    a bulk ticket creation's intent and job (sync/batch.py)
 
 Every message of a conversation shares one partition key, so the table's stream
 delivers a conversation's messages in write order to one shard. A redelivered
@@ -792,6 +793,38 @@ class MessageStore:
             except Exception as exc:  # noqa: BLE001
                 if _is_condition_failure(exc):  # expired and taken by someone else
                     return
+
+    # --- the batch stage's reads (``sync/batch.py``): a hundred items a request -------------------
+
+    def get_conversations(self, keys: list[str]) -> dict[str, Conversation]:
+        """``get_conversation`` for many keys (consistent reads, 100 per request)."""
+        found = {key: Conversation(key=key) for key in keys}
+        by_pk = {conversation_pk(key): key for key in keys}
+        for item in self._batch_get([{"pk": _s(pk), "sk": _s(CONVERSATION_SK)} for pk in by_pk], "could not read conversations"):
+            key = by_pk[item["pk"]["S"]]
+            found[key] = Conversation.from_state(key, json.loads(item["state"]["S"]), int(item["version"]["N"]))
+        return found
+
+    def requester_mappings(self, helpdesk: str, authors: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """The helpdesk user ids saved for these ``(platform, author id)`` (``save_requester``):
+        the people whose user was found again or re-created, whom ``external_id`` would not find."""
+        by_pk = {requester_pk(helpdesk, platform, author_id): (platform, author_id) for platform, author_id in authors}
+        items = self._batch_get([{"pk": _s(pk), "sk": _s("REQUESTER")} for pk in by_pk], "could not look up requesters")
+        return {by_pk[item["pk"]["S"]]: item["user_id"]["S"] for item in items}
+
+    def _batch_get(self, keys: list[dict[str, Any]], what: str) -> list[dict[str, Any]]:
+        """Every item of ``keys`` that exists (``BatchGetItem``, 100 keys a request, consistent)."""
+        items: list[dict[str, Any]] = []
+        for start in range(0, len(keys), 100):
+            request: dict[str, Any] = {self.table_name: {"Keys": keys[start : start + 100], "ConsistentRead": True}}
+            while request:
+                try:
+                    response = self._client.batch_get_item(RequestItems=request)
+                except Exception as exc:
+                    raise self._failure(what, exc) from exc
+                items.extend(response.get("Responses", {}).get(self.table_name, []))
+                request = response.get("UnprocessedKeys") or {}
+        return items
 
     # --- bulk intents (``sync/batch.py``) --------------------------------------------------------
 

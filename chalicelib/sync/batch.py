@@ -164,10 +164,9 @@ class BatchStage:
                 found.append(message)
         return found
 
-    def _eligible(self, entry: _Entry) -> bool:
-        """Reads the conversation: true when it has no ticket, nothing parked or being sent,
-        and has not seen this message (the single path handles everything else)."""
-        conversation = self.store.get_conversation(entry.message.conversation_key)
+    def _eligible(self, entry: _Entry, conversation: Conversation) -> bool:
+        """True when the conversation has no ticket, nothing parked or being sent, and has not
+        seen this message (the single path handles everything else)."""
         entry.conversation = conversation
         return (
             conversation.ticket_id is None
@@ -191,7 +190,8 @@ class BatchStage:
         for chunk in chunks:
             intent = self.store.get_bulk_intent(chunk.key)
             if intent is None:
-                chunk.entries = [e for e in chunk.entries if self._eligible(e)]
+                conversations = self.store.get_conversations([e.message.conversation_key for e in chunk.entries])
+                chunk.entries = [e for e in chunk.entries if self._eligible(e, conversations[e.message.conversation_key])]
                 fresh.append(chunk)
             else:
                 self._resume(chunk, intent, by_id)
@@ -221,14 +221,19 @@ class BatchStage:
     # --- requesters ------------------------------------------------------------------------
 
     def _find_requesters(self, entries: list[_Entry], time_left: Callable[[], float] | None) -> None:
-        """Each entry's helpdesk user: known from an earlier conversation, else upserted in
-        bulk. One that cannot be had stays None (the single path creates it), and so does an
-        author with a phone or email: the single path looks for the user who already holds it
+        """Each entry's helpdesk user: the one saved for the person (found again after a merge
+        or re-created, which ``external_id`` would not find), else upserted in bulk, which finds
+        everyone else's by ``external_id`` (the single path also looks in the person's other
+        conversations first: a query each, which a burst of new customers does not need). One
+        that cannot be had stays None (the single path creates it), and so does an author with
+        a phone or email: the single path looks for the user who already holds it
         (``sync/requesters.py``), which a bulk upsert by external id cannot."""
+        identities = list(dict.fromkeys((e.message.platform.value, e.message.author.platform_id) for e in entries))
+        saved = self.store.requester_mappings(self.sync.helpdesk.name, identities)
         unknown: dict[tuple[Platform, str], list[_Entry]] = {}
         for entry in entries:
             message = entry.message
-            known = self.store.find_requester(self.sync.helpdesk.name, message.platform.value, message.author.platform_id)
+            known = saved.get((message.platform.value, message.author.platform_id))
             if known:
                 entry.requester_id = known
             elif contact_identities(message.platform, message.author):

@@ -6,6 +6,7 @@ loses its answer, or the invocation dies between submitting it and recording its
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -85,12 +86,12 @@ def measure_burst(stack: Stack, poller: Any, authors: int = 1000) -> float:
     stack.sandbox.job_polls = 1  # every job is seen queued once before it completes
     events = _burst("burst", authors)
     _post(stack, events)
-    before = stack.sandbox.stats()["total"]
+    before, started = stack.sandbox.stats()["total"], time.perf_counter()
     poller.drain()
-    calls = stack.sandbox.stats()["total"] - before
+    drained, calls = time.perf_counter() - started, stack.sandbox.stats()["total"] - before
     _one_ticket_each(stack, events)
     per_message = calls / authors
-    print(f"burst of {authors}: {calls} helpdesk calls, {per_message:.3f} per message, "
+    print(f"burst of {authors}: {calls} helpdesk calls, {per_message:.3f} per message, drained in {drained:.1f} s, "
           f"by operation: {stack.sandbox.stats()['requests']}")
     return per_message
 
@@ -273,3 +274,19 @@ def test_without_bulk_user_imports_customers_are_upserted_one_by_one_and_not_ask
     _one_ticket_each(stack, first + second)
     assert _calls(stack, "POST /api/v2/users/create_or_update_many") == 1  # refused once, then remembered
     assert _calls(stack, "POST /api/v2/users/create_or_update") == 24 and _calls(stack, "POST /api/v2/tickets") == 24
+
+
+def test_a_customer_whose_user_was_found_again_keeps_it_in_a_burst(stack: Stack, poller: Any) -> None:
+    from chalicelib import wiring
+
+    # Earlier, this person's user was merged into another (``save_requester`` kept the survivor):
+    # an upsert by their external_id would create a new user instead.
+    survivor = stack.sandbox.add_end_user("Ana Merged", external_id="messenger:other-id")["id"]
+    wiring.message_store().save_requester("zendesk", "messenger", "8000003", str(survivor))
+    events = _burst("known", 12)
+    _post(stack, events)
+    poller.drain()
+    tickets = _one_ticket_each(stack, events)
+    assert tickets["8000003"]["requester_id"] == survivor
+    assert not any(u["external_id"] == "messenger:8000003" for u in stack.sandbox.users())
+    assert _ticket_jobs(stack) == 1
