@@ -34,7 +34,7 @@ from chalicelib.helpdesks.base import (
 )
 from chalicelib.models import Author, Platform, SocialMessage
 from chalicelib.store import Conversation, UnstorableConversation
-from chalicelib.sync.requesters import contact_identities
+from chalicelib.sync.requesters import KnowsCustomers, contact_identities
 
 if TYPE_CHECKING:
     from chalicelib.sync.tickets import SyncReport, TicketSync
@@ -225,9 +225,9 @@ class BatchStage:
         or re-created, which ``external_id`` would not find), else upserted in bulk, which finds
         everyone else's by ``external_id`` (the single path also looks in the person's other
         conversations first: a query each, which a burst of new customers does not need). One
-        that cannot be had stays None (the single path creates it), and so does an author with
-        a phone or email: the single path looks for the user who already holds it
-        (``sync/requesters.py``), which a bulk upsert by external id cannot."""
+        that cannot be had stays None (the single path creates it). An author with a phone or
+        email is first looked for among the helpdesk's users (``sync/requesters.py``: the one who
+        holds it is the requester); the others are upserted with the identities nobody holds."""
         identities = list(dict.fromkeys((e.message.platform.value, e.message.author.platform_id) for e in entries))
         saved = self.store.requester_mappings(self.sync.helpdesk.name, identities)
         unknown: dict[tuple[Platform, str], list[_Entry]] = {}
@@ -236,17 +236,16 @@ class BatchStage:
             known = saved.get((message.platform.value, message.author.platform_id))
             if known:
                 entry.requester_id = known
-            elif contact_identities(message.platform, message.author):
-                continue
             else:
                 unknown.setdefault((message.platform, message.author.platform_id), []).append(entry)
+        creatable = self._known_customers(unknown)
         people = list(unknown)
         size = self.writer.max_items
         for wave in range(0, len(people), size * JOBS_PER_WAVE):
             groups = [people[s : s + size] for s in range(wave, min(wave + size * JOBS_PER_WAVE, len(people)), size)]
             submitted: dict[str, list[tuple[Platform, str]]] = {}
             for group in groups:
-                authors: list[tuple[Platform, Author]] = [(p, self.sync.author_of(unknown[(p, a)][0].message)) for p, a in group]
+                authors: list[tuple[Platform, Author]] = [(p, creatable[(p, a)]) for p, a in group]
                 try:
                     submitted[self._submit_with_retries(partial(self.writer.submit_requesters, authors))] = group
                 except HelpdeskError as exc:  # the single path creates these one by one
@@ -262,6 +261,29 @@ class BatchStage:
                         continue  # not the person sent at this index: not trusted
                     for entry in unknown[(platform, author_id)]:
                         entry.requester_id, entry.requester_new = item.record_id, True
+
+    def _known_customers(self, unknown: dict[tuple[Platform, str], list[_Entry]]) -> dict[tuple[Platform, str], Author]:
+        """Known customers among the people to upsert: an author whose phone or email one user
+        holds gets that user (and leaves ``unknown``); the rest, as their new users get them.
+        A lookup that fails leaves its author to the single path."""
+        helpdesk = self.sync.helpdesk
+        creatable: dict[tuple[Platform, str], Author] = {}
+        for person, waiting in list(unknown.items()):
+            author = self.sync.author_of(waiting[0].message)
+            if contact_identities(author) and isinstance(helpdesk, KnowsCustomers):
+                try:
+                    known = helpdesk.known_customer(author)
+                except HelpdeskError as exc:
+                    logger.warning("known customer lookup failed", extra={"reason": type(exc).__name__})
+                    del unknown[person]
+                    continue
+                if known.user_id is not None:
+                    for entry in unknown.pop(person):
+                        entry.requester_id, entry.requester_new = known.user_id, True
+                    continue
+                author = known.creatable(author)
+            creatable[person] = author
+        return creatable
 
     # --- tickets ---------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from chalicelib.models import Author, Platform
 
@@ -55,15 +56,12 @@ def phone_digits(value: str) -> str:
     return "".join(c for c in value if c.isdigit())
 
 
-def contact_identities(platform: Platform, author: Author) -> list[ContactIdentity]:
+def contact_identities(author: Author) -> list[ContactIdentity]:
     """The author's own phone and email, normalized; empty when the platform gave neither."""
     found = []
     if author.email and "@" in author.email:
         found.append(ContactIdentity(EMAIL, author.email.strip().lower()))
-    phone = author.phone
-    if phone is None and platform is Platform.WHATSAPP and (author.handle or "").startswith("+"):
-        phone = author.handle  # stored before ``Author.phone``: WhatsApp's handle is ``+<number>``
-    digits = phone_digits(phone or "")
+    digits = phone_digits(author.phone or "")
     if 7 <= len(digits) <= 15:  # E.164 allows at most 15 digits
         found.append(ContactIdentity(PHONE, f"+{digits}"))
     return found
@@ -87,3 +85,33 @@ def sole_holder(holders: Mapping[ContactIdentity, Iterable[str]]) -> str | None:
 def unclaimed(holders: Mapping[ContactIdentity, Iterable[str]]) -> list[ContactIdentity]:
     """The identities no user holds yet: safe to give to the author's user."""
     return [identity for identity, found in holders.items() if not list(found)]
+
+
+@dataclass(frozen=True)
+class KnownCustomer:
+    """What the helpdesk knows of an author's contact identities (``holders``: identity -> the
+    users holding it exactly, from the helpdesk's lookups)."""
+
+    user_id: str | None  # the one end user who holds them (``sole_holder``); None: nobody, or no one user
+    unclaimed: tuple[ContactIdentity, ...]  # held by nobody: they may go to the author's user
+
+    @classmethod
+    def of(cls, holders: Mapping[ContactIdentity, Iterable[str]]) -> KnownCustomer:
+        found = {identity: list(users) for identity, users in holders.items()}
+        return cls(sole_holder(found), tuple(unclaimed(found)))
+
+    def creatable(self, author: Author) -> Author:
+        """The author as a user of their own gets created: without the identities someone else holds."""
+        kinds = {identity.kind for identity in self.unclaimed}
+        return author.model_copy(
+            update={"phone": author.phone if PHONE in kinds else None, "email": author.email if EMAIL in kinds else None}
+        )
+
+
+@runtime_checkable
+class KnowsCustomers(Protocol):
+    """A helpdesk that can say who already holds an author's phone or email (both adapters)."""
+
+    def known_customer(self, author: Author) -> KnownCustomer:
+        """One lookup per contact identity of the author (none when they have none)."""
+        ...

@@ -131,3 +131,32 @@ def test_freshdesk_a_whatsapp_customer_lands_on_the_contact_with_that_phone(fd_s
     [ticket] = fd_stack.ticket_for(key)
     assert ticket["requester_id"] == made.body["id"]
     assert len(fd_stack.sandbox.contacts()) == 1  # no second contact for the same person
+
+
+def test_a_burst_of_whatsapp_customers_finds_the_known_one_and_creates_the_rest_in_bulk(stack: Stack) -> None:
+    import boto3
+
+    import app as lambda_app
+    from local.stream_poller import StreamPoller
+
+    known = stack.sandbox.add_end_user("Priya Shah", phone="+16505554200")
+    numbers = [f"16505554{200 + n}" for n in range(20)]
+    value = {"messaging_product": "whatsapp",
+             "metadata": {"display_phone_number": "15550783881", "phone_number_id": samples.WA_PHONE_NUMBER_ID},
+             "contacts": [{"profile": {"name": f"Customer {n}"}, "wa_id": number} for n, number in enumerate(numbers)],
+             "messages": [{"from": number, "id": f"wamid.BURST4200{n}", "timestamp": "1764770000", "type": "text",
+                           "text": {"body": "My flight was cancelled"}} for n, number in enumerate(numbers)]}
+    delivery = {"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": value}]}]}
+    assert stack.post_webhook("meta", delivery).status == 200
+    StreamPoller(boto3.client("dynamodbstreams"), stack.resources.stream_arn, lambda_app.sync_tickets,
+                 batch_size=lambda_app.SYNC_BATCH_SIZE).drain()
+
+    requesters = {number: requester_of(stack, f"whatsapp:dm:{samples.WA_PHONE_NUMBER_ID}:{number}") for number in numbers}
+    assert requesters[numbers[0]] == known["id"]
+    assert len(set(requesters.values())) == 20  # everyone else is a person of their own
+    requests = stack.sandbox.stats()["requests"]
+    assert requests.get("POST /api/v2/users/create_or_update", 0) == 0  # the others were upserted in bulk,
+    assert requests.get("POST /api/v2/users/create_or_update_many", 0) == 1
+    assert requests.get("GET /api/v2/users/search", 0) == 20  # one lookup per new number
+    phones = {u["phone"] for u in stack.sandbox.users() if u["id"] in requesters.values()}
+    assert phones == {f"+{number}" for number in numbers}  # each with their number

@@ -148,7 +148,7 @@ def test_ensure_requester_creates_a_contact_identified_by_unique_external_id() -
     ("platform", "author", "extra"),
     [
         (Platform.X, Author(platform_id="44196397", handle="jane"), {"twitter_id": "jane"}),
-        (Platform.WHATSAPP, Author(platform_id="4915112345678", handle="+4915112345678"), {"phone": "+4915112345678"}),
+        (Platform.WHATSAPP, Author(platform_id="4915112345678", handle="+4915112345678", phone="+4915112345678"), {"phone": "+4915112345678"}),
         # A customer known only by their business-scoped id (a WhatsApp username, no number).
         (Platform.WHATSAPP, Author(platform_id="DE.13491208655302741918", handle="jane.doe"), {}),
         (Platform.MESSENGER, Author(platform_id="2411"), {}),  # a PSID is not a Facebook profile id

@@ -117,7 +117,7 @@ from chalicelib.helpdesks.base import (
 from chalicelib.helpdesks.formatting import comment_body, message_reference, ticket_subject, ticket_tags
 from chalicelib.http import Exchange, HttpResponse, JsonHttpClient, parse_retry_after
 from chalicelib.models import Author, Platform, SocialMessage
-from chalicelib.sync.requesters import EMAIL, PHONE, ContactIdentity, contact_identities, sole_holder, unclaimed
+from chalicelib.sync.requesters import EMAIL, PHONE, ContactIdentity, KnownCustomer, contact_identities
 
 if TYPE_CHECKING:
     from chalicelib.store import MessageStore
@@ -195,9 +195,9 @@ def requester_fields(platform: Platform, author: Author) -> dict[str, Any]:
     }
     if platform is Platform.X and author.handle:
         contact["twitter_id"] = author.handle
-    # The customer's own number and email (``sync/requesters.py``): a contact that already holds
-    # one answers 409 with its id, and ``ensure_requester`` adopts it.
-    contact.update({identity.kind: identity.value for identity in contact_identities(platform, author)})
+    # The customer's own number and email (``sync/requesters.py``; given
+    # ``KnownCustomer.creatable(author)``, none that another contact holds).
+    contact.update({identity.kind: identity.value for identity in contact_identities(author)})
     return contact
 
 
@@ -317,13 +317,10 @@ class FreshdeskHelpdesk(Helpdesk):
         contact is looked up by ``unique_external_id``. A conflict on ``twitter_id`` or
         ``email`` alone adopts the contact that owns it.
         """
-        holders = {identity: self._contacts_holding(identity) for identity in contact_identities(platform, author)}
-        known = sole_holder(holders)
-        if known is not None:
-            return known
-        contact = requester_fields(platform, author)
-        for identity in set(holders) - set(unclaimed(holders)):  # disputed: the author's contact goes without it
-            contact.pop(identity.kind, None)
+        known = self.known_customer(author)
+        if known.user_id is not None:
+            return known.user_id
+        contact = requester_fields(platform, known.creatable(author))
         response = self._call("POST", "/api/v2/contacts", json=contact, writes_message=False, conflict_ok=True)
         if response.status != 409:
             return self._contact_id(self._body(response, writes_message=False))
@@ -502,6 +499,10 @@ class FreshdeskHelpdesk(Helpdesk):
         self._call("PUT", f"/api/v2/tickets/{_freshdesk_id(ticket_id, 'ticket')}", json={"tags": kept}, writes_message=False)
 
     # --- steps ---------------------------------------------------------------------
+
+    def known_customer(self, author: Author) -> KnownCustomer:
+        """The contact who already holds the author's phone or email (one or two lookups each)."""
+        return KnownCustomer.of({identity: self._contacts_holding(identity) for identity in contact_identities(author)})
 
     def _contacts_holding(self, identity: ContactIdentity) -> set[str]:
         """The contacts whose phone or mobile (or email) is exactly ``identity``."""

@@ -112,11 +112,10 @@ from chalicelib.sync.requesters import (
     EMAIL,
     PHONE,
     ContactIdentity,
+    KnownCustomer,
     contact_identities,
     phone_digits,
     social_identity,
-    sole_holder,
-    unclaimed,
 )
 
 if TYPE_CHECKING:
@@ -267,26 +266,26 @@ class ZendeskHelpdesk(ZendeskApi, Helpdesk):
         default, and an upsert must never change the role of a user that already
         exists. An email goes with ``skip_verify_email``: no verification email.
         """
-        holders = {identity: self._end_users_holding(identity) for identity in contact_identities(platform, author)}
-        free = unclaimed(holders)
-        user_id = sole_holder(holders)
+        known = self.known_customer(author)
+        user_id = known.user_id
         if user_id is None:
-            user = requester_fields(platform, author)
-            user.update({identity.kind: identity.value for identity in free})
-            if any(identity.kind == EMAIL for identity in free):
-                user["skip_verify_email"] = True
+            user = requester_fields(platform, known.creatable(author))
             response = self._call("POST", "/api/v2/users/create_or_update", json={"user": user}, writes_message=False)
             found = self._body(response, writes_message=False).get("user") or {}
             if not isinstance(found, dict) or found.get("id") is None:
                 raise HelpdeskUnavailable("Zendesk answered the user upsert without a user id")
             user_id = str(found["id"])
         else:
-            for identity in free:  # what we learned about a known customer
+            for identity in known.unclaimed:  # what we learned about a known customer
                 self._add_identity(user_id, "email" if identity.kind == EMAIL else "phone_number", identity.value)
         social = social_identity(platform, author)
         if social is not None:
             self._add_identity(user_id, *social)
         return user_id
+
+    def known_customer(self, author: Author) -> KnownCustomer:
+        """The end user who already holds the author's phone or email (one search per identity)."""
+        return KnownCustomer.of({identity: self._end_users_holding(identity) for identity in contact_identities(author)})
 
     def _end_users_holding(self, identity: ContactIdentity) -> set[str]:
         """The users whose identities include exactly ``identity`` (search is partial, so each
@@ -793,8 +792,17 @@ def _comment(message: SocialMessage, author_id: int, uploads: Sequence[str], pro
 
 
 def requester_fields(platform: Platform, author: Author) -> dict[str, Any]:
-    """The end user of a social author (single or bulk upsert), found again by ``external_id``."""
-    return {"name": (author.label or author.platform_id)[:USER_NAME_MAX], "external_id": f"{platform.value}:{author.platform_id}"}
+    """The end user of a social author (single or bulk upsert), found again by ``external_id``,
+    with the author's phone and email (give it ``KnownCustomer.creatable(author)``: none that
+    another user holds). An email goes with ``skip_verify_email``: no verification email."""
+    user: dict[str, Any] = {
+        "name": (author.label or author.platform_id)[:USER_NAME_MAX],
+        "external_id": f"{platform.value}:{author.platform_id}",
+    }
+    user.update({identity.kind: identity.value for identity in contact_identities(author)})
+    if "email" in user:
+        user["skip_verify_email"] = True
+    return user
 
 
 def new_ticket_fields(
