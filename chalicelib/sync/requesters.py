@@ -7,7 +7,9 @@ contact card the customer shared of themselves, a generic source's ``author.emai
 ``author.phone``. A number or an address written in a message's text is never used, and
 neither is a name: two people called "Maria Garcia" stay two requesters.
 
-How a helpdesk uses this (``helpdesks/zendesk/adapter.py`` ``ensure_requester``):
+How a helpdesk uses this (``known_customer`` and ``ensure_requester`` of both adapters; the
+bulk path of a burst, ``sync/batch.py``, asks ``known_customer`` too and upserts the others in
+bulk). It costs a lookup per identity of each author seen for the first time:
 
 1. for each of the author's contact identities, the users that hold it *exactly* (the helpdesk's
    search is partial: ``+1555123`` also finds ``+15551234567``, so every candidate's identities
