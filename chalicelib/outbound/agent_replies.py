@@ -871,6 +871,10 @@ class AgentReplies:
         logger.info("approval decided", extra={"ticket_id": event.ticket_id, "decision": event.decision, "held": len(outcomes)})
         return outcomes[-1] if outcomes else Outcome.NOTHING_HELD
 
+    def _triage_state(self, record: ReplyRecord) -> dict[str, Any] | None:
+        """The conversation's triage state (its latest signals), when it has one."""
+        return self.store.get_conversation(record.conversation_key).triage
+
     def _hold(self, record: ReplyRecord, reason: str) -> Outcome:
         """Keep the answer for a lead's approval, with a note saying why and how to decide."""
         note = held_note(reason)
@@ -1013,14 +1017,16 @@ class AgentReplies:
         With ``ticket`` (an answer's first attempt), the approval rules may hold it instead."""
         try:
             messages = conversation_messages(self.store, record.conversation_key)
+            # What the approval rules read: the messages' reach, and triage's (profile lookups).
+            facts = None if ticket is None or record.approved else ConversationFacts.of(messages, self._triage_state(record))
         except Exception as exc:
             return self._unreadable(record, exc, raise_error=raise_unreadable)
         target: ReplyTarget | None = None
         try:
             target = target_from_messages(messages, config=self._reply_config(), private=record.private, text=record.text)
-            if ticket is not None and not record.approved:
+            if ticket is not None and facts is not None:
                 public = target.is_public and not record.private
-                reason = needs_approval(ConversationFacts.of(messages), ticket, ReplyFacts(public=public), self.approval_rules)
+                reason = needs_approval(facts, ticket, ReplyFacts(public=public), self.approval_rules)
                 if reason:
                     return self._hold(record, reason)
             sent = self.dispatcher.send(target, record.text, private=record.private, idempotency_key=record.idempotency_key)

@@ -23,9 +23,9 @@ in no retry queue, so neither the schedule nor a redelivered event sends it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -75,10 +75,12 @@ class ConversationFacts:
     reach: int | None = None
 
     @classmethod
-    def of(cls, messages: Iterable[SocialMessage]) -> ConversationFacts:
-        """The largest follower count the customers' messages carried (None: never sent)."""
+    def of(cls, messages: Iterable[SocialMessage], triage: Mapping[str, Any] | None = None) -> ConversationFacts:
+        """The largest follower count the customers' messages carried, or triage found for the
+        latest one (``Conversation.triage``: a profile lookup's, e.g. Instagram); None: unknown."""
         counts = [m.author.follower_count for m in messages if m.direction is Direction.INBOUND]
-        known = [c for c in counts if c is not None]
+        counts.append(((triage or {}).get("signals") or {}).get("reach"))
+        known = [c for c in counts if isinstance(c, int)]
         return cls(reach=max(known) if known else None)
 
 

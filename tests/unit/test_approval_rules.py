@@ -26,6 +26,24 @@ def test_a_public_answer_to_a_high_reach_customer_waits() -> None:
     assert needs_approval(ConversationFacts(reach=None), TicketFacts(), PUBLIC) is None  # reach never sent
 
 
+def test_reach_is_the_largest_a_customers_message_or_triage_found() -> None:
+    from datetime import datetime, timezone
+
+    from chalicelib.models import Author, Direction, Kind, Platform, SocialMessage
+
+    def message(followers: int | None, direction: Direction = Direction.INBOUND) -> SocialMessage:
+        return SocialMessage(
+            platform=Platform.INSTAGRAM, kind=Kind.DIRECT_MESSAGE, direction=direction, message_id=f"m{followers}{direction.value}",
+            conversation_key="instagram:dm:1:2", account_id="1", author=Author(platform_id="2", follower_count=followers),
+            text="hi", created_at=datetime(2026, 12, 1, tzinfo=timezone.utc),
+        )
+
+    assert ConversationFacts.of([message(None), message(1200)]).reach == 1200
+    assert ConversationFacts.of([message(9_000_000, Direction.OUTBOUND)]).reach is None  # the brand's own reach does not count
+    # Instagram DMs carry no follower count: triage's profile lookup found it.
+    assert ConversationFacts.of([message(None)], {"signals": {"reach": 250_000}}).reach == 250_000
+
+
 def test_urgent_tickets_and_open_crises_wait() -> None:
     assert "the ticket is urgent" in (needs_approval(QUIET, TicketFacts(priority="Urgent"), PUBLIC) or "")
     assert needs_approval(QUIET, TicketFacts(priority="high"), PUBLIC) is None
