@@ -284,6 +284,7 @@ class TicketSync:
         epoch = conversation.epoch + 1
         self._record(message, conversation, ticket, _Requester(requester_id, key, new=new), epoch=epoch, unpark=None)
         self._point_ticket(message, ticket)
+        self._count_opened(message, ticket)
         return Outcome.TICKET_OPENED
 
     def park_maybe_sent(self, message: SocialMessage, conversation: Conversation, reason: str) -> Outcome:
@@ -470,12 +471,17 @@ class TicketSync:
         triage = None if routing is None else {**(self._triage_state(message) or {}), "ticket": _routing_state(routing)}
         self._record(message, conversation, ticket, requester, epoch=epoch, unpark=redrive, triage=triage)
         self._point_ticket(message, ticket)
+        self._count_opened(message, ticket)
+        return Outcome.TICKET_OPENED
+
+    @staticmethod
+    def _count_opened(message: SocialMessage, ticket: TicketRef) -> None:
+        """The metric and the console line of a ticket opened, singly or in bulk."""
         ops_metrics.ticket_opened(message)
         logger.info(
             "ticket opened",
             extra={"conversation_key": message.conversation_key, "message_id": message.message_id, "ticket_id": ticket.ticket_id},
         )
-        return Outcome.TICKET_OPENED
 
     def _open_ticket(
         self,

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import Stack
+from tests.support.emf import points
 
 T0 = 1_764_000_000
 
@@ -290,3 +291,15 @@ def test_a_customer_whose_user_was_found_again_keeps_it_in_a_burst(stack: Stack,
     assert tickets["8000003"]["requester_id"] == survivor
     assert not any(u["external_id"] == "messenger:8000003" for u in stack.sandbox.users())
     assert _ticket_jobs(stack) == 1
+
+
+def test_tickets_opened_in_bulk_are_counted_like_single_ones(
+    stack: Stack, poller: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    events = _burst("counted", 12)
+    _post(stack, events)
+    capsys.readouterr()
+    poller.drain()
+    out = capsys.readouterr().out
+    assert _calls(stack, "POST /api/v2/tickets/create_many") == 1
+    assert sum(sum(point.value) for point in points(out, "tickets_opened")) == 12

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,43 +18,10 @@ from chalicelib.ops import metrics as ops_metrics
 from chalicelib.ops.token_health import EXPIRED, NOT_CONFIGURED, OK, TokenCheck, publish
 from chalicelib.outbound.base import TOKEN_EXPIRED, ReplyFailed
 from chalicelib.web import refuse
+from tests.support.emf import points
 from tests.unit.test_agent_events import KEY, PAGE, T0, Rig, aws, rig, status_body  # noqa: F401 - fixtures
 
 __all__ = ["aws", "rig"]
-
-
-@dataclass(frozen=True)
-class Point:
-    """One metric value with the dimension values printed beside it and its dimension sets."""
-
-    value: list[float]
-    unit: str
-    dimensions: dict[str, str]
-    sets: list[list[str]]
-
-
-def points(out: str, name: str) -> list[Point]:
-    """Every ``name`` value in the captured output ``out``."""
-    found = []
-    for line in out.splitlines():
-        if not line.startswith('{"_aws"'):
-            continue
-        blob: dict[str, Any] = json.loads(line)
-        (directive,) = blob["_aws"]["CloudWatchMetrics"]
-        assert directive["Namespace"] == "socialdesk"
-        units = {metric["Name"]: metric["Unit"] for metric in directive["Metrics"]}
-        if name in units:
-            keys = {key for group in directive["Dimensions"] for key in group}
-            value = blob[name]
-            found.append(
-                Point(
-                    value=value if isinstance(value, list) else [value],
-                    unit=units[name],
-                    dimensions={key: blob[key] for key in keys},
-                    sets=[sorted(group) for group in directive["Dimensions"]],
-                )
-            )
-    return found
 
 
 class SeenStore:
