@@ -4,14 +4,17 @@ Freshdesk has no webhook subscription API: an admin creates one automation rule 
 Workflows -> Automations -> *Ticket updates*; Growth plan and up) that calls us:
 
 * **When an action is performed by** Agent, **involving any of these events**: Reply is sent;
-  Note is added (any type: a lead's approval scenario adds a private note with its tag);
-  Status is changed (from Any to Any);
+  Note is added (type Public); Status is changed (from Any to Any);
 * **on tickets with these properties**: Tags contain ``socialdesk`` (every ticket the bridge
   opens carries it);
 * **perform**: Trigger webhook, ``POST <PUBLIC_BASE_URL>/helpdesk/freshdesk``, encoding JSON,
   content *Advanced* = ``event_body()`` (with the conversation custom field, when the account
   has one: ``event_body("cf_socialdesk_conversation")``), and the custom header
-  ``X-Socialdesk-Token: <FRESHDESK_WEBHOOK_SECRET>`` (``automation_rule()`` spells it all out).
+  ``X-Socialdesk-Token: <FRESHDESK_WEBHOOK_SECRET>`` (``automation_rule()`` spells it all out);
+* a second rule for a lead's approval (``approval_rule()``): the same action on *Note is added
+  (type Private)* of tickets tagged ``socialdesk`` and ``socialdesk_approved`` or
+  ``socialdesk_withdrawn`` (a lead's scenario adds the tag with a private note). The bridge's
+  own private notes carry no such tag, so they call nobody.
 
 Authenticity. Freshdesk signs nothing: the rule sends a shared secret in ``X-Socialdesk-Token``,
 compared in constant time (``hmac.compare_digest``) with ``FRESHDESK_WEBHOOK_SECRET``; a missing
@@ -154,19 +157,34 @@ def automation_rule(url: str, *, conversation_field: str | None = None) -> dict[
     return {
         "name": "socialdesk: agent replies and status back to the customer",
         "performed_by": "Agent",
-        # Private notes too: a lead's approval scenario adds its tag with a private note.
-        "events": ["Reply is sent", "Note is added: Any", "Status is changed: from Any to Any"],
+        "events": ["Reply is sent", "Note is added: Public", "Status is changed: from Any to Any"],
         "conditions": [f"Tags: is any of {BRIDGE_TAG}"],
-        "action": {
-            "type": "Trigger webhook",
-            "request_type": "POST",
-            "url": url,
-            "requires_authentication": False,
-            "custom_headers": {TOKEN_HEADER: "<the value of FRESHDESK_WEBHOOK_SECRET>"},
-            "encoding": "JSON",
-            "content": "Advanced",
-            "body": event_body(conversation_field),
-        },
+        "action": _webhook_action(url, conversation_field),
+    }
+
+
+def approval_rule(url: str, *, conversation_field: str | None = None) -> dict[str, Any]:
+    """The second rule: a lead's approval or withdrawal (a scenario adding its tag with a private note)."""
+    return {
+        "name": "socialdesk: a lead approved or withdrew a held public answer",
+        "performed_by": "Agent",
+        "events": ["Note is added: Private"],
+        "conditions": [f"Tags: is any of {BRIDGE_TAG}", f"Tags: is any of {', '.join(DECISION_TAGS.values())}"],
+        "action": _webhook_action(url, conversation_field),
+    }
+
+
+def _webhook_action(url: str, conversation_field: str | None) -> dict[str, Any]:
+    """Both rules' action: the webhook with the shared token and ``event_body()``."""
+    return {
+        "type": "Trigger webhook",
+        "request_type": "POST",
+        "url": url,
+        "requires_authentication": False,
+        "custom_headers": {TOKEN_HEADER: "<the value of FRESHDESK_WEBHOOK_SECRET>"},
+        "encoding": "JSON",
+        "content": "Advanced",
+        "body": event_body(conversation_field),
     }
 
 
