@@ -347,18 +347,7 @@ class ZendeskHelpdesk(ZendeskApi, Helpdesk):
         to the comment. Safe to repeat with the same ``idempotency_key`` and the same
         arguments; the same key with other uploads raises ``IdempotencyConflict``.
         """
-        requester = _zendesk_id(requester_id, "user")
-        ticket: dict[str, Any] = {
-            "subject": ticket_subject(message),
-            "comment": _comment(message, requester, uploads, problems),
-            "requester_id": requester,
-            "submitter_id": requester,
-            "external_id": message.conversation_key,
-            # Note: on a follow-up, tags sent here replace the ones inherited from the
-            # closed ticket; ours are the ones the bridge relies on.
-            "tags": ticket_tags(message),
-            "metadata": {METADATA_KEY: message_reference(message)},
-        }
+        ticket = new_ticket_fields(message, _zendesk_id(requester_id, "user"), uploads, problems)
         if follow_up_of is not None:
             ticket["via_followup_source_id"] = _zendesk_id(follow_up_of, "ticket")
         ticket = as_incident(ticket, problem_id)
