@@ -538,9 +538,14 @@ def _make_handler(sandbox: JsonSandbox) -> type[BaseHTTPRequestHandler]:
                 self.send_header("Content-Length", str(len(data)))
             for name, value in extra.items():
                 self.send_header(name, value)
-            self.end_headers()
-            if data is not None:
-                self.wfile.write(data)
+            try:
+                self.end_headers()
+                if data is not None:
+                    self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                # The client gave up first (its own timeout, as under the soak's load): a real
+                # server logs nothing for that, and the client already treats it as no answer.
+                self.close_connection = True
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
