@@ -51,7 +51,8 @@ PROJECTED = (
 )
 # The partitions the report reads: conversations, crises, and the latest token check.
 SCANNED_PREFIXES = ("CONV#", "CRISIS#", "OPS#TOKENS")
-REPLY_PROBLEM_STATES = frozenset({"failed", "unknown", "retry"})
+REPLY_PROBLEM_STATES = frozenset({"failed", "unknown", "retry", "held"})
+HELD_KIND = "awaiting_approval"  # a held answer has no failure: it waits for a lead (outbound/approval.py)
 SOLVED_STATUSES = frozenset({"solved", "closed"})
 
 
@@ -108,7 +109,8 @@ def tokens_from_items(items: Iterable[dict[str, Any]]) -> list[TokenFact]:
 
 @dataclass(frozen=True)
 class ReplyFact:
-    """An agent's answer that did not reach the platform (yet): ``state`` failed/unknown/retry."""
+    """An agent's answer that did not reach the platform (yet): ``state`` failed/unknown/retry,
+    or held for a lead's approval."""
 
     state: str
     failure_kind: str
@@ -222,7 +224,7 @@ def conversations_from_items(items: Iterable[dict[str, Any]]) -> list[Conversati
                 facts.reply_problems.append(
                     ReplyFact(
                         state=state,
-                        failure_kind=_attribute(item, "failure_kind") or "unknown",
+                        failure_kind=HELD_KIND if state == "held" else _attribute(item, "failure_kind") or "unknown",
                         note=_attribute(item, "note") or "",
                         created_at=parse_time(_attribute(item, "created_at")),
                     )

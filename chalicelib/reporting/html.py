@@ -124,6 +124,7 @@ LABELS: dict[str, dict[str, str | tuple[str, str]]] = {
         "state_failed": "failed",
         "state_unknown": "unknown",
         "state_retry": "retrying",
+        "state_held": "waiting for approval",
         "kind_token_expired": "the account's token expired",
         "kind_token_revoked": "the platform no longer accepts the account's token",
         "kind_permission_missing": "a permission is missing",
@@ -134,6 +135,7 @@ LABELS: dict[str, dict[str, str | tuple[str, str]]] = {
         "kind_unavailable": "the platform did not answer",
         "kind_interrupted": "sending was interrupted",
         "kind_unknown": "no reason recorded",
+        "kind_awaiting_approval": "a sensitive public answer waits for a lead's approval",
         "advice_token_expired": "Reconnect the account",
         "advice_token_revoked": "Reconnect the account",
         "advice_permission_missing": "Grant the permission, then reconnect the account",
@@ -144,6 +146,7 @@ LABELS: dict[str, dict[str, str | tuple[str, str]]] = {
         "advice_unavailable": "Check the platform's status; the agent can send it again",
         "advice_interrupted": "Check the conversation before sending it again",
         "advice_unknown": "Read the note on the ticket",
+        "advice_awaiting_approval": "A lead adds the tag socialdesk_approved (send) or socialdesk_withdrawn (drop)",
     },
     "es": {
         "title": "Tiempos de respuesta",
@@ -258,6 +261,7 @@ LABELS: dict[str, dict[str, str | tuple[str, str]]] = {
         "state_failed": "fallida",
         "state_unknown": "desconocido",
         "state_retry": "reintentando",
+        "state_held": "pendiente de aprobación",
         "kind_token_expired": "el token de la cuenta caducó",
         "kind_token_revoked": "la plataforma ya no acepta el token de la cuenta",
         "kind_permission_missing": "falta un permiso",
@@ -268,6 +272,7 @@ LABELS: dict[str, dict[str, str | tuple[str, str]]] = {
         "kind_unavailable": "la plataforma no respondió",
         "kind_interrupted": "el envío se interrumpió",
         "kind_unknown": "sin motivo registrado",
+        "kind_awaiting_approval": "una respuesta pública delicada espera la aprobación de un responsable",
         "advice_token_expired": "Vuelve a conectar la cuenta",
         "advice_token_revoked": "Vuelve a conectar la cuenta",
         "advice_permission_missing": "Concede el permiso y vuelve a conectar la cuenta",
@@ -278,6 +283,7 @@ LABELS: dict[str, dict[str, str | tuple[str, str]]] = {
         "advice_unavailable": "Comprueba el estado de la plataforma; el agente puede volver a enviarla",
         "advice_interrupted": "Revisa la conversación antes de volver a enviarla",
         "advice_unknown": "Lee la nota del ticket",
+        "advice_awaiting_approval": "Un responsable añade la etiqueta socialdesk_approved (enviar) o socialdesk_withdrawn (descartar)",
     },
 }
 

@@ -88,3 +88,20 @@ def test_the_scan_reads_every_page_without_raw_payloads() -> None:
     assert not {"raw", "text"} & projected and {"pk", "sk", "state", "message", "created_at"} <= projected
     assert first["TableName"] == "messages"
     assert sorted(value["S"] for value in first["ExpressionAttributeValues"].values()) == ["CONV#", "CRISIS#", "OPS#TOKENS"]
+
+
+def test_an_answer_held_for_a_lead_is_listed_as_waiting_for_approval() -> None:
+    from chalicelib.reporting.html import LABELS
+
+    note = "Waiting for approval by a lead: this public answer goes to a sensitive conversation (the ticket is urgent)."
+    items = [
+        message("x:tweets:brand:9", 1, "2026-03-10T10:00:00Z"),
+        {"pk": S("CONV#x:tweets:brand:9"), "sk": S("REPLY#zendesk#5"), "state": S("held"), "note": S(note),
+         "created_at": S("2026-03-10T10:10:00Z")},
+        {"pk": S("CONV#x:tweets:brand:9"), "sk": S("REPLY#zendesk#6"), "state": S("withdrawn"),
+         "created_at": S("2026-03-10T10:20:00Z")},  # dropped by a lead: nothing to do any more
+    ]
+    [facts] = conversations_from_items(items)
+    assert facts.reply_problems == [ReplyFact("held", "awaiting_approval", note, datetime(2026, 3, 10, 10, 10, tzinfo=UTC))]
+    for language in ("en", "es"):  # the page names the state, the reason and what to do, in words
+        assert {"state_held", "kind_awaiting_approval", "advice_awaiting_approval"} <= set(LABELS[language])
