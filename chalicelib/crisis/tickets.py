@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from chalicelib.crisis.model import Crisis, CrisisDecision, Member, Outcome
-from chalicelib.helpdesks.base import HelpdeskError, TicketRef
+from chalicelib.helpdesks.base import BulkJob, HelpdeskError, TicketRef
 
 if TYPE_CHECKING:
     from chalicelib.crisis.detector import CrisisDetector
@@ -41,6 +41,9 @@ DECLARE_TAG = "socialdesk_crisis"  # an agent tags a ticket with it: a crisis wi
 ALERT_PK = "ALERT#crisis"
 ALERT_TTL_SECONDS = 30 * 86400
 _REMEMBERED = 2000  # decisions kept per container: a retried delivery asks again
+# How long a start waits for its bulk link jobs before linking what is left one by one
+# (Zendesk's jobs usually finish within seconds; a link repeated singly changes nothing).
+LINK_JOB_WAIT_SECONDS = 20.0
 # One deployment feeds one helpdesk account: a crisis groups the complaints of all its
 # receiving accounts (Page, Instagram, WhatsApp number, X handle...) unless
 # ``CRISIS_GROUP_BY=account`` keeps each receiving account apart.
@@ -56,7 +59,10 @@ def crisis_scope_from_env() -> Callable[[SocialMessage], str]:
 
 @runtime_checkable
 class ProblemTickets(Protocol):
-    """A helpdesk with problem and incident tickets (Zendesk)."""
+    """A helpdesk's crisis tickets (``Helpdesk.problem_tickets``): Zendesk's problem and incidents,
+    Freshdesk's parent ticket with children or tagged, noted members (``helpdesks/freshdesk/crisis.py``).
+    ``set_ticket_type(t, "incident", problem)`` links a member's existing ticket; ``incidents`` lists
+    the members (``id``, ``external_id`` = conversation key, ``tags``) for the fan-out."""
 
     def open_problem(self, external_id: str, subject: str, description: str, tags: Sequence[str]) -> TicketRef: ...
 
@@ -74,6 +80,10 @@ class IncidentLinker(Protocol):
     max_items: int
 
     def submit_links(self, ticket_ids: Sequence[str], problem_id: str) -> str: ...
+
+    def follow(
+        self, job_ids: Sequence[str], *, max_wait: float, wait: Callable[[float], None] = ...
+    ) -> dict[str, BulkJob | None]: ...
 
 
 def problem_external_id(account_id: str, crisis_id: str) -> str:
@@ -180,10 +190,19 @@ class CrisisTickets:
         *,
         scope: Callable[[SocialMessage], str] | None = None,
         on_error: Callable[[str, Exception], None] | None = None,
+        job_wait_seconds: float = LINK_JOB_WAIT_SECONDS,
+        wait: Callable[[float], None] = time.sleep,
     ) -> None:
         self.detector = detector
         self.helpdesk = helpdesk
         self.store = store
+        # The helpdesk's crisis tickets (None: only the alert goes out).
+        hook = getattr(helpdesk, "problem_tickets", None)
+        self.problems: ProblemTickets | None = (
+            hook(store) if hook is not None else (helpdesk if isinstance(helpdesk, ProblemTickets) else None)
+        )
+        self.job_wait_seconds = job_wait_seconds
+        self._wait = wait
         self.alerts = alerts
         self._on_error = on_error
         self.scope = scope or crisis_scope_from_env()
@@ -192,8 +211,8 @@ class CrisisTickets:
 
     @property
     def links_tickets(self) -> bool:
-        """Whether the helpdesk has problem and incident tickets."""
-        return isinstance(self.helpdesk, ProblemTickets)
+        """Whether the helpdesk has crisis tickets (a problem or parent, and its members)."""
+        return self.problems is not None
 
     # --- the sync's calls ---------------------------------------------------------------
 
@@ -229,10 +248,10 @@ class CrisisTickets:
 
     def link(self, ticket_id: str, problem_id: str) -> bool:
         """Make an existing ticket an incident of the problem (repeating it is harmless); never raises."""
-        if not isinstance(self.helpdesk, ProblemTickets) or ticket_id == problem_id:
+        if self.problems is None or ticket_id == problem_id:
             return False
         try:
-            self.helpdesk.set_ticket_type(ticket_id, "incident", problem_id)
+            self.problems.set_ticket_type(ticket_id, "incident", problem_id)
         except HelpdeskError as exc:  # closed or deleted since, or the helpdesk refused: the rest go on
             self._failed(f"ticket {ticket_id} not linked to problem {problem_id}", exc)
             return False
@@ -254,8 +273,8 @@ class CrisisTickets:
         decision = self.detector.declare(self.scope(message), ticket_id, message.text)
         if decision.outcome is not Outcome.STARTED or decision.crisis is None:
             return Declared(decision.crisis, started=False)
-        if isinstance(self.helpdesk, ProblemTickets) and not decision.repeated:
-            self.helpdesk.set_ticket_type(ticket_id, "problem")
+        if self.problems is not None and not decision.repeated:
+            self.problems.set_ticket_type(ticket_id, "problem")
             self._link_members(decision.members, ticket_id, skip_message=None)
             if self.alerts is not None:
                 self.alerts.crisis_started(decision.crisis, ticket_id)
@@ -267,7 +286,7 @@ class CrisisTickets:
         for ended in decision.ended:
             logger.info("crisis ended", extra={"crisis_id": ended.crisis_id, "size": ended.size})
         crisis = decision.crisis
-        if decision.outcome is Outcome.NONE or crisis is None or not isinstance(self.helpdesk, ProblemTickets):
+        if decision.outcome is Outcome.NONE or crisis is None or self.problems is None:
             if decision.outcome is Outcome.STARTED and crisis is not None and self.alerts is not None:
                 self.alerts.crisis_started(crisis, None)  # a helpdesk without problems: the alert still goes out
             return None
@@ -289,9 +308,9 @@ class CrisisTickets:
         """The crisis's problem ticket id, opened now if it has none; True when this call attached it."""
         if crisis.ticket_id:
             return crisis.ticket_id, False
-        assert isinstance(self.helpdesk, ProblemTickets)
+        assert self.problems is not None
         subject, description = problem_description(crisis, samples)
-        opened = self.helpdesk.open_problem(
+        opened = self.problems.open_problem(
             problem_external_id(crisis.account_id, crisis.crisis_id), subject, description, PROBLEM_TAGS
         )
         if self.detector.attach_ticket(crisis.account_id, crisis.crisis_id, opened.ticket_id):
@@ -324,17 +343,45 @@ class CrisisTickets:
         writer = getattr(self.helpdesk, "bulk_writer", lambda: None)()
         if not isinstance(writer, IncidentLinker):
             return sum(self.link(ticket, problem) for ticket in tickets)
+        jobs: dict[str, list[str]] = {}
         for start in range(0, len(tickets), writer.max_items):
             chunk = tickets[start : start + writer.max_items]
             try:
-                writer.submit_links(chunk, problem)
+                jobs[writer.submit_links(chunk, problem)] = chunk
             except HelpdeskError as exc:  # one by one, then
                 self._failed(f"bulk link of {len(chunk)} tickets to problem {problem} refused", exc)
                 for ticket in chunk:
                     self.link(ticket, problem)
+        if jobs:
+            self._settle_links(writer, jobs, problem)
         return len(tickets)
+
+    def _settle_links(self, writer: IncidentLinker, jobs: dict[str, list[str]], problem: str) -> None:
+        """Follow the link jobs to their end; link one by one the tickets a job did not link
+        (an item that failed, a job that failed, vanished or did not finish in time: linking
+        again is harmless), so no member waits for its next message to join the problem."""
+        states = writer.follow(list(jobs), max_wait=self.job_wait_seconds, wait=self._wait)
+        for job_id, tickets in jobs.items():
+            missed = unapplied(states.get(job_id), tickets)
+            if not missed:
+                continue
+            logger.warning(
+                "bulk link job left tickets unlinked; linking them one by one", extra={"job_id": job_id, "tickets": len(missed)}
+            )
+            for ticket in missed:
+                self.link(ticket, problem)
 
     def _failed(self, what: str, exc: Exception) -> None:
         logger.warning(what, extra={"reason": f"{type(exc).__name__}: {exc}"[:300]})
         if self._on_error is not None:
             self._on_error(what, exc)
+
+
+def unapplied(job: BulkJob | None, sent: Sequence[str]) -> list[str]:
+    """The items of ``sent`` (a bulk job's request, in order) the job did not apply: all of them
+    when the job is unknown (None: gone) or unfinished, else those it reported failed or did not
+    report. An update's result has no ``index``: results are read in request order."""
+    if job is None or not job.finished:
+        return list(sent)
+    applied = {item.index for item in job.items if item.error is None and item.record_id is not None}
+    return [value for index, value in enumerate(sent) if index not in applied]

@@ -6,6 +6,8 @@ no HTTP code: it calls these methods and reacts to these exceptions.
 
 from __future__ import annotations
 
+import logging
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -14,9 +16,12 @@ from typing import TYPE_CHECKING, ClassVar
 
 from chalicelib.models import Author, Platform, SocialMessage
 
+logger = logging.getLogger(__name__)
+
 if TYPE_CHECKING:
     from chalice import Blueprint
 
+    from chalicelib.crisis.tickets import ProblemTickets
     from chalicelib.ops.token_health import TokenCheck, TokenHealth
     from chalicelib.store import MessageStore
     from chalicelib.sync.attachments import FileToAttach
@@ -158,6 +163,47 @@ class BulkTicketWriter(ABC):
     def read_jobs(self, job_ids: Sequence[str]) -> dict[str, BulkJob]:
         """The jobs' current state, by id; a job the helpdesk no longer knows is left out."""
 
+    def follow(
+        self,
+        job_ids: Sequence[str],
+        *,
+        max_wait: float,
+        wait: Callable[[float], None] = time.sleep,
+        time_left: Callable[[], float] | None = None,
+        first_pause: float = 0.5,
+        max_pause: float = 8.0,
+    ) -> dict[str, BulkJob | None]:
+        """Poll the jobs (``read_jobs``, up to ``max_items`` per request) with growing pauses
+        until each finished or is gone, or ``max_wait`` (and ``time_left()``) is spent. Returns
+        each job's last state: None for a job the helpdesk no longer knows; a job never read is
+        left out. A failed read is tried again after the next pause."""
+        latest: dict[str, BulkJob | None] = {}
+        pending = list(dict.fromkeys(job_ids))
+        waited, pause = 0.0, first_pause
+        while pending:
+            budget = max_wait - waited
+            if time_left is not None:
+                budget = min(budget, time_left())
+            if budget <= 0:
+                break
+            wait(min(pause, budget))
+            waited += min(pause, budget)
+            pause = min(pause * 2, max_pause)
+            for start in range(0, len(pending), self.max_items):
+                group = pending[start : start + self.max_items]
+                try:
+                    found = self.read_jobs(group)
+                except HelpdeskError as exc:  # read again after the next pause
+                    logger.warning("bulk job statuses not read", extra={"reason": type(exc).__name__})
+                    continue
+                latest.update({job_id: found.get(job_id) for job_id in group})
+            pending = [j for j in pending if j not in latest or _running(latest[j])]
+        return latest
+
+
+def _running(job: BulkJob | None) -> bool:
+    return job is not None and not job.finished
+
 
 class Helpdesk(ABC):
     """A helpdesk the bridge turns conversations into tickets in."""
@@ -263,6 +309,15 @@ class Helpdesk(ABC):
         """The helpdesk's bulk endpoints, used by the sync for many new conversations at once
         (``chalicelib/sync/batch.py``); None (the default): one request per ticket."""
         return None
+
+    def problem_tickets(self, store: MessageStore) -> ProblemTickets | None:
+        """How a crisis becomes tickets here (``crisis/tickets.py`` ``ProblemTickets``): one
+        problem (or parent) ticket and its members linked to it. The default: the adapter
+        itself when it has those calls (Zendesk's problem and incidents), else None (only the
+        crisis alert goes out)."""
+        from chalicelib.crisis.tickets import ProblemTickets
+
+        return self if isinstance(self, ProblemTickets) else None
 
 
 class HelpdeskPlugin(ABC):

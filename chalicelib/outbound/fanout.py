@@ -45,8 +45,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
-from chalicelib.crisis.tickets import DECLARE_TAG, ProblemTickets, is_problem_key
-from chalicelib.helpdesks.base import HelpdeskError, TicketRef
+from chalicelib.crisis.tickets import DECLARE_TAG, is_problem_key
+from chalicelib.helpdesks.base import BulkJob, HelpdeskError, TicketRef
 from chalicelib.models import Author, Direction, Kind, Platform, SocialMessage
 from chalicelib.outbound.agent_events import COMMENT_EVENT, PRIVATE_TAG, AgentEvent
 from chalicelib.outbound.agent_replies import Outcome, TicketCommentReader
@@ -65,6 +65,9 @@ CHUNK = 60  # incidents answered between two progress writes (in parallel across
 WEBHOOK_BUDGET_SECONDS = 8.0  # Zendesk gives a webhook about 12 s; the schedule continues the rest
 LEASE_SECONDS = 300.0  # longer than a Lambda's run: a job is run by one runner at a time
 JOB_TTL_SECONDS = 30 * 86400
+# The least a run waits for its incident-note jobs, even past its deadline: Zendesk's jobs
+# usually finish within a second or two; a job still running after that is logged.
+NOTE_JOB_MIN_WAIT_SECONDS = 3.0
 DUE_INDEX = "by-author"
 
 _SENT = frozenset({Outcome.SENT, Outcome.ALREADY_SENT})
@@ -288,6 +291,10 @@ class NoteWriter(Protocol):
 
     def submit_notes(self, notes: Sequence[tuple[str, str]]) -> str: ...
 
+    def follow(
+        self, job_ids: Sequence[str], *, max_wait: float, wait: Callable[[float], None] = ...
+    ) -> dict[str, BulkJob | None]: ...
+
 
 class _NoteBuffer:
     """The helpdesk as the fan-out's ``AgentReplies`` sees it: each incident's outcome note is
@@ -337,6 +344,7 @@ class ProblemAnswers:
         writer = getattr(self.helpdesk, "bulk_writer", lambda: None)()
         self._note_writer = writer if isinstance(writer, NoteWriter) else None
         self._buffer = _NoteBuffer(self.helpdesk)
+        self._note_jobs: dict[str, list[tuple[str, str]]] = {}  # submitted, not yet followed: job id -> notes
         # The incidents' answers: the same ledger, dispatcher and rules (a copy of the agent
         # replies), but their notes are kept for one bulk update per chunk.
         self._incident_replies = replies
@@ -348,7 +356,7 @@ class ProblemAnswers:
         self._pacer = Pacer(default, own, clock=clock, sleep=sleep)
         self.note_every = max(1, note_every or int(os.environ.get("FANOUT_NOTE_EVERY") or DEFAULT_NOTE_EVERY))
         self.webhook_budget = webhook_budget
-        self._clock, self._wall_clock = clock, wall_clock
+        self._clock, self._wall_clock, self._sleep = clock, wall_clock, sleep
 
     # --- entry points ----------------------------------------------------------------------
 
@@ -370,22 +378,23 @@ class ProblemAnswers:
         since = datetime.fromtimestamp(self._wall_clock() - self.replies.lookback.total_seconds(), UTC)
         read = self.helpdesk.ticket_comments(problem_id, since=since)
         answers = [c for c in read.comments if self.replies.is_agent_answer(c, read.requester_id)]
-        if not answers:
+        private = PRIVATE_TAG in read.tags
+        return self._answer_all(problem_id, [_job_of(problem_id, self.jobs.helpdesk, c, private) for c in answers], deadline)
+
+    def answer_events(self, problem_id: str, answers: Sequence[AgentEvent], *, private: bool = False) -> str:
+        """Each agent answer on a crisis's parent ticket, already read by the helpdesk's event path
+        (Freshdesk's conversations), sent once to every member: a job each, as ``answer_problem``."""
+        deadline = self._clock() + self.webhook_budget
+        jobs = [_job_of(problem_id, self.jobs.helpdesk, event, private) for event in answers if event.comment_id]
+        return self._answer_all(problem_id, jobs, deadline)
+
+    def _answer_all(self, problem_id: str, jobs: Sequence[FanoutJob], deadline: float) -> str:
+        if not jobs:
             return Outcome.NO_NEW_REPLY.value
         outcomes = []
-        for comment in answers:
-            job = FanoutJob(
-                self.jobs.helpdesk,
-                problem_id,
-                comment.comment_id,
-                comment.text,
-                private=PRIVATE_TAG in read.tags,
-                author_id=comment.author_id,
-                author_name=comment.author_name,
-                author_email=comment.author_email,
-            )
+        for job in jobs:
             self.jobs.start(job, self._wall_clock())
-            outcomes.append(self.run(problem_id, comment.comment_id, deadline=deadline))
+            outcomes.append(self.run(problem_id, job.comment_id, deadline=deadline))
         return outcomes[-1]
 
     def run_schedule(
@@ -423,8 +432,15 @@ class ProblemAnswers:
             raise
 
     def _run_claimed(self, job: FanoutJob, deadline: float) -> str:
-        assert isinstance(self.helpdesk, ProblemTickets)
-        incidents = sorted(self.helpdesk.incidents(job.problem_id), key=lambda t: int(t["id"]))
+        try:
+            return self._answer_incidents(job, deadline)
+        finally:
+            self._settle_notes(deadline)
+
+    def _answer_incidents(self, job: FanoutJob, deadline: float) -> str:
+        problems = self.crisis.problems
+        assert problems is not None
+        incidents = sorted(problems.incidents(job.problem_id), key=lambda t: int(t["id"]))
         tally, fresh = job.tally, 0
         tally.total = len(incidents)
         pending = [i for i in incidents if int(i["id"]) > job.cursor]
@@ -495,12 +511,43 @@ class ProblemAnswers:
             return
         size = self._note_writer.max_items
         for start in range(0, len(notes), size):
+            chunk = notes[start : start + size]
             try:
-                self._note_writer.submit_notes(notes[start : start + size])
+                self._note_jobs[self._note_writer.submit_notes(chunk)] = chunk
             except HelpdeskError as exc:
-                logger.error(
-                    "incident notes not written", extra={"tickets": len(notes[start : start + size]), "reason": str(exc)[:200]}
+                logger.error("incident notes not written in bulk", extra={"tickets": len(chunk), "reason": str(exc)[:200]})
+                self._notes_one_by_one(chunk)
+
+    def _settle_notes(self, deadline: float) -> None:
+        """Follow the run's note jobs to their end (at least ``NOTE_JOB_MIN_WAIT_SECONDS``, else until
+        ``deadline``) and write one by one the notes a job reported failed. A job that vanished or
+        is still running is logged, not repeated: its notes may be written, and a note twice is noise."""
+        jobs, self._note_jobs = self._note_jobs, {}
+        if not jobs or self._note_writer is None:
+            return
+        wait = max(deadline - self._clock(), NOTE_JOB_MIN_WAIT_SECONDS)
+        states = self._note_writer.follow(list(jobs), max_wait=wait, wait=self._sleep)
+        for job_id, notes in jobs.items():
+            state = states.get(job_id)
+            if state is None or not state.finished:
+                logger.error("incident notes' job not confirmed", extra={"job_id": job_id, "tickets": len(notes)})
+                continue
+            applied = {item.index for item in state.items if item.error is None and item.record_id is not None}
+            failed = [note for index, note in enumerate(notes) if index not in applied]
+            if failed:
+                logger.warning(
+                    "incident notes failed in bulk; written one by one", extra={"job_id": job_id, "tickets": len(failed)}
                 )
+                self._notes_one_by_one(failed)
+
+    def _notes_one_by_one(self, notes: Sequence[tuple[str, str]]) -> None:
+        for ticket_id, text in notes:
+            try:
+                self.helpdesk.add_note(
+                    ticket_id, _reference(f"fanout-note-{ticket_id}", f"fanout:{ticket_id}", self.jobs.helpdesk), text
+                )
+            except HelpdeskError as exc:
+                logger.error("incident note not written", extra={"ticket_id": ticket_id, "reason": str(exc)[:200]})
 
     def _text_for(self, key: str, platform: str, job: FanoutJob) -> str:
         """The answer as this customer gets it. On X a public reply names the customer: X refuses
@@ -529,16 +576,8 @@ class ProblemAnswers:
 
     def _note(self, job: FanoutJob, text: str, fresh: int) -> None:
         """The running count on the problem ticket, as an internal note (best effort)."""
-        reference = SocialMessage(
-            platform=Platform.OTHER,
-            kind=Kind.REPLY,
-            direction=Direction.OUTBOUND,
-            message_id=f"fanout-{job.problem_id}-{job.comment_id}-{fresh}",
-            conversation_key=f"fanout:{job.problem_id}",
-            account_id=self.jobs.helpdesk,
-            author=Author(platform_id="socialdesk"),
-            text="",
-            created_at=datetime.now(UTC),
+        reference = _reference(
+            f"fanout-{job.problem_id}-{job.comment_id}-{fresh}", f"fanout:{job.problem_id}", self.jobs.helpdesk
         )
         try:
             self.helpdesk.add_note(job.problem_id, reference, f"One answer to all: {text}")
@@ -550,10 +589,11 @@ class ProblemAnswers:
     def _problem_or_declared(self, event: AgentEvent, deadline: float) -> None:
         """A bridged ticket that is a problem fans its answers out too; one tagged ``socialdesk_crisis``
         declares a crisis with itself as the problem. Best effort: the customer's own answer is sent."""
-        if not isinstance(self.helpdesk, ProblemTickets) or not event.conversation_key:
+        problems = self.crisis.problems
+        if problems is None or not event.conversation_key:
             return
         try:
-            ticket = self.helpdesk.ticket_details(event.ticket_id)
+            ticket = problems.ticket_details(event.ticket_id)
             if ticket.get("type") != "problem" and DECLARE_TAG in (ticket.get("tags") or ()):
                 messages = self.replies.store.conversation_messages(event.conversation_key)
                 first = next((m for m in messages if m.direction is Direction.INBOUND), None)
@@ -565,3 +605,32 @@ class ProblemAnswers:
                 self.answer_problem(event.ticket_id, deadline=deadline)
         except (HelpdeskError, StoreUnavailable) as exc:
             logger.warning("problem ticket not handled", extra={"ticket_id": event.ticket_id, "reason": str(exc)[:200]})
+
+
+def _job_of(problem_id: str, helpdesk: str, comment: Any, private: bool) -> FanoutJob:
+    """The fan-out job of one agent answer (a Zendesk comment or an ``AgentEvent``)."""
+    return FanoutJob(
+        helpdesk,
+        problem_id,
+        str(comment.comment_id),
+        comment.text,
+        private=private,
+        author_id=comment.author_id,
+        author_name=comment.author_name,
+        author_email=comment.author_email,
+    )
+
+
+def _reference(message_id: str, conversation_key: str, account_id: str) -> SocialMessage:
+    """The message a note of the fan-out's own is about (the adapters' ``add_note`` takes one)."""
+    return SocialMessage(
+        platform=Platform.OTHER,
+        kind=Kind.REPLY,
+        direction=Direction.OUTBOUND,
+        message_id=message_id,
+        conversation_key=conversation_key,
+        account_id=account_id,
+        author=Author(platform_id="socialdesk"),
+        text="",
+        created_at=datetime.now(UTC),
+    )

@@ -330,32 +330,15 @@ class BatchStage:
         raise AssertionError("unreachable")
 
     def _follow(self, job_ids: list[str], time_left: Callable[[], float] | None) -> dict[str, BulkJob | None]:
-        """Poll the jobs (``read_jobs``, up to ``max_items`` per request) with growing pauses
-        until each finished or is gone, or the wait is over. Returns each job's last state:
-        None for a job the helpdesk no longer knows; a job never read is left out."""
-        latest: dict[str, BulkJob | None] = {}
-        pending = list(job_ids)
-        waited, pause = 0.0, FIRST_POLL_SECONDS
-        while pending:
-            budget = self.job_wait_seconds - waited
-            if time_left is not None:
-                budget = min(budget, time_left())
-            if budget <= 0:
-                break
-            self.sync.wait(min(pause, budget))
-            waited += min(pause, budget)
-            pause = min(pause * 2, MAX_POLL_SECONDS)
-            size = self.writer.max_items
-            for start in range(0, len(pending), size):
-                group = pending[start : start + size]
-                try:
-                    found = self.writer.read_jobs(group)
-                except HelpdeskError as exc:  # read again after the next pause
-                    logger.warning("bulk job statuses not read", extra={"reason": type(exc).__name__})
-                    continue
-                latest.update({job_id: found.get(job_id) for job_id in group})
-            pending = [j for j in pending if j not in latest or _running(latest[j])]
-        return latest
+        """Each job's last state, polled until it finished or the wait is over (``BulkTicketWriter.follow``)."""
+        return self.writer.follow(
+            job_ids,
+            max_wait=self.job_wait_seconds,
+            wait=self.sync.wait,
+            time_left=time_left,
+            first_pause=FIRST_POLL_SECONDS,
+            max_pause=MAX_POLL_SECONDS,
+        )
 
     def _settle(self, chunk: _Chunk, jobs: dict[str, BulkJob | None], report: SyncReport, result: BulkResult) -> None:
         """Write a finished job's tickets back; leave an unfinished one (or one that could not
@@ -405,10 +388,6 @@ class BatchStage:
             if entry.message.message_id not in conversation.synced:
                 report.add(self.sync.park_maybe_sent(entry.message, conversation, reason))
             result.done.add(entry.message.message_id)
-
-
-def _running(job: BulkJob | None) -> bool:
-    return job is not None and not job.finished
 
 
 def _chunk_key(batch_id: str, index: int, messages: Sequence[SocialMessage]) -> str:
