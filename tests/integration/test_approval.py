@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -41,6 +42,16 @@ def high_reach_mention(rig: Rig, run: str) -> str:
     return f"x:tweets:{BRAND_X}:{customer}"
 
 
+def schedule_an_hour_later() -> Any:
+    """The app's agent replies as the retry schedule runs them an hour from now (every lease over)."""
+    from chalicelib import wiring
+    from chalicelib.outbound.agent_replies import AgentReplies
+
+    replies = wiring.agent_replies()
+    return AgentReplies(replies.store, replies.helpdesk, replies.dispatcher, now=lambda: datetime.now(UTC) + timedelta(hours=1),
+                        approval_rules=replies.approval_rules)
+
+
 def decide(rig: Rig, key: str, tag: str) -> dict[str, Any]:
     """A lead adds the decision tag; the one approval delivery it fired."""
     deliveries = rig.zendesk.agent_update(rig.ticket(key)["id"], add_tags=[tag])
@@ -61,9 +72,9 @@ def test_a_high_reach_public_answer_waits_and_is_sent_once_when_approved(zendesk
     body = delivery["body"].encode()
     again = http("POST", f"{zendesk_rig.app_url}/helpdesk/zendesk", body, signed_headers(zendesk_rig.secret, body, invocation_id="88"))
     assert again.status == 200 and again.body["outcome"] == "awaiting_approval" and again.body["duplicate"] is True
-    from chalicelib import wiring
-
-    wiring.agent_replies().retry_due()
+    later = schedule_an_hour_later()
+    assert [due for due in later.ledger.due(later.now()) if due.conversation_key == key] == []  # in no retry queue
+    later.retry_due()
     assert zendesk_rig.x.sent() == []
 
     approval = decide(zendesk_rig, key, "socialdesk_approved")
@@ -89,9 +100,7 @@ def test_a_withdrawn_answer_is_never_sent(zendesk_rig: Rig) -> None:  # noqa: F8
     assert any(n.startswith("Withdrawn by a lead") for n in zendesk_rig.notes(key))
     # Approving afterwards, or the schedule, still sends nothing.
     assert decide(zendesk_rig, key, "socialdesk_approved")["response"]["outcome"] == "nothing_held"
-    from chalicelib import wiring
-
-    wiring.agent_replies().retry_due()
+    assert schedule_an_hour_later().retry_due().outcomes == {}
     assert zendesk_rig.x.sent() == []
 
 
