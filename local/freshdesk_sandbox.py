@@ -29,7 +29,12 @@ case):
   carry ``tags``; search only sees a ticket ``search_index_delay`` seconds after it was
   created (Freshdesk: "may take a few minutes to get indexed");
 * HTML in descriptions and notes is sanitized: allowed tags only, and [assumed] every
-  attribute but ``href`` is stripped; ``description_text`` / ``body_text`` are derived.
+  attribute but ``href`` is stripped; ``description_text`` / ``body_text`` are derived;
+* parent/child tickets: a create with ``parent_id`` makes a child (``association_type`` 2, the
+  parent 1, each listing the other in ``associated_tickets_list``); an account without the
+  feature (``parent_child=False``, ``set_parent_child()``, ``POST /__sandbox/parent_child``)
+  answers 403 ``require_feature`` as Freshdesk does; a parent takes at most 10 children
+  (Freshdesk's ``CHILD_TICKETS_PER_ASSOC_PARENT``) and a child none: 400 on ``parent_id``.
 
 Test controls (Python, no request counted): ``reset()``, ``stats()``, ``inject()``,
 ``clear_faults()``, ``tickets()``, ``ticket()``, ``conversations()``, ``contacts()``,
@@ -106,6 +111,8 @@ ALLOWED_HTML_TAGS = frozenset({"a", "b", "blockquote", "br", "code", "div", "em"
 SEARCH_QUERY_MAX = 512
 SEARCH_PAGE_SIZE = 30
 SEARCH_MAX_PAGE = 10
+ASSOCIATION_PARENT, ASSOCIATION_CHILD = 1, 2  # a ticket's ``association_type``
+CHILD_TICKETS_PER_PARENT = 10  # Freshdesk's CHILD_TICKETS_PER_ASSOC_PARENT
 TAG_MAX = 255  # [assumed] a generous bound; the adapter's own tags are at most 28 characters
 
 
@@ -182,6 +189,7 @@ class FreshdeskSandbox(HelpdeskSandbox):
         custom_fields: tuple[str, ...] = ("cf_socialdesk_conversation",),
         search_index_delay: float = 0.0,
         duplicate_ids: bool = True,
+        parent_child: bool = True,
     ) -> None:
         super().__init__(host, port)
         self.api_key = api_key
@@ -189,6 +197,7 @@ class FreshdeskSandbox(HelpdeskSandbox):
         self.custom_fields = frozenset(custom_fields)
         self.search_index_delay = search_index_delay
         self.duplicate_ids = duplicate_ids
+        self.parent_child = parent_child
         api: list[tuple[str, str, str, Callable[..., Reply]]] = [
             ("POST", r"/api/v2/contacts", "/api/v2/contacts", self._create_contact),
             ("GET", r"/api/v2/contacts", "/api/v2/contacts", self._list_contacts),
@@ -206,6 +215,7 @@ class FreshdeskSandbox(HelpdeskSandbox):
             self.api(method, pattern, f"{method} {template}", handler)
         self.control("POST", r"tickets/(?P<ticket_id>\d+)/reply", self._reply_control)
         self.control("POST", "automation", self._automation_control)
+        self.control("POST", "parent_child", lambda arguments: self.set_parent_child(bool(arguments.get("enabled", True))))
         self.reset()
 
     # --- test controls ---------------------------------------------------------------------------
@@ -226,6 +236,12 @@ class FreshdeskSandbox(HelpdeskSandbox):
                 self.agent_id: {"id": self.agent_id, "name": "Socialdesk API", "email": "api@socialdesk.invalid"}}
             self._automation: dict[str, Any] | None = None
             self._deliveries: list[dict[str, Any]] = []
+
+    def set_parent_child(self, enabled: bool) -> dict[str, Any]:
+        """Whether the account has Parent Child Tickets (without: ``parent_id`` is a 403 ``require_feature``)."""
+        with self._lock:
+            self.parent_child = enabled
+        return {"parent_child": enabled}
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
@@ -595,6 +611,11 @@ class FreshdeskSandbox(HelpdeskSandbox):
         due, problem = self._due_dates(data)
         if problem:
             return problem
+        parent = None
+        if data.get("parent_id") is not None:
+            parent, problem = self._parent(data["parent_id"])
+            if problem:
+                return problem
         description, description_text = sanitize(data["description"])
         ticket_id, now = next(self._ids), _now()
         ticket = {
@@ -609,10 +630,29 @@ class FreshdeskSandbox(HelpdeskSandbox):
             "due_by": now, "fr_due_by": now, "created_at": now, "updated_at": now, "attachments": [],
             **due,
         }
+        if parent is not None:
+            ticket.update(association_type=ASSOCIATION_CHILD, associated_tickets_list=[parent["id"]])
+            parent["association_type"] = ASSOCIATION_PARENT
+            parent.setdefault("associated_tickets_list", []).append(ticket_id)
         self._tickets[ticket_id] = ticket
         self._conversations[ticket_id] = []
         self._indexed_at[ticket_id] = time.monotonic() + self.search_index_delay
         return 201, copy.deepcopy(ticket), {"Location": f"{self.url}/api/v2/tickets/{ticket_id}"}
+
+    def _parent(self, parent_id: Any) -> tuple[dict[str, Any] | None, Reply | None]:
+        """The parent ticket a create names, or Freshdesk's refusal."""
+        if not self.parent_child:
+            return None, (403, {"code": "require_feature", "message": "The Parent Child Tickets feature(s) is/are not "
+                                "supported in your plan. Please upgrade your account to use it."}, {})
+        parent = self._tickets.get(parent_id) if isinstance(parent_id, int) and not isinstance(parent_id, bool) else None
+        if parent is None or parent["deleted"]:
+            return None, _validation(("parent_id", "There is no ticket matching the given parent_id", "invalid_value"))
+        if parent.get("association_type") == ASSOCIATION_CHILD:
+            return None, _validation(("parent_id", "It should be a valid parent ticket", "invalid_parent"))
+        if len(parent.get("associated_tickets_list") or []) >= CHILD_TICKETS_PER_PARENT:
+            return None, _validation(("parent_id", f"It should have at most {CHILD_TICKETS_PER_PARENT} child tickets",
+                                      "exceeds_limit"))
+        return parent, None
 
     @staticmethod
     def _due_dates(data: dict[str, Any]) -> tuple[dict[str, str], Reply | None]:

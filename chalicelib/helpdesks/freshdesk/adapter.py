@@ -120,6 +120,7 @@ from chalicelib.models import Author, Platform, SocialMessage
 from chalicelib.sync.requesters import EMAIL, PHONE, ContactIdentity, KnownCustomer, contact_identities
 
 if TYPE_CHECKING:
+    from chalicelib.helpdesks.freshdesk.crisis import FreshdeskCrisis
     from chalicelib.store import MessageStore
 
 logger = logging.getLogger(__name__)
@@ -301,6 +302,7 @@ class FreshdeskHelpdesk(Helpdesk):
         # idempotency key -> wall-clock time of a create attempt that may have landed
         self._unsettled_creates: OrderedDict[str, float] = OrderedDict()
         self.rate_limit: tuple[int, int] | None = None  # (remaining, total) from the last response
+        self._crisis: FreshdeskCrisis | None = None  # set by ``problem_tickets``
 
     def __repr__(self) -> str:
         return f"FreshdeskHelpdesk({self.base_url!r})"
@@ -354,11 +356,13 @@ class FreshdeskHelpdesk(Helpdesk):
         problems: Sequence[str] | None = None,
         maybe_exists: bool = False,
         routing: TicketRouting | None = None,
+        problem_id: str | None = None,
     ) -> TicketRef:
         """Create a ticket whose description is the customer's message.
 
         Safe to repeat with the same ``idempotency_key``: after an ambiguous failure
         (or with ``maybe_exists``) the ticket tagged with the key is looked for first.
+        ``problem_id``: a crisis's parent ticket the new ticket is a member of (``crisis.py``).
         """
         requester = _freshdesk_id(requester_id, "contact")
         tag = idempotency_tag(idempotency_key)
@@ -386,14 +390,37 @@ class FreshdeskHelpdesk(Helpdesk):
             ticket.update(_routing_fields(routing, ticket["tags"]))
         started = self._clock()
         try:
-            response = self._call("POST", "/api/v2/tickets", json=ticket, writes_message=True)
-            ref = self._ticket_ref(self._body(response, writes_message=True), writes_message=True)
+            ref = self._create_ticket(ticket, message, problem_id)
         except HelpdeskUnavailable as exc:
             if exc.maybe_applied:
                 self._remember_unsettled(idempotency_key, attempted_at if attempted_at is not None else started)
             raise
         self._unsettled_creates.pop(idempotency_key, None)
         return ref
+
+    def _create_ticket(self, ticket: dict[str, Any], message: SocialMessage, problem_id: str | None) -> TicketRef:
+        """``POST /api/v2/tickets``; a crisis member's as the crisis's child where the account allows."""
+        crisis = self._crisis if problem_id is not None else None
+        if crisis is not None and problem_id is not None:
+            ticket = crisis.member_fields(ticket, problem_id)
+        try:
+            response = self._call("POST", "/api/v2/tickets", json=ticket, writes_message=True)
+        except HelpdeskRejected as exc:  # nothing was created: without parent_id, if that was refused
+            if crisis is None or problem_id is None or "parent_id" not in ticket or not crisis.child_refused(exc, problem_id):
+                raise
+            ticket = {name: value for name, value in ticket.items() if name != "parent_id"}
+            response = self._call("POST", "/api/v2/tickets", json=ticket, writes_message=True)
+        ref = self._ticket_ref(self._body(response, writes_message=True), writes_message=True)
+        if crisis is not None and problem_id is not None:
+            crisis.member_opened(ref, message, problem_id, child="parent_id" in ticket)
+        return ref
+
+    def problem_tickets(self, store: MessageStore) -> FreshdeskCrisis:
+        """A crisis's parent ticket and members (``helpdesks/freshdesk/crisis.py``)."""
+        from chalicelib.helpdesks.freshdesk.crisis import FreshdeskCrisis
+
+        self._crisis = FreshdeskCrisis(self, store)
+        return self._crisis
 
     def append_message(
         self,

@@ -89,6 +89,7 @@ from chalicelib.inbound.signatures import get_header
 from chalicelib.outbound.agent_events import (
     APPROVAL_EVENT,
     COMMENT_EVENT,
+    PRIVATE_TAG,
     REPEAT_OUTCOMES,
     STATUS_EVENT,
     AgentEvent,
@@ -554,13 +555,16 @@ def handle_freshdesk_event(
     now: datetime | Callable[[], datetime] | None = None,
     lookback: timedelta = REPLY_LOOKBACK,
     reader: TicketReader | None = None,
+    problems: Any = None,
 ) -> FreshdeskEventResult:
     """``POST /helpdesk/freshdesk``: verify the token, read the ticket, send new agent replies, record the status.
 
     ``replies`` is an ``agent_replies.AgentReplies`` (anything with ``handle(event)``) built on
     the Freshdesk adapter ``helpdesk`` (its notes explain failures to the agent, its ``name``
     keys the reply ledger and the status check).
-    ``conversation_field`` defaults to the adapter's. Raises ``WebhookError`` subclasses:
+    ``conversation_field`` defaults to the adapter's. ``problems``: the crisis fan-out
+    (``outbound/fanout.py`` ``ProblemAnswers``): an answer on a crisis's parent ticket goes to
+    every member's customer (``helpdesks/freshdesk/crisis.py``). Raises ``WebhookError`` subclasses:
     ``Unauthorized`` (401), ``BadRequest`` (400), ``NotFound`` (404: ``HELPDESK`` is not
     freshdesk), ``PayloadTooLarge`` (413), ``NotConfigured`` / ``Unavailable`` (503: Freshdesk
     retries; claims are released).
@@ -586,6 +590,11 @@ def handle_freshdesk_event(
     except HelpdeskError as exc:
         raise _unavailable("read the Freshdesk ticket", exc) from exc
     ticket = {**ticket, "id": ticket.get("id", ticket_id)}
+    if problems is not None:
+        from chalicelib.helpdesks.freshdesk.crisis import PARENT_TAG
+
+        if PARENT_TAG in ticket_tags(ticket):
+            return _answer_parent(ticket, reader, problems, notification, moment - lookback)
 
     finder = ConversationFinder(store, reader, conversation_field=field_name)
     try:
@@ -633,6 +642,27 @@ def handle_freshdesk_event(
         },
     )
     return result
+
+
+def _answer_parent(
+    ticket: Mapping[str, Any], reader: TicketReader, problems: Any, notification: FreshdeskNotification, since: datetime
+) -> FreshdeskEventResult:
+    """The agents' public answers on a crisis's parent ticket, each sent once to every member's
+    customer (``ProblemAnswers.answer_events``: a job per answer, the reply ledger per member)."""
+    ticket_id = str(ticket["id"])
+    try:
+        conversations = reader.conversations(ticket_id)
+    except HelpdeskError as exc:
+        raise _unavailable("read the crisis parent's conversations", exc) from exc
+    answers = [comment_event(ticket, c, "", notification) for c in replies_to_send(conversations, since)]
+    try:
+        outcome = problems.answer_events(ticket_id, answers, private=PRIVATE_TAG in ticket_tags(ticket))
+    except Exception as exc:
+        if is_transient(exc):
+            raise _unavailable("answer the crisis's members", exc) from exc
+        raise
+    logger.info("freshdesk crisis parent answered", extra={"ticket_id": ticket_id, "answers": len(answers), "outcome": outcome})
+    return FreshdeskEventResult(200, ticket_id, str(outcome), found_by="crisis_parent")
 
 
 def _handle_reply(event: AgentEvent, events: EventLog, replies: Any, moment: datetime) -> str:

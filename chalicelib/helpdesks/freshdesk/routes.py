@@ -30,6 +30,7 @@ def freshdesk_helpdesk_event() -> Response:
             secret=get_secret("FRESHDESK_WEBHOOK_SECRET"),
             events=wiring.agent_events(),
             replies=wiring.agent_replies() if on_freshdesk else None,
+            problems=wiring.problem_answers() if on_freshdesk else None,
             helpdesk=wiring.helpdesk() if on_freshdesk else SimpleNamespace(name=settings().helpdesk),
             store=wiring.message_store(),
         )
