@@ -67,7 +67,7 @@ LEASE_SECONDS = 300.0  # longer than a Lambda's run: a job is run by one runner 
 JOB_TTL_SECONDS = 30 * 86400
 # The least a run waits for its incident-note jobs, even past its deadline: Zendesk's jobs
 # usually finish within a second or two; a job still running after that is logged.
-NOTE_JOB_MIN_WAIT_SECONDS = 3.0
+NOTE_JOB_MIN_WAIT_SECONDS = 2.0
 DUE_INDEX = "by-author"
 
 _SENT = frozenset({Outcome.SENT, Outcome.ALREADY_SENT})
