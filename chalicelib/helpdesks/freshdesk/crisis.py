@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.helpdesks.base import HelpdeskError, HelpdeskRejected, TicketRef
@@ -48,6 +48,9 @@ PARENT_KEY_TAG_PREFIX = "sdp-"
 CRISIS_CONTACT = Author(platform_id="socialdesk-crisis", display_name="socialdesk crisis")
 MEMBERS_PK_PREFIX = "FDCRISIS#"
 MEMBER_TTL_SECONDS = 90 * 86400
+# A parent is looked for among the crisis contact's tickets of the last day (a retry comes
+# within minutes; by the next day the crisis has its ticket recorded).
+PARENT_LOOKBACK_SECONDS = 86400.0
 # A 403 require_feature for parent_id: the account has no Parent Child Tickets; not asked
 # again for this long (each member would spend a refused request to hear it).
 PARENT_CHILD_REFUSAL_SECONDS = 3600.0
@@ -67,7 +70,7 @@ def parent_key_tag(external_id: str) -> str:
 class FreshdeskCrisis:
     """``ProblemTickets`` on Freshdesk (see the module docstring)."""
 
-    def __init__(self, api: FreshdeskHelpdesk, store: MessageStore, *, clock: Any = time.monotonic) -> None:
+    def __init__(self, api: FreshdeskHelpdesk, store: MessageStore, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._api = api
         self.store = store
         self._clock = clock
@@ -80,7 +83,8 @@ class FreshdeskCrisis:
         """The crisis's parent ticket: found by its tag among the crisis contact's tickets, else created."""
         requester = int(self._crisis_contact())
         tag = parent_key_tag(external_id)
-        found = self._api._find_in_requester_tickets(requester, tag, since=0.0)  # noqa: SLF001 - the adapter's lookup by tag
+        since = self._api._clock() - PARENT_LOOKBACK_SECONDS  # noqa: SLF001 - the adapter's wall clock
+        found = self._api._find_in_requester_tickets(requester, tag, since)  # noqa: SLF001 - the adapter's lookup by tag
         if found is not None:
             return found
         ticket = {
@@ -100,12 +104,10 @@ class FreshdeskCrisis:
         a private note with the parent's URL, the member tag; the tag marks it done, so a repeat
         changes nothing). ``problem``: the ticket becomes a crisis's parent (its tag)."""
         ticket = self._api.ticket(ticket_id)
-        tags = list(ticket_tags(ticket))
+        tags = ticket_tags(ticket)
         if ticket_type == "problem":
             if PARENT_TAG not in tags:
-                self._api._call(
-                    "PUT", f"/api/v2/tickets/{int(ticket_id)}", json={"tags": [*tags, PARENT_TAG]}, writes_message=False
-                )  # noqa: SLF001
+                self._add_tag(ticket_id, ticket, PARENT_TAG)
             return TicketRef(ticket_id, normalize_status(ticket.get("status")))
         if ticket_type != "incident" or problem_id is None:
             raise HelpdeskRejected(f"Freshdesk crisis tickets have no type {ticket_type!r}")
@@ -114,7 +116,7 @@ class FreshdeskCrisis:
         tag = member_tag(problem_id)
         if tag not in tags:
             self._note(ticket_id, problem_id)
-            self._api._call("PUT", f"/api/v2/tickets/{int(ticket_id)}", json={"tags": [*tags, tag]}, writes_message=False)  # noqa: SLF001
+            self._add_tag(ticket_id, ticket, tag)
         return TicketRef(ticket_id, normalize_status(ticket.get("status")))
 
     def incidents(self, problem_id: str) -> Iterator[dict[str, Any]]:
@@ -178,6 +180,11 @@ class FreshdeskCrisis:
         if self._contact is None:
             self._contact = self._api.ensure_requester(Platform.OTHER, CRISIS_CONTACT)
         return self._contact
+
+    def _add_tag(self, ticket_id: str, ticket: dict[str, Any], tag: str) -> None:
+        """Freshdesk's update replaces the whole tag list: the ticket's own, as they are, and ``tag``."""
+        current = [t for t in ticket.get("tags") or [] if isinstance(t, str)]
+        self._api._call("PUT", f"/api/v2/tickets/{int(ticket_id)}", json={"tags": [*current, tag]}, writes_message=False)  # noqa: SLF001
 
     def _note(self, ticket_id: str, problem_id: str) -> None:
         url = f"{self._api.base_url}/a/tickets/{int(problem_id)}"
