@@ -497,9 +497,18 @@ class ZendeskSandbox(HelpdeskSandbox):
             "only_private_comments": False, "restricted_agent": True, "suspended": False,
             "report_csv": False, "user_fields": dict(data.get("user_fields") or {}),
         }
+        # A number another user holds as a direct line is not refused: Zendesk makes it a shared
+        # number, with no identity (research facts-turn2 section 4.1; help center "Understanding
+        # how phone numbers are linked to end-user profiles"). Search still finds it by ``phone``.
+        shared = bool(user["phone"]) and any(
+            i["type"] == "phone_number" and _digits(i["value"]) == _digits(user["phone"])
+            for identities in self._identities.values()
+            for i in identities
+        )
+        user["shared_phone_number"] = shared if user["phone"] else None
         self._users[user_id] = user
         self._identities[user_id] = []
-        for kind, value in (("email", user["email"]), ("phone_number", user["phone"])):
+        for kind, value in (("email", user["email"]), ("phone_number", None if shared else user["phone"])):
             if value:
                 self._add_identity(user_id, kind, value)
         return user
@@ -515,10 +524,17 @@ class ZendeskSandbox(HelpdeskSandbox):
         return identity
 
     def add_end_user(self, name: str, *, email: str | None = None, phone: str | None = None,
-                     external_id: str | None = None) -> dict[str, Any]:
-        """A customer the helpdesk already knows (created by agents, another channel or an import)."""
+                     external_id: str | None = None, role: str = "end-user") -> dict[str, Any]:
+        """A customer the helpdesk already knows (created by agents, another channel or an import);
+        ``role="agent"``: a member of the team instead."""
         with self._lock:
-            return copy.deepcopy(self._new_user({"name": name, "email": email, "phone": phone, "external_id": external_id}))
+            data = {"name": name, "email": email, "phone": phone, "external_id": external_id, "role": role}
+            return copy.deepcopy(self._new_user(data))
+
+    def add_identity(self, user_id: int | str, kind: str, value: str) -> dict[str, Any]:
+        """One more identity of a user (``phone_number``, ``email``...): a secondary number or address."""
+        with self._lock:
+            return copy.deepcopy(self._add_identity(int(user_id), kind, value))
 
     def identities(self, user_id: int | str) -> list[dict[str, Any]]:
         with self._lock:
@@ -640,11 +656,16 @@ class ZendeskSandbox(HelpdeskSandbox):
 
     def _search_users(self, query: dict[str, list[str]], **_: Any) -> Reply:
         """``external_id=`` (exact) or ``query=`` (``email:x``, ``phone:x`` or free words), matched
-        partially like Zendesk's search on name, email and phone identities; one page of 100."""
+        partially like Zendesk's search on name, email and phone (the user's own and their
+        identities). The same keyword repeated is an OR (``phone:1 phone:2``), different ones
+        an AND, as in Zendesk's search syntax; pages of 100 (``page=``)."""
         external_id = (query.get("external_id") or [""])[0]
-        text = (query.get("query") or [""])[0].strip().strip('"')
-        field_name, _, value = text.partition(":") if ":" in text else ("", "", text)
-        value = value.strip().strip('"').lower()
+        wanted: dict[str, list[str]] = {}
+        for term in (query.get("query") or [""])[0].split():
+            field_name, _, value = term.partition(":") if ":" in term else ("", "", term)
+            if value.strip('"'):
+                wanted.setdefault(field_name.lower(), []).append(value.strip('"').lower())
+        number = max(1, int((query.get("page") or ["1"])[0]))
         with self._lock:
             found = []
             for user in self._users.values():
@@ -656,11 +677,16 @@ class ZendeskSandbox(HelpdeskSandbox):
                     continue
                 identities = self._identities.get(user["id"], [])
                 emails = [i["value"].lower() for i in identities if i["type"] == "email"]
-                phones = [i["value"] for i in identities if i["type"] == "phone_number"]
+                phones = [i["value"] for i in identities if i["type"] == "phone_number"] + [user["phone"] or ""]
                 fields = {"email": emails, "phone": phones, "": [user["name"].lower(), *emails, *phones]}
-                if value and any(value in candidate for candidate in fields.get(field_name.lower(), [])):
+                if wanted and all(
+                    any(value in candidate for value in values for candidate in fields.get(name, []))
+                    for name, values in wanted.items()
+                ):
                     found.append(user)
-            return 200, {"users": copy.deepcopy(found[:100]), "count": len(found), "next_page": None, "previous_page": None}, {}
+            page = found[(number - 1) * 100 : number * 100]
+            following = f"{self.url}/api/v2/users/search.json?page={number + 1}" if number * 100 < len(found) else None
+            return 200, {"users": copy.deepcopy(page), "count": len(found), "next_page": following, "previous_page": None}, {}
 
     def _list_identities(self, user_id: str, _query: Any, **_: Any) -> Reply:
         with self._lock:
@@ -1608,6 +1634,10 @@ class ZendeskSandbox(HelpdeskSandbox):
         with self._lock:
             self._deliveries.append(copy.deepcopy(outcome))
         return outcome
+
+
+def _digits(phone: str) -> str:
+    return "".join(c for c in phone if c.isdigit())
 
 
 def _search_term_matches(term: str, ticket: dict[str, Any]) -> bool:

@@ -34,7 +34,7 @@ from chalicelib.helpdesks.base import (
 )
 from chalicelib.models import Author, Platform, SocialMessage
 from chalicelib.store import Conversation, UnstorableConversation
-from chalicelib.sync.requesters import KnowsCustomers, contact_identities
+from chalicelib.sync.requesters import KnowsCustomers, contact_identities, known_customers
 
 if TYPE_CHECKING:
     from chalicelib.sync.tickets import SyncReport, TicketSync
@@ -263,27 +263,24 @@ class BatchStage:
                         entry.requester_id, entry.requester_new = item.record_id, True
 
     def _known_customers(self, unknown: dict[tuple[Platform, str], list[_Entry]]) -> dict[tuple[Platform, str], Author]:
-        """Known customers among the people to upsert: an author whose phone or email one user
-        holds gets that user (and leaves ``unknown``); the rest, as their new users get them.
-        A lookup that fails leaves its author to the single path."""
+        """Known customers among the people to upsert, looked up together (``requesters.known_customers``:
+        a search per hundred identities on Zendesk): an author whose phone or email one user holds
+        gets that user (and leaves ``unknown``); the rest, as their new users get them. An author
+        whose lookup failed is left to the single path."""
         helpdesk = self.sync.helpdesk
-        creatable: dict[tuple[Platform, str], Author] = {}
-        for person, waiting in list(unknown.items()):
-            author = self.sync.author_of(waiting[0].message)
-            if contact_identities(author) and isinstance(helpdesk, KnowsCustomers):
-                try:
-                    known = helpdesk.known_customer(author)
-                except HelpdeskError as exc:
-                    logger.warning("known customer lookup failed", extra={"reason": type(exc).__name__})
-                    del unknown[person]
-                    continue
-                if known.user_id is not None:
+        authors = {person: self.sync.author_of(waiting[0].message) for person, waiting in unknown.items()}
+        looked_up = [person for person, author in authors.items() if contact_identities(author)]
+        if looked_up and isinstance(helpdesk, KnowsCustomers):
+            for person, known in zip(looked_up, known_customers(helpdesk, [authors[p] for p in looked_up]), strict=True):
+                if known is None:
+                    del unknown[person], authors[person]
+                elif known.user_id is not None:
                     for entry in unknown.pop(person):
                         entry.requester_id, entry.requester_new = known.user_id, True
-                    continue
-                author = known.creatable(author)
-            creatable[person] = author
-        return creatable
+                    del authors[person]
+                else:
+                    authors[person] = known.creatable(authors[person])
+        return authors
 
     # --- tickets ---------------------------------------------------------------------------
 

@@ -8,8 +8,12 @@ contact card the customer shared of themselves, a generic source's ``author.emai
 neither is a name: two people called "Maria Garcia" stay two requesters.
 
 How a helpdesk uses this (``known_customer`` and ``ensure_requester`` of both adapters; the
-bulk path of a burst, ``sync/batch.py``, asks ``known_customer`` too and upserts the others in
-bulk). It costs a lookup per identity of each author seen for the first time:
+bulk path of a burst, ``sync/batch.py``, asks ``known_customers`` for all its new authors at
+once and upserts the others in bulk). The single path costs a lookup per identity of each
+author seen for the first time; the bulk path one lookup per hundred identities of a kind
+(``KnowsCustomersInBulk``: Zendesk ORs repeated ``phone:`` terms in one search), plus one per
+user that search finds, so known customers pay a request and new ones none (the facts and the
+options decided against: ``docs/sync.md``, "Known customers in a burst"):
 
 1. for each of the author's contact identities, the users that hold it *exactly* (the helpdesk's
    search is partial: ``+1555123`` also finds ``+15551234567``, so every candidate's identities
@@ -27,11 +31,15 @@ bulk). It costs a lookup per identity of each author seen for the first time:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import logging
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from chalicelib.helpdesks.base import HelpdeskError
 from chalicelib.models import Author, Platform
+
+logger = logging.getLogger(__name__)
 
 EMAIL, PHONE = "email", "phone"
 AGENT_PREFIX = "agent:"  # a holder that is an agent: it blocks the identity, it is never a requester
@@ -117,3 +125,35 @@ class KnowsCustomers(Protocol):
     def known_customer(self, author: Author) -> KnownCustomer:
         """One lookup per contact identity of the author (none when they have none)."""
         ...
+
+
+@runtime_checkable
+class KnowsCustomersInBulk(Protocol):
+    """A helpdesk that looks many identities up in a few requests (Zendesk)."""
+
+    def identity_holders(self, identities: Sequence[ContactIdentity]) -> dict[ContactIdentity, set[str]]:
+        """The users holding each identity exactly (agents as ``agent:<id>``); an identity whose
+        lookup failed is left out (its author is then not known either way)."""
+        ...
+
+
+def known_customers(helpdesk: KnowsCustomers, authors: Sequence[Author]) -> list[KnownCustomer | None]:
+    """``known_customer`` of each author, in as few lookups as the helpdesk allows; None for an
+    author whose lookup failed (the caller leaves them to the single path)."""
+    if isinstance(helpdesk, KnowsCustomersInBulk):
+        wanted = list(dict.fromkeys(identity for author in authors for identity in contact_identities(author)))
+        holders = helpdesk.identity_holders(wanted) if wanted else {}
+        found: list[KnownCustomer | None] = []
+        for author in authors:
+            identities = contact_identities(author)
+            known = all(identity in holders for identity in identities)
+            found.append(KnownCustomer.of({identity: holders[identity] for identity in identities}) if known else None)
+        return found
+    answers: list[KnownCustomer | None] = []
+    for author in authors:
+        try:
+            answers.append(helpdesk.known_customer(author))
+        except HelpdeskError as exc:
+            logger.warning("known customer lookup failed", extra={"reason": type(exc).__name__})
+            answers.append(None)
+    return answers

@@ -133,30 +133,76 @@ def test_freshdesk_a_whatsapp_customer_lands_on_the_contact_with_that_phone(fd_s
     assert len(fd_stack.sandbox.contacts()) == 1  # no second contact for the same person
 
 
-def test_a_burst_of_whatsapp_customers_finds_the_known_one_and_creates_the_rest_in_bulk(stack: Stack) -> None:
+def _whatsapp_burst(stack: Stack, numbers: list[str]) -> dict[str, int]:
+    """One delivery with a message from each number, drained as the deployed stream would be;
+    each number's requester."""
     import boto3
 
     import app as lambda_app
     from local.stream_poller import StreamPoller
 
-    known = stack.sandbox.add_end_user("Priya Shah", phone="+16505554200")
-    numbers = [f"16505554{200 + n}" for n in range(20)]
     value = {"messaging_product": "whatsapp",
              "metadata": {"display_phone_number": "15550783881", "phone_number_id": samples.WA_PHONE_NUMBER_ID},
              "contacts": [{"profile": {"name": f"Customer {n}"}, "wa_id": number} for n, number in enumerate(numbers)],
-             "messages": [{"from": number, "id": f"wamid.BURST4200{n}", "timestamp": "1764770000", "type": "text",
-                           "text": {"body": "My flight was cancelled"}} for n, number in enumerate(numbers)]}
+             "messages": [{"from": number, "id": f"wamid.BURST{number}", "timestamp": "1764770000", "type": "text",
+                           "text": {"body": "My flight was cancelled"}} for number in numbers]}
     delivery = {"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": value}]}]}
     assert stack.post_webhook("meta", delivery).status == 200
     StreamPoller(boto3.client("dynamodbstreams"), stack.resources.stream_arn, lambda_app.sync_tickets,
                  batch_size=lambda_app.SYNC_BATCH_SIZE).drain()
+    return {number: requester_of(stack, f"whatsapp:dm:{samples.WA_PHONE_NUMBER_ID}:{number}") for number in numbers}
 
-    requesters = {number: requester_of(stack, f"whatsapp:dm:{samples.WA_PHONE_NUMBER_ID}:{number}") for number in numbers}
+
+def test_a_burst_of_whatsapp_customers_finds_the_known_one_and_creates_the_rest_in_bulk(stack: Stack) -> None:
+    known = stack.sandbox.add_end_user("Priya Shah", phone="+16505554200")
+    numbers = [f"16505554{200 + n}" for n in range(20)]
+    requesters = _whatsapp_burst(stack, numbers)
+
     assert requesters[numbers[0]] == known["id"]
     assert len(set(requesters.values())) == 20  # everyone else is a person of their own
     requests = stack.sandbox.stats()["requests"]
     assert requests.get("POST /api/v2/users/create_or_update", 0) == 0  # the others were upserted in bulk,
     assert requests.get("POST /api/v2/users/create_or_update_many", 0) == 1
-    assert requests.get("GET /api/v2/users/search", 0) == 20  # one lookup per new number
+    assert requests.get("GET /api/v2/users/search", 0) == 1  # the twenty numbers in one search,
+    assert requests.get("GET /api/v2/users/{user_id}/identities", 0) == 1  # the one user it found checked
     phones = {u["phone"] for u in stack.sandbox.users() if u["id"] in requesters.values()}
     assert phones == {f"+{number}" for number in numbers}  # each with their number
+
+
+def test_known_customers_in_a_burst_of_new_ones_cost_no_request_per_new_author(stack: Stack) -> None:
+    numbers = [f"1650556{4300 + n}" for n in range(150)]  # two searches: a hundred numbers each
+    priya = stack.sandbox.add_end_user("Priya Shah", phone=f"+{numbers[0]}", external_id="crm-1")
+    omar = stack.sandbox.add_end_user("Omar Haddad", phone="+442071838750")
+    stack.sandbox.add_identity(omar["id"], "phone_number", f"+{numbers[1]}")  # his second number
+    family = [stack.sandbox.add_end_user(name, phone=f"+{numbers[2]}") for name in ("Sam Lee", "Alex Lee")]
+    agent = stack.sandbox.add_end_user("Maria Agent", phone=f"+{numbers[3]}", role="agent")
+    assert family[1]["shared_phone_number"] is True  # Zendesk shares the number rather than refuse it
+
+    requesters = _whatsapp_burst(stack, numbers)
+
+    assert requesters[numbers[0]] == priya["id"] and requesters[numbers[1]] == omar["id"]
+    assert requesters[numbers[2]] not in {user["id"] for user in family}  # a shared number is never guessed
+    assert requesters[numbers[3]] != agent["id"]  # nor an agent's
+    assert len(set(requesters.values())) == len(numbers)
+    requests = stack.sandbox.stats()["requests"]
+    assert requests.get("GET /api/v2/users/search", 0) == 2
+    assert requests.get("GET /api/v2/users/{user_id}/identities", 0) == 5  # the five users holding a number, once each
+    assert requests.get("POST /api/v2/users/create_or_update", 0) == 0
+    assert requests.get("POST /api/v2/users/create_or_update_many", 0) == 2
+    assert next(u for u in stack.sandbox.users() if u["id"] == priya["id"])["external_id"] == "crm-1"
+
+
+def test_one_search_asks_for_many_numbers_and_another_for_many_emails(stack: Stack) -> None:
+    from chalicelib.helpdesks.zendesk.adapter import ZendeskHelpdesk
+    from chalicelib.sync.requesters import EMAIL, PHONE, ContactIdentity
+    from local.defaults import SANDBOX_ZENDESK_EMAIL, SANDBOX_ZENDESK_TOKEN
+
+    jane = stack.sandbox.add_end_user("Jane Doe", email="jane.doe@example.com", phone="+16505554401")
+    wanted = [ContactIdentity(EMAIL, "jane.doe@example.com"), ContactIdentity(EMAIL, "nobody@example.com"),
+              ContactIdentity(PHONE, "+16505554401"), ContactIdentity(PHONE, "+16505554402"),
+              ContactIdentity(PHONE, "+1650555440")]  # a prefix of Jane's number: partial search hits are checked
+    holders = ZendeskHelpdesk(stack.sandbox.url, SANDBOX_ZENDESK_EMAIL, SANDBOX_ZENDESK_TOKEN).identity_holders(wanted)
+
+    assert holders == {wanted[0]: {str(jane["id"])}, wanted[1]: set(), wanted[2]: {str(jane["id"])}, wanted[3]: set(),
+                       wanted[4]: set()}
+    assert stack.sandbox.stats()["requests"].get("GET /api/v2/users/search") == 2  # emails and phones asked apart

@@ -181,6 +181,11 @@ MAX_COMMENT_PAGES = 10
 # down to this long before the message's own time (platform and Zendesk clocks differ).
 MAX_LOOKUP_PAGES = 100
 MAX_IDENTITY_CANDIDATES = 5  # users a phone/email search may name; more means a widely shared number
+# Identities ORed in one users search (bulk lookups, docs/sync.md): a hundred of them, in a
+# query of at most this many characters (ours: Zendesk documents no limit; URLs have one).
+SEARCH_TERMS_PER_QUERY = 100
+SEARCH_QUERY_MAX_CHARS = 2000
+MAX_SEARCH_PAGES = 5  # of 100 users
 IDENTITY_KINDS = {"email": EMAIL, "phone_number": PHONE}  # Zendesk's identity types of contact identities
 COMMENT_CLOCK_SKEW = timedelta(hours=1)
 
@@ -285,33 +290,68 @@ class ZendeskHelpdesk(ZendeskApi, Helpdesk):
 
     def known_customer(self, author: Author) -> KnownCustomer:
         """The end user who already holds the author's phone or email (one search per identity)."""
-        return KnownCustomer.of({identity: self._end_users_holding(identity) for identity in contact_identities(author)})
+        holders: dict[ContactIdentity, set[str]] = {}
+        for identity in contact_identities(author):
+            holders.update(self._holders_found([identity]))
+        return KnownCustomer.of(holders)
 
-    def _end_users_holding(self, identity: ContactIdentity) -> set[str]:
-        """The users whose identities include exactly ``identity`` (search is partial, so each
-        candidate is checked). An agent holding it is returned as ``agent:<id>`` (``AGENT_PREFIX``):
-        never a requester, but it keeps the identity from being handed to anyone else."""
-        # Zendesk's search wants a number's digits only (no "+", spaces or dashes).
-        query = f"email:{identity.value}" if identity.kind == EMAIL else f"phone:{phone_digits(identity.value)}"
-        response = self._call("GET", "/api/v2/users/search", params={"query": query}, writes_message=False)
-        holders = set()
-        for user in json_list(self._body(response, writes_message=False).get("users"))[:MAX_IDENTITY_CANDIDATES]:
+    def identity_holders(self, identities: Sequence[ContactIdentity]) -> dict[ContactIdentity, set[str]]:
+        """``KnowsCustomersInBulk``: many identities in one search per hundred of a kind (Zendesk
+        ORs repeated ``phone:`` terms, ANDs different keywords: emails and phones are asked
+        apart). A search that fails leaves its identities out."""
+        found: dict[ContactIdentity, set[str]] = {}
+        for kind in (EMAIL, PHONE):
+            for chunk in _search_chunks([identity for identity in identities if identity.kind == kind]):
+                try:
+                    found.update(self._holders_found(chunk))
+                except HelpdeskError as exc:
+                    logger.warning("identity search failed", extra={"reason": type(exc).__name__, "identities": len(chunk)})
+        return found
+
+    def _holders_found(self, identities: Sequence[ContactIdentity]) -> dict[ContactIdentity, set[str]]:
+        """The users whose identities include exactly each of ``identities`` (of one kind), from one
+        search (search is partial, so each candidate is checked). An agent holding one is named
+        ``agent:<id>`` (``AGENT_PREFIX``): never a requester, but it keeps the identity from being
+        handed to anyone else."""
+        holders: dict[ContactIdentity, set[str]] = {identity: set() for identity in identities}
+        for user in self._users_searched(" ".join(_search_term(identity) for identity in identities), len(identities)):
             if not isinstance(user, dict) or user.get("id") is None or user.get("active") is False:
                 continue
-            held = identity.held_in(EMAIL, user.get("email")) or identity.held_in(PHONE, user.get("phone"))
-            if not held:  # a secondary email or number: the user's identities say
+            held = {i for i in identities if i.held_in(EMAIL, user.get("email")) or i.held_in(PHONE, user.get("phone"))}
+            # A secondary email or number: the user's identities say. With several identities
+            # searched at once, a user found by one may hold another too, so they are always read.
+            if len(identities) > 1 or not held:
                 path = f"/api/v2/users/{_zendesk_id(str(user['id']), 'user')}/identities"
                 listed = json_list(
                     self._body(self._call("GET", path, writes_message=False), writes_message=False).get("identities")
                 )
-                held = any(
-                    identity.held_in(IDENTITY_KINDS.get(str(i.get("type")), ""), i.get("value"))
+                held |= {
+                    identity
+                    for identity in identities
                     for i in listed
-                    if isinstance(i, dict)
-                )
-            if held:
-                holders.add(str(user["id"]) if user.get("role", "end-user") == "end-user" else f"{AGENT_PREFIX}{user['id']}")
+                    if isinstance(i, dict) and identity.held_in(IDENTITY_KINDS.get(str(i.get("type")), ""), i.get("value"))
+                }
+            name = str(user["id"]) if user.get("role", "end-user") == "end-user" else f"{AGENT_PREFIX}{user['id']}"
+            for identity in held:
+                holders[identity].add(name)
         return holders
+
+    def _users_searched(self, query: str, terms: int) -> list[Any]:
+        """The users a ``users/search`` query finds. One term: the first ``MAX_IDENTITY_CANDIDATES``
+        (more means a widely shared number, never adopted anyway). Several: every page, up to
+        ``MAX_SEARCH_PAGES`` (a holder left unread could make a shared number look like one
+        person's, so a longer answer fails the lookup instead)."""
+        users: list[Any] = []
+        for page in range(1, MAX_SEARCH_PAGES + 1):
+            params = {"query": query} if page == 1 else {"query": query, "page": page}
+            response = self._call("GET", "/api/v2/users/search", params=params, writes_message=False)
+            body = self._body(response, writes_message=False)
+            users.extend(json_list(body.get("users")))
+            if terms == 1:
+                return users[:MAX_IDENTITY_CANDIDATES]
+            if not body.get("next_page"):
+                return users
+        raise HelpdeskUnavailable(f"a users search found more than {MAX_SEARCH_PAGES} pages of users")
 
     def _add_identity(self, user_id: str, kind: str, value: str) -> None:
         """Give a user one more identity; a refusal (another user holds it) is logged, not raised:
@@ -778,6 +818,25 @@ def _comment(message: SocialMessage, author_id: int, uploads: Sequence[str], pro
     if uploads:
         comment["uploads"] = list(uploads)
     return comment
+
+
+def _search_term(identity: ContactIdentity) -> str:
+    """The search term of a contact identity; Zendesk wants a number's digits only (no "+", spaces or dashes)."""
+    return f"email:{identity.value}" if identity.kind == EMAIL else f"phone:{phone_digits(identity.value)}"
+
+
+def _search_chunks(identities: Sequence[ContactIdentity]) -> list[list[ContactIdentity]]:
+    """``identities`` cut into the groups one search asks for (``SEARCH_TERMS_PER_QUERY``, ``SEARCH_QUERY_MAX_CHARS``)."""
+    chunks: list[list[ContactIdentity]] = []
+    size = 0
+    for identity in identities:
+        term = len(_search_term(identity)) + 1
+        if not chunks or len(chunks[-1]) >= SEARCH_TERMS_PER_QUERY or size + term > SEARCH_QUERY_MAX_CHARS:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(identity)
+        size += term
+    return chunks
 
 
 def requester_fields(platform: Platform, author: Author) -> dict[str, Any]:
