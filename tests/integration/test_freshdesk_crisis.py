@@ -129,6 +129,34 @@ def test_without_parent_child_tickets_every_member_is_tagged_and_noted(crisis: F
     assert len(received) == 14 and set(received.values()) == {1}, received
 
 
+def test_a_fan_out_cut_short_on_freshdesk_is_resumed_and_sends_nobody_twice(
+    crisis: FreshdeskCrisisRig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.outbound import fanout
+
+    monkeypatch.setattr(fanout, "CHUNK", 4)
+    crisis.complain(12)
+    (parent,) = crisis.parents()
+    real_progress = crisis.answers.jobs.progress
+    crashes: list[int] = []
+
+    def dies_once_after_sending(job: Any, cursor: int, tally: Any) -> None:
+        if not crashes:  # the first chunk was sent; the Lambda dies before its cursor is written
+            crashes.append(cursor)
+            raise RuntimeError("Lambda timed out")
+        real_progress(job, cursor, tally)
+
+    monkeypatch.setattr(crisis.answers.jobs, "progress", dies_once_after_sending)
+    crisis.rig.rule()
+    delivery = crisis.sandbox.agent_reply(parent["id"], ANSWER)["delivery"]  # the webhook's run dies
+    assert delivery["status"] == 500
+    assert crashes and 0 < sum(crisis.answers_received().values()) <= 4
+    crisis.answers.run_schedule()  # the lease was given back: resumed from the old cursor
+    crisis.sandbox.redeliver()  # and Freshdesk's retry finds the job done
+    received = crisis.answers_received()
+    assert len(received) == 12 and set(received.values()) == {1}, received
+
+
 class _Table:
     """The two table calls the crisis members need (``put_item``, ``query`` by pk), in memory."""
 
