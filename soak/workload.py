@@ -363,7 +363,9 @@ def build(
         viral_thread(_Builder(work, "viral-thread", "facebook_comments"), rng, f"{run}v", t, big_conversation)
         big, work.unique = work.unique, []
     if crisis:
-        crisis_burst(work, rng, run, crisis, t + 1800, crisis_seconds)
+        # Now, not hours ago like the rest: a crisis is detected as it happens (late arrivals
+        # join one but do not start it).
+        crisis_burst(work, rng, run, crisis, int(time.time()) - crisis_seconds, crisis_seconds)
         big, work.unique = big + work.unique, []
     while len(work.unique) < unique_target:
         platform = names[n % len(names)]
