@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from chalicelib.crisis.model import Crisis, CrisisDecision, Member, Outcome
 from chalicelib.helpdesks.base import BulkJob, HelpdeskError, TicketRef
@@ -44,6 +44,7 @@ _REMEMBERED = 2000  # decisions kept per container: a retried delivery asks agai
 # How long a start waits for its bulk link jobs before linking what is left one by one
 # (Zendesk's jobs usually finish within seconds; a link repeated singly changes nothing).
 LINK_JOB_WAIT_SECONDS = 20.0
+_Item = TypeVar("_Item")
 # One deployment feeds one helpdesk account: a crisis groups the complaints of all its
 # receiving accounts (Page, Instagram, WhatsApp number, X handle...) unless
 # ``CRISIS_GROUP_BY=account`` keeps each receiving account apart.
@@ -377,7 +378,7 @@ class CrisisTickets:
             self._on_error(what, exc)
 
 
-def unapplied(job: BulkJob | None, sent: Sequence[str]) -> list[str]:
+def unapplied(job: BulkJob | None, sent: Sequence[_Item]) -> list[_Item]:
     """The items of ``sent`` (a bulk job's request, in order) the job did not apply: all of them
     when the job is unknown (None: gone) or unfinished, else those it reported failed or did not
     report. An update's result has no ``index``: results are read in request order."""

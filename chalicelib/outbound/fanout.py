@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
-from chalicelib.crisis.tickets import DECLARE_TAG, is_problem_key
+from chalicelib.crisis.tickets import DECLARE_TAG, is_problem_key, unapplied
 from chalicelib.helpdesks.base import BulkJob, HelpdeskError, TicketRef
 from chalicelib.models import Author, Direction, Kind, Platform, SocialMessage
 from chalicelib.outbound.agent_events import COMMENT_EVENT, PRIVATE_TAG, AgentEvent
@@ -532,8 +532,7 @@ class ProblemAnswers:
             if state is None or not state.finished:
                 logger.error("incident notes' job not confirmed", extra={"job_id": job_id, "tickets": len(notes)})
                 continue
-            applied = {item.index for item in state.items if item.error is None and item.record_id is not None}
-            failed = [note for index, note in enumerate(notes) if index not in applied]
+            failed = unapplied(state, notes)
             if failed:
                 logger.warning(
                     "incident notes failed in bulk; written one by one", extra={"job_id": job_id, "tickets": len(failed)}
