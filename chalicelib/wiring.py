@@ -281,5 +281,13 @@ def agent_replies() -> AgentReplies:
             reply_dispatcher(),
             bridge_email=settings().zendesk_email,
             approval_rules=load_rules().approval,
+            open_crisis=_in_open_crisis,
         )
     return _built["agent_replies"]
+
+
+def _in_open_crisis(ticket_id: str | None, problem_id: str | None) -> bool:
+    """Whether a problem or incident ticket belongs to an open crisis (the approval rules ask, only
+    for such tickets; without crisis detection, none does)."""
+    crisis = crisis_tickets()
+    return crisis is not None and crisis.in_open_crisis(ticket_id, problem_id)

@@ -265,6 +265,12 @@ class CrisisTickets:
             logger.info("crisis ended", extra={"crisis_id": crisis.crisis_id, "size": crisis.size, "reason": crisis.end_reason})
         return ended
 
+    def in_open_crisis(self, ticket_id: str | None, problem_id: str | None = None) -> bool:
+        """Whether the ticket is the problem of an active crisis, or an incident of one (its
+        ``problem_id``): the approval rules hold crisis tickets only while their crisis lasts."""
+        problems = {c.ticket_id for c in self.detector.active() if c.ticket_id}
+        return bool({ticket_id, problem_id} & problems)
+
     # --- an agent's crisis --------------------------------------------------------------
 
     def declare(self, message: SocialMessage, ticket_id: str) -> Declared:

@@ -226,6 +226,7 @@ class AgentEvent:
     raw_status: str | None = field(default=None, compare=False)
     priority: str | None = None  # the ticket's: low, normal, high, urgent (what approval rules read)
     ticket_type: str | None = None  # the ticket's: question, incident, problem, task...
+    problem_id: str | None = None  # an incident's problem ticket (whether its crisis is open decides approval)
     decision: str | None = None  # an ``approval`` event's: approved or withdrawn
 
     @property

@@ -115,6 +115,7 @@ from chalicelib.outbound.approval import (
     TicketFacts,
     held_note,
     needs_approval,
+    with_crisis_state,
     withdrawn_note,
 )
 from chalicelib.outbound.base import (
@@ -670,7 +671,13 @@ _KNOWN_STATES = {
 
 
 def _ticket_facts(event: AgentEvent) -> TicketFacts:
-    return TicketFacts(tags=frozenset(event.tags), priority=event.priority, ticket_type=event.ticket_type)
+    return TicketFacts(
+        tags=frozenset(event.tags),
+        priority=event.priority,
+        ticket_type=event.ticket_type,
+        ticket_id=event.ticket_id,
+        problem_id=event.problem_id,
+    )
 
 
 def _summary(outcomes: list[Outcome]) -> Outcome:
@@ -702,6 +709,8 @@ class AgentReplies:
     that name only the ticket ``ticket_comments(ticket_id, since=)`` (Zendesk), and, for
     status events, ``ticket_status(ticket_id)`` (optional; else the event's word is used).
     ``bridge_email``: the API user's email (``ZENDESK_EMAIL``): its comments are never sent.
+    ``open_crisis(ticket id, problem id)``: whether a problem or incident ticket belongs to an
+    open crisis (None: its type alone says so), for the approval rules.
     """
 
     def __init__(
@@ -719,6 +728,7 @@ class AgentReplies:
         lookback: timedelta = REPLY_LOOKBACK,
         sleep: Callable[[float], None] = time.sleep,
         approval_rules: ApprovalRules | None = None,
+        open_crisis: Callable[[str | None, str | None], bool] | None = None,
     ) -> None:
         self.store = store
         self.helpdesk = helpdesk
@@ -739,6 +749,7 @@ class AgentReplies:
         self.lookback = lookback
         self._sleep = sleep
         self.approval_rules = approval_rules or ApprovalRules()
+        self.open_crisis = open_crisis
 
     def now(self) -> datetime:
         return _utc(self._now())
@@ -755,12 +766,13 @@ class AgentReplies:
             return self.handle_approval(event)
         raise ValueError(f"unknown event kind {event.kind!r}")
 
-    def handle_comment(self, event: AgentEvent, *, resume: bool = True) -> Outcome:
+    def handle_comment(self, event: AgentEvent, *, resume: bool = True, approved: bool = False) -> Outcome:
         """Send a public agent comment to the customer, at most once (see the module docstring).
 
         An event without ``comment_id`` names only the ticket: its new agent comments are
         read from the helpdesk (``send_new_comments``). ``resume=False`` leaves a comment the
-        ledger already knows to the ledger's own schedule."""
+        ledger already knows to the ledger's own schedule. ``approved``: a lead approved it
+        already (a crisis problem's answer): the approval rules are not asked."""
         if not event.conversation_key:
             return Outcome.IGNORED_NOT_BRIDGED
         if event.comment_id is None:
@@ -768,7 +780,7 @@ class AgentReplies:
         if self._written_by_bridge(event):
             return Outcome.IGNORED_OWN
         now = self.now()
-        record = ReplyRecord.from_event(event, now, helpdesk=self.helpdesk_name)
+        record = replace(ReplyRecord.from_event(event, now, helpdesk=self.helpdesk_name), approved=approved)
         for _ in range(2):  # a record deleted between our put and our read: claim again once
             if self.ledger.claim_new(record, now):
                 return self._attempt(record, ticket=_ticket_facts(event))
@@ -824,6 +836,7 @@ class AgentReplies:
                 author_name=comment.author_name,
                 priority=read.priority,
                 ticket_type=read.ticket_type,
+                problem_id=read.problem_id,
             )
             outcomes.append(self.handle_comment(event, resume=resume))
             previous = comment.comment_id
@@ -1026,6 +1039,7 @@ class AgentReplies:
             target = target_from_messages(messages, config=self._reply_config(), private=record.private, text=record.text)
             if ticket is not None and facts is not None:
                 public = target.is_public and not record.private
+                ticket = with_crisis_state(ticket, self.approval_rules, self.open_crisis)
                 reason = needs_approval(facts, ticket, ReplyFacts(public=public), self.approval_rules)
                 if reason:
                     return self._hold(record, reason)

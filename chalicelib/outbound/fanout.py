@@ -25,6 +25,13 @@ in 10 minutes). A job runs under a lease and records its cursor with its counts 
 chunk; one that does not finish within the webhook's budget is continued by the schedule
 (``run_schedule``), which also ends quiet crises.
 
+When the approval rules hold the problem's answer (``outbound/approval.py``: by default, a
+problem ticket of an open crisis), the job is created ``held`` instead, in no queue, with one
+internal note on the problem ticket. A lead's ``socialdesk_approved`` on the problem turns it
+``held`` -> ``running`` by one conditional write (a repeated approval changes nothing) and the
+fan-out starts, each incident's send approved already (no second hold on an incident);
+``socialdesk_withdrawn`` makes it ``withdrawn``: nobody gets it.
+
 A comment Zendesk itself copies from the problem onto its incidents comes ``via``
 ``linked_problem``: the agent-reply path never sends those (``agent_replies.NOT_AGENT_CHANNELS``),
 so each customer still gets the answer once, from here.
@@ -48,8 +55,18 @@ from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 from chalicelib.crisis.tickets import DECLARE_TAG, is_problem_key, unapplied
 from chalicelib.helpdesks.base import BulkJob, HelpdeskError, TicketRef
 from chalicelib.models import Author, Direction, Kind, Platform, SocialMessage
-from chalicelib.outbound.agent_events import COMMENT_EVENT, PRIVATE_TAG, AgentEvent
+from chalicelib.outbound.agent_events import APPROVAL_EVENT, COMMENT_EVENT, PRIVATE_TAG, AgentEvent
 from chalicelib.outbound.agent_replies import Outcome, TicketCommentReader
+from chalicelib.outbound.approval import (
+    APPROVED,
+    ConversationFacts,
+    ReplyFacts,
+    TicketFacts,
+    held_note,
+    needs_approval,
+    with_crisis_state,
+    withdrawn_note,
+)
 from chalicelib.store import StoreUnavailable
 
 if TYPE_CHECKING:
@@ -76,6 +93,8 @@ _WAITING = frozenset({Outcome.RETRY_SCHEDULED, Outcome.WAITING_RETRY, Outcome.IN
 _FRESH = frozenset({Outcome.SENT, Outcome.FAILED_NOTED, Outcome.AMBIGUOUS_NOTED, Outcome.RETRY_SCHEDULED})
 # A ledger item found for an incident: what it stands for.
 _KNOWN = {"sent": Outcome.ALREADY_SENT, "sending": Outcome.IN_PROGRESS, "retry": Outcome.WAITING_RETRY}
+# A job found not running: what a repeated delivery answers.
+_NOT_RUNNING = {"held": Outcome.AWAITING_APPROVAL.value, "withdrawn": Outcome.ALREADY_HANDLED.value}
 
 
 def rates_from_env(env: Mapping[str, str] | None = None) -> tuple[float, dict[str, float]]:
@@ -153,7 +172,8 @@ class FanoutJob:
     author_id: str | None = None
     author_name: str | None = None
     author_email: str | None = None
-    state: str = "running"
+    state: str = "running"  # held (waiting for a lead), running, done, withdrawn
+    approved: bool = False  # a lead approved it: the incidents' sends are not held again
     cursor: int = 0  # incidents with a lower or equal id are handled and counted in ``tally``
     tally: Tally = field(default_factory=Tally)
 
@@ -177,20 +197,20 @@ class FanoutJobs:
             raise StoreUnavailable(f"fan-out {method} failed: {exc}") from exc
         return True
 
-    def start(self, job: FanoutJob, now: float) -> bool:
-        """Create the job (due now); False when it exists."""
+    def start(self, job: FanoutJob, now: float, *, held: bool = False) -> bool:
+        """Create the job, due now (``held``: waiting for a lead, in no queue); False when it exists."""
         item: dict[str, Any] = {
             **self.key(job.problem_id, job.comment_id),
             "item_type": {"S": "fanout"},
-            "state": {"S": "running"},
+            "state": {"S": "held" if held else "running"},
             "text": {"S": job.text},
             "private": {"BOOL": job.private},
             "lease_until": {"N": "0"},
             "cursor": {"N": "0"},
             "expires_at": {"N": str(int(now + JOB_TTL_SECONDS))},
-            "gsi1pk": {"S": self.queue},
-            "gsi1sk": {"S": _iso(now)},
         }
+        if not held:
+            item.update({"gsi1pk": {"S": self.queue}, "gsi1sk": {"S": _iso(now)}})
         for name in ("author_id", "author_name", "author_email"):
             if getattr(job, name):
                 item[name] = {"S": getattr(job, name)}
@@ -215,8 +235,52 @@ class FanoutJobs:
             author_name=item.get("author_name", {}).get("S"),
             author_email=item.get("author_email", {}).get("S"),
             state=item["state"]["S"],
+            approved=bool(item.get("approved", {}).get("BOOL", False)),
             cursor=int(item.get("cursor", {}).get("N", "0")),
             tally=Tally.from_json(item.get("tally", {}).get("S")),
+        )
+
+    def held(self, problem_id: str) -> list[str]:
+        """The comment ids of the problem's answers waiting for a lead, oldest job first."""
+        try:
+            items = self._client.query(
+                TableName=self.table_name,
+                KeyConditionExpression="pk = :pk",
+                FilterExpression="#state = :held",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={":pk": self.key(problem_id, "")["pk"], ":held": {"S": "held"}},
+                ConsistentRead=True,
+            ).get("Items", [])
+        except Exception as exc:
+            raise StoreUnavailable(f"held fan-outs read failed: {exc}") from exc
+        return [item["sk"]["S"].removeprefix("COMMENT#") for item in items]
+
+    def approve(self, problem_id: str, comment_id: str, now: float) -> bool:
+        """``held`` -> ``running``, approved and due now; False when it was not held (one caller wins)."""
+        return self._call(
+            "update_item",
+            Key=self.key(problem_id, comment_id),
+            UpdateExpression="SET #state = :running, approved = :true, gsi1pk = :queue, gsi1sk = :when",
+            ConditionExpression="#state = :held",
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues={
+                ":running": {"S": "running"},
+                ":held": {"S": "held"},
+                ":true": {"BOOL": True},
+                ":queue": {"S": self.queue},
+                ":when": {"S": _iso(now)},
+            },
+        )
+
+    def withdraw(self, problem_id: str, comment_id: str) -> bool:
+        """``held`` -> ``withdrawn``: never sent; False when it was not held (one caller wins)."""
+        return self._call(
+            "update_item",
+            Key=self.key(problem_id, comment_id),
+            UpdateExpression="SET #state = :withdrawn",
+            ConditionExpression="#state = :held",
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues={":withdrawn": {"S": "withdrawn"}, ":held": {"S": "held"}},
         )
 
     def claim(self, job: FanoutJob, now: float) -> bool:
@@ -364,6 +428,8 @@ class ProblemAnswers:
         """One verified helpdesk event (``agent_events.handle_zendesk_event`` calls this)."""
         deadline = self._clock() + self.webhook_budget
         if is_problem_key(event.conversation_key):
+            if event.kind == APPROVAL_EVENT:
+                return self.decide(event.ticket_id, event.decision, deadline=deadline)
             if event.kind != COMMENT_EVENT:
                 return "problem_status"  # Zendesk solves the incidents with their problem itself
             return self.answer_problem(event.ticket_id, deadline=deadline)
@@ -379,23 +445,53 @@ class ProblemAnswers:
         read = self.helpdesk.ticket_comments(problem_id, since=since)
         answers = [c for c in read.comments if self.replies.is_agent_answer(c, read.requester_id)]
         private = PRIVATE_TAG in read.tags
-        return self._answer_all(problem_id, [_job_of(problem_id, self.jobs.helpdesk, c, private) for c in answers], deadline)
+        ticket = TicketFacts(frozenset(read.tags), read.priority, read.ticket_type, ticket_id=problem_id)
+        jobs = [_job_of(problem_id, self.jobs.helpdesk, c, private) for c in answers]
+        return self._answer_all(problem_id, jobs, deadline, ticket)
 
     def answer_events(self, problem_id: str, answers: Sequence[AgentEvent], *, private: bool = False) -> str:
         """Each agent answer on a crisis's parent ticket, already read by the helpdesk's event path
         (Freshdesk's conversations), sent once to every member: a job each, as ``answer_problem``."""
         deadline = self._clock() + self.webhook_budget
         jobs = [_job_of(problem_id, self.jobs.helpdesk, event, private) for event in answers if event.comment_id]
-        return self._answer_all(problem_id, jobs, deadline)
-
-    def _answer_all(self, problem_id: str, jobs: Sequence[FanoutJob], deadline: float) -> str:
         if not jobs:
             return Outcome.NO_NEW_REPLY.value
+        ticket = TicketFacts(frozenset(answers[0].tags), answers[0].priority, answers[0].ticket_type, ticket_id=problem_id)
+        return self._answer_all(problem_id, jobs, deadline, ticket)
+
+    def _answer_all(self, problem_id: str, jobs: Sequence[FanoutJob], deadline: float, ticket: TicketFacts) -> str:
+        if not jobs:
+            return Outcome.NO_NEW_REPLY.value
+        rules = self.replies.approval_rules
+        ticket = with_crisis_state(ticket, rules, self.crisis.in_open_crisis)
         outcomes = []
         for job in jobs:
-            self.jobs.start(job, self._wall_clock())
+            # The problem's answer is the crisis's one public voice: held here once, not per incident.
+            reason = needs_approval(ConversationFacts(), ticket, ReplyFacts(public=not job.private), rules)
+            if self.jobs.start(job, self._wall_clock(), held=reason is not None) and reason is not None:
+                self._problem_note(job, held_note(reason, to_everyone=True), "held")
+                logger.info("crisis answer held for approval", extra={"problem_id": problem_id})
+                outcomes.append(Outcome.HELD.value)
+                continue
             outcomes.append(self.run(problem_id, job.comment_id, deadline=deadline))
         return outcomes[-1]
+
+    def decide(self, problem_id: str, decision: str | None, *, deadline: float) -> str:
+        """A lead's decision on the problem's held answers: each approved one starts its fan-out
+        (once: a repeated decision finds nothing held), each withdrawn one is sent to nobody. The
+        problem's comments are read first, so an answer written in the same update is held first."""
+        self.answer_problem(problem_id, deadline=deadline)
+        outcomes = []
+        for comment_id in self.jobs.held(problem_id):
+            if decision == APPROVED:
+                if self.jobs.approve(problem_id, comment_id, self._wall_clock()):
+                    outcomes.append(self.run(problem_id, comment_id, deadline=deadline))
+            elif self.jobs.withdraw(problem_id, comment_id):
+                job = FanoutJob(self.jobs.helpdesk, problem_id, comment_id, "", private=False)
+                self._problem_note(job, withdrawn_note(to_everyone=True), "withdrawn")
+                outcomes.append(Outcome.WITHDRAWN.value)
+        logger.info("crisis answer decided", extra={"problem_id": problem_id, "decision": decision, "held": len(outcomes)})
+        return outcomes[-1] if outcomes else Outcome.NOTHING_HELD.value
 
     def run_schedule(
         self, *, remaining_seconds: Callable[[], float] | None = None, reserve_seconds: float = 30.0
@@ -422,7 +518,7 @@ class ProblemAnswers:
         arrival order), a chunk at a time, until ``deadline``."""
         job = self.jobs.get(problem_id, comment_id)
         if job is None or job.state != "running":
-            return "fanout_done" if job is not None else "fanout_missing"
+            return _NOT_RUNNING.get(job.state, "fanout_done") if job is not None else "fanout_missing"
         if not self.jobs.claim(job, self._wall_clock()):
             return Outcome.IN_PROGRESS.value
         try:
@@ -502,7 +598,7 @@ class ProblemAnswers:
             author_email=job.author_email,
         )
         self._pacer.wait(platform)
-        return self._incident_replies.handle_comment(event, resume=False)
+        return self._incident_replies.handle_comment(event, resume=False, approved=job.approved)
 
     def _write_notes(self) -> None:
         """The chunk's incident notes, up to 100 tickets a request (best effort, like every note)."""
@@ -575,13 +671,15 @@ class ProblemAnswers:
 
     def _note(self, job: FanoutJob, text: str, fresh: int) -> None:
         """The running count on the problem ticket, as an internal note (best effort)."""
-        reference = _reference(
-            f"fanout-{job.problem_id}-{job.comment_id}-{fresh}", f"fanout:{job.problem_id}", self.jobs.helpdesk
-        )
+        self._problem_note(job, f"One answer to all: {text}", str(fresh))
+
+    def _problem_note(self, job: FanoutJob, text: str, what: str) -> None:
+        """An internal note on the problem ticket about one answer (best effort)."""
+        reference = _reference(f"fanout-{job.problem_id}-{job.comment_id}-{what}", f"fanout:{job.problem_id}", self.jobs.helpdesk)
         try:
-            self.helpdesk.add_note(job.problem_id, reference, f"One answer to all: {text}")
+            self.helpdesk.add_note(job.problem_id, reference, text)
         except HelpdeskError as exc:
-            logger.warning("fan-out count not noted", extra={"problem_id": job.problem_id, "reason": str(exc)[:200]})
+            logger.warning("fan-out note not written", extra={"problem_id": job.problem_id, "reason": str(exc)[:200]})
 
     # --- a problem an agent made ---------------------------------------------------------------
 

@@ -80,7 +80,10 @@ def _without_answer(value: Any) -> Any:
 
 @pytest.fixture
 def crisis(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> Iterator[Crisis]:  # noqa: F811 - the fixture imported above
+    """A crisis rig whose approval rules hold no crisis answer: these tests are about the fan-out
+    (``crisis_approval`` in ``test_approval.py`` keeps the rule that does)."""
     from chalicelib import wiring
+    from chalicelib.outbound.approval import ApprovalRules
 
     monkeypatch.setitem(PLATFORM_SECRETS, f"META_PAGE_TOKEN_{IG_ACCOUNT_ID}", "local-ig-token")
     rig.meta.set_token(IG_ACCOUNT_ID, "local-ig-token")
@@ -90,11 +93,14 @@ def crisis(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> Iterator[Crisis]:  # no
 
     stack = rig.stack
     store = wiring.message_store()
+    replies = wiring.agent_replies()
+    replies.approval_rules = ApprovalRules(crisis_tags=(), crisis_ticket_types=())
     detector = CrisisDetector(DynamoCrisisStore(store.table_name, stack.dynamodb), CrisisSettings())
     alerts = CrisisAlerts(store.table_name, stack.dynamodb)
     tickets = CrisisTickets(detector, wiring.helpdesk(), store, alerts, scope=lambda message: "brand")
+    replies.open_crisis = tickets.in_open_crisis  # as wiring.agent_replies() asks crisis_tickets()
     sleeps: list[float] = []
-    answers = ProblemAnswers(wiring.agent_replies(), tickets, store.table_name, stack.dynamodb, rates=(50.0, {}), sleep=sleeps.append)
+    answers = ProblemAnswers(replies, tickets, store.table_name, stack.dynamodb, rates=(50.0, {}), sleep=sleeps.append)
     wiring.override("crisis", tickets)
     wiring.override("problem_answers", answers)
     wiring.override(

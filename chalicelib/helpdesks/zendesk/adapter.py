@@ -214,6 +214,7 @@ class TicketComments:
     comments: list[TicketComment]
     priority: str | None = None  # low, normal, high, urgent; None when not set
     ticket_type: str | None = None  # question, incident, problem, task; None when not set
+    problem_id: str | None = None  # an incident's problem ticket
 
 
 def _comment_time(value: Any) -> datetime | None:
@@ -706,6 +707,7 @@ class ZendeskHelpdesk(ZendeskApi, Helpdesk):
             comments=comments,
             priority=str(ticket["priority"]) if ticket.get("priority") else None,
             ticket_type=str(ticket["type"]) if ticket.get("type") else None,
+            problem_id=str(ticket["problem_id"]) if ticket.get("problem_id") else None,
         )
 
     def _user_or_empty(self, user_id: str) -> dict[str, Any]:
