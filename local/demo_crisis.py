@@ -1,6 +1,7 @@
 """``make demo``, the crisis part: 200 customers complain about the same outage at once, on
 every platform; the bridge turns them into one Zendesk problem ticket with 200 incidents and
-one alert, and the agent's one answer on the problem reaches each customer exactly once.
+one alert, and the agent's one answer on the problem waits for a lead's approval once (the rules
+file holds a crisis's public answers), then reaches each customer exactly once.
 
 Runs against ``make run``'s stack with our Zendesk sandbox (a helpdesk the user named is
 never sent a burst). Every step is checked, and its time printed.
@@ -22,6 +23,7 @@ from local.samples import encode, normalizer, sign
 BURST_SIZE = 200
 LINK_WAIT_SECONDS = 120.0
 ANSWER_WAIT_SECONDS = 150.0  # the webhook sends for ~8 s; the schedule (every 60 s in make run) continues
+HELD_WAIT_SECONDS = 30.0  # the sandbox delivers the comment's webhook in the background
 ANSWER = "We found the bug in this morning's app update and rolled it back. Please update the app again; sorry for the trouble!"
 
 
@@ -120,6 +122,16 @@ def show_crisis(state: dict[str, Any], app_url: str, secrets: dict[str, str], pl
         timeout=60,
     )
     print(f"  An agent answers the problem ticket once, publicly (sandbox agent_update → {status}) …")
+    held = _held_note(zendesk, problem_id)
+    print(f"  {'✓' if held else '✗'} the answer waits for a lead, once for every customer: {held or 'no note'}")
+    status, _ = http_json(
+        "POST",
+        f"{zendesk}/__sandbox/tickets/{problem_id}/agent_update",
+        body=json.dumps({"add_tags": ["socialdesk_approved"]}).encode(),
+        headers={"Content-Type": "application/json"},
+        timeout=60,
+    )
+    print(f"  A lead approves it: tag socialdesk_approved on the problem (sandbox agent_update → {status}) …")
     deadline = time.monotonic() + ANSWER_WAIT_SECONDS
     received: Counter[str] = Counter()
     while time.monotonic() < deadline:
@@ -140,4 +152,16 @@ def show_crisis(state: dict[str, Any], app_url: str, secrets: dict[str, str], pl
         f"{time.monotonic() - answered:.1f} s after the answer"
     )
     print(f"  The problem ticket's running count: {notes[-1] if notes else '-'}")
-    return ok and incidents == BURST_SIZE and len(alerts) == 1
+    return ok and bool(held) and incidents == BURST_SIZE and len(alerts) == 1
+
+
+def _held_note(zendesk: str, problem_id: Any) -> str | None:
+    """The problem ticket's "waiting for approval" note, once the comment's webhook has written it."""
+    deadline = time.monotonic() + HELD_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        _status, comments = _zendesk(zendesk, "GET", f"/api/v2/tickets/{problem_id}/comments.json")
+        for comment in (comments or {}).get("comments") or []:
+            if not comment.get("public") and str(comment.get("body")).startswith("Waiting for approval by a lead"):
+                return str(comment["body"])
+        time.sleep(0.5)
+    return None
