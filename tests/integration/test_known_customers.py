@@ -206,3 +206,20 @@ def test_one_search_asks_for_many_numbers_and_another_for_many_emails(stack: Sta
     assert holders == {wanted[0]: {str(jane["id"])}, wanted[1]: set(), wanted[2]: {str(jane["id"])}, wanted[3]: set(),
                        wanted[4]: set()}
     assert stack.sandbox.stats()["requests"].get("GET /api/v2/users/search") == 2  # emails and phones asked apart
+
+
+def test_a_search_answer_of_several_pages_is_read_to_its_end(stack: Stack) -> None:
+    from chalicelib.helpdesks.zendesk.adapter import ZendeskHelpdesk
+    from chalicelib.sync.requesters import PHONE, ContactIdentity
+    from local.defaults import SANDBOX_ZENDESK_EMAIL, SANDBOX_ZENDESK_TOKEN
+
+    numbers = [f"+1650557{4500 + n}" for n in range(100)]
+    owners = [stack.sandbox.add_end_user(f"Customer {n}", phone=number) for n, number in enumerate(numbers)]
+    sharers = [stack.sandbox.add_end_user(f"Relative {n}", phone=number) for n, number in enumerate(numbers[:20])]
+    wanted = [ContactIdentity(PHONE, number) for number in numbers]
+    holders = ZendeskHelpdesk(stack.sandbox.url, SANDBOX_ZENDESK_EMAIL, SANDBOX_ZENDESK_TOKEN).identity_holders(wanted)
+
+    # 120 users answer the one query: the second page's relatives keep their numbers from being adopted.
+    assert stack.sandbox.stats()["requests"].get("GET /api/v2/users/search") == 2
+    shared = {wanted[n]: {str(owners[n]["id"]), str(sharers[n]["id"])} for n in range(20)}
+    assert holders == {**{wanted[n]: {str(owners[n]["id"])} for n in range(20, 100)}, **shared}
