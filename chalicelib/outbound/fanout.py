@@ -433,12 +433,15 @@ class ProblemAnswers:
             if event.kind != COMMENT_EVENT:
                 return "problem_status"  # Zendesk solves the incidents with their problem itself
             return self.answer_problem(event.ticket_id, deadline=deadline)
-        outcome = self.replies.handle(event).value
-        self._problem_or_declared(event, deadline)
-        return outcome
+        outcome = self.replies.handle(event)
+        # A problem an agent made is its own customer's ticket too: an answer held for that customer
+        # has its note already, the fan-out's hold adds none (one note on the ticket).
+        self._problem_or_declared(event, deadline, note_held=outcome is not Outcome.HELD)
+        return outcome.value
 
-    def answer_problem(self, problem_id: str, *, deadline: float) -> str:
-        """Start a job for each public agent comment on the problem and run them until ``deadline``."""
+    def answer_problem(self, problem_id: str, *, deadline: float, note_held: bool = True) -> str:
+        """Start a job for each public agent comment on the problem and run them until ``deadline``
+        (or hold them for a lead, with a note unless ``note_held`` is false)."""
         if not isinstance(self.helpdesk, TicketCommentReader):
             return Outcome.TICKET_NOT_READABLE.value
         since = datetime.fromtimestamp(self._wall_clock() - self.replies.lookback.total_seconds(), UTC)
@@ -447,7 +450,7 @@ class ProblemAnswers:
         private = PRIVATE_TAG in read.tags
         ticket = TicketFacts(frozenset(read.tags), read.priority, read.ticket_type, ticket_id=problem_id)
         jobs = [_job_of(problem_id, self.jobs.helpdesk, c, private) for c in answers]
-        return self._answer_all(problem_id, jobs, deadline, ticket)
+        return self._answer_all(problem_id, jobs, deadline, ticket, note_held=note_held)
 
     def answer_events(self, problem_id: str, answers: Sequence[AgentEvent], *, private: bool = False) -> str:
         """Each agent answer on a crisis's parent ticket, already read by the helpdesk's event path
@@ -459,7 +462,9 @@ class ProblemAnswers:
         ticket = TicketFacts(frozenset(answers[0].tags), answers[0].priority, answers[0].ticket_type, ticket_id=problem_id)
         return self._answer_all(problem_id, jobs, deadline, ticket)
 
-    def _answer_all(self, problem_id: str, jobs: Sequence[FanoutJob], deadline: float, ticket: TicketFacts) -> str:
+    def _answer_all(
+        self, problem_id: str, jobs: Sequence[FanoutJob], deadline: float, ticket: TicketFacts, *, note_held: bool = True
+    ) -> str:
         if not jobs:
             return Outcome.NO_NEW_REPLY.value
         rules = self.replies.approval_rules
@@ -469,18 +474,19 @@ class ProblemAnswers:
             # The problem's answer is the crisis's one public voice: held here once, not per incident.
             reason = needs_approval(ConversationFacts(), ticket, ReplyFacts(public=not job.private), rules)
             if self.jobs.start(job, self._wall_clock(), held=reason is not None) and reason is not None:
-                self._problem_note(job, held_note(reason, to_everyone=True), "held")
+                if note_held:
+                    self._problem_note(job, held_note(reason, to_everyone=True), "held")
                 logger.info("crisis answer held for approval", extra={"problem_id": problem_id})
                 outcomes.append(Outcome.HELD.value)
                 continue
             outcomes.append(self.run(problem_id, job.comment_id, deadline=deadline))
         return outcomes[-1]
 
-    def decide(self, problem_id: str, decision: str | None, *, deadline: float) -> str:
+    def decide(self, problem_id: str, decision: str | None, *, deadline: float, note_held: bool = True) -> str:
         """A lead's decision on the problem's held answers: each approved one starts its fan-out
         (once: a repeated decision finds nothing held), each withdrawn one is sent to nobody. The
         problem's comments are read first, so an answer written in the same update is held first."""
-        self.answer_problem(problem_id, deadline=deadline)
+        self.answer_problem(problem_id, deadline=deadline, note_held=note_held)
         outcomes = []
         for comment_id in self.jobs.held(problem_id):
             if decision == APPROVED:
@@ -683,9 +689,10 @@ class ProblemAnswers:
 
     # --- a problem an agent made ---------------------------------------------------------------
 
-    def _problem_or_declared(self, event: AgentEvent, deadline: float) -> None:
-        """A bridged ticket that is a problem fans its answers out too; one tagged ``socialdesk_crisis``
-        declares a crisis with itself as the problem. Best effort: the customer's own answer is sent."""
+    def _problem_or_declared(self, event: AgentEvent, deadline: float, *, note_held: bool) -> None:
+        """A bridged ticket that is a problem fans its answers out too (and takes a lead's decision on
+        them); one tagged ``socialdesk_crisis`` declares a crisis with itself as the problem. Best
+        effort: the customer's own answer is sent."""
         problems = self.crisis.problems
         if problems is None or not event.conversation_key:
             return
@@ -699,7 +706,9 @@ class ProblemAnswers:
                     logger.info("crisis declared by an agent", extra={"ticket_id": event.ticket_id, "started": declared.started})
                     ticket["type"] = "problem" if declared.started else ticket.get("type")
             if ticket.get("type") == "problem" and event.kind == COMMENT_EVENT:
-                self.answer_problem(event.ticket_id, deadline=deadline)
+                self.answer_problem(event.ticket_id, deadline=deadline, note_held=note_held)
+            elif ticket.get("type") == "problem" and event.kind == APPROVAL_EVENT:
+                self.decide(event.ticket_id, event.decision, deadline=deadline, note_held=note_held)
         except (HelpdeskError, StoreUnavailable) as exc:
             logger.warning("problem ticket not handled", extra={"ticket_id": event.ticket_id, "reason": str(exc)[:200]})
 

@@ -128,3 +128,19 @@ def test_an_incident_answer_waits_while_the_crisis_lasts_and_not_after_it_ended(
     assert comment_delivery(crisis, problem["id"], ANSWER)["response"]["outcome"] == "fanned_out"
     received = crisis.answers_received()
     assert len(received) == 12 and set(received.values()) == {1}, received
+
+
+def test_a_crisis_an_agent_declared_waits_with_one_note_and_approved_reaches_its_customer_and_the_others(crisis: Crisis) -> None:
+    crisis.complain(burst("4741", 4))  # too few for a crisis of its own; the fourth customer wrote on X, in public
+    [declared] = [t for t in crisis.customer_tickets() if str(t.get("external_id")).startswith("x:tweets:")]
+    crisis.rig.zendesk.agent_update(declared["id"], add_tags=["socialdesk_crisis"])
+
+    # Its own customer's answer and the fan-out's both wait, under one note.
+    assert comment_delivery(crisis, declared["id"], ANSWER)["response"]["outcome"] == "held_for_approval"
+    assert crisis.rig.zendesk.ticket(declared["id"])["type"] == "problem"
+    assert len([n for n in notes_of(crisis, declared["id"]) if n.startswith("Waiting for approval")]) == 1
+    assert crisis.answers_received() == Counter()
+
+    decide_on(crisis, declared["id"], "socialdesk_approved")
+    received = crisis.answers_received()
+    assert len(received) == 4 and set(received.values()) == {1}, received  # its own customer and the three others
