@@ -63,7 +63,8 @@ class ApprovalRules(BaseModel):
         default=("socialdesk_crisis",), description="a ticket with one of these tags is in a crisis"
     )
     crisis_ticket_types: tuple[str, ...] = Field(
-        default=("problem", "incident"), description="a ticket of one of these types is in a crisis"
+        default=("problem", "incident"),
+        description="a ticket of one of these types is in a crisis while that crisis is open (its problem ticket is an active crisis's)",
     )
     private_replies: bool = Field(default=False, description="hold private answers too")
 

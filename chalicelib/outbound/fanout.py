@@ -482,10 +482,12 @@ class ProblemAnswers:
             outcomes.append(self.run(problem_id, job.comment_id, deadline=deadline))
         return outcomes[-1]
 
-    def decide(self, problem_id: str, decision: str | None, *, deadline: float, note_held: bool = True) -> str:
+    def decide(self, problem_id: str, decision: str | None, *, deadline: float | None = None, note_held: bool = True) -> str:
         """A lead's decision on the problem's held answers: each approved one starts its fan-out
         (once: a repeated decision finds nothing held), each withdrawn one is sent to nobody. The
-        problem's comments are read first, so an answer written in the same update is held first."""
+        problem's comments are read first, so an answer written in the same update is held first.
+        Runs until ``deadline`` (default: the webhook's budget from now)."""
+        deadline = self._clock() + self.webhook_budget if deadline is None else deadline
         self.answer_problem(problem_id, deadline=deadline, note_held=note_held)
         outcomes = []
         for comment_id in self.jobs.held(problem_id):
