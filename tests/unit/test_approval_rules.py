@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from chalicelib.outbound.approval import (
     TicketFacts,
     decision_of,
     needs_approval,
+    with_crisis_state,
 )
 
 PUBLIC, PRIVATE = ReplyFacts(public=True), ReplyFacts(public=False)
@@ -51,6 +53,33 @@ def test_urgent_tickets_and_open_crises_wait() -> None:
     assert crisis in (needs_approval(QUIET, TicketFacts(tags=frozenset({"socialdesk_crisis"})), PUBLIC) or "")
     assert crisis in (needs_approval(QUIET, TicketFacts(ticket_type="incident"), PUBLIC) or "")
     assert needs_approval(QUIET, TicketFacts(ticket_type="question"), PUBLIC) is None
+
+
+def test_a_crisis_ticket_waits_only_while_its_crisis_is_open() -> None:
+    rules = ApprovalRules()
+    asked: list[tuple[str | None, str | None]] = []
+
+    def open_crisis(ticket_id: str | None, problem_id: str | None) -> bool:
+        asked.append((ticket_id, problem_id))
+        return problem_id == "900"  # problem #900's crisis is active; #800's has ended
+
+    during = with_crisis_state(TicketFacts(ticket_type="incident", ticket_id="17", problem_id="900"), rules, open_crisis)
+    after = with_crisis_state(TicketFacts(ticket_type="incident", ticket_id="18", problem_id="800"), rules, open_crisis)
+    assert needs_approval(QUIET, during, PUBLIC) is not None
+    assert needs_approval(QUIET, after, PUBLIC) is None
+    assert needs_approval(QUIET, replace(after, priority="urgent"), PUBLIC) is not None  # the other rules still apply
+    # Asked only for a ticket its type would hold; a tag still holds after the crisis (the agent's word).
+    question = TicketFacts(ticket_type="question", ticket_id="19")
+    assert with_crisis_state(question, rules, open_crisis) is question and asked == [("17", "900"), ("18", "800")]
+    assert needs_approval(QUIET, replace(after, tags=frozenset({"socialdesk_crisis"})), PUBLIC) is not None
+
+
+def test_a_crisis_store_that_cannot_be_read_leaves_the_answer_waiting() -> None:
+    def unreadable(ticket_id: str | None, problem_id: str | None) -> bool:
+        raise RuntimeError("throttled")
+
+    ticket = with_crisis_state(TicketFacts(ticket_type="problem", ticket_id="900"), ApprovalRules(), unreadable)
+    assert ticket.open_crisis is None and needs_approval(QUIET, ticket, PUBLIC) is not None
 
 
 def test_private_answers_go_out_unless_a_rule_says_so() -> None:
