@@ -486,8 +486,10 @@ def handle_zendesk_event(
 ) -> EventResult:
     """``POST /helpdesk/zendesk``: verify, parse, deduplicate, then hand the event to ``replies``.
 
-    ``replies`` is an ``agent_replies.AgentReplies`` (anything with ``handle(event) -> str``);
-    for a comment event it reads the ticket's comments and sends each new agent answer once.
+    ``replies`` is an ``agent_replies.AgentReplies`` (anything with ``handle(event) -> str``),
+    or a function that builds one: called only for a verified, parsed event, so a request
+    that is refused never needs the helpdesk configured. For a comment event it reads the
+    ticket's comments and sends each new agent answer once.
     Raises ``WebhookError`` subclasses: ``Unauthorized`` (401: signature missing, wrong,
     or outside the 5-minute window), ``BadRequest`` (400), ``PayloadTooLarge`` (413),
     ``Unavailable`` (503: the table or Zendesk failed; Zendesk retries, the schedule reads
@@ -506,7 +508,8 @@ def handle_zendesk_event(
         logger.info("zendesk event repeated; nothing done", extra={"event_id": event_id, "kind": event.kind})
         return EventResult(200, event_id, event.kind, "duplicate", duplicate=True)
     try:
-        result = replies.handle(event)
+        handler = replies if hasattr(replies, "handle") else replies()
+        result = handler.handle(event)
         outcome = str(getattr(result, "value", result))
     except Exception as exc:
         if claimed:

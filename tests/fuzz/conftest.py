@@ -349,6 +349,7 @@ def fuzz_app() -> Iterator[FuzzApp]:
             # Agents' replies would go out to real platforms: the route's own checks are
             # what is fuzzed here, so the reply side answers without calling anyone.
             wiring.override("agent_replies", _NoReplies())
+            wiring.override("problem_answers", None)  # no crisis fan-out in front of them
 
             # Quiet, and keep the traceback of every unhandled exception for the report.
             py_logger = logging.getLogger(logger.name)

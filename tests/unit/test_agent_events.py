@@ -252,6 +252,30 @@ def test_a_tampered_body_is_refused() -> None:
         verify_signature(headers, comment_body(ticket="8"), SECRET, T0)
 
 
+def test_a_refused_request_is_refused_before_the_helpdesk_is_needed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The route builds the reply side only for a verified event: a forged request to a
+    deployment whose Zendesk is not configured yet is a 401, not a 503."""
+    from chalice.test import Client
+
+    import app as lambda_app
+    from chalicelib import wiring
+
+    monkeypatch.setenv("HELPDESK", "zendesk")
+    monkeypatch.setenv("ZENDESK_WEBHOOK_SECRET", SECRET)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")  # clients are built, never called
+    for name in ("ZENDESK_URL", "ZENDESK_EMAIL", "ZENDESK_WEBHOOK_SECRET_PARAM", "CRISIS_ENABLED"):
+        monkeypatch.delenv(name, raising=False)
+    wiring.reset()
+    body = comment_body()
+    headers = signed_headers("another-secret", body, timestamp=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    try:
+        with Client(lambda_app.app) as client:
+            answer = client.http.post("/helpdesk/zendesk", headers=headers, body=body)
+    finally:
+        wiring.reset()
+    assert answer.status_code == 401, answer.body
+
+
 @pytest.mark.parametrize("offset", [timedelta(minutes=-6), timedelta(minutes=6)])
 def test_a_replayed_request_outside_five_minutes_is_refused(offset: timedelta) -> None:
     body = comment_body()

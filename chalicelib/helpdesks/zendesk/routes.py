@@ -24,7 +24,7 @@ def zendesk_helpdesk_event() -> Response:
             body_of(request),
             secret=get_secret("ZENDESK_WEBHOOK_SECRET"),
             events=wiring.agent_events(),
-            replies=wiring.agent_event_handler(),
+            replies=wiring.agent_event_handler,  # built once the event is verified and parsed
         )
     except WebhookError as exc:
         return refuse("zendesk_events", exc)
