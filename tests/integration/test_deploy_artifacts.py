@@ -54,6 +54,8 @@ CLIENT_SERVICES = {
     "chalicelib/outbound/fanout.py": "dynamodb",  # crisis fan-out jobs
     "chalicelib/helpdesks/freshdesk/events.py": "dynamodb",
     "chalicelib/reporting/data.py": "dynamodb",  # make report: an operator's scan
+    "chalicelib/helpdesks/budget.py": "dynamodb",  # the helpdesk's shared request budget
+    "chalicelib/helpdesks/freshdesk/crisis.py": "dynamodb",  # a crisis's members on Freshdesk
 }
 # Calls only operators' CLIs make, with their own credentials, never a Lambda role:
 # ``python -m chalicelib.privacy.deletion forget --scan`` scans the table for leftovers.
@@ -248,7 +250,10 @@ def test_packaged_functions_and_event_sources(packaged):
     (event,) = sync["Events"].values()
     assert event["Type"] == "DynamoDB"
     assert event["Properties"]["Stream"] == stream_arn
-    assert (event["Properties"]["StartingPosition"], event["Properties"]["BatchSize"]) == ("TRIM_HORIZON", 100)
+    # Large batches with a short window: a burst reaches the sync's bulk creation together.
+    properties = event["Properties"]
+    assert (properties["StartingPosition"], properties["BatchSize"]) == ("TRIM_HORIZON", 1000)
+    assert properties["MaximumBatchingWindowInSeconds"] == 2
     assert (sync["Timeout"], sync["MemorySize"]) == (300, 512)
 
     (schedule,) = functions["RedriveParked"]["Events"].values()
