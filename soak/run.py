@@ -96,6 +96,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--crisis", type=int, default=None,
                    help="customers posting one outage complaint within five minutes, on top of --deliveries "
                         "(default: one per 20 deliveries; 0: none)")
+    p.add_argument("--budget-per-minute", type=int, default=2500,
+                   help="every helpdesk request goes through the shared rate budget, as deployed, with this limit "
+                        "per minute (Zendesk High Volume) in the soak's virtual time (0: no budget)")
     p.add_argument("--concurrent-redrives", type=int, default=2, help="redrives started at the same time")
     p.add_argument("--moto-in-process", action="store_true", help="run moto in this process (default: a child process)")
     p.add_argument("--json", type=Path, help="also write the report here")
@@ -371,6 +374,17 @@ def run_soak(args: argparse.Namespace, moto_url: str, sandbox: Any, log: Any) ->
     wiring.override("dead_letters", dead_letters)
     clock = VirtualClock()
     sleeper = SleepRecorder(args.sleep_cap, clock)
+    budget: Any = None
+    if args.budget_per_minute:
+        # The shared budget on the same table, paced by the soak's clock: 429s pause it, and a
+        # request it holds back fails like a 429 (helpdesks/outcomes.py).
+        from chalicelib.helpdesks import outcomes
+        from chalicelib.helpdesks.budget import OVERALL, Bucket, RateBudget
+
+        budget = RateBudget(
+            resources.table_name, wiring._client("dynamodb"), helpdesk="zendesk",
+            buckets=[Bucket(OVERALL, args.budget_per_minute)], clock=clock.wall, sleep=SleepRecorder(args.sleep_cap, clock))
+        outcomes.use_budget("zendesk", budget)
 
     def fresh_crisis() -> Any:
         """An execution environment's crisis detection: its in-memory window starts empty (the
@@ -631,6 +645,7 @@ def run_soak(args: argparse.Namespace, moto_url: str, sandbox: Any, log: Any) ->
             "concurrent_redrives": len(redrive_syncs),
             "big_conversation_messages": len(work.conversations.get("viral-thread", [])),
             "crisis_complaints": sum(1 for label in work.conversations if label.startswith("crisis-")),
+            "helpdesk_budget": budget_figures(budget),
             "problem_tickets": sum(1 for ticket in sandbox.tickets() if ticket.get("type") == "problem"),
             "incidents_linked": sum(1 for ticket in sandbox.tickets() if ticket.get("problem_id") is not None),
         },
@@ -659,6 +674,16 @@ def run_soak(args: argparse.Namespace, moto_url: str, sandbox: Any, log: Any) ->
         "checks": checks,
     }
     return report
+
+
+def budget_figures(budget: Any) -> dict[str, Any]:
+    """What the helpdesk budget did over the run ({} without one): requests sent, seconds
+    they waited for it (virtual), requests it held back, its DynamoDB writes."""
+    if budget is None:
+        return {}
+    overall = budget.usage["overall"]
+    return {"requests": overall.requests, "waited_seconds": round(overall.waited_seconds, 1), "held_back": overall.refused,
+            "writes": budget.writes}
 
 
 def check_workload(work: Any) -> dict[str, Any]:
@@ -911,6 +936,8 @@ def print_report(report: dict[str, Any]) -> None:
           f"({f['redrives_during_faults'].get('leased_elsewhere', 0)} conversations skipped as leased by the other); "
           f"viral thread of {f['big_conversation_messages']} messages; a crisis of {f['crisis_complaints']} complaints: "
           f"{f['problem_tickets']} problem tickets, {f['incidents_linked']} incidents linked")
+    if f["helpdesk_budget"]:
+        print(f"budget     the shared helpdesk budget: {f['helpdesk_budget']}")
     print(f"sync       {s['outcomes']}")
     print(f"           parked {s['messages_parked_total']} times ({s['distinct_messages_parked']} distinct messages); "
           f"{s['backoff_waits']} backoff waits, {s['backoff_requested_seconds']} s requested (slept ≤ cap)")

@@ -57,6 +57,7 @@ def test_short_soak_loses_and_doubles_nothing(tmp_path: Path) -> None:
         "tickets_deleted", "tickets_merged", "tickets_closed", "users_deleted", "users_merged")), faults["operator_actions"]
     assert faults["concurrent_redrives"] == 2 and faults["big_conversation_messages"] == 300
     assert faults["crisis_complaints"] == 40  # each its own conversation, checked like every other below
+    assert faults["helpdesk_budget"]["requests"] > 0  # every helpdesk request went through the shared budget
 
     # Nothing lost, nothing doubled, nothing left parked or stuck, order as the sync promises.
     summary = run.stdout[-4000:]
