@@ -144,7 +144,10 @@ class RulesFile(_Strict):
     sla: Sla
     routing: Routing = Field(default_factory=Routing)
     noise: Noise = Field(default_factory=Noise)
-    note: bool = Field(default=True, description="the triage summary as an internal note on each new ticket (one request more)")
+    note: bool = Field(
+        default=False,
+        description="the triage summary as an internal note on each new ticket (one helpdesk request more per ticket)",
+    )
     approval: ApprovalRules = Field(default_factory=ApprovalRules, description="public answers that wait for a lead")
 
 
@@ -508,6 +511,8 @@ class Triage:
         tags = [f"{self.rules.sla.tag_prefix}{duration_words(first_reply)}", f"priority_{priority}"]
         if signals.language:
             tags.append(f"lang_{signals.language}")
+        tags.append(f"sentiment_{signals.sentiment}")
+        tags += [reach_tag] if (reach_tag := _reach_tag(signals.reach)) else []
         tags += [f"kw_{name}" for name in signals.keywords] + rule_tags
         note = signals.summary() + f"\nPriority {priority}" + (f" · group {group.name}" if group else "")
         note += f" · first reply within {duration_words(first_reply)}"
@@ -520,6 +525,14 @@ class Triage:
             due=due,
             note=note if self.rules.note else None,
         )
+
+
+# Reach as a tag agents can filter on: the largest threshold the author's audience reaches.
+_REACH_TAGS = ((1_000_000, "reach_1m"), (100_000, "reach_100k"), (10_000, "reach_10k"), (1_000, "reach_1k"))
+
+
+def _reach_tag(reach: int | None) -> str | None:
+    return next((tag for threshold, tag in _REACH_TAGS if reach is not None and reach >= threshold), None)
 
 
 def first_reply_targets(path: Path | str | None = None) -> FirstReplyTargets:

@@ -356,10 +356,21 @@ def test_noise_rules_can_be_turned_off_in_the_file() -> None:
 # --- the whole decision ---------------------------------------------------------------------------
 
 
-def test_the_note_can_be_turned_off_in_the_file() -> None:
-    text = _shipped_with('"version": 1,', '"version": 1,\n  "note": false,')
-    routed = Triage(parse_rules(text)).routing(message("where is my bag"), signals())
+def test_the_note_is_off_unless_the_file_turns_it_on() -> None:
+    """The note costs a helpdesk request per ticket; the tags say the same for free."""
+    routed = Triage(load_rules(DEFAULT_RULES_PATH)).routing(message("where is my bag"), signals())
     assert routed.note is None and routed.priority == "normal"
+    text = _shipped_with('"version": 1,', '"version": 1,\n  "note": true,')
+    assert (Triage(parse_rules(text)).routing(message("where is my bag"), signals()).note or "").startswith("Triage: ")
+
+
+@pytest.mark.parametrize(
+    ("reach", "tag"), [(None, None), (999, None), (1_000, "reach_1k"), (12_400, "reach_10k"), (182_000, "reach_100k"), (2_000_000, "reach_1m")]
+)
+def test_sentiment_and_reach_are_tags_agents_can_filter_on(reach: int | None, tag: str | None) -> None:
+    routed = Triage(load_rules(DEFAULT_RULES_PATH)).routing(message("where is my bag"), signals(reach=reach))
+    assert "sentiment_neutral" in routed.tags
+    assert [t for t in routed.tags if t.startswith("reach_")] == ([tag] if tag else [])
 
 
 def test_routing_carries_priority_tags_and_a_note_for_agents() -> None:
@@ -368,7 +379,7 @@ def test_routing_carries_priority_tags_and_a_note_for_agents() -> None:
     rules = Triage(load_rules(FOLLOW_THE_SUN), reader=reader, clock=lambda: at("2026-12-03T10:00:00"))
     routed = rules.routing(message("Os voy a denunciar"), found)
     assert routed.priority == "urgent"
-    assert routed.tags == ("sla_first_reply_1h", "priority_urgent", "lang_es", "kw_legal")
+    assert routed.tags == ("sla_first_reply_1h", "priority_urgent", "lang_es", "sentiment_negative", "reach_10k", "kw_legal")
     assert routed.note == (
         "Triage: Spanish · negative (\u22120.82) · 12.4k followers · public · keywords: legal\n"
         "Priority urgent · group Soporte en español · first reply within 1h"
