@@ -86,9 +86,6 @@ def retry_agent_replies(event: Any) -> None:
     answers = wiring.problem_answers()  # crises: quiet ones end, unfinished "one answer to all" continue
     if answers is not None:
         publish("crisis_fanout", answers.run_schedule(remaining_seconds=remaining_seconds(event)))
-    answers = wiring.problem_answers()  # crises: quiet ones end, unfinished "one answer to all" continue
-    if answers is not None:
-        publish("crisis_fanout", answers.run_schedule(remaining_seconds=remaining_seconds(event)))
     wiring.publish_helpdesk_budget()
 
 
