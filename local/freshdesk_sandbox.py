@@ -41,7 +41,7 @@ Test controls (Python, no request counted): ``reset()``, ``stats()``, ``inject()
 ``set_status()``; HTTP twins under ``/__sandbox/`` (no auth, never faulted).
 
 Agents and the automation rule (socialdesk's "Ticket updates" rule, see
-``chalicelib.helpdesk.freshdesk_events``): ``add_agent()``; ``configure_automation(url,
+``chalicelib.helpdesks.freshdesk.events``): ``add_agent()``; ``configure_automation(url,
 body=..., headers=...)`` stores the rule's *Trigger webhook* action; ``agent_reply(ticket,
 text)`` is an agent replying (or adding a note) in Freshdesk's UI: a conversation (reply:
 ``source`` 0, note: 2; ``incoming`` false) is added, the ticket is assigned to the agent if it
