@@ -141,7 +141,6 @@ HELPDESK = "zendesk"
 RETRY_INDEX = "by-author"
 LEGACY_RETRY_PARTITION = "RETRY#agent_reply"  # the queue's key before it named the helpdesk
 MAX_LEGACY_PAGES = 5  # pages of the old queue read per run (it only empties over time)
-RESPONSE_SK = "RESPONSE"
 DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_LEASE = timedelta(minutes=3)  # longer than the API function's timeout
 MIN_RETRY_DELAY = timedelta(seconds=30)
@@ -1292,7 +1291,7 @@ class AgentReplies:
                 " first_inbound_at = if_not_exists(first_inbound_at, :first_in)"
             )
         expression += " ADD responses :one"
-        before = _update_response_times(self.store, record.conversation_key, expression, values)
+        before = self.store.update_response_times(record.conversation_key, expression, values)
         if first_message is not None and "first_response_seconds" not in before:
             ops_metrics.answered(first_message, "first_response", float(values[":seconds"]["N"]))
 
@@ -1304,8 +1303,7 @@ class AgentReplies:
         if first_message is None:
             return
         seconds = max(0, int((now - _utc(first_message.created_at)).total_seconds()))
-        before = _update_response_times(
-            self.store,
+        before = self.store.update_response_times(
             key,
             "SET item_type = :type, resolved_at = if_not_exists(resolved_at, :now),"
             " resolution_seconds = if_not_exists(resolution_seconds, :seconds)",
@@ -1318,35 +1316,3 @@ class AgentReplies:
 def _first_inbound(messages: Iterable[SocialMessage]) -> SocialMessage | None:
     """The customer's first message (platform time), which response times are measured from."""
     return min((m for m in messages if m.direction is Direction.INBOUND), key=lambda m: _utc(m.created_at), default=None)
-
-
-def _update_response_times(store: MessageStore, key: str, expression: str, values: dict[str, Any]) -> dict[str, Any]:
-    """Update the conversation's ``RESPONSE`` item; the item as it was before (``ALL_OLD``)."""
-    try:
-        answer = store._client.update_item(  # noqa: SLF001 - MessageStore has no call for response times
-            TableName=store.table_name,
-            Key={"pk": _s(conversation_pk(key)), "sk": _s(RESPONSE_SK)},
-            UpdateExpression=expression,
-            ExpressionAttributeValues=values,
-            ReturnValues="ALL_OLD",
-        )
-    except Exception as exc:
-        raise StoreUnavailable(f"could not record the response time: {_error_code(exc) or exc}") from exc
-    return dict(answer.get("Attributes") or {})
-
-
-def first_response(store: MessageStore, conversation_key: str) -> dict[str, Any] | None:
-    """The conversation's response times (``first_response_at``, ``first_response_seconds``...), if any."""
-    item = store._client.get_item(  # noqa: SLF001 - MessageStore has no call for response times
-        TableName=store.table_name,
-        Key={"pk": _s(conversation_pk(conversation_key)), "sk": _s(RESPONSE_SK)},
-        ConsistentRead=True,
-    ).get("Item")
-    if not item:
-        return None
-    found: dict[str, Any] = {}
-    for name, value in item.items():
-        if name in ("pk", "sk", "item_type"):
-            continue
-        found[name] = int(value["N"]) if "N" in value else value.get("S")
-    return found

@@ -209,6 +209,7 @@ def conversation_pk(key: str) -> str:
 
 
 CONVERSATION_SK = "CONV"
+RESPONSE_SK = "RESPONSE"  # the conversation's response times (outbound/agent_replies.py)
 BLOCKED_INDEX_PK = "PARKED"  # gsi1pk of a conversation with parked messages (the redrive's sweep)
 
 
@@ -484,6 +485,38 @@ class MessageStore:
         return found
 
     # --- conversation state -----------------------------------------------------------
+
+    def update_response_times(self, key: str, expression: str, values: dict[str, Any]) -> dict[str, Any]:
+        """Update the conversation's response-times item with ``expression``; the item as it was before."""
+        try:
+            answer = self._client.update_item(
+                TableName=self.table_name,
+                Key={"pk": _s(conversation_pk(key)), "sk": _s(RESPONSE_SK)},
+                UpdateExpression=expression,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_OLD",
+            )
+        except Exception as exc:
+            raise StoreUnavailable(f"could not record the response time: {_error_code(exc) or exc}") from exc
+        return dict(answer.get("Attributes") or {})
+
+    def response_times(self, key: str) -> dict[str, Any] | None:
+        """The conversation's response times (``first_response_at``, ``first_response_seconds``...), if any."""
+        try:
+            item = self._client.get_item(
+                TableName=self.table_name,
+                Key={"pk": _s(conversation_pk(key)), "sk": _s(RESPONSE_SK)},
+                ConsistentRead=True,
+            ).get("Item")
+        except Exception as exc:
+            raise self._failure("could not read the response times", exc) from exc
+        if not item:
+            return None
+        return {
+            name: int(value["N"]) if "N" in value else value.get("S")
+            for name, value in item.items()
+            if name not in ("pk", "sk", "item_type")
+        }
 
     def get_conversation(self, key: str) -> Conversation:
         """The conversation's state (a fresh one if it has none yet)."""

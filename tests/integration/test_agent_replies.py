@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from chalicelib.outbound.agent_events import EventLog, signed_headers
-from chalicelib.outbound.agent_replies import AgentReplies, first_response
+from chalicelib.outbound.agent_replies import AgentReplies
 from chalicelib.helpdesks.zendesk.admin import ZendeskAdmin
 from chalicelib.outbound.dispatch import build_dispatcher
 from local import samples
@@ -171,7 +171,7 @@ def test_a_facebook_comment_gets_a_public_reply_and_its_echo_is_recognised(rig: 
     assert len(rig.zendesk.comments(rig.ticket(key)["id"])) == comments_before  # the echo is never ticketed
     from chalicelib import wiring
 
-    times = first_response(wiring.message_store(), key)
+    times = wiring.message_store().response_times(key)
     assert times is not None and times["responses"] == 1 and times["first_response_ticket_id"] == str(rig.ticket(key)["id"])
 
 
@@ -408,7 +408,7 @@ def test_a_platform_that_answers_without_an_id_still_gets_the_note_and_the_respo
 
     assert len(rig.line.sent()) == 1
     assert any(note.startswith("Sent to the customer on LINE") for note in rig.notes(key))
-    times = first_response(wiring.message_store(), key)
+    times = wiring.message_store().response_times(key)
     assert times is not None and times["responses"] == 1
 
 

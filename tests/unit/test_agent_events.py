@@ -34,7 +34,7 @@ from chalicelib.outbound.agent_events import (
     signed_headers,
     verify_signature,
 )
-from chalicelib.outbound.agent_replies import AgentReplies, Outcome, first_response
+from chalicelib.outbound.agent_replies import AgentReplies, Outcome
 from chalicelib.errors import BadRequest, Unauthorized, Unavailable
 from chalicelib.helpdesks.base import HelpdeskRejected, HelpdeskUnavailable, TicketRef
 from chalicelib.helpdesks.zendesk.adapter import TicketComment, TicketComments
@@ -489,11 +489,11 @@ def test_a_public_agent_comment_is_sent_stored_as_outbound_and_timed(rig: Rig) -
     stored = rig.store.get_message(KEY, "m_sent_1")
     assert stored is not None and stored.direction is Direction.OUTBOUND and stored.text == "We refunded the second charge."
     assert rig.ledger_state("501") == "sent"
-    times = first_response(rig.store, KEY)
+    times = rig.store.response_times(KEY)
     assert times is not None and times["first_response_seconds"] == 30 * 60 and times["responses"] == 1
     rig.clock.advance(minutes=10)
     rig.agent_answers("502", "Anything else?")
-    later = first_response(rig.store, KEY)
+    later = rig.store.response_times(KEY)
     assert later is not None and later["first_response_at"] == times["first_response_at"] and later["responses"] == 2
     assert [text for _, _, text in rig.helpdesk.notes] == ["Sent to the customer on Messenger."] * 2  # the agent sees each went out
 
@@ -502,7 +502,7 @@ def test_a_platform_that_answers_without_an_id_still_gets_the_note_and_the_respo
     rig.dispatcher.script.append(SentReply("", via="line_push"))  # e.g. LINE before 2023: 200 {}
     assert rig.agent_answers().outcome == "sent"
     assert [text for _, _, text in rig.helpdesk.notes] == ["Sent to the customer on Messenger as a push message."]
-    assert first_response(rig.store, KEY)["responses"] == 1  # type: ignore[index]
+    assert rig.store.response_times(KEY)["responses"] == 1  # type: ignore[index]
     assert rig.ledger_state("501") == "sent"
     stored = rig.store.get_message(KEY, "zendesk-reply-7-501")  # no platform id: the answer is kept under ours
     assert stored is not None and stored.direction is Direction.OUTBOUND
