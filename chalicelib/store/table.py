@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -203,6 +204,10 @@ def requester_key(helpdesk: str, platform: str, author_id: str) -> str:
     return f"{helpdesk}#{platform}#{author_id}"
 
 
+def ticket_pointer_pk(helpdesk: str, ticket_id: str) -> str:
+    return f"TICKET#{helpdesk}#{ticket_id}"
+
+
 def conversation_pk(key: str) -> str:
     """Partition key of a conversation and its messages."""
     return f"CONV#{key}"
@@ -210,6 +215,7 @@ def conversation_pk(key: str) -> str:
 
 CONVERSATION_SK = "CONV"
 RESPONSE_SK = "RESPONSE"  # the conversation's response times (outbound/agent_replies.py)
+TICKET_POINTER_SK = "TICKET"  # which conversation a helpdesk ticket belongs to (Freshdesk's events)
 BLOCKED_INDEX_PK = "PARKED"  # gsi1pk of a conversation with parked messages (the redrive's sweep)
 
 
@@ -725,6 +731,63 @@ class MessageStore:
                 break
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
         return found[:limit]
+
+    # --- ticket pointers and a person's conversations -----------------------------------------
+
+    def put_ticket_pointer(self, helpdesk: str, ticket_id: str, message: SocialMessage) -> None:
+        """Remember that ``ticket_id`` was opened for ``message``'s conversation (``TICKET#<helpdesk>#<id>``
+        / ``TICKET``), indexed under the message's author (``by-author``) so that ``privacy.forget``
+        erases it with the person (a conversation key can hold their id)."""
+        item = {
+            "pk": _s(ticket_pointer_pk(helpdesk, ticket_id)),
+            "sk": _s(TICKET_POINTER_SK),
+            "item_type": _s("ticket_pointer"),
+            "conversation_key": _s(message.conversation_key),
+            "created_at": _s(datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")),
+            "gsi1pk": _s(author_pk(message.platform.value, message.author.platform_id)),
+            "gsi1sk": _s(message.created_at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")),
+        }
+        try:
+            self._client.put_item(TableName=self.table_name, Item=item)
+        except Exception as exc:
+            raise self._failure("could not write the ticket pointer", exc) from exc
+
+    def ticket_pointer(self, helpdesk: str, ticket_id: str) -> str | None:
+        """The conversation key ``put_ticket_pointer`` stored for the ticket, if any."""
+        try:
+            item = self._client.get_item(
+                TableName=self.table_name,
+                Key={"pk": _s(ticket_pointer_pk(helpdesk, ticket_id)), "sk": _s(TICKET_POINTER_SK)},
+                ConsistentRead=True,
+            ).get("Item")
+        except Exception as exc:
+            raise self._failure("could not read the ticket pointer", exc) from exc
+        return (item or {}).get("conversation_key", {}).get("S")
+
+    def author_conversations(self, platform: str, author_id: str, *, max_pages: int) -> Iterator[str]:
+        """The keys of the conversations one person wrote in, newest first, each once (by-author index)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": AUTHOR_INDEX,
+            "KeyConditionExpression": "gsi1pk = :author",
+            "ExpressionAttributeValues": {":author": _s(author_pk(platform, author_id))},
+            "ScanIndexForward": False,
+            "Limit": 100,
+        }
+        seen: set[str] = set()
+        for _ in range(max_pages):
+            try:
+                page = self._client.query(**kwargs)
+            except Exception as exc:
+                raise self._failure("could not look up a person's conversations", exc) from exc
+            for item in page.get("Items", []):
+                pk = item["pk"]["S"]
+                if pk.startswith("CONV#") and pk not in seen:
+                    seen.add(pk)
+                    yield pk.removeprefix("CONV#")
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     # --- requesters --------------------------------------------------------------------------
 

@@ -100,7 +100,7 @@ from chalicelib.outbound.agent_events import (
 )
 from chalicelib.outbound.agent_replies import REPLY_LOOKBACK
 from chalicelib.outbound.approval import DECISION_TAGS, decision_of
-from chalicelib.store import AUTHOR_INDEX, StoreUnavailable, author_pk
+from chalicelib.store import ConversationConflict, StoreUnavailable, UnstorableConversation
 
 if TYPE_CHECKING:
     from chalicelib.models import SocialMessage
@@ -115,7 +115,6 @@ MAX_BODY_BYTES = 64 * 1024  # our body is a few hundred bytes of ids and names
 BRIDGE_TAG = "socialdesk"
 CONVERSATION_TAG_PREFIX = "sdc-"
 REFERENCE_MARK = "[socialdesk:"  # every description and note the bridge writes carries it
-POINTER_SK = "TICKET"
 # Conversation sources (Freshdesk API v2): 0 reply, 2 note; the others are channels' own.
 SOURCE_REPLY, SOURCE_NOTE = 0, 2
 AGENT_SOURCES = frozenset({SOURCE_REPLY, SOURCE_NOTE})
@@ -325,52 +324,20 @@ def replies_to_send(conversations: Iterable[Mapping[str, Any]], since: datetime)
 # --- ticket -> conversation ------------------------------------------------------------------
 
 
-def _s(value: str) -> dict[str, str]:
-    return {"S": value}
-
-
-def _error_code(exc: Exception) -> str | None:
-    return getattr(exc, "response", {}).get("Error", {}).get("Code")
-
-
-def ticket_pointer_key(helpdesk: str, ticket_id: str) -> dict[str, dict[str, str]]:
-    """``TICKET#<helpdesk>#<ticket id>`` / ``TICKET``: which conversation a ticket belongs to."""
-    return {"pk": _s(f"TICKET#{helpdesk}#{ticket_id}"), "sk": _s(POINTER_SK)}
-
-
 def record_ticket_pointer(store: MessageStore, helpdesk: str, ticket_id: str, message: SocialMessage) -> bool:
     """Remember that ``ticket_id`` was opened for ``message``'s conversation (best effort: False
-    when it could not be written; the events still find the conversation through the requester).
-
-    The item is indexed under the message's author (``by-author``), like the author's messages,
-    so ``privacy.forget`` erases it with the person (a conversation key can hold their id)."""
-    item = {
-        **ticket_pointer_key(helpdesk, str(ticket_id)),
-        "item_type": _s("ticket_pointer"),
-        "conversation_key": _s(message.conversation_key),
-        "created_at": _s(datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")),
-        "gsi1pk": _s(author_pk(message.platform.value, message.author.platform_id)),
-        "gsi1sk": _s(message.created_at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")),
-    }
+    when it could not be written; the events still find the conversation through the requester)."""
     try:
-        store._client.put_item(TableName=store.table_name, Item=item)  # noqa: SLF001 - MessageStore has no call for pointers
-    except Exception as exc:
-        logger.warning(
-            "ticket pointer not written", extra={"ticket_id": ticket_id, "reason": _error_code(exc) or type(exc).__name__}
-        )
+        store.put_ticket_pointer(helpdesk, str(ticket_id), message)
+    except (StoreUnavailable, UnstorableConversation, ConversationConflict) as exc:
+        logger.warning("ticket pointer not written", extra={"ticket_id": ticket_id, "reason": type(exc).__name__})
         return False
     return True
 
 
 def read_ticket_pointer(store: MessageStore, helpdesk: str, ticket_id: str) -> str | None:
     """The conversation key ``record_ticket_pointer`` stored for the ticket, if any."""
-    try:
-        item = store._client.get_item(  # noqa: SLF001 - MessageStore has no call for pointers
-            TableName=store.table_name, Key=ticket_pointer_key(helpdesk, str(ticket_id)), ConsistentRead=True
-        ).get("Item")
-    except Exception as exc:
-        raise StoreUnavailable(f"could not read the ticket pointer: {_error_code(exc) or exc}") from exc
-    return (item or {}).get("conversation_key", {}).get("S")
+    return store.ticket_pointer(helpdesk, str(ticket_id))
 
 
 def ticket_tags(ticket: Mapping[str, Any]) -> tuple[str, ...]:
@@ -430,31 +397,9 @@ class ConversationFinder:
         platform, _, author_id = str(contact.get("unique_external_id") or "").partition(":")
         if not platform or not author_id:
             return None
-        kwargs: dict[str, Any] = {
-            "TableName": self.store.table_name,
-            "IndexName": AUTHOR_INDEX,
-            "KeyConditionExpression": "gsi1pk = :author",
-            "ExpressionAttributeValues": {":author": _s(author_pk(platform, author_id))},
-            "ScanIndexForward": False,
-            "Limit": 100,
-        }
-        seen: set[str] = set()
-        for _ in range(MAX_AUTHOR_PAGES):
-            try:
-                page = self.store._client.query(**kwargs)  # noqa: SLF001 - nor one for a person's conversations
-            except Exception as exc:
-                raise StoreUnavailable(f"could not look up the requester's conversations: {_error_code(exc) or exc}") from exc
-            for item in page.get("Items", []):
-                pk = item["pk"]["S"]
-                if not pk.startswith("CONV#") or pk in seen:
-                    continue
-                seen.add(pk)
-                key = pk.removeprefix("CONV#")
-                if conversation_tag(key) in hashes:
-                    return key
-            if "LastEvaluatedKey" not in page:
-                return None
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        for key in self.store.author_conversations(platform, author_id, max_pages=MAX_AUTHOR_PAGES):
+            if conversation_tag(key) in hashes:
+                return key
         return None
 
 
