@@ -266,11 +266,11 @@ class ZendeskSandbox(HelpdeskSandbox):
         # Zendesk generates each webhook's signing secret; the local stack may fix it instead,
         # so an app started before `make zendesk-setup` already knows it.
         self.fixed_webhook_secret = webhook_secret
-        # A bulk job runs once it was read ``job_polls`` times and ``job_delay`` seconds passed.
-        self.job_polls, self.job_delay = job_polls, job_delay
         # Zendesk copies a public comment on a problem onto its incidents (when the problem is
         # solved with it, or by the account's habits): off by default, on to test both behaviours.
         self.propagate_problem_comments = False
+        # A bulk job runs once it was read ``job_polls`` times and ``job_delay`` seconds passed.
+        self.job_polls, self.job_delay = job_polls, job_delay
         for method, template, handler in API:
             self.api(method, _path_pattern(template), f"{method} {template}", getattr(self, handler))
         # Where attachments' content_url points (Zendesk's file host: no API token, never faulted).
@@ -826,8 +826,9 @@ class ZendeskSandbox(HelpdeskSandbox):
                 ticket.pop(name, None)
             else:
                 ticket[name] = value
-        if ticket.get("problem_id") is not None:
-            self._tickets[ticket["problem_id"]]["has_incidents"] = True
+        problem = self._tickets.get(ticket.get("problem_id") or 0)
+        if problem is not None:  # (an operator may have deleted it: the incident keeps its link)
+            problem["has_incidents"] = True
 
     def incidents(self, problem_id: int | str) -> list[dict[str, Any]]:
         """The incidents linked to a problem (in-process accessor), oldest first."""

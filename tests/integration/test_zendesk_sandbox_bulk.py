@@ -162,3 +162,15 @@ def test_http_controls_fail_and_hold(api: Api, sandbox: ZendeskSandbox) -> None:
     results = _poll(api, body["job_status"]["id"])["results"]
     assert [r["success"] for r in results] == [False, True]
     assert json.dumps(results[0]).count("Injected failure") == 1
+
+
+def test_an_incident_whose_problem_an_operator_deleted_still_takes_comments(api: Api, sandbox: ZendeskSandbox) -> None:
+    """Found by the soak: the sandbox dropped the connection of every later update of such an incident."""
+    user = api.user()["id"]
+    problem = api.ticket(user, external_id="crisis:2", type="problem")[1]["ticket"]["id"]
+    incident = api.ticket(user, external_id="x:dm:5", type="incident", problem_id=problem)[1]["ticket"]["id"]
+    sandbox.delete_ticket(problem)
+    exchange, body = api.call("PUT", f"/api/v2/tickets/{incident}.json",
+                              {"ticket": {"comment": {"body": "still waiting", "author_id": user, "public": True}}})
+    assert exchange.status == 200 and body["ticket"]["id"] == incident
+    assert [c["body"] for c in sandbox.comments(incident)][-1] == "still waiting"
