@@ -25,22 +25,29 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import re
 import statistics
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from chalicelib.crisis import CrisisDetector, CrisisSettings, MemoryCrisisStore, Outcome
+from chalicelib.crisis.store import MARK_ENTRIES, WRITE_ENTRIES
+from chalicelib.crisis.window import BUCKET_SECONDS, WindowEntry
 from chalicelib.models import Author, Direction, Kind, Platform, SocialMessage
 from chalicelib.observability import logger
 
 DATA_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "triage"
+# The deployed stream event source hands the sync up to 1,000 records gathered over 2 s
+# (``app.SYNC_BATCH_SIZE``): the detector's writes are flushed per such batch.
+BATCH_SIZE = 1000
+BATCH_WINDOW_SECONDS = 2.0
 PLATFORMS = [p for p in Platform]
 _ARTIFACTS = (
     (re.compile(r"Cancelled Flight", re.IGNORECASE), "Cancel"),
@@ -86,9 +93,11 @@ class Replay:
 
 
 class CountingStore(MemoryCrisisStore):
-    """The in-memory store, counting the calls that are writes in DynamoDB."""
+    """The in-memory store, counting the writes DynamoDB would take: one per call, except for the
+    complaints of a batch (one update per quarter hour and ``WRITE_ENTRIES``) and their marks
+    (one conditional update per page and ``MARK_ENTRIES``)."""
 
-    WRITES = ("record", "mark", "create", "add_members", "recount", "end", "attach_ticket", "acquire", "release")
+    WRITES = ("create", "add_members", "recount", "end", "attach_ticket", "acquire", "release")
 
     def __init__(self) -> None:
         super().__init__()
@@ -102,6 +111,20 @@ class CountingStore(MemoryCrisisStore):
             return method(*args, **kwargs)
 
         return call
+
+    def record_many(self, account_id: str, entries: Sequence[WindowEntry], *, keep_seconds: float) -> set[str]:
+        self.writes += _updates(entries, WRITE_ENTRIES)
+        return super().record_many(account_id, entries, keep_seconds=keep_seconds)
+
+    def mark_many(self, account_id: str, entries: Sequence[WindowEntry], crisis_id: str) -> set[str]:
+        self.writes += _updates([e for e in entries if e.home], MARK_ENTRIES)
+        return super().mark_many(account_id, entries, crisis_id)
+
+
+def _updates(entries: Sequence[WindowEntry], per_update: int) -> int:
+    """Updates of quarter-hour pages that ``entries`` take, ``per_update`` complaints each."""
+    per_page = Counter(e.created_at // BUCKET_SECONDS for e in entries)
+    return sum(math.ceil(count / per_update) for count in per_page.values())
 
 
 class ReplayClock:
@@ -121,7 +144,12 @@ def replay(complaints: list[Complaint], settings: CrisisSettings) -> Replay:
     detector = CrisisDetector(store, quiet, clock=clock)
     by_id = {c.id: c for c in complaints}
     result = Replay()
+    batch_began, in_batch = float("-inf"), 0
     for complaint in sorted(complaints, key=lambda c: c.at):
+        if complaint.at - batch_began > BATCH_WINDOW_SECONDS or in_batch == BATCH_SIZE:  # the stream's next batch
+            detector.flush()
+            batch_began, in_batch = complaint.at, 0
+        in_batch += 1
         clock.now = complaint.at
         began = time.perf_counter()
         decision = detector.observe(complaint.message())
@@ -133,6 +161,7 @@ def replay(complaints: list[Complaint], settings: CrisisSettings) -> Replay:
             result.started[key] = complaint.at
             result.keywords[key] = decision.crisis.keywords
         result.members[key].extend(by_id[m.message_id] for m in decision.members)
+    detector.flush()
     result.writes = store.writes
     return result
 
@@ -391,9 +420,7 @@ def synthetic_burst(
     start = datetime(2026, 3, 2, 9, 0, tzinfo=UTC).timestamp()
     complaints = []
     for i in range(CALM_DAY if calm_day else 0):  # the day before: one complaint every ~5 minutes
-        complaints.append(
-            Complaint(f"calm-{i}", next(unrelated), "brand", start - 86400 + i * 288, None, rng.choice(PLATFORMS))
-        )
+        complaints.append(Complaint(f"calm-{i}", next(unrelated), "brand", start - 86400 + i * 288, None, rng.choice(PLATFORMS)))
     labels: list[str | None] = [name for name, share in SHARES.items() for _ in range(round(share * size))]
     labels += [None] * (size - len(labels))
     rng.shuffle(labels)
@@ -420,9 +447,7 @@ def measure_synthetic(
     # other clusters or from the unrelated complaints are wrong (a crisis made mostly of
     # unrelated complaints is wrong as a whole). A cluster's recall counts only its biggest
     # crisis: a cluster split in two crises is two problem tickets.
-    crisis_cluster = {
-        key: Counter(m.label for m in members).most_common(1)[0][0] for key, members in result.members.items()
-    }
+    crisis_cluster = {key: Counter(m.label for m in members).most_common(1)[0][0] for key, members in result.members.items()}
     in_crises = sum(len(members) for members in result.members.values())
     correct = sum(
         sum(1 for m in members if m.label is not None and m.label == crisis_cluster[key])
@@ -511,9 +536,7 @@ def summary(figures: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
-    parser.add_argument(
-        "--burst-min", type=int, default=10, help="complaints of one reason in an hour to call it a burst"
-    )
+    parser.add_argument("--burst-min", type=int, default=10, help="complaints of one reason in an hour to call it a burst")
     args = parser.parse_args(argv)
     logger.setLevel("WARNING")  # one "crisis started" line per crisis would bury the figures
     settings = CrisisSettings()
@@ -533,8 +556,7 @@ def main(argv: list[str] | None = None) -> int:
             "crises_of_unrelated_complaints": sum(r["crises_of_unrelated_complaints"] for r in runs),
             "writes_per_complaint": round(statistics.fmean(r["writes_per_complaint"] for r in runs), 3),
             "recall_per_cluster": {
-                cluster: round(statistics.fmean(r["clusters"][cluster]["recall"] for r in runs), 3)
-                for cluster in SHARES
+                cluster: round(statistics.fmean(r["clusters"][cluster]["recall"] for r in runs), 3) for cluster in SHARES
             },
             "runs": runs,
         }

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -102,6 +102,12 @@ class CrisisDetector:
         self._sleep = sleep
         self._owner = uuid.uuid4().hex  # this detector's name on the account's start lock
         self._accounts: dict[str, _Account] = {}
+        # Written by ``flush`` (once per stream batch): new complaints per account, complaints already
+        # stored that joined a crisis, and per crisis the members it gained and when it last did.
+        self._unwritten: dict[str, list[WindowEntry]] = defaultdict(list)
+        self._unmarked: dict[tuple[str, str], list[WindowEntry]] = defaultdict(list)
+        self._uncounted: dict[tuple[str, str], list[WindowEntry]] = defaultdict(list)
+        self._seen_at: dict[tuple[str, str], float] = {}
 
     # --- the sync's calls ----------------------------------------------------------
 
@@ -186,6 +192,7 @@ class CrisisDetector:
     def members(self, account_id: str, crisis_id: str) -> list[Member]:
         """A crisis's members still in the table (complaints are kept for the baseline period),
         oldest first: to link every member's ticket again after a failure."""
+        self.flush()
         since = self._clock() - self.settings.history_seconds
         entries = [e for e in self._store.entries(account_id, since=since) if e.crisis_id == crisis_id]
         return [Member.of(e) for e in sorted(entries, key=lambda e: e.created_at)]
@@ -194,39 +201,54 @@ class CrisisDetector:
         """Record the ticket standing for a crisis (the problem ticket). False if it has one already."""
         return self._store.attach_ticket(account_id, crisis_id, ticket_id)
 
+    def flush(self) -> None:
+        """Write what the observations since the last flush learned (the sync calls it once per
+        stream batch): the new complaints (one write per quarter hour and 100 complaints), the
+        stored ones that joined a crisis (one conditional update per page), each crisis's new members
+        (one count per crisis). Only a complaint this flush wrote as new, or made a member, counts:
+        one another Lambda wrote or made a member first counts nothing again."""
+        unwritten, self._unwritten = self._unwritten, defaultdict(list)
+        unmarked, self._unmarked = self._unmarked, defaultdict(list)
+        uncounted, self._uncounted = self._uncounted, defaultdict(list)
+        seen_at, self._seen_at = self._seen_at, {}
+        counted: set[tuple[str, str]] = set()  # complaints written as members by this flush
+        for account_id, entries in unwritten.items():
+            new = self._store.record_many(account_id, entries, keep_seconds=self.settings.history_seconds + 3600)
+            for entry in entries:
+                if entry.key in new:
+                    counted.add((account_id, entry.key))
+                elif entry.crisis_id:  # stored before (a redelivery another Lambda wrote): a member only if no crisis has it
+                    unmarked[(account_id, entry.crisis_id)].append(entry)
+        for (account_id, crisis_id), entries in unmarked.items():
+            counted |= {(account_id, key) for key in self._store.mark_many(account_id, entries, crisis_id)}
+        for (account_id, crisis_id), members in uncounted.items():
+            counts = Counter(m.platform for m in {m.key: m for m in members}.values() if (account_id, m.key) in counted)
+            if counts:
+                updated = self._store.add_members(account_id, crisis_id, counts, seen_at=seen_at[(account_id, crisis_id)])
+                if updated is not None and account_id in self._accounts:
+                    self._remember_active(self._accounts[account_id], updated)
+
     # --- observing ---------------------------------------------------------------------
 
     def _observe(self, account_id: str, entry: WindowEntry) -> CrisisDecision:
         now = self._clock()
         account = self._account(account_id, now)
         ended = self._end_quiet(account_id, account, now)
+        held = account.window.entries.get(entry.key)
+        if held is not None:  # observed before (here, or read from the table): it counts nothing again
+            if not held.crisis_id:
+                return CrisisDecision(Outcome.NONE, repeated=True, ended=ended)
+            crisis = next((c for c in account.active if c.crisis_id == held.crisis_id), None)
+            crisis = crisis or self._store.get(account_id, held.crisis_id)
+            return CrisisDecision(Outcome.JOINED, crisis, (Member.of(held),), repeated=True, ended=ended)
         match = self._best_match(account, entry.stems, entry.language)
-        expires_at = entry.created_at + self.settings.history_seconds + 3600
-        # A complaint like an active crisis is recorded as its member: one write, not two.
-        recorded = replace(entry, crisis_id=match.crisis_id if match else None)
-        if self._store.record(account_id, recorded, expires_at=expires_at):
-            entry = account.window.add(recorded)
-            if match is not None:
-                decision = self._joined(account_id, account, entry, match, now)
-            else:
-                decision = self._detect(account_id, account, entry, now)
-            return replace(decision, ended=ended)
-        # Observed before: say what it is part of, or finish what the first attempt began.
-        stored = self._store.get_entry(account_id, entry)
-        entry = account.window.add(stored or entry)
-        if stored is not None and stored.crisis_id:
-            crisis = self._store.get(account_id, stored.crisis_id)
-            return CrisisDecision(Outcome.JOINED, crisis, (Member.of(entry),), repeated=True, ended=ended)
-        own_id = _detected_id(account_id, entry)
-        own = next((c for c in account.active if c.crisis_id == own_id), None)
-        if own is not None:  # this very complaint started it, and that start was cut short
-            decision = self._resume(account_id, account, own, entry, now)
-        elif match is not None:
-            decision = self._join(account_id, account, entry, match, now)
+        entry = account.window.add(replace(entry, crisis_id=None))
+        self._unwritten[account_id].append(entry)
+        if match is not None:
+            self._assign(account_id, account, entry, match.crisis_id)
+            decision = self._joined(account_id, account, entry, match, now)
         else:
             decision = self._detect(account_id, account, entry, now)
-        if decision.outcome is Outcome.NONE:
-            decision = replace(decision, repeated=True)
         return replace(decision, ended=ended)
 
     def _detect(self, account_id: str, account: _Account, entry: WindowEntry, now: float) -> CrisisDecision:
@@ -250,6 +272,15 @@ class CrisisDetector:
             outside = account.window.traffic(lang, since, at, outside_crises=True)
             baseline = self._baseline(account, centroid, lang, at, len(group))
             needed = max(needed, settings.baseline_multiple * baseline, settings.min_share * outside)
+            if len(group) < needed and len(group) >= max(settings.min_size, settings.baseline_multiple * baseline):
+                # A spike too small a share of the traffic to be a crisis of its own: another wording
+                # of a running crisis when it shares that crisis's words ("sin conexión" beside "sin
+                # internet"): the whole group joins it.
+                related = self._related(account, centroid, lang)
+                if related is not None:
+                    for member in group:
+                        self._assign(account_id, account, member, related.crisis_id)
+                    return self._joined_group(account_id, account, group, related, now)
         if len(group) < needed:
             verdict = _Verdict(centroid, lang, len(group), needed, now + VERDICT_SECONDS)
             account.verdicts = [*account.verdicts[-(VERDICTS - 1) :], verdict]
@@ -312,25 +343,45 @@ class CrisisDetector:
             group.append(entry)
         return group
 
-    def _join(self, account_id: str, account: _Account, entry: WindowEntry, crisis: Crisis, now: float) -> CrisisDecision:
-        if not self._store.mark(account_id, entry, crisis.crisis_id):
-            stored = self._store.get_entry(account_id, entry)  # a concurrent repeat of this very message joined
-            if stored is None or not stored.crisis_id:
-                return NOTHING
-            account.window.assign(entry, stored.crisis_id)
-            return CrisisDecision(
-                Outcome.JOINED, self._store.get(account_id, stored.crisis_id), (Member.of(entry),), repeated=True
-            )
-        account.window.assign(entry, crisis.crisis_id)
-        return self._joined(account_id, account, entry, crisis, now)
+    def _assign(self, account_id: str, account: _Account, entry: WindowEntry, crisis_id: str) -> None:
+        """Make a held complaint a member (written by ``flush``: with it if it is new, else marked)."""
+        account.window.assign(entry, crisis_id)
+        if entry.home:
+            self._unmarked[(account_id, crisis_id)].append(entry)
+
+    def _count(self, account_id: str, crisis: Crisis, members: list[WindowEntry], now: float) -> None:
+        """Count new members: at once in the crisis this container holds, in the table at ``flush``."""
+        for member in members:
+            crisis.platform_counts[member.platform] = crisis.platform_counts.get(member.platform, 0) + 1
+        crisis.size += len(members)
+        crisis.last_seen = now
+        self._uncounted[(account_id, crisis.crisis_id)].extend(members)
+        self._seen_at[(account_id, crisis.crisis_id)] = now
 
     def _joined(self, account_id: str, account: _Account, entry: WindowEntry, crisis: Crisis, now: float) -> CrisisDecision:
         """Count a complaint that just became a member (and those the crisis missed before)."""
         joined = [entry, *self._catch_up(account_id, account, crisis, min(entry.created_at, now))]
-        counts = Counter(m.platform for m in joined)
-        updated = self._store.add_members(account_id, crisis.crisis_id, counts, seen_at=now) or crisis
-        self._remember_active(account, updated)
-        return CrisisDecision(Outcome.JOINED, updated, tuple(Member.of(m) for m in joined))
+        self._count(account_id, crisis, joined, now)
+        self._remember_active(account, crisis)
+        return CrisisDecision(Outcome.JOINED, crisis, tuple(Member.of(m) for m in joined))
+
+    def _joined_group(
+        self, account_id: str, account: _Account, group: list[WindowEntry], crisis: Crisis, now: float
+    ) -> CrisisDecision:
+        """Count a group that joined a running crisis together."""
+        self._count(account_id, crisis, group, now)
+        self._remember_active(account, crisis)
+        return CrisisDecision(Outcome.JOINED, crisis, tuple(Member.of(m) for m in sorted(group, key=lambda g: g.created_at)))
+
+    def _related(self, account: _Account, centroid: Centroid, lang: str) -> Crisis | None:
+        """The running crisis whose members' words a group shares most, if it shares enough."""
+        best, score = None, self.settings.related_similarity
+        for crisis in account.active:
+            if crisis.status is Status.ACTIVE and crisis.language == lang:
+                overlap = account.window.crisis_centroid(crisis.crisis_id, crisis.centroid).overlap(centroid)
+                if overlap >= score:
+                    best, score = crisis, overlap
+        return best
 
     def _catch_up(self, account_id: str, account: _Account, crisis: Crisis, at: float) -> list[WindowEntry]:
         """As a crisis grows, its centroid takes in more wordings: recent complaints that came
@@ -342,10 +393,9 @@ class CrisisDetector:
         centroid = account.window.crisis_centroid(crisis.crisis_id, crisis.centroid)
         since = at - self.settings.window_seconds
         late = account.window.matching(centroid, crisis.language, threshold=self.settings.join_similarity, since=since, until=at)
-        joined = [m for m in late if self._store.mark(account_id, m, crisis.crisis_id)]
-        for member in joined:
-            account.window.assign(member, crisis.crisis_id)
-        return joined
+        for member in late:
+            self._assign(account_id, account, member, crisis.crisis_id)
+        return late
 
     def _start(
         self,
@@ -363,54 +413,27 @@ class CrisisDetector:
                 return NOTHING
             account.active, account.active_at = self._store.active(account_id), now
             held = next((c for c in account.active if c.crisis_id == crisis.crisis_id), None)
-            if held is not None:  # this very start was begun before
-                if trigger is None:
-                    return CrisisDecision(Outcome.STARTED, held, repeated=True)
-                return self._resume_locked(account_id, account, held, trigger, now)
+            if held is not None:  # this very start was made before (a declaration repeated)
+                return CrisisDecision(Outcome.STARTED, held, repeated=True)
             rival = self._rival(account, crisis, trigger)
             if rival is not None:  # another Lambda started it meanwhile
                 if trigger is None:
                     return CrisisDecision(Outcome.JOINED, rival)
-                return self._join(account_id, account, trigger, rival, now)
+                self._assign(account_id, account, trigger, rival.crisis_id)
+                return self._joined(account_id, account, trigger, rival, now)
             if not self._store.create(crisis):  # it exists but is no longer active: it ended meanwhile
                 return NOTHING
-            logger.info(
-                "crisis started",
-                extra={"account_id": account_id, "crisis_id": crisis.crisis_id, "group": len(group)},
-            )
-            marked = self._mark_all(account_id, account, crisis.crisis_id, group, trigger)
-            if marked:
-                counts = Counter(m.platform for m in marked)
-                crisis = self._store.add_members(account_id, crisis.crisis_id, counts, seen_at=now) or crisis
+        logger.info("crisis started", extra={"account_id": account_id, "crisis_id": crisis.crisis_id, "group": len(group)})
+        # The group's complaints become members (written with the batch by ``flush``), the trigger last.
+        ordered = sorted((g for g in group if g is not trigger and not g.crisis_id), key=lambda g: g.created_at)
+        marked = [*ordered, *([trigger] if trigger is not None and not trigger.crisis_id else [])]
+        for member in marked:
+            self._assign(account_id, account, member, crisis.crisis_id)
+        self._count(account_id, crisis, marked, now)
         self._remember_active(account, crisis)
         account.swept[crisis.crisis_id] = account.window.members(crisis.crisis_id)
         members = tuple(Member.of(m) for m in marked)
         return CrisisDecision(Outcome.STARTED, crisis, members, _samples(group, crisis.centroid))
-
-    def _resume(self, account_id: str, account: _Account, crisis: Crisis, trigger: WindowEntry, now: float) -> CrisisDecision:
-        with self._locked(account_id) as locked:
-            return self._resume_locked(account_id, account, crisis, trigger, now) if locked else NOTHING
-
-    def _resume_locked(
-        self, account_id: str, account: _Account, crisis: Crisis, trigger: WindowEntry, now: float
-    ) -> CrisisDecision:
-        """Finish a start that was cut short (its trigger, marked last, is not a member yet):
-        mark the rest of the group, and count every member, those marked before included."""
-        stored = self._store.get_entry(account_id, trigger)
-        if stored is not None and stored.crisis_id:  # it was not cut short, only still running
-            account.window.assign(trigger, stored.crisis_id)
-            current = self._store.get(account_id, stored.crisis_id)
-            return CrisisDecision(Outcome.JOINED, current, (Member.of(trigger),), repeated=True)
-        at = min(trigger.created_at, now)
-        for entry in self._store.entries(account_id, since=at - self.settings.window_seconds):
-            account.window.add(entry)  # learn which members the first attempt marked
-        group = self._group(account, crisis.centroid, trigger, at)
-        self._mark_all(account_id, account, crisis.crisis_id, group, trigger)
-        members = account.window.members_of(crisis.crisis_id)
-        counts = Counter(m.platform for m in members)
-        crisis = self._store.recount(account_id, crisis.crisis_id, counts, seen_at=now) or crisis
-        self._remember_active(account, crisis)
-        return CrisisDecision(Outcome.STARTED, crisis, tuple(Member.of(m) for m in members), _samples(members, crisis.centroid))
 
     @contextmanager
     def _locked(self, account_id: str) -> Iterator[bool]:
@@ -427,24 +450,6 @@ class CrisisDetector:
             yield True
         finally:
             self._store.release(account_id, self._owner)
-
-    def _mark_all(
-        self,
-        account_id: str,
-        account: _Account,
-        crisis_id: str,
-        group: list[WindowEntry],
-        trigger: WindowEntry | None,
-    ) -> list[WindowEntry]:
-        """Make the group's complaints members; the ones this call marked, in time order.
-        The trigger goes last: once it is a member, a repeat of it knows the start completed."""
-        ordered = sorted((g for g in group if g is not trigger), key=lambda g: g.created_at)
-        marked = []
-        for member in [*ordered, *([trigger] if trigger else [])]:
-            if self._store.mark(account_id, member, crisis_id):
-                account.window.assign(member, crisis_id)
-                marked.append(member)
-        return marked
 
     # --- state held between calls ------------------------------------------------------
 

@@ -22,6 +22,7 @@ class CrisisSettings:
     pair_similarity: float = 0.3  # two complaints are alike (stem-set cosine): a group grows from these
     join_similarity: float = 0.35  # a complaint belongs to a group or crisis (cosine with its centroid)
     merge_similarity: float = 0.2  # a new group is an active crisis's (cosine of their centroids): no second crisis
+    related_similarity: float = 0.1  # a spike too small a share to start a crisis joins a running one this close
     quiet_minutes: float = 120.0  # a crisis with no new complaint for this long ends
     min_stems: int = 2  # shorter complaints ("help!!") say too little to group
     # The in-memory window of each warm Lambda: complaints other Lambdas wrote are read
@@ -50,6 +51,7 @@ class CrisisSettings:
             pair_similarity=number("PAIR_SIMILARITY", default.pair_similarity),
             join_similarity=number("JOIN_SIMILARITY", default.join_similarity),
             merge_similarity=number("MERGE_SIMILARITY", default.merge_similarity),
+            related_similarity=number("RELATED_SIMILARITY", default.related_similarity),
             quiet_minutes=number("QUIET_MINUTES", default.quiet_minutes),
             min_stems=int(number("MIN_STEMS", default.min_stems)),
         )

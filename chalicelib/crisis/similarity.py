@@ -36,6 +36,9 @@ _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 _HANDLE = re.compile(r"[@＠][\w.]+")
 _EMAIL = re.compile(r"\S+@\S+\.\w+")
 _WORD = re.compile(r"[a-z]+")  # after folding: numbers, emoji and punctuation are separators
+# Codes, order and flight numbers ("SAVE50", "E42", "0x7"): an identifier says nothing about the
+# topic, and its letters alone ("save", "bf") tied unrelated complaints that quoted one.
+_CODE = re.compile(r"\b\w*\d\w*\b")
 _APOSTROPHE = re.compile(r"(?<=[a-z])['’](?:s|t|re|ve|ll|d|m)\b")
 
 # Function words of both languages, plus what any complaint says whatever it is about:
@@ -67,6 +70,10 @@ keep keeps kept give gives giving gave try tries trying tried lets make makes ma
 puedo puede pueden podemos poder podido hacer hago hace hacen hecho deja dejan dejar da dan dar quiero quiere
 """
 STOP_WORDS = frozenset(_STOP_WORDS_TEXT.split())
+# The same, caught after stemming, where a crowd's wordings vary ("#fail", "fails", "failed",
+# "doesn't work", "no funciona"; "arregladlo", "arregláis"): what any complaint says. Measured on the
+# benchmark's burst (docs/crisis.md): they tied unrelated complaints into crises of their own.
+STOP_STEMS = frozenset(["fail", "work", "funcio", "arregl", "solucio", "soluci"])
 
 # Frequent words of one language only (not "no", "me", "a", "he": both languages use them).
 _ENGLISH_MARKERS = frozenset(
@@ -180,7 +187,12 @@ def stem(word: str) -> str:
 
 def stems(text: str) -> list[str]:
     """The content-word stems of a text, in order (numbers, emoji and stop words dropped)."""
-    return [stem(word) for word in _WORD.findall(normalize(text)) if len(word) >= MIN_WORD_LENGTH and word not in STOP_WORDS]
+    found = (
+        stem(word)
+        for word in _WORD.findall(_CODE.sub(" ", normalize(text)))
+        if len(word) >= MIN_WORD_LENGTH and word not in STOP_WORDS
+    )
+    return [stemmed for stemmed in found if stemmed not in STOP_STEMS]
 
 
 def language(text: str) -> str:

@@ -2,30 +2,33 @@
 
 Layout in the table (``pk`` / ``sk``), all under the receiving account's partition::
 
-    CRISIS#<account> / W#<created, ISO ms>#<platform>#<message id>   one observed complaint (TTL: the history)
-    CRISIS#<account> / INCIDENT#<crisis id>                          one crisis: counts, centroid (bounded)
-    CRISIS#<account> / LOCK                                          a short lock: one crisis start at a time
+    CRISIS#<account> / W#<quarter hour, ISO>#<page>   the quarter hour's complaints, one attribute each (TTL: the history)
+    CRISIS#<account> / INCIDENT#<crisis id>            one crisis: counts, centroid (bounded)
+    CRISIS#<account> / LOCK                            a short lock: one crisis start at a time
 
-A complaint's key is a pure function of the message, so a repeated observation hits the
-same item and the conditional put writes nothing: it is never counted twice. A complaint
-joins a crisis by a conditional write (recorded as a member, or updated while its
-``crisis_id`` is not set), and only the caller whose write succeeded adds it to the
-crisis's counts. Complaint items carry the author's
-``gsi1pk`` (``AUTHOR#...``), so a data-deletion request erases them with everything else.
-An active crisis carries ``gsi1pk = CRISIS#active``: ``active()`` lists every account's.
+Complaints are written a stream batch at a time: one update per quarter-hour item and 100
+complaints sets each complaint's attribute ``e:<platform>#<message id>`` (a pure function of
+the message, so a redelivered batch meets the same attributes; ``if_not_exists`` keeps what
+they hold), and the update's ``ALL_OLD`` answer says which of them were there before: only the
+others count. A page
+holds at most ``PAGE_ENTRIES`` complaints (about 150 bytes each: no text, no author), then the
+next page takes over. An active crisis carries ``gsi1pk = CRISIS#active``: ``active()`` lists
+every account's.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from chalicelib.crisis.model import Crisis, Origin, Status
 from chalicelib.crisis.similarity import Centroid
-from chalicelib.crisis.window import MAX_TEXT, WindowEntry
-from chalicelib.store import author_pk
+from chalicelib.crisis.window import BUCKET_SECONDS, WindowEntry
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -36,7 +39,11 @@ INDEX = "by-author"  # the table's one global index (infra/template.json), keys 
 ACTIVE_INDEX_PK = "CRISIS#active"
 ENDED_TTL_SECONDS = 30 * 86400  # an ended crisis is kept a month (for reports), then expires
 LOCK_SK = "LOCK"
-_LAST_KEY = "W#~"  # sorts after every complaint key ("~" follows the digits)
+_LAST_KEY = "W#~"  # sorts after every window page ("~" follows the digits)
+ENTRY_PREFIX = "e:"
+PAGE_ENTRIES = 300  # complaints a window page holds (about 150 bytes each: far under DynamoDB's 400 KB)
+WRITE_ENTRIES = 100  # complaints one update sets (its expression stays far under 4 KB)
+MARK_ENTRIES = 40  # complaints one conditional update marks (two conditions each: under 4 KB too)
 
 
 class CrisisStoreUnavailable(Exception):
@@ -46,17 +53,16 @@ class CrisisStoreUnavailable(Exception):
 class CrisisStore(Protocol):
     """What the detector needs from its storage (DynamoDB in Lambda, memory in tests and tools)."""
 
-    def record(self, account_id: str, entry: WindowEntry, *, expires_at: float) -> bool:
-        """Store an observed complaint unless it is already stored. True if it was new."""
-
-    def get_entry(self, account_id: str, entry: WindowEntry) -> WindowEntry | None:
-        """The stored copy of a complaint (with its crisis, if it joined one)."""
+    def record_many(self, account_id: str, entries: Sequence[WindowEntry], *, keep_seconds: float) -> set[str]:
+        """Store observed complaints (kept ``keep_seconds`` past their quarter hour); the keys of
+        those that were not stored before. Sets each one's ``home``."""
 
     def entries(self, account_id: str, *, since: float) -> list[WindowEntry]:
         """The account's complaints written (platform time) at or after ``since``."""
 
-    def mark(self, account_id: str, entry: WindowEntry, crisis_id: str) -> bool:
-        """Make a complaint a member of a crisis unless it is a member of one already. True if this call did."""
+    def mark_many(self, account_id: str, entries: Sequence[WindowEntry], crisis_id: str) -> set[str]:
+        """Make stored complaints (``home`` set) members of a crisis unless they are members of
+        one already; the keys of those this call made members."""
 
     def create(self, crisis: Crisis) -> bool:
         """Store a new crisis unless one with its id exists. True if this call created it."""
@@ -99,34 +105,30 @@ class MemoryCrisisStore:
         self._crises: dict[tuple[str, str], Crisis] = {}
         self._locks: dict[str, tuple[str, float]] = {}
 
-    @staticmethod
-    def _key(entry: WindowEntry) -> str:
-        return entry_sk(entry)
-
-    def record(self, account_id: str, entry: WindowEntry, *, expires_at: float) -> bool:
+    def record_many(self, account_id: str, entries: Sequence[WindowEntry], *, keep_seconds: float) -> set[str]:
         with self._lock:
             held = self._entries.setdefault(account_id, {})
-            if self._key(entry) in held:
-                return False
-            held[self._key(entry)] = _copy(entry)
-            return True
-
-    def get_entry(self, account_id: str, entry: WindowEntry) -> WindowEntry | None:
-        with self._lock:
-            held = self._entries.get(account_id, {}).get(self._key(entry))
-            return _copy(held) if held else None
+            new = set()
+            for entry in entries:
+                entry.home = window_sk(entry.created_at, 0)
+                if entry.key not in held:
+                    held[entry.key] = _copy(replace(entry, text=""))  # as in the table: no text
+                    new.add(entry.key)
+            return new
 
     def entries(self, account_id: str, *, since: float) -> list[WindowEntry]:
         with self._lock:
             return [_copy(e) for e in self._entries.get(account_id, {}).values() if e.created_at >= since]
 
-    def mark(self, account_id: str, entry: WindowEntry, crisis_id: str) -> bool:
+    def mark_many(self, account_id: str, entries: Sequence[WindowEntry], crisis_id: str) -> set[str]:
         with self._lock:
-            held = self._entries.get(account_id, {}).get(self._key(entry))
-            if held is None or held.crisis_id:
-                return False
-            held.crisis_id = crisis_id
-            return True
+            marked = set()
+            for entry in entries:
+                held = self._entries.get(account_id, {}).get(entry.key)
+                if held is not None and not held.crisis_id:
+                    held.crisis_id = crisis_id
+                    marked.add(entry.key)
+            return marked
 
     def create(self, crisis: Crisis) -> bool:
         with self._lock:
@@ -225,9 +227,14 @@ def iso_ms(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def entry_sk(entry: WindowEntry) -> str:
-    """Sort key of an observed complaint: its platform time first, so a window is one key range."""
-    return f"W#{iso_ms(entry.created_at)}#{entry.platform}#{entry.message_id}"
+def window_sk(created_at: float, page: int) -> str:
+    """Sort key of a page of a quarter hour's complaints: the quarter hour first, so a window is one key range."""
+    return f"W#{iso_ms(created_at // BUCKET_SECONDS * BUCKET_SECONDS)}#{page:03d}"
+
+
+def entry_attribute(entry: WindowEntry) -> str:
+    """The attribute holding a complaint in its page: named after the message, so a repeat sets the same one."""
+    return f"{ENTRY_PREFIX}{entry.key}"
 
 
 def incident_sk(crisis_id: str) -> str:
@@ -251,18 +258,36 @@ def _condition_failed(exc: Exception) -> bool:
     return _error_code(exc) == "ConditionalCheckFailedException"
 
 
-def _entry_from(item: dict[str, Any]) -> WindowEntry:
-    return WindowEntry(
-        message_id=item["message_id"]["S"],
-        conversation_key=item["conversation_key"]["S"],
-        platform=item["platform"]["S"],
-        author_id=item["author_id"]["S"],
-        created_at=float(item["created_at"]["N"]),
-        stems=frozenset(item["stems"]["S"].split()),
-        language=item.get("lang", {}).get("S", ""),
-        text=item.get("text", {}).get("S", ""),
-        crisis_id=item.get("crisis_id", {}).get("S"),
-    )
+def _entry_map(entry: WindowEntry) -> dict[str, Any]:
+    value: dict[str, Any] = {"c": _n(entry.created_at), "k": _s(entry.conversation_key), "s": _s(" ".join(sorted(entry.stems)))}
+    if entry.language:
+        value["l"] = _s(entry.language)
+    if entry.crisis_id:
+        value["x"] = _s(entry.crisis_id)
+    return value
+
+
+def _entries_from(item: dict[str, Any]) -> list[WindowEntry]:
+    found = []
+    for name, value in item.items():
+        if not name.startswith(ENTRY_PREFIX):
+            continue
+        platform, _, message_id = name.removeprefix(ENTRY_PREFIX).partition("#")
+        fields = value["M"]
+        found.append(
+            WindowEntry(
+                message_id=message_id,
+                conversation_key=fields["k"]["S"],
+                platform=platform,
+                author_id="",
+                created_at=float(fields["c"]["N"]),
+                stems=frozenset(fields["s"]["S"].split()),
+                language=fields.get("l", {}).get("S", ""),
+                crisis_id=fields.get("x", {}).get("S"),
+                home=item["sk"]["S"],
+            )
+        )
+    return found
 
 
 def _crisis_from(item: dict[str, Any]) -> Crisis:
@@ -292,6 +317,7 @@ class DynamoCrisisStore:
     def __init__(self, table_name: str, client: DynamoDBClient) -> None:
         self.table_name = table_name
         self._client = client
+        self._full_pages: dict[tuple[str, float], int] = {}  # (account, quarter hour) -> the page to write
 
     def _call(self, what: str, method: str, **request: Any) -> dict[str, Any]:
         try:
@@ -319,39 +345,50 @@ class DynamoCrisisStore:
                 return items
             query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def record(self, account_id: str, entry: WindowEntry, *, expires_at: float) -> bool:
-        item = {
-            "pk": _s(account_pk(account_id)),
-            "sk": _s(entry_sk(entry)),
-            "item_type": _s("crisis_entry"),
-            "message_id": _s(entry.message_id),
-            "conversation_key": _s(entry.conversation_key),
-            "platform": _s(entry.platform),
-            "author_id": _s(entry.author_id),
-            "created_at": _n(entry.created_at),
-            "stems": _s(" ".join(sorted(entry.stems))),
-            "expires_at": _n(int(expires_at)),
-            # by-author index: a data-deletion request finds and erases this copy of their words
-            "gsi1pk": _s(author_pk(entry.platform, entry.author_id)),
-            "gsi1sk": _s(iso_ms(entry.created_at)),
-        }
-        if entry.text:
-            item["text"] = _s(entry.text[:MAX_TEXT])
-        if entry.language:
-            item["lang"] = _s(entry.language)
-        if entry.crisis_id:  # recorded straight into the crisis it is like
-            item["crisis_id"] = _s(entry.crisis_id)
-        answer = self._conditional("record a complaint", "put_item", Item=item, ConditionExpression="attribute_not_exists(pk)")
-        return answer is not None
+    def record_many(self, account_id: str, entries: Sequence[WindowEntry], *, keep_seconds: float) -> set[str]:
+        new: set[str] = set()
+        by_page: dict[float, dict[str, WindowEntry]] = defaultdict(dict)
+        for entry in entries:  # a message twice in one update would be two paths overlapping
+            by_page[entry.created_at // BUCKET_SECONDS][entry.key] = entry
+        for bucket, held in by_page.items():
+            group = list(held.values())
+            for start in range(0, len(group), WRITE_ENTRIES):
+                new |= self._append(account_id, bucket * BUCKET_SECONDS, group[start : start + WRITE_ENTRIES], keep_seconds)
+        return new
 
-    def get_entry(self, account_id: str, entry: WindowEntry) -> WindowEntry | None:
-        item = self._call(
-            "read a complaint",
-            "get_item",
-            Key={"pk": _s(account_pk(account_id)), "sk": _s(entry_sk(entry))},
-            ConsistentRead=True,
-        ).get("Item")
-        return _entry_from(item) if item else None
+    def _append(self, account_id: str, bucket: float, entries: list[WindowEntry], keep_seconds: float) -> set[str]:
+        """One update of a quarter hour's page (the next page once it is full); the keys new to it."""
+        names = {f"#e{i}": entry_attribute(entry) for i, entry in enumerate(entries)}
+        values: dict[str, Any] = {f":e{i}": {"M": _entry_map(entry)} for i, entry in enumerate(entries)}
+        # A complaint stored before keeps what it holds (its crisis, if it joined one).
+        sets = ", ".join(f"#e{i} = if_not_exists(#e{i}, :e{i})" for i in range(len(entries)))
+        page = self._full_pages.get((account_id, bucket), 0)
+        while True:
+            sk = window_sk(bucket, page)
+            answer = self._conditional(
+                "record complaints",
+                "update_item",
+                Key={"pk": _s(account_pk(account_id)), "sk": _s(sk)},
+                UpdateExpression=f"SET {sets}, item_type = :type, expires_at = :expires ADD entry_count :count",
+                ConditionExpression="attribute_not_exists(entry_count) OR entry_count <= :room",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues={
+                    **values,
+                    ":type": _s("crisis_window"),
+                    ":expires": _n(int(bucket + BUCKET_SECONDS + keep_seconds)),
+                    ":count": _n(len(entries)),
+                    ":room": _n(PAGE_ENTRIES - len(entries)),
+                },
+                ReturnValues="ALL_OLD",  # the page before: which complaints it held (no read capacity used)
+            )
+            if answer is not None:
+                break
+            page += 1  # full: the next page (remembered, so this container asks the full one no more)
+            self._full_pages[(account_id, bucket)] = page
+        before = answer.get("Attributes", {})
+        for entry in entries:
+            entry.home = sk
+        return {entry.key for i, entry in enumerate(entries) if names[f"#e{i}"] not in before}
 
     def entries(self, account_id: str, *, since: float) -> list[WindowEntry]:
         items = self._pages(
@@ -359,22 +396,49 @@ class DynamoCrisisStore:
             KeyConditionExpression="pk = :pk AND sk BETWEEN :from AND :to",
             ExpressionAttributeValues={
                 ":pk": _s(account_pk(account_id)),
-                ":from": _s(f"W#{iso_ms(since)}"),
+                ":from": _s(window_sk(since, 0)),
                 ":to": _s(_LAST_KEY),
             },
         )
-        return [_entry_from(item) for item in items]
+        return [entry for item in items for entry in _entries_from(item) if entry.created_at >= since]
 
-    def mark(self, account_id: str, entry: WindowEntry, crisis_id: str) -> bool:
-        answer = self._conditional(
-            "mark a crisis member",
-            "update_item",
-            Key={"pk": _s(account_pk(account_id)), "sk": _s(entry_sk(entry))},
-            UpdateExpression="SET crisis_id = :crisis",
-            ConditionExpression="attribute_exists(pk) AND attribute_not_exists(crisis_id)",
-            ExpressionAttributeValues={":crisis": _s(crisis_id)},
-        )
-        return answer is not None
+    def mark_many(self, account_id: str, entries: Sequence[WindowEntry], crisis_id: str) -> set[str]:
+        by_home: dict[str, dict[str, WindowEntry]] = defaultdict(dict)
+        for entry in entries:
+            if entry.home:
+                by_home[entry.home][entry.key] = entry
+        marked: set[str] = set()
+        for home, held in by_home.items():
+            group = list(held.values())
+            for start in range(0, len(group), MARK_ENTRIES):
+                marked |= self._mark_page(account_id, home, group[start : start + MARK_ENTRIES], crisis_id)
+        return marked
+
+    def _mark_page(self, account_id: str, home: str, entries: list[WindowEntry], crisis_id: str) -> set[str]:
+        """One conditional update: every complaint still no member; when one already is (another
+        Lambda marked it), the page is read and the rest are marked."""
+        key = {"pk": _s(account_pk(account_id)), "sk": _s(home)}
+        while entries:
+            names = {f"#e{i}": entry_attribute(entry) for i, entry in enumerate(entries)}
+            answer = self._conditional(
+                "mark crisis members",
+                "update_item",
+                Key=key,
+                UpdateExpression="SET " + ", ".join(f"#e{i}.x = :crisis" for i in range(len(entries))),
+                ConditionExpression=" AND ".join(
+                    f"attribute_exists(#e{i}) AND attribute_not_exists(#e{i}.x)" for i in range(len(entries))
+                ),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues={":crisis": _s(crisis_id)},
+            )
+            if answer is not None:
+                return {entry.key for entry in entries}
+            page = self._call("read a window page", "get_item", Key=key, ConsistentRead=True).get("Item", {})
+            still = [e for e in entries if entry_attribute(e) in page and "x" not in page[entry_attribute(e)]["M"]]
+            if len(still) == len(entries):  # nothing changed: the condition failed for another reason
+                return set()
+            entries = still
+        return set()
 
     def create(self, crisis: Crisis) -> bool:
         item = {
@@ -390,6 +454,7 @@ class DynamoCrisisStore:
             "first_seen": _n(crisis.first_seen),
             "last_seen": _n(crisis.last_seen),
             "size": _n(crisis.size),
+            **{f"n_{platform}": _n(count) for platform, count in crisis.platform_counts.items()},
             "baseline": _n(float(crisis.baseline)),
             "gsi1pk": _s(ACTIVE_INDEX_PK),
             "gsi1sk": _s(f"{iso_ms(crisis.started_at)}#{crisis.account_id}#{crisis.crisis_id}"),

@@ -209,6 +209,7 @@ class CrisisTickets:
         self.scope = scope or crisis_scope_from_env()
         self._decided: dict[str, str | None] = {}  # message id -> problem ticket id (None: no crisis)
         self._starts = 0  # crises seen starting by this container
+        self._batches = 0  # stream batches begun and not ended: the detector's writes wait for the outermost's end
 
     @property
     def links_tickets(self) -> bool:
@@ -216,6 +217,24 @@ class CrisisTickets:
         return self.problems is not None
 
     # --- the sync's calls ---------------------------------------------------------------
+
+    def begin_batch(self) -> None:
+        """A stream batch starts: what its messages' observations learn is written once, at
+        ``end_batch`` (``CrisisDetector.flush``), not once per message."""
+        self._batches += 1
+
+    def end_batch(self) -> None:
+        """The batch ended (also when it failed): its crisis state is written."""
+        self._batches = max(0, self._batches - 1)
+        if not self._batches:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the detector's state now; never raises (a crisis never holds a ticket back)."""
+        try:
+            self.detector.flush()
+        except Exception as exc:  # noqa: BLE001 - logged; the observations stay in this container's memory
+            self._failed("crisis state not written", exc)
 
     def problem_for(self, message: SocialMessage) -> str | None:
         """The problem ticket this message's ticket joins, or None. Observes the message once
@@ -232,6 +251,8 @@ class CrisisTickets:
         if len(self._decided) >= _REMEMBERED:
             self._decided.clear()
         self._decided[message.message_id] = problem
+        if not self._batches:
+            self.flush()
         return problem
 
     def problems_for(self, messages: Sequence[SocialMessage]) -> dict[str, str | None]:
@@ -280,6 +301,8 @@ class CrisisTickets:
         decision = self.detector.declare(self.scope(message), ticket_id, message.text)
         if decision.outcome is not Outcome.STARTED or decision.crisis is None:
             return Declared(decision.crisis, started=False)
+        if not self._batches:
+            self.flush()
         if self.problems is not None and not decision.repeated:
             self.problems.set_ticket_type(ticket_id, "problem")
             self._link_members(decision.members, ticket_id, skip_message=None)

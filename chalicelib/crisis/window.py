@@ -26,8 +26,9 @@ class WindowEntry:
     created_at: float  # the platform's time (epoch seconds): what windows and baselines count by
     stems: frozenset[str]
     language: str = ""
-    text: str = ""
+    text: str = ""  # held in memory only (a new crisis's samples): the table keeps no customer text
     crisis_id: str | None = None
+    home: str = ""  # the sort key of the table item holding it ("": not written yet)
 
     @property
     def key(self) -> str:

@@ -198,6 +198,11 @@ class BatchStage:
         self._find_requesters([e for c in fresh for e in c.entries], time_left)
         for chunk in fresh:
             chunk.entries = [e for e in chunk.entries if e.requester_id is not None]
+        # Crisis decisions for the whole wave at once, before any chunk is submitted: a crisis that
+        # starts in a later chunk then makes the earlier chunks' complaints incidents too (their
+        # tickets do not exist yet, so nothing could link them afterwards). Answers are remembered.
+        self.sync.crisis_problems([e.message for c in fresh for e in c.entries])
+        for chunk in fresh:
             if chunk.entries:
                 self._submit(chunk)
         jobs = self._follow([c.job_id for c in chunks if c.status == QUEUED and c.job_id], time_left)

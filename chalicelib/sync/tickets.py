@@ -221,6 +221,8 @@ class TicketSync:
         records = list(records)
         ordered = inbound_in_sync_order(records)
         self._next_in_batch = _next_of_same_conversation([message for message, _ in ordered])
+        if self.crisis is not None:  # the batch's crisis observations are written together at its end
+            self.crisis.begin_batch()
         try:
             bulk = self._open_in_bulk(records, [message for message, _ in ordered], report, remaining_seconds, reserve_seconds)
             self._maybe_created = bulk.maybe_created
@@ -240,6 +242,8 @@ class TicketSync:
                 raise SyncInterrupted("bulk jobs are still running; the batch will be retried")
         finally:
             self._next_in_batch, self._premarked, self._maybe_created = {}, set(), set()
+            if self.crisis is not None:
+                self.crisis.end_batch()
         return report
 
     def _open_in_bulk(

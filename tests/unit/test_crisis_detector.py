@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 
 import pytest
@@ -112,8 +112,11 @@ def detector(store: MemoryCrisisStore, clock: Clock) -> CrisisDetector:
 
 
 def observe(detector: CrisisDetector, clock: Clock, message: SocialMessage) -> CrisisDecision:
+    """One message, written at once (a stream batch of one)."""
     clock.now = max(clock.now, message.created_at.timestamp())
-    return detector.observe(message)
+    decision = detector.observe(message)
+    detector.flush()
+    return decision
 
 
 def test_a_burst_of_english_paraphrases_starts_one_crisis_that_the_rest_join(detector, clock) -> None:
@@ -130,9 +133,7 @@ def test_a_burst_of_english_paraphrases_starts_one_crisis_that_the_rest_join(det
     assert len(started[0].members) >= SETTINGS.min_size  # the complaints before the start are in it too
     assert started[0].samples and all(sample in OUTAGE_EN for sample in started[0].samples)
     after = [(kind, d) for kind, d in decisions[decisions.index(("outage", started[0])) + 1 :]]
-    assert all(
-        d.outcome is Outcome.JOINED and d.crisis.crisis_id == crisis.crisis_id for k, d in after if k == "outage"
-    )
+    assert all(d.outcome is Outcome.JOINED and d.crisis.crisis_id == crisis.crisis_id for k, d in after if k == "outage")
     assert all(d.outcome is Outcome.NONE for k, d in after if k == "other")
     [active] = detector.active("brand")
     assert active.size == 30 and active.platform_counts == {"x": 30}
@@ -201,17 +202,13 @@ def test_a_flood_of_every_kind_of_complaint_starts_no_crisis_but_a_group_outgrow
             observe(detector, clock, complaint(text, T0 + hour * 3600 + i * 500))
     flood = T0 + 24 * 3600
     decisions = [
-        observe(detector, clock, complaint(text, flood + n * 290 + i * 40))
-        for n in range(12)
-        for i, text in enumerate(topics)
+        observe(detector, clock, complaint(text, flood + n * 290 + i * 40)) for n in range(12) for i, text in enumerate(topics)
     ]
     assert {d.outcome for d in decisions} == {Outcome.NONE}
     # The next hour the rest stays at twelve an hour and one topic goes to sixty.
     later = flood + 3600
     more = [(topics[0], n) for n in range(60)] + [(text, n * 5) for text in topics[1:] for n in range(12)]
-    decisions = [
-        observe(detector, clock, complaint(text, later + n * 55)) for text, n in sorted(more, key=lambda p: p[1])
-    ]
+    decisions = [observe(detector, clock, complaint(text, later + n * 55)) for text, n in sorted(more, key=lambda p: p[1])]
     [started] = [d for d in decisions if d.outcome is Outcome.STARTED]
     assert "crash" in started.crisis.keywords and started.crisis.baseline > 1.0  # its usual one an hour, scaled up
 
@@ -305,37 +302,61 @@ def test_repeating_an_observation_counts_nothing_again(detector, clock) -> None:
     assert repeat.repeated and repeat.outcome is Outcome.NONE
 
 
-class CrashOnTrigger(MemoryCrisisStore):
-    """Fails the first time the given message is made a member: a Lambda dying mid-start."""
+class CrashOnFirstWrite(MemoryCrisisStore):
+    """Fails the first write of complaints: a Lambda dying before its batch's observations are written."""
 
-    def __init__(self, message_id: str) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.message_id, self.failed = message_id, False
+        self.failed = False
 
-    def mark(self, account_id: str, entry: WindowEntry, crisis_id: str) -> bool:
-        if entry.message_id == self.message_id and not self.failed:
+    def record_many(self, account_id: str, entries: Sequence[WindowEntry], *, keep_seconds: float) -> set[str]:
+        if not self.failed:
             self.failed = True
             raise CrisisStoreUnavailable("throttled")
-        return super().mark(account_id, entry, crisis_id)
+        return super().record_many(account_id, entries, keep_seconds=keep_seconds)
 
 
-def test_a_start_cut_short_is_finished_by_the_retry_and_counted_once(clock) -> None:
+def test_a_batch_cut_short_before_its_write_is_counted_once_by_its_redelivery(clock) -> None:
     text = "the app crashes at check in"
-    messages = [complaint(text, T0 + i * 60) for i in range(10)]
-    store = CrashOnTrigger(messages[-1].message_id)
+    messages = [complaint(text, T0 + i * 60) for i in range(12)]
+    store = CrashOnFirstWrite()
     detector = CrisisDetector(store, SETTINGS, clock=clock)
-    for message in messages[:-1]:
-        observe(detector, clock, message)
+    for message in messages:  # one stream batch
+        clock.now = message.created_at.timestamp()
+        detector.observe(message)
     with pytest.raises(CrisisStoreUnavailable):
-        observe(detector, clock, messages[-1])  # created the crisis, marked 9, died before the trigger
+        detector.flush()  # the crisis was created under the lock; its members and counts were not written
+    [created] = store.active("brand")
+    assert created.size == 0
 
-    retry = CrisisDetector(store, SETTINGS, clock=clock).observe(messages[-1])  # a fresh Lambda gets the record
-    assert retry.outcome is Outcome.STARTED and not retry.repeated  # the sync never heard of it
-    assert sorted(m.message_id for m in retry.members) == sorted(m.message_id for m in messages)
-    [crisis] = store.active("brand")
-    assert crisis.size == 10
-    assert CrisisDetector(store, SETTINGS, clock=clock).observe(messages[-1]).outcome is Outcome.JOINED
-    assert store.active("brand")[0].size == 10
+    retry = CrisisDetector(store, SETTINGS, clock=clock)  # a fresh Lambda gets the batch again
+    decisions = [retry.observe(message) for message in messages]
+    retry.flush()
+    assert all(d.outcome is Outcome.JOINED and d.crisis.crisis_id == created.crisis_id for d in decisions)
+    assert store.active("brand")[0].size == 12
+
+    again = CrisisDetector(store, SETTINGS, clock=clock)  # and once more: nothing counts twice
+    assert all(again.observe(message).repeated for message in messages)
+    again.flush()
+    assert store.active("brand")[0].size == 12 and len(store.active("brand")) == 1
+
+
+def test_a_batch_is_written_at_its_end_and_a_redelivery_counts_nothing(clock) -> None:
+    text = "the app crashes at check in"
+    messages = [complaint(text, T0 + i * 30) for i in range(15)]
+    store = MemoryCrisisStore()
+    first, second = CrisisDetector(store, SETTINGS, clock=clock), CrisisDetector(store, SETTINGS, clock=clock)
+    for message in messages:
+        clock.now = message.created_at.timestamp()
+        first.observe(message)
+    assert store.entries("brand", since=0) == [] and store.active("brand")[0].size == 0  # nothing but the start yet
+    first.flush()
+    assert len(store.entries("brand", since=0)) == 15 and store.active("brand")[0].size == 15
+    # Another Lambda gets the same batch (a redelivery): it reads the complaints, counts none again.
+    decisions = [second.observe(message) for message in messages]
+    second.flush()
+    assert all(d.repeated and d.outcome is Outcome.JOINED for d in decisions)
+    assert store.active("brand")[0].size == 15
 
 
 def test_what_is_not_a_complaint_is_not_observed(detector, clock) -> None:
@@ -351,6 +372,7 @@ def test_what_is_not_a_complaint_is_not_observed(detector, clock) -> None:
     for message in skipped:
         assert detector.observe(message).outcome is Outcome.NONE
     assert detector.observe(complaint(text, T0, rating=2)).outcome is Outcome.NONE
+    detector.flush()
     assert len(detector._store.entries("brand", since=0)) == 1  # only the two-star review was recorded
 
 

@@ -97,7 +97,7 @@ def test_a_start_opens_one_problem_links_the_earlier_tickets_and_alerts_once(rig
     problems = [deliver(rig, OUTAGE_EN[i % len(OUTAGE_EN)], T0 + i * 30)[1] for i in range(25)]
 
     assert len(helpdesk.problems) == 1
-    (external_id, problem), = helpdesk.problems.items()
+    ((external_id, problem),) = helpdesk.problems.items()
     assert is_problem_key(external_id) and external_id.startswith(problem_external_id("brand", ""))
     first = problems.index(problem)
     assert problems[:first] == [None] * first and set(problems[first:]) == {problem}
@@ -163,8 +163,10 @@ def test_the_detectors_store_failing_never_holds_a_ticket_back(rig, monkeypatch)
     def down(*_args: Any, **_kwargs: Any) -> bool:
         raise CrisisStoreUnavailable("throttled")
 
-    monkeypatch.setattr(memory, "record", down)
+    monkeypatch.setattr(memory, "record_many", down)  # the batch's write fails: logged
     assert tickets.problem_for(complaint(OUTAGE_EN[0], T0)) is None
+    monkeypatch.setattr(memory, "entries", down)  # the window cannot be read: no decision
+    assert tickets.problem_for(complaint(OUTAGE_EN[1], T0)) is None
 
 
 def test_an_agents_tag_makes_the_ticket_the_problem_of_the_similar_complaints(rig) -> None:
