@@ -386,14 +386,25 @@ class ZendeskHelpdesk(ZendeskApi, Helpdesk):
         reads as written by the customer. ``follow_up_of`` links a closed ticket
         (Zendesk ignores it for tickets that are not closed). ``uploads`` are attached
         to the comment. Safe to repeat with the same ``idempotency_key`` and the same
-        arguments; the same key with other uploads raises ``IdempotencyConflict``.
+        arguments; the same key with other uploads raises ``IdempotencyConflict``. An incident
+        whose problem Zendesk refuses (an operator deleted or closed it) opens unlinked: a
+        crisis's bookkeeping never keeps a customer's ticket from opening.
         """
         ticket = new_ticket_fields(message, _zendesk_id(requester_id, "user"), uploads, problems)
         if follow_up_of is not None:
             ticket["via_followup_source_id"] = _zendesk_id(follow_up_of, "ticket")
-        ticket = as_incident(ticket, problem_id)
         ticket = routed(ticket, routing)
-        response = self._call(
+        try:
+            response = self._create(as_incident(ticket, problem_id), idempotency_key)
+        except ProblemRefused:
+            logger.warning("problem ticket refused; the incident opens unlinked", extra={"problem_id": problem_id})
+            # Another body needs another key (Zendesk refuses a key reused with a new body); the
+            # refused request created nothing, and a retry of this one reuses this key.
+            response = self._create(ticket, f"{idempotency_key}-unlinked")
+        return self._ticket_ref(response, writes_message=True)
+
+    def _create(self, ticket: dict[str, Any], idempotency_key: str) -> HttpResponse:
+        return self._call(
             "POST",
             "/api/v2/tickets",
             json={"ticket": ticket},
@@ -401,8 +412,8 @@ class ZendeskHelpdesk(ZendeskApi, Helpdesk):
             writes_message=True,
             idempotent=True,
             people_fields=("requester", "requester_id", "submitter", "submitter_id", "author_id"),
+            problem_field="problem_id" in ticket,
         )
-        return self._ticket_ref(response, writes_message=True)
 
     def append_message(
         self,
@@ -759,6 +770,7 @@ class ZendeskHelpdesk(ZendeskApi, Helpdesk):
         idempotent: bool = False,
         missing_means_gone: bool = False,
         people_fields: tuple[str, ...] = (),
+        problem_field: bool = False,
         guarded: bool = False,
     ) -> HttpResponse:
         """Send one request; return a 2xx response or raise the helpdesk exception it means.
@@ -768,7 +780,8 @@ class ZendeskHelpdesk(ZendeskApi, Helpdesk):
         ``Idempotency-Key``, so Zendesk's ``IdempotentRequestError`` is raised as
         ``IdempotencyConflict``. ``data``: a raw body (uploads). ``missing_means_gone``: a 404
         is the ticket's deletion (``TicketGone``). ``people_fields``: a 422 naming one of these
-        fields refuses the user we sent (``RequesterGone``). ``guarded``: the body is a safe
+        fields refuses the user we sent (``RequesterGone``); with ``problem_field``, a 422 about
+        ``problem_id`` refuses the problem we linked (``ProblemRefused``). ``guarded``: the body is a safe
         update, so a 409 means the ticket changed since its stamp (``StaleTicket``).
         """
         what = outcomes.describe(method, path)
@@ -796,6 +809,8 @@ class ZendeskHelpdesk(ZendeskApi, Helpdesk):
             raise TicketGone(f"Zendesk ticket not found (404), deleted? ({what}){detail}")
         if status == 422 and people_fields and _names_field(response, people_fields):
             raise RequesterGone(f"Zendesk refused the user ({what}){detail}")
+        if status == 422 and problem_field and _names_field(response, ("problem_id",)):
+            raise ProblemRefused(f"Zendesk refused the problem ticket ({what}){detail}")
         if status == 409 and guarded:
             raise StaleTicket(f"Zendesk ticket changed since our last update ({what}){detail}")
         retry_after = parse_retry_after(response.header("Retry-After"))
@@ -812,6 +827,10 @@ class ZendeskHelpdesk(ZendeskApi, Helpdesk):
             hint=_hint(status),
             not_processed=(408, 409),
         )
+
+
+class ProblemRefused(HelpdeskRejected):
+    """Zendesk refused the ``problem_id`` of an incident: no such problem ticket any more."""
 
 
 def _comment(message: SocialMessage, author_id: int, uploads: Sequence[str], problems: Sequence[str] | None) -> dict[str, Any]:
