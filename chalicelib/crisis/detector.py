@@ -37,8 +37,9 @@ from chalicelib.models import Direction, SocialMessage
 from chalicelib.observability import logger
 
 SAMPLES = 5  # texts of a new crisis handed to the caller (the problem ticket's description)
-LOCK_SECONDS = 30.0  # a start holds the account's lock while it marks its group; a crashed holder's lapses
-LOCK_ATTEMPTS = 50  # a start marking a large group holds the lock a few seconds at most
+LOCK_SECONDS = 30.0  # the account's start lock, held until the batch is written; a crashed holder's lapses
+LOCK_MARGIN_SECONDS = 10.0  # a lock held with less time left than this is taken again before a start
+LOCK_ATTEMPTS = 50  # another Lambda's batch is waited for 5 s at most; then the start is left to it
 LOCK_WAIT_SECONDS = 0.1
 PRUNE_EVERY_SECONDS = 600.0
 MIN_SEEDS = 3  # a group is formed only around a complaint with this many alike (itself included)
@@ -108,6 +109,7 @@ class CrisisDetector:
         self._unmarked: dict[tuple[str, str], list[WindowEntry]] = defaultdict(list)
         self._uncounted: dict[tuple[str, str], list[WindowEntry]] = defaultdict(list)
         self._seen_at: dict[tuple[str, str], float] = {}
+        self._locks: dict[str, float] = {}  # account -> until when this detector holds its start lock
 
     # --- the sync's calls ----------------------------------------------------------
 
@@ -211,6 +213,20 @@ class CrisisDetector:
         unmarked, self._unmarked = self._unmarked, defaultdict(list)
         uncounted, self._uncounted = self._uncounted, defaultdict(list)
         seen_at, self._seen_at = self._seen_at, {}
+        locks, self._locks = self._locks, {}
+        try:
+            self._write(unwritten, unmarked, uncounted, seen_at)
+        finally:  # the start locks go back once the batch's members are written (or could not be)
+            for account_id in locks:
+                self._store.release(account_id, self._owner)
+
+    def _write(
+        self,
+        unwritten: dict[str, list[WindowEntry]],
+        unmarked: dict[tuple[str, str], list[WindowEntry]],
+        uncounted: dict[tuple[str, str], list[WindowEntry]],
+        seen_at: dict[tuple[str, str], float],
+    ) -> None:
         counted: set[tuple[str, str]] = set()  # complaints written as members by this flush
         for account_id, entries in unwritten.items():
             new = self._store.record_many(account_id, entries, keep_seconds=self.settings.history_seconds + 3600)
@@ -437,19 +453,22 @@ class CrisisDetector:
 
     @contextmanager
     def _locked(self, account_id: str) -> Iterator[bool]:
-        """The account's start lock (waited for a few seconds); yields whether it was taken."""
-        for _ in range(LOCK_ATTEMPTS):
-            if self._store.acquire(account_id, self._owner, seconds=LOCK_SECONDS, now=time.time()):
-                break
-            self._sleep(LOCK_WAIT_SECONDS)
-        else:
-            logger.warning("crisis start skipped: the account's start lock stayed taken", extra={"account_id": account_id})
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            self._store.release(account_id, self._owner)
+        """The account's start lock (waited for a few seconds); yields whether it is held. It is
+        kept until ``flush``: every start of a batch under one lock (two writes, not two a start),
+        and no other Lambda starts a crisis before this batch's members are written."""
+        now = time.time()
+        if self._locks.get(account_id, 0.0) - now < LOCK_MARGIN_SECONDS:
+            for _ in range(LOCK_ATTEMPTS):
+                if self._store.acquire(account_id, self._owner, seconds=LOCK_SECONDS, now=now):
+                    self._locks[account_id] = now + LOCK_SECONDS
+                    break
+                self._sleep(LOCK_WAIT_SECONDS)
+                now = time.time()
+            else:
+                logger.warning("crisis start skipped: the account's start lock stayed taken", extra={"account_id": account_id})
+                yield False
+                return
+        yield True
 
     # --- state held between calls ------------------------------------------------------
 
