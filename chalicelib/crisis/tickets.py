@@ -65,7 +65,9 @@ class ProblemTickets(Protocol):
     ``set_ticket_type(t, "incident", problem)`` links a member's existing ticket; ``incidents`` lists
     the members (``id``, ``external_id`` = conversation key, ``tags``) for the fan-out."""
 
-    def open_problem(self, external_id: str, subject: str, description: str, tags: Sequence[str]) -> TicketRef: ...
+    def open_problem(
+        self, external_id: str, subject: str, description: str, tags: Sequence[str], *, look_first: bool = True
+    ) -> TicketRef: ...
 
     def set_ticket_type(self, ticket_id: str, ticket_type: str, problem_id: str | None = None) -> TicketRef: ...
 
@@ -320,7 +322,9 @@ class CrisisTickets:
             if decision.outcome is Outcome.STARTED and crisis is not None and self.alerts is not None:
                 self.alerts.crisis_started(crisis, None)  # a helpdesk without problems: the alert still goes out
             return None
-        problem, attached = self._problem_ticket(crisis, decision.samples)
+        # A crisis this very decision created has no problem ticket anywhere yet: none to look for first.
+        created = decision.outcome is Outcome.STARTED and not decision.repeated
+        problem, attached = self._problem_ticket(crisis, decision.samples, look_first=not created)
         if decision.outcome is Outcome.STARTED:
             self._starts += 1
             # The complaints before this one already have tickets: link them (a retried start
@@ -334,14 +338,14 @@ class CrisisTickets:
             self.alerts.crisis_started(crisis, problem)
         return problem
 
-    def _problem_ticket(self, crisis: Crisis, samples: Sequence[str]) -> tuple[str, bool]:
+    def _problem_ticket(self, crisis: Crisis, samples: Sequence[str], *, look_first: bool = True) -> tuple[str, bool]:
         """The crisis's problem ticket id, opened now if it has none; True when this call attached it."""
         if crisis.ticket_id:
             return crisis.ticket_id, False
         assert self.problems is not None
         subject, description = problem_description(crisis, samples)
         opened = self.problems.open_problem(
-            problem_external_id(crisis.account_id, crisis.crisis_id), subject, description, PROBLEM_TAGS
+            problem_external_id(crisis.account_id, crisis.crisis_id), subject, description, PROBLEM_TAGS, look_first=look_first
         )
         if self.detector.attach_ticket(crisis.account_id, crisis.crisis_id, opened.ticket_id):
             crisis.ticket_id = opened.ticket_id

@@ -27,11 +27,15 @@ class Helpdesk:
         self.problems: dict[str, str] = {}  # external id -> ticket id
         self.types: dict[str, tuple[str, str | None]] = {}  # ticket -> (type, problem id)
         self.open_calls = 0
+        self.looked_first: list[bool] = []  # per open_problem call: whether it looked for an existing ticket
         self.refuse_links: set[str] = set()
         self.unavailable = False
 
-    def open_problem(self, external_id: str, subject: str, description: str, tags: Sequence[str]) -> TicketRef:
+    def open_problem(
+        self, external_id: str, subject: str, description: str, tags: Sequence[str], *, look_first: bool = True
+    ) -> TicketRef:
         self.open_calls += 1
+        self.looked_first.append(look_first)
         if self.unavailable:
             raise HelpdeskUnavailable("503")
         ticket = self.problems.setdefault(external_id, f"P{len(self.problems) + 1}")
@@ -105,6 +109,7 @@ def test_a_start_opens_one_problem_links_the_earlier_tickets_and_alerts_once(rig
     assert len(incidents) == 25  # the complaints before the start were linked when it started
     assert alerts.sent == [(alerts.sent[0][0], problem)]
     assert helpdesk.open_calls == 1
+    assert helpdesk.looked_first == [False]  # the crisis was created by that very decision: no ticket to look for
 
 
 def test_unrelated_complaints_are_not_linked_and_a_retry_asks_nothing_twice(rig) -> None:
@@ -144,6 +149,8 @@ def test_a_start_whose_problem_ticket_failed_is_completed_by_the_next_join(rig) 
     linked = [t for t, (kind, p) in helpdesk.types.items() if kind == "incident" and p == problem]
     assert len(linked) >= 10  # the start's members, linked once the problem exists
     assert [p for _c, p in alerts.sent] == [problem]
+    # the start's own attempt need not look; the join's must (the first attempt may have created it)
+    assert helpdesk.looked_first[0] is False and helpdesk.looked_first[-1] is True
 
 
 def test_a_ticket_that_cannot_be_linked_does_not_stop_the_others(rig) -> None:

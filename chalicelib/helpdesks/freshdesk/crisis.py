@@ -79,12 +79,15 @@ class FreshdeskCrisis:
 
     # --- ProblemTickets ----------------------------------------------------------------------
 
-    def open_problem(self, external_id: str, subject: str, description: str, tags: Sequence[str]) -> TicketRef:
-        """The crisis's parent ticket: found by its tag among the crisis contact's tickets, else created."""
+    def open_problem(
+        self, external_id: str, subject: str, description: str, tags: Sequence[str], *, look_first: bool = True
+    ) -> TicketRef:
+        """The crisis's parent ticket: found by its tag among the crisis contact's tickets (unless
+        ``look_first`` is False: the crisis was just created), else created."""
         requester = int(self._crisis_contact())
         tag = parent_key_tag(external_id)
         since = self._api._clock() - PARENT_LOOKBACK_SECONDS  # noqa: SLF001 - the adapter's wall clock
-        found = self._api._find_in_requester_tickets(requester, tag, since)  # noqa: SLF001 - the adapter's lookup by tag
+        found = self._api._find_in_requester_tickets(requester, tag, since) if look_first else None  # noqa: SLF001
         if found is not None:
             return found
         ticket = {

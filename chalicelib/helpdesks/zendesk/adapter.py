@@ -461,12 +461,15 @@ class ZendeskHelpdesk(ZendeskApi, Helpdesk):
 
     # --- problems and incidents (a crisis: chalicelib/crisis/tickets.py) ---------------------
 
-    def open_problem(self, external_id: str, subject: str, description: str, tags: Sequence[str]) -> TicketRef:
+    def open_problem(
+        self, external_id: str, subject: str, description: str, tags: Sequence[str], *, look_first: bool = True
+    ) -> TicketRef:
         """The problem ticket with this ``external_id``, created (by the API user, an internal
         first comment) unless it exists. Concurrent callers may both create one: the caller
         that records its ticket first wins (``attach_ticket``), so this looks before creating
-        and the key makes a retry of the same body return the same ticket."""
-        found = self.find_ticket(external_id)
+        (unless ``look_first`` is False: the caller just created the crisis, so no ticket can
+        exist yet) and the key makes a retry of the same body return the same ticket."""
+        found = self.find_ticket(external_id) if look_first else None
         if found is not None:
             return found
         ticket = {
