@@ -58,10 +58,15 @@ SYNC_BATCH_SIZE, SYNC_BATCHING_WINDOW_SECONDS = 1000, 2
 )
 def sync_tickets(event: Any) -> None:
     """The outbox: every new inbound message becomes a ticket or a comment."""
+    from chalicelib.ops import metrics as ops_metrics
+    from chalicelib.sync.tickets import inbound_in_sync_order
+
     records = event.to_dict().get("Records", [])
     # Stop well before the 300 s timeout: one message may spend up to 120 s fetching
     # its attachments. The batch is retried and finished messages are skipped.
     report = wiring.ticket_sync().sync_stream_records(records, remaining_seconds=remaining_seconds(event), reserve_seconds=150)
+    # Customer messages in are counted here, off the webhook's path: each new item once, when its batch succeeds.
+    ops_metrics.messages_in(message for message, _ in inbound_in_sync_order(records))
     publish("sync", report.outcomes)
     wiring.publish_helpdesk_budget()
 

@@ -33,8 +33,8 @@ MEASUREMENTS = ("ingest", "cold", "replay", "burst", "steady")
 ONLY = [name for name in os.environ.get("BENCH_ONLY", ",".join(MEASUREMENTS)).split(",") if name]
 
 TARGETS = {
-    "ingest_p50_ratio": 1.3,
-    "cold_start_ratio": 1.5,
+    "ingest_p50_ratio": 1.15,
+    "cold_start_ratio": 1.2,
     "zendesk_calls_per_message": 1.0,
     "ddb_writes_per_message": 2.0,
 }

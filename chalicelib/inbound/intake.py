@@ -19,7 +19,6 @@ from typing import Any, Protocol
 from chalicelib.errors import BadRequest, PayloadTooLarge, Unauthorized, Unavailable
 from chalicelib.inbound.signatures import SignatureError
 from chalicelib.models import DeliveryStatus, NormalizedBatch, RejectedEvent, SocialMessage
-from chalicelib.ops import metrics as ops_metrics
 from chalicelib.store import StoreUnavailable, UnstorableMessages, UnstorableStatus
 
 
@@ -113,7 +112,6 @@ def save_batch(store: BatchStore, batch: NormalizedBatch) -> SavedBatch:
     for rejected in to_quarantine:
         store.quarantine(rejected)
     saved = [(message, new) for message, new in zip(batch.messages, flags, strict=False) if id(message) not in refused]
-    ops_metrics.messages_in(message for message, new in saved if new)
     return SavedBatch(saved=saved, quarantined=len(to_quarantine))
 
 

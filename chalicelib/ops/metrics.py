@@ -70,7 +70,7 @@ def _detail(message: SocialMessage) -> dict[str, str]:
 
 
 def messages_in(messages: Iterable[SocialMessage]) -> None:
-    """Customer messages the table took for the first time (a redelivery is not counted twice),
+    """Customer messages the table took for the first time (the sync's new stream items: a redelivery is not counted twice),
     per platform (the quiet-channel alarms) and per platform, kind and receiving account."""
     from chalicelib.models import Direction
 

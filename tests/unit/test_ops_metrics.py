@@ -15,6 +15,7 @@ from chalicelib.errors import Forbidden, Unauthorized
 from chalicelib.inbound.intake import save_batch
 from chalicelib.models import Author, Direction, Kind, NormalizedBatch, Platform, SocialMessage
 from chalicelib.ops import metrics as ops_metrics
+from chalicelib.store.table import message_item
 from chalicelib.ops.token_health import EXPIRED, NOT_CONFIGURED, OK, TokenCheck, publish
 from chalicelib.outbound.base import TOKEN_EXPIRED, ReplyFailed
 from chalicelib.web import refuse
@@ -62,17 +63,45 @@ def message(
     )
 
 
-def test_messages_in_counts_new_customer_messages_per_channel_and_per_account(capsys: pytest.CaptureFixture[str]) -> None:
-    store = SeenStore()
-    save_batch(store, NormalizedBatch(messages=[message(1), message(2), message(3, account="brand-2")]))
-    # A redelivery of one, and the brand's own post: neither is a customer message in.
-    save_batch(store, NormalizedBatch(messages=[message(1), message(4, direction=Direction.OUTBOUND)]))
+def _record(item: SocialMessage, event: str = "INSERT") -> dict[str, Any]:
+    return {"eventName": event, "dynamodb": {"NewImage": message_item(item, ttl_days=1)}}
+
+
+def test_messages_in_counts_new_customer_messages_per_channel_and_per_account(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Counted by the sync from the stream's new items (each stored message once; a batch the
+    stream retries is counted when it succeeds), so the webhook path prints no metric line."""
+    import app as lambda_app
+    from chalicelib import wiring
+    from chalicelib.sync.tickets import SyncReport
+
+    class NoSync:
+        def sync_stream_records(self, records: list[dict[str, Any]], **_: Any) -> SyncReport:
+            return SyncReport()
+
+    monkeypatch.setenv("HELPDESK_RATE_PER_MINUTE", "0")
+    wiring.override("sync", NoSync())
+    try:
+        records = [_record(message(1)), _record(message(2)), _record(message(3, account="brand-2"))]
+        # A change of a stored one, and the brand's own post: neither is a customer message in.
+        records += [_record(message(1), "MODIFY"), _record(message(4, direction=Direction.OUTBOUND))]
+        capsys.readouterr()
+        lambda_app.sync_tickets({"Records": records}, None)
+    finally:
+        wiring.reset()
     found = points(capsys.readouterr().out, "messages_in")
     by_account = {p.dimensions["account"]: p.value for p in found}
     assert by_account == {"brand-1": [2.0], "brand-2": [1.0]}
     # The quiet-channel alarm reads the per-platform series; charts split by kind and account.
     assert all(p.sets == [["platform", "service"], ["account", "kind", "platform", "service"]] for p in found)
     assert {p.dimensions["platform"] for p in found} == {"x"} and {p.unit for p in found} == {"Count"}
+
+
+def test_the_webhook_path_prints_no_metric_line(capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    save_batch(SeenStore(), NormalizedBatch(messages=[message(1), message(2)]))
+    assert points(capsys.readouterr().out, "messages_in") == []
 
 
 def test_a_first_response_is_published_once_with_its_sla_verdict(rig: Rig, capsys: pytest.CaptureFixture[str]) -> None:
