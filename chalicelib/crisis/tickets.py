@@ -210,7 +210,7 @@ class CrisisTickets:
         self._on_error = on_error
         self.scope = scope or crisis_scope_from_env()
         self._decided: dict[str, str | None] = {}  # message id -> problem ticket id (None: no crisis)
-        self._starts = 0  # crises seen starting by this container
+        self._grown = 0  # decisions that made earlier complaints members (a start, a catch-up, another wording)
         self._batches = 0  # stream batches begun and not ended: the detector's writes wait for the outermost's end
 
     @property
@@ -258,12 +258,12 @@ class CrisisTickets:
         return problem
 
     def problems_for(self, messages: Sequence[SocialMessage]) -> dict[str, str | None]:
-        """``problem_for`` of each message (a bulk create). The complaints before a crisis that
-        starts within the same batch have no ticket yet to link: they are asked again, and get
-        the problem as its members."""
-        starts = self._starts
+        """``problem_for`` of each message (a bulk create). The complaints that became members
+        later in the same batch (a crisis started, or took in earlier wordings) have no ticket yet
+        to link: they are asked again, and get the problem as its members."""
+        grown = self._grown
         found = {m.message_id: self.problem_for(m) for m in messages}
-        if starts != self._starts:
+        if grown != self._grown:
             for message in messages:
                 if found[message.message_id] is None:
                     self._decided.pop(message.message_id, None)
@@ -325,15 +325,16 @@ class CrisisTickets:
         # A crisis this very decision created has no problem ticket anywhere yet: none to look for first.
         created = decision.outcome is Outcome.STARTED and not decision.repeated
         problem, attached = self._problem_ticket(crisis, decision.samples, look_first=not created)
-        if decision.outcome is Outcome.STARTED:
-            self._starts += 1
-            # The complaints before this one already have tickets: link them (a retried start
-            # links them again, harmlessly); this message's ticket is created as an incident.
-            self._link_members(decision.members, problem, skip_message=message.message_id)
-        elif attached:  # a start whose problem ticket failed, completed by this join
+        if attached and decision.outcome is Outcome.JOINED:  # a start whose problem ticket failed, completed by this join
+            self._grown += 1
             self._link_members(
                 self.detector.members(crisis.account_id, crisis.crisis_id), problem, skip_message=message.message_id
             )
+        elif decision.outcome is Outcome.STARTED or any(m.message_id != message.message_id for m in decision.members):
+            self._grown += 1
+            # The complaints before this one already have tickets: link them (a retried start
+            # links them again, harmlessly); this message's ticket is created as an incident.
+            self._link_members(decision.members, problem, skip_message=message.message_id)
         if attached and self.alerts is not None:
             self.alerts.crisis_started(crisis, problem)
         return problem

@@ -9,8 +9,11 @@ from typing import Any
 
 import pytest
 
-from chalicelib.crisis import CrisisDetector, CrisisSettings, CrisisStoreUnavailable, MemoryCrisisStore
+from chalicelib.crisis import CrisisDecision, CrisisDetector, CrisisSettings, CrisisStoreUnavailable, MemoryCrisisStore, Outcome
+from chalicelib.crisis.model import Crisis, Member, Origin
+from chalicelib.crisis.similarity import Centroid
 from chalicelib.crisis.tickets import CrisisTickets, is_problem_key, problem_external_id
+from chalicelib.crisis.window import WindowEntry
 from chalicelib.helpdesks.base import HelpdeskUnavailable, TicketGone, TicketRef
 from chalicelib.store import Conversation
 from tests.unit.test_crisis_detector import OUTAGE_EN, T0, UNRELATED, Clock, complaint
@@ -199,3 +202,27 @@ def test_a_bulk_create_gives_the_complaints_before_the_start_the_problem_too(rig
     assert list(found.values()) == [problem] * 20
     unrelated = complaint(UNRELATED[1], clock.now)
     assert tickets.problems_for([unrelated]) == {unrelated.message_id: None}
+
+
+class JoinsWithEarlier:
+    """A detector whose every decision is a join that also takes in an earlier complaint (a running
+    crisis catching up, or another wording joining it as a group)."""
+
+    def __init__(self, earlier: Any, crisis: Any) -> None:
+        self.earlier, self.crisis = earlier, crisis
+
+    def observe(self, message: Any) -> CrisisDecision:
+        return CrisisDecision(Outcome.JOINED, self.crisis, (Member.of(self.earlier), Member.of(message)))
+
+    def flush(self) -> None:
+        return None
+
+
+def test_a_join_that_takes_in_earlier_complaints_links_their_tickets(rig) -> None:
+    _tickets, helpdesk, store, _alerts, _clock, _memory = rig
+    earlier = WindowEntry("m-early", "x:thread:m-early", "x", "p", T0, frozenset({"app"}))
+    store.tickets[earlier.conversation_key] = "T-early"
+    crisis = Crisis("brand", "c-1", Origin.DETECTED, Centroid({"app": 1.0}), T0, T0, T0, ticket_id="P-1")
+    tickets = CrisisTickets(JoinsWithEarlier(earlier, crisis), helpdesk, store, scope=lambda message: "brand")  # type: ignore[arg-type]
+    assert tickets.problem_for(complaint(OUTAGE_EN[0], T0 + 60)) == "P-1"
+    assert helpdesk.types["T-early"] == ("incident", "P-1")  # its ticket existed: linked now, not at its next message
