@@ -212,6 +212,7 @@ class CrisisTickets:
         self._decided: dict[str, str | None] = {}  # message id -> problem ticket id (None: no crisis)
         self._grown = 0  # decisions that made earlier complaints members (a start, a catch-up, another wording)
         self._batches = 0  # stream batches begun and not ended: the detector's writes wait for the outermost's end
+        self._unlinked: dict[str, list[str]] = {}  # problem -> existing tickets to link when the batch ends
 
     @property
     def links_tickets(self) -> bool:
@@ -226,9 +227,14 @@ class CrisisTickets:
         self._batches += 1
 
     def end_batch(self) -> None:
-        """The batch ended (also when it failed): its crisis state is written."""
+        """The batch ended (also when it failed): its members' existing tickets are linked, its
+        crisis state is written."""
         self._batches = max(0, self._batches - 1)
         if not self._batches:
+            try:
+                self._link_queued()
+            except Exception as exc:  # noqa: BLE001 - logged; each member's next message links it
+                self._failed("crisis links of the batch not made", exc)
             self.flush()
 
     def flush(self) -> None:
@@ -358,10 +364,10 @@ class CrisisTickets:
         return crisis.ticket_id, False
 
     def _link_members(self, members: Iterable[Member], problem: str, *, skip_message: str | None) -> int:
-        """Link the tickets the crisis's members already have, 100 to a bulk update where the
-        helpdesk has one (else one update each); the count linked."""
-        tickets: list[str] = []
-        seen = {problem}
+        """Link the tickets the crisis's members already have (at the batch's end, in a batch:
+        all of its links in the fewest bulk updates); the count of tickets."""
+        queued = self._unlinked.setdefault(problem, [])
+        seen = {problem, *queued}
         for member in members:
             if member.message_id == skip_message:
                 continue
@@ -374,29 +380,41 @@ class CrisisTickets:
             if ticket is None or ticket in seen or conversation.helpdesk not in (None, self.helpdesk.name):
                 continue  # no ticket yet: it is created as an incident when its message is delivered
             seen.add(ticket)
-            tickets.append(ticket)
+            queued.append(ticket)
+        count = len(queued)
+        if not self._batches:
+            self._link_queued()
+        return count
+
+    def _link_queued(self) -> None:
+        """Link the queued tickets to their problems, 100 to a bulk update where the helpdesk has
+        one (else one update each), and follow every job together."""
+        queued, self._unlinked = self._unlinked, {}
         writer = getattr(self.helpdesk, "bulk_writer", lambda: None)()
         if not isinstance(writer, IncidentLinker):
-            return sum(self.link(ticket, problem) for ticket in tickets)
-        jobs: dict[str, list[str]] = {}
-        for start in range(0, len(tickets), writer.max_items):
-            chunk = tickets[start : start + writer.max_items]
-            try:
-                jobs[writer.submit_links(chunk, problem)] = chunk
-            except HelpdeskError as exc:  # one by one, then
-                self._failed(f"bulk link of {len(chunk)} tickets to problem {problem} refused", exc)
-                for ticket in chunk:
+            for problem, tickets in queued.items():
+                for ticket in tickets:
                     self.link(ticket, problem)
+            return
+        jobs: dict[str, tuple[str, list[str]]] = {}
+        for problem, tickets in queued.items():
+            for start in range(0, len(tickets), writer.max_items):
+                chunk = tickets[start : start + writer.max_items]
+                try:
+                    jobs[writer.submit_links(chunk, problem)] = (problem, chunk)
+                except HelpdeskError as exc:  # one by one, then
+                    self._failed(f"bulk link of {len(chunk)} tickets to problem {problem} refused", exc)
+                    for ticket in chunk:
+                        self.link(ticket, problem)
         if jobs:
-            self._settle_links(writer, jobs, problem)
-        return len(tickets)
+            self._settle_links(writer, jobs)
 
-    def _settle_links(self, writer: IncidentLinker, jobs: dict[str, list[str]], problem: str) -> None:
+    def _settle_links(self, writer: IncidentLinker, jobs: dict[str, tuple[str, list[str]]]) -> None:
         """Follow the link jobs to their end; link one by one the tickets a job did not link
         (an item that failed, a job that failed, vanished or did not finish in time: linking
         again is harmless), so no member waits for its next message to join the problem."""
         states = writer.follow(list(jobs), max_wait=self.job_wait_seconds, wait=self._wait)
-        for job_id, tickets in jobs.items():
+        for job_id, (problem, tickets) in jobs.items():
             missed = unapplied(states.get(job_id), tickets)
             if not missed:
                 continue

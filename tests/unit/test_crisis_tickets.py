@@ -226,3 +226,17 @@ def test_a_join_that_takes_in_earlier_complaints_links_their_tickets(rig) -> Non
     tickets = CrisisTickets(JoinsWithEarlier(earlier, crisis), helpdesk, store, scope=lambda message: "brand")  # type: ignore[arg-type]
     assert tickets.problem_for(complaint(OUTAGE_EN[0], T0 + 60)) == "P-1"
     assert helpdesk.types["T-early"] == ("incident", "P-1")  # its ticket existed: linked now, not at its next message
+
+
+def test_in_a_stream_batch_the_links_wait_for_its_end(rig) -> None:
+    _tickets, helpdesk, store, _alerts, _clock, _memory = rig
+    earlier = WindowEntry("m-early", "x:thread:m-early", "x", "p", T0, frozenset({"app"}))
+    store.tickets[earlier.conversation_key] = "T-early"
+    crisis = Crisis("brand", "c-1", Origin.DETECTED, Centroid({"app": 1.0}), T0, T0, T0, ticket_id="P-1")
+    tickets = CrisisTickets(JoinsWithEarlier(earlier, crisis), helpdesk, store, scope=lambda message: "brand")  # type: ignore[arg-type]
+    tickets.begin_batch()
+    for i in range(3):  # three decisions naming the same earlier complaint
+        assert tickets.problem_for(complaint(OUTAGE_EN[i], T0 + 60 + i)) == "P-1"
+    assert "T-early" not in helpdesk.types  # queued: one bulk update per problem for the whole batch
+    tickets.end_batch()
+    assert helpdesk.types["T-early"] == ("incident", "P-1")
