@@ -97,7 +97,7 @@ class CountingStore(MemoryCrisisStore):
     complaints of a batch (one update per quarter hour and ``WRITE_ENTRIES``) and their marks
     (one conditional update per page and ``MARK_ENTRIES``)."""
 
-    WRITES = ("create", "add_members", "recount", "end", "attach_ticket", "acquire", "release")
+    WRITES = ("create", "add_members", "end", "attach_ticket", "acquire", "release")
 
     def __init__(self) -> None:
         super().__init__()

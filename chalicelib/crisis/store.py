@@ -76,9 +76,6 @@ class CrisisStore(Protocol):
     def add_members(self, account_id: str, crisis_id: str, counts: Mapping[str, int], *, seen_at: float) -> Crisis | None:
         """Count complaints that joined (per platform); ``seen_at`` becomes the crisis's last activity."""
 
-    def recount(self, account_id: str, crisis_id: str, counts: Mapping[str, int], *, seen_at: float) -> Crisis | None:
-        """Set a crisis's counts to ``counts`` if they are higher (healing a start cut short before it counted)."""
-
     def end(self, account_id: str, crisis_id: str, *, ended_at: float, reason: str, quiet_before: float | None) -> Crisis | None:
         """End an active crisis (only if its last complaint is older than ``quiet_before``, when given).
         The ended crisis if this call ended it, else None."""
@@ -160,16 +157,6 @@ class MemoryCrisisStore:
                 crisis.platform_counts[platform] = crisis.platform_counts.get(platform, 0) + count
                 crisis.size += count
             crisis.last_seen = seen_at
-            return _copy_crisis(crisis)
-
-    def recount(self, account_id: str, crisis_id: str, counts: Mapping[str, int], *, seen_at: float) -> Crisis | None:
-        with self._lock:
-            crisis = self._crises.get((account_id, crisis_id))
-            if crisis is None:
-                return None
-            if sum(counts.values()) > crisis.size:
-                crisis.platform_counts.update(counts)
-                crisis.size, crisis.last_seen = sum(counts.values()), seen_at
             return _copy_crisis(crisis)
 
     def end(self, account_id: str, crisis_id: str, *, ended_at: float, reason: str, quiet_before: float | None) -> Crisis | None:
@@ -517,22 +504,6 @@ class DynamoCrisisStore:
             ReturnValues="ALL_NEW",
         )
         return _crisis_from(answer["Attributes"]) if answer else None
-
-    def recount(self, account_id: str, crisis_id: str, counts: Mapping[str, int], *, seen_at: float) -> Crisis | None:
-        names = {f"#p{i}": f"n_{platform}" for i, platform in enumerate(counts)}
-        values: dict[str, Any] = {f":p{i}": _n(count) for i, count in enumerate(counts.values())}
-        sets = ", ".join(["#size = :size", "last_seen = :seen", *(f"{name} = :{name[1:]}" for name in names)])
-        answer = self._conditional(
-            "recount crisis members",
-            "update_item",
-            Key={"pk": _s(account_pk(account_id)), "sk": _s(incident_sk(crisis_id))},
-            UpdateExpression=f"SET {sets}",
-            ConditionExpression="attribute_exists(pk) AND #size < :size",
-            ExpressionAttributeNames={"#size": "size", **names},
-            ExpressionAttributeValues={**values, ":size": _n(sum(counts.values())), ":seen": _n(seen_at)},
-            ReturnValues="ALL_NEW",
-        )
-        return _crisis_from(answer["Attributes"]) if answer else self.get(account_id, crisis_id)
 
     def end(self, account_id: str, crisis_id: str, *, ended_at: float, reason: str, quiet_before: float | None) -> Crisis | None:
         condition = "crisis_status = :active"

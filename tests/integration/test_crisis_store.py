@@ -130,14 +130,12 @@ def test_a_full_page_overflows_to_the_next(table: str) -> None:
     assert len(store.entries("page-1", since=0)) == 700
 
 
-def test_counts_per_platform_recount_and_ending(table: str) -> None:
+def test_counts_per_platform_and_ending(table: str) -> None:
     store = store_for(table)
     store.create(crisis())
     store.add_members("page-1", "c-1", {"x": 2, "whatsapp": 1}, seen_at=T0 + 60)
     counted = store.add_members("page-1", "c-1", {"x": 1}, seen_at=T0 + 120)
     assert counted.size == 4 and counted.platform_counts == {"x": 3, "whatsapp": 1} and counted.last_seen == T0 + 120
-    assert store.recount("page-1", "c-1", {"x": 2}, seen_at=T0 + 180).size == 4  # never lowers the counts
-    assert store.recount("page-1", "c-1", {"x": 4, "whatsapp": 1}, seen_at=T0 + 180).size == 5
 
     assert store.end("page-1", "c-1", ended_at=T0 + 200, reason="quiet", quiet_before=T0 + 100) is None  # not quiet
     assert [c.crisis_id for c in store.active()] == ["c-1"]
@@ -145,7 +143,7 @@ def test_counts_per_platform_recount_and_ending(table: str) -> None:
     assert ended is not None and ended.status is Status.ENDED and ended.end_reason == "quiet"
     assert store.end("page-1", "c-1", ended_at=T0 + 9001, reason="again", quiet_before=None) is None
     assert store.active() == [] and store.active("page-1") == []
-    assert store.get("page-1", "c-1").size == 5
+    assert store.get("page-1", "c-1").size == 4
 
 
 def test_the_start_lock_has_one_holder_until_released_or_lapsed(table: str) -> None:
