@@ -377,14 +377,12 @@ class CrisisDetector:
     def _joined(self, account_id: str, account: _Account, entry: WindowEntry, crisis: Crisis, now: float) -> CrisisDecision:
         """Count a complaint that just became a member (and those the crisis missed before)."""
         joined = [entry, *self._catch_up(account_id, account, crisis, min(entry.created_at, now))]
-        self._count(account_id, crisis, joined, now)
-        self._remember_active(account, crisis)
-        return CrisisDecision(Outcome.JOINED, crisis, tuple(Member.of(m) for m in joined))
+        return self._joined_group(account_id, account, joined, crisis, now)
 
     def _joined_group(
         self, account_id: str, account: _Account, group: list[WindowEntry], crisis: Crisis, now: float
     ) -> CrisisDecision:
-        """Count a group that joined a running crisis together."""
+        """Count complaints that just became members of a running crisis together."""
         self._count(account_id, crisis, group, now)
         self._remember_active(account, crisis)
         return CrisisDecision(Outcome.JOINED, crisis, tuple(Member.of(m) for m in sorted(group, key=lambda g: g.created_at)))
