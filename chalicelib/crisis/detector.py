@@ -2,14 +2,17 @@
 
 For each new inbound complaint the sync calls ``CrisisDetector.observe(message)``:
 
-1. the complaint is recorded once (a repeat is recognised and counts nothing);
+1. the complaint joins the window this container holds (a repeat is recognised and counts
+   nothing); what it changed is written by ``flush``, once per stream batch;
 2. if it is like an active crisis of its account (cosine with the crisis's centroid), it
    joins that crisis;
 3. otherwise its group is formed: the recent complaints like it (pairwise), grown in a
    few rounds to every complaint of the last ``window_minutes`` close to the group's
    centroid. At least ``min_size`` of them, and at least ``baseline_multiple`` times the
    group's usual volume per window over the ``baseline_hours`` before, start a crisis
-   that the whole group joins. Complaints group only with complaints in the same language.
+   that the whole group joins (or, when the group is too small a share of the traffic, it
+   joins the running crisis whose words it shares). Complaints group only with complaints
+   in the same language.
 4. a running crisis is compared by its members' centroid, so it takes in the wordings a
    crowd adds as it grows, and it looks back for recent complaints it missed.
 
