@@ -2,7 +2,7 @@
 keeps in the table (``chalicelib/crisis/store.py``).
 
 A crisis item (``CRISIS#<account>`` / ``INCIDENT#<id>``) holds its size; each member complaint
-(``W#...``, carrying ``crisis_id``) its platform time. The size at a moment is the members seen
+(an ``e:`` map on a ``W#...`` page, with its crisis id ``x``) its platform time ``c``. The size at a moment is the members seen
 by then. Complaints older than the crisis history (a day) have expired from the table: they are
 counted from the start, so the line always ends at the crisis's recorded size.
 """
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from chalicelib.crisis.store import ENTRY_PREFIX
 from chalicelib.reporting.model import Crisis
 
 MAX_POINTS = 48  # a line of at most this many dots: later points replace earlier ones within a slice
@@ -92,10 +93,12 @@ def crises_from_items(items: Iterable[dict[str, Any]], *, since: datetime) -> li
             crisis.ended_at = _number(item, "ended_at")
             crisis.keywords = _keywords(_value(item, "centroid"))
             crisis.ticket_id = _value(item, "ticket_id")
-        elif sk.startswith("W#") and _value(item, "crisis_id"):
-            created = _number(item, "created_at")
-            if created is not None:
-                found[(account, _value(item, "crisis_id") or "")].members.append(created)
+        elif sk.startswith("W#"):  # a page of complaints, one map attribute each (crisis/store.py)
+            for name, value in item.items():
+                fields = value.get("M") if name.startswith(ENTRY_PREFIX) else None
+                crisis_id, created = (fields or {}).get("x", {}).get("S"), (fields or {}).get("c", {}).get("N")
+                if crisis_id and created is not None:
+                    found[(account, crisis_id)].members.append(float(created))
     crises = []
     for (account, crisis_id), crisis in found.items():
         if not crisis.status:  # members of a crisis whose item is gone (expired a month after it ended)

@@ -256,6 +256,10 @@ def _add_message(facts: ConversationFacts, item: dict[str, Any]) -> None:
     facts.private = facts.private or kind == Kind.DIRECT_MESSAGE.value
 
 
+def _is_crisis_page(item: dict[str, Any]) -> bool:
+    return item["pk"]["S"].startswith("CRISIS#") and item.get("sk", {}).get("S", "").startswith("W#")
+
+
 class TableReader:
     """Scans the table (a low-level boto3 DynamoDB client is passed in)."""
 
@@ -276,10 +280,17 @@ class TableReader:
         }
         while True:
             page = self._client.scan(**kwargs)
-            yield from page.get("Items", [])
+            for item in page.get("Items", []):
+                yield self._whole(item) if _is_crisis_page(item) else item
             if "LastEvaluatedKey" not in page:
                 return
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _whole(self, item: dict[str, Any]) -> dict[str, Any]:
+        """A crisis window page read whole: its complaints are attributes of their own names
+        (``e:<platform>#<id>``), which no projection can list."""
+        found = self._client.get_item(TableName=self.table_name, Key={"pk": item["pk"], "sk": item["sk"]}).get("Item")
+        return found or item
 
     def conversations(self) -> list[ConversationFacts]:
         return conversations_from_items(self.items())

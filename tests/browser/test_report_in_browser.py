@@ -147,7 +147,7 @@ def _crisis(crises: DynamoCrisisStore, table: Table) -> None:
         entry = WindowEntry(message_id=f"c{number}", conversation_key=f"x:tweets:brand:9{number:02d}", platform="x",
                             author_id=f"a{number}", created_at=at, stems=stems, language="en", text="flight cancelled",
                             crisis_id="c-storm")
-        assert crises.record("brand", entry, expires_at=at + 86400)
+        assert crises.record_many("brand", [entry], keep_seconds=86400) == {entry.key}
         assert crises.add_members("brand", "c-storm", {"x": 1}, seen_at=at)
         table.crisis_sizes.append(number + 1)
 

@@ -30,20 +30,19 @@ def incident(crisis_id: str, *, status: str = "active", size: int, ended: dateti
     return item
 
 
-def member(crisis_id: str, minutes_ago: float) -> dict[str, Any]:
+def member(crisis_id: str | None, minutes_ago: float) -> dict[str, Any]:
+    """A window page holding one complaint, as ``crisis/store.py`` writes them (``e:`` maps)."""
     at = NOW - timedelta(minutes=minutes_ago)
-    return {
-        "pk": {"S": "CRISIS#brand"},
-        "sk": {"S": f"W#{at.isoformat()}#x#m{minutes_ago}"},
-        "created_at": {"N": str(at.timestamp())},
-        "crisis_id": {"S": crisis_id},
-    }
+    entry: dict[str, Any] = {"c": {"N": str(at.timestamp())}, "k": {"S": f"x:dm:{minutes_ago}"}, "s": {"S": "charg doubl"}}
+    if crisis_id:
+        entry["x"] = {"S": crisis_id}
+    return {"pk": {"S": "CRISIS#brand"}, "sk": {"S": f"W#{at.isoformat()}#{minutes_ago}"}, f"e:x#m{minutes_ago}": {"M": entry}}
 
 
 def test_the_size_grows_with_each_member_and_ends_at_the_recorded_size() -> None:
     # 10 counted, 3 complaints still in the table (7 expired with the history): the line starts at 8.
     items = [incident("c1", size=10), member("c1", 90), member("c1", 30), member("c1", 60)]
-    items.append({"pk": {"S": "CRISIS#brand"}, "sk": {"S": "W#later"}, "created_at": {"N": "1"}})  # no crisis: not a member
+    items.append(member(None, 20))  # a complaint in no crisis: not a member
     (crisis,) = crises_from_items(items, since=SINCE)
     assert crisis.name == "charge, double, refund, card (brand)" and crisis.active
     assert [size for _, size in crisis.sizes] == [8, 9, 10]
