@@ -262,7 +262,8 @@ def test_a_refused_request_is_refused_before_the_helpdesk_is_needed(monkeypatch:
 
     monkeypatch.setenv("HELPDESK", "zendesk")
     monkeypatch.setenv("ZENDESK_WEBHOOK_SECRET", SECRET)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")  # clients are built, never called
+    for name, value in (("AWS_DEFAULT_REGION", "us-east-1"), ("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test")):
+        monkeypatch.setenv(name, value)  # clients are built, never called
     for name in ("ZENDESK_URL", "ZENDESK_EMAIL", "ZENDESK_WEBHOOK_SECRET_PARAM", "CRISIS_ENABLED"):
         monkeypatch.delenv(name, raising=False)
     wiring.reset()
@@ -273,6 +274,7 @@ def test_a_refused_request_is_refused_before_the_helpdesk_is_needed(monkeypatch:
             answer = client.http.post("/helpdesk/zendesk", headers=headers, body=body)
     finally:
         wiring.reset()
+        boto3.DEFAULT_SESSION = None  # built under this test's environment: not the next test's
     assert answer.status_code == 401, answer.body
 
 
