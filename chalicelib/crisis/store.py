@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from chalicelib.crisis.model import Crisis, Origin, Status
 from chalicelib.crisis.similarity import Centroid
 from chalicelib.crisis.window import BUCKET_SECONDS, WindowEntry
+from chalicelib.store.table import condition_failed, error_code
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -237,14 +238,6 @@ def _n(value: float) -> dict[str, str]:
     return {"N": repr(round(value, 3)) if isinstance(value, float) else str(value)}
 
 
-def _error_code(exc: Exception) -> str | None:
-    return getattr(exc, "response", {}).get("Error", {}).get("Code")
-
-
-def _condition_failed(exc: Exception) -> bool:
-    return _error_code(exc) == "ConditionalCheckFailedException"
-
-
 def _entry_map(entry: WindowEntry) -> dict[str, Any]:
     value: dict[str, Any] = {"c": _n(entry.created_at), "k": _s(entry.conversation_key), "s": _s(" ".join(sorted(entry.stems)))}
     if entry.language:
@@ -310,16 +303,16 @@ class DynamoCrisisStore:
         try:
             return getattr(self._client, method)(TableName=self.table_name, **request)
         except Exception as exc:
-            if _condition_failed(exc):
+            if condition_failed(exc):
                 raise
-            raise CrisisStoreUnavailable(f"crisis store could not {what}: {_error_code(exc) or exc}") from exc
+            raise CrisisStoreUnavailable(f"crisis store could not {what}: {error_code(exc) or exc}") from exc
 
     def _conditional(self, what: str, method: str, **request: Any) -> dict[str, Any] | None:
         """A conditional write: its answer, or None when the condition failed."""
         try:
             return self._call(what, method, **request)
         except Exception as exc:
-            if _condition_failed(exc):
+            if condition_failed(exc):
                 return None
             raise
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from chalicelib.crisis.model import Crisis, CrisisDecision, Member, Outcome
 from chalicelib.helpdesks.base import BulkJob, HelpdeskError, TicketRef
+from chalicelib.store.table import condition_failed
 
 if TYPE_CHECKING:
     from chalicelib.crisis.detector import CrisisDetector
@@ -153,7 +154,7 @@ class CrisisAlerts:
                 ConditionExpression="attribute_not_exists(pk)",
             )
         except Exception as exc:
-            if getattr(exc, "response", {}).get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if condition_failed(exc):
                 return False
             raise
         logger.warning("crisis started", extra={"alert": summary})  # ids and counts only: no customer text

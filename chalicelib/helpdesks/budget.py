@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.http import parse_retry_after
+from chalicelib.store.table import condition_failed
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -420,7 +421,7 @@ class RateBudget:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
-            if _error_code(exc) != "ConditionalCheckFailedException":
+            if not condition_failed(exc):
                 raise
             with self._lock:
                 self.conflicts += 1
@@ -560,7 +561,7 @@ class RateBudget:
                 },
             )
         except ClientError as exc:
-            if _error_code(exc) != "ConditionalCheckFailedException":
+            if not condition_failed(exc):
                 raise
             self.conflicts += 1  # another Lambda paused it for longer already
         logger.warning("helpdesk rate limit (429): %s requests paused for %.1f s", name, pause)
@@ -591,7 +592,7 @@ class RateBudget:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
-            if _error_code(exc) != "ConditionalCheckFailedException":
+            if not condition_failed(exc):
                 raise
             self.conflicts += 1
             item = _item_of(exc)
@@ -647,10 +648,6 @@ def _n(value: float, *, up: bool | None = None) -> str:
     scaled = value * 1_000_000
     rounded = math.ceil(scaled) if up else math.floor(scaled) if up is False else round(scaled)
     return f"{rounded / 1_000_000:.6f}"
-
-
-def _error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 def _item_of(exc: ClientError) -> dict[str, Any]:

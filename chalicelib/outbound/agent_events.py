@@ -59,6 +59,7 @@ from typing import TYPE_CHECKING, Any
 
 from chalicelib.errors import BadRequest, PayloadTooLarge, Unauthorized, Unavailable
 from chalicelib.inbound.signatures import get_header
+from chalicelib.store.table import condition_failed, error_code
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -358,10 +359,6 @@ def _n(value: int | float) -> dict[str, str]:
     return {"N": str(int(value))}
 
 
-def _error_code(exc: Exception) -> str | None:
-    return getattr(exc, "response", {}).get("Error", {}).get("Code")
-
-
 class EventLog:
     """Events already handled, as ``EVENT#<source>#<event id>`` items of the one table.
 
@@ -412,9 +409,9 @@ class EventLog:
                 },
             )
         except Exception as exc:
-            if _error_code(exc) == "ConditionalCheckFailedException":
+            if condition_failed(exc):
                 return False
-            raise Unavailable(f"could not record the event: {_error_code(exc) or exc}") from exc
+            raise Unavailable(f"could not record the event: {error_code(exc) or exc}") from exc
         return True
 
     def done(self, source: str, event_id: str, outcome: str, now: datetime) -> None:
@@ -428,7 +425,7 @@ class EventLog:
                 ExpressionAttributeValues={":done": _s("done"), ":outcome": _s(outcome), ":now": _n(_utc(now).timestamp())},
             )
         except Exception as exc:
-            logger.warning("could not mark a zendesk event done", extra={"reason": _error_code(exc) or type(exc).__name__})
+            logger.warning("could not mark a zendesk event done", extra={"reason": error_code(exc) or type(exc).__name__})
 
     def release(self, source: str, event_id: str) -> None:
         """Give back a claim whose processing failed, so a retried delivery processes it (best
@@ -443,7 +440,7 @@ class EventLog:
                 ExpressionAttributeValues={":processing": _s("processing"), ":released": _s("released")},
             )
         except Exception as exc:
-            logger.warning("could not release a zendesk event", extra={"reason": _error_code(exc) or type(exc).__name__})
+            logger.warning("could not release a zendesk event", extra={"reason": error_code(exc) or type(exc).__name__})
 
 
 # --- the route's handler ---------------------------------------------------------------------
@@ -534,5 +531,5 @@ def is_transient(exc: Exception) -> bool:
 
     if isinstance(exc, (StoreUnavailable, HelpdeskUnavailable, ConversationConflict)):
         return True
-    code = _error_code(exc)  # a botocore ClientError: throttling and service errors are worth a retry
+    code = error_code(exc)  # a botocore ClientError: throttling and service errors are worth a retry
     return code is not None and code not in PERMANENT_ERRORS

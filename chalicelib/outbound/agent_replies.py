@@ -128,6 +128,7 @@ from chalicelib.outbound.base import (
 )
 from chalicelib.outbound.dispatch import place_name, target_from_messages
 from chalicelib.store import ConversationConflict, StoreUnavailable, conversation_pk
+from chalicelib.store.table import condition_failed, error_code
 
 if TYPE_CHECKING:
     from chalicelib.helpdesks.base import Helpdesk
@@ -232,14 +233,6 @@ def _ms(moment: datetime) -> int:
     return int(_utc(moment).timestamp() * 1000)
 
 
-def _error_code(exc: Exception) -> str | None:
-    return getattr(exc, "response", {}).get("Error", {}).get("Code")
-
-
-def _condition_failed(exc: Exception) -> bool:
-    return _error_code(exc) == "ConditionalCheckFailedException"
-
-
 # --- the ledger ------------------------------------------------------------------------------
 
 
@@ -307,9 +300,9 @@ class ReplyLedger:
         try:
             getattr(self._client, what)(TableName=self.table_name, **kwargs)
         except Exception as exc:
-            if _condition_failed(exc):
+            if condition_failed(exc):
                 return False
-            raise StoreUnavailable(f"reply ledger {what} failed: {_error_code(exc) or exc}") from exc
+            raise StoreUnavailable(f"reply ledger {what} failed: {error_code(exc) or exc}") from exc
         return True
 
     def get(self, conversation_key: str, comment_id: str) -> ReplyRecord | None:
@@ -318,7 +311,7 @@ class ReplyLedger:
                 TableName=self.table_name, Key=self.key(conversation_key, comment_id), ConsistentRead=True
             ).get("Item")
         except Exception as exc:
-            raise StoreUnavailable(f"reply ledger read failed: {_error_code(exc) or exc}") from exc
+            raise StoreUnavailable(f"reply ledger read failed: {error_code(exc) or exc}") from exc
         return self._record(conversation_key, comment_id, item) if item else None
 
     def _record(self, conversation_key: str, comment_id: str, item: dict[str, Any]) -> ReplyRecord:
@@ -519,7 +512,7 @@ class ReplyLedger:
             try:
                 page = self._client.query(**kwargs)
             except Exception as exc:
-                raise StoreUnavailable(f"held replies query failed: {_error_code(exc) or exc}") from exc
+                raise StoreUnavailable(f"held replies query failed: {error_code(exc) or exc}") from exc
             records += [self._record(conversation_key, item["comment_id"]["S"], item) for item in page.get("Items", [])]
             if "LastEvaluatedKey" not in page:
                 break
@@ -570,7 +563,7 @@ class ReplyLedger:
         try:
             return dict(self._client.query(**kwargs))
         except Exception as exc:
-            raise StoreUnavailable(f"reply retry query failed: {_error_code(exc) or exc}") from exc
+            raise StoreUnavailable(f"reply retry query failed: {error_code(exc) or exc}") from exc
 
     # --- tickets to read again --------------------------------------------------------------
 
@@ -607,7 +600,7 @@ class ReplyLedger:
                 or {}
             )
         except Exception as exc:
-            raise StoreUnavailable(f"reply recheck read failed: {_error_code(exc) or exc}") from exc
+            raise StoreUnavailable(f"reply recheck read failed: {error_code(exc) or exc}") from exc
         return int(item.get("failures", {}).get("N", "0"))
 
     def finish_recheck(self, conversation_key: str, ticket_id: str, due_at: str) -> None:

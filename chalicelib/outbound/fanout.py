@@ -68,6 +68,7 @@ from chalicelib.outbound.approval import (
     withdrawn_note,
 )
 from chalicelib.store import StoreUnavailable
+from chalicelib.store.table import condition_failed
 
 if TYPE_CHECKING:
     from chalicelib.crisis.tickets import CrisisTickets
@@ -192,7 +193,7 @@ class FanoutJobs:
         try:
             getattr(self._client, method)(TableName=self.table_name, **request)
         except Exception as exc:
-            if getattr(exc, "response", {}).get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if condition_failed(exc):
                 return False
             raise StoreUnavailable(f"fan-out {method} failed: {exc}") from exc
         return True

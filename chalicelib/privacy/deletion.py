@@ -57,6 +57,7 @@ from urllib.parse import parse_qs
 from chalicelib.errors import BadRequest, Unauthorized, Unavailable, WebhookError
 from chalicelib.inbound.signatures import SignatureError
 from chalicelib.store import AUTHOR_INDEX, author_pk
+from chalicelib.store.table import error_code
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -208,10 +209,6 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _error_code(exc: Exception) -> str | None:
-    return getattr(exc, "response", {}).get("Error", {}).get("Code")
-
-
 def new_code() -> str:
     """A confirmation code: random, URL-safe, unguessable."""
     return secrets.token_urlsafe(CODE_BYTES)
@@ -280,7 +277,7 @@ class DeletionRequests:
                 ConditionExpression="attribute_not_exists(pk)",
             )
         except Exception as exc:
-            raise Unavailable(f"could not record the deletion request: {_error_code(exc) or type(exc).__name__}") from exc
+            raise Unavailable(f"could not record the deletion request: {error_code(exc) or type(exc).__name__}") from exc
         return code
 
     def get(self, code: str) -> dict[str, Any] | None:
@@ -310,7 +307,7 @@ class DeletionRequests:
             for platform, author_id in subjects:
                 report.merge(self.forget(platform, author_id, scan_conversations=scan_conversations))
         except Exception as exc:
-            self._mark_failed(code, f"{type(exc).__name__}: {_error_code(exc) or 'see the function logs'}")
+            self._mark_failed(code, f"{type(exc).__name__}: {error_code(exc) or 'see the function logs'}")
             raise
         self._mark_done(code, report)
         return report
@@ -328,7 +325,7 @@ class DeletionRequests:
         except Exception as exc:
             logger.error(
                 "deletion request failed; it stays open for a retry",
-                extra={"confirmation_code": code, "error": type(exc).__name__, "error_code": _error_code(exc)},
+                extra={"confirmation_code": code, "error": type(exc).__name__, "error_code": error_code(exc)},
             )
             return code, None
         # counts and the code only: never the person's ids

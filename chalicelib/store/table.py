@@ -185,13 +185,14 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def _is_condition_failure(exc: Exception) -> bool:
-    code = getattr(exc, "response", {}).get("Error", {}).get("Code")
-    return code in ("ConditionalCheckFailedException", "TransactionCanceledException")
-
-
-def _error_code(exc: Exception) -> str | None:
+def error_code(exc: Exception) -> str | None:
+    """A botocore ``ClientError``'s code (``ThrottlingException``...); None for anything else."""
     return getattr(exc, "response", {}).get("Error", {}).get("Code")
+
+
+def condition_failed(exc: Exception) -> bool:
+    """A conditional write (or transaction) refused by its condition: another writer got there first."""
+    return error_code(exc) in ("ConditionalCheckFailedException", "TransactionCanceledException")
 
 
 def author_pk(platform: str, author_id: str) -> str:
@@ -298,11 +299,11 @@ class MessageStore:
                 ConditionExpression="attribute_not_exists(pk)",
             )
         except Exception as exc:
-            if _is_condition_failure(exc):
+            if condition_failed(exc):
                 return False
-            if _error_code(exc) == "ValidationException":
+            if error_code(exc) == "ValidationException":
                 raise UnstorableMessages([], [(message, f"DynamoDB refused it: {exc}"[:300])]) from exc
-            raise StoreUnavailable(f"could not store message {message.message_id}: {_error_code(exc) or exc}") from exc
+            raise StoreUnavailable(f"could not store message {message.message_id}: {error_code(exc) or exc}") from exc
         return True
 
     def save_messages(self, messages: list[SocialMessage]) -> list[bool]:
@@ -351,9 +352,9 @@ class MessageStore:
                 },
             )
         except Exception as exc:
-            if _error_code(exc) == "ValidationException":
+            if error_code(exc) == "ValidationException":
                 raise UnstorableStatus(f"DynamoDB refused it: {exc}"[:300]) from exc
-            raise StoreUnavailable(f"could not record status of {status.message_id}: {_error_code(exc) or exc}") from exc
+            raise StoreUnavailable(f"could not record status of {status.message_id}: {error_code(exc) or exc}") from exc
 
     def quarantine(self, rejected: RejectedEvent) -> None:
         """Keep an event we could not normalize, with the error, for a person to look at."""
@@ -374,7 +375,7 @@ class MessageStore:
                 },
             )
         except Exception as exc:
-            raise StoreUnavailable(f"could not quarantine an event: {_error_code(exc) or exc}") from exc
+            raise StoreUnavailable(f"could not quarantine an event: {error_code(exc) or exc}") from exc
 
     # --- ticket sync ------------------------------------------------------------
 
@@ -398,8 +399,8 @@ class MessageStore:
                 ExpressionAttributeValues={":now": _s(_iso(datetime.now(timezone.utc)))},
             )
         except Exception as exc:
-            if not _is_condition_failure(exc):
-                raise StoreUnavailable(f"could not mark {message_id} deleted: {_error_code(exc) or exc}") from exc
+            if not condition_failed(exc):
+                raise StoreUnavailable(f"could not mark {message_id} deleted: {error_code(exc) or exc}") from exc
 
     def mark_noise(self, conversation_key: str, message_id: str, reason: str, signals: dict[str, Any] | None = None) -> None:
         """Record on a stored message that triage found it noise (``reason``: "emoji only",
@@ -418,8 +419,8 @@ class MessageStore:
                 ExpressionAttributeValues=values,
             )
         except Exception as exc:
-            if not _is_condition_failure(exc):
-                raise StoreUnavailable(f"could not mark {message_id} as noise: {_error_code(exc) or exc}") from exc
+            if not condition_failed(exc):
+                raise StoreUnavailable(f"could not mark {message_id} as noise: {error_code(exc) or exc}") from exc
 
     def noise_reason(self, conversation_key: str, message_id: str) -> str | None:
         """Why triage kept a stored message out of the helpdesk, or None (not noise, or unknown)."""
@@ -503,7 +504,7 @@ class MessageStore:
                 ReturnValues="ALL_OLD",
             )
         except Exception as exc:
-            raise StoreUnavailable(f"could not record the response time: {_error_code(exc) or exc}") from exc
+            raise StoreUnavailable(f"could not record the response time: {error_code(exc) or exc}") from exc
         return dict(answer.get("Attributes") or {})
 
     def response_times(self, key: str) -> dict[str, Any] | None:
@@ -868,7 +869,7 @@ class MessageStore:
                 ExpressionAttributeValues={":now": _n(round(now, 3)), ":owner": _s(owner)},
             )
         except Exception as exc:
-            if _is_condition_failure(exc):
+            if condition_failed(exc):
                 return False
             raise self._failure("could not take a lease", exc) from exc
         return True
@@ -887,7 +888,7 @@ class MessageStore:
                 )
                 return
             except Exception as exc:  # noqa: BLE001
-                if _is_condition_failure(exc):  # expired and taken by someone else
+                if condition_failed(exc):  # expired and taken by someone else
                     return
 
     # --- the batch stage's reads (``sync/batch.py``): a hundred items a request -------------------
@@ -951,9 +952,9 @@ class MessageStore:
     @staticmethod
     def _failure(what: str, exc: Exception) -> Exception:
         """The store's exception for a failed DynamoDB call: permanent or worth retrying."""
-        if _is_condition_failure(exc):
+        if condition_failed(exc):
             return ConversationConflict(what)
-        code = _error_code(exc)
+        code = error_code(exc)
         if code == "ValidationException":  # this item's write can never succeed
             return UnstorableConversation(f"{what}: {code}: {exc}"[:500])
         return StoreUnavailable(f"{what}: {code or exc}")

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from chalicelib.store.table import condition_failed
+
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
@@ -80,7 +82,7 @@ class TelegramGapTracker:
                 ReturnValues="UPDATED_OLD",
             )
         except Exception as exc:
-            if getattr(exc, "response", {}).get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if condition_failed(exc):
                 return UpdateGap(stale=True)
             raise
         old = (response.get("Attributes") or {}).get("last", {}).get("N")

@@ -45,6 +45,7 @@ from chalicelib.channels.x.api import (
 )
 from chalicelib.inbound.intake import save_batch
 from chalicelib.models import NormalizedBatch
+from chalicelib.store.table import condition_failed
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -73,10 +74,6 @@ def _parse_iso(value: str | None) -> datetime | None:
     if not value:
         return None
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def _is_condition_failure(exc: Exception) -> bool:
-    return getattr(exc, "response", {}).get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
 def watermark_pk(source: str, account: str) -> str:
@@ -138,7 +135,7 @@ class Watermarks:
                 },
             )
         except Exception as exc:
-            if _is_condition_failure(exc):
+            if condition_failed(exc):
                 return False
             raise
         return True
