@@ -140,17 +140,15 @@ def main() -> int:
     """Start moto and the sandbox, take the four measurements, print and save them."""
     import logging
 
-    from moto.server import ThreadedMotoServer
-
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
 
     sys.path.insert(0, str(ROOT))
     from local.defaults import LOCAL_SECRETS, SANDBOX_ZENDESK_EMAIL, SANDBOX_ZENDESK_TOKEN, aws_environment, free_port
+    from local.moto_server import start_moto_server
     from local.zendesk_sandbox import ZendeskSandbox
 
     moto_port = free_port()
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
-    moto.start()
+    moto = start_moto_server(moto_port)
     sandbox = ZendeskSandbox(host="127.0.0.1", port=0, email=SANDBOX_ZENDESK_EMAIL, api_token=SANDBOX_ZENDESK_TOKEN)
     sandbox.start()
     try:

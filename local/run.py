@@ -71,7 +71,7 @@ def main() -> int:
     """Start everything, print where it is, and stop it all on Ctrl-C."""
     import logging
 
-    from moto.server import ThreadedMotoServer
+    from local.moto_server import start_moto_server
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log drowns the banner
 
@@ -83,8 +83,7 @@ def main() -> int:
     stop = threading.Event()
     chalice: subprocess.Popen[bytes] | None = None
     try:
-        moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port("MOTO_PORT"), verbose=False)
-        moto.start()
+        moto = start_moto_server(port("MOTO_PORT"))
         started.append(moto.stop)
         moto_url = f"http://127.0.0.1:{port('MOTO_PORT')}"
         os.environ.update(aws_environment(moto_url))

@@ -66,22 +66,43 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--deliveries", type=int, default=5000, help="webhook deliveries, duplicates included")
     p.add_argument("--duplicates", type=float, default=0.2, help="share of deliveries that repeat another one")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--reorder-window", type=int, default=0,
-                   help="0: shuffle all deliveries; N: platform-time order, each moved by up to N places")
+    p.add_argument(
+        "--reorder-window",
+        type=int,
+        default=0,
+        help="0: shuffle all deliveries; N: platform-time order, each moved by up to N places",
+    )
     p.add_argument("--ingest-throttle", type=float, default=0.05, help="share of DynamoDB calls throttled during ingest")
     p.add_argument("--sync-throttle", type=float, default=0.01, help="share of DynamoDB calls throttled during the sync")
     p.add_argument("--zendesk-fault-rate", type=float, default=0.12, help="mean per-request fault rate while a plan is active")
     p.add_argument("--outage-chance", type=float, default=0.08, help="chance per re-plan of a burst of consecutive failures")
-    p.add_argument("--storm-chance", type=float, default=0.03,
-                   help="per sync round, chance that every DynamoDB call fails for a while (--storm-seconds)")
-    p.add_argument("--storm-seconds", type=float, default=150.0,
-                   help="longest throttling storm (virtual seconds); longer than the sync's bookkeeping patience")
-    p.add_argument("--storm-real-cap", type=float, default=1.5,
-                   help="longest throttling storm in real seconds (the soak compresses time)")
-    p.add_argument("--storm-after-write-chance", type=float, default=0.005,
-                   help="chance that a storm starts right after Zendesk accepted a ticket or comment")
-    p.add_argument("--fresh-container-chance", type=float, default=0.3,
-                   help="chance that Lambda retries a failed batch in a new execution environment (no memory)")
+    p.add_argument(
+        "--storm-chance",
+        type=float,
+        default=0.03,
+        help="per sync round, chance that every DynamoDB call fails for a while (--storm-seconds)",
+    )
+    p.add_argument(
+        "--storm-seconds",
+        type=float,
+        default=150.0,
+        help="longest throttling storm (virtual seconds); longer than the sync's bookkeeping patience",
+    )
+    p.add_argument(
+        "--storm-real-cap", type=float, default=1.5, help="longest throttling storm in real seconds (the soak compresses time)"
+    )
+    p.add_argument(
+        "--storm-after-write-chance",
+        type=float,
+        default=0.005,
+        help="chance that a storm starts right after Zendesk accepted a ticket or comment",
+    )
+    p.add_argument(
+        "--fresh-container-chance",
+        type=float,
+        default=0.3,
+        help="chance that Lambda retries a failed batch in a new execution environment (no memory)",
+    )
     p.add_argument("--chunk", type=int, default=40, help="deliveries between two stream polls")
     p.add_argument("--polls-per-chunk", type=int, default=4, help="most sync invocations between two chunks")
     p.add_argument("--rotate-every", type=int, default=2, help="sync rounds between two Zendesk fault re-plans")
@@ -89,16 +110,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--read-timeout", type=float, default=0.25, help="the helpdesk client's read timeout, seconds")
     p.add_argument("--sleep-cap", type=float, default=0.08, help="longest real sleep for one sync backoff, seconds")
     p.add_argument("--batch-size", type=int, default=100, help="stream records per sync invocation")
-    p.add_argument("--operator-rate", type=float, default=0.08,
-                   help="per sync round, chance of each operator action (delete/merge/close a ticket, delete/merge users)")
-    p.add_argument("--big-conversation", type=int, default=10_500,
-                   help="messages in one viral thread on top of --deliveries (0: none)")
-    p.add_argument("--crisis", type=int, default=None,
-                   help="customers posting one outage complaint within five minutes, on top of --deliveries "
-                        "(default: one per 20 deliveries; 0: none)")
-    p.add_argument("--budget-per-minute", type=int, default=2500,
-                   help="every helpdesk request goes through the shared rate budget, as deployed, with this limit "
-                        "per minute (Zendesk High Volume) in the soak's virtual time (0: no budget)")
+    p.add_argument(
+        "--operator-rate",
+        type=float,
+        default=0.08,
+        help="per sync round, chance of each operator action (delete/merge/close a ticket, delete/merge users)",
+    )
+    p.add_argument(
+        "--big-conversation", type=int, default=10_500, help="messages in one viral thread on top of --deliveries (0: none)"
+    )
+    p.add_argument(
+        "--crisis",
+        type=int,
+        default=None,
+        help="customers posting one outage complaint within five minutes, on top of --deliveries "
+        "(default: one per 20 deliveries; 0: none)",
+    )
+    p.add_argument(
+        "--budget-per-minute",
+        type=int,
+        default=2500,
+        help="every helpdesk request goes through the shared rate budget, as deployed, with this limit "
+        "per minute (Zendesk High Volume) in the soak's virtual time (0: no budget)",
+    )
     p.add_argument("--concurrent-redrives", type=int, default=2, help="redrives started at the same time")
     p.add_argument("--moto-in-process", action="store_true", help="run moto in this process (default: a child process)")
     p.add_argument("--json", type=Path, help="also write the report here")
@@ -252,7 +286,9 @@ def read_stream(streams: Any, stream_arn: str) -> list[dict[str, Any]]:
     records: list[dict[str, Any]] = []
     description = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]
     for shard in description.get("Shards", []):
-        iterator = streams.get_shard_iterator(StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        iterator = streams.get_shard_iterator(StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON")[
+            "ShardIterator"
+        ]
         while iterator:
             response = streams.get_records(ShardIterator=iterator, Limit=1000)
             batch = response.get("Records", [])
@@ -333,12 +369,18 @@ def run_soak(args: argparse.Namespace, moto_url: str, sandbox: Any, log: Any) ->
     from local.resources import create_local_resources
 
     resources = create_local_resources(
-        dynamodb=boto3.client("dynamodb"), sqs=boto3.client("sqs"), template_path=ROOT / "infra" / "template.json",
+        dynamodb=boto3.client("dynamodb"),
+        sqs=boto3.client("sqs"),
+        template_path=ROOT / "infra" / "template.json",
         stage=f"soak{args.seed}x{os.getpid()}",
     )
     os.environ.update(
-        TABLE_NAME=resources.table_name, STREAM_ARN=resources.stream_arn, DLQ_URL=resources.dlq_url,
-        ZENDESK_URL=sandbox.url, ZENDESK_EMAIL=SANDBOX_ZENDESK_EMAIL, ZENDESK_API_TOKEN=SANDBOX_ZENDESK_TOKEN,
+        TABLE_NAME=resources.table_name,
+        STREAM_ARN=resources.stream_arn,
+        DLQ_URL=resources.dlq_url,
+        ZENDESK_URL=sandbox.url,
+        ZENDESK_EMAIL=SANDBOX_ZENDESK_EMAIL,
+        ZENDESK_API_TOKEN=SANDBOX_ZENDESK_TOKEN,
     )
 
     import app as lambda_app
@@ -366,8 +408,12 @@ def run_soak(args: argparse.Namespace, moto_url: str, sandbox: Any, log: Any) ->
                 throttle.storm(storm_rng.uniform(1.0, args.storm_seconds), real_cap=args.storm_real_cap)
                 storm_plan["started"] += 1
 
-    http = JsonHttpClient(sandbox.url, basic_auth_header(SANDBOX_ZENDESK_EMAIL, SANDBOX_ZENDESK_TOKEN),
-                          timeout=(1.0, args.read_timeout), observer=after_exchange)
+    http = JsonHttpClient(
+        sandbox.url,
+        basic_auth_header(SANDBOX_ZENDESK_EMAIL, SANDBOX_ZENDESK_TOKEN),
+        timeout=(1.0, args.read_timeout),
+        observer=after_exchange,
+    )
     helpdesk = ZendeskHelpdesk(sandbox.url, SANDBOX_ZENDESK_EMAIL, SANDBOX_ZENDESK_TOKEN, http=http)
     wiring.override("helpdesk", helpdesk)
     dead_letters = CountingDeadLetterQueue(resources.dlq_url, wiring._client("sqs"))
@@ -382,8 +428,13 @@ def run_soak(args: argparse.Namespace, moto_url: str, sandbox: Any, log: Any) ->
         from chalicelib.helpdesks.budget import OVERALL, Bucket, RateBudget
 
         budget = RateBudget(
-            resources.table_name, wiring._client("dynamodb"), helpdesk="zendesk",
-            buckets=[Bucket(OVERALL, args.budget_per_minute)], clock=clock.wall, sleep=SleepRecorder(args.sleep_cap, clock))
+            resources.table_name,
+            wiring._client("dynamodb"),
+            helpdesk="zendesk",
+            buckets=[Bucket(OVERALL, args.budget_per_minute)],
+            clock=clock.wall,
+            sleep=SleepRecorder(args.sleep_cap, clock),
+        )
         outcomes.use_budget("zendesk", budget)
 
     def fresh_crisis() -> Any:
@@ -392,14 +443,30 @@ def run_soak(args: argparse.Namespace, moto_url: str, sandbox: Any, log: Any) ->
         wiring._built.pop("crisis", None)  # noqa: SLF001 - the soak plays Lambda's execution environments
         return wiring.crisis_tickets()
 
-    sync = CountingTicketSync(wiring.message_store(), helpdesk, dead_letters, sleep=sleeper, clock=clock.wall,
-                              policy=TicketPolicy.from_env(), crisis=fresh_crisis())
+    sync = CountingTicketSync(
+        wiring.message_store(),
+        helpdesk,
+        dead_letters,
+        sleep=sleeper,
+        clock=clock.wall,
+        policy=TicketPolicy.from_env(),
+        crisis=fresh_crisis(),
+    )
     wiring.override("sync", sync)
     # The redrive is its own Lambda function: each invocation its own execution environment.
-    redrive_syncs = [CountingTicketSync(wiring.message_store(), helpdesk, dead_letters, sleep=sleeper,
-                                        clock=clock.wall, policy=TicketPolicy.from_env(), shared_with=sync,
-                                        crisis=fresh_crisis())
-                     for _ in range(max(1, args.concurrent_redrives))]
+    redrive_syncs = [
+        CountingTicketSync(
+            wiring.message_store(),
+            helpdesk,
+            dead_letters,
+            sleep=sleeper,
+            clock=clock.wall,
+            policy=TicketPolicy.from_env(),
+            shared_with=sync,
+            crisis=fresh_crisis(),
+        )
+        for _ in range(max(1, args.concurrent_redrives))
+    ]
     redrive_sync = redrive_syncs[0]
 
     def run_redrive(call: Any) -> Any:
@@ -431,8 +498,13 @@ def run_soak(args: argparse.Namespace, moto_url: str, sandbox: Any, log: Any) ->
         return reports, errors
 
     throttle = DynamoThrottle(wiring._client("dynamodb"), seed=args.seed, clock=clock)
-    chaos = ZendeskChaos(sandbox, random.Random(args.seed + 1), rate=args.zendesk_fault_rate,
-                         read_timeout=args.read_timeout, outage_chance=args.outage_chance)
+    chaos = ZendeskChaos(
+        sandbox,
+        random.Random(args.seed + 1),
+        rate=args.zendesk_fault_rate,
+        read_timeout=args.read_timeout,
+        outage_chance=args.outage_chance,
+    )
     operators = Operators(sandbox, random.Random(args.seed + 4), rate=args.operator_rate)
     sync_errors: Counter[str] = Counter()
 
@@ -444,9 +516,16 @@ def run_soak(args: argparse.Namespace, moto_url: str, sandbox: Any, log: Any) ->
         # Lambda retries the batch, usually in the same execution environment, but
         # nothing guarantees it: then whatever the sync kept in memory is gone.
         if rng.random() < args.fresh_container_chance:
-            fresh = CountingTicketSync(wiring.message_store(), helpdesk, dead_letters, sleep=sleeper,
-                                       clock=clock.wall, policy=TicketPolicy.from_env(), shared_with=sync,
-                                       crisis=fresh_crisis())
+            fresh = CountingTicketSync(
+                wiring.message_store(),
+                helpdesk,
+                dead_letters,
+                sleep=sleeper,
+                clock=clock.wall,
+                policy=TicketPolicy.from_env(),
+                shared_with=sync,
+                crisis=fresh_crisis(),
+            )
             wiring.override("sync", fresh)
             containers[0] += 1
 
@@ -465,17 +544,26 @@ def run_soak(args: argparse.Namespace, moto_url: str, sandbox: Any, log: Any) ->
     backfill.record_update_id = counting_record_update_id
 
     streams = boto3.client("dynamodbstreams")
-    poller = StreamPoller(streams, resources.stream_arn, lambda_app.sync_tickets, batch_size=args.batch_size,
-                          on_error=on_sync_error)
+    poller = StreamPoller(
+        streams, resources.stream_arn, lambda_app.sync_tickets, batch_size=args.batch_size, on_error=on_sync_error
+    )
     sender = Sender(lambda_app, dict(LOCAL_SECRETS))
 
     run_id = f"{args.seed % 1000:03d}"
-    work = build(args.deliveries, args.duplicates, seed=args.seed, run=run_id, reorder_window=args.reorder_window,
-                 big_conversation=args.big_conversation,
-                 crisis=args.deliveries // 20 if args.crisis is None else args.crisis)
-    log(f"workload: {len(work.deliveries)} deliveries ({work.duplicates} duplicates, "
+    work = build(
+        args.deliveries,
+        args.duplicates,
+        seed=args.seed,
+        run=run_id,
+        reorder_window=args.reorder_window,
+        big_conversation=args.big_conversation,
+        crisis=args.deliveries // 20 if args.crisis is None else args.crisis,
+    )
+    log(
+        f"workload: {len(work.deliveries)} deliveries ({work.duplicates} duplicates, "
         f"{work.duplicates / len(work.deliveries):.1%}), {len(work.messages)} messages, "
-        f"{len(work.conversations)} conversations")
+        f"{len(work.conversations)} conversations"
+    )
     expected = check_workload(work)
 
     # --- phase 1: chaos ------------------------------------------------------------------------
@@ -532,8 +620,10 @@ def run_soak(args: argparse.Namespace, moto_url: str, sandbox: Any, log: Any) ->
         if step % args.chunk == 0:
             sync_round()
             if not args.quiet and polls % 25 == 0:
-                log(f"  {step}/{len(work.deliveries)} sent, {polls} polls, {poller.records_handled} stream records synced, "
-                    f"{poller.failures} batch retries, {dead_letters.parks} parked, {len(retries)} waiting platform retries")
+                log(
+                    f"  {step}/{len(work.deliveries)} sent, {polls} polls, {poller.records_handled} stream records synced, "
+                    f"{poller.failures} batch retries, {dead_letters.parks} parked, {len(retries)} waiting platform retries"
+                )
     t_faults_stop = time.monotonic()
 
     # --- phase 2: faults stop; platform retries, drain, redrive ---------------------------------
@@ -599,12 +689,15 @@ def run_soak(args: argparse.Namespace, moto_url: str, sandbox: Any, log: Any) ->
     metrics.clear_metrics()
     poller.drain()
     t_end = time.monotonic()
-    log(f"faults stopped after {t_faults_stop - t_start:.1f}s; backlog {backlog_records} stream records, "
-        f"{pending_at_stop} deliveries awaiting a platform retry, {dlq_at_drain} parked")
+    log(
+        f"faults stopped after {t_faults_stop - t_start:.1f}s; backlog {backlog_records} stream records, "
+        f"{pending_at_stop} deliveries awaiting a platform retry, {dlq_at_drain} parked"
+    )
 
     # --- phase 3: checks -------------------------------------------------------------------------
-    checks = verify(work, expected, sandbox, boto3.client("dynamodb"), resources, first_arrival, sync.placed,
-                    operators.touched_keys)
+    checks = verify(
+        work, expected, sandbox, boto3.client("dynamodb"), resources, first_arrival, sync.placed, operators.touched_keys
+    )
     throttle.uninstall()
     backfill.record_update_id = original_record_update_id
     doubled = checks["doubled_refs"]
@@ -621,26 +714,39 @@ def run_soak(args: argparse.Namespace, moto_url: str, sandbox: Any, log: Any) ->
     report = {
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "workload": {
-            "deliveries": len(work.deliveries), "unique_deliveries": len(work.unique), "duplicate_deliveries": work.duplicates,
-            "duplicate_share": round(work.duplicates / len(work.deliveries), 4), "messages": len(work.messages),
+            "deliveries": len(work.deliveries),
+            "unique_deliveries": len(work.unique),
+            "duplicate_deliveries": work.duplicates,
+            "duplicate_share": round(work.duplicates / len(work.deliveries), 4),
+            "messages": len(work.messages),
             "inbound_messages": sum(m.inbound for m in work.messages.values()),
-            "conversations": len(work.conversations), "conversations_with_inbound": len(expected["inbound_keys"]),
+            "conversations": len(work.conversations),
+            "conversations_with_inbound": len(expected["inbound_keys"]),
             "by_platform": dict(Counter(work.platform_of.values())),
             "multi_message_deliveries": sum(len(d.refs) > 1 for d in work.unique),
         },
         "ingest": {
-            "posts": sum(sender.statuses.values()), "statuses": {str(k): v for k, v in sorted(sender.statuses.items())},
+            "posts": sum(sender.statuses.values()),
+            "statuses": {str(k): v for k, v in sorted(sender.statuses.items())},
             "deliveries_answered_503_at_least_once": len(ingest_503_by_delivery),
-            "unexpected_answers": sender.unexpected, "stored": sender.stored, "duplicates_reported": sender.duplicates,
+            "unexpected_answers": sender.unexpected,
+            "stored": sender.stored,
+            "duplicates_reported": sender.duplicates,
             "platform_retries_pending_when_faults_stopped": pending_at_stop,
         },
         "faults": {
-            "dynamodb_throttled": dict(throttle.fired), "dynamodb_calls": sum(throttle.calls.values()),
-            "dynamodb_throttling_storms": throttle.storms, "dynamodb_storm_seconds": round(throttle.storm_seconds, 1),
-            "dynamodb_storms_right_after_a_helpdesk_write": storm_plan["started"], "sync_execution_environments": containers[0],
-            "zendesk": sandbox.stats(), "zendesk_plans": dict(chaos.planned),
-            "sync_batch_failures_during_faults": failures_before_drain, "sync_errors": dict(sync_errors.most_common(8)),
-            "redrives_during_faults": dict(redrives_during_faults), "redrive_errors_during_faults": dict(redrive_errors),
+            "dynamodb_throttled": dict(throttle.fired),
+            "dynamodb_calls": sum(throttle.calls.values()),
+            "dynamodb_throttling_storms": throttle.storms,
+            "dynamodb_storm_seconds": round(throttle.storm_seconds, 1),
+            "dynamodb_storms_right_after_a_helpdesk_write": storm_plan["started"],
+            "sync_execution_environments": containers[0],
+            "zendesk": sandbox.stats(),
+            "zendesk_plans": dict(chaos.planned),
+            "sync_batch_failures_during_faults": failures_before_drain,
+            "sync_errors": dict(sync_errors.most_common(8)),
+            "redrives_during_faults": dict(redrives_during_faults),
+            "redrive_errors_during_faults": dict(redrive_errors),
             "operator_actions": {name: operators.done[name] for name in Operators.ACTIONS},
             "concurrent_redrives": len(redrive_syncs),
             "big_conversation_messages": len(work.conversations.get("viral-thread", [])),
@@ -650,9 +756,11 @@ def run_soak(args: argparse.Namespace, moto_url: str, sandbox: Any, log: Any) ->
             "incidents_linked": sum(1 for ticket in sandbox.tickets() if ticket.get("problem_id") is not None),
         },
         "sync": {
-            "outcomes": dict(sorted(sync.outcomes.items())), "messages_parked_total": sync.outcomes["stream:parked"],
+            "outcomes": dict(sorted(sync.outcomes.items())),
+            "messages_parked_total": sync.outcomes["stream:parked"],
             "dead_letter_notices": dead_letters.parks,
-            "distinct_messages_parked": len(dead_letters.parked_refs), "backoff_waits": len(sleeper.waits),
+            "distinct_messages_parked": len(dead_letters.parked_refs),
+            "backoff_waits": len(sleeper.waits),
             "backoff_requested_seconds": round(sum(sleeper.waits), 1),
             "retry_after_waits_30s_capped": sum(1 for w in sleeper.waits if w >= 30),
             "bookkeeping_write_failed_after_helpdesk_accepted": len(sync.unrecorded_deliveries),
@@ -663,12 +771,17 @@ def run_soak(args: argparse.Namespace, moto_url: str, sandbox: Any, log: Any) ->
             "faults_phase_seconds": round(t_faults_stop - t_start, 2),
             "platform_resend_seconds": round(t_resent - t_faults_stop, 2),
             "backlog_stream_records_at_stop": backlog_records,
-            "stream_drain_seconds": round(t_drained - t_drain_start, 2), "stream_drain_rounds": drain_rounds,
-            "stream_records_drained": drained, "sync_failures_after_faults_stopped": post_fault_sync_failures,
-            "parked_when_drained": dlq_at_drain, "redrive_passes": len(redrive_passes),
-            "redrive_outcomes": redrive_passes, "redrive_seconds": round(t_end - t_drained, 2),
+            "stream_drain_seconds": round(t_drained - t_drain_start, 2),
+            "stream_drain_rounds": drain_rounds,
+            "stream_records_drained": drained,
+            "sync_failures_after_faults_stopped": post_fault_sync_failures,
+            "parked_when_drained": dlq_at_drain,
+            "redrive_passes": len(redrive_passes),
+            "redrive_outcomes": redrive_passes,
+            "redrive_seconds": round(t_end - t_drained, 2),
             "redrive_failures_after_faults_stopped": dict(redrive_failures_after_faults),
-            "backlog_total_seconds": round(t_end - t_faults_stop - (t_drain_start - t_resent), 2), "dlq_depth_after_redrive": dlq_after,
+            "backlog_total_seconds": round(t_end - t_faults_stop - (t_drain_start - t_resent), 2),
+            "dlq_depth_after_redrive": dlq_after,
             "total_seconds": round(t_end - t_start, 2),
         },
         "checks": checks,
@@ -682,8 +795,12 @@ def budget_figures(budget: Any) -> dict[str, Any]:
     if budget is None:
         return {}
     overall = budget.usage["overall"]
-    return {"requests": overall.requests, "waited_seconds": round(overall.waited_seconds, 1), "held_back": overall.refused,
-            "writes": budget.writes}
+    return {
+        "requests": overall.requests,
+        "waited_seconds": round(overall.waited_seconds, 1),
+        "held_back": overall.refused,
+        "writes": budget.writes,
+    }
 
 
 def check_workload(work: Any) -> dict[str, Any]:
@@ -730,8 +847,16 @@ def check_workload(work: Any) -> dict[str, Any]:
     }
 
 
-def verify(work: Any, expected: dict[str, Any], sandbox: Any, dynamodb: Any, resources: Any,
-           first_arrival: dict[str, int], placed: dict[str, list[str]], touched_keys: set[str]) -> dict[str, Any]:
+def verify(
+    work: Any,
+    expected: dict[str, Any],
+    sandbox: Any,
+    dynamodb: Any,
+    resources: Any,
+    first_arrival: dict[str, int],
+    placed: dict[str, list[str]],
+    touched_keys: set[str],
+) -> dict[str, Any]:
     """Compare the sandbox and the table with what the workload should have produced.
 
     ``placed``: per conversation key, the message references in the order the sync gave
@@ -749,10 +874,11 @@ def verify(work: Any, expected: dict[str, Any], sandbox: Any, dynamodb: Any, res
     parked_conversations: dict[str, list[str]] = {}
     for item in items:
         if item.get("item_type", {}).get("S") == "message":
-            stored_refs.add(f"{item['platform']['S']}:{item['sk']['S'][len('MSG#'):]}")
+            stored_refs.add(f"{item['platform']['S']}:{item['sk']['S'][len('MSG#') :]}")
         elif item["sk"]["S"].startswith(("PARKED#", "ASIDE#")):
             parked_conversations.setdefault(item["pk"]["S"], []).append(
-                f"{item['message_id']['S']}: {item.get('reason', {}).get('S', '')[:200]}")
+                f"{item['message_id']['S']}: {item.get('reason', {}).get('S', '')[:200]}"
+            )
         elif item.get("item_type", {}).get("S") == "conversation" and item.get("gsi1pk", {}).get("S") == "PARKED":
             parked_conversations.setdefault(item["pk"]["S"], [])
     missing_stored = sorted(set(messages) - stored_refs)
@@ -764,8 +890,9 @@ def verify(work: Any, expected: dict[str, Any], sandbox: Any, dynamodb: Any, res
     for ticket in [*sandbox.tickets(), *sandbox.deleted_tickets()]:
         tickets_by_key[str(ticket.get("external_id"))].append(int(ticket["id"]))
     missing_tickets = sorted(k for k in inbound_keys if not tickets_by_key.get(k))
-    doubled_tickets = {k: ids for k, ids in tickets_by_key.items()
-                       if k in inbound_keys and len(ids) > 1 and k not in touched_keys}
+    doubled_tickets = {
+        k: ids for k, ids in tickets_by_key.items() if k in inbound_keys and len(ids) > 1 and k not in touched_keys
+    }
     # A crisis's problem ticket (external id ``crisis:...``, crisis/tickets.py) is the bridge's
     # own, with its own description: expected, and not a conversation's.
     from chalicelib.crisis.tickets import PROBLEM_KEY_PREFIX
@@ -874,13 +1001,16 @@ def verify(work: Any, expected: dict[str, Any], sandbox: Any, dynamodb: Any, res
         "order_same_delivery_pairs_inverted": same_delivery_inverted,
     }
     results["examples"] = {
-        "tickets_missing": missing_tickets[:5], "tickets_doubled": dict(list(doubled_tickets.items())[:5]),
-        "tickets_unexpected": unexpected_tickets[:5], "messages_not_stored": missing_stored[:5],
-        "messages_lost": lost[:5], "messages_doubled": dict(list(doubled.items())[:5]),
-        "messages_on_wrong_ticket": misplaced[:5], "brand_messages_on_tickets": outbound_on_tickets[:5],
+        "tickets_missing": missing_tickets[:5],
+        "tickets_doubled": dict(list(doubled_tickets.items())[:5]),
+        "tickets_unexpected": unexpected_tickets[:5],
+        "messages_not_stored": missing_stored[:5],
+        "messages_lost": lost[:5],
+        "messages_doubled": dict(list(doubled.items())[:5]),
+        "messages_on_wrong_ticket": misplaced[:5],
+        "brand_messages_on_tickets": outbound_on_tickets[:5],
         "conversations_still_parked": dict(list(parked_conversations.items())[:5]),
-        "order_sync_order_violations": {k: {"ticket": ticket_order.get(k), "placed": placed.get(k)}
-                                        for k in sync_violations[:3]},
+        "order_sync_order_violations": {k: {"ticket": ticket_order.get(k), "placed": placed.get(k)} for k in sync_violations[:3]},
     }
     results["doubled_refs"] = sorted(doubled)
     failing = [name for name in FAILURE_CHECKS if results[name]]
@@ -891,14 +1021,27 @@ def verify(work: Any, expected: dict[str, Any], sandbox: Any, dynamodb: Any, res
 
 # Any non-zero value fails the soak.
 FAILURE_CHECKS = (
-    "tickets_missing", "tickets_doubled", "tickets_unexpected", "messages_not_stored", "messages_stored_unexpectedly",
-    "messages_lost", "messages_doubled", "messages_on_wrong_ticket", "brand_messages_on_tickets", "unknown_comments",
-    "comment_count_mismatches", "conversations_still_parked", "dlq_depth", "order_sync_order_violations",
+    "tickets_missing",
+    "tickets_doubled",
+    "tickets_unexpected",
+    "messages_not_stored",
+    "messages_stored_unexpectedly",
+    "messages_lost",
+    "messages_doubled",
+    "messages_on_wrong_ticket",
+    "brand_messages_on_tickets",
+    "unknown_comments",
+    "comment_count_mismatches",
+    "conversations_still_parked",
+    "dlq_depth",
+    "order_sync_order_violations",
 )
 
 
 LATE_FAILURE_CHECKS = (
-    "deliveries_never_accepted", "unexpected_http_answers", "sync_failures_after_faults_stopped",
+    "deliveries_never_accepted",
+    "unexpected_http_answers",
+    "sync_failures_after_faults_stopped",
     "redrive_failures_after_faults_stopped",
 )
 
@@ -913,7 +1056,11 @@ def _dlq_depth(resources: Any) -> int:
 
     attributes = boto3.client("sqs").get_queue_attributes(
         QueueUrl=resources.dlq_url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"],
+        AttributeNames=[
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ],
     )["Attributes"]
     return sum(int(v) for v in attributes.values())
 
@@ -923,71 +1070,118 @@ def print_report(report: dict[str, Any]) -> None:
     w, i, f, s, d, c = (report[k] for k in ("workload", "ingest", "faults", "sync", "drain", "checks"))
     pct = lambda a, b: f"{a / b:.1%}" if b else "n/a"  # noqa: E731
     print()
-    print(f"workload   {w['deliveries']} deliveries ({w['duplicate_deliveries']} duplicates = {w['duplicate_share']:.1%}), "
-          f"{w['messages']} messages ({w['inbound_messages']} from customers), {w['conversations']} conversations, "
-          f"{w['multi_message_deliveries']} multi-message deliveries; {w['by_platform']}")
-    print(f"ingest     {i['posts']} POSTs {i['statuses']}; {i['deliveries_answered_503_at_least_once']} deliveries got a 503 "
-          f"and were sent again; unexpected answers: {len(i['unexpected_answers'])}")
-    print(f"faults     DynamoDB throttled {sum(f['dynamodb_throttled'].values())} of {f['dynamodb_calls']} calls "
-          f"{f['dynamodb_throttled']} ({f['dynamodb_throttling_storms']} storms, {f['dynamodb_storm_seconds']} s); Zendesk faults fired {f['zendesk']['faults_fired']} of {f['zendesk']['total']} requests; "
-          f"{f['sync_batch_failures_during_faults']} stream batches retried, in {f['sync_execution_environments']} sync "
-          f"execution environments")
-    print(f"operators  {f['operator_actions']}; {f['concurrent_redrives']} redrives at once "
-          f"({f['redrives_during_faults'].get('leased_elsewhere', 0)} conversations skipped as leased by the other); "
-          f"viral thread of {f['big_conversation_messages']} messages; a crisis of {f['crisis_complaints']} complaints: "
-          f"{f['problem_tickets']} problem tickets, {f['incidents_linked']} incidents linked")
+    print(
+        f"workload   {w['deliveries']} deliveries ({w['duplicate_deliveries']} duplicates = {w['duplicate_share']:.1%}), "
+        f"{w['messages']} messages ({w['inbound_messages']} from customers), {w['conversations']} conversations, "
+        f"{w['multi_message_deliveries']} multi-message deliveries; {w['by_platform']}"
+    )
+    print(
+        f"ingest     {i['posts']} POSTs {i['statuses']}; {i['deliveries_answered_503_at_least_once']} deliveries got a 503 "
+        f"and were sent again; unexpected answers: {len(i['unexpected_answers'])}"
+    )
+    print(
+        f"faults     DynamoDB throttled {sum(f['dynamodb_throttled'].values())} of {f['dynamodb_calls']} calls "
+        f"{f['dynamodb_throttled']} ({f['dynamodb_throttling_storms']} storms, {f['dynamodb_storm_seconds']} s); Zendesk faults fired {f['zendesk']['faults_fired']} of {f['zendesk']['total']} requests; "
+        f"{f['sync_batch_failures_during_faults']} stream batches retried, in {f['sync_execution_environments']} sync "
+        f"execution environments"
+    )
+    print(
+        f"operators  {f['operator_actions']}; {f['concurrent_redrives']} redrives at once "
+        f"({f['redrives_during_faults'].get('leased_elsewhere', 0)} conversations skipped as leased by the other); "
+        f"viral thread of {f['big_conversation_messages']} messages; a crisis of {f['crisis_complaints']} complaints: "
+        f"{f['problem_tickets']} problem tickets, {f['incidents_linked']} incidents linked"
+    )
     if f["helpdesk_budget"]:
         print(f"budget     the shared helpdesk budget: {f['helpdesk_budget']}")
     print(f"sync       {s['outcomes']}")
-    print(f"           parked {s['messages_parked_total']} times ({s['distinct_messages_parked']} distinct messages); "
-          f"{s['backoff_waits']} backoff waits, {s['backoff_requested_seconds']} s requested (slept ≤ cap)")
-    print(f"           {s['bookkeeping_write_failed_after_helpdesk_accepted']} deliveries accepted by Zendesk whose "
-          f"bookkeeping write then failed; Telegram gap check: {s['telegram_updates_reported_missing']} updates reported "
-          f"missing over {s['telegram_updates']} updates (all were delivered)")
-    print(f"drain      faults phase {d['faults_phase_seconds']} s; after faults stopped: platform re-sends "
-          f"{d['platform_resend_seconds']} s, stream backlog {d['backlog_stream_records_at_stop']} records drained in "
-          f"{d['stream_drain_seconds']} s, {d['parked_when_drained']} parked redriven in {d['redrive_passes']} pass(es) / "
-          f"{d['redrive_seconds']} s; backlog gone {d['backlog_total_seconds']} s after faults stopped; total {d['total_seconds']} s")
+    print(
+        f"           parked {s['messages_parked_total']} times ({s['distinct_messages_parked']} distinct messages); "
+        f"{s['backoff_waits']} backoff waits, {s['backoff_requested_seconds']} s requested (slept ≤ cap)"
+    )
+    print(
+        f"           {s['bookkeeping_write_failed_after_helpdesk_accepted']} deliveries accepted by Zendesk whose "
+        f"bookkeeping write then failed; Telegram gap check: {s['telegram_updates_reported_missing']} updates reported "
+        f"missing over {s['telegram_updates']} updates (all were delivered)"
+    )
+    print(
+        f"drain      faults phase {d['faults_phase_seconds']} s; after faults stopped: platform re-sends "
+        f"{d['platform_resend_seconds']} s, stream backlog {d['backlog_stream_records_at_stop']} records drained in "
+        f"{d['stream_drain_seconds']} s, {d['parked_when_drained']} parked redriven in {d['redrive_passes']} pass(es) / "
+        f"{d['redrive_seconds']} s; backlog gone {d['backlog_total_seconds']} s after faults stopped; total {d['total_seconds']} s"
+    )
     print()
     rows = [
-        ("tickets = conversations", f"{c['tickets']} tickets for {c['conversations_expected']} conversations "
-         f"(missing {c['tickets_missing']}, doubled {c['tickets_doubled']}, unexpected {c['tickets_unexpected']}; "
-         f"more than one only after an operator deleted, merged or closed one)",
-         not (c["tickets_missing"] or c["tickets_doubled"] or c["tickets_unexpected"])),
-        ("every message stored once", f"{c['messages_not_stored']} not stored, {c['messages_stored_unexpectedly']} unexpected",
-         not (c["messages_not_stored"] or c["messages_stored_unexpectedly"])),
-        ("every customer message on its ticket once", f"{c['inbound_messages_expected']} expected: lost {c['messages_lost']}, "
-         f"doubled {c['messages_doubled']} (+{c['extra_copies_on_tickets']} copies), wrong ticket {c['messages_on_wrong_ticket']}",
-         not (c["messages_lost"] or c["messages_doubled"] or c["messages_on_wrong_ticket"])),
-        ("no brand or unknown comment", f"brand {c['brand_messages_on_tickets']}, unknown {c['unknown_comments']}, "
-         f"count mismatches {c['comment_count_mismatches']}",
-         not (c["brand_messages_on_tickets"] or c["unknown_comments"] or c["comment_count_mismatches"])),
-        ("nothing parked or stuck", f"DLQ {c['dlq_depth']}, conversations with parked messages "
-         f"{c['conversations_still_parked']}", not (c["dlq_depth"] or c["conversations_still_parked"])),
-        ("every delivery accepted with 200 or 503", f"never accepted {c['deliveries_never_accepted']}, other "
-         f"answers {c['unexpected_http_answers']}", not (c["deliveries_never_accepted"] or c["unexpected_http_answers"])),
-        ("no failure once faults stopped", f"sync batch failures {c['sync_failures_after_faults_stopped']}, redrive "
-         f"failures {c['redrive_failures_after_faults_stopped']}",
-         not (c["sync_failures_after_faults_stopped"] or c["redrive_failures_after_faults_stopped"])),
-        ("ticket order = the order the sync placed them", f"{c['order_sync_order_violations']} violations in "
-         f"{c['order_multi_message_conversations']} multi-message conversations", not c["order_sync_order_violations"]),
+        (
+            "tickets = conversations",
+            f"{c['tickets']} tickets for {c['conversations_expected']} conversations "
+            f"(missing {c['tickets_missing']}, doubled {c['tickets_doubled']}, unexpected {c['tickets_unexpected']}; "
+            f"more than one only after an operator deleted, merged or closed one)",
+            not (c["tickets_missing"] or c["tickets_doubled"] or c["tickets_unexpected"]),
+        ),
+        (
+            "every message stored once",
+            f"{c['messages_not_stored']} not stored, {c['messages_stored_unexpectedly']} unexpected",
+            not (c["messages_not_stored"] or c["messages_stored_unexpectedly"]),
+        ),
+        (
+            "every customer message on its ticket once",
+            f"{c['inbound_messages_expected']} expected: lost {c['messages_lost']}, "
+            f"doubled {c['messages_doubled']} (+{c['extra_copies_on_tickets']} copies), wrong ticket {c['messages_on_wrong_ticket']}",
+            not (c["messages_lost"] or c["messages_doubled"] or c["messages_on_wrong_ticket"]),
+        ),
+        (
+            "no brand or unknown comment",
+            f"brand {c['brand_messages_on_tickets']}, unknown {c['unknown_comments']}, "
+            f"count mismatches {c['comment_count_mismatches']}",
+            not (c["brand_messages_on_tickets"] or c["unknown_comments"] or c["comment_count_mismatches"]),
+        ),
+        (
+            "nothing parked or stuck",
+            f"DLQ {c['dlq_depth']}, conversations with parked messages {c['conversations_still_parked']}",
+            not (c["dlq_depth"] or c["conversations_still_parked"]),
+        ),
+        (
+            "every delivery accepted with 200 or 503",
+            f"never accepted {c['deliveries_never_accepted']}, other answers {c['unexpected_http_answers']}",
+            not (c["deliveries_never_accepted"] or c["unexpected_http_answers"]),
+        ),
+        (
+            "no failure once faults stopped",
+            f"sync batch failures {c['sync_failures_after_faults_stopped']}, redrive "
+            f"failures {c['redrive_failures_after_faults_stopped']}",
+            not (c["sync_failures_after_faults_stopped"] or c["redrive_failures_after_faults_stopped"]),
+        ),
+        (
+            "ticket order = the order the sync placed them",
+            f"{c['order_sync_order_violations']} violations in "
+            f"{c['order_multi_message_conversations']} multi-message conversations",
+            not c["order_sync_order_violations"],
+        ),
     ]
     for name, detail, passed in rows:
         print(f"{'ok  ' if passed else 'FAIL'} {name:<44} {detail}")
     n = c["order_multi_message_conversations"]
-    print(f"info ticket order vs platform timestamps        {c['order_platform_time_conversations_in_order']} of {n} "
-          f"conversations in timestamp order ({pct(c['order_platform_time_conversations_in_order'], n)}); "
-          f"{c['order_platform_time_inverted_pairs']} of {c['order_platform_time_pairs']} message pairs inverted "
-          f"({pct(c['order_platform_time_inverted_pairs'], c['order_platform_time_pairs'])}); ticket opened by the "
-          f"earliest message in {c['order_ticket_opened_by_earliest_message']} of {n}")
-    print(f"info ticket order vs first arrival              {c['order_arrival_conversations_in_order']} of {n} "
-          f"conversations in arrival order; {c['order_arrival_inverted_pairs']} pairs inverted (a 503 delays a message's store)")
-    print(f"info messages batched in one delivery           {c['order_same_delivery_pairs_inverted']} of "
-          f"{c['order_same_delivery_pairs']} same-conversation pairs reached the ticket in the opposite order "
-          f"to the delivery's")
+    print(
+        f"info ticket order vs platform timestamps        {c['order_platform_time_conversations_in_order']} of {n} "
+        f"conversations in timestamp order ({pct(c['order_platform_time_conversations_in_order'], n)}); "
+        f"{c['order_platform_time_inverted_pairs']} of {c['order_platform_time_pairs']} message pairs inverted "
+        f"({pct(c['order_platform_time_inverted_pairs'], c['order_platform_time_pairs'])}); ticket opened by the "
+        f"earliest message in {c['order_ticket_opened_by_earliest_message']} of {n}"
+    )
+    print(
+        f"info ticket order vs first arrival              {c['order_arrival_conversations_in_order']} of {n} "
+        f"conversations in arrival order; {c['order_arrival_inverted_pairs']} pairs inverted (a 503 delays a message's store)"
+    )
+    print(
+        f"info messages batched in one delivery           {c['order_same_delivery_pairs_inverted']} of "
+        f"{c['order_same_delivery_pairs']} same-conversation pairs reached the ticket in the opposite order "
+        f"to the delivery's"
+    )
     if c["messages_doubled"]:
-        print(f"     of the {c['messages_doubled']} doubled messages, {c['doubled_after_failed_bookkeeping_write']} had their "
-              f"bookkeeping write fail right after Zendesk accepted them (the stream retry sent them again)")
+        print(
+            f"     of the {c['messages_doubled']} doubled messages, {c['doubled_after_failed_bookkeeping_write']} had their "
+            f"bookkeeping write fail right after Zendesk accepted them (the stream retry sent them again)"
+        )
     if c["failed"]:
         print(f"\nFAILED: {', '.join(c['failed'])}")
         print(json.dumps(c["examples"], indent=2, default=str))
@@ -997,9 +1191,10 @@ def print_report(report: dict[str, Any]) -> None:
 
 MOTO_CHILD = """
 import logging, sys, time
-from moto.server import ThreadedMotoServer
+sys.path.insert(0, sys.argv[2])
+from local.moto_server import start_moto_server
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
-ThreadedMotoServer(ip_address="127.0.0.1", port=int(sys.argv[1]), verbose=False).start()
+start_moto_server(int(sys.argv[1]))
 while sys.stdin.read(1):  # until the parent closes our stdin (or dies)
     pass
 """
@@ -1014,7 +1209,7 @@ class _MotoProcess:
         import subprocess
         import urllib.request
 
-        self._process = subprocess.Popen([sys.executable, "-c", MOTO_CHILD, str(port)], stdin=subprocess.PIPE)
+        self._process = subprocess.Popen([sys.executable, "-c", MOTO_CHILD, str(port), str(ROOT)], stdin=subprocess.PIPE)
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -1041,11 +1236,9 @@ class _MotoProcess:
 def start_moto(port: int, *, in_process: bool) -> Any:
     """A moto server on 127.0.0.1:``port`` with a ``stop()``."""
     if in_process:
-        from moto.server import ThreadedMotoServer
+        from local.moto_server import start_moto_server
 
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-        server.start()
-        return server
+        return start_moto_server(port)
     return _MotoProcess(port)
 
 

@@ -29,11 +29,10 @@ _stage_numbers = itertools.count(1)
 @pytest.fixture(scope="session")
 def moto_url() -> Iterator[str]:
     """One moto server for the session; each test gets its own table and queue."""
-    from moto.server import ThreadedMotoServer
+    from local.moto_server import start_moto_server
 
     port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    server = start_moto_server(port)
     saved = dict(os.environ)
     os.environ.update(aws_environment(f"http://127.0.0.1:{port}"))
     try:

@@ -83,13 +83,11 @@ def test_a_bad_sla_target_is_refused(aws_table: str, tmp_path: Path, capsys: pyt
 
 def test_local_reads_the_running_stacks_table(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """``make report`` without TABLE_NAME: the moto server and table ``make run`` wrote to its state file."""
-    from moto.server import ThreadedMotoServer
-
     import local.defaults
+    from local.moto_server import start_moto_server
 
     port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    server = start_moto_server(port)
     try:
         moto_url = f"http://127.0.0.1:{port}"
         client = boto3.client("dynamodb", endpoint_url=moto_url, region_name="us-east-1")
