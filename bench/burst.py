@@ -96,9 +96,14 @@ def _poller() -> Any:
     import app as lambda_app
     from local.stream_poller import StreamPoller
 
-    # Batches as large as the deployed event source's, so a burst is opened in bulk as on AWS.
+    # Batches gathered as the deployed event source gathers them (its batch size and batching
+    # window), so a burst is opened in bulk as on AWS and a lone message waits the window.
     return StreamPoller(
-        boto3.client("dynamodbstreams"), os.environ["STREAM_ARN"], lambda_app.sync_tickets, batch_size=lambda_app.SYNC_BATCH_SIZE
+        boto3.client("dynamodbstreams"),
+        os.environ["STREAM_ARN"],
+        lambda_app.sync_tickets,
+        batch_size=lambda_app.SYNC_BATCH_SIZE,
+        batching_window_seconds=lambda_app.SYNC_BATCHING_WINDOW_SECONDS,
     )
 
 
@@ -178,6 +183,7 @@ def run_burst(run: str, size: int) -> dict[str, Any]:
             "budget_writes": sum(budget_writes.values()),
             "budget_use": dict(budget_use),
             "stream_records": poller.records_handled,
+            "stream_batches": poller.batches,
             "sync_failures": poller.failures,
         }
     finally:

@@ -1,12 +1,18 @@
 """Reads the table's stream locally and hands batches to the Lambda's own handler.
 
 ``chalice local`` runs HTTP routes only, so the local stack needs this to play the
-part of Lambda's event-source mapping: same handler, same event shape, batches of
-up to 100 records per shard, and a failed batch is retried from the same position.
+part of Lambda's event-source mapping: same handler, same event shape, and a failed
+batch is retried as it was. A batch is gathered as the event source mapping gathers it
+(``batch_size``, ``batching_window_seconds``: ``MaximumBatchingWindowInSeconds``): records
+are read (at most 1,000 a ``GetRecords``, the API's limit, four reads a second) until the
+batch holds ``batch_size`` records, or the window has passed since its first record was
+read, or one more record would take the event past Lambda's 6 MB invocation payload,
+whichever comes first. With no window (Lambda's default) a batch is what one read returns.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -14,6 +20,10 @@ from collections.abc import Callable
 from typing import Any
 
 Handler = Callable[[dict[str, Any], Any], Any]
+
+GET_RECORDS_LIMIT = 1000  # DynamoDB Streams' GetRecords answers at most this many records
+READ_INTERVAL_SECONDS = 0.25  # Lambda reads a DynamoDB stream's shard four times a second
+MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # Lambda's synchronous invocation payload limit
 
 
 class LocalLambdaContext:
@@ -44,20 +54,30 @@ class StreamPoller:
         handler: Handler,
         *,
         batch_size: int = 100,
+        batching_window_seconds: float = 0.0,
+        max_payload_bytes: int = MAX_PAYLOAD_BYTES,
         function_name: str = "socialdesk-local-sync_tickets",
         timeout_seconds: float = 300.0,
         on_error: Callable[[Exception], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._client = streams_client
         self.stream_arn = stream_arn
         self._handler = handler
         self.batch_size = batch_size
+        self.batching_window_seconds = batching_window_seconds
+        self.max_payload_bytes = max_payload_bytes
         self.function_name = function_name
         self.timeout_seconds = timeout_seconds
         self._on_error = on_error
+        self._clock, self._sleep = clock, sleep
         self._iterators: dict[str, str | None] = {}
+        self._read: dict[str, list[dict[str, Any]]] = {}  # per shard: records read, in no batch yet
+        self._failed: dict[str, list[dict[str, Any]]] = {}  # per shard: a batch that failed, retried as it was
         self.failures = 0
         self.records_handled = 0
+        self.batches: list[int] = []  # records per batch handed to the handler (retries included)
 
     def _refresh_shards(self) -> None:
         description = self._client.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]
@@ -69,27 +89,63 @@ class StreamPoller:
                 )["ShardIterator"]
 
     def poll_once(self) -> int:
-        """Read what is new on every shard and hand it to the handler; returns records handled."""
+        """Hand every shard's next batch to the handler; returns records handled. A batch short
+        of ``batch_size`` is waited for up to the batching window, as Lambda does."""
         self._refresh_shards()
         handled = 0
-        for shard_id, iterator in list(self._iterators.items()):
-            if iterator is None:
-                continue  # closed shard, fully read
-            response = self._client.get_records(ShardIterator=iterator, Limit=self.batch_size)
-            records = response.get("Records", [])
-            if records:
-                context = LocalLambdaContext(self.function_name, self.timeout_seconds)
-                try:
-                    self._handler({"Records": records}, context)
-                except Exception as exc:  # Lambda retries the same batch: keep the old iterator
-                    self.failures += 1
-                    if self._on_error:
-                        self._on_error(exc)
-                    continue
-                handled += len(records)
-            self._iterators[shard_id] = response.get("NextShardIterator")
+        for shard_id in list(self._iterators):
+            records = self._next_batch(shard_id)
+            if not records:
+                continue
+            context = LocalLambdaContext(self.function_name, self.timeout_seconds)
+            self.batches.append(len(records))
+            try:
+                self._handler({"Records": records}, context)
+            except Exception as exc:  # Lambda retries the same batch
+                self._failed[shard_id] = records
+                self.failures += 1
+                if self._on_error:
+                    self._on_error(exc)
+                continue
+            handled += len(records)
         self.records_handled += handled
         return handled
+
+    def _next_batch(self, shard_id: str) -> list[dict[str, Any]]:
+        """The shard's next batch: the one that failed, else records gathered (see the module docstring)."""
+        if shard_id in self._failed:
+            return self._failed.pop(shard_id)
+        read = self._read.setdefault(shard_id, [])
+        started = self._clock() if read else None
+        while len(read) < self.batch_size:
+            found = self._get_records(shard_id, self.batch_size - len(read))
+            read.extend(found)
+            if read and started is None:
+                started = self._clock()
+            if started is None:
+                return []  # nothing new: nothing to invoke
+            left = self.batching_window_seconds - (self._clock() - started)
+            if left <= 0:
+                break
+            if not found:
+                self._sleep(min(READ_INTERVAL_SECONDS, left))
+        batch: list[dict[str, Any]] = []
+        size = 2  # the event's {"Records": [...]} around them
+        for record in read[: self.batch_size]:
+            size += len(json.dumps(record, default=str)) + 2
+            if batch and size > self.max_payload_bytes:
+                break
+            batch.append(record)
+        del read[: len(batch)]
+        return batch
+
+    def _get_records(self, shard_id: str, wanted: int) -> list[dict[str, Any]]:
+        iterator = self._iterators.get(shard_id)
+        if iterator is None:
+            return []  # closed shard, fully read
+        response = self._client.get_records(ShardIterator=iterator, Limit=min(wanted, GET_RECORDS_LIMIT))
+        self._iterators[shard_id] = response.get("NextShardIterator")
+        return list(response.get("Records", []))
 
     def drain(self, *, max_rounds: int = 1000) -> int:
         """Poll until a round finds nothing new (tests use this to settle the sync)."""
