@@ -65,7 +65,14 @@ def main(out_path: str, run: str, customers: int, retry_share: float) -> None:
         duplicates += answer["duplicates"]
     ingest_writes = sum(writes.values())
 
-    poller = StreamPoller(boto3.client("dynamodbstreams"), os.environ["STREAM_ARN"], lambda_app.sync_tickets)
+    # Batches gathered as the deployed event source gathers them (its batch size and window).
+    poller = StreamPoller(
+        boto3.client("dynamodbstreams"),
+        os.environ["STREAM_ARN"],
+        lambda_app.sync_tickets,
+        batch_size=lambda_app.SYNC_BATCH_SIZE,
+        batching_window_seconds=lambda_app.SYNC_BATCHING_WINDOW_SECONDS,
+    )
     poller.drain()
     with open(out_path, "w") as out:
         json.dump(

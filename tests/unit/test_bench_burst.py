@@ -8,7 +8,8 @@ from collections import Counter
 import pytest
 
 from bench.burst import membership_scores
-from bench.burst_workload import PLATFORMS, crisis_burst
+from bench.burst_workload import PLATFORMS, UNRELATED_ES, crisis_burst
+from chalicelib.crisis.similarity import cosine, features
 
 
 def test_the_burst_is_a_thousand_authors_on_every_platform_seventy_percent_in_four_clusters() -> None:
@@ -26,6 +27,20 @@ def test_paraphrases_vary_and_every_text_is_in_its_delivery() -> None:
     assert len(set(clustered)) >= 0.9 * len(clustered)  # a crowd's wordings, not one sentence copied
     for (_, payload), text in zip(burst.deliveries, burst.text_of.values(), strict=True):
         assert json.dumps(text)[1:-1] in json.dumps(payload)
+
+
+def test_unrelated_complaints_are_unrelated_no_sentence_sent_by_more_than_two_authors() -> None:
+    burst = crisis_burst("12345", 1000)
+    unrelated = [author for author, label in burst.cluster_of.items() if label is None]
+    per_template = Counter(burst.template_of[author] for author in unrelated)
+    assert len(unrelated) == 300 and max(per_template.values()) <= 2
+    assert len(per_template) >= 140  # about as many topics as people, in both languages
+    assert {burst.template_of[a] for a in unrelated} & set(UNRELATED_ES)
+    # Nothing a crowd says in common: each unrelated complaint is alike (the detector's pair
+    # measure) to a handful of the other 299 at most, where a crisis needs ten or more.
+    stems = {author: features(burst.text_of[author]) for author in unrelated}
+    alike = [sum(1 for b in unrelated if b != a and cosine(stems[a], stems[b]) >= 0.3) for a in unrelated]
+    assert max(alike) < 10
 
 
 def test_membership_scores_count_a_problem_as_the_cluster_most_of_its_incidents_are() -> None:
