@@ -30,6 +30,11 @@ _ENDINGS_TEXT = (
 )
 _ENDINGS = sorted(_ENDINGS_TEXT.split(), key=len, reverse=True)  # the longest ending that fits goes
 MIN_WORD_LENGTH = 2
+# Two complaints, or a complaint and a group, are alike only if they share at least this many
+# stems: one word in common ("order", "internet") is not a topic ("where is my order" and
+# "can I pay for my order in instalments"; "doble cargo de la factura de internet" and an
+# internet outage).
+MIN_SHARED_STEMS = 2
 CENTROID_TERMS = 40  # a group's centroid keeps its most frequent stems (bounded item size)
 
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
@@ -196,7 +201,19 @@ def stems(text: str) -> list[str]:
 
 
 def language(text: str) -> str:
-    """``en``, ``es``, or ``""`` when the text does not say (too short, other languages)."""
+    """The text's language (ISO 639-1: ``en``, ``es``...), or ``""`` when it does not say.
+
+    The triage's offline detector (fastText's compressed language-identification model) reads
+    it; only when that model is unsure do the function words below decide (``en``/``es``). The
+    function words alone left a complaint without any of them ("internet keeps dropping every
+    few minutes, router lights red") of no language, free to join a Spanish crisis."""
+    from chalicelib.triage.language import detect_language  # the model loads once per process
+
+    return detect_language(text) or marker_language(text)
+
+
+def marker_language(text: str) -> str:
+    """``en``, ``es``, or ``""`` by function words alone (too short, other languages: ``""``)."""
     words = _WORD.findall(normalize(text))
     english = sum(1 for word in words if word in _ENGLISH_MARKERS)
     spanish = sum(1 for word in words if word in _SPANISH_MARKERS) + 2 * bool(_SPANISH_LETTERS.search(text))
@@ -217,9 +234,10 @@ def features(text: str) -> frozenset[str]:
 
 def cosine(left: frozenset[str], right: frozenset[str]) -> float:
     """Cosine similarity of two stem sets (0 when either is empty)."""
-    if not left or not right:
+    shared = len(left & right)
+    if shared < MIN_SHARED_STEMS:
         return 0.0
-    return len(left & right) / math.sqrt(len(left) * len(right))
+    return shared / math.sqrt(len(left) * len(right))
 
 
 class Centroid:
@@ -250,9 +268,10 @@ class Centroid:
 
     def similarity(self, member: frozenset[str]) -> float:
         """Cosine of a stem set (each stem weight 1) with this centroid."""
-        if not member or not self.norm:
+        shared = member & self.weights.keys()
+        if len(shared) < MIN_SHARED_STEMS or not self.norm:
             return 0.0
-        dot = sum(map(self.weights.__getitem__, member & self.weights.keys()))
+        dot = sum(map(self.weights.__getitem__, shared))
         return dot / (self.norm * math.sqrt(len(member)))
 
     def overlap(self, other: Centroid) -> float:

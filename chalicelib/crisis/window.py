@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import accumulate
 
-from chalicelib.crisis.similarity import Centroid, compatible
+from chalicelib.crisis.similarity import MIN_SHARED_STEMS, Centroid, compatible
 
 BUCKET_SECONDS = 900
 MAX_TEXT = 280  # characters of a complaint kept with it (a crisis's samples)
@@ -158,7 +158,7 @@ class Window:
         found = []
         for handle, count in self._shared(stems, since, until).items():
             entry, root = self._by_id[handle]
-            if count < floor * root:
+            if count < floor * root or count < MIN_SHARED_STEMS:
                 continue
             if entry.crisis_id or not since <= entry.created_at <= until or not compatible(language, entry.language):
                 continue
@@ -188,7 +188,7 @@ class Window:
         found = []
         for handle, count in self._shared(weights, since, until).items():
             entry, root = self._by_id[handle]
-            if heaviest[count] < floor * root:
+            if count < MIN_SHARED_STEMS or heaviest[count] < floor * root:
                 continue
             if (unassigned and entry.crisis_id) or not since <= entry.created_at <= until:
                 continue

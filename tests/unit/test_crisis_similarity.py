@@ -71,3 +71,24 @@ def test_centroid_keeps_the_most_used_stems_and_overlaps_like_groups() -> None:
     assert group.overlap(other) > 0.7
     assert group.overlap(Centroid.of(features(text) for text in UNRELATED)) < 0.1
     assert len(Centroid.of([frozenset({f"w{i}"}) for i in range(100)], terms=40).weights) == 40
+
+
+def test_a_complaint_without_function_words_still_has_its_language() -> None:
+    # Its words alone ("red" is Spanish for network) tied it to a Spanish outage crisis.
+    assert language("internet keeps dropping every few minutes, router lights red") == "en"
+    assert language("sin conexión desde esta mañana, el router marca error") == "es"
+
+
+def test_one_word_in_common_is_not_a_topic() -> None:
+    where, pay = features("Where is my order? It was due on Monday"), features("Can I pay for my order in instalments?")
+    assert where & pay == {"order"} and cosine(where, pay) == 0
+    outage = Centroid.of(
+        features(text)
+        for text in (
+            "llevo 3 horas sin internet, ¿hay una avería?",
+            "todo el barrio sin internet desde anoche",
+            "avería en la fibra, sin internet todo el día",
+        )
+    )
+    assert outage.similarity(features("doble cargo de la factura de internet, ¿quién me lo devuelve?")) == 0
+    assert outage.similarity(features("sin internet en el barrio, otra avería")) >= 0.5
