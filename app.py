@@ -45,8 +45,10 @@ def health() -> dict[str, Any]:
 
 
 # A burst reaches the sync in large batches, so its new conversations are opened in bulk
-# (chalicelib/sync/batch.py): up to 1,000 records, gathered for up to 2 s.
-SYNC_BATCH_SIZE, SYNC_BATCHING_WINDOW_SECONDS = 1000, 2
+# (chalicelib/sync/batch.py): up to 2,000 records, gathered for up to 2 s. 2,000: a full wave
+# of bulk jobs (1,000 new conversations) with room for the records that are not new messages
+# (the sync's own writes, Telegram offsets); about 3 MB, under Lambda's 6 MB (docs/scale.md).
+SYNC_BATCH_SIZE, SYNC_BATCHING_WINDOW_SECONDS = 2000, 2
 
 
 @app.on_dynamodb_record(

@@ -252,7 +252,7 @@ def test_packaged_functions_and_event_sources(packaged):
     assert event["Properties"]["Stream"] == stream_arn
     # Large batches with a short window: a burst reaches the sync's bulk creation together.
     properties = event["Properties"]
-    assert (properties["StartingPosition"], properties["BatchSize"]) == ("TRIM_HORIZON", 1000)
+    assert (properties["StartingPosition"], properties["BatchSize"]) == ("TRIM_HORIZON", 2000)
     assert properties["MaximumBatchingWindowInSeconds"] == 2
     assert (sync["Timeout"], sync["MemorySize"]) == (300, 512)
 
