@@ -41,7 +41,7 @@ PROBLEM_TAGS = ("socialdesk", "socialdesk_crisis_problem")
 DECLARE_TAG = "socialdesk_crisis"  # an agent tags a ticket with it: a crisis with that ticket as the problem
 ALERT_PK = "ALERT#crisis"
 ALERT_TTL_SECONDS = 30 * 86400
-_REMEMBERED = 2000  # decisions kept per container: a retried delivery asks again
+_REMEMBERED = 5000  # decisions kept per container (more than a stream batch holds): a retried delivery asks again
 # How long a start waits for its bulk link jobs before linking what is left one by one
 # (Zendesk's jobs usually finish within seconds; a link repeated singly changes nothing).
 LINK_JOB_WAIT_SECONDS = 20.0
