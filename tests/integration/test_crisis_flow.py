@@ -189,3 +189,35 @@ def test_complaints_ticketed_before_the_start_are_linked_in_one_bulk_update(cris
     (problem,) = crisis.problems()
     assert all(t.get("problem_id") == problem["id"] for t in crisis.customer_tickets())
     assert used["PUT /api/v2/tickets/update_many"] == 1 and used["PUT /api/v2/tickets/{ticket_id}"] == 0
+
+
+def test_a_burst_in_one_stream_batch_costs_its_bulk_calls_and_one_problem_and_no_link_afterwards(crisis: Crisis) -> None:
+    """250 complaints read in one stream batch (the deployed batch size): ceil(250/100) requester
+    calls and ticket calls, the wave's jobs polled together, one known-customer search, and the
+    problem ticket opened before the members' bulk create, so each is created as its incident
+    (no update afterwards)."""
+    import boto3
+
+    import app as lambda_app
+    from local.stream_poller import StreamPoller
+
+    deliveries = burst("4301", 250)
+    for route, payload in deliveries:
+        crisis.platforms.seed(route, payload)
+        assert crisis.rig.stack.post_webhook(route, payload).status == 200
+    before = Counter(crisis.rig.zendesk.stats()["requests"])
+    poller = StreamPoller(
+        boto3.client("dynamodbstreams"), crisis.rig.stack.resources.stream_arn, lambda_app.sync_tickets,
+        batch_size=lambda_app.SYNC_BATCH_SIZE,
+    )
+    poller.drain()
+    used = Counter(crisis.rig.zendesk.stats()["requests"]) - before
+    assert poller.batches[0] >= 250  # every complaint in the first batch
+    (problem,) = crisis.problems()
+    tickets = crisis.customer_tickets()
+    assert len(tickets) == 250 and all(t.get("problem_id") == problem["id"] for t in tickets)
+    assert used["POST /api/v2/users/create_or_update_many"] == 3 and used["POST /api/v2/tickets/create_many"] == 3
+    assert used["GET /api/v2/job_statuses/show_many"] == 2  # the requesters' jobs together, then the tickets'
+    assert used["POST /api/v2/tickets"] == 1  # the problem ticket only
+    assert used["PUT /api/v2/tickets/update_many"] == used["PUT /api/v2/tickets/{ticket_id}"] == 0
+    assert used["GET /api/v2/users/search"] <= 1
