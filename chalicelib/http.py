@@ -35,6 +35,9 @@ from urllib.parse import urlencode, urlsplit
 import urllib3
 from urllib3 import exceptions as u3
 
+from chalicelib.jsonvalues import json_list as json_list
+from chalicelib.jsonvalues import json_object as json_object
+
 logger = logging.getLogger(__name__)
 
 REDACTED_AUTHORIZATION = "[redacted]"
@@ -97,16 +100,6 @@ class HttpResponse:
         if not self._parsed:
             self._parsed.append(jsonlib.loads(self.body) if self.body.strip() else None)
         return self._parsed[0]
-
-
-def json_object(value: Any) -> dict[str, Any]:
-    """``value`` when it is a JSON object, else an empty one (optional nested fields)."""
-    return value if isinstance(value, dict) else {}
-
-
-def json_list(value: Any) -> list[Any]:
-    """``value`` when it is a JSON array, else an empty one."""
-    return value if isinstance(value, list) else []
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:

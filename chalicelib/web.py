@@ -50,7 +50,7 @@ def ingest(request: Any, route: str, verifier: Callable[[], Verifier], normalize
             body=body_of(request),
             verifier=verifier(),
             normalize=normalize,
-            store=wiring.message_store(),
+            store=wiring.ingest_store(),
             max_body_bytes=settings().max_body_bytes,
         )
     except WebhookError as exc:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from chalicelib.outbound.dispatch import ReplyDispatcher
     from chalicelib.outbound.fanout import ProblemAnswers
     from chalicelib.privacy.deletion import DeletionRequests
-    from chalicelib.store import MessageStore
+    from chalicelib.store import IngestStore, MessageStore
     from chalicelib.sync.attachments import AttachmentFetcher
     from chalicelib.sync.deadletter import DeadLetterQueue
     from chalicelib.sync.profiles import ProfileLookup
@@ -77,6 +77,20 @@ def message_store() -> MessageStore:
         cfg = settings()
         _built["store"] = MessageStore(cfg.table_name, _client("dynamodb"), raw_ttl_days=cfg.raw_ttl_days)
     return _built["store"]
+
+
+def ingest_store() -> IngestStore:
+    """The table's writes a webhook makes (``store/ingest.py``): the whole store when it is built
+    already, else only those writes, so a cold start woken by a webhook loads nothing more."""
+    if "store" in _built:
+        found: IngestStore = _built["store"]
+        return found
+    if "ingest_store" not in _built:
+        from chalicelib.store import IngestStore
+
+        cfg = settings()
+        _built["ingest_store"] = IngestStore(cfg.table_name, _client("dynamodb"), raw_ttl_days=cfg.raw_ttl_days)
+    return _built["ingest_store"]
 
 
 def dead_letters() -> DeadLetterQueue:

@@ -12,17 +12,15 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
+from chalicelib.helpdesks.plugin import HelpdeskPlugin as HelpdeskPlugin
 from chalicelib.models import Author, Platform, SocialMessage
 
 logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
-    from chalice import Blueprint
-
     from chalicelib.crisis.tickets import ProblemTickets
-    from chalicelib.ops.token_health import TokenCheck, TokenHealth
     from chalicelib.store import MessageStore
     from chalicelib.sync.attachments import FileToAttach
 
@@ -318,23 +316,3 @@ class Helpdesk(ABC):
         from chalicelib.crisis.tickets import ProblemTickets
 
         return self if isinstance(self, ProblemTickets) else None
-
-
-class HelpdeskPlugin(ABC):
-    """One helpdesk's package, as the registry (``helpdesks/registry.py``) knows it: how to
-    build its adapter, the route its agent events arrive on, the check of its credentials."""
-
-    name: ClassVar[str]  # the registry key, ``HELPDESK=<name>``, the route /helpdesk/<name>
-
-    @abstractmethod
-    def adapter(self) -> Helpdesk:
-        """The adapter, configured from the environment and secrets (``NotConfigured`` when
-        a setting is missing)."""
-
-    @abstractmethod
-    def blueprint(self) -> Blueprint:
-        """The route its agent events (replies, status changes) arrive on."""
-
-    @abstractmethod
-    def credential_checks(self, health: TokenHealth) -> list[Callable[[], TokenCheck]]:
-        """The checks of its credentials, run by the hourly ``token_health`` job."""

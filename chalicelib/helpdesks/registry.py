@@ -10,7 +10,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from chalicelib.helpdesks.base import HelpdeskPlugin
+    from chalicelib.helpdesks.plugin import HelpdeskPlugin
 
 HELPDESKS: dict[str, str] = {
     "zendesk": "chalicelib.helpdesks.zendesk",

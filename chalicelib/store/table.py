@@ -17,54 +17,49 @@ delivers a conversation's messages in write order to one shard. A redelivered
 message hits the same key and the conditional put writes nothing. A conversation
 with parked messages carries ``gsi1pk = PARKED`` (``gsi1sk`` = since when it is
 blocked) so the redrive's sweep finds it without the dead-letter queue.
+
+What a webhook writes (a message, a delivery receipt, an event in quarantine) and the keys it
+writes under are in ``ingest.py``: ``MessageStore`` extends its ``IngestStore``, and a cold
+start woken by a webhook never loads this module.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from chalicelib.models import DeliveryStatus, RejectedEvent, SocialMessage
+from chalicelib.models import SocialMessage
+from chalicelib.store.ingest import (
+    IngestStore,
+    StoreUnavailable,
+    _iso,
+    _n,
+    _s,
+    author_pk,
+    condition_failed,
+    conversation_pk,
+    error_code,
+    message_sk,
+)
 
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
+# Re-exported: they lived here before the webhook's writes moved to ingest.py.
+from chalicelib.store.ingest import UnstorableMessages as UnstorableMessages
+from chalicelib.store.ingest import UnstorableStatus as UnstorableStatus
+from chalicelib.store.ingest import message_item as message_item
 
 AUTHOR_INDEX = "by-author"
 SYNCED_MEMORY = 200  # message ids remembered per conversation to drop stream redeliveries
-MAX_RAW_BYTES = 300_000  # of DynamoDB's 400 KB per item
 RAW_FOR_LATEST = 25  # messages of a conversation read with their raw payload (replies use the latest)
-_PARALLEL_WRITES = 8
 # Errors no retry will cure (a wrong table name, a bad key, a missing permission).
 PERMANENT_ERRORS = frozenset({"ValidationException", "ResourceNotFoundException", "AccessDeniedException"})
 
 
 class ConversationConflict(Exception):
     """Someone else updated the conversation since we read it; read again."""
-
-
-class StoreUnavailable(Exception):
-    """DynamoDB throttled or failed a call after the SDK's own retries: worth retrying."""
-
-
-class UnstorableMessages(Exception):
-    """DynamoDB refused some messages for good (ValidationException: an item over
-    400 KB, an odd key). The others of the batch were written; ``flags`` says which
-    were new, ``rejected`` holds the refused ones with the reason."""
-
-    def __init__(self, flags: list[bool], rejected: list[tuple[SocialMessage, str]]) -> None:
-        super().__init__(f"{len(rejected)} message(s) could not be stored")
-        self.flags = flags
-        self.rejected = rejected
-
-
-class UnstorableStatus(Exception):
-    """DynamoDB refused a delivery receipt for good (ValidationException: e.g. a key
-    built from a garbled id is over DynamoDB's limits); a retry would fail the same way."""
 
 
 class UnstorableConversation(Exception):
@@ -173,33 +168,6 @@ class Conversation:
         return conversation
 
 
-def _s(value: str) -> dict[str, str]:
-    return {"S": value}
-
-
-def _n(value: int | float) -> dict[str, str]:
-    return {"N": str(value)}
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def error_code(exc: Exception) -> str | None:
-    """A botocore ``ClientError``'s code (``ThrottlingException``...); None for anything else."""
-    return getattr(exc, "response", {}).get("Error", {}).get("Code")
-
-
-def condition_failed(exc: Exception) -> bool:
-    """A conditional write (or transaction) refused by its condition: another writer got there first."""
-    return error_code(exc) in ("ConditionalCheckFailedException", "TransactionCanceledException")
-
-
-def author_pk(platform: str, author_id: str) -> str:
-    """Partition key of the by-author index: everything one person wrote."""
-    return f"AUTHOR#{platform}#{author_id}"
-
-
 def requester_key(helpdesk: str, platform: str, author_id: str) -> str:
     """Key of a social author's helpdesk user id inside a conversation's state."""
     return f"{helpdesk}#{platform}#{author_id}"
@@ -209,20 +177,10 @@ def ticket_pointer_pk(helpdesk: str, ticket_id: str) -> str:
     return f"TICKET#{helpdesk}#{ticket_id}"
 
 
-def conversation_pk(key: str) -> str:
-    """Partition key of a conversation and its messages."""
-    return f"CONV#{key}"
-
-
 CONVERSATION_SK = "CONV"
 RESPONSE_SK = "RESPONSE"  # the conversation's response times (outbound/agent_replies.py)
 TICKET_POINTER_SK = "TICKET"  # which conversation a helpdesk ticket belongs to (Freshdesk's events)
 BLOCKED_INDEX_PK = "PARKED"  # gsi1pk of a conversation with parked messages (the redrive's sweep)
-
-
-def message_sk(message_id: str) -> str:
-    """Sort key of a stored message."""
-    return f"MSG#{message_id}"
 
 
 def parked_sk(seq: int, *, aside: bool = False) -> str:
@@ -245,34 +203,6 @@ def lease_pk(name: str) -> str:
     return f"LEASE#{name}"
 
 
-def message_item(message: SocialMessage, *, ttl_days: int, now: float | None = None) -> dict[str, Any]:
-    """The DynamoDB item for one message (low-level attribute-value format)."""
-    now = time.time() if now is None else now
-    # Defaults (None, empty, False) are left out: restored on reading, and the item stays under
-    # the 1 KB a write unit pays for more often.
-    body = message.model_dump_json(exclude={"raw"}, exclude_defaults=True)
-    raw = json.dumps(message.raw, separators=(",", ":"), default=str)
-    if len(raw) + len(body) > MAX_RAW_BYTES:
-        # The raw copy is for debugging only: never let it push the item past
-        # DynamoDB's 400 KB limit and cost us the message itself.
-        raw = json.dumps({"truncated": True, "bytes": len(raw)})
-    return {
-        "pk": _s(conversation_pk(message.conversation_key)),
-        "sk": _s(message_sk(message.message_id)),
-        "item_type": _s("message"),
-        "platform": _s(message.platform.value),
-        "direction": _s(message.direction.value),
-        "created_at": _s(_iso(message.created_at)),
-        "message": _s(body),
-        "raw": _s(raw),
-        "received_at": _n(int(now)),
-        "expires_at": _n(int(now + ttl_days * 86400)),
-        # by-author index: find everything held on one person (data-deletion requests)
-        "gsi1pk": _s(author_pk(message.platform.value, message.author.platform_id)),
-        "gsi1sk": _s(_iso(message.created_at)),
-    }
-
-
 def message_from_image(image: dict[str, Any]) -> SocialMessage | None:
     """Rebuild the message from a stored item or stream image; None for other items."""
     if image.get("item_type", {}).get("S") != "message" or "message" not in image:
@@ -280,102 +210,8 @@ def message_from_image(image: dict[str, Any]) -> SocialMessage | None:
     return SocialMessage.model_validate_json(image["message"]["S"])
 
 
-class MessageStore:
-    """DynamoDB access for webhooks and the ticket sync. The client is injected."""
-
-    def __init__(self, table_name: str, client: DynamoDBClient, *, raw_ttl_days: int = 30) -> None:
-        self.table_name = table_name
-        self._client = client
-        self.raw_ttl_days = raw_ttl_days
-
-    # --- ingest -----------------------------------------------------------------
-
-    def save_message(self, message: SocialMessage) -> bool:
-        """Write a message unless it is already stored. True if it was new."""
-        try:
-            self._client.put_item(
-                TableName=self.table_name,
-                Item=message_item(message, ttl_days=self.raw_ttl_days),
-                ConditionExpression="attribute_not_exists(pk)",
-            )
-        except Exception as exc:
-            if condition_failed(exc):
-                return False
-            if error_code(exc) == "ValidationException":
-                raise UnstorableMessages([], [(message, f"DynamoDB refused it: {exc}"[:300])]) from exc
-            raise StoreUnavailable(f"could not store message {message.message_id}: {error_code(exc) or exc}") from exc
-        return True
-
-    def save_messages(self, messages: list[SocialMessage]) -> list[bool]:
-        """Write many messages (in parallel when there are several); one flag per message.
-
-        Raises ``UnstorableMessages`` after writing the rest when DynamoDB refuses some
-        for good, and ``StoreUnavailable`` when it fails (retry the whole delivery).
-        """
-
-        def save(message: SocialMessage) -> bool | UnstorableMessages:
-            try:
-                return self.save_message(message)
-            except UnstorableMessages as refused:
-                return refused
-
-        if len(messages) <= 1:
-            results = [save(m) for m in messages]
-        else:
-            from concurrent.futures import ThreadPoolExecutor  # not needed by single-message deliveries
-
-            with ThreadPoolExecutor(max_workers=min(_PARALLEL_WRITES, len(messages))) as pool:
-                results = list(pool.map(save, messages))
-        refused = [r for r in results if isinstance(r, UnstorableMessages)]
-        flags = [r is True for r in results]
-        if refused:
-            raise UnstorableMessages(flags, [pair for r in refused for pair in r.rejected])
-        return flags
-
-    def record_status(self, status: DeliveryStatus) -> None:
-        """Record a delivery receipt on the message it is about (never a ticket)."""
-        try:
-            self._client.update_item(
-                TableName=self.table_name,
-                Key={"pk": _s(conversation_pk(status.conversation_key)), "sk": _s(message_sk(status.message_id))},
-                UpdateExpression=(
-                    "SET delivery_status = :status, #at = :at, status_errors = :errors,"
-                    " item_type = if_not_exists(item_type, :stub), expires_at = if_not_exists(expires_at, :ttl)"
-                ),
-                ExpressionAttributeNames={"#at": f"status_{status.status}_at"},
-                ExpressionAttributeValues={
-                    ":status": _s(status.status),
-                    ":at": _s(_iso(status.timestamp)),
-                    ":errors": _s(json.dumps(list(status.errors))),
-                    ":stub": _s("status"),
-                    ":ttl": _n(int(time.time() + self.raw_ttl_days * 86400)),
-                },
-            )
-        except Exception as exc:
-            if error_code(exc) == "ValidationException":
-                raise UnstorableStatus(f"DynamoDB refused it: {exc}"[:300]) from exc
-            raise StoreUnavailable(f"could not record status of {status.message_id}: {error_code(exc) or exc}") from exc
-
-    def quarantine(self, rejected: RejectedEvent) -> None:
-        """Keep an event we could not normalize, with the error, for a person to look at."""
-        raw = json.dumps(rejected.event, separators=(",", ":"), sort_keys=True, default=str)
-        if len(raw) > MAX_RAW_BYTES:  # keep the item under DynamoDB's 400 KB; the key still identifies it
-            raw = json.dumps({"truncated": True, "bytes": len(raw), "sha256": hashlib.sha256(raw.encode()).hexdigest()})
-        try:
-            self._client.put_item(
-                TableName=self.table_name,
-                Item={
-                    "pk": _s(f"QUARANTINE#{rejected.source}"),
-                    "sk": _s(hashlib.sha256(raw.encode()).hexdigest()),
-                    "item_type": _s("quarantine"),
-                    "error": _s(rejected.error),
-                    "raw": _s(raw),
-                    "received_at": _n(int(time.time())),
-                    "expires_at": _n(int(time.time() + self.raw_ttl_days * 86400)),
-                },
-            )
-        except Exception as exc:
-            raise StoreUnavailable(f"could not quarantine an event: {error_code(exc) or exc}") from exc
+class MessageStore(IngestStore):
+    """DynamoDB access for webhooks (the writes of ``IngestStore``) and the ticket sync. The client is injected."""
 
     # --- ticket sync ------------------------------------------------------------
 

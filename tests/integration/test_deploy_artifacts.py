@@ -45,6 +45,7 @@ FORBIDDEN_IN_PACKAGE = ("boto3", "botocore", "s3transfer", "moto", "pytest", "ch
 # Which AWS service each module's injected ``_client`` talks to (checked against the policy).
 CLIENT_SERVICES = {
     "chalicelib/store/table.py": "dynamodb",
+    "chalicelib/store/ingest.py": "dynamodb",  # what a webhook writes
     "chalicelib/sync/deadletter.py": "sqs",
     "chalicelib/channels/x/poller.py": "dynamodb",
     "chalicelib/channels/telegram/gaps.py": "dynamodb",
@@ -121,14 +122,16 @@ def test_template_declares_the_table_and_queue_the_app_expects():
 
 
 def test_template_names_match_the_app_code():
+    from chalicelib.store import ingest
     from chalicelib.store import table as store
 
     template = _load(TEMPLATE)
     table = template["Resources"]["MessagesTable"]["Properties"]
     assert table["GlobalSecondaryIndexes"][0]["IndexName"] == store.AUTHOR_INDEX
-    source = Path(store.__file__).read_text()
-    for name in [a["AttributeName"] for a in table["AttributeDefinitions"]] + [table["TimeToLiveSpecification"]["AttributeName"]]:
-        assert f'"{name}"' in source, f"{name} is not an attribute chalicelib/store/table.py writes"
+    for module in (store, ingest):  # the messages a webhook writes carry the index's and the TTL's attributes too
+        source = Path(module.__file__).read_text()
+        for name in [a["AttributeName"] for a in table["AttributeDefinitions"]] + [table["TimeToLiveSpecification"]["AttributeName"]]:
+            assert f'"{name}"' in source, f"{name} is not an attribute {module.__name__} writes"
 
 
 # --- .chalice/config.json and policies ----------------------------------------------

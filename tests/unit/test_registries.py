@@ -5,6 +5,8 @@ a line in ``CHANNELS``, a new helpdesk a folder and a line in ``HELPDESKS``)."""
 from __future__ import annotations
 
 import importlib
+import json
+import os
 import subprocess
 import sys
 
@@ -19,7 +21,8 @@ from chalicelib.helpdesks.base import Helpdesk, HelpdeskPlugin
 from chalicelib.helpdesks.registry import HELPDESKS, helpdesk_plugin
 from chalicelib.models import Kind
 from chalicelib.ops.token_health import TokenHealth
-from local.samples import all_samples, normalizer
+from bench.lambda_events import api_gateway_event
+from local.samples import all_samples, encode, messenger_chat, normalizer, sign
 
 NOW = datetime(2026, 12, 3, tzinfo=timezone.utc)
 ENTRIES = list(CHANNELS)
@@ -80,6 +83,49 @@ def test_importing_the_app_loads_no_platform_module() -> None:
             "m.rsplit('.', 1)[-1] in ('webhook', 'replies', 'graph', 'api', 'poller', 'backfill')))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert loaded == "[]"
+
+
+# What a cold start woken by one Meta webhook may load: its channel's webhook module and the
+# table's writes; not the sync's side of the table, the HTTP client, a helpdesk, another channel.
+COLD_WEBHOOK = """
+import json, sys
+import app
+from bench.lambda_events import BenchContext
+from chalicelib import wiring
+
+class Table:
+    def __init__(self):
+        self.puts = []
+    def put_item(self, **call):
+        self.puts.append(call)
+        return {}
+
+table = Table()
+wiring.override("dynamodb", table)
+response = app.app(json.loads(sys.stdin.read()), BenchContext())
+item = table.puts[0]["Item"] if table.puts else {}
+print(json.dumps({"status": response["statusCode"], "puts": len(table.puts), "sk": item.get("sk"), "modules": sorted(sys.modules)}))
+"""
+
+
+def test_a_webhook_cold_start_loads_only_what_the_webhook_needs() -> None:
+    """The message is written, and none of what other routes and jobs need was imported for it."""
+    _, payload = messenger_chat("cold")[0]
+    body = encode(payload)
+    secrets = {"META_APP_SECRET": "meta-secret-for-the-cold-start-test"}
+    event = api_gateway_event("POST", "/webhooks/meta", body, sign("meta", body, secrets))
+    env = {**os.environ, **secrets, "TABLE_NAME": "socialdesk-cold-test"}
+    out = subprocess.run([sys.executable, "-c", COLD_WEBHOOK], input=json.dumps(event), env=env,
+                         capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert (result["status"], result["puts"], result["sk"]) == (200, 1, {"S": "MSG#m_colda"})
+    loaded = set(result["modules"])
+    assert not loaded & {"chalicelib.store.table", "chalicelib.http", "urllib3", "chalicelib.helpdesks.base"}
+    elsewhere = ("chalicelib.sync", "chalicelib.crisis", "chalicelib.triage", "chalicelib.outbound", "chalicelib.ops",
+                 "chalicelib.privacy.deletion")
+    assert [m for m in loaded if m.startswith(elsewhere)] == []
+    assert [m for m in loaded if m.startswith("chalicelib.channels.") and m.count(".") == 3
+            and not m.endswith((".routes", ".base", ".common", ".registry"))] == ["chalicelib.channels.meta.webhook"]
 
 
 # --- helpdesks, the same way -------------------------------------------------------------------

@@ -25,7 +25,7 @@ def google_reviews_webhook() -> Response:
             body_of(request),
             verifier=cfg.verifier(),
             client=review_client(),
-            store=wiring.message_store(),
+            store=wiring.ingest_store(),
             max_rating=cfg.ticket_max_stars,
         )
     except WebhookError as exc:

@@ -24,8 +24,8 @@ from chalicelib.channels.common import (
     unknown_author,
 )
 from chalicelib.errors import BadRequest, Forbidden
-from chalicelib.http import json_list, json_object
 from chalicelib.inbound.signatures import HmacSignatureVerifier
+from chalicelib.jsonvalues import json_list, json_object
 from chalicelib.models import (
     Attachment,
     Author,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.store.table import condition_failed
+from chalicelib.store import condition_failed
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -109,7 +109,7 @@ class TelegramGapTracker:
 def record_update_id(store_or_client: Any, bot_id: str, update_id: int, *, table_name: str | None = None) -> int:
     """Record a Telegram ``update_id``; return how many update ids were skipped before it.
 
-    ``store_or_client`` is a ``TelegramGapTracker``, a ``MessageStore`` (its table and
+    ``store_or_client`` is a ``TelegramGapTracker``, a store (``IngestStore``, ``MessageStore``: its table and
     client are used), or a DynamoDB client with ``table_name``. A positive result is
     a count of updates Telegram gave up delivering: log it and publish it as a
     metric -- they cannot be fetched again while a webhook is set.
@@ -117,7 +117,7 @@ def record_update_id(store_or_client: Any, bot_id: str, update_id: int, *, table
     if isinstance(store_or_client, TelegramGapTracker):
         tracker = store_or_client
     elif hasattr(store_or_client, "table_name") and hasattr(store_or_client, "_client"):
-        # A MessageStore: same table, same injected client.
+        # A store: same table, same injected client.
         tracker = TelegramGapTracker(store_or_client.table_name, store_or_client._client)
     else:
         if not table_name:

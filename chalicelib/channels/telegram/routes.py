@@ -42,7 +42,7 @@ def _count_gap(payload: Any) -> None:
     if update_id is None:
         return
     try:
-        missing = record_update_id(wiring.message_store(), settings().telegram_bot_id, update_id)
+        missing = record_update_id(wiring.ingest_store(), settings().telegram_bot_id, update_id)
     except Exception as exc:  # counting gaps must never cost us the update itself
         logger.warning("telegram gap check failed", extra={"reason": type(exc).__name__})
         return

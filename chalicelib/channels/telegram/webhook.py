@@ -41,8 +41,8 @@ from typing import Any
 
 from chalicelib.channels.common import EventNormalizer, location_text
 from chalicelib.errors import BadRequest
-from chalicelib.http import json_object
 from chalicelib.inbound.signatures import SignatureError, get_header
+from chalicelib.jsonvalues import json_object
 from chalicelib.models import (
     Attachment,
     Author,

@@ -17,8 +17,8 @@ from typing import Any
 
 from chalicelib.channels.common import EventNormalizer, as_deletion
 from chalicelib.errors import BadRequest
-from chalicelib.http import json_object
 from chalicelib.inbound.signatures import HmacSignatureVerifier, hmac_sha256
+from chalicelib.jsonvalues import json_object
 from chalicelib.models import (
     Attachment,
     Author,

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from chalicelib.helpdesks.base import HelpdeskPlugin
+from chalicelib.helpdesks.plugin import HelpdeskPlugin
 
 if TYPE_CHECKING:
     from chalice import Blueprint

@@ -1,0 +1,205 @@
+"""The table's writes a webhook needs: a message (conditional put), a delivery receipt, an
+event in quarantine, and the keys and item they are written under.
+
+A cold start woken by a webhook loads this module, not the rest of the store
+(``table.py``: conversations, parked messages, requesters, leases), which only the sync,
+the scheduled jobs and the helpdesk routes use. ``MessageStore`` extends ``IngestStore``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+    from chalicelib.models import DeliveryStatus, RejectedEvent, SocialMessage
+
+MAX_RAW_BYTES = 300_000  # of DynamoDB's 400 KB per item
+_PARALLEL_WRITES = 8
+
+
+class StoreUnavailable(Exception):
+    """DynamoDB throttled or failed a call after the SDK's own retries: worth retrying."""
+
+
+class UnstorableMessages(Exception):
+    """DynamoDB refused some messages for good (ValidationException: an item over
+    400 KB, an odd key). The others of the batch were written; ``flags`` says which
+    were new, ``rejected`` holds the refused ones with the reason."""
+
+    def __init__(self, flags: list[bool], rejected: list[tuple[SocialMessage, str]]) -> None:
+        super().__init__(f"{len(rejected)} message(s) could not be stored")
+        self.flags = flags
+        self.rejected = rejected
+
+
+class UnstorableStatus(Exception):
+    """DynamoDB refused a delivery receipt for good (ValidationException: e.g. a key
+    built from a garbled id is over DynamoDB's limits); a retry would fail the same way."""
+
+
+def _s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def _n(value: int | float) -> dict[str, str]:
+    return {"N": str(value)}
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def error_code(exc: Exception) -> str | None:
+    """A botocore ``ClientError``'s code (``ThrottlingException``...); None for anything else."""
+    return getattr(exc, "response", {}).get("Error", {}).get("Code")
+
+
+def condition_failed(exc: Exception) -> bool:
+    """A conditional write (or transaction) refused by its condition: another writer got there first."""
+    return error_code(exc) in ("ConditionalCheckFailedException", "TransactionCanceledException")
+
+
+def author_pk(platform: str, author_id: str) -> str:
+    """Partition key of the by-author index: everything one person wrote."""
+    return f"AUTHOR#{platform}#{author_id}"
+
+
+def conversation_pk(key: str) -> str:
+    """Partition key of a conversation and its messages."""
+    return f"CONV#{key}"
+
+
+def message_sk(message_id: str) -> str:
+    """Sort key of a stored message."""
+    return f"MSG#{message_id}"
+
+
+def message_item(message: SocialMessage, *, ttl_days: int, now: float | None = None) -> dict[str, Any]:
+    """The DynamoDB item for one message (low-level attribute-value format)."""
+    now = time.time() if now is None else now
+    # Defaults (None, empty, False) are left out: restored on reading, and the item stays under
+    # the 1 KB a write unit pays for more often.
+    body = message.model_dump_json(exclude={"raw"}, exclude_defaults=True)
+    raw = json.dumps(message.raw, separators=(",", ":"), default=str)
+    if len(raw) + len(body) > MAX_RAW_BYTES:
+        # The raw copy is for debugging only: never let it push the item past
+        # DynamoDB's 400 KB limit and cost us the message itself.
+        raw = json.dumps({"truncated": True, "bytes": len(raw)})
+    return {
+        "pk": _s(conversation_pk(message.conversation_key)),
+        "sk": _s(message_sk(message.message_id)),
+        "item_type": _s("message"),
+        "platform": _s(message.platform.value),
+        "direction": _s(message.direction.value),
+        "created_at": _s(_iso(message.created_at)),
+        "message": _s(body),
+        "raw": _s(raw),
+        "received_at": _n(int(now)),
+        "expires_at": _n(int(now + ttl_days * 86400)),
+        # by-author index: find everything held on one person (data-deletion requests)
+        "gsi1pk": _s(author_pk(message.platform.value, message.author.platform_id)),
+        "gsi1sk": _s(_iso(message.created_at)),
+    }
+
+
+class IngestStore:
+    """Writes of the webhook path (and of every other way messages reach the table: Google
+    reviews, X polling, the Meta backfill). The client is injected."""
+
+    def __init__(self, table_name: str, client: DynamoDBClient, *, raw_ttl_days: int = 30) -> None:
+        self.table_name = table_name
+        self._client = client
+        self.raw_ttl_days = raw_ttl_days
+
+    def save_message(self, message: SocialMessage) -> bool:
+        """Write a message unless it is already stored. True if it was new."""
+        try:
+            self._client.put_item(
+                TableName=self.table_name,
+                Item=message_item(message, ttl_days=self.raw_ttl_days),
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except Exception as exc:
+            if condition_failed(exc):
+                return False
+            if error_code(exc) == "ValidationException":
+                raise UnstorableMessages([], [(message, f"DynamoDB refused it: {exc}"[:300])]) from exc
+            raise StoreUnavailable(f"could not store message {message.message_id}: {error_code(exc) or exc}") from exc
+        return True
+
+    def save_messages(self, messages: list[SocialMessage]) -> list[bool]:
+        """Write many messages (in parallel when there are several); one flag per message.
+
+        Raises ``UnstorableMessages`` after writing the rest when DynamoDB refuses some
+        for good, and ``StoreUnavailable`` when it fails (retry the whole delivery).
+        """
+
+        def save(message: SocialMessage) -> bool | UnstorableMessages:
+            try:
+                return self.save_message(message)
+            except UnstorableMessages as refused:
+                return refused
+
+        if len(messages) <= 1:
+            results = [save(m) for m in messages]
+        else:
+            from concurrent.futures import ThreadPoolExecutor  # not needed by single-message deliveries
+
+            with ThreadPoolExecutor(max_workers=min(_PARALLEL_WRITES, len(messages))) as pool:
+                results = list(pool.map(save, messages))
+        refused = [r for r in results if isinstance(r, UnstorableMessages)]
+        flags = [r is True for r in results]
+        if refused:
+            raise UnstorableMessages(flags, [pair for r in refused for pair in r.rejected])
+        return flags
+
+    def record_status(self, status: DeliveryStatus) -> None:
+        """Record a delivery receipt on the message it is about (never a ticket)."""
+        try:
+            self._client.update_item(
+                TableName=self.table_name,
+                Key={"pk": _s(conversation_pk(status.conversation_key)), "sk": _s(message_sk(status.message_id))},
+                UpdateExpression=(
+                    "SET delivery_status = :status, #at = :at, status_errors = :errors,"
+                    " item_type = if_not_exists(item_type, :stub), expires_at = if_not_exists(expires_at, :ttl)"
+                ),
+                ExpressionAttributeNames={"#at": f"status_{status.status}_at"},
+                ExpressionAttributeValues={
+                    ":status": _s(status.status),
+                    ":at": _s(_iso(status.timestamp)),
+                    ":errors": _s(json.dumps(list(status.errors))),
+                    ":stub": _s("status"),
+                    ":ttl": _n(int(time.time() + self.raw_ttl_days * 86400)),
+                },
+            )
+        except Exception as exc:
+            if error_code(exc) == "ValidationException":
+                raise UnstorableStatus(f"DynamoDB refused it: {exc}"[:300]) from exc
+            raise StoreUnavailable(f"could not record status of {status.message_id}: {error_code(exc) or exc}") from exc
+
+    def quarantine(self, rejected: RejectedEvent) -> None:
+        """Keep an event we could not normalize, with the error, for a person to look at."""
+        raw = json.dumps(rejected.event, separators=(",", ":"), sort_keys=True, default=str)
+        if len(raw) > MAX_RAW_BYTES:  # keep the item under DynamoDB's 400 KB; the key still identifies it
+            raw = json.dumps({"truncated": True, "bytes": len(raw), "sha256": hashlib.sha256(raw.encode()).hexdigest()})
+        try:
+            self._client.put_item(
+                TableName=self.table_name,
+                Item={
+                    "pk": _s(f"QUARANTINE#{rejected.source}"),
+                    "sk": _s(hashlib.sha256(raw.encode()).hexdigest()),
+                    "item_type": _s("quarantine"),
+                    "error": _s(rejected.error),
+                    "raw": _s(raw),
+                    "received_at": _n(int(time.time())),
+                    "expires_at": _n(int(time.time() + self.raw_ttl_days * 86400)),
+                },
+            )
+        except Exception as exc:
+            raise StoreUnavailable(f"could not quarantine an event: {error_code(exc) or exc}") from exc
