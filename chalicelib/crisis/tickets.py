@@ -42,6 +42,9 @@ DECLARE_TAG = "socialdesk_crisis"  # an agent tags a ticket with it: a crisis wi
 ALERT_PK = "ALERT#crisis"
 ALERT_TTL_SECONDS = 30 * 86400
 _REMEMBERED = 5000  # decisions kept per container (more than a stream batch holds): a retried delivery asks again
+# Tickets this container knows are a problem's incidents (opened or linked as such): a member's
+# later messages do not link them again (one ticket update each, of the account's 100 a minute).
+_KNOWN_INCIDENTS = 20_000
 # How long a start waits for its bulk link jobs before linking what is left one by one
 # (Zendesk's jobs usually finish within seconds; a link repeated singly changes nothing).
 LINK_JOB_WAIT_SECONDS = 20.0
@@ -214,6 +217,7 @@ class CrisisTickets:
         self._grown = 0  # decisions that made earlier complaints members (a start, a catch-up, another wording)
         self._batches = 0  # stream batches begun and not ended: the detector's writes wait for the outermost's end
         self._unlinked: dict[str, list[str]] = {}  # problem -> existing tickets to link when the batch ends
+        self._incidents: dict[str, str] = {}  # ticket -> the problem it is known to be an incident of
 
     @property
     def links_tickets(self) -> bool:
@@ -277,16 +281,32 @@ class CrisisTickets:
                     found[message.message_id] = self.problem_for(message)
         return found
 
+    def opened(self, message: SocialMessage, ticket_id: str) -> None:
+        """The sync opened ``ticket_id`` with ``message``: when the message's decision named a
+        problem, the ticket was created as its incident (remembered: nothing to link later)."""
+        problem = self._decided.get(message.message_id)
+        if problem is not None:
+            self._linked(ticket_id, problem)
+
     def link(self, ticket_id: str, problem_id: str) -> bool:
-        """Make an existing ticket an incident of the problem (repeating it is harmless); never raises."""
+        """Make an existing ticket an incident of the problem (repeating it is harmless, so a ticket
+        not known here to be its incident is linked again); never raises."""
         if self.problems is None or ticket_id == problem_id:
             return False
+        if self._incidents.get(ticket_id) == problem_id:
+            return True  # opened or linked as its incident already: no update spent
         try:
             self.problems.set_ticket_type(ticket_id, "incident", problem_id)
         except HelpdeskError as exc:  # closed or deleted since, or the helpdesk refused: the rest go on
             self._failed(f"ticket {ticket_id} not linked to problem {problem_id}", exc)
             return False
+        self._linked(ticket_id, problem_id)
         return True
+
+    def _linked(self, ticket_id: str, problem_id: str) -> None:
+        if len(self._incidents) >= _KNOWN_INCIDENTS:
+            self._incidents.clear()
+        self._incidents[ticket_id] = problem_id
 
     def end_quiet(self) -> list[Crisis]:
         """End the crises quiet for ``quiet_minutes`` (a schedule); they take no more members."""
@@ -380,6 +400,8 @@ class CrisisTickets:
             ticket = conversation.ticket_id
             if ticket is None or ticket in seen or conversation.helpdesk not in (None, self.helpdesk.name):
                 continue  # no ticket yet: it is created as an incident when its message is delivered
+            if self._incidents.get(ticket) == problem:
+                continue  # opened or linked as its incident already
             seen.add(ticket)
             queued.append(ticket)
         count = len(queued)
@@ -417,6 +439,8 @@ class CrisisTickets:
         states = writer.follow(list(jobs), max_wait=self.job_wait_seconds, wait=self._wait)
         for job_id, (problem, tickets) in jobs.items():
             missed = unapplied(states.get(job_id), tickets)
+            for ticket in set(tickets) - set(missed):
+                self._linked(ticket, problem)
             if not missed:
                 continue
             logger.warning(

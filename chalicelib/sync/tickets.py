@@ -478,9 +478,11 @@ class TicketSync:
         self._count_opened(message, ticket)
         return Outcome.TICKET_OPENED
 
-    @staticmethod
-    def _count_opened(message: SocialMessage, ticket: TicketRef) -> None:
-        """The metric and the console line of a ticket opened, singly or in bulk."""
+    def _count_opened(self, message: SocialMessage, ticket: TicketRef) -> None:
+        """The metric and the console line of a ticket opened, singly or in bulk; a crisis member's
+        ticket (opened as the problem's incident) is remembered as linked."""
+        if self.crisis is not None:
+            self.crisis.opened(message, ticket.ticket_id)
         ops_metrics.ticket_opened(message)
         logger.info(
             "ticket opened",

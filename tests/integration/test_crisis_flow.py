@@ -221,3 +221,31 @@ def test_a_burst_in_one_stream_batch_costs_its_bulk_calls_and_one_problem_and_no
     assert used["POST /api/v2/tickets"] == 1  # the problem ticket only
     assert used["PUT /api/v2/tickets/update_many"] == used["PUT /api/v2/tickets/{ticket_id}"] == 0
     assert used["GET /api/v2/users/search"] <= 1
+
+
+def test_members_writing_again_cost_one_update_each_not_a_second_one_to_link_again(crisis: Crisis) -> None:
+    """A crisis member's later message is one comment on their ticket: the ticket is already the
+    problem's incident, so linking it again would spend one more of the account's ticket updates
+    (100 a minute on Professional) per message."""
+    deliveries = burst("4401", 24)
+    crisis.complain(deliveries)
+    (problem,) = crisis.problems()
+    assert all(t.get("problem_id") == problem["id"] for t in crisis.customer_tickets())
+    # Six of them write once more in their chat, in the same words (an X mention would be a thread of its own).
+    again = [deliveries[n] for n in (0, 1, 2, 4, 5, 6)]
+    later = [_written_again(route, payload) for route, payload in again]
+    before = Counter(crisis.rig.zendesk.stats()["requests"])
+    crisis.complain(later)
+    used = Counter(crisis.rig.zendesk.stats()["requests"]) - before
+    assert used["PUT /api/v2/tickets/{ticket_id}"] == 6  # their comments, nothing else
+    assert used["PUT /api/v2/tickets/update_many"] == 0
+    assert all(t.get("problem_id") == problem["id"] for t in crisis.customer_tickets())
+
+
+def _written_again(route: str, payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The same customer's next message in the same conversation: new ids, same words."""
+    text = json.dumps(payload)
+    for old, new in (("m_burst_", "m_again_"), ("wamid.BURST", "wamid.AGAIN"), ('"id_str": "17', '"id_str": "18'),
+                     ('"update_id": ', '"update_id": 9'), ('"message_id": ', '"message_id": 9'), ("01HB", "01HC"), ('"id": "4688', '"id": "4689')):
+        text = text.replace(old, new)
+    return route, json.loads(text)
