@@ -44,9 +44,9 @@ from chalicelib.models import Author, Direction, Kind, Platform, SocialMessage
 from chalicelib.observability import logger
 
 DATA_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "triage"
-# The deployed stream event source hands the sync up to 1,000 records gathered over 2 s
+# The deployed stream event source hands the sync up to 2,000 records gathered over 2 s
 # (``app.SYNC_BATCH_SIZE``): the detector's writes are flushed per such batch.
-BATCH_SIZE = 1000
+BATCH_SIZE = 2000
 BATCH_WINDOW_SECONDS = 2.0
 PLATFORMS = [p for p in Platform]
 _ARTIFACTS = (
