@@ -9,17 +9,22 @@ the health probe, the ticket sync on the table's stream and the scheduled repair
 from __future__ import annotations
 
 import gc
-import os
-from typing import Any
 
-from chalice import Chalice
+# What this module imports and builds lives as long as the execution environment: the
+# garbage collector has nothing to find in it, so it is off until the end (gc.freeze below).
+gc.disable()
 
-from chalicelib import wiring
-from chalicelib.channels.registry import all_channels
-from chalicelib.config import settings
-from chalicelib.helpdesks.registry import HELPDESKS, all_helpdesks
-from chalicelib.privacy.routes import blueprint as privacy_routes
-from chalicelib.web import ANY_CONTENT_TYPE, publish, remaining_seconds
+import os  # noqa: E402
+from typing import Any  # noqa: E402
+
+from chalice import Chalice  # noqa: E402
+
+from chalicelib import wiring  # noqa: E402
+from chalicelib.channels.registry import all_channels  # noqa: E402
+from chalicelib.config import settings  # noqa: E402
+from chalicelib.helpdesks.registry import HELPDESKS, all_helpdesks  # noqa: E402
+from chalicelib.privacy.routes import blueprint as privacy_routes  # noqa: E402
+from chalicelib.web import ANY_CONTENT_TYPE, publish, remaining_seconds  # noqa: E402
 
 app = Chalice(app_name="socialdesk", configure_logs=False)
 
@@ -123,5 +128,7 @@ def redrive_parked(event: Any) -> None:
 # Everything imported so far lives as long as the execution environment. Freezing it
 # takes it out of the garbage collector's sight, so the collections set off by the
 # first request's imports (boto3) and by every later request do not walk it again:
-# about a fifth of a cold start here (`make bench`, cold_start_ratio).
+# about a fifth of a cold start here (`make bench`, cold_start_ratio). The first AWS
+# client does the same for the SDK (``wiring._client``).
 gc.freeze()
+gc.enable()

@@ -6,6 +6,7 @@ and the local stack swap any piece with ``override(name, value)``.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -57,15 +58,34 @@ def built(name: str, factory: Callable[[], T]) -> T:
     return found
 
 
-def _client(service: str) -> Any:
-    if service not in _built:
-        import boto3
-        from botocore.config import Config
+_sdk_frozen = False
 
-        # Short timeouts: a webhook must be answered within seconds; the SDK's
-        # standard retry mode already backs off on throttling.
-        config = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 5})
-        _built[service] = boto3.client(service, config=config)
+
+def _client(service: str) -> Any:
+    global _sdk_frozen
+    if service not in _built:
+        # The first client imports the SDK and loads its models: objects that live as long
+        # as the container. No garbage collection while they are made (it would find nothing
+        # to free), and frozen once made (gc.freeze), so later collections never walk them:
+        # a webhook's cold start builds its DynamoDB client on the way to its one write.
+        first = not _sdk_frozen
+        collecting = gc.isenabled()
+        if first:
+            gc.disable()
+        try:
+            import boto3
+            from botocore.config import Config
+
+            # Short timeouts: a webhook must be answered within seconds; the SDK's
+            # standard retry mode already backs off on throttling.
+            config = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 5})
+            _built[service] = boto3.client(service, config=config)
+        finally:
+            if first:
+                _sdk_frozen = True
+                gc.freeze()
+                if collecting:
+                    gc.enable()
     return _built[service]
 
 

@@ -88,7 +88,7 @@ def test_importing_the_app_loads_no_platform_module() -> None:
 # What a cold start woken by one Meta webhook may load: its channel's webhook module and the
 # table's writes; not the sync's side of the table, the HTTP client, a helpdesk, another channel.
 COLD_WEBHOOK = """
-import json, sys
+import gc, json, sys
 import app
 from bench.lambda_events import BenchContext
 from chalicelib import wiring
@@ -104,7 +104,8 @@ table = Table()
 wiring.override("dynamodb", table)
 response = app.app(json.loads(sys.stdin.read()), BenchContext())
 item = table.puts[0]["Item"] if table.puts else {}
-print(json.dumps({"status": response["statusCode"], "puts": len(table.puts), "sk": item.get("sk"), "modules": sorted(sys.modules)}))
+print(json.dumps({"status": response["statusCode"], "puts": len(table.puts), "sk": item.get("sk"), "modules": sorted(sys.modules),
+                  "collecting": gc.isenabled()}))
 """
 
 
@@ -119,6 +120,7 @@ def test_a_webhook_cold_start_loads_only_what_the_webhook_needs() -> None:
                          capture_output=True, text=True, check=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert (result["status"], result["puts"], result["sk"]) == (200, 1, {"S": "MSG#m_colda"})
+    assert result["collecting"]  # the garbage collector, off while the app is imported, is back on
     loaded = set(result["modules"])
     assert not loaded & {"chalicelib.store.table", "chalicelib.http", "urllib3", "chalicelib.helpdesks.base"}
     elsewhere = ("chalicelib.sync", "chalicelib.crisis", "chalicelib.triage", "chalicelib.outbound", "chalicelib.ops",
@@ -126,6 +128,31 @@ def test_a_webhook_cold_start_loads_only_what_the_webhook_needs() -> None:
     assert [m for m in loaded if m.startswith(elsewhere)] == []
     assert [m for m in loaded if m.startswith("chalicelib.channels.") and m.count(".") == 3
             and not m.endswith((".routes", ".base", ".common", ".registry"))] == ["chalicelib.channels.meta.webhook"]
+
+
+def test_building_the_aws_clients_leaves_the_garbage_collector_on() -> None:
+    """The first client is built with the collector off (the SDK's objects live as long as the
+    container); it is on again afterwards, also when building a client fails."""
+    code = """
+import gc, boto3
+from chalicelib import wiring
+real = boto3.client
+def broken(*args, **kwargs):
+    raise RuntimeError("no such service")
+boto3.client = broken
+try:
+    wiring._client("dynamodb")
+except RuntimeError:
+    pass
+assert gc.isenabled()
+boto3.client = real
+client = wiring._client("dynamodb")
+assert gc.isenabled() and wiring._client("dynamodb") is client and gc.get_freeze_count() > 0
+print("ok")
+"""
+    env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "ok", out.stderr
 
 
 # --- helpdesks, the same way -------------------------------------------------------------------
