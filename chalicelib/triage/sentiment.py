@@ -3,7 +3,8 @@
 Python.
 
 One multinomial logistic regression per language (English, Spanish) over hashed word and
-character n-grams (``features.py``) weighted by tf-idf; a text in another language gets
+character n-grams and a few tweet-aware features (negation, emoji, punctuation:
+``features.py``) weighted by tf-idf; a text in another language gets
 the model of ``fallback`` in the file (emoji, punctuation and shared word stems still say
 something). The file is read on the first call and cached for the process.
 """
@@ -26,7 +27,7 @@ from chalicelib.triage.features import CHAR_BLOCK, DIMENSIONS, feature_counts
 
 MODEL_PATH = Path(__file__).with_name("sentiment_model.json.gz")
 LABELS = ("negative", "neutral", "positive")
-FORMAT = 1
+FORMAT = 2  # 2: negation, emoji and punctuation features (a format-1 file lacks them)
 
 
 @dataclass(frozen=True)

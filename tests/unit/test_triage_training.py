@@ -60,3 +60,25 @@ def test_a_written_model_file_loads(tmp_path, trained: tuple) -> None:
     model = SentimentModel.load(path)
     assert model.predict("thanks, great crew", "fr").label == "positive"
     assert model.predict("thanks, great crew", "fr").model == "en"
+
+
+def test_near_duplicates_take_their_majority_label_and_count_less() -> None:
+    from tools.train_sentiment import merged_labels
+
+    share = "Mi destino a un solo click, deseadme suerte"
+    rows = [
+        LabelledText(id="a", text=f"{share} #HolaLima https://t.co/a", language="es", label="neutral"),
+        LabelledText(id="b", text=f"@Friend {share} #HolaQuito", language="es", label="neutral"),
+        LabelledText(id="c", text=f"{share} 79 #HolaParis", language="es", label="positive"),
+        LabelledText(id="d", text=f"{share}!", language="es", label="neutral"),
+        LabelledText(id="e", text="El vuelo sale a las 10", language="es", label="neutral"),
+        LabelledText(id="f", text="El vuelo sale a las 12", language="es", label="negative"),  # a tie: kept
+        LabelledText(id="g", text="Pésimo servicio, nunca más", language="es", label="negative"),
+    ]
+    labels, weights = merged_labels(rows)
+    assert labels == ["neutral", "neutral", "neutral", "neutral", "neutral", "negative", "negative"]
+    # Four copies weigh 1/2 each, a pair 1/sqrt(2) each, a single text 1; scaled to average 1.
+    assert sum(weights) == pytest.approx(len(rows))
+    assert weights[0] == pytest.approx(weights[3]) and weights[4] == pytest.approx(weights[5])
+    assert weights[0] / weights[6] == pytest.approx(0.5)
+    assert weights[4] / weights[6] == pytest.approx(2**-0.5)
