@@ -53,7 +53,7 @@ PRIVATE_KINDS = frozenset({Kind.DIRECT_MESSAGE})
 def _valid_unicode(value: Any) -> Any:
     """Replace lone UTF-16 surrogates (valid in JSON escapes, unencodable in UTF-8)
     with U+FFFD, so one odd character cannot make a whole message unstorable."""
-    if isinstance(value, str):
+    if isinstance(value, str) and not value.isascii():  # ASCII always encodes: no copy made to find out
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
