@@ -143,8 +143,7 @@ def show_crisis(state: dict[str, Any], app_url: str, secrets: dict[str, str], pl
         time.sleep(2.0)
     doubled = sum(1 for n in received.values() if n > 1)
     per_platform = Counter(r.split(":", 1)[0] for r in received)
-    _status, comments = _zendesk(zendesk, "GET", f"/api/v2/tickets/{problem_id}/comments.json")
-    notes = [c["body"] for c in (comments or {}).get("comments") or [] if not c.get("public")]
+    notes = _count_notes(zendesk, problem_id, final=f"Sent {len(received):,} of {BURST_SIZE:,}")
     ok = len(received) == len(seeded) == BURST_SIZE and doubled == 0
     print(
         f"  {'✓' if ok else '✗'} {len(received)} of {BURST_SIZE} customers got the answer on their platform "
@@ -153,6 +152,18 @@ def show_crisis(state: dict[str, Any], app_url: str, secrets: dict[str, str], pl
     )
     print(f"  The problem ticket's running count: {notes[-1] if notes else '-'}")
     return ok and bool(held) and incidents == BURST_SIZE and len(alerts) == 1
+
+
+def _count_notes(zendesk: str, problem_id: Any, *, final: str) -> list[str]:
+    """The problem ticket's internal notes, once the running count reads ``final``: the last
+    customer's answer arrives on its platform a moment before the fan-out writes its count."""
+    deadline = time.monotonic() + HELD_WAIT_SECONDS
+    while True:
+        _status, comments = _zendesk(zendesk, "GET", f"/api/v2/tickets/{problem_id}/comments.json")
+        notes = [c["body"] for c in (comments or {}).get("comments") or [] if not c.get("public")]
+        if (notes and notes[-1].startswith(final)) or time.monotonic() > deadline:
+            return notes
+        time.sleep(1.0)
 
 
 def _held_note(zendesk: str, problem_id: Any) -> str | None:
