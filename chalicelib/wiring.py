@@ -7,6 +7,7 @@ and the local stack swap any piece with ``override(name, value)``.
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -81,8 +82,13 @@ def _client(service: str) -> Any:
             # each request against the API's shapes (about a sixth of a PutItem's time in the
             # SDK): our code builds every request, and the service checks it all the same (a
             # bad item is refused with ValidationException, which the store quarantines).
+            # The test suite turns the check on (SOCIALDESK_CHECK_AWS_REQUESTS=1): moto checks
+            # less than DynamoDB, so a malformed request must still fail a test.
             config = Config(
-                connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 5}, parameter_validation=False
+                connect_timeout=2,
+                read_timeout=5,
+                retries={"mode": "standard", "max_attempts": 5},
+                parameter_validation=os.environ.get("SOCIALDESK_CHECK_AWS_REQUESTS") == "1",
             )
             _built[service] = boto3.client(service, config=config)
         finally:
