@@ -64,3 +64,91 @@ def test_concurrent_writers_each_see_an_entry_as_new_exactly_once(table: str) ->
     item = boto3.client("dynamodb").get_item(TableName=table, Key={"pk": {"S": "page"}})["Item"]
     assert int(item["writes"]["N"]) == writers * entries  # no write lost
     assert sum(told_new) == entries  # each entry new to exactly one writer
+
+
+@pytest.fixture
+def indexed_table(moto_url: str) -> Iterator[str]:
+    client = boto3.client("dynamodb")
+    name = f"indexed-{next(_tables)}"
+    client.create_table(
+        TableName=name,
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": name_, "AttributeType": "S"} for name_ in ("pk", "sk", "gpk", "gsk")
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by-g",
+                "KeySchema": [
+                    {"AttributeName": "gpk", "KeyType": "HASH"},
+                    {"AttributeName": "gsk", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    yield name
+    client.delete_table(TableName=name)
+
+
+def _query_all(client: object, **request: object) -> list[tuple[str, str]]:
+    keys: list[tuple[str, str]] = []
+    while True:
+        page = client.query(**request)  # type: ignore[attr-defined]
+        keys += [(item["pk"]["S"], item["sk"]["S"]) for item in page["Items"]]
+        if "LastEvaluatedKey" not in page:
+            return keys
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def test_queries_read_their_partition_in_key_order_across_pages(indexed_table: str) -> None:
+    """Queries on the table and on a sparse index return exactly their partition, in
+    key order both ways, page after page, among many other partitions' items."""
+    client = boto3.client("dynamodb")
+    items = []
+    for p in range(12):
+        for s in range(9):
+            item = {"pk": {"S": f"P{p:02d}"}, "sk": {"S": f"S{(s * 7) % 9}"}}
+            if (p + s) % 3:  # a sparse index: a third of the items carry no index keys
+                item |= {"gpk": {"S": f"G{(p * s) % 4}"}, "gsk": {"S": f"T{(p + s) % 5}"}}
+            items.append(item)
+            client.put_item(TableName=indexed_table, Item=item)
+
+    for forward in (True, False):
+        got = _query_all(
+            client,
+            TableName=indexed_table,
+            KeyConditionExpression="pk = :p AND sk >= :s",
+            ExpressionAttributeValues={":p": {"S": "P05"}, ":s": {"S": "S3"}},
+            ScanIndexForward=forward,
+            Limit=2,
+        )
+        expected = sorted(
+            ((i["pk"]["S"], i["sk"]["S"]) for i in items if i["pk"]["S"] == "P05" and i["sk"]["S"] >= "S3"),
+            reverse=not forward,
+        )
+        assert got == expected
+
+        got = _query_all(
+            client,
+            TableName=indexed_table,
+            IndexName="by-g",
+            KeyConditionExpression="gpk = :g AND gsk < :t",
+            ExpressionAttributeValues={":g": {"S": "G2"}, ":t": {"S": "T4"}},
+            ScanIndexForward=forward,
+            Limit=3,
+        )
+        in_index = [i for i in items if i.get("gpk", {}).get("S") == "G2" and i["gsk"]["S"] < "T4"]
+        expected = [
+            (i["pk"]["S"], i["sk"]["S"])
+            for i in sorted(
+                in_index,
+                key=lambda i: (i["gsk"]["S"], i["pk"]["S"], i["sk"]["S"]),
+                reverse=not forward,
+            )
+        ]
+        assert got and got == expected
