@@ -80,6 +80,41 @@ STOP_WORDS = frozenset(_STOP_WORDS_TEXT.split())
 # benchmark's burst (docs/crisis.md): they tied unrelated complaints into crises of their own.
 STOP_STEMS = frozenset(["fail", "work", "funcio", "arregl", "solucio", "soluci"])
 
+# Words that name the same thing in a complaint, in English and Spanish, across the trades the
+# bridge serves (telecom, travel, shops, banks): each group's words count as one stem (the first
+# word's), so "wifi", "broadband" and "fibra" meet "internet", "voucher" and "cupón" meet
+# "discount", "cargo" meets "cobro". A bag of stems alone cannot see a synonym, and a crowd's
+# wordings differ by exactly these words ("mobile data and home wifi both dead" beside "internet
+# down"). Measured in docs/crisis.md.
+_SYNONYMS_TEXT = """
+internet wifi broadband fibre fiber fibra connection connections connexion conexion conexiones
+  connectivity conectividad connect connected conectar conectado online signal senal coverage cobertura
+outage outages down dead offline caido caida caidos caidas averia averias apagon blackout
+router routers modem modems
+promotion promo promos promotional promocion promociones promocional discount discounts descuento
+  descuentos coupon coupons cupon cupones voucher vouchers offer offers oferta ofertas
+charge charged charges cobro cobros cobrar cobrado cobrada cobraron cobrasteis cobrais
+  debited
+bill bills billing invoice invoices factura facturas facturacion recibo recibos
+twice double doubled duplicate duplicated duplicado duplicada doble repeated repetido repetida
+refund refunds refunded reimburse reimbursed reimbursement reembolso reembolsos reembolsar devolucion
+  devolver devolvedme devolvais
+cancelled canceled cancel cancellation cancellations cancelado cancelada cancelados canceladas
+  cancelacion cancelar anulado anulada
+delayed delay delays late retraso retrasado retrasada retrasos demora demorado
+luggage baggage bag bags suitcase suitcases maleta maletas equipaje
+flight flights vuelo vuelos
+app apps aplicacion aplicaciones
+payment payments pay paid pago pagos pagar pagado
+money dinero
+rejected reject declined refused invalid rechazado rechazada rechaza denied denegado denegada
+order orders pedido pedidos
+delivery deliveries shipping shipment envio envios entrega
+parcel package packages paquete paquetes
+website web webpage site
+"""
+
+
 # Frequent words of one language only (not "no", "me", "a", "he": both languages use them).
 _ENGLISH_MARKERS = frozenset(
     [
@@ -190,14 +225,28 @@ def stem(word: str) -> str:
     return word[:STEM_LENGTH]
 
 
+def _synonyms(text: str) -> dict[str, str]:
+    """Each listed word's stem -> its group's stem (the group's first word's)."""
+    found: dict[str, str] = {}
+    for group in re.split(r"\n(?=\S)", text.strip()):
+        words = group.split()
+        for word in words:
+            found.setdefault(stem(word), stem(words[0]))
+    return found
+
+
 def stems(text: str) -> list[str]:
-    """The content-word stems of a text, in order (numbers, emoji and stop words dropped)."""
+    """The content-word stems of a text, in order (numbers, emoji and stop words dropped,
+    synonyms as one)."""
     found = (
         stem(word)
         for word in _WORD.findall(_CODE.sub(" ", normalize(text)))
         if len(word) >= MIN_WORD_LENGTH and word not in STOP_WORDS
     )
-    return [stemmed for stemmed in found if stemmed not in STOP_STEMS]
+    return [SYNONYMS.get(stemmed, stemmed) for stemmed in found if stemmed not in STOP_STEMS]
+
+
+SYNONYMS = _synonyms(_SYNONYMS_TEXT)
 
 
 def language(text: str) -> str:

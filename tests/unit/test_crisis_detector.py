@@ -140,6 +140,27 @@ def test_a_burst_of_english_paraphrases_starts_one_crisis_that_the_rest_join(det
     assert active.first_seen == T0
 
 
+def test_a_wording_that_shares_only_synonyms_with_the_crowd_joins_its_crisis(detector, clock) -> None:
+    outage = cycle(
+        [
+            "no internet since this morning, is there an outage?",
+            "internet down for the whole street",
+            "is your network down? no internet at all",
+            "internet outage again, working from home is impossible",
+        ]
+    )
+    for i in range(40):
+        observe(detector, clock, complaint(next(outage), T0 + i * 20))
+    [crisis] = detector.active("brand")
+    # no word of "internet"/"outage"/"down": "wifi" and "dead" are the same things said otherwise
+    later = [
+        observe(detector, clock, complaint("mobile data and home wifi both dead, what is going on", T0 + 800 + i * 10))
+        for i in range(12)
+    ]
+    assert all(d.outcome is Outcome.JOINED and d.crisis.crisis_id == crisis.crisis_id for d in later)
+    assert [c.size for c in detector.active("brand")] == [52]
+
+
 def test_spanish_complaints_group_apart_from_english_ones(detector, clock) -> None:
     en, es = cycle(OUTAGE_EN), cycle(CHARGED_ES)
     for i in range(20):

@@ -26,9 +26,10 @@ UNRELATED = [
 
 
 def test_text_is_normalized_handles_links_numbers_accents_and_stop_words_dropped() -> None:
-    assert stems("@AcmeAir Canceláción del vuelo 1234 https://t.co/abc!!! 😡 #fail") == ["cancel", "vuel"]
+    # "vuelo" counts as its English synonym's stem ("flight"): see the synonym test below
+    assert stems("@AcmeAir Canceláción del vuelo 1234 https://t.co/abc!!! 😡 #fail") == ["cancel", "flight"]
     # codes say nothing about the topic: "SAVE50" and "E42" must not tie two complaints by "save" or "e"
-    assert stems("promo code SAVE50 rejected, error E42") == ["prom", "code", "reject", "error"]
+    assert stems("promo code SAVE50 rejected, error E42") == ["promot", "code", "reject", "error"]
     assert stems("the app doesn't work, failed again, fix it") == stems("the app") == ["app"]
     assert stems("Please help, my flight was CANCELLED") == stems("flight cancelled")
     assert features("") == frozenset()
@@ -37,6 +38,21 @@ def test_text_is_normalized_handles_links_numbers_accents_and_stop_words_dropped
 def test_inflections_and_spellings_of_one_word_meet() -> None:
     assert len({*stems("cancelled canceled cancelling cancellation")}) == 1
     assert len({*stems("cobrado cobraron cobro")}) == 1
+
+
+def test_synonyms_a_crowd_uses_for_one_thing_meet() -> None:
+    # the words differ, the thing does not: one stem each
+    assert len({*stems("internet wifi broadband fibra conexión")}) == 1
+    assert len({*stems("discount promo promotion voucher coupon descuento cupón")}) == 1
+    assert len({*stems("charged cobro cobrado")}) == 1
+    assert len({*stems("duplicate twice double duplicado doble repetido")}) == 1
+    # "mobile data and home wifi both dead" shares no word with "internet down", but two things
+    dead, down = features("mobile data and home wifi both dead"), features("internet down again")
+    assert cosine(dead, down) > 0.5
+    # an ambiguous word stays itself: "carga" is "loads" as often as "charge" ("la app no carga")
+    assert stems("la app no carga") == ["app", "carg"] and "carg" not in stems("cobro duplicado")
+    # ...and unrelated complaints that share one of these things are still not alike
+    assert cosine(features("the wifi extender you sent has a UK plug"), down) == 0.0
 
 
 def test_english_paraphrases_are_alike_and_unrelated_complaints_are_not() -> None:
