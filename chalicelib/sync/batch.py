@@ -49,6 +49,11 @@ MIN_BULK_CONVERSATIONS = 10
 JOBS_PER_WAVE = 10
 FIRST_POLL_SECONDS = 0.5
 MAX_POLL_SECONDS = 8.0
+# A job still running after the polls of this long has its id written to its intent (a
+# redelivered batch then follows it); one finished by then needs no such write: its tickets are
+# recorded at once, and a crash before the first of them is recovered like a create without an
+# answer (parked as maybe sent, the redrive looks for each ticket). Polls at 0.5, 1.5 and 3.5 s.
+QUICK_JOB_SECONDS = 3.5
 # How long one invocation waits for a wave's jobs before handing the batch back for a retry.
 JOB_WAIT_SECONDS = 60.0
 # A ticket job still unfinished this long after its submission is given up on: its
@@ -94,6 +99,7 @@ class _Chunk:
     status: str | None = None  # None: nothing submitted yet
     job_id: str | None = None
     submitted_at: float = 0.0
+    saved: str | None = None  # the status its intent item holds
 
     def intent(self) -> dict[str, Any]:
         return {"status": self.status, "job_id": self.job_id, "submitted_at": self.submitted_at,
@@ -205,16 +211,57 @@ class BatchStage:
         for chunk in fresh:
             if chunk.entries:
                 self._submit(chunk)
-        jobs = self._follow([c.job_id for c in chunks if c.status == QUEUED and c.job_id], time_left)
+        jobs = self._follow_queued(chunks, time_left)
         for chunk in chunks:
-            if chunk.status == SUBMITTING:  # its job may exist, unknown: the redrive looks first
-                self._park_all(chunk, report, result, "its bulk creation had no clear answer")
+            if chunk.status == SUBMITTING:  # its job may exist, unknown
+                self._resolve_unknown_job(chunk, report, result)
             elif chunk.status == QUEUED and chunk.job_id:
                 self._settle(chunk, jobs, report, result)
+
+    def _follow_queued(self, chunks: list[_Chunk], time_left: Callable[[], float] | None) -> dict[str, BulkJob | None]:
+        """Follow the wave's queued jobs: first for ``QUICK_JOB_SECONDS``; the id of each job still
+        running then is written to its intent before the wait goes on (same polls as one wait)."""
+        queued = [c for c in chunks if c.status == QUEUED and c.job_id]
+        quick = min(QUICK_JOB_SECONDS, self.job_wait_seconds)
+        jobs = self._follow([c.job_id for c in queued if c.job_id], time_left, max_wait=quick)
+        running = [c for c in queued if c.job_id not in jobs or _running(jobs[c.job_id])]
+        for chunk in running:
+            if chunk.saved != QUEUED:
+                self._save(chunk)
+        if running and self.job_wait_seconds > quick:
+            later = self._follow(
+                [c.job_id for c in running if c.job_id],
+                time_left,
+                max_wait=self.job_wait_seconds - quick,
+                first_pause=_next_pause(quick),
+            )
+            jobs.update(later)
+        return jobs
+
+    def _resolve_unknown_job(self, chunk: _Chunk, report: SyncReport, result: BulkResult) -> None:
+        """A chunk whose job's id was never written. When some of its tickets were recorded, the
+        job had finished (tickets are recorded only from a finished job): the others are looked
+        for by the single path before it creates one. Otherwise its job may still be running:
+        parked as maybe sent, the redrive looks for each ticket."""
+        conversations = self.store.get_conversations([e.message.conversation_key for e in chunk.entries])
+        recorded = [e for e in chunk.entries if e.message.message_id in conversations[e.message.conversation_key].synced]
+        if not recorded:
+            self._park_all(chunk, report, result, "its bulk creation had no clear answer")
+            return
+        for entry in chunk.entries:
+            if entry in recorded:
+                result.done.add(entry.message.message_id)
+            else:
+                result.maybe_created.add(entry.message.message_id)
+
+    def _save(self, chunk: _Chunk) -> None:
+        self.store.save_bulk_intent(chunk.key, chunk.intent())
+        chunk.saved = chunk.status
 
     def _resume(self, chunk: _Chunk, intent: dict[str, Any], by_id: dict[str, SocialMessage]) -> None:
         """A redelivered batch: the chunk as recorded before its bulk request."""
         chunk.status, chunk.job_id = intent.get("status"), intent.get("job_id")
+        chunk.saved = chunk.status
         chunk.submitted_at = float(intent.get("submitted_at") or 0.0)
         entries = []
         for message_id, requester_id, requester_new in intent.get("entries") or []:
@@ -292,7 +339,7 @@ class BatchStage:
     def _submit(self, chunk: _Chunk) -> None:
         """Record the intent, then queue the chunk's creation; the intent says how it went."""
         chunk.status, chunk.submitted_at = SUBMITTING, self.sync.now()
-        self.store.save_bulk_intent(chunk.key, chunk.intent())
+        self._save(chunk)
         # Which crisis problem each new ticket joins (crisis/tickets.py), asked as the single path asks.
         problems = self.sync.crisis_problems([e.message for e in chunk.entries if e.requester_id is not None])
         tickets = [
@@ -310,14 +357,13 @@ class BatchStage:
         except HelpdeskRejected as exc:
             self._refuse(chunk, exc)
             return
-        chunk.status = QUEUED
-        self.store.save_bulk_intent(chunk.key, chunk.intent())
+        chunk.status = QUEUED  # its intent says so only if the job outlives the first polls (_follow_queued)
 
     def _refuse(self, chunk: _Chunk, exc: HelpdeskError) -> None:
         """The helpdesk did not take the chunk: its messages go the single way (also on a retry)."""
         logger.warning("bulk ticket creation not taken", extra={"reason": type(exc).__name__, "tickets": len(chunk.entries)})
         chunk.status, chunk.entries = REFUSED, []
-        self.store.save_bulk_intent(chunk.key, chunk.intent())
+        self._save(chunk)
 
     def _submit_with_retries(self, submit: Callable[[], str]) -> str:
         """``submit()``, again after a wait when the helpdesk clearly did not take it (429,
@@ -331,14 +377,21 @@ class BatchStage:
                 self.sync.wait(exc.retry_after or self.sync.backoff_seconds * 2**attempt)
         raise AssertionError("unreachable")
 
-    def _follow(self, job_ids: list[str], time_left: Callable[[], float] | None) -> dict[str, BulkJob | None]:
+    def _follow(
+        self,
+        job_ids: list[str],
+        time_left: Callable[[], float] | None,
+        *,
+        max_wait: float | None = None,
+        first_pause: float = FIRST_POLL_SECONDS,
+    ) -> dict[str, BulkJob | None]:
         """Each job's last state, polled until it finished or the wait is over (``BulkTicketWriter.follow``)."""
         return self.writer.follow(
             job_ids,
-            max_wait=self.job_wait_seconds,
+            max_wait=self.job_wait_seconds if max_wait is None else max_wait,
             wait=self.sync.wait,
             time_left=time_left,
-            first_pause=FIRST_POLL_SECONDS,
+            first_pause=first_pause,
             max_pause=MAX_POLL_SECONDS,
         )
 
@@ -390,6 +443,19 @@ class BatchStage:
             if entry.message.message_id not in conversation.synced:
                 report.add(self.sync.park_maybe_sent(entry.message, conversation, reason))
             result.done.add(entry.message.message_id)
+
+
+def _running(job: BulkJob | None) -> bool:
+    return job is not None and not job.finished
+
+
+def _next_pause(waited: float) -> float:
+    """The pause that follows ``waited`` seconds of doubling pauses from ``FIRST_POLL_SECONDS``."""
+    pause, total = FIRST_POLL_SECONDS, 0.0
+    while total + pause <= waited:
+        total += pause
+        pause = min(pause * 2, MAX_POLL_SECONDS)
+    return pause
 
 
 def _chunk_key(batch_id: str, index: int, messages: Sequence[SocialMessage]) -> str:

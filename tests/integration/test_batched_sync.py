@@ -176,6 +176,66 @@ def test_a_crash_between_the_job_and_its_bookkeeping_creates_nothing_twice(
     assert _ticket_jobs(stack) == 1 and _calls(stack, "POST /api/v2/tickets") == 0
 
 
+def _bulk_intent_writes(stack: Stack) -> list[str]:
+    """Counts the bulk intents' writes from here on (the list grows with each one's status)."""
+    import json
+
+    from chalicelib import wiring
+
+    written: list[str] = []
+
+    def count(params: dict[str, Any], **_: Any) -> None:
+        if str(params.get("Item", {}).get("pk", {}).get("S", "")).startswith("BULK#"):
+            written.append(json.loads(params["Item"]["state"]["S"])["status"])
+
+    wiring._client("dynamodb").meta.events.register("before-parameter-build.dynamodb.PutItem", count)
+    return written
+
+
+def test_a_job_that_finishes_within_the_first_polls_costs_one_intent_write(stack: Stack, poller: Any) -> None:
+    events = _burst("quick", 15)
+    stack.sandbox.job_polls = 1  # seen queued once, then done: within the first polls
+    written = _bulk_intent_writes(stack)
+    _post(stack, events)
+    poller.drain()
+    _one_ticket_each(stack, events)
+    assert written == ["submitting"]  # the job's id needed no write: its tickets were recorded at once
+
+
+def test_a_job_still_running_after_the_first_polls_has_its_id_written(stack: Stack, poller: Any) -> None:
+    events = _burst("slowish", 15)
+    stack.sandbox.job_polls = 3
+    written = _bulk_intent_writes(stack)
+    _post(stack, events)
+    poller.drain()
+    _one_ticket_each(stack, events)
+    assert written == ["submitting", "queued"]
+
+
+def test_a_crash_before_a_quick_jobs_first_record_is_found_again_by_the_redrive(
+    stack: Stack, poller: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib import wiring
+    from chalicelib.sync.redrive import redrive
+    from chalicelib.sync.tickets import TicketSync
+
+    events = _burst("early", 12)
+    _post(stack, events)
+    original = TicketSync.record_bulk_opening
+
+    def dies(self: TicketSync, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("Lambda killed")
+
+    monkeypatch.setattr(TicketSync, "record_bulk_opening", dies)
+    assert poller.poll_once() == 0 and len(stack.tickets()) == 12  # created, none recorded, the job's id unwritten
+    monkeypatch.setattr(TicketSync, "record_bulk_opening", original)
+    poller.drain()  # the redelivery cannot know the job: parked as maybe sent, nothing created again
+    assert stack.parked_in_queue() == 12 and len(stack.tickets()) == 12
+    redrive(wiring.message_store(), wiring.ticket_sync(), wiring.dead_letters())
+    _one_ticket_each(stack, events)  # each found by external_id and its message
+    assert _ticket_jobs(stack) == 1 and _calls(stack, "POST /api/v2/tickets") == 0
+
+
 def test_a_bulk_create_without_an_answer_is_parked_and_found_again_by_the_redrive(stack: Stack, poller: Any) -> None:
     from chalicelib import wiring
     from chalicelib.sync.redrive import redrive
@@ -229,6 +289,7 @@ def test_tickets_of_a_job_zendesk_no_longer_knows_are_found_by_external_id(
         raise RuntimeError("Lambda killed")
 
     monkeypatch.setattr(TicketSync, "record_bulk_opening", dies)
+    stack.sandbox.job_polls = 3  # the job outlives the first polls: its id is written before the wait goes on
     assert poller.poll_once() == 0 and len(stack.tickets()) == 12  # created, none recorded
     monkeypatch.setattr(TicketSync, "record_bulk_opening", original)
     stack.sandbox.forget_jobs()  # the retry comes after Zendesk dropped the job's status
