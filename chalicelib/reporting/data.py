@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.models import Direction, Kind
+from chalicelib.store.ingest import message_fields
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 PROJECTED = (
     "pk",
     "sk",
-    "platform",
+    "platform",  # platform and direction: messages stored before they were read from ``message``
     "direction",
     "created_at",
     "message",
@@ -241,19 +242,16 @@ def conversations_from_items(items: Iterable[dict[str, Any]]) -> list[Conversati
 
 
 def _add_message(facts: ConversationFacts, item: dict[str, Any]) -> None:
-    created = parse_time(_attribute(item, "created_at"))
+    fields = message_fields(item)
+    created = parse_time(fields.get("created_at"))
     if created is None:
         return
-    if _attribute(item, "direction") == Direction.OUTBOUND.value:
+    if fields.get("direction") == Direction.OUTBOUND.value:
         facts.outbound.append(created)
         return
     facts.inbound.append(created)
-    facts.platform = _attribute(item, "platform") or facts.platform
-    try:
-        kind = json.loads(_attribute(item, "message") or "{}").get("kind")
-    except json.JSONDecodeError:
-        kind = None
-    facts.private = facts.private or kind == Kind.DIRECT_MESSAGE.value
+    facts.platform = fields.get("platform") or facts.platform
+    facts.private = facts.private or fields.get("kind") == Kind.DIRECT_MESSAGE.value
 
 
 def _is_crisis_page(item: dict[str, Any]) -> bool:

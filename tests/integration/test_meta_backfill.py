@@ -30,6 +30,7 @@ from chalicelib.channels.meta import webhook as meta
 from chalicelib.channels.meta.graph import GraphClient
 from chalicelib.channels.x.poller import Watermarks
 from chalicelib.store import MessageStore, StoreUnavailable
+from chalicelib.store.table import message_from_image
 from local.meta_graph_sandbox import DEFAULT_IG_TOKEN, DEFAULT_PAGE_TOKEN, IG_ACCOUNT_ID, PAGE_ID, MetaGraphSandbox
 
 TABLE = "socialdesk-test-messages"
@@ -126,7 +127,7 @@ def test_first_run_reads_the_lookback_window_of_every_source(rig: Rig) -> None:
     assert report.stored_new_inbound == 5  # the Page's own Messenger reply is outbound
     # The reply under an older comment lands on that comment's conversation, as the webhook keys it.
     assert stored[reply["id"]]["pk"]["S"] == f"CONV#facebook:comment:{old['id']}"
-    assert stored[outbound["id"]]["direction"]["S"] == Direction.OUTBOUND.value
+    assert message_from_image(stored[outbound["id"]]).direction is Direction.OUTBOUND
     assert stored[outbound["id"]]["pk"]["S"] == f"CONV#messenger:dm:{PAGE_ID}:{PSID}"
     assert stored[ig_dm["id"]]["pk"]["S"] == f"CONV#instagram:dm:{IG_ACCOUNT_ID}:{IGSID}"
     epoch = str(int(rig.now.timestamp()))

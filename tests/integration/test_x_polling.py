@@ -22,6 +22,7 @@ from chalicelib.channels.x import webhook as x
 from chalicelib.channels.x.api import XApiClient, XAuthError
 from chalicelib.channels.x.poller import SOURCE_X_DMS, SOURCE_X_MENTIONS, PollReport, Watermarks, poll_x, watermark_pk
 from chalicelib.store import MessageStore
+from chalicelib.store.table import message_from_image
 from local.x_sandbox import DEFAULT_TOKEN, XSandbox
 from tests.support.events import load_event
 
@@ -148,7 +149,7 @@ def test_retweets_are_not_stored_and_the_brands_replies_are_outbound(rig: Rig) -
     assert report.ignored == 1 and report.stored == 1
     assert rt["id"] not in rig.stored_ids()
     item = next(i for i in rig.message_items() if i["sk"]["S"] == f"MSG#{own['id']}")
-    assert item["direction"]["S"] == Direction.OUTBOUND.value
+    assert message_from_image(item).direction is Direction.OUTBOUND
     assert item["pk"]["S"] == f"CONV#x:tweets:{BRAND}:{CUSTOMER}"
     assert rig.mark() == own["id"]  # ignored or not, everything fetched is behind the watermark
 
@@ -232,8 +233,8 @@ def test_dms_first_run_then_only_new_events_both_directions(rig: Rig) -> None:
     assert len(dm_calls) == 3  # 1 on the first run; then [group, question, answer] and [old3 (the watermark)...]
     assert rig.mark(SOURCE_X_DMS) == group["id"] != mark
     items = {i["sk"]["S"]: i for i in rig.message_items(f"CONV#x:dm:{BRAND}:{CUSTOMER}")}
-    assert items[f"MSG#{answer['id']}"]["direction"]["S"] == "out"
-    assert items[f"MSG#{question['id']}"]["direction"]["S"] == "in"
+    assert message_from_image(items[f"MSG#{answer['id']}"]).direction is Direction.OUTBOUND
+    assert message_from_image(items[f"MSG#{question['id']}"]).direction is Direction.INBOUND
 
 
 def test_dm_paging_stops_at_the_watermark(rig: Rig) -> None:

@@ -105,3 +105,32 @@ def test_an_answer_held_for_a_lead_is_listed_as_waiting_for_approval() -> None:
     assert facts.reply_problems == [ReplyFact("held", "awaiting_approval", note, datetime(2026, 3, 10, 10, 10, tzinfo=UTC))]
     for language in ("en", "es"):  # the page names the state, the reason and what to do, in words
         assert {"state_held", "kind_awaiting_approval", "advice_awaiting_approval"} <= set(LABELS[language])
+
+
+def test_messages_are_reported_as_the_store_writes_them() -> None:
+    """The report reads the items the webhook path writes (``store.message_item``), whatever
+    attributes the store keeps at the top level, and still reads items written before."""
+    from chalicelib.models import Author, Direction, Kind, Platform, SocialMessage
+    from chalicelib.store.ingest import message_item
+
+    def stored(message_id: str, at: datetime, direction: Direction, kind: Kind) -> dict[str, Any]:
+        return message_item(
+            SocialMessage(
+                platform=Platform.INSTAGRAM, kind=kind, direction=direction, message_id=message_id,
+                conversation_key="instagram:dm:17841400000000001:5500", account_id="17841400000000001",
+                author=Author(platform_id="5500"), text="where is my order", created_at=at,
+            ),
+            ttl_days=30,
+        )
+
+    items = [
+        stored("q1", datetime(2026, 3, 10, 9, 0, tzinfo=UTC), Direction.INBOUND, Kind.DIRECT_MESSAGE),
+        stored("a1", datetime(2026, 3, 10, 9, 7, tzinfo=UTC), Direction.OUTBOUND, Kind.DIRECT_MESSAGE),
+        message("x:tweets:brand:1", 1, "2026-03-10T10:00:00Z"),  # written before: platform, direction, created_at on top
+    ]
+    found = {facts.key: facts for facts in conversations_from_items(items)}
+    dm = found["instagram:dm:17841400000000001:5500"]
+    assert (dm.platform, dm.private) == ("instagram", True)
+    assert dm.inbound == [datetime(2026, 3, 10, 9, 0, tzinfo=UTC)]
+    assert dm.outbound == [datetime(2026, 3, 10, 9, 7, tzinfo=UTC)]
+    assert found["x:tweets:brand:1"].inbound == [datetime(2026, 3, 10, 10, 0, tzinfo=UTC)]
