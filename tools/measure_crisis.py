@@ -113,7 +113,7 @@ class CountingStore(MemoryCrisisStore):
         return call
 
     def record_many(self, account_id: str, entries: Sequence[WindowEntry], *, keep_seconds: float) -> set[str]:
-        self.writes += _updates(entries, WRITE_ENTRIES)
+        self.writes += _updates(entries, WRITE_ENTRIES, one_page=True)
         return super().record_many(account_id, entries, keep_seconds=keep_seconds)
 
     def mark_many(self, account_id: str, entries: Sequence[WindowEntry], crisis_id: str) -> set[str]:
@@ -121,9 +121,12 @@ class CountingStore(MemoryCrisisStore):
         return super().mark_many(account_id, entries, crisis_id)
 
 
-def _updates(entries: Sequence[WindowEntry], per_update: int) -> int:
-    """Updates of quarter-hour pages that ``entries`` take, ``per_update`` complaints each."""
-    per_page = Counter(e.created_at // BUCKET_SECONDS for e in entries)
+def _updates(entries: Sequence[WindowEntry], per_update: int, *, one_page: bool = False) -> int:
+    """Updates of window pages that ``entries`` take, ``per_update`` complaints each: a batch's new
+    complaints all go to one page (``one_page``), marks to the page each complaint is on."""
+    if one_page:
+        return math.ceil(len(entries) / per_update)
+    per_page = Counter(e.home or e.created_at // BUCKET_SECONDS for e in entries)
     return sum(math.ceil(count / per_update) for count in per_page.values())
 
 

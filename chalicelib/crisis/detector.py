@@ -260,6 +260,9 @@ class CrisisDetector:
             crisis = next((c for c in account.active if c.crisis_id == held.crisis_id), None)
             crisis = crisis or self._store.get(account_id, held.crisis_id)
             return CrisisDecision(Outcome.JOINED, crisis, (Member.of(held),), repeated=True, ended=ended)
+        prior = account.window.conversation_complaint(entry.conversation_key, entry.created_at, self.settings.window_seconds)
+        if prior is not None:  # the customer wrote before, within the window: one complaint, not two
+            return replace(self._later_message(account_id, account, entry, prior, now), ended=ended)
         match = self._best_match(account, entry.stems, entry.language)
         entry = account.window.add(replace(entry, crisis_id=None))
         self._unwritten[account_id].append(entry)
@@ -269,6 +272,26 @@ class CrisisDetector:
         else:
             decision = self._detect(account_id, account, entry, now)
         return replace(decision, ended=ended)
+
+    def _later_message(
+        self, account_id: str, account: _Account, entry: WindowEntry, prior: WindowEntry, now: float
+    ) -> CrisisDecision:
+        """A customer's later message in a conversation whose complaint the window holds: it adds no
+        complaint (a crisis is many customers, not one customer writing often; nothing is written
+        for it). It names the crisis the conversation is in; if the conversation is in none and this
+        message is like a running crisis, the conversation becomes its member (counted once)."""
+        if prior.crisis_id:
+            crisis = next((c for c in account.active if c.crisis_id == prior.crisis_id), None)
+            if crisis is None or crisis.status is not Status.ACTIVE:
+                return NOTHING
+            return CrisisDecision(Outcome.JOINED, crisis, (Member.of(entry),))
+        match = self._best_match(account, entry.stems, entry.language)
+        if match is None:
+            return NOTHING
+        self._assign(account_id, account, prior, match.crisis_id)
+        self._count(account_id, match, [prior], now)
+        self._remember_active(account, match)
+        return CrisisDecision(Outcome.JOINED, match, (Member.of(entry),))
 
     def _detect(self, account_id: str, account: _Account, entry: WindowEntry, now: float) -> CrisisDecision:
         settings = self.settings

@@ -6,8 +6,8 @@ Layout in the table (``pk`` / ``sk``), all under the receiving account's partiti
     CRISIS#<account> / INCIDENT#<crisis id>            one crisis: counts, centroid (bounded)
     CRISIS#<account> / LOCK                            a short lock: one crisis start at a time
 
-Complaints are written a stream batch at a time: one update per quarter-hour item and 100
-complaints sets each complaint's attribute ``e:<platform>#<message id>`` (a pure function of
+Complaints are written a stream batch at a time, on the page of the batch's newest quarter hour
+(``batch_bucket``): one update per 100 complaints sets each complaint's attribute ``e:<platform>#<message id>`` (a pure function of
 the message, so a redelivered batch meets the same attributes; ``if_not_exists`` keeps what
 they hold), and the update's ``ALL_OLD`` answer says which of them were there before: only the
 others count. A page
@@ -45,6 +45,14 @@ ENTRY_PREFIX = "e:"
 PAGE_ENTRIES = 300  # complaints a window page holds (about 150 bytes each: far under DynamoDB's 400 KB)
 WRITE_ENTRIES = 100  # complaints one update sets (its expression stays far under 4 KB)
 MARK_ENTRIES = 40  # complaints one conditional update marks (two conditions each: under 4 KB too)
+
+
+def batch_bucket(entries: Sequence[WindowEntry]) -> int:
+    """The quarter hour whose page takes a batch's complaints: its newest complaint's. Pages are
+    read from the quarter hour of ``since`` on, so a complaint on a later quarter hour's page is read
+    wherever its own time falls, and a batch across a quarter hour costs one write, not two. A
+    redelivered batch (the same records) finds the same page, so its complaints count nothing."""
+    return int(max(entry.created_at for entry in entries) // BUCKET_SECONDS)
 
 
 class CrisisStoreUnavailable(Exception):
@@ -107,8 +115,9 @@ class MemoryCrisisStore:
         with self._lock:
             held = self._entries.setdefault(account_id, {})
             new = set()
+            home = window_sk(batch_bucket(entries) * BUCKET_SECONDS, 0) if entries else ""
             for entry in entries:
-                entry.home = window_sk(entry.created_at, 0)
+                entry.home = home
                 if entry.key not in held:
                     held[entry.key] = _copy(replace(entry, text=""))  # as in the table: no text
                     new.add(entry.key)
@@ -327,13 +336,12 @@ class DynamoCrisisStore:
 
     def record_many(self, account_id: str, entries: Sequence[WindowEntry], *, keep_seconds: float) -> set[str]:
         new: set[str] = set()
-        by_page: dict[float, dict[str, WindowEntry]] = defaultdict(dict)
-        for entry in entries:  # a message twice in one update would be two paths overlapping
-            by_page[entry.created_at // BUCKET_SECONDS][entry.key] = entry
-        for bucket, held in by_page.items():
-            group = list(held.values())
-            for start in range(0, len(group), WRITE_ENTRIES):
-                new |= self._append(account_id, bucket * BUCKET_SECONDS, group[start : start + WRITE_ENTRIES], keep_seconds)
+        group = list({entry.key: entry for entry in entries}.values())  # a message twice in one update: two paths overlapping
+        if not group:
+            return new
+        bucket = batch_bucket(group)
+        for start in range(0, len(group), WRITE_ENTRIES):
+            new |= self._append(account_id, bucket * BUCKET_SECONDS, group[start : start + WRITE_ENTRIES], keep_seconds)
         return new
 
     def _append(self, account_id: str, bucket: float, entries: list[WindowEntry], keep_seconds: float) -> set[str]:

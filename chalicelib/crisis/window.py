@@ -56,6 +56,8 @@ class Window:
         self._by_id: dict[int, tuple[WindowEntry, float]] = {}
         # Postings are split by quarter hour, so a lookup over the last hour reads only its own.
         self._postings: dict[tuple[str, int], list[int]] = defaultdict(list)
+        # Each conversation's latest complaint held: a customer's later messages are not more complaints.
+        self._conversations: dict[str, WindowEntry] = {}
         self._crisis_stems: dict[str, Counter[str]] = defaultdict(Counter)
         self._crisis_members: Counter[str] = Counter()
         self._centroids: dict[str, tuple[int, Centroid]] = {}
@@ -75,6 +77,9 @@ class Window:
                 self.assign(held, entry.crisis_id)
             return held
         self.entries[entry.key] = entry
+        latest = self._conversations.get(entry.conversation_key)
+        if latest is None or entry.created_at >= latest.created_at:
+            self._conversations[entry.conversation_key] = entry
         self._by_id[id(entry)] = (entry, math.sqrt(len(entry.stems)))
         bucket = _bucket(entry.created_at)
         for stem in entry.stems:
@@ -106,6 +111,13 @@ class Window:
         if outside_crises:
             total -= sum(self._in_crises[(lang, bucket)] for lang in languages for bucket in buckets)
         return total
+
+    def conversation_complaint(self, conversation_key: str, around: float, within: float) -> WindowEntry | None:
+        """The conversation's latest complaint held, if written within ``within`` seconds of ``around``."""
+        latest = self._conversations.get(conversation_key)
+        if latest is None or abs(latest.created_at - around) > within:
+            return None
+        return latest
 
     def members(self, crisis_id: str) -> int:
         """How many of a crisis's members the window holds."""

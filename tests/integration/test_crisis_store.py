@@ -115,6 +115,20 @@ def test_a_batch_of_complaints_is_one_write_per_quarter_hour_and_a_redelivery_co
     assert next(e for e in store.entries("page-1", since=0) if e.message_id == "msg-500").crisis_id == "c-2"
 
 
+def test_a_batch_across_a_quarter_hour_is_one_write_and_read_back_from_any_moment(table: str) -> None:
+    store = store_for(table)
+    writes = counting(store._client)
+    start = T0 + 900 - 60  # the last minute of one quarter hour and the first of the next
+    batch = [entry(i, start + i * 2) for i in range(60)]
+    assert store.record_many("page-1", batch, keep_seconds=90_000) == {e.key for e in batch}
+    assert sum(writes.values()) == 1
+    for since in (start - 1, start + 30, T0 + 900, start + 100):
+        assert {e.key for e in store.entries("page-1", since=since)} == {e.key for e in batch if e.created_at >= since}
+    # redelivered (the same records): the same page, nothing new
+    assert store.record_many("page-1", [entry(i, start + i * 2) for i in range(60)], keep_seconds=90_000) == set()
+    assert len(store.entries("page-1", since=0)) == 60
+
+
 def test_a_full_page_overflows_to_the_next(table: str) -> None:
     store = store_for(table)
     batch = [entry(i, T0 + i % 800) for i in range(700)]

@@ -161,6 +161,52 @@ def test_a_wording_that_shares_only_synonyms_with_the_crowd_joins_its_crisis(det
     assert [c.size for c in detector.active("brand")] == [52]
 
 
+def conversation_message(text: str, at: float, person: str, n: int) -> SocialMessage:
+    """The ``n``-th message of one customer's chat (one conversation)."""
+    return SocialMessage(
+        platform=Platform.WHATSAPP,
+        kind=Kind.DIRECT_MESSAGE,
+        direction=Direction.INBOUND,
+        message_id=f"wamid.{person}.{n}",
+        conversation_key=f"whatsapp:dm:brand:{person}",
+        account_id="brand",
+        author=Author(platform_id=person),
+        text=text,
+        created_at=datetime.fromtimestamp(at, tz=UTC),
+    )
+
+
+def test_one_customer_writing_again_and_again_is_one_complaint(detector, clock, store) -> None:
+    # Twelve messages about one thing from one person within the hour: not a crowd, no crisis.
+    texts = cycle(OUTAGE_EN)
+    decisions = [observe(detector, clock, conversation_message(next(texts), T0 + i * 60, "ana", i)) for i in range(12)]
+    assert {d.outcome for d in decisions} == {Outcome.NONE} and detector.active() == []
+    assert len(store.entries("brand", since=T0 - 1)) == 1  # the window holds the conversation once
+
+
+def test_a_members_later_messages_count_nothing_and_name_its_crisis(detector, clock) -> None:
+    texts = cycle(OUTAGE_EN)
+    for i in range(20):
+        observe(detector, clock, conversation_message(next(texts), T0 + i * 30, f"p{i}", 0))
+    [crisis] = detector.active("brand")
+    assert crisis.size == 20
+    # every customer writes again: their conversations are members already
+    again = [observe(detector, clock, conversation_message(next(texts), T0 + 700 + i, f"p{i}", 1)) for i in range(20)]
+    assert all(d.outcome is Outcome.JOINED and d.crisis.crisis_id == crisis.crisis_id for d in again)
+    assert [c.size for c in detector.active("brand")] == [20]
+
+
+def test_a_customers_later_message_about_a_running_crisis_makes_their_conversation_a_member(detector, clock) -> None:
+    observe(detector, clock, conversation_message("where do I recycle the old modem?", T0, "late", 0))
+    texts = cycle(OUTAGE_EN)
+    for i in range(20):
+        observe(detector, clock, conversation_message(next(texts), T0 + 60 + i * 30, f"p{i}", 0))
+    [crisis] = detector.active("brand")
+    joined = observe(detector, clock, conversation_message("the app crashes at check in, again", T0 + 800, "late", 1))
+    assert joined.outcome is Outcome.JOINED and joined.crisis.crisis_id == crisis.crisis_id
+    assert [c.size for c in detector.active("brand")] == [21]
+
+
 def test_spanish_complaints_group_apart_from_english_ones(detector, clock) -> None:
     en, es = cycle(OUTAGE_EN), cycle(CHARGED_ES)
     for i in range(20):
