@@ -142,6 +142,68 @@ def test_the_formatter_redacts_extras_messages_and_exceptions() -> None:
     assert records[1]["exception_name"] == "ValueError"
 
 
+def test_a_line_logged_again_follows_the_secrets_and_the_mode_of_the_moment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A record's short fields are scrubbed once and remembered: never past a new secret or a mode change.
+    logger, stream = _powertools_logger("redaction-repeat")
+    line = "retrying with late-registered-value for ops@example.com"
+    logger.info(line)
+    register_secret("late-registered-value")
+    logger.info(line)
+    monkeypatch.setenv("LOG_FULL_TEXT", "true")
+    logger.info(line)
+    monkeypatch.delenv("LOG_FULL_TEXT")
+    logger.info(line)
+    messages = [json.loads(out)["message"] for out in stream.getvalue().splitlines()]
+    assert messages == [
+        "retrying with late-registered-value for [email]",
+        f"retrying with {SECRET_MASK} for [email]",
+        f"retrying with {SECRET_MASK} for ops@example.com",
+        f"retrying with {SECRET_MASK} for [email]",
+    ]
+
+
+def test_a_records_fields_are_scrubbed_as_any_string_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from chalicelib.redaction import redact_record
+
+    monkeypatch.setenv("META_APP_SECRET", "2026-01-31 10:00")  # absurd, but a secret all the same
+    start = datetime(2026, 1, 31, 9, 59, 58, 123000, tzinfo=UTC)
+    stamps = []
+    for seconds in range(0, 200_000, 997):
+        moment = start + timedelta(seconds=seconds, milliseconds=seconds % 1000)
+        stamps += [moment.strftime("%Y-%m-%d %H:%M:%S,") + f"{moment.microsecond // 1000:03d}+0000",
+                   moment.isoformat(timespec="milliseconds"), moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"]
+    fields = ["INFO", "ingest:58", "webhook stored", "call +44 20 7946 0958", "sha256=" + "ab" * 32, "+1 650 555 0199 2026-01-31"]
+    for value in stamps + fields:
+        for key in ("timestamp", "message", "location"):
+            assert redact_record({key: value}) == {key: scrub(value)}, (key, value)
+    assert redact_record({"timestamp": "2026-01-31 10:00:00,000+0000"}) == {"timestamp": f"{SECRET_MASK}:00,000+0000"}
+
+
+def test_records_are_laid_out_as_powertools_lays_them_out() -> None:
+    # RedactingFormatter has its own copy of Powertools' key extraction (faster): same result,
+    # also after a Powertools upgrade changes its own.
+    from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+
+    logger, _ = _powertools_logger("redaction-layout")
+    logger.append_keys(order_id="A-1", empty=None, level_copy="%(levelname)s")
+    logger.thread_safe_append_keys(request="r-9", timestamp="%(levelname)s at %(lineno)d")
+    formatter = logger.registered_formatter
+    try:
+        for extra in ({}, {"route": "meta", "stored": 1}, {"text": "words", "nested": {"a": [1, 2]}, "location": "mine"}):
+            record = logging.LogRecord("redaction-layout", logging.WARNING, __file__, 7, "msg %s", ("x",), None, "fn")
+            record.__dict__.update(extra)
+            record.created, record.msecs = 1_796_343_473.5, 500.0
+            ours = formatter._extract_log_keys(log_record=record)
+            assert ours == LambdaPowertoolsFormatter._extract_log_keys(formatter, log_record=record)
+            assert list(ours) == list(LambdaPowertoolsFormatter._extract_log_keys(formatter, log_record=record))
+        # a reserved name is filled from the record, any other key kept as given
+        assert ours["timestamp"] == "WARNING at 7" and ours["level_copy"] == "%(levelname)s" and ours["request"] == "r-9"
+    finally:
+        logger.thread_safe_clear_keys()
+
+
 def test_install_is_idempotent_and_keeps_the_loggers_keys() -> None:
     from aws_lambda_powertools import Logger
 
