@@ -43,6 +43,7 @@ from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
+import pydantic_core
 from aws_lambda_powertools.logging import formatter as _powertools_formatter
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
@@ -421,7 +422,20 @@ class RedactingFormatter(LambdaPowertoolsFormatter):
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("json_deserializer", _json_message)
+        own = "json_serializer" not in kwargs and "json_default" not in kwargs
         super().__init__(**kwargs)
+        self._json_dumps = self.json_serializer
+        if own and self.json_indent is None:  # not indented (POWERTOOLS_DEV): json.dumps' own layout
+            self.json_serializer = self._to_json
+
+    def _to_json(self, log: Any) -> str:
+        """What Powertools' compact ``json.dumps`` writes (not ASCII-escaped) for a redacted record,
+        which holds only strings, numbers, flags, None, lists and dicts; pydantic's serializer
+        costs a quarter. A string UTF-8 cannot hold (a lone surrogate) goes to ``json.dumps``."""
+        try:
+            return pydantic_core.to_json(log).decode()
+        except ValueError:
+            return str(self._json_dumps(log))
 
     def _extract_log_keys(self, log_record: logging.LogRecord) -> dict[str, Any]:
         """Powertools' own (3.x; a test compares the two), with its reserved attribute names in a

@@ -204,6 +204,30 @@ def test_records_are_laid_out_as_powertools_lays_them_out() -> None:
         logger.thread_safe_clear_keys()
 
 
+@pytest.mark.filterwarnings("ignore:POWERTOOLS_DEV")
+@pytest.mark.parametrize("dev", [False, True])
+def test_records_are_written_as_powertools_writes_them(dev: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    # RedactingFormatter serializes with pydantic's serializer (faster): the same text as
+    # Powertools' json.dumps (compact; indented under POWERTOOLS_DEV; not ASCII-escaped).
+    import functools
+
+    if dev:
+        monkeypatch.setenv("POWERTOOLS_DEV", "true")
+    formatter = RedactingFormatter()
+    powertools = functools.partial(
+        json.dumps, default=str, separators=(",", ":"), indent=4 if dev else None, ensure_ascii=False
+    )
+    records: list[dict[str, Any]] = [
+        {"level": "INFO", "message": "webhook stored", "stored": 1, "ok": True, "none": None},
+        {"message": 'quotes " and \\ back\nslash\ttab \x01 \u2028 / é 😀 中文', "nested": {"a": [1, 2.5, -3, {"b": []}]}},
+        {"message": {"json": "message", "n": 12345678901234567890}, "seconds": 0.125, "list": ["x", None, False]},
+    ]
+    for record in records:
+        assert formatter.json_serializer(record) == powertools(record)
+    lone = {"message": "half a pair \ud83d here"}  # UTF-8 cannot hold it: json.dumps writes it
+    assert formatter.json_serializer(lone) == powertools(lone)
+
+
 def test_install_is_idempotent_and_keeps_the_loggers_keys() -> None:
     from aws_lambda_powertools import Logger
 
