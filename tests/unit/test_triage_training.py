@@ -82,3 +82,21 @@ def test_near_duplicates_take_their_majority_label_and_count_less() -> None:
     assert weights[0] == pytest.approx(weights[3]) and weights[4] == pytest.approx(weights[5])
     assert weights[0] / weights[6] == pytest.approx(0.5)
     assert weights[4] / weights[6] == pytest.approx(2**-0.5)
+
+
+def test_other_fold_assignments_partition_the_same_training_buckets_differently() -> None:
+    from collections import Counter
+
+    from tools.train_sentiment import FOLDS, fold_of
+    from tools.triage_data import TEST_PERCENT
+
+    training_buckets = range(TEST_PERCENT, 100)
+    # Assignment 0 is the one the shipped settings were chosen by.
+    assert [fold_of(bucket) for bucket in training_buckets] == [bucket % FOLDS for bucket in training_buckets]
+    for assignment in (1, 2, 3):
+        folds = [fold_of(bucket, assignment) for bucket in training_buckets]
+        # Every fold gets the same number of buckets, so each holds about a fifth of the rows,
+        # and a bucket (with every near-copy of a text in it) stays in one fold.
+        assert Counter(folds) == dict.fromkeys(range(FOLDS), len(training_buckets) // FOLDS)
+        assert folds != [bucket % FOLDS for bucket in training_buckets]
+    assert [fold_of(b, 1) for b in training_buckets] != [fold_of(b, 2) for b in training_buckets]
