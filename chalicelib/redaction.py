@@ -384,7 +384,19 @@ def redact(extra: Mapping[str, Any]) -> dict[str, Any]:
 
 def redact_record(record: Mapping[str, Any]) -> dict[str, Any]:
     """Redact a whole Powertools log record: its own fields are scrubbed, extras redacted by key."""
+    global _records_for
     personal, secret_values = _mode()
+    memo = _memo_key(record, personal)
+    if memo is not None:
+        if _records_for is not secret_values:
+            _records.clear()
+            _records_for = secret_values
+        layout = _records.get(memo)
+        if layout is not None:
+            return {
+                key: _scrub_field(key, record[key], personal=personal, secrets=secret_values) if value is _PER_RECORD else value
+                for key, value in layout
+            }
     out: dict[str, Any] = {}
     extras: dict[str, Any] = {}
     for key, value in record.items():
@@ -398,7 +410,41 @@ def redact_record(record: Mapping[str, Any]) -> dict[str, Any]:
     out.update(_redact_mapping(extras, personal=personal, secrets=secret_values, depth=0))
     if not personal:
         out["log_full_text"] = True
+    if memo is not None:
+        if len(_records) >= _SCRUBBED_MAX:
+            _records.clear()
+        _records[memo] = tuple((key, _PER_RECORD if key in _PER_RECORD_KEYS else value) for key, value in out.items())
     return out
+
+
+# A line logged again and again ("webhook stored", route "meta", 1 stored) differs only in its time
+# (and, on Lambda, its trace id): its redacted layout is kept, keyed by everything else with each
+# value's type (1, True and 1.0 are different lines), when every value is a short string, a number,
+# a flag or None and no key names a secret. Those two fields are scrubbed for each line.
+_PER_RECORD_KEYS = frozenset({"timestamp", "xray_trace_id"})
+_PER_RECORD = object()
+_PLAIN_TYPES = (int, float, bool, type(None))
+_records: dict[tuple[Any, ...], tuple[tuple[str, Any], ...]] = {}
+_records_for: list[str] | None = None
+
+
+def _memo_key(record: Mapping[str, Any], personal: bool) -> tuple[Any, ...] | None:
+    parts: list[Any] = [personal]
+    for key, value in record.items():
+        kind = type(value)
+        if key in _PER_RECORD_KEYS:
+            if kind is not str:
+                return None
+            parts.append(key)
+        elif kind is str:
+            if len(value) > _SCRUBBED_CHARS or type(key) is not str or _str_key_kind(key)[0]:
+                return None
+            parts.append((key, value))
+        elif kind in _PLAIN_TYPES:
+            parts.append((key, kind, value))
+        else:
+            return None
+    return tuple(parts)
 
 
 # What a JSON document can start with (json.loads also reads NaN, Infinity and -Infinity).

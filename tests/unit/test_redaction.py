@@ -162,6 +162,29 @@ def test_a_line_logged_again_follows_the_secrets_and_the_mode_of_the_moment(monk
     ]
 
 
+def test_a_line_written_again_is_redacted_as_the_first_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A repeated line's redacted layout is remembered: never across a value's type, a new
+    # secret, the mode, or its time.
+    logger, stream = _powertools_logger("redaction-memo")
+
+    def log(stored: object) -> None:  # one place in the code: the same location on every line
+        logger.info("webhook stored", extra={"route": "via-late-secret-value", "stored": stored, "author_id": "16505551234"})
+
+    for stored in (1, True, 1.0, 1, True):
+        log(stored)
+    register_secret("via-late-secret-value")
+    log(1)
+    monkeypatch.setenv("LOG_FULL_TEXT", "true")
+    log(1)
+    lines = stream.getvalue().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert [line.split('"stored":')[1].split(",")[0] for line in lines] == ["1", "true", "1.0", "1", "true", "1", "1"]
+    assert [r["route"] for r in records] == ["via-late-secret-value"] * 5 + [SECRET_MASK] * 2
+    assert [r["author_id"] for r in records] == [pseudonym("16505551234")] * 6 + ["16505551234"]
+    assert "log_full_text" not in records[5] and records[6]["log_full_text"] is True
+    assert all(r["timestamp"] and r["message"] == "webhook stored" for r in records)
+
+
 def test_a_records_fields_are_scrubbed_as_any_string_is(monkeypatch: pytest.MonkeyPatch) -> None:
     from datetime import UTC, datetime, timedelta
 
