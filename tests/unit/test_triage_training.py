@@ -23,16 +23,18 @@ SENTENCES = {
 }
 
 
-@pytest.fixture(scope="module")
-def trained() -> tuple[object, object, list[str]]:
-    rows = [
-        LabelledText(id=f"t{label}{index}", text=text, language="en", label=label)
-        for label, texts in SENTENCES.items()
-        for index, text in enumerate(texts)
-    ]
-    vectorizer, classifier = fit(rows, "en", c=10.0, english_weight=0.0)
-    probes = ["awful bag delay", "thanks, great crew", "where is boarding", "something never seen before"]
-    return vectorizer, classifier, probes
+ROWS = [
+    LabelledText(id=f"t{label}{index}", text=text, language="en", label=label)
+    for label, texts in SENTENCES.items()
+    for index, text in enumerate(texts)
+]
+PROBES = ["awful bag delay", "thanks, great crew", "where is boarding", "something never seen before"]
+
+
+@pytest.fixture(scope="module", params=[None, 3.0], ids=["one model", "block ensemble"])
+def trained(request: pytest.FixtureRequest) -> tuple[object, object, list[str]]:
+    vectorizer, classifier = fit(ROWS, "en", c=10.0, english_weight=0.0, ensemble=request.param)
+    return vectorizer, classifier, PROBES
 
 
 def test_runtime_probabilities_match_scikit_learn(trained: tuple) -> None:
@@ -100,3 +102,25 @@ def test_other_fold_assignments_partition_the_same_training_buckets_differently(
         assert Counter(folds) == dict.fromkeys(range(FOLDS), len(training_buckets) // FOLDS)
         assert folds != [bucket % FOLDS for bucket in training_buckets]
     assert [fold_of(b, 1) for b in training_buckets] != [fold_of(b, 2) for b in training_buckets]
+
+
+def test_the_block_ensemble_answers_as_its_three_models_together() -> None:
+    """One linear model in the file, yet the label of three: all features, words (at its own C), character n-grams."""
+    from sklearn.linear_model import LogisticRegression
+
+    from chalicelib.triage.features import CHAR_BLOCK
+
+    vectorizer, ensemble = fit(ROWS, "en", c=10.0, english_weight=0.0, ensemble=3.0)
+    training = vectorizer.matrix([row.text for row in ROWS]).tocsc()
+    labels = np.array([LABELS.index(row.label) for row in ROWS])
+    probes = [*PROBES, "great delay", "thanks for nothing", "lost my seat, thanks", "where is my great bag"]
+    matrix = vectorizer.matrix(probes).tocsc()
+    words = np.array(vectorizer.buckets) < CHAR_BLOCK
+    summed = np.zeros((len(probes), len(LABELS)))
+    for columns, c in ((np.ones_like(words), 10.0), (words, 3.0), (~words, 10.0)):
+        model = LogisticRegression(C=c, class_weight="balanced", max_iter=5000).fit(training[:, columns], labels)
+        summed += model.predict_log_proba(matrix[:, columns])
+    assert ensemble.predict(matrix.tocsr()).tolist() == summed.argmax(axis=1).tolist()
+    # It is not the full model alone: the word and character models move its probabilities.
+    full = LogisticRegression(C=10.0, class_weight="balanced", max_iter=5000).fit(training, labels)
+    assert np.abs(ensemble.predict_proba(matrix.tocsr()) - full.predict_proba(matrix)).max() > 0.01
