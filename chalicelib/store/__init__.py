@@ -21,7 +21,9 @@ from chalicelib.store.ingest import (
     condition_failed,
     conversation_pk,
     error_code,
+    message_fields,
     message_item,
+    stored_at,
 )
 
 if TYPE_CHECKING:
@@ -75,7 +77,9 @@ __all__ = [
     "condition_failed",
     "conversation_pk",
     "error_code",
+    "message_fields",
     "message_from_image",
     "message_item",
     "requester_key",
+    "stored_at",
 ]

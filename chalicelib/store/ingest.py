@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from chalicelib.models import DeliveryStatus, RejectedEvent, SocialMessage
 
 MAX_RAW_BYTES = 300_000  # of DynamoDB's 400 KB per item
+_NOT_IN_BODY = {"raw"}  # stored apart, in ``raw``
 _PARALLEL_WRITES = 8
 
 
@@ -96,7 +97,9 @@ def message_item(message: SocialMessage, *, ttl_days: int, now: float | None = N
     now = time.time() if now is None else now
     # Defaults (None, empty, False) are left out: restored on reading, and the item stays under
     # the 1 KB a write unit pays for more often.
-    body = message.model_dump_json(exclude={"raw"}, exclude_defaults=True)
+    body = message.model_dump_json(exclude=_NOT_IN_BODY, exclude_defaults=True)
+    # When it was stored goes into the same JSON, last (the model ignores it; ``stored_at`` reads it).
+    body = f'{body[:-1]},"received_at":{int(now)}}}'
     raw_json = json_bytes(message.raw)
     if len(raw_json) + len(body.encode()) > MAX_RAW_BYTES:
         # The raw copy is for debugging only: never let it push the item past
@@ -104,17 +107,17 @@ def message_item(message: SocialMessage, *, ttl_days: int, now: float | None = N
         raw = json.dumps({"truncated": True, "bytes": len(raw_json)})
     else:
         raw = raw_json.decode()
-    # Nine attributes: what a key, the index, the TTL, the stream's readers or a projection
-    # needs. The platform, direction and time are in ``message`` (``message_fields``), not
-    # copied beside it: every attribute costs the write's serialization (and moto, the bench's
-    # DynamoDB, re-measures the item once per attribute). Items written before kept the copies.
+    # Seven attributes: the keys, what a projection reads apart (the message without its payload),
+    # the TTL and the index. Its platform, direction and time are in ``message``
+    # (``message_fields``), as is when it was stored (``stored_at``), and its ``MSG#`` sort key says
+    # what it is (no ``item_type``): every attribute costs the write's serialization (and moto, the
+    # bench's DynamoDB, re-measures the item once per attribute). Items written before kept
+    # ``item_type``, ``received_at`` and copies of platform, direction and time; they read the same.
     return {
         "pk": _s(conversation_pk(message.conversation_key)),
         "sk": _s(message_sk(message.message_id)),
-        "item_type": _s("message"),
         "message": _s(body),
         "raw": _s(raw),
-        "received_at": _n(int(now)),
         "expires_at": _n(int(now + ttl_days * 86400)),
         # by-author index: find everything held on one person (data-deletion requests)
         "gsi1pk": _s(author_pk(message.platform.value, message.author.platform_id)),
@@ -139,6 +142,21 @@ def message_fields(item: dict[str, Any]) -> dict[str, Any]:
         if stored:
             fields[name] = stored
     return fields
+
+
+def stored_at(image: dict[str, Any]) -> float | None:
+    """When a stored message item (or its stream image) was written, epoch seconds; None if unknown."""
+    value = (image.get("received_at") or {}).get("N")  # items written before kept it apart
+    if value is None:
+        try:
+            body = json.loads((image.get("message") or {}).get("S") or "null")
+        except ValueError:
+            return None
+        value = body.get("received_at") if isinstance(body, dict) else None
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
 
 
 class IngestStore:
@@ -198,16 +216,17 @@ class IngestStore:
             self._client.update_item(
                 TableName=self.table_name,
                 Key={"pk": _s(conversation_pk(status.conversation_key)), "sk": _s(message_sk(status.message_id))},
+                # No item_type: a receipt may land on a message item, which has none (its MSG# key
+                # says what it is); a receipt that came first stays a stub without ``message``.
                 UpdateExpression=(
                     "SET delivery_status = :status, #at = :at, status_errors = :errors,"
-                    " item_type = if_not_exists(item_type, :stub), expires_at = if_not_exists(expires_at, :ttl)"
+                    " expires_at = if_not_exists(expires_at, :ttl)"
                 ),
                 ExpressionAttributeNames={"#at": f"status_{status.status}_at"},
                 ExpressionAttributeValues={
                     ":status": _s(status.status),
                     ":at": _s(_iso(status.timestamp)),
                     ":errors": _s(json.dumps(list(status.errors))),
-                    ":stub": _s("status"),
                     ":ttl": _n(int(time.time() + self.raw_ttl_days * 86400)),
                 },
             )

@@ -204,8 +204,13 @@ def lease_pk(name: str) -> str:
 
 
 def message_from_image(image: dict[str, Any]) -> SocialMessage | None:
-    """Rebuild the message from a stored item or stream image; None for other items."""
-    if image.get("item_type", {}).get("S") != "message" or "message" not in image:
+    """Rebuild the message from a stored item or stream image; None for other items (a message
+    item holds ``message`` under a ``MSG#`` sort key; those written before also say
+    ``item_type = message``)."""
+    if "message" not in image:
+        return None
+    kind = image.get("item_type", {}).get("S")
+    if kind != "message" and (kind is not None or not image.get("sk", {}).get("S", "").startswith("MSG#")):
         return None
     return SocialMessage.model_validate_json(image["message"]["S"])
 

@@ -48,6 +48,7 @@ from chalicelib.store import (
     UnstorableConversation,
     message_from_image,
     requester_key,
+    stored_at,
 )
 from chalicelib.sync.attachments import problem_note
 from chalicelib.sync.policy import TicketPolicy
@@ -1010,11 +1011,13 @@ def inbound_in_sync_order(records: Iterable[dict[str, Any]]) -> list[tuple[Socia
 
 
 def received_at(record: dict[str, Any]) -> float | None:
-    """When the stream record's message was stored (epoch seconds): the item's own
-    ``received_at``, else the stream's ``ApproximateCreationDateTime``."""
+    """When the stream record's message was stored (epoch seconds): as the item says
+    (``store.stored_at``), else the stream's ``ApproximateCreationDateTime``."""
     change = record.get("dynamodb") or {}
-    stored = ((change.get("NewImage") or {}).get("received_at") or {}).get("N")
-    value = stored if stored is not None else change.get("ApproximateCreationDateTime")
+    stored = stored_at(change.get("NewImage") or {})
+    if stored is not None:
+        return stored
+    value = change.get("ApproximateCreationDateTime")
     try:
         return float(value) if value is not None else None
     except (TypeError, ValueError):

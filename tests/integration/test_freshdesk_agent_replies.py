@@ -55,10 +55,10 @@ class Rig:
         return self.telegram.sent()
 
     def outbound(self) -> list[dict[str, Any]]:
-        import json
+        from chalicelib.store import message_from_image
 
         items = self.stack.items(f"CONV#{self.key}")
-        messages = [json.loads(i["message"]["S"]) for i in items if i.get("item_type", {}).get("S") == "message"]
+        messages = [m.model_dump(mode="json") for m in map(message_from_image, items) if m is not None]
         return [m for m in messages if m["direction"] == "out"]
 
     def conversation(self) -> Any:

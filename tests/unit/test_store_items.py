@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib.models import Author, Direction, Kind, Platform, SocialMessage
-from chalicelib.store.ingest import MAX_RAW_BYTES, message_fields, message_item
+from chalicelib.store.ingest import MAX_RAW_BYTES, message_fields, message_item, stored_at
 from chalicelib.store.table import message_from_image
 
 DYNAMODB_ITEM_LIMIT = 400 * 1024
@@ -35,7 +35,25 @@ def test_the_item_gives_back_the_message_and_the_platforms_own_words() -> None:
     assert message_fields(item) == {
         "platform": "messenger", "direction": "in", "created_at": "2026-03-10T09:00:00Z", "kind": "direct_message"}
     assert item["gsi1pk"] == {"S": "AUTHOR#messenger#7100000042"} and item["gsi1sk"] == {"S": "2026-03-10T09:00:00Z"}
-    assert item["expires_at"] == {"N": str(1_773_133_200 + 30 * 86400)} and item["received_at"] == {"N": "1773133200"}
+    assert item["expires_at"] == {"N": str(1_773_133_200 + 30 * 86400)} and stored_at(item) == 1_773_133_200
+
+
+def test_items_written_before_and_receipts_read_as_before() -> None:
+    # Older message items also carried item_type, received_at and copies of platform, direction, time.
+    new = message_item(_message({"message": {"mid": "m_1"}}), ttl_days=30, now=1_773_133_200)
+    body = json.loads(new["message"]["S"])
+    del body["received_at"]
+    old = {**new, "message": {"S": json.dumps(body)}, "item_type": {"S": "message"}, "received_at": {"N": "1773130000"},
+           "platform": {"S": "messenger"}, "direction": {"S": "in"}, "created_at": {"S": "2026-03-10T09:00:00Z"}}
+    assert message_from_image(old) == message_from_image(new) == _message({})
+    assert stored_at(old) == 1_773_130_000 and message_fields(old) == message_fields(new)
+    # a delivery receipt recorded on the message, or before it (a stub without the message)
+    receipt = {**new, "delivery_status": {"S": "read"}}
+    stub = {"pk": new["pk"], "sk": new["sk"], "delivery_status": {"S": "read"}, "item_type": {"S": "status"}}
+    assert message_from_image(receipt) == _message({}) and message_from_image(stub) is None and stored_at(stub) is None
+    # another item that happens to hold a "message" attribute is not a message
+    other = {"pk": new["pk"], "sk": {"S": "REPLY#zendesk#1"}, "message": new["message"]}
+    assert message_from_image(other) is None and message_from_image({**other, "item_type": {"S": "agent_reply"}}) is None
 
 
 def test_a_payload_with_a_lone_surrogate_is_kept() -> None:
