@@ -869,12 +869,15 @@ def verify(
     messages = work.messages
 
     # The table: every message stored once (the key makes doubles impossible), nothing parked.
+    from chalicelib.store import message_fields
+
     items = scan_table(dynamodb, resources.table_name)
     stored_refs: set[str] = set()
     parked_conversations: dict[str, list[str]] = {}
     for item in items:
-        if item.get("item_type", {}).get("S") == "message":
-            stored_refs.add(f"{item['platform']['S']}:{item['sk']['S'][len('MSG#') :]}")
+        platform = message_fields(item).get("platform") if item["sk"]["S"].startswith("MSG#") else None
+        if platform:
+            stored_refs.add(f"{platform}:{item['sk']['S'][len('MSG#') :]}")
         elif item["sk"]["S"].startswith(("PARKED#", "ASIDE#")):
             parked_conversations.setdefault(item["pk"]["S"], []).append(
                 f"{item['message_id']['S']}: {item.get('reason', {}).get('S', '')[:200]}"
