@@ -13,6 +13,7 @@ import os
 import threading
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,10 @@ import pytest
 from local.defaults import LOCAL_SECRETS, SANDBOX_ZENDESK_EMAIL, SANDBOX_ZENDESK_TOKEN, aws_environment, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
+# Unique per test even when this module is imported twice (conformance/conftest.py imports it
+# under another name, which would restart a module-level counter and reuse a table).
 _stage_numbers = itertools.count(1)
+_RUN = uuid.uuid4().hex[:6]
 
 
 @pytest.fixture(scope="session")
@@ -137,7 +141,7 @@ def stack(moto_url: str, contract: Any, monkeypatch: pytest.MonkeyPatch) -> Iter
 
     dynamodb, sqs = boto3.client("dynamodb"), boto3.client("sqs")
     resources = create_local_resources(
-        dynamodb=dynamodb, sqs=sqs, template_path=ROOT / "infra" / "template.json", stage=f"test{next(_stage_numbers)}"
+        dynamodb=dynamodb, sqs=sqs, template_path=ROOT / "infra" / "template.json", stage=f"test{_RUN}{next(_stage_numbers)}"
     )
     sandbox = ZendeskSandbox(host="127.0.0.1", port=0, email=SANDBOX_ZENDESK_EMAIL, api_token=SANDBOX_ZENDESK_TOKEN)
     sandbox.start()
@@ -172,7 +176,6 @@ def stack(moto_url: str, contract: Any, monkeypatch: pytest.MonkeyPatch) -> Iter
     # The sync's waits are recorded instead of slept, so fault tests stay fast and
     # can check that Retry-After was honoured; its logic is otherwise unchanged.
     from chalicelib.sync.tickets import TicketSync
-
     from tests.support.fake_time import FakeTime
 
     fake_time = FakeTime()
