@@ -127,8 +127,7 @@ from chalicelib.outbound.base import (
     platform_label,
 )
 from chalicelib.outbound.dispatch import place_name, target_from_messages
-from chalicelib.store import ConversationConflict, StoreUnavailable, conversation_pk
-from chalicelib.store.table import condition_failed, error_code
+from chalicelib.store import ConversationConflict, StoreUnavailable, conditional_write, conversation_pk, error_code
 
 if TYPE_CHECKING:
     from chalicelib.helpdesks.base import Helpdesk
@@ -296,14 +295,7 @@ class ReplyLedger:
         return {"pk": _s(conversation_pk(conversation_key)), "sk": _s(f"REPLY#{self.helpdesk}#{comment_id}")}
 
     def _call(self, what: str, **kwargs: Any) -> bool:
-        """One conditional write: True if applied, False if its condition failed."""
-        try:
-            getattr(self._client, what)(TableName=self.table_name, **kwargs)
-        except Exception as exc:
-            if condition_failed(exc):
-                return False
-            raise StoreUnavailable(f"reply ledger {what} failed: {error_code(exc) or exc}") from exc
-        return True
+        return conditional_write(self._client, self.table_name, what, "reply ledger", **kwargs)
 
     def get(self, conversation_key: str, comment_id: str) -> ReplyRecord | None:
         try:

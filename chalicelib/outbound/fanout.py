@@ -67,8 +67,7 @@ from chalicelib.outbound.approval import (
     with_crisis_state,
     withdrawn_note,
 )
-from chalicelib.store import StoreUnavailable
-from chalicelib.store.table import condition_failed
+from chalicelib.store import StoreUnavailable, conditional_write
 
 if TYPE_CHECKING:
     from chalicelib.crisis.tickets import CrisisTickets
@@ -190,13 +189,7 @@ class FanoutJobs:
         return {"pk": {"S": f"FANOUT#{self.helpdesk}#{problem_id}"}, "sk": {"S": f"COMMENT#{comment_id}"}}
 
     def _call(self, method: str, **request: Any) -> bool:
-        try:
-            getattr(self._client, method)(TableName=self.table_name, **request)
-        except Exception as exc:
-            if condition_failed(exc):
-                return False
-            raise StoreUnavailable(f"fan-out {method} failed: {exc}") from exc
-        return True
+        return conditional_write(self._client, self.table_name, method, "fan-out", **request)
 
     def start(self, job: FanoutJob, now: float, *, held: bool = False) -> bool:
         """Create the job, due now (``held``: waiting for a lead, in no queue); False when it exists."""

@@ -68,6 +68,18 @@ def condition_failed(exc: Exception) -> bool:
     return error_code(exc) in ("ConditionalCheckFailedException", "TransactionCanceledException")
 
 
+def conditional_write(client: Any, table_name: str, method: str, owner: str, **request: Any) -> bool:
+    """One conditional write (``put_item``, ``update_item``, ``delete_item``): True if applied,
+    False if its condition refused it; StoreUnavailable, naming ``owner``, for anything else."""
+    try:
+        getattr(client, method)(TableName=table_name, **request)
+    except Exception as exc:
+        if condition_failed(exc):
+            return False
+        raise StoreUnavailable(f"{owner} {method} failed: {error_code(exc) or exc}") from exc
+    return True
+
+
 def author_pk(platform: str, author_id: str) -> str:
     """Partition key of the by-author index: everything one person wrote."""
     return f"AUTHOR#{platform}#{author_id}"
