@@ -478,6 +478,68 @@ def test_ticket_has_message_does_not_loop_on_a_repeated_page() -> None:
     assert len(pool.calls) == 2
 
 
+def test_a_later_look_at_the_same_ticket_reads_only_the_comments_written_since() -> None:
+    # A redrive checks a viral thread's parked messages one by one against one ticket:
+    # reading every newer comment again for each would cost pages squared.
+    helpdesk, pool = make_helpdesk(
+        page(comment("instagram:m.7", 7, "2024-05-01T12:55:00Z"), comment(None, 6, "2024-05-01T12:54:00Z"), after="c6"),
+        page(comment("instagram:m.5", 5, "2024-05-01T12:50:00Z"), after="c5"),
+        page(comment("instagram:m.4", 4, "2024-05-01T11:00:00Z")),  # older than 12:30 less the skew
+        # the next look: one comment written since, then the newest seen before
+        page(comment("instagram:m.8", 8, "2024-05-01T12:56:00Z"), comment("instagram:m.7", 7, "2024-05-01T12:55:00Z"),
+             comment(None, 6, "2024-05-01T12:54:00Z"), after="c6"),
+        page(comment("instagram:m.8", 8, "2024-05-01T12:56:00Z"), comment("instagram:m.7", 7, "2024-05-01T12:55:00Z"),
+             after="c7"),
+    )
+
+    assert helpdesk.ticket_has_message("77", message("m.404")) is False
+    assert len(pool.calls) == 3
+    assert helpdesk.ticket_has_message("77", message("m.405")) is False
+    assert len(pool.calls) == 4  # one page: it stopped at what the first look had read
+    assert helpdesk.ticket_has_message("77", message("m.5")) is True  # read by the first look
+    assert len(pool.calls) == 5
+
+
+def test_a_comment_written_since_the_last_look_is_found() -> None:
+    helpdesk, pool = make_helpdesk(
+        page(comment("instagram:m.7", 7, "2024-05-01T12:55:00Z"), comment(None, 1, "2024-05-01T09:00:00Z")),
+        # another writer's comment for m.9 arrived, stamped within a second of the newest seen
+        page(comment("instagram:m.9", 9, "2024-05-01T12:55:00Z"), comment("instagram:m.7", 7, "2024-05-01T12:55:00Z"),
+             comment(None, 1, "2024-05-01T09:00:00Z")),
+    )
+
+    assert helpdesk.ticket_has_message("77", message("m.9")) is False
+    assert helpdesk.ticket_has_message("77", message("m.9")) is True
+    assert len(pool.calls) == 2
+
+
+def test_a_message_older_than_what_was_read_reads_the_ticket_again_further_back() -> None:
+    older = message("m.2").model_copy(update={"created_at": datetime(2024, 5, 1, 9, 0, tzinfo=timezone.utc)})
+    helpdesk, pool = make_helpdesk(
+        page(comment("instagram:m.7", 7, "2024-05-01T12:55:00Z"), comment(None, 3, "2024-05-01T11:00:00Z"), after="c3"),
+        page(comment("instagram:m.7", 7, "2024-05-01T12:55:00Z"), comment(None, 3, "2024-05-01T11:00:00Z"), after="c3"),
+        page(comment("instagram:m.2", 2, "2024-05-01T09:01:00Z")),
+    )
+
+    assert helpdesk.ticket_has_message("77", message("m.404")) is False
+    assert len(pool.calls) == 1
+    assert helpdesk.ticket_has_message("77", older) is True
+    assert len(pool.calls) == 3
+
+
+def test_a_look_that_finds_the_ticket_deleted_forgets_what_it_had_read() -> None:
+    helpdesk, pool = make_helpdesk(
+        page(comment("instagram:m.7", 7, "2024-05-01T12:55:00Z"), comment(None, 1, "2024-05-01T09:00:00Z")),
+        FakeResponse(404, {"error": "RecordNotFound", "description": "Not found"}),
+        page(comment(None, 1, "2024-05-01T09:00:00Z")),  # (a test server reusing the id)
+    )
+
+    assert helpdesk.ticket_has_message("77", message("m.404")) is False
+    with pytest.raises(TicketGone):
+        helpdesk.ticket_has_message("77", message("m.7"))
+    assert helpdesk.ticket_has_message("77", message("m.7")) is False  # not remembered from before
+
+
 def test_ticket_has_message_of_a_deleted_ticket_says_it_is_gone() -> None:
     helpdesk, _ = make_helpdesk(FakeResponse(404, {"error": "RecordNotFound", "description": "Not found"}))
 

@@ -76,6 +76,8 @@ import base64
 import hashlib
 import inspect
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -188,6 +190,46 @@ SEARCH_QUERY_MAX_CHARS = 2000
 MAX_SEARCH_PAGES = 5  # of 100 users
 IDENTITY_KINDS = {"email": EMAIL, "phone_number": PHONE}  # Zendesk's identity types of contact identities
 COMMENT_CLOCK_SKEW = timedelta(hours=1)
+# A later look at a ticket rereads its comments down to this long before the newest one it
+# saw: Zendesk stamps comments to the second and a list may show a write a moment late.
+COMMENT_LIST_LAG = timedelta(seconds=5)
+TICKETS_REMEMBERED = 16  # whose comments' references one execution environment keeps
+
+
+@dataclass
+class _CommentScan:
+    """What one ticket's comments were found to carry: the message references of every
+    comment from ``back_to`` up to the newest one seen (written at ``newest``)."""
+
+    references: set[str]
+    back_to: datetime
+    newest: datetime
+
+
+class _CommentScans:
+    """The last scans of a few tickets, so that checking many messages against one ticket
+    (a redrive of a viral thread's parked backlog) reads each comment about once, not once
+    per message: a later look reads only what was written since."""
+
+    def __init__(self, size: int = TICKETS_REMEMBERED) -> None:
+        self._scans: OrderedDict[int, _CommentScan] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()  # local runs share one adapter between threads
+
+    def get(self, number: int) -> _CommentScan | None:
+        with self._lock:
+            return self._scans.get(number)
+
+    def keep(self, number: int, scan: _CommentScan) -> None:
+        with self._lock:
+            self._scans[number] = scan
+            self._scans.move_to_end(number)
+            while len(self._scans) > self._size:
+                self._scans.popitem(last=False)
+
+    def forget(self, number: int) -> None:
+        with self._lock:
+            self._scans.pop(number, None)
 
 
 @dataclass(frozen=True)
@@ -259,6 +301,10 @@ class ZendeskHelpdesk(ZendeskApi, Helpdesk):
     supports_uploads = True
     idempotent_creates = True  # Idempotency-Key on POST /api/v2/tickets
     guards_stale_updates = True  # safe_update + updated_stamp on PUT /api/v2/tickets/{id}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._comment_scans = _CommentScans()
 
     # --- Helpdesk ------------------------------------------------------------------
 
@@ -550,13 +596,43 @@ class ZendeskHelpdesk(ZendeskApi, Helpdesk):
         Reads the comments newest first (the one looked for is recent: a write whose answer
         was lost, or an attempt just before a crash) and stops at comments older than the
         message itself, so a ticket with ten thousand comments costs a page, not a hundred.
-        A comment is recognized by the reference our write put in its audit's metadata,
-        which Zendesk shows on the comment (``metadata.custom``); where a comment does not
-        show it, its audit is read (``GET /api/v2/tickets/{id}/audits/{audit_id}``).
-        ``TicketGone`` when the ticket was deleted."""
+        What a look found is remembered per ticket: the next look at it reads only the
+        comments written since (``_CommentScans``). A comment is recognized by the reference
+        our write put in its audit's metadata, which Zendesk shows on the comment
+        (``metadata.custom``); where a comment does not show it, its audit is read
+        (``GET /api/v2/tickets/{id}/audits/{audit_id}``). ``TicketGone`` when the ticket was deleted."""
         reference = message_reference(message)
         oldest_possible = _utc(message.created_at) - COMMENT_CLOCK_SKEW
         number = _zendesk_id(ticket_id, "ticket")
+        known = self._comment_scans.get(number)
+        if known is not None and oldest_possible < known.back_to:
+            known = None  # older than what was read: read again, further back
+        down_to = oldest_possible if known is None else known.newest - COMMENT_LIST_LAG
+        found: set[str] = set()
+        newest: datetime | None = None
+        try:
+            for carried, created in self._comment_references(ticket_id, number, down_to):
+                if newest is None:
+                    newest = created
+                if carried == reference:
+                    return True
+                if carried is not None:
+                    found.add(carried)
+        except TicketGone:
+            self._comment_scans.forget(number)
+            raise
+        if known is None:
+            known = _CommentScan(found, back_to=oldest_possible, newest=newest or oldest_possible)
+        else:
+            known.references |= found
+            known.newest = max(known.newest, newest or known.newest)
+        self._comment_scans.keep(number, known)
+        return reference in known.references
+
+    def _comment_references(self, ticket_id: str, number: int, down_to: datetime) -> Iterator[tuple[str | None, datetime | None]]:
+        """Each comment's message reference (None when it carries none) and time, newest first,
+        down to the first comment older than ``down_to``; HelpdeskUnavailable past
+        ``MAX_LOOKUP_PAGES`` pages (we cannot tell)."""
         pages = 0
         for comments, _ in self._comment_pages(number, max_pages=MAX_LOOKUP_PAGES + 1):
             pages += 1
@@ -564,17 +640,12 @@ class ZendeskHelpdesk(ZendeskApi, Helpdesk):
                 raise HelpdeskUnavailable(f"ticket {ticket_id}: more than {MAX_LOOKUP_PAGES} pages of newer comments to check")
             for comment in comments:
                 metadata = json_object(comment.get("metadata"))
-                if "custom" in metadata or METADATA_KEY in metadata:
-                    if _carries(metadata, reference):
-                        return True
-                elif comment.get("audit_id") is not None and _carries(
-                    self._audit_metadata(number, comment["audit_id"]), reference
-                ):
-                    return True
+                if "custom" not in metadata and METADATA_KEY not in metadata and comment.get("audit_id") is not None:
+                    metadata = self._audit_metadata(number, comment["audit_id"])
                 created = _comment_time(comment.get("created_at"))
-                if created is not None and created < oldest_possible:
-                    return False
-        return False
+                yield _reference_in(metadata), created
+                if created is not None and created < down_to:
+                    return
 
     def _audit_metadata(self, number: int, audit_id: Any) -> dict[str, Any]:
         path = f"/api/v2/tickets/{number}/audits/{_zendesk_id(str(audit_id), 'audit')}"
@@ -982,11 +1053,13 @@ def _names_field(response: HttpResponse, names: tuple[str, ...]) -> bool:
     return isinstance(details, dict) and any(name in details for name in names)
 
 
-def _carries(metadata: dict[str, Any], reference: str) -> bool:
-    """True when audit metadata holds our message reference (``custom``, as Zendesk stores
-    what a request sends; or top level, as a server storing it verbatim would)."""
+def _reference_in(metadata: dict[str, Any]) -> str | None:
+    """The message reference audit metadata holds (``custom``, as Zendesk stores what a
+    request sends; or top level, as a server storing it verbatim would); None if none."""
     custom = metadata.get("custom")
-    return (isinstance(custom, dict) and custom.get(METADATA_KEY) == reference) or metadata.get(METADATA_KEY) == reference
+    value = custom.get(METADATA_KEY) if isinstance(custom, dict) else None
+    value = value if value is not None else metadata.get(METADATA_KEY)
+    return value if isinstance(value, str) else None
 
 
 def _utc(moment: datetime) -> datetime:
