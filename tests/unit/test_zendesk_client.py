@@ -527,6 +527,20 @@ def test_a_message_older_than_what_was_read_reads_the_ticket_again_further_back(
     assert len(pool.calls) == 3
 
 
+def test_a_message_newer_than_everything_read_reads_only_down_to_its_own_time() -> None:
+    later = message("m.20").model_copy(update={"created_at": datetime(2024, 5, 2, 12, 30, tzinfo=timezone.utc)})
+    helpdesk, pool = make_helpdesk(
+        page(comment("instagram:m.7", 7, "2024-05-01T12:55:00Z"), comment(None, 1, "2024-05-01T09:00:00Z")),
+        # a day later: pages of comments written since, but only those after 11:30 can be it
+        page(comment("instagram:m.20", 30, "2024-05-02T12:31:00Z"), comment(None, 29, "2024-05-02T11:00:00Z"),
+             after="c29"),
+    )
+
+    assert helpdesk.ticket_has_message("77", message("m.404")) is False
+    assert helpdesk.ticket_has_message("77", later.model_copy(update={"message_id": "m.21"})) is False
+    assert len(pool.calls) == 2  # not the day's other pages
+
+
 def test_a_look_that_finds_the_ticket_deleted_forgets_what_it_had_read() -> None:
     helpdesk, pool = make_helpdesk(
         page(comment("instagram:m.7", 7, "2024-05-01T12:55:00Z"), comment(None, 1, "2024-05-01T09:00:00Z")),

@@ -605,8 +605,10 @@ class ZendeskHelpdesk(ZendeskApi, Helpdesk):
         oldest_possible = _utc(message.created_at) - COMMENT_CLOCK_SKEW
         number = _zendesk_id(ticket_id, "ticket")
         known = self._comment_scans.get(number)
-        if known is not None and oldest_possible < known.back_to:
-            known = None  # older than what was read: read again, further back
+        if known is not None and not known.back_to <= oldest_possible < known.newest - COMMENT_LIST_LAG:
+            # Older than what was read: read again, further back. Newer than all of it: what
+            # was written since may be long, and only the comments after the message count.
+            known = None
         down_to = oldest_possible if known is None else known.newest - COMMENT_LIST_LAG
         found: set[str] = set()
         newest: datetime | None = None
