@@ -29,14 +29,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 from chalicelib.crisis.model import Crisis, Origin, Status
 from chalicelib.crisis.similarity import Centroid
 from chalicelib.crisis.window import BUCKET_SECONDS, WindowEntry
-from chalicelib.store.table import condition_failed, error_code
+from chalicelib.store.ledger import Leases, Ledger
+from chalicelib.store.table import AUTHOR_INDEX, StoreUnavailable, condition_failed, error_code
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from mypy_boto3_dynamodb import DynamoDBClient
 
-INDEX = "by-author"  # the table's one global index (infra/template.json), keys only
+INDEX = AUTHOR_INDEX  # the table's one global index (infra/template.json), keys only
 ACTIVE_INDEX_PK = "CRISIS#active"
 ENDED_TTL_SECONDS = 30 * 86400  # an ended crisis is kept a month (for reports), then expires
 LOCK_SK = "LOCK"
@@ -307,6 +308,8 @@ class DynamoCrisisStore:
         self.table_name = table_name
         self._client = client
         self._full_pages: dict[tuple[str, float], int] = {}  # (account, quarter hour) -> the page to write
+        # One start at a time per account: an owner lease (``until``, as it has always been called here).
+        self._lock = Leases(Ledger(client, table_name, owner="crisis store"), until_attribute="until", item_type="crisis_lock")
 
     def _call(self, what: str, method: str, **request: Any) -> dict[str, Any]:
         try:
@@ -542,29 +545,19 @@ class DynamoCrisisStore:
         return answer is not None
 
     def acquire(self, account_id: str, owner: str, *, seconds: float, now: float) -> bool:
-        answer = self._conditional(
-            "take the start lock",
-            "put_item",
-            Item={
-                "pk": _s(account_pk(account_id)),
-                "sk": _s(LOCK_SK),
-                "item_type": _s("crisis_lock"),
-                "owner": _s(owner),
-                "until": _n(now + seconds),
-                "expires_at": _n(int(now + seconds + 3600)),
-            },
-            ConditionExpression="attribute_not_exists(pk) OR #until < :now OR #owner = :owner",
-            ExpressionAttributeNames={"#until": "until", "#owner": "owner"},
-            ExpressionAttributeValues={":now": _n(now), ":owner": _s(owner)},
-        )
-        return answer is not None
+        try:
+            return self._lock.acquire(
+                self._lock_key(account_id), owner, now=now, until=now + seconds, expires_at=int(now + seconds + 3600)
+            )
+        except StoreUnavailable as exc:
+            raise CrisisStoreUnavailable(f"crisis store could not take the start lock: {exc}") from exc
 
     def release(self, account_id: str, owner: str) -> None:
-        self._conditional(
-            "release the start lock",
-            "delete_item",
-            Key={"pk": _s(account_pk(account_id)), "sk": _s(LOCK_SK)},
-            ConditionExpression="#owner = :owner",
-            ExpressionAttributeNames={"#owner": "owner"},
-            ExpressionAttributeValues={":owner": _s(owner)},
-        )
+        try:
+            self._lock.release(self._lock_key(account_id), owner)
+        except StoreUnavailable as exc:
+            raise CrisisStoreUnavailable(f"crisis store could not release the start lock: {exc}") from exc
+
+    @staticmethod
+    def _lock_key(account_id: str) -> dict[str, dict[str, str]]:
+        return {"pk": _s(account_pk(account_id)), "sk": _s(LOCK_SK)}

@@ -59,7 +59,8 @@ from typing import TYPE_CHECKING, Any
 
 from chalicelib.errors import BadRequest, PayloadTooLarge, Unauthorized, Unavailable
 from chalicelib.inbound.signatures import get_header
-from chalicelib.store.table import condition_failed, error_code
+from chalicelib.store import StoreUnavailable, error_code
+from chalicelib.store.ledger import Attr, Ledger
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -351,14 +352,6 @@ def parse_event(body: bytes, headers: Mapping[str, str] | None = None) -> AgentE
 # --- deduplication ---------------------------------------------------------------------------
 
 
-def _s(value: str) -> dict[str, str]:
-    return {"S": value}
-
-
-def _n(value: int | float) -> dict[str, str]:
-    return {"N": str(int(value))}
-
-
 class EventLog:
     """Events already handled, as ``EVENT#<source>#<event id>`` items of the one table.
 
@@ -377,70 +370,49 @@ class EventLog:
         lease: timedelta = timedelta(minutes=3),
     ) -> None:
         self.table_name = table_name
-        self._client = client
+        self._ledger = Ledger(client, table_name, owner="event log")
         self.ttl = ttl
         self.lease = lease
 
     @staticmethod
     def key(source: str, event_id: str) -> dict[str, dict[str, str]]:
-        return {"pk": _s(f"EVENT#{source}#{event_id}"), "sk": _s("EVENT")}
+        return {"pk": {"S": f"EVENT#{source}#{event_id}"}, "sk": {"S": "EVENT"}}
 
     def claim(self, source: str, event_id: str, now: datetime) -> bool:
         """True if the caller should process the event; False for a repeat."""
-        moment = _utc(now).timestamp()
+        moment = int(_utc(now).timestamp())
+        stale = moment - int(self.lease.total_seconds())
         try:
-            self._client.put_item(
-                TableName=self.table_name,
-                Item={
-                    **self.key(source, event_id),
-                    "item_type": _s("event"),
-                    "state": _s("processing"),
-                    "claimed_at": _n(moment),
-                    "expires_at": _n(moment + self.ttl.total_seconds()),
+            return self._ledger.claim(
+                self.key(source, event_id),
+                {
+                    "item_type": "event",
+                    "state": "processing",
+                    "claimed_at": moment,
+                    "expires_at": moment + int(self.ttl.total_seconds()),
                 },
-                ConditionExpression=(
-                    "attribute_not_exists(pk) OR #state = :released OR (#state = :processing AND claimed_at < :stale)"
-                ),
-                ExpressionAttributeNames={"#state": "state"},
-                ExpressionAttributeValues={
-                    ":processing": _s("processing"),
-                    ":released": _s("released"),
-                    ":stale": _n(moment - self.lease.total_seconds()),
-                },
+                or_if=Attr("state").eq("released") | (Attr("state").eq("processing") & Attr("claimed_at").lt(stale)),
             )
-        except Exception as exc:
-            if condition_failed(exc):
-                return False
-            raise Unavailable(f"could not record the event: {error_code(exc) or exc}") from exc
-        return True
+        except StoreUnavailable as exc:
+            raise Unavailable(f"could not record the event: {exc}") from exc
 
     def done(self, source: str, event_id: str, outcome: str, now: datetime) -> None:
         """Mark the event handled (best effort: a lost mark only lets a late repeat re-check the ledger)."""
         try:
-            self._client.update_item(
-                TableName=self.table_name,
-                Key=self.key(source, event_id),
-                UpdateExpression="SET #state = :done, outcome = :outcome, done_at = :now",
-                ExpressionAttributeNames={"#state": "state"},
-                ExpressionAttributeValues={":done": _s("done"), ":outcome": _s(outcome), ":now": _n(_utc(now).timestamp())},
+            self._ledger.move(
+                self.key(source, event_id),
+                set={"state": "done", "outcome": outcome, "done_at": int(_utc(now).timestamp())},
             )
-        except Exception as exc:
-            logger.warning("could not mark a zendesk event done", extra={"reason": error_code(exc) or type(exc).__name__})
+        except StoreUnavailable as exc:
+            logger.warning("could not mark a zendesk event done", extra={"reason": str(exc)})
 
     def release(self, source: str, event_id: str) -> None:
         """Give back a claim whose processing failed, so a retried delivery processes it (best
         effort). An update, not a delete: the functions' IAM policy has no DeleteItem."""
         try:
-            self._client.update_item(
-                TableName=self.table_name,
-                Key=self.key(source, event_id),
-                UpdateExpression="SET #state = :released",
-                ConditionExpression="#state = :processing",
-                ExpressionAttributeNames={"#state": "state"},
-                ExpressionAttributeValues={":processing": _s("processing"), ":released": _s("released")},
-            )
-        except Exception as exc:
-            logger.warning("could not release a zendesk event", extra={"reason": error_code(exc) or type(exc).__name__})
+            self._ledger.move(self.key(source, event_id), set={"state": "released"}, if_=Attr("state").eq("processing"))
+        except StoreUnavailable as exc:
+            logger.warning("could not release a zendesk event", extra={"reason": str(exc)})
 
 
 # --- the route's handler ---------------------------------------------------------------------
@@ -527,7 +499,7 @@ def handle_zendesk_event(
 def is_transient(exc: Exception) -> bool:
     """Failures worth the helpdesk's retry of its event: the table or the helpdesk not answering."""
     from chalicelib.helpdesks.base import HelpdeskUnavailable
-    from chalicelib.store import PERMANENT_ERRORS, ConversationConflict, StoreUnavailable
+    from chalicelib.store import PERMANENT_ERRORS, ConversationConflict
 
     if isinstance(exc, (StoreUnavailable, HelpdeskUnavailable, ConversationConflict)):
         return True

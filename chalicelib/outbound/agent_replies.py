@@ -127,9 +127,12 @@ from chalicelib.outbound.base import (
     platform_label,
 )
 from chalicelib.outbound.dispatch import place_name, target_from_messages
-from chalicelib.store import ConversationConflict, StoreUnavailable, conditional_write, conversation_pk, error_code
+from chalicelib.store import ConversationConflict, StoreUnavailable, conversation_pk
+from chalicelib.store.ledger import DUE_ATTRIBUTES, Attr, Ledger, in_queue
 
 if TYPE_CHECKING:
+    from boto3.dynamodb.conditions import ConditionBase
+
     from chalicelib.helpdesks.base import Helpdesk
     from chalicelib.helpdesks.zendesk.adapter import TicketComments
     from chalicelib.outbound.dispatch import ReplyDispatcher
@@ -138,7 +141,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 HELPDESK = "zendesk"
-RETRY_INDEX = "by-author"
 LEGACY_RETRY_PARTITION = "RETRY#agent_reply"  # the queue's key before it named the helpdesk
 MAX_LEGACY_PAGES = 5  # pages of the old queue read per run (it only empties over time)
 DEFAULT_MAX_ATTEMPTS = 5
@@ -279,13 +281,14 @@ class ReplyRecord:
 
 
 class ReplyLedger:
-    """The ``REPLY#<helpdesk>#<comment id>`` items; every transition is a conditional write."""
+    """The ``REPLY#<helpdesk>#<comment id>`` items; every transition is a conditional write
+    through the store's one ledger (``store.ledger``)."""
 
     def __init__(
         self, table_name: str, client: Any, *, ttl_days: int = 30, lease: timedelta = DEFAULT_LEASE, helpdesk: str = HELPDESK
     ) -> None:
         self.table_name = table_name
-        self._client = client
+        self._ledger = Ledger(client, table_name, owner="reply ledger")
         self.ttl_days = ttl_days
         self.lease = lease
         self.helpdesk = helpdesk
@@ -294,16 +297,15 @@ class ReplyLedger:
     def key(self, conversation_key: str, comment_id: str) -> dict[str, dict[str, str]]:
         return {"pk": _s(conversation_pk(conversation_key)), "sk": _s(f"REPLY#{self.helpdesk}#{comment_id}")}
 
-    def _call(self, what: str, **kwargs: Any) -> bool:
-        return conditional_write(self._client, self.table_name, what, "reply ledger", **kwargs)
+    def _key(self, record: ReplyRecord) -> dict[str, dict[str, str]]:
+        return self.key(record.conversation_key, record.comment_id)
+
+    def _claimed_by(self, record: ReplyRecord) -> ConditionBase:
+        """Still the ``sending`` claim ``record`` was read with (nobody took it over since)."""
+        return Attr("state").eq("sending") & Attr("claimed_at").eq(record.claimed_at_ms)
 
     def get(self, conversation_key: str, comment_id: str) -> ReplyRecord | None:
-        try:
-            item = self._client.get_item(
-                TableName=self.table_name, Key=self.key(conversation_key, comment_id), ConsistentRead=True
-            ).get("Item")
-        except Exception as exc:
-            raise StoreUnavailable(f"reply ledger read failed: {error_code(exc) or exc}") from exc
+        item = self._ledger.get(self.key(conversation_key, comment_id))
         return self._record(conversation_key, comment_id, item) if item else None
 
     def _record(self, conversation_key: str, comment_id: str, item: dict[str, Any]) -> ReplyRecord:
@@ -327,235 +329,137 @@ class ReplyLedger:
             approved=bool(item.get("approved", {}).get("BOOL", False)),
         )
 
+    def _lease_check(self, now: datetime) -> dict[str, str]:
+        # Looked at by the schedule once the lease is over, in case this invocation dies mid-send.
+        return in_queue(self.queue, _iso(now + self.lease))
+
     def claim_new(self, record: ReplyRecord, now: datetime) -> bool:
         """``sending``, unless the comment already has an item."""
         item: dict[str, Any] = {
-            **self.key(record.conversation_key, record.comment_id),
-            "item_type": _s("agent_reply"),
-            "state": _s("sending"),
-            "ticket_id": _s(record.ticket_id),
-            "comment_id": _s(record.comment_id),
-            "text": _s(record.text),
-            "private": {"BOOL": record.private},
-            "attempts": _n(1),
-            "claimed_at": _n(_ms(now)),
-            "created_at": _s(_iso(now)),
-            "expires_at": _n(int(_utc(now).timestamp()) + self.ttl_days * 86400),
-            # Looked at by the schedule once the lease is over, in case this invocation dies mid-send.
-            "gsi1pk": _s(self.queue),
-            "gsi1sk": _s(_iso(now + self.lease)),
+            "item_type": "agent_reply",
+            "state": "sending",
+            "ticket_id": record.ticket_id,
+            "comment_id": record.comment_id,
+            "text": record.text,
+            "private": record.private,
+            "attempts": 1,
+            "claimed_at": _ms(now),
+            "created_at": _iso(now),
+            "expires_at": int(_utc(now).timestamp()) + self.ttl_days * 86400,
+            **self._lease_check(now),
         }
         if record.author_id:
-            item["author_id"] = _s(record.author_id)
+            item["author_id"] = record.author_id
         if record.author_name:
-            item["author_name"] = _s(record.author_name)
-        return self._call("put_item", Item=item, ConditionExpression="attribute_not_exists(pk)")
+            item["author_name"] = record.author_name
+        return self._ledger.claim(self._key(record), item)
 
     def claim_retry(self, record: ReplyRecord, now: datetime) -> bool:
         """``retry`` -> ``sending`` once ``retry_at`` has passed (one worker wins)."""
-        return self._call(
-            "update_item",
-            Key=self.key(record.conversation_key, record.comment_id),
-            UpdateExpression=(
-                "SET #state = :sending, claimed_at = :now, attempts = attempts + :one, gsi1pk = :queue, gsi1sk = :check"
-            ),
-            ConditionExpression="#state = :retry AND retry_at <= :when",
-            ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues={
-                ":sending": _s("sending"),
-                ":retry": _s("retry"),
-                ":now": _n(_ms(now)),
-                ":one": _n(1),
-                ":when": _s(_iso(now)),
-                ":queue": _s(self.queue),
-                ":check": _s(_iso(now + self.lease)),
-            },
+        return self._ledger.move(
+            self._key(record),
+            set={"state": "sending", "claimed_at": _ms(now), **self._lease_check(now)},
+            add={"attempts": 1},
+            if_=Attr("state").eq("retry") & Attr("retry_at").lte(_iso(now)),
         )
 
     def take_over_stale(self, record: ReplyRecord, note: str) -> bool:
         """A ``sending`` claim nobody finished becomes ``unknown`` (exactly one caller wins)."""
-        return self._call(
-            "update_item",
-            Key=self.key(record.conversation_key, record.comment_id),
-            UpdateExpression="SET #state = :unknown, failure_kind = :kind, note = :note, noted = :false REMOVE gsi1pk, gsi1sk",
-            ConditionExpression="#state = :sending AND claimed_at = :seen",
-            ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues={
-                ":unknown": _s("unknown"),
-                ":sending": _s("sending"),
-                ":seen": _n(record.claimed_at_ms),
-                ":kind": _s("interrupted"),
-                ":note": _s(note),
-                ":false": {"BOOL": False},
-            },
+        return self._ledger.move(
+            self._key(record),
+            set={"state": "unknown", "failure_kind": "interrupted", "note": note, "noted": False},
+            remove=DUE_ATTRIBUTES,
+            if_=self._claimed_by(record),
         )
 
     def mark_sent(self, record: ReplyRecord, sent: SentReply, now: datetime) -> None:
-        self._call(
-            "update_item",
-            Key=self.key(record.conversation_key, record.comment_id),
-            UpdateExpression="SET #state = :sent, platform_message_id = :id, sent_at = :now, via = :via REMOVE gsi1pk, gsi1sk",
-            ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues={
-                ":sent": _s("sent"),
-                ":id": _s(sent.platform_message_id),
-                ":now": _s(_iso(now)),
-                ":via": _s(sent.via or ""),
-            },
+        self._ledger.move(
+            self._key(record),
+            set={"state": "sent", "platform_message_id": sent.platform_message_id, "sent_at": _iso(now), "via": sent.via or ""},
+            remove=DUE_ATTRIBUTES,
         )
 
     def mark_retry(self, record: ReplyRecord, retry_at: datetime, kind: str, note: str, noted: bool) -> None:
-        self._call(
-            "update_item",
-            Key=self.key(record.conversation_key, record.comment_id),
-            UpdateExpression=(
-                "SET #state = :retry, retry_at = :when, failure_kind = :kind, note = :note, noted = :noted,"
-                " gsi1pk = :queue, gsi1sk = :when"
-            ),
-            ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues={
-                ":retry": _s("retry"),
-                ":when": _s(_iso(retry_at)),
-                ":kind": _s(kind),
-                ":note": _s(note),
-                ":noted": {"BOOL": noted},
-                ":queue": _s(self.queue),
+        when = _iso(retry_at)
+        self._ledger.move(
+            self._key(record),
+            set={
+                "state": "retry",
+                "retry_at": when,
+                "failure_kind": kind,
+                "note": note,
+                "noted": noted,
+                **in_queue(self.queue, when),
             },
         )
 
     def mark_final(self, record: ReplyRecord, state: str, kind: str, note: str, noted: bool) -> None:
         assert state in ("failed", "unknown")
-        self._call(
-            "update_item",
-            Key=self.key(record.conversation_key, record.comment_id),
-            UpdateExpression="SET #state = :state, failure_kind = :kind, note = :note, noted = :noted REMOVE gsi1pk, gsi1sk",
-            ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues={":state": _s(state), ":kind": _s(kind), ":note": _s(note), ":noted": {"BOOL": noted}},
+        self._ledger.move(
+            self._key(record),
+            set={"state": state, "failure_kind": kind, "note": note, "noted": noted},
+            remove=DUE_ATTRIBUTES,
         )
 
     def mark_held(self, record: ReplyRecord, note: str) -> bool:
         """Our ``sending`` claim -> ``held`` (out of the retry queue: only a decision moves it)."""
-        return self._call(
-            "update_item",
-            Key=self.key(record.conversation_key, record.comment_id),
-            UpdateExpression="SET #state = :held, note = :note, noted = :false REMOVE gsi1pk, gsi1sk",
-            ConditionExpression="#state = :sending AND claimed_at = :seen",
-            ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues={
-                ":held": _s("held"),
-                ":sending": _s("sending"),
-                ":seen": _n(record.claimed_at_ms),
-                ":note": _s(note),
-                ":false": {"BOOL": False},
-            },
+        return self._ledger.move(
+            self._key(record),
+            set={"state": "held", "note": note, "noted": False},
+            remove=DUE_ATTRIBUTES,
+            if_=self._claimed_by(record),
         )
 
     def release_held(self, record: ReplyRecord, now: datetime) -> bool:
         """``held`` -> ``sending``, approved (one caller wins; in the queue for the lease, like any claim)."""
-        return self._call(
-            "update_item",
-            Key=self.key(record.conversation_key, record.comment_id),
-            UpdateExpression="SET #state = :sending, approved = :true, claimed_at = :now, gsi1pk = :queue, gsi1sk = :check",
-            ConditionExpression="#state = :held",
-            ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues={
-                ":sending": _s("sending"),
-                ":held": _s("held"),
-                ":true": {"BOOL": True},
-                ":now": _n(_ms(now)),
-                ":queue": _s(self.queue),
-                ":check": _s(_iso(now + self.lease)),
-            },
+        return self._ledger.move(
+            self._key(record),
+            set={"state": "sending", "approved": True, "claimed_at": _ms(now), **self._lease_check(now)},
+            if_=Attr("state").eq("held"),
         )
 
     def withdraw_held(self, record: ReplyRecord, note: str) -> bool:
         """``held`` -> ``withdrawn``: never sent (one caller wins)."""
-        return self._call(
-            "update_item",
-            Key=self.key(record.conversation_key, record.comment_id),
-            UpdateExpression="SET #state = :withdrawn, note = :note, noted = :false",
-            ConditionExpression="#state = :held",
-            ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues={
-                ":withdrawn": _s("withdrawn"),
-                ":held": _s("held"),
-                ":note": _s(note),
-                ":false": {"BOOL": False},
-            },
+        return self._ledger.move(
+            self._key(record),
+            set={"state": "withdrawn", "note": note, "noted": False},
+            if_=Attr("state").eq("held"),
         )
 
     def in_state(self, conversation_key: str, ticket_id: str, state: str = "held") -> list[ReplyRecord]:
         """The ticket's answers in ``state`` (by default: waiting for approval), oldest first."""
-        kwargs: dict[str, Any] = {
-            "TableName": self.table_name,
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :replies)",
-            "FilterExpression": "#state = :state AND ticket_id = :ticket",
-            "ExpressionAttributeNames": {"#state": "state"},
-            "ExpressionAttributeValues": {
-                ":pk": _s(conversation_pk(conversation_key)),
-                ":replies": _s(f"REPLY#{self.helpdesk}#"),
-                ":state": _s(state),
-                ":ticket": _s(ticket_id),
-            },
-            "ConsistentRead": True,
-        }
-        records: list[ReplyRecord] = []
-        while True:
-            try:
-                page = self._client.query(**kwargs)
-            except Exception as exc:
-                raise StoreUnavailable(f"held replies query failed: {error_code(exc) or exc}") from exc
-            records += [self._record(conversation_key, item["comment_id"]["S"], item) for item in page.get("Items", [])]
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        items = self._ledger.partition(
+            conversation_pk(conversation_key),
+            sk_prefix=f"REPLY#{self.helpdesk}#",
+            where=Attr("state").eq(state) & Attr("ticket_id").eq(ticket_id),
+        )
+        records = [self._record(conversation_key, item["comment_id"]["S"], item) for item in items]
         return sorted(records, key=lambda r: (r.claimed_at_ms, r.comment_id.zfill(20)))
 
     def mark_noted(self, record: ReplyRecord) -> None:
-        self._call(
-            "update_item",
-            Key=self.key(record.conversation_key, record.comment_id),
-            UpdateExpression="SET noted = :true",
-            ExpressionAttributeValues={":true": {"BOOL": True}},
-        )
+        self._ledger.move(self._key(record), set={"noted": True})
 
     def due(self, now: datetime, *, limit: int = 25) -> list[DueItem]:
         """Retries whose time has come, ``sending`` claims past their lease (an invocation
         that died mid-send) and tickets to read again, oldest first: this helpdesk's queue,
         then what is left of the queue's old, shared key (see the module docstring)."""
+        until = _iso(now)
         found = [
             item
-            for item in (_due_item(i, self.helpdesk) for i in self._due_page(self.queue, now, limit, None).get("Items", []))
+            for item in (_due_item(i, self.helpdesk) for i in self._ledger.due(self.queue, until, limit=limit).get("Items", []))
             if item is not None
         ]
         start: dict[str, Any] | None = None
         for _ in range(MAX_LEGACY_PAGES):
             if len(found) >= limit:
                 break
-            page = self._due_page(LEGACY_RETRY_PARTITION, now, 100, start)
+            # Shared by every helpdesk: keep this one's.
+            page = self._ledger.due(LEGACY_RETRY_PARTITION, until, limit=100, start=start, sk_prefix=f"REPLY#{self.helpdesk}#")
             found += [item for item in (_due_item(i, self.helpdesk) for i in page.get("Items", [])) if item is not None]
             start = page.get("LastEvaluatedKey")
             if start is None:
                 break
         return found[:limit]
-
-    def _due_page(self, queue: str, now: datetime, limit: int, start: dict[str, Any] | None) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {
-            "TableName": self.table_name,
-            "IndexName": RETRY_INDEX,
-            "KeyConditionExpression": "gsi1pk = :queue AND gsi1sk <= :now",
-            "ExpressionAttributeValues": {":queue": _s(queue), ":now": _s(_iso(now))},
-            "Limit": limit,
-        }
-        if queue == LEGACY_RETRY_PARTITION:  # shared by every helpdesk: keep this one's
-            kwargs["FilterExpression"] = "begins_with(sk, :mine)"
-            kwargs["ExpressionAttributeValues"][":mine"] = _s(f"REPLY#{self.helpdesk}#")
-        if start:
-            kwargs["ExclusiveStartKey"] = start
-        try:
-            return dict(self._client.query(**kwargs))
-        except Exception as exc:
-            raise StoreUnavailable(f"reply retry query failed: {error_code(exc) or exc}") from exc
 
     # --- tickets to read again --------------------------------------------------------------
 
@@ -565,45 +469,29 @@ class ReplyLedger:
     def schedule_recheck(self, conversation_key: str, ticket_id: str, now: datetime, *, failures: int = 1) -> None:
         """Have the schedule read the ticket's comments again, ``RECHECK_DELAY`` after a first
         failure and twice as long after each further one (``failures`` so far)."""
-        self._call(
-            "update_item",
-            Key=self.recheck_key(conversation_key, ticket_id),
-            UpdateExpression=(
-                "SET item_type = :type, ticket_id = :ticket, failures = :failures, expires_at = :expires,"
-                " gsi1pk = :queue, gsi1sk = :when"
-            ),
-            ExpressionAttributeValues={
-                ":type": _s("reply_recheck"),
-                ":ticket": _s(ticket_id),
-                ":failures": _n(failures),
-                ":expires": _n(int(_utc(now).timestamp()) + self.ttl_days * 86400),
-                ":queue": _s(self.queue),
-                ":when": _s(_iso(now + RECHECK_DELAY * 2 ** (max(1, failures) - 1))),
+        self._ledger.move(
+            self.recheck_key(conversation_key, ticket_id),
+            set={
+                "item_type": "reply_recheck",
+                "ticket_id": ticket_id,
+                "failures": failures,
+                "expires_at": int(_utc(now).timestamp()) + self.ttl_days * 86400,
+                **in_queue(self.queue, _iso(now + RECHECK_DELAY * 2 ** (max(1, failures) - 1))),
             },
         )
 
     def recheck_failures(self, conversation_key: str, ticket_id: str) -> int:
         """How many times reading the ticket has failed so far."""
-        try:
-            item = (
-                self._client.get_item(
-                    TableName=self.table_name, Key=self.recheck_key(conversation_key, ticket_id), ConsistentRead=True
-                ).get("Item")
-                or {}
-            )
-        except Exception as exc:
-            raise StoreUnavailable(f"reply recheck read failed: {error_code(exc) or exc}") from exc
+        item = self._ledger.get(self.recheck_key(conversation_key, ticket_id)) or {}
         return int(item.get("failures", {}).get("N", "0"))
 
     def finish_recheck(self, conversation_key: str, ticket_id: str, due_at: str) -> None:
         """The ticket was read: out of the queue -- unless a failed delivery put it back in
         meanwhile (it is then due at another time than ``due_at``)."""
-        self._call(
-            "update_item",
-            Key=self.recheck_key(conversation_key, ticket_id),
-            UpdateExpression="REMOVE gsi1pk, gsi1sk, failures",
-            ConditionExpression="gsi1sk = :seen",
-            ExpressionAttributeValues={":seen": _s(due_at)},
+        self._ledger.move(
+            self.recheck_key(conversation_key, ticket_id),
+            remove=(*DUE_ATTRIBUTES, "failures"),
+            if_=Attr("gsi1sk").eq(due_at),
         )
 
 

@@ -67,7 +67,8 @@ from chalicelib.outbound.approval import (
     with_crisis_state,
     withdrawn_note,
 )
-from chalicelib.store import StoreUnavailable, conditional_write
+from chalicelib.store import StoreUnavailable
+from chalicelib.store.ledger import DUE_ATTRIBUTES, Attr, Ledger, in_queue
 
 if TYPE_CHECKING:
     from chalicelib.crisis.tickets import CrisisTickets
@@ -85,7 +86,6 @@ JOB_TTL_SECONDS = 30 * 86400
 # The least a run waits for its incident-note jobs, even past its deadline: Zendesk's jobs
 # usually finish within a second or two; a job still running after that is logged.
 NOTE_JOB_MIN_WAIT_SECONDS = 2.0
-DUE_INDEX = "by-author"
 
 _SENT = frozenset({Outcome.SENT, Outcome.ALREADY_SENT})
 _FAILED = frozenset({Outcome.FAILED_NOTED, Outcome.AMBIGUOUS_NOTED, Outcome.ALREADY_HANDLED})
@@ -182,41 +182,36 @@ class FanoutJobs:
     """The ``FANOUT#`` items: created once, run under a lease, in a due queue until done."""
 
     def __init__(self, table_name: str, client: Any, helpdesk: str) -> None:
-        self.table_name, self._client, self.helpdesk = table_name, client, helpdesk
+        self.table_name, self.helpdesk = table_name, helpdesk
+        self._ledger = Ledger(client, table_name, owner="fan-out")
         self.queue = f"FANOUT#due#{helpdesk}"
 
     def key(self, problem_id: str, comment_id: str) -> dict[str, dict[str, str]]:
         return {"pk": {"S": f"FANOUT#{self.helpdesk}#{problem_id}"}, "sk": {"S": f"COMMENT#{comment_id}"}}
 
-    def _call(self, method: str, **request: Any) -> bool:
-        return conditional_write(self._client, self.table_name, method, "fan-out", **request)
+    def _key(self, job: FanoutJob) -> dict[str, dict[str, str]]:
+        return self.key(job.problem_id, job.comment_id)
 
     def start(self, job: FanoutJob, now: float, *, held: bool = False) -> bool:
         """Create the job, due now (``held``: waiting for a lead, in no queue); False when it exists."""
         item: dict[str, Any] = {
-            **self.key(job.problem_id, job.comment_id),
-            "item_type": {"S": "fanout"},
-            "state": {"S": "held" if held else "running"},
-            "text": {"S": job.text},
-            "private": {"BOOL": job.private},
-            "lease_until": {"N": "0"},
-            "cursor": {"N": "0"},
-            "expires_at": {"N": str(int(now + JOB_TTL_SECONDS))},
+            "item_type": "fanout",
+            "state": "held" if held else "running",
+            "text": job.text,
+            "private": job.private,
+            "lease_until": 0,
+            "cursor": 0,
+            "expires_at": int(now + JOB_TTL_SECONDS),
         }
         if not held:
-            item.update({"gsi1pk": {"S": self.queue}, "gsi1sk": {"S": _iso(now)}})
+            item.update(in_queue(self.queue, _iso(now)))
         for name in ("author_id", "author_name", "author_email"):
             if getattr(job, name):
-                item[name] = {"S": getattr(job, name)}
-        return self._call("put_item", Item=item, ConditionExpression="attribute_not_exists(pk)")
+                item[name] = getattr(job, name)
+        return self._ledger.claim(self._key(job), item)
 
     def get(self, problem_id: str, comment_id: str) -> FanoutJob | None:
-        try:
-            item = self._client.get_item(
-                TableName=self.table_name, Key=self.key(problem_id, comment_id), ConsistentRead=True
-            ).get("Item")
-        except Exception as exc:
-            raise StoreUnavailable(f"fan-out read failed: {exc}") from exc
+        item = self._ledger.get(self.key(problem_id, comment_id))
         if not item:
             return None
         return FanoutJob(
@@ -236,103 +231,44 @@ class FanoutJobs:
 
     def held(self, problem_id: str) -> list[str]:
         """The comment ids of the problem's answers waiting for a lead, oldest job first."""
-        try:
-            items = self._client.query(
-                TableName=self.table_name,
-                KeyConditionExpression="pk = :pk",
-                FilterExpression="#state = :held",
-                ExpressionAttributeNames={"#state": "state"},
-                ExpressionAttributeValues={":pk": self.key(problem_id, "")["pk"], ":held": {"S": "held"}},
-                ConsistentRead=True,
-            ).get("Items", [])
-        except Exception as exc:
-            raise StoreUnavailable(f"held fan-outs read failed: {exc}") from exc
+        items = self._ledger.partition(self.key(problem_id, "")["pk"]["S"], sk_prefix="COMMENT#", where=Attr("state").eq("held"))
         return [item["sk"]["S"].removeprefix("COMMENT#") for item in items]
 
     def approve(self, problem_id: str, comment_id: str, now: float) -> bool:
         """``held`` -> ``running``, approved and due now; False when it was not held (one caller wins)."""
-        return self._call(
-            "update_item",
-            Key=self.key(problem_id, comment_id),
-            UpdateExpression="SET #state = :running, approved = :true, gsi1pk = :queue, gsi1sk = :when",
-            ConditionExpression="#state = :held",
-            ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues={
-                ":running": {"S": "running"},
-                ":held": {"S": "held"},
-                ":true": {"BOOL": True},
-                ":queue": {"S": self.queue},
-                ":when": {"S": _iso(now)},
-            },
+        return self._ledger.move(
+            self.key(problem_id, comment_id),
+            set={"state": "running", "approved": True, **in_queue(self.queue, _iso(now))},
+            if_=Attr("state").eq("held"),
         )
 
     def withdraw(self, problem_id: str, comment_id: str) -> bool:
         """``held`` -> ``withdrawn``: never sent; False when it was not held (one caller wins)."""
-        return self._call(
-            "update_item",
-            Key=self.key(problem_id, comment_id),
-            UpdateExpression="SET #state = :withdrawn",
-            ConditionExpression="#state = :held",
-            ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues={":withdrawn": {"S": "withdrawn"}, ":held": {"S": "held"}},
-        )
+        return self._ledger.move(self.key(problem_id, comment_id), set={"state": "withdrawn"}, if_=Attr("state").eq("held"))
 
     def claim(self, job: FanoutJob, now: float) -> bool:
         """Take the running job's lease (one runner at a time; a dead runner's lease lapses)."""
-        return self._call(
-            "update_item",
-            Key=self.key(job.problem_id, job.comment_id),
-            UpdateExpression="SET lease_until = :until",
-            ConditionExpression="#state = :running AND lease_until < :now",
-            ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues={
-                ":until": {"N": str(now + LEASE_SECONDS)},
-                ":now": {"N": str(now)},
-                ":running": {"S": "running"},
-            },
+        return self._ledger.move(
+            self._key(job),
+            set={"lease_until": now + LEASE_SECONDS},
+            if_=Attr("state").eq("running") & Attr("lease_until").lt(now),
         )
 
     def progress(self, job: FanoutJob, cursor: int, tally: Tally) -> None:
         """Record the cursor and the counts up to it, in one write: a runner that dies after this
         resumes from here and counts nothing twice."""
-        self._call(
-            "update_item",
-            Key=self.key(job.problem_id, job.comment_id),
-            UpdateExpression="SET #cursor = :cursor, tally = :tally",
-            ExpressionAttributeNames={"#cursor": "cursor"},
-            ExpressionAttributeValues={":cursor": {"N": str(cursor)}, ":tally": {"S": tally.to_json()}},
-        )
+        self._ledger.move(self._key(job), set={"cursor": cursor, "tally": tally.to_json()})
 
     def release(self, job: FanoutJob, now: float) -> None:
         """Give the lease back, due again at once (the schedule continues it)."""
-        self._call(
-            "update_item",
-            Key=self.key(job.problem_id, job.comment_id),
-            UpdateExpression="SET lease_until = :zero, gsi1sk = :when",
-            ExpressionAttributeValues={":zero": {"N": "0"}, ":when": {"S": _iso(now)}},
-        )
+        self._ledger.move(self._key(job), set={"lease_until": 0, "gsi1sk": _iso(now)})
 
     def finish(self, job: FanoutJob, summary: str) -> None:
-        self._call(
-            "update_item",
-            Key=self.key(job.problem_id, job.comment_id),
-            UpdateExpression="SET #state = :done, summary = :summary REMOVE gsi1pk, gsi1sk",
-            ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues={":done": {"S": "done"}, ":summary": {"S": summary}},
-        )
+        self._ledger.move(self._key(job), set={"state": "done", "summary": summary}, remove=DUE_ATTRIBUTES)
 
     def due(self, now: float, limit: int = 10) -> list[tuple[str, str]]:
         """(problem id, comment id) of the jobs due, oldest first."""
-        try:
-            items = self._client.query(
-                TableName=self.table_name,
-                IndexName=DUE_INDEX,
-                KeyConditionExpression="gsi1pk = :queue AND gsi1sk <= :now",
-                ExpressionAttributeValues={":queue": {"S": self.queue}, ":now": {"S": _iso(now)}},
-                Limit=limit,
-            ).get("Items", [])
-        except Exception as exc:
-            raise StoreUnavailable(f"fan-out queue read failed: {exc}") from exc
+        items = self._ledger.due(self.queue, _iso(now), limit=limit).get("Items", [])
         prefix = f"FANOUT#{self.helpdesk}#"
         return [(i["pk"]["S"].removeprefix(prefix), i["sk"]["S"].removeprefix("COMMENT#")) for i in items]
 

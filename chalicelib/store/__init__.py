@@ -3,8 +3,10 @@
 ``ingest`` holds what a webhook writes (``IngestStore``: messages, delivery receipts,
 quarantine; the message item and its keys); ``table`` holds ``MessageStore``, which extends
 it with everything else (conversation state, parked messages, requester mappings, leases,
-bulk intents) and the other key builders. Import from here: the names of ``table`` are
-loaded on first use, so a webhook's cold start does not load the sync's side of the table.
+bulk intents) and the other key builders; ``ledger`` holds the one claim/complete/release
+ledger and the owner leases (replies, fan-out jobs, agent events, leases, the crisis lock).
+Import from here: the names of ``table`` are loaded on first use, so a webhook's cold start
+does not load the sync's side of the table.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from chalicelib.store.ingest import (
     UnstorableStatus,
     author_pk,
     condition_failed,
-    conditional_write,
     conversation_pk,
     error_code,
     message_fields,
@@ -76,7 +77,6 @@ __all__ = [
     "UnstorableStatus",
     "author_pk",
     "condition_failed",
-    "conditional_write",
     "conversation_pk",
     "error_code",
     "message_fields",

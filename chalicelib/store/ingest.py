@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from chalicelib.models import DeliveryStatus, RejectedEvent, SocialMessage
 
+AUTHOR_INDEX = "by-author"  # the table's one global index: messages by author, and the due queues
 MAX_RAW_BYTES = 300_000  # of DynamoDB's 400 KB per item
 _NOT_IN_BODY = {"raw"}  # stored apart, in ``raw``
 _PARALLEL_WRITES = 8
@@ -66,18 +67,6 @@ def error_code(exc: Exception) -> str | None:
 def condition_failed(exc: Exception) -> bool:
     """A conditional write (or transaction) refused by its condition: another writer got there first."""
     return error_code(exc) in ("ConditionalCheckFailedException", "TransactionCanceledException")
-
-
-def conditional_write(client: Any, table_name: str, method: str, owner: str, **request: Any) -> bool:
-    """One conditional write (``put_item``, ``update_item``, ``delete_item``): True if applied,
-    False if its condition refused it; StoreUnavailable, naming ``owner``, for anything else."""
-    try:
-        getattr(client, method)(TableName=table_name, **request)
-    except Exception as exc:
-        if condition_failed(exc):
-            return False
-        raise StoreUnavailable(f"{owner} {method} failed: {error_code(exc) or exc}") from exc
-    return True
 
 
 def author_pk(platform: str, author_id: str) -> str:

@@ -34,6 +34,7 @@ from typing import Any
 
 from chalicelib.models import SocialMessage
 from chalicelib.store.ingest import (
+    AUTHOR_INDEX,
     IngestStore,
     StoreUnavailable,
     _iso,
@@ -50,8 +51,8 @@ from chalicelib.store.ingest import (
 from chalicelib.store.ingest import UnstorableMessages as UnstorableMessages
 from chalicelib.store.ingest import UnstorableStatus as UnstorableStatus
 from chalicelib.store.ingest import message_item as message_item
+from chalicelib.store.ledger import Leases, Ledger
 
-AUTHOR_INDEX = "by-author"
 SYNCED_MEMORY = 200  # message ids remembered per conversation to drop stream redeliveries
 RAW_FOR_LATEST = 25  # messages of a conversation read with their raw payload (replies use the latest)
 # Errors no retry will cure (a wrong table name, a bad key, a missing permission).
@@ -201,6 +202,10 @@ def requester_pk(helpdesk: str, platform: str, author_id: str) -> str:
 def lease_pk(name: str) -> str:
     """Partition key of a lease."""
     return f"LEASE#{name}"
+
+
+def _lease_key(name: str) -> dict[str, dict[str, str]]:
+    return {"pk": _s(lease_pk(name)), "sk": _s("LEASE")}
 
 
 def message_from_image(image: dict[str, Any]) -> SocialMessage | None:
@@ -694,43 +699,23 @@ class MessageStore(IngestStore):
     def acquire_lease(self, name: str, owner: str, seconds: float) -> bool:
         """Take the lease ``name`` for ``seconds`` unless someone else holds an unexpired one."""
         now = time.time()
-        try:
-            self._client.put_item(
-                TableName=self.table_name,
-                Item={
-                    "pk": _s(lease_pk(name)),
-                    "sk": _s("LEASE"),
-                    "item_type": _s("lease"),
-                    "owner": _s(owner),
-                    "lease_until": _n(round(now + seconds, 3)),
-                    "expires_at": _n(int(now + seconds + 86400)),
-                },
-                ConditionExpression="attribute_not_exists(pk) OR lease_until < :now OR #owner = :owner",
-                ExpressionAttributeNames={"#owner": "owner"},
-                ExpressionAttributeValues={":now": _n(round(now, 3)), ":owner": _s(owner)},
-            )
-        except Exception as exc:
-            if condition_failed(exc):
-                return False
-            raise self._failure("could not take a lease", exc) from exc
-        return True
+        return self._leases.acquire(
+            _lease_key(name), owner, now=round(now, 3), until=round(now + seconds, 3), expires_at=int(now + seconds + 86400)
+        )
 
     def release_lease(self, name: str, owner: str, *, attempts: int = 3) -> None:
         """Give the lease back early (best effort, a few tries: it expires anyway, but a
         lease left behind by a throttled release holds its conversation until then)."""
         for _ in range(attempts):
             try:
-                self._client.delete_item(
-                    TableName=self.table_name,
-                    Key={"pk": _s(lease_pk(name)), "sk": _s("LEASE")},
-                    ConditionExpression="#owner = :owner",
-                    ExpressionAttributeNames={"#owner": "owner"},
-                    ExpressionAttributeValues={":owner": _s(owner)},
-                )
+                self._leases.release(_lease_key(name), owner)  # False: expired and taken by someone else
                 return
-            except Exception as exc:  # noqa: BLE001
-                if condition_failed(exc):  # expired and taken by someone else
-                    return
+            except StoreUnavailable:
+                continue
+
+    @property
+    def _leases(self) -> Leases:
+        return Leases(Ledger(self._client, self.table_name, owner="lease"))
 
     # --- the batch stage's reads (``sync/batch.py``): a hundred items a request -------------------
 

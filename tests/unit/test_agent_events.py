@@ -20,8 +20,11 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
+from chalicelib.errors import BadRequest, Unauthorized, Unavailable
+from chalicelib.helpdesks.base import HelpdeskRejected, HelpdeskUnavailable, TicketRef
+from chalicelib.helpdesks.zendesk.adapter import TicketComment, TicketComments
+from chalicelib.models import Author, Direction, Kind, Platform, SocialMessage
 from chalicelib.outbound.agent_events import (
     COMMENT_EVENT_BODY,
     SIGNATURE_HEADER,
@@ -35,12 +38,9 @@ from chalicelib.outbound.agent_events import (
     verify_signature,
 )
 from chalicelib.outbound.agent_replies import AgentReplies, Outcome
-from chalicelib.errors import BadRequest, Unauthorized, Unavailable
-from chalicelib.helpdesks.base import HelpdeskRejected, HelpdeskUnavailable, TicketRef
-from chalicelib.helpdesks.zendesk.adapter import TicketComment, TicketComments
-from chalicelib.models import Author, Direction, Kind, Platform, SocialMessage
 from chalicelib.outbound.base import RATE_LIMITED, TOKEN_EXPIRED, UNAVAILABLE, ReplyFailed, ReplyTarget, SentReply
 from chalicelib.store import Conversation, MessageStore, StoreUnavailable
+from tests.support.moto_table import moto_table
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "dGhpc19zZWNyZXRfaXNfZm9yX3Rlc3Rpbmdfb25seQ=="
@@ -133,17 +133,8 @@ class FakeHelpdesk:
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, str]]:
-    from local.resources import create_local_resources
-
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    for name, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_SESSION_TOKEN": "test",
-                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        resources = create_local_resources(dynamodb=client, sqs=boto3.client("sqs", region_name="us-east-1"),
-                                           template_path=ROOT / "infra" / "template.json", stage="unit")
-        yield client, resources.table_name
+    with moto_table(monkeypatch) as found:
+        yield found
 
 
 @dataclass

@@ -14,12 +14,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
-from chalicelib.outbound.agent_events import EventLog
-from chalicelib.outbound.agent_replies import AgentReplies
 from chalicelib.errors import BadRequest, NotConfigured, NotFound, Unauthorized, Unavailable
 from chalicelib.helpdesks.base import HelpdeskRejected, HelpdeskUnavailable, TicketRef
 from chalicelib.helpdesks.freshdesk.adapter import conversation_tag
@@ -39,8 +35,11 @@ from chalicelib.helpdesks.freshdesk.events import (
     verify_token,
 )
 from chalicelib.models import Author, Direction, Kind, Platform, SocialMessage
+from chalicelib.outbound.agent_events import EventLog
+from chalicelib.outbound.agent_replies import AgentReplies
 from chalicelib.outbound.base import TOKEN_EXPIRED, ReplyFailed, ReplyTarget, SentReply
 from chalicelib.store import Conversation, MessageStore, StoreUnavailable
+from tests.support.moto_table import moto_table
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "fd-webhook-secret-for-tests"
@@ -124,17 +123,8 @@ def reply(conversation_id: int, text: str, *, at: datetime = T0, user: int = AGE
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, str]]:
-    from local.resources import create_local_resources
-
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    for name, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_SESSION_TOKEN": "test",
-                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        resources = create_local_resources(dynamodb=client, sqs=boto3.client("sqs", region_name="us-east-1"),
-                                           template_path=ROOT / "infra" / "template.json", stage="unit")
-        yield client, resources.table_name
+    with moto_table(monkeypatch) as found:
+        yield found
 
 
 @dataclass
@@ -314,7 +304,7 @@ def test_the_pointer_is_forgotten_with_the_person(rig: Rig) -> None:
 
 
 def test_an_agent_reply_goes_to_the_customer_once(rig: Rig) -> None:
-    
+
     rig.freshdesk.threads[str(TICKET)] = [reply(6, "Invoice attached", incoming=True, user=REQUESTER, at=T0 - timedelta(minutes=20)),
                                           reply(501, "We refunded the second charge.")]
     result = rig.deliver(sample_body(TICKET, triggered_event="{reply_sent:sent}", agent_name="Maria",
