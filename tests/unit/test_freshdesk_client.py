@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from urllib3 import exceptions as u3
 
-from chalicelib.helpdesks.base import HelpdeskRejected, HelpdeskUnavailable, TicketClosed, TicketRef
+from chalicelib.helpdesks.base import HelpdeskRejected, HelpdeskUnavailable, TicketClosed, TicketGone, TicketRef
 from chalicelib.helpdesks.freshdesk.adapter import (
     RECENT_LOOKUP_SECONDS,
     FreshdeskHelpdesk,
@@ -529,3 +529,84 @@ def test_non_numeric_ids_are_refused_before_any_request() -> None:
 @pytest.mark.parametrize(("raw", "expected"), [(2, "open"), (3, "pending"), (4, "solved"), (5, "closed"), (6, "open"), ("5", "closed"), (None, "open")])
 def test_status_ids_are_normalized(raw: Any, expected: str) -> None:
     assert normalize_status(raw) == expected
+
+
+class TicketServer:
+    """A Freshdesk account holding one ticket and its conversations, oldest first, paged as
+    Freshdesk pages them (``per_page``, ``page``, a ``Link`` to the next page while full);
+    counts the requests."""
+
+    def __init__(self, conversations: int, ticket_id: int = 77) -> None:
+        self.ticket_id = ticket_id
+        self.conversations = [note(i, html_body(f"message {i}", f"instagram:m.{i}")) for i in range(conversations)]
+        self.deleted = False
+        self.calls: list[str] = []
+
+    def request(self, method: str, url: str, **kwargs: Any) -> FakeResponse:
+        parts = urlsplit(url)
+        self.calls.append(f"{method} {parts.path}?{parts.query}")
+        if self.deleted:
+            return FakeResponse(404, None)
+        if parts.path == f"/api/v2/tickets/{self.ticket_id}":
+            return FakeResponse(200, ticket(self.ticket_id, description="<div>first</div>"))
+        assert parts.path == f"/api/v2/tickets/{self.ticket_id}/conversations", url
+        query = {k: int(v[0]) for k, v in parse_qs(parts.query).items()}
+        size, page = query["per_page"], query["page"]
+        items = self.conversations[(page - 1) * size : page * size]
+        following = (f'<{BASE}{parts.path}?per_page={size}&page={page + 1}>; rel="next"'
+                     if len(self.conversations) > page * size else None)
+        return FakeResponse(200, items, {"Link": following} if following else {})
+
+    def clear(self) -> None:
+        pass
+
+
+def served(server: TicketServer) -> FreshdeskHelpdesk:
+    return FreshdeskHelpdesk(BASE, API_KEY, http=JsonHttpClient(BASE, api_key_auth_header(API_KEY), pool=server), clock=Clock())
+
+
+def test_checking_many_messages_against_one_ticket_reads_its_conversations_about_once() -> None:
+    """A redrive of a viral thread's backlog checks each parked message against the one
+    ticket: the conversations read for one look are not read again for the next."""
+    server = TicketServer(conversations=250)
+    helpdesk = served(server)
+
+    found = [helpdesk.ticket_has_message("77", message(f"m.{i}")) for i in range(250)]
+
+    assert all(found)
+    assert not helpdesk.ticket_has_message("77", message("m.999"))
+    # 3 pages and the ticket once, then the page still growing once per look; not 3 pages a look.
+    assert len(server.calls) <= 4 + 251, len(server.calls)
+
+
+def test_a_message_written_since_the_last_look_is_found() -> None:
+    server = TicketServer(conversations=150)
+    helpdesk = served(server)
+    assert not helpdesk.ticket_has_message("77", message("m.150"))
+
+    server.conversations.append(note(150, html_body("late", "instagram:m.150")))
+
+    assert helpdesk.ticket_has_message("77", message("m.150"))
+
+
+def test_a_ticket_longer_than_one_look_reads_is_read_over_several_looks_not_refused() -> None:
+    """6,000 conversations (60 pages, more than one look reads): the message on the last page
+    is retried and then found, the pages read once, never refused for good."""
+    server = TicketServer(conversations=6_000)
+    helpdesk = served(server)
+
+    with pytest.raises(HelpdeskUnavailable, match="pages"):
+        helpdesk.ticket_has_message("77", message("m.5999"))
+    assert helpdesk.ticket_has_message("77", message("m.5999"))
+    assert len(server.calls) <= 1 + 60 + 2, len(server.calls)
+
+
+def test_a_deleted_ticket_is_gone_also_after_it_was_read() -> None:
+    server = TicketServer(conversations=10)
+    helpdesk = served(server)
+    assert helpdesk.ticket_has_message("77", message("m.3"))
+
+    server.deleted = True
+
+    with pytest.raises(TicketGone):
+        helpdesk.ticket_has_message("77", message("m.3"))

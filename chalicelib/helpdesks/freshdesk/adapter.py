@@ -100,6 +100,7 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -115,6 +116,7 @@ from chalicelib.helpdesks.base import (
     TicketRouting,
 )
 from chalicelib.helpdesks.formatting import comment_body, message_reference, ticket_subject, ticket_tags
+from chalicelib.helpdesks.scans import TicketScans
 from chalicelib.http import Exchange, HttpResponse, JsonHttpClient, parse_retry_after
 from chalicelib.models import Author, Platform, SocialMessage
 from chalicelib.sync.requesters import EMAIL, PHONE, ContactIdentity, KnownCustomer, contact_identities
@@ -223,19 +225,38 @@ def _linkify(line: str) -> str:
     return html.escape(line)
 
 
-def has_reference(record: dict[str, Any], reference: str, *fields: str) -> bool:
-    """True when one of ``fields`` of a ticket or conversation carries the reference."""
-    token = reference_token(reference)
-    attribute = f'{REF_ATTRIBUTE}="{html.escape(reference, quote=True)}"'
+_TOKEN = re.compile(r"\[socialdesk:([^\]<>]+)\]")
+_ATTRIBUTE = re.compile(REF_ATTRIBUTE + r'="([^"]*)"')
+_TAG = re.compile(r"<[^>]+>")
+
+
+def references_in(record: dict[str, Any], *fields: str) -> set[str]:
+    """Every message reference ``fields`` of a ticket or conversation carry: in our HTML's
+    attribute, or as the visible token (escaped or not, also where Freshdesk's sanitizing
+    dropped the attribute or split the token with tags)."""
+    found: set[str] = set()
     for name in fields:
         value = record.get(name)
         if not isinstance(value, str) or not value:
             continue
-        if token in value or attribute in value or html.escape(token) in value:
-            return True
-        if token in html.unescape(re.sub(r"<[^>]+>", "", value)):
-            return True
-    return False
+        found.update(html.unescape(match) for match in _ATTRIBUTE.findall(value))
+        found.update(_TOKEN.findall(html.unescape(value)))
+        found.update(_TOKEN.findall(html.unescape(_TAG.sub("", value))))
+    return found
+
+
+def has_reference(record: dict[str, Any], reference: str, *fields: str) -> bool:
+    """True when one of ``fields`` of a ticket or conversation carries the reference."""
+    return reference in references_in(record, *fields)
+
+
+@dataclass
+class _ConversationScan:
+    """What one ticket was found to carry: the references of its description and of every
+    conversation read, and the page the next look reads first (the last one that had any)."""
+
+    references: set[str]
+    next_page: int = 1
 
 
 def _freshdesk_id(value: str, what: str) -> int:
@@ -301,6 +322,7 @@ class FreshdeskHelpdesk(Helpdesk):
         self._clock = clock
         # idempotency key -> wall-clock time of a create attempt that may have landed
         self._unsettled_creates: OrderedDict[str, float] = OrderedDict()
+        self._conversation_scans: TicketScans[_ConversationScan] = TicketScans()
         self.rate_limit: tuple[int, int] | None = None  # (remaining, total) from the last response
         self._crisis: FreshdeskCrisis | None = None  # set by ``problem_tickets``
 
@@ -471,15 +493,44 @@ class FreshdeskHelpdesk(Helpdesk):
         return TicketRef(ticket_id=str(number), status=normalize_status(status))
 
     def ticket_has_message(self, ticket_id: str, message: SocialMessage) -> bool:
-        """True when the description or a conversation of the ticket carries the message's reference."""
+        """True when the description or a conversation of the ticket carries the message's reference.
+
+        Conversations come oldest first, a page at a time. What a look read is remembered per
+        ticket (``helpdesks/scans.py``): the next look at it reads on from the last page that
+        had conversations (it may have grown), so a redrive checking a viral thread's backlog
+        reads each page about once. A look reads at most ``MAX_CONVERSATION_PAGES`` pages;
+        past them it is HelpdeskUnavailable and the next look goes on where it stopped.
+        ``TicketGone`` when the ticket was deleted."""
         number = _freshdesk_id(ticket_id, "ticket")
         reference = message_reference(message)
-        ticket = self._get_ticket(number)
-        if has_reference(ticket, reference, "description", "description_text"):
-            return True
-        return any(
-            has_reference(item, reference, "body", "body_text") for item in self._conversations(number) if isinstance(item, dict)
-        )
+        scan = self._conversation_scans.get(number)
+        if scan is None:
+            scan = _ConversationScan(references_in(self._get_ticket(number), "description", "description_text"))
+            if reference in scan.references:
+                self._conversation_scans.keep(number, scan)
+                return True
+        pages = 0
+        try:
+            for page, items, more in self._conversation_pages(number, first=scan.next_page, missing_means_gone=True):
+                pages += 1
+                for item in items:
+                    if isinstance(item, dict):
+                        scan.references |= references_in(item, "body", "body_text")
+                if items:
+                    scan.next_page = page
+                if reference in scan.references:
+                    break
+                if more and pages >= MAX_CONVERSATION_PAGES:
+                    self._conversation_scans.keep(number, scan)
+                    raise HelpdeskUnavailable(
+                        f"Freshdesk ticket {number}: more than {MAX_CONVERSATION_PAGES} pages of conversations"
+                        f" to check; the next look reads on from page {page}"
+                    )
+        except TicketGone:
+            self._conversation_scans.forget(number)
+            raise
+        self._conversation_scans.keep(number, scan)
+        return reference in scan.references
 
     def ticket_opened(self, ticket: TicketRef, message: SocialMessage, store: MessageStore) -> None:
         """``TICKET#freshdesk#<id>`` -> the conversation: the automation rule's webhooks find it
@@ -630,22 +681,30 @@ class FreshdeskHelpdesk(Helpdesk):
 
     def _conversations(self, number: int) -> Iterator[Any]:
         """Every conversation (reply or note) of a ticket, page by page."""
-        next_path: str | None = f"/api/v2/tickets/{number}/conversations?per_page={CONVERSATIONS_PER_PAGE}&page=1"
-        seen: set[str] = set()
-        page = 1
-        while next_path is not None:
-            if page > MAX_CONVERSATION_PAGES:
+        for page, items, more in self._conversation_pages(number):
+            yield from items
+            if more and page >= MAX_CONVERSATION_PAGES:
                 raise HelpdeskRejected(f"ticket {number} has more than {MAX_CONVERSATION_PAGES} pages of conversations to check")
+
+    def _conversation_pages(
+        self, number: int, *, first: int = 1, missing_means_gone: bool = False
+    ) -> Iterator[tuple[int, list[Any], bool]]:
+        """``(page number, its conversations, whether another page follows)``, oldest first,
+        from page ``first``: by the ``Link`` Freshdesk gives, else the next number while pages are full."""
+        next_path: str | None = f"/api/v2/tickets/{number}/conversations?per_page={CONVERSATIONS_PER_PAGE}&page={first}"
+        seen: set[str] = set()
+        page = first
+        while next_path is not None:
             seen.add(next_path)
-            response = self._call("GET", next_path, writes_message=False)
+            response = self._call("GET", next_path, writes_message=False, missing_means_gone=missing_means_gone)
             items = outcomes.read_json(response)
             items = items if isinstance(items, list) else []
-            yield from items
             following = _next_link(response.header("link"))
             if following is None and len(items) >= CONVERSATIONS_PER_PAGE:
                 following = f"/api/v2/tickets/{number}/conversations?per_page={CONVERSATIONS_PER_PAGE}&page={page + 1}"
-            page += 1
             next_path = following if following not in seen else None
+            yield page, items, next_path is not None
+            page += 1
 
     # --- reading responses ---------------------------------------------------------
 

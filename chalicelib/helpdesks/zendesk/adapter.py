@@ -76,8 +76,6 @@ import base64
 import hashlib
 import inspect
 import logging
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -99,6 +97,7 @@ from chalicelib.helpdesks.base import (
     TicketRouting,
 )
 from chalicelib.helpdesks.formatting import comment_body, message_reference, ticket_subject, ticket_tags
+from chalicelib.helpdesks.scans import TicketScans
 from chalicelib.http import (
     DEFAULT_TIMEOUT,
     Exchange,
@@ -193,7 +192,6 @@ COMMENT_CLOCK_SKEW = timedelta(hours=1)
 # A later look at a ticket rereads its comments down to this long before the newest one it
 # saw: Zendesk stamps comments to the second and a list may show a write a moment late.
 COMMENT_LIST_LAG = timedelta(seconds=5)
-TICKETS_REMEMBERED = 16  # whose comments' references one execution environment keeps
 
 
 @dataclass
@@ -204,32 +202,6 @@ class _CommentScan:
     references: set[str]
     back_to: datetime
     newest: datetime
-
-
-class _CommentScans:
-    """The last scans of a few tickets, so that checking many messages against one ticket
-    (a redrive of a viral thread's parked backlog) reads each comment about once, not once
-    per message: a later look reads only what was written since."""
-
-    def __init__(self, size: int = TICKETS_REMEMBERED) -> None:
-        self._scans: OrderedDict[int, _CommentScan] = OrderedDict()
-        self._size = size
-        self._lock = threading.Lock()  # local runs share one adapter between threads
-
-    def get(self, number: int) -> _CommentScan | None:
-        with self._lock:
-            return self._scans.get(number)
-
-    def keep(self, number: int, scan: _CommentScan) -> None:
-        with self._lock:
-            self._scans[number] = scan
-            self._scans.move_to_end(number)
-            while len(self._scans) > self._size:
-                self._scans.popitem(last=False)
-
-    def forget(self, number: int) -> None:
-        with self._lock:
-            self._scans.pop(number, None)
 
 
 @dataclass(frozen=True)
@@ -304,7 +276,7 @@ class ZendeskHelpdesk(ZendeskApi, Helpdesk):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._comment_scans = _CommentScans()
+        self._comment_scans: TicketScans[_CommentScan] = TicketScans()
 
     # --- Helpdesk ------------------------------------------------------------------
 
@@ -597,7 +569,7 @@ class ZendeskHelpdesk(ZendeskApi, Helpdesk):
         was lost, or an attempt just before a crash) and stops at comments older than the
         message itself, so a ticket with ten thousand comments costs a page, not a hundred.
         What a look found is remembered per ticket: the next look at it reads only the
-        comments written since (``_CommentScans``). A comment is recognized by the reference
+        comments written since (``helpdesks/scans.py``). A comment is recognized by the reference
         our write put in its audit's metadata, which Zendesk shows on the comment
         (``metadata.custom``); where a comment does not show it, its audit is read
         (``GET /api/v2/tickets/{id}/audits/{audit_id}``). ``TicketGone`` when the ticket was deleted."""
