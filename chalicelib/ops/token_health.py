@@ -59,11 +59,14 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.channels.meta.graph import EXPIRED_SUBCODES, RATE_LIMIT_CODES, REVOKED_REASONS, TRANSIENT_CODES
 from chalicelib.errors import NotConfigured
 from chalicelib.http import ConnectFailed, HttpResponse, JsonHttpClient, ResponseTimeout, TransportError
+
+if TYPE_CHECKING:
+    from chalicelib.store.ledger import Ledger
 
 OK = "ok"
 EXPIRED = "expired"
@@ -514,16 +517,15 @@ def publish(results: list[TokenCheck], *, warn_days: int | None = None) -> None:
 RESULTS_KEY = {"pk": {"S": "OPS#TOKENS"}, "sk": {"S": "LATEST"}}
 
 
-def record(results: list[TokenCheck], client: Any, table_name: str, *, checked_at: float | None = None) -> None:
+def record(results: list[TokenCheck], ledger: Ledger, *, checked_at: float | None = None) -> None:
     """Keep the latest results in the table (one item, overwritten each run; no token in it)."""
     checked = [asdict(result) for result in results if result.status != NOT_CONFIGURED]
-    client.put_item(
-        TableName=table_name,
-        Item={
-            **RESULTS_KEY,
-            "item_type": {"S": "token_health"},
-            "checked_at": {"N": str(int(time.time() if checked_at is None else checked_at))},
-            "results": {"S": json.dumps(checked, sort_keys=True)},
+    ledger.move(
+        RESULTS_KEY,
+        set={
+            "item_type": "token_health",
+            "checked_at": int(time.time() if checked_at is None else checked_at),
+            "results": json.dumps(checked, sort_keys=True),
         },
     )
 
@@ -537,7 +539,7 @@ def check_tokens() -> list[TokenCheck]:
     publish(results)
     store = wiring.message_store()
     try:
-        record(results, store._client, store.table_name)  # noqa: SLF001 - MessageStore has no call for ops items
+        record(results, store.ledger("token health"))
     except Exception as exc:  # the metrics and logs went out; the report shows the previous check
         logger.warning("token health not recorded", extra={"reason": type(exc).__name__})
     return results

@@ -284,11 +284,8 @@ class ReplyLedger:
     """The ``REPLY#<helpdesk>#<comment id>`` items; every transition is a conditional write
     through the store's one ledger (``store.ledger``)."""
 
-    def __init__(
-        self, table_name: str, client: Any, *, ttl_days: int = 30, lease: timedelta = DEFAULT_LEASE, helpdesk: str = HELPDESK
-    ) -> None:
-        self.table_name = table_name
-        self._ledger = Ledger(client, table_name, owner="reply ledger")
+    def __init__(self, ledger: Ledger, *, ttl_days: int = 30, lease: timedelta = DEFAULT_LEASE, helpdesk: str = HELPDESK) -> None:
+        self._ledger = ledger
         self.ttl_days = ttl_days
         self.lease = lease
         self.helpdesk = helpdesk
@@ -608,8 +605,7 @@ class AgentReplies:
         self._now = now
         self.helpdesk_name = str(getattr(helpdesk, "name", HELPDESK) or HELPDESK)
         self.ledger = ledger or ReplyLedger(
-            store.table_name,
-            store._client,  # noqa: SLF001 - the ledger's items live in the store's table, on its client
+            store.ledger("reply ledger"),
             ttl_days=store.raw_ttl_days,
             lease=lease,
             helpdesk=self.helpdesk_name,

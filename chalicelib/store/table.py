@@ -715,7 +715,11 @@ class MessageStore(IngestStore):
 
     @property
     def _leases(self) -> Leases:
-        return Leases(Ledger(self._client, self.table_name, owner="lease"))
+        return Leases(self.ledger("lease"))
+
+    def ledger(self, owner: str) -> Ledger:
+        """The one ledger on this table, for items kept outside this module (errors name ``owner``)."""
+        return Ledger(self._client, self.table_name, owner=owner)
 
     # --- the batch stage's reads (``sync/batch.py``): a hundred items a request -------------------
 

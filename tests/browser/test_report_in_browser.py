@@ -130,7 +130,7 @@ def _fill(store: MessageStore, client: Any, now: datetime) -> Table:
         "failure_kind": {"S": "token_expired"}, "note": {"S": TOKEN_NOTE}, "noted": {"BOOL": True},
     })
     _crisis(DynamoCrisisStore(store.table_name, client), table)
-    record([TokenCheck("messenger", EXPIRED, "the Page token expired"), TokenCheck("x", OK, "works")], client, store.table_name)
+    record([TokenCheck("messenger", EXPIRED, "the Page token expired"), TokenCheck("x", OK, "works")], store.ledger("token health"))
     return table
 
 

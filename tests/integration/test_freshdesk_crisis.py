@@ -157,63 +157,49 @@ def test_a_fan_out_cut_short_on_freshdesk_is_resumed_and_sends_nobody_twice(
     assert len(received) == 12 and set(received.values()) == {1}, received
 
 
-class _Table:
-    """The two table calls the crisis members need (``put_item``, ``query`` by pk), in memory."""
-
-    table_name = "t"
-
-    def __init__(self) -> None:
-        self._client = self
-        self.items: dict[tuple[str, str], dict[str, Any]] = {}
-
-    def put_item(self, TableName: str, Item: dict[str, Any]) -> None:  # noqa: N803 - boto3's names
-        self.items[(Item["pk"]["S"], Item["sk"]["S"])] = Item
-
-    def query(self, **request: Any) -> dict[str, Any]:
-        pk = request["ExpressionAttributeValues"][":pk"]["S"]
-        return {"Items": [item for (key, _), item in sorted(self.items.items()) if key == pk]}
-
-
-def test_a_parent_takes_ten_children_and_the_members_after_are_tagged_and_noted() -> None:
+def test_a_parent_takes_ten_children_and_the_members_after_are_tagged_and_noted(monkeypatch: pytest.MonkeyPatch) -> None:
     from datetime import UTC, datetime
 
     from chalicelib.helpdesks.freshdesk.adapter import FreshdeskHelpdesk
     from chalicelib.models import Author, Direction, Kind, Platform, SocialMessage
+    from chalicelib.store import MessageStore
     from local.freshdesk_sandbox import FreshdeskSandbox
+    from tests.support.moto_table import moto_table
 
     sandbox = FreshdeskSandbox(api_key="k")
     sandbox.start()
     try:
         helpdesk = FreshdeskHelpdesk(sandbox.url, "k")
-        crisis = helpdesk.problem_tickets(_Table())  # type: ignore[arg-type]
-        parent = crisis.open_problem("crisis:brand:c-1", "Crisis: 12 similar complaints", "Samples: ...", ("socialdesk",))
-        assert crisis.open_problem("crisis:brand:c-1", "Crisis: 12 similar complaints", "Samples: ...", ("socialdesk",)) == parent
-        for index in range(12):
-            author = Author(platform_id=f"5{index}", display_name=f"Customer {index}")
-            message = SocialMessage(
-                platform=Platform.TELEGRAM,
-                kind=Kind.DIRECT_MESSAGE,
-                direction=Direction.INBOUND,
-                message_id=f"m{index}",
-                conversation_key=f"telegram:bot:5{index}",
-                account_id="bot",
-                author=author,
-                text="The app crashes at login since the update",
-                created_at=datetime.now(UTC),
-            )
-            requester = helpdesk.ensure_requester(Platform.TELEGRAM, author)
-            helpdesk.open_ticket(message, requester, idempotency_key=f"k{index}", problem_id=parent.ticket_id)
-        members = [t for t in sandbox.tickets() if member_tag(parent.ticket_id) in t["tags"]]
-        children = [t for t in members if t.get("association_type") == 2]
-        assert len(members) == 12 and len(children) == 10
-        for ticket in members:
-            notes = [
-                c
-                for c in sandbox.conversations(ticket["id"])
-                if c["private"] and f"/a/tickets/{parent.ticket_id}" in c["body_text"]
-            ]
-            assert len(notes) == (0 if ticket in children else 1)
-        assert [t["id"] for t in crisis.incidents(parent.ticket_id)] == sorted(t["id"] for t in members)
-        assert sandbox.stats()["requests"]["POST /api/v2/tickets"] == 1 + 12 + 1  # the parent, the members, one refusal
+        with moto_table(monkeypatch) as (client, table):  # the members are kept in the table
+            crisis = helpdesk.problem_tickets(MessageStore(table, client))
+            parent = crisis.open_problem("crisis:brand:c-1", "Crisis: 12 similar complaints", "Samples: ...", ("socialdesk",))
+            assert crisis.open_problem("crisis:brand:c-1", "Crisis: 12 similar complaints", "Samples: ...", ("socialdesk",)) == parent
+            for index in range(12):
+                author = Author(platform_id=f"5{index}", display_name=f"Customer {index}")
+                message = SocialMessage(
+                    platform=Platform.TELEGRAM,
+                    kind=Kind.DIRECT_MESSAGE,
+                    direction=Direction.INBOUND,
+                    message_id=f"m{index}",
+                    conversation_key=f"telegram:bot:5{index}",
+                    account_id="bot",
+                    author=author,
+                    text="The app crashes at login since the update",
+                    created_at=datetime.now(UTC),
+                )
+                requester = helpdesk.ensure_requester(Platform.TELEGRAM, author)
+                helpdesk.open_ticket(message, requester, idempotency_key=f"k{index}", problem_id=parent.ticket_id)
+            members = [t for t in sandbox.tickets() if member_tag(parent.ticket_id) in t["tags"]]
+            children = [t for t in members if t.get("association_type") == 2]
+            assert len(members) == 12 and len(children) == 10
+            for ticket in members:
+                notes = [
+                    c
+                    for c in sandbox.conversations(ticket["id"])
+                    if c["private"] and f"/a/tickets/{parent.ticket_id}" in c["body_text"]
+                ]
+                assert len(notes) == (0 if ticket in children else 1)
+            assert [t["id"] for t in crisis.incidents(parent.ticket_id)] == sorted(t["id"] for t in members)
+            assert sandbox.stats()["requests"]["POST /api/v2/tickets"] == 1 + 12 + 1  # the parent, the members, one refusal
     finally:
         sandbox.stop()

@@ -124,22 +124,8 @@ class FreshdeskCrisis:
 
     def incidents(self, problem_id: str) -> Iterator[dict[str, Any]]:
         """The crisis's members as recorded (``id``, ``external_id`` = conversation key, ``tags``), by ticket id."""
-        request: dict[str, Any] = {
-            "TableName": self.store.table_name,
-            "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": f"{MEMBERS_PK_PREFIX}{problem_id}"}},
-            "ConsistentRead": True,
-        }
-        while True:
-            try:
-                page = self.store._client.query(**request)  # noqa: SLF001 - the table's client, as the event path uses it
-            except Exception as exc:
-                raise StoreUnavailable(f"crisis members not read: {exc}") from exc
-            for item in page.get("Items", []):
-                yield {"id": int(item["ticket_id"]["S"]), "external_id": item.get("conversation_key", {}).get("S"), "tags": ()}
-            if "LastEvaluatedKey" not in page:
-                return
-            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        for item in self.store.ledger("crisis members").partition(f"{MEMBERS_PK_PREFIX}{problem_id}", sk_prefix="TICKET#"):
+            yield {"id": int(item["ticket_id"]["S"]), "external_id": item.get("conversation_key", {}).get("S"), "tags": ()}
 
     def ticket_details(self, ticket_id: str) -> dict[str, Any]:
         """The ticket, its ``type`` ``problem`` when it is a crisis's parent."""
@@ -198,16 +184,12 @@ class FreshdeskCrisis:
         )  # noqa: SLF001
 
     def _record(self, problem_id: str, ticket_id: str, conversation_key: str | None) -> None:
-        item: dict[str, Any] = {
-            "pk": {"S": f"{MEMBERS_PK_PREFIX}{problem_id}"},
-            "sk": {"S": f"TICKET#{int(ticket_id):012d}"},
-            "item_type": {"S": "crisis_member"},
-            "ticket_id": {"S": str(int(ticket_id))},
-            "expires_at": {"N": str(int(time.time() + MEMBER_TTL_SECONDS))},
+        member: dict[str, Any] = {
+            "item_type": "crisis_member",
+            "ticket_id": str(int(ticket_id)),
+            "expires_at": int(time.time() + MEMBER_TTL_SECONDS),
         }
         if conversation_key:
-            item["conversation_key"] = {"S": conversation_key}
-        try:
-            self.store._client.put_item(TableName=self.store.table_name, Item=item)  # noqa: SLF001
-        except Exception as exc:
-            raise StoreUnavailable(f"crisis member not recorded: {exc}") from exc
+            member["conversation_key"] = conversation_key
+        key = {"pk": {"S": f"{MEMBERS_PK_PREFIX}{problem_id}"}, "sk": {"S": f"TICKET#{int(ticket_id):012d}"}}
+        self.store.ledger("crisis members").move(key, set=member)
