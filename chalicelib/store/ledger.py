@@ -12,7 +12,7 @@ states, and a due queue on GSI1. docs/architecture.md.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -64,7 +64,7 @@ class Ledger:
             condition = condition | or_if
         request = _condition(condition)
         request["Item"] = {**key, **{name: wire(value) for name, value in item.items()}}
-        return self._write("put_item", request)
+        return self._write("put_item", request, lambda: self._client.put_item(TableName=self.table_name, **request))
 
     def move(
         self,
@@ -92,13 +92,13 @@ class Ledger:
         if dropped:
             clauses.append(f"REMOVE {', '.join(dropped)}")
         request.update(Key=key, UpdateExpression=" ".join(clauses))
-        return self._write("update_item", request)
+        return self._write("update_item", request, lambda: self._client.update_item(TableName=self.table_name, **request))
 
     def drop(self, key: Key, *, if_: ConditionBase) -> bool:
         """Delete the item at ``key`` if ``if_`` holds."""
         request = _condition(if_)
         request["Key"] = key
-        return self._write("delete_item", request)
+        return self._write("delete_item", request, lambda: self._client.delete_item(TableName=self.table_name, **request))
 
     def get(self, key: Key) -> dict[str, Any] | None:
         """The item at ``key`` (a consistent read), in wire form."""
@@ -155,11 +155,11 @@ class Ledger:
                 return items
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def _write(self, method: str, request: dict[str, Any]) -> bool:
+    def _write(self, method: str, request: dict[str, Any], call: Callable[[], Any]) -> bool:
         for empty in [name for name in ("ExpressionAttributeNames", "ExpressionAttributeValues") if not request.get(name, True)]:
             del request[empty]  # DynamoDB refuses an empty map
         try:
-            getattr(self._client, method)(TableName=self.table_name, **request)
+            call()
         except Exception as exc:
             if condition_failed(exc):
                 return False

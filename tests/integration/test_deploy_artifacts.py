@@ -45,6 +45,7 @@ FORBIDDEN_IN_PACKAGE = ("boto3", "botocore", "s3transfer", "moto", "pytest", "ch
 # Which AWS service each module's injected ``_client`` talks to (checked against the policy).
 CLIENT_SERVICES = {
     "chalicelib/store/table.py": "dynamodb",
+    "chalicelib/store/ledger.py": "dynamodb",
     "chalicelib/store/ingest.py": "dynamodb",  # what a webhook writes
     "chalicelib/sync/deadletter.py": "sqs",
     "chalicelib/channels/x/poller.py": "dynamodb",
