@@ -610,3 +610,17 @@ def test_a_deleted_ticket_is_gone_also_after_it_was_read() -> None:
 
     with pytest.raises(TicketGone):
         helpdesk.ticket_has_message("77", message("m.3"))
+
+
+def test_a_conversation_deleted_before_the_next_look_shifts_nothing_out_of_sight() -> None:
+    """An agent deletes a note on the first page: the later ones move back a place, and a
+    message written since is still found (the next look rereads the page it had reached)."""
+    server = TicketServer(conversations=250)
+    helpdesk = served(server)
+    assert helpdesk.ticket_has_message("77", message("m.249"))
+
+    del server.conversations[10]
+    server.conversations.append(note(250, html_body("late", "instagram:m.250")))
+
+    assert helpdesk.ticket_has_message("77", message("m.250"))
+    assert helpdesk.ticket_has_message("77", message("m.200"))  # moved from page 3 to page 2: read before
