@@ -460,6 +460,9 @@ def test_the_reference_survives_sanitizing_and_escaping() -> None:
     assert has_reference({"body_text": "hi\n[socialdesk:x:a&b]"}, "x:a&b", "body_text")
     assert has_reference({"body": '<p data-socialdesk-ref="x:a&amp;b"></p>'}, "x:a&b", "body")
     assert not has_reference({"body": body}, "x:a", "body")
+    # A generic source's id may hold what HTML escapes; Freshdesk may drop our attribute.
+    sanitized = html_body("hi", "generic:<id@mail>").replace('data-socialdesk-ref="generic:&lt;id@mail&gt;"', "")
+    assert has_reference({"body": sanitized}, "generic:<id@mail>", "body")
 
 
 # --- error mapping -------------------------------------------------------------------------------

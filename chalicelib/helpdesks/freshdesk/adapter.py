@@ -225,7 +225,7 @@ def _linkify(line: str) -> str:
     return html.escape(line)
 
 
-_TOKEN = re.compile(r"\[socialdesk:([^\]<>]+)\]")
+_TOKEN = re.compile(r"\[socialdesk:([^\]]+)\]")
 _ATTRIBUTE = re.compile(REF_ATTRIBUTE + r'="([^"]*)"')
 _TAG = re.compile(r"<[^>]+>")
 
