@@ -358,7 +358,8 @@ class EventLog:
     ``claim`` is a conditional put: True when this caller owns the event now (new, or a
     claim left ``processing`` for longer than ``lease`` by an invocation that died).
     ``done`` marks it handled; ``release`` marks it ``released`` after a failure so the
-    sender's retry processes it (no DeleteItem: the functions' IAM policy has none). Items expire after ``ttl`` (DynamoDB TTL on ``expires_at``).
+    sender's retry processes it (kept, not deleted: the item still says what happened until it
+    expires). Items expire after ``ttl`` (DynamoDB TTL on ``expires_at``).
     """
 
     def __init__(
@@ -408,7 +409,7 @@ class EventLog:
 
     def release(self, source: str, event_id: str) -> None:
         """Give back a claim whose processing failed, so a retried delivery processes it (best
-        effort). An update, not a delete: the functions' IAM policy has no DeleteItem."""
+        effort). An update, not a delete: the item keeps its expiry and says it was released."""
         try:
             self._ledger.move(self.key(source, event_id), set={"state": "released"}, if_=Attr("state").eq("processing"))
         except StoreUnavailable as exc:

@@ -5,9 +5,9 @@ The reply ledger (``REPLY#``), the fan-out jobs (``FANOUT#``), the agent-event l
 (``EVENT#``), the redrive's conversation leases (``LEASE#``) and the crisis start lock all
 write through ``Ledger``; each keeps its own states and keys. Why not Powertools'
 idempotency persistence layer: it hashes the key, keeps a fixed partition, knows only
-in-progress/completed, and deletes a failed claim (the functions' IAM policy has no
-DeleteItem on these items); ours need readable keys in a conversation's partition, more
-states, and a due queue on GSI1. docs/architecture.md.
+in-progress/completed, and deletes a failed claim; ours need readable keys in a
+conversation's partition (data deletion removes them with it), more states, a due queue
+on the table's index, and a released claim kept as such. docs/architecture.md.
 """
 
 from __future__ import annotations
