@@ -119,7 +119,9 @@ def _assert_agents_answered(stdout: str, helpdesk: str) -> None:
     for label, (note, landed) in expected.items():
         lines = blocks.get(label)
         assert lines, f"no answer shown for {label}:\n{stdout}"
-        assert "[webhook 200: sent]" in lines[0], lines
+        # Several tickets may share a label (the angry X mention, held for a lead, is one of two
+        # X mentions, and which opens first depends on the sync's timing): one of them is sent.
+        assert any(line.startswith("#") and "[webhook 200: sent]" in line for line in lines), lines
         assert f"✓ note: {note}" in "\n".join(lines), lines
         assert any(line.startswith("✓ landed: ") and landed in line for line in lines), lines
     # Facebook recommendations: the Graph API no longer answers them, and the note says so.
