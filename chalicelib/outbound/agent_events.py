@@ -370,7 +370,6 @@ class EventLog:
         ttl: timedelta = timedelta(days=2),
         lease: timedelta = timedelta(minutes=3),
     ) -> None:
-        self.table_name = table_name
         self._ledger = Ledger(client, table_name, owner="event log")
         self.ttl = ttl
         self.lease = lease

@@ -182,7 +182,7 @@ class FanoutJobs:
     """The ``FANOUT#`` items: created once, run under a lease, in a due queue until done."""
 
     def __init__(self, table_name: str, client: Any, helpdesk: str) -> None:
-        self.table_name, self.helpdesk = table_name, helpdesk
+        self.helpdesk = helpdesk
         self._ledger = Ledger(client, table_name, owner="fan-out")
         self.queue = f"FANOUT#due#{helpdesk}"
 

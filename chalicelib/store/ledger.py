@@ -102,11 +102,8 @@ class Ledger:
 
     def get(self, key: Key) -> dict[str, Any] | None:
         """The item at ``key`` (a consistent read), in wire form."""
-        try:
-            item = self._client.get_item(TableName=self.table_name, Key=key, ConsistentRead=True).get("Item")
-        except Exception as exc:
-            raise StoreUnavailable(f"{self.owner} read failed: {error_code(exc) or exc}") from exc
-        return dict(item) if item else None
+        item = self._read("read", lambda: self._client.get_item(TableName=self.table_name, Key=key, ConsistentRead=True))
+        return dict(item["Item"]) if item.get("Item") else None
 
     def due(
         self, queue: str, until: str, *, limit: int, start: Key | None = None, sk_prefix: str | None = None
@@ -125,10 +122,7 @@ class Ledger:
             request["ExpressionAttributeValues"][":mine"] = wire(sk_prefix)
         if start:
             request["ExclusiveStartKey"] = start
-        try:
-            return dict(self._client.query(**request))
-        except Exception as exc:
-            raise StoreUnavailable(f"{self.owner} queue read failed: {error_code(exc) or exc}") from exc
+        return self._read("queue read", lambda: self._client.query(**request))
 
     def partition(self, pk: str, *, sk_prefix: str, where: ConditionBase | None = None) -> list[dict[str, Any]]:
         """Every item of partition ``pk`` whose sort key starts with ``sk_prefix`` (and that
@@ -146,14 +140,17 @@ class Ledger:
             request["ExpressionAttributeValues"].update(built["ExpressionAttributeValues"])
         items: list[dict[str, Any]] = []
         while True:
-            try:
-                page = self._client.query(**request)
-            except Exception as exc:
-                raise StoreUnavailable(f"{self.owner} query failed: {error_code(exc) or exc}") from exc
+            page = self._read("query", lambda: self._client.query(**request))
             items += page.get("Items", [])
             if "LastEvaluatedKey" not in page:
                 return items
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _read(self, what: str, call: Callable[[], Any]) -> dict[str, Any]:
+        try:
+            return dict(call())
+        except Exception as exc:
+            raise StoreUnavailable(f"{self.owner} {what} failed: {error_code(exc) or exc}") from exc
 
     def _write(self, method: str, request: dict[str, Any], call: Callable[[], Any]) -> bool:
         for empty in [name for name in ("ExpressionAttributeNames", "ExpressionAttributeValues") if not request.get(name, True)]:
