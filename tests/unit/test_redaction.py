@@ -229,6 +229,76 @@ def test_records_are_laid_out_as_powertools_lays_them_out() -> None:
 
 @pytest.mark.filterwarnings("ignore:POWERTOOLS_DEV")
 @pytest.mark.parametrize("dev", [False, True])
+def test_a_repeated_line_is_written_as_powertools_and_the_redaction_would_write_it(
+    dev: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A line repeating an earlier one's layout is written from that layout (faster): the same text as
+    # Powertools' own ``format`` with the redaction, whatever changed between two lines.
+    from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+
+    if dev:  # indented lines
+        monkeypatch.setenv("POWERTOOLS_DEV", "true")
+    logger, _ = _powertools_logger(f"redaction-repeat-layout-{dev}")
+    formatter = logger.registered_formatter
+
+    def record(message: Any = "webhook stored", args: tuple[Any, ...] = (), **extra: Any) -> logging.LogRecord:
+        made = logging.LogRecord("redaction-repeat-layout", logging.INFO, __file__, 42, message, args, None, "ingest")
+        made.__dict__.update(extra)
+        return made
+
+    def written_alike(made: logging.LogRecord) -> str:
+        expected = LambdaPowertoolsFormatter.format(formatter, made)  # Powertools' steps, our redaction
+        assert formatter.format(made) == expected  # the first line of its layout
+        again = logging.makeLogRecord(made.__dict__)
+        again.created, again.msecs = made.created + 61.25, 250.0  # a later line: only the time differs
+        assert formatter.format(again) == LambdaPowertoolsFormatter.format(formatter, again)
+        return expected
+
+    plain = {"route": "meta", "stored": 1, "duplicates": 0, "ok": True, "none": None, "ratio": 0.5}
+    lines = [written_alike(record(**plain))]
+    from chalicelib import redaction
+
+    assert redaction._lines  # written from its layout: what this test is about
+    lines += [
+        written_alike(record(**{**plain, "stored": True})),
+        written_alike(record(**{**plain, "author_id": "16505551234", "email": "priya@example.com"})),
+        written_alike(record("call +1 650 555 0199", route="x")),
+        written_alike(record('{"json": "message"}')),
+        written_alike(record("with %s", ("args",))),
+        written_alike(record(nested={"text": "words"}, tags=["a"])),
+        written_alike(record(**{"message": "an extra named message", "xray_trace_id": "mine", "level": "mine", "stack_trace": "s"})),
+    ]
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1")
+    traced = written_alike(record(**plain))
+    assert json.loads(traced)["xray_trace_id"] == "1-5759e988-bd862e3fe1be46a994272793"
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", "Root=1-5759e988-call +1 650 555 0199;Sampled=1")  # scrubbed as before
+    written_alike(record(**plain))
+    logger.append_keys(order_id="A-1", level_copy="%(levelname)s", location="%(module)s")
+    written_alike(record(**plain))
+    logger.remove_keys(["order_id", "level_copy", "location"])
+    logger.thread_safe_append_keys(request="r-9")
+    try:
+        written_alike(record(**plain))
+    finally:
+        logger.thread_safe_clear_keys()
+    register_secret("meta-later-secret")
+    assert SECRET_MASK in written_alike(record(route="meta-later-secret"))
+    monkeypatch.setenv("LOG_FULL_TEXT", "true")
+    assert json.loads(written_alike(record(**plain)))["log_full_text"] is True
+    monkeypatch.delenv("LOG_FULL_TEXT")
+    try:
+        raise ValueError("for priya@example.com")
+    except ValueError:
+        import sys
+
+        failed = record(exc_info=None)
+        failed.exc_info = sys.exc_info()
+        assert "priya@example.com" not in written_alike(failed)
+    assert [json.loads(line)["level"] for line in lines] == ["INFO"] * len(lines)
+
+
+@pytest.mark.filterwarnings("ignore:POWERTOOLS_DEV")
+@pytest.mark.parametrize("dev", [False, True])
 def test_records_are_written_as_powertools_writes_them(dev: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     # RedactingFormatter serializes with pydantic's serializer (faster): the same text as
     # Powertools' json.dumps (compact; indented under POWERTOOLS_DEV; not ASCII-escaped).
