@@ -314,3 +314,28 @@ class TestStoreUnavailable:
         assert first.stored == 3
         assert (again.stored, again.duplicates) == (0, 3)
         assert len(store.messages) == 3
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"entry":[{"text":"half a pair \\ud83d here"}]}',  # a lone surrogate escape: read, repaired later
+        b'{"n":12345678901234567890123,"x":1e400,"d":1,"d":2,"z":-0.0,"f":1.5}',
+        b"[" * 500 + b"]" * 500,  # deeper than the fast parser goes, not deeper than the standard library
+        '{"text":"caf\u00e9"}'.encode("utf-16"),
+        b'\xef\xbb\xbf{"text":"with a byte-order mark"}',
+        b' \n{"text":"caf\\u00e9 \xc3\xa9 \xf0\x9f\x98\x80"}\t',
+    ],
+)
+def test_a_body_is_read_as_the_standard_library_reads_it(body: bytes) -> None:
+    from chalicelib.inbound.intake import parse_json_body
+
+    assert parse_json_body(body) == json.loads(body)
+
+
+@pytest.mark.parametrize("body", [b"{", b'{"a":NaN', b"\xff\xfe\x00", b"[" * 100_000 + b"]" * 100_000, b'{"a":1}x'])
+def test_a_body_neither_parser_reads_is_400(body: bytes) -> None:
+    from chalicelib.inbound.intake import parse_json_body
+
+    with pytest.raises(BadRequest):
+        parse_json_body(body)
