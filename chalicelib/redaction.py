@@ -431,20 +431,30 @@ _records_for: list[str] | None = None
 def _memo_key(record: Mapping[str, Any], personal: bool) -> tuple[Any, ...] | None:
     parts: list[Any] = [personal]
     for key, value in record.items():
-        kind = type(value)
         if key in _PER_RECORD_KEYS:
-            if kind is not str:
+            if type(value) is not str:
                 return None
             parts.append(key)
-        elif kind is str:
-            if len(value) > _SCRUBBED_CHARS or type(key) is not str or _str_key_kind(key)[0]:
-                return None
-            parts.append((key, value))
-        elif kind in _PLAIN_TYPES:
-            parts.append((key, kind, value))
-        else:
+            continue
+        part = _plain_part(key, value)
+        if part is None:
             return None
+        parts.append(part)
     return tuple(parts)
+
+
+def _plain_part(key: Any, value: Any) -> tuple[Any, ...] | None:
+    """``key`` and ``value`` as part of a remembered line's key (the value's type too: 1, True and
+    1.0 are different lines); None for a value not worth remembering a line by (long, nested) or
+    not to be kept in memory (under a key that names a secret)."""
+    kind = type(value)
+    if kind is str:
+        if len(value) > _SCRUBBED_CHARS or type(key) is not str or _str_key_kind(key)[0]:
+            return None
+        return (key, value)
+    if kind in _PLAIN_TYPES:
+        return (key, kind, value)
+    return None
 
 
 # What a JSON document can start with (json.loads also reads NaN, Infinity and -Infinity).
@@ -527,8 +537,8 @@ class RedactingFormatter(LambdaPowertoolsFormatter):
 
     def _repeat_shape(self, record: logging.LogRecord) -> tuple[Any, ...] | None:
         """What decides ``record``'s line but its time and trace id; None when something else might
-        (arguments, an exception, Powertools' thread-safe keys, a value not short and plain, a
-        reserved key formatted from another of the record's attributes)."""
+        (arguments, an exception, Powertools' thread-safe keys, a reserved key formatted from
+        another of the record's attributes) or a value is not one to remember a line by."""
         if record.args or record.exc_info or record.exc_text or record.stack_info or type(record.msg) is not str:
             return None
         if _powertools_formatter._get_context().get():
@@ -539,17 +549,11 @@ class RedactingFormatter(LambdaPowertoolsFormatter):
                 return None
             parts.append((key, value))
         for key, value in vars(record).items():
-            if key in _RESERVED_LOG_ATTRS:
-                continue
-            kind = type(value)
-            if kind is str:
-                if len(value) > _SCRUBBED_CHARS:
+            if key not in _RESERVED_LOG_ATTRS:
+                part = _plain_part(key, value)
+                if part is None:
                     return None
-                parts.append((key, value))
-            elif kind in _PLAIN_TYPES:
-                parts.append((key, kind, value))
-            else:
-                return None
+                parts.append(part)
         return tuple(parts)
 
     def _repeat_line(self, record: logging.LogRecord, shape: tuple[Any, ...]) -> str | None:
