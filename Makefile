@@ -4,8 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+HERE := $(dir $(abspath $(lastword $(MAKEFILE_LIST))))
 
-.PHONY: run demo test lint unit integration bench fuzz soak redrive forget zendesk-setup report eval classify check-rules clean
+.PHONY: run demo test lint unit integration bench fuzz soak redrive forget zendesk-setup report eval classify check-rules bytecode deploy clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -71,6 +72,15 @@ fuzz: $(STAMP)
 soak: $(STAMP)
 	mkdir -p .run
 	$(PY) -m soak.run --deliveries $(or $(DELIVERIES),5000) --duplicates 0.2 --big-conversation $(or $(BIG),10500) --json .run/soak-report.json
+
+# chalicelib's bytecode, which the deployment package carries: Lambda cannot write bytecode, so
+# without it every cold start compiles each module it imports. infra/bytecode.py, docs/deploy.md.
+bytecode:
+	$(PY) $(HERE)infra/bytecode.py .
+
+# make deploy STAGE=dev|prod: the bytecode, then chalice deploy.
+deploy: $(STAMP) bytecode
+	$(VENV)/bin/chalice deploy --stage $(or $(STAGE),$(error set STAGE=dev or STAGE=prod))
 
 # Replays messages parked in the dead-letter queue. Locally (no STAGE) against the
 # running `make run` stack; with STAGE=dev|prod it invokes the deployed function.

@@ -41,7 +41,7 @@ SECRET_NAMES = tuple(
         }
     )
 )
-FORBIDDEN_IN_PACKAGE = ("boto3", "botocore", "s3transfer", "moto", "pytest", "chalicelib/__pycache__")
+FORBIDDEN_IN_PACKAGE = ("boto3", "botocore", "s3transfer", "moto", "pytest")
 # Which AWS service each module's injected ``_client`` talks to (checked against the policy).
 CLIENT_SERVICES = {
     "chalicelib/store/table.py": "dynamodb",
@@ -206,15 +206,22 @@ def test_policy_allows_every_call_the_code_makes():
 def packaged(tmp_path_factory: pytest.TempPathFactory) -> Path:
     workdir = tmp_path_factory.mktemp("chalice-package")
     out = workdir / "out"
-    # Package what a fresh clone holds: the working tree has __pycache__ folders from
-    # the test run itself, which Chalice would ship. (.chalice/deployments keeps the
-    # wheel cache, so this stays fast.)
+    # Package what `make deploy` packages on a fresh clone: no __pycache__ from the test run
+    # itself, then `make bytecode`. (.chalice/deployments keeps the wheel cache: this stays fast.)
     project = workdir / "project"
     project.mkdir()
     for name in ("app.py", "requirements.txt"):
         shutil.copy2(ROOT / name, project / name)
     for name in ("chalicelib", ".chalice"):
         shutil.copytree(ROOT / name, project / name, ignore=shutil.ignore_patterns("__pycache__"))
+    made = subprocess.run(
+        ["make", "--no-print-directory", "-f", str(ROOT / "Makefile"), "bytecode", f"PY={sys.executable}"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert made.returncode == 0, made.stdout + made.stderr
     env = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "STREAM_ARN", "TABLE_NAME"))}
     env.update(AWS_DEFAULT_REGION="us-east-1")
     started = time.monotonic()
@@ -297,6 +304,62 @@ def test_packages_hold_no_sdk_or_dev_tools(packaged):
     assert {"aws_lambda_powertools", "pydantic", "pydantic_core"} <= top_level
     for name in app_zip + layer_zip:
         assert not any(f"/{bad}/" in f"/{name}" for bad in FORBIDDEN_IN_PACKAGE), name
+
+
+# What a cold start compiles: Lambda cannot write bytecode (/var/task is read-only), so every
+# module imported without usable bytecode is compiled from source on every cold start.
+_COMPILED_ON_IMPORT = """
+import importlib._bootstrap_external as external, json, pkgutil, sys
+compiled = []
+source_to_code = external.SourceLoader.source_to_code
+def spy(self, data, path, *args, **kwargs):
+    compiled.append(path)
+    return source_to_code(self, data, path, *args, **kwargs)
+external.SourceLoader.source_to_code = spy
+sys.dont_write_bytecode = True
+sys.path.insert(0, sys.argv[1])
+import app, chalicelib
+for module in pkgutil.walk_packages(chalicelib.__path__, "chalicelib."):
+    if not module.name.endswith(".__main__"):  # a command line: it would run
+        __import__(module.name)
+print(json.dumps(sorted(path[len(sys.argv[1]) + 1 :] for path in compiled if path.startswith(sys.argv[1]))))
+"""
+
+
+def _compiled_on_import(package_dir: Path) -> list[str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "TABLE_NAME"))}
+    env.update(AWS_DEFAULT_REGION="us-east-1", PYTHONDONTWRITEBYTECODE="1")
+    result = subprocess.run(
+        [sys.executable, "-c", _COMPILED_ON_IMPORT, str(package_dir)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def test_a_cold_start_compiles_none_of_the_apps_code(packaged, tmp_path):
+    app_zip = zipfile.ZipFile(packaged / "deployment.zip")
+    tag = sys.implementation.cache_tag
+    modules = [name for name in app_zip.namelist() if name.startswith("chalicelib/") and name.endswith(".py")]
+    for module in modules:
+        folder, _, file = module.rpartition("/")
+        assert f"{folder}/__pycache__/{file[:-3]}.{tag}.pyc" in app_zip.namelist(), module
+    app_zip.extractall(tmp_path / "task")
+    later = time.time() + 3600  # Lambda's copy of the files has its own times: the bytecode must not depend on them
+    for path in (tmp_path / "task").rglob("*"):
+        os.utime(path, (later, later))
+    # Chalice packs app.py (a few lines) and its own runtime without bytecode, whatever the tree holds.
+    chalice_packs_bare = ["app.py", "chalice/__init__.py", "chalice/app.py"]
+    assert _compiled_on_import(tmp_path / "task") == chalice_packs_bare
+
+    # The control: without the bytecode, each module is compiled at every cold start.
+    shutil.copytree(tmp_path / "task", tmp_path / "bare", ignore=shutil.ignore_patterns("__pycache__"))
+    imported = {module for module in modules if not module.endswith("/__main__.py")}
+    assert set(_compiled_on_import(tmp_path / "bare")) >= {*chalice_packs_bare, *imported}
+
+    # Bytecode that no longer matches its source is never used (a hand-edited file, a partial deploy).
+    edited = tmp_path / "task" / "chalicelib" / "errors.py"
+    edited.write_text(edited.read_text() + "\nEDITED_AFTER_THE_BYTECODE = True\n")
+    assert _compiled_on_import(tmp_path / "task") == sorted([*chalice_packs_bare, "chalicelib/errors.py"])
 
 
 # --- local/resources.py ---------------------------------------------------------------
