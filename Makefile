@@ -73,8 +73,9 @@ soak: $(STAMP)
 	mkdir -p .run
 	$(PY) -m soak.run --deliveries $(or $(DELIVERIES),5000) --duplicates 0.2 --big-conversation $(or $(BIG),10500) --json .run/soak-report.json
 
-# chalicelib's bytecode, which the deployment package carries: Lambda cannot write bytecode, so
-# without it every cold start compiles each module it imports. infra/bytecode.py, docs/deploy.md.
+# The bytecode the packages carry (chalicelib's in place, the layer's packages' in vendor/): Lambda
+# cannot write bytecode, so without it every cold start compiles each module it imports.
+# infra/bytecode.py, docs/deploy.md.
 bytecode:
 	$(PY) $(HERE)infra/bytecode.py .
 

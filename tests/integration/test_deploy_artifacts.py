@@ -306,10 +306,12 @@ def test_packages_hold_no_sdk_or_dev_tools(packaged):
         assert not any(f"/{bad}/" in f"/{name}" for bad in FORBIDDEN_IN_PACKAGE), name
 
 
-# What a cold start compiles: Lambda cannot write bytecode (/var/task is read-only), so every
-# module imported without usable bytecode is compiled from source on every cold start.
+# What a cold start compiles: Lambda cannot write bytecode (/var/task and /opt are read-only), so
+# every module imported without usable bytecode is compiled from source on every cold start.
+# The child imports as Lambda does: the app's folder first, then the layer's site-packages.
 _COMPILED_ON_IMPORT = """
 import importlib._bootstrap_external as external, json, pkgutil, sys
+task, layer = sys.argv[1], sys.argv[2]
 compiled = []
 source_to_code = external.SourceLoader.source_to_code
 def spy(self, data, path, *args, **kwargs):
@@ -317,49 +319,59 @@ def spy(self, data, path, *args, **kwargs):
     return source_to_code(self, data, path, *args, **kwargs)
 external.SourceLoader.source_to_code = spy
 sys.dont_write_bytecode = True
-sys.path.insert(0, sys.argv[1])
-import app, chalicelib
+sys.path[0:0] = [task, layer]
+import app, chalicelib, pydantic
+assert pydantic.__file__.startswith(layer), pydantic.__file__
 for module in pkgutil.walk_packages(chalicelib.__path__, "chalicelib."):
     if not module.name.endswith(".__main__"):  # a command line: it would run
         __import__(module.name)
-print(json.dumps(sorted(path[len(sys.argv[1]) + 1 :] for path in compiled if path.startswith(sys.argv[1]))))
+mine = [path for path in compiled if path.startswith((task, layer))]
+print(json.dumps(sorted(path[len(task if path.startswith(task) else layer) + 1 :] for path in mine)))
 """
 
 
-def _compiled_on_import(package_dir: Path) -> list[str]:
+def _compiled_on_import(root: Path) -> list[str]:
+    layer = root / "opt" / "python" / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
     env = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "TABLE_NAME"))}
     env.update(AWS_DEFAULT_REGION="us-east-1", PYTHONDONTWRITEBYTECODE="1")
     result = subprocess.run(
-        [sys.executable, "-c", _COMPILED_ON_IMPORT, str(package_dir)], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", _COMPILED_ON_IMPORT, str(root / "task"), str(layer)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.splitlines()[-1])
 
 
-def test_a_cold_start_compiles_none_of_the_apps_code(packaged, tmp_path):
+def test_a_cold_start_compiles_none_of_the_apps_code_nor_the_layers(packaged, tmp_path):
     app_zip = zipfile.ZipFile(packaged / "deployment.zip")
     tag = sys.implementation.cache_tag
     modules = [name for name in app_zip.namelist() if name.startswith("chalicelib/") and name.endswith(".py")]
     for module in modules:
         folder, _, file = module.rpartition("/")
         assert f"{folder}/__pycache__/{file[:-3]}.{tag}.pyc" in app_zip.namelist(), module
-    app_zip.extractall(tmp_path / "task")
+    lambda_root = tmp_path / "lambda"
+    app_zip.extractall(lambda_root / "task")
+    zipfile.ZipFile(packaged / "layer-deployment.zip").extractall(lambda_root / "opt")
     later = time.time() + 3600  # Lambda's copy of the files has its own times: the bytecode must not depend on them
-    for path in (tmp_path / "task").rglob("*"):
+    for path in lambda_root.rglob("*"):
         os.utime(path, (later, later))
     # Chalice packs app.py (a few lines) and its own runtime without bytecode, whatever the tree holds.
     chalice_packs_bare = ["app.py", "chalice/__init__.py", "chalice/app.py"]
-    assert _compiled_on_import(tmp_path / "task") == chalice_packs_bare
+    assert _compiled_on_import(lambda_root) == chalice_packs_bare
 
-    # The control: without the bytecode, each module is compiled at every cold start.
-    shutil.copytree(tmp_path / "task", tmp_path / "bare", ignore=shutil.ignore_patterns("__pycache__"))
+    # The control: without the bytecode, each module is compiled at every cold start, ours and the layer's.
+    bare = tmp_path / "bare"
+    shutil.copytree(lambda_root, bare, ignore=shutil.ignore_patterns("__pycache__"))
     imported = {module for module in modules if not module.endswith("/__main__.py")}
-    assert set(_compiled_on_import(tmp_path / "bare")) >= {*chalice_packs_bare, *imported}
+    assert set(_compiled_on_import(bare)) >= {*chalice_packs_bare, *imported, "pydantic/main.py", "aws_lambda_powertools/logging/logger.py"}
 
     # Bytecode that no longer matches its source is never used (a hand-edited file, a partial deploy).
-    edited = tmp_path / "task" / "chalicelib" / "errors.py"
+    edited = lambda_root / "task" / "chalicelib" / "errors.py"
     edited.write_text(edited.read_text() + "\nEDITED_AFTER_THE_BYTECODE = True\n")
-    assert _compiled_on_import(tmp_path / "task") == sorted([*chalice_packs_bare, "chalicelib/errors.py"])
+    assert _compiled_on_import(lambda_root) == sorted([*chalice_packs_bare, "chalicelib/errors.py"])
 
 
 # --- local/resources.py ---------------------------------------------------------------
