@@ -98,7 +98,8 @@ def measure_ingest(env: dict[str, str], workdir: Path) -> dict[str, Any]:
 
 def measure_cold_start(env: dict[str, str], workdir: Path) -> dict[str, Any]:
     """Fresh interpreters: import the app + one signed webhook, vs. boto3 + client + one PutItem;
-    the app with chalicelib's bytecode as ``make deploy`` ships it (``make bytecode``)."""
+    the app with the bytecode ``make deploy`` ships (``make bytecode``: chalicelib's; the
+    dependencies' is the virtualenv's, as the layer's is)."""
     from infra.bytecode import write_bytecode
 
     write_bytecode(ROOT)
