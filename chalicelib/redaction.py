@@ -578,12 +578,12 @@ class RedactingFormatter(LambdaPowertoolsFormatter):
         except TypeError:  # a log_format value that cannot be a key
             return None
         if parts is None:
-            parts = self._line_parts(record, traced=trace is not None)
-            if parts is None:
-                return None
+            parts = self._line_parts(record, traced=trace is not None) or ()  # (): cannot be cut, do not try again
             if len(_lines) >= _SCRUBBED_MAX:
                 _lines.clear()
             _lines[key] = parts
+        if not parts:
+            return None
         if trace is None:
             return parts[0] + timestamp + parts[1]
         return parts[0] + timestamp + parts[1] + trace + parts[2]
