@@ -98,11 +98,11 @@ def measure_ingest(env: dict[str, str], workdir: Path) -> dict[str, Any]:
 
 def measure_cold_start(env: dict[str, str], workdir: Path) -> dict[str, Any]:
     """Fresh interpreters: import the app + one signed webhook, vs. boto3 + client + one PutItem;
-    the app with the bytecode ``make deploy`` ships (``make bytecode``: chalicelib's; the
+    the app with the bytecode ``make deploy`` ships (``make bytecode``: chalicelib's here; the
     dependencies' is the virtualenv's, as the layer's is)."""
     from infra.bytecode import write_bytecode
 
-    write_bytecode(ROOT)
+    write_bytecode(ROOT, layer=False)
     from bench.lambda_events import api_gateway_event
     from bench.workload import _messenger
     from local.samples import PAGE_ID, encode, sign

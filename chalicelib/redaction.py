@@ -228,8 +228,31 @@ _secret_cache: tuple[dict[Any, Any], bool, list[str]] | None = None
 # the service): each is scrubbed once per (mode, list of secret values). A new list (a changed
 # environment, a registered secret) starts the cache again.
 _SCRUBBED_MAX, _SCRUBBED_CHARS = 2048, 200
-_scrubbed: dict[tuple[str, bool], str] = {}
-_scrubbed_for: list[str] | None = None
+
+
+class _Remembered(dict[Any, Any]):
+    """Redacted text kept for one list of secret values (at most ``_SCRUBBED_MAX`` entries):
+    a new list (a changed environment, a registered secret) starts it again."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._secrets: list[str] | None = None
+
+    def valid_for(self, secrets: list[str]) -> _Remembered:
+        """This cache, emptied first if it was filled under other secret values."""
+        if self._secrets is not secrets:
+            self.clear()
+            self._secrets = secrets
+        return self
+
+    def keep(self, key: Any, value: Any) -> None:
+        """Remember ``value`` (starting again once full)."""
+        if len(self) >= _SCRUBBED_MAX:
+            self.clear()
+        self[key] = value
+
+
+_scrubbed = _Remembered()  # (text, personal) -> scrubbed text
 
 
 def full_text() -> bool:
@@ -322,20 +345,14 @@ def scrub(text: str, *, personal: bool = True, secrets: Iterable[str] | None = N
 def _scrub_field(key: str, text: str, *, personal: bool, secrets: list[str]) -> str:
     """``scrub`` for a record's own string fields: a timestamp is only searched for secret values,
     a short field already seen is answered from the cache."""
-    global _scrubbed_for
     if key == "timestamp" and _TIMESTAMP.fullmatch(text):
         return scrub(text, personal=personal, secrets=secrets) if any(value in text for value in secrets) else text
     if len(text) > _SCRUBBED_CHARS:  # an exception's text, a long message: not kept
         return scrub(text, personal=personal, secrets=secrets)
-    if _scrubbed_for is not secrets:
-        _scrubbed.clear()
-        _scrubbed_for = secrets
-    found = _scrubbed.get((text, personal))
+    found = _scrubbed.valid_for(secrets).get((text, personal))
     if found is None:
         found = scrub(text, personal=personal, secrets=secrets)
-        if len(_scrubbed) >= _SCRUBBED_MAX:
-            _scrubbed.clear()
-        _scrubbed[(text, personal)] = found
+        _scrubbed.keep((text, personal), found)
     return found
 
 
@@ -384,14 +401,10 @@ def redact(extra: Mapping[str, Any]) -> dict[str, Any]:
 
 def redact_record(record: Mapping[str, Any]) -> dict[str, Any]:
     """Redact a whole Powertools log record: its own fields are scrubbed, extras redacted by key."""
-    global _records_for
     personal, secret_values = _mode()
     memo = _memo_key(record, personal)
     if memo is not None:
-        if _records_for is not secret_values:
-            _records.clear()
-            _records_for = secret_values
-        layout = _records.get(memo)
+        layout = _records.valid_for(secret_values).get(memo)
         if layout is not None:
             return {
                 key: _scrub_field(key, record[key], personal=personal, secrets=secret_values) if value is _PER_RECORD else value
@@ -411,9 +424,7 @@ def redact_record(record: Mapping[str, Any]) -> dict[str, Any]:
     if not personal:
         out["log_full_text"] = True
     if memo is not None:
-        if len(_records) >= _SCRUBBED_MAX:
-            _records.clear()
-        _records[memo] = tuple((key, _PER_RECORD if key in _PER_RECORD_KEYS else value) for key, value in out.items())
+        _records.keep(memo, tuple((key, _PER_RECORD if key in _PER_RECORD_KEYS else value) for key, value in out.items()))
     return out
 
 
@@ -424,8 +435,7 @@ def redact_record(record: Mapping[str, Any]) -> dict[str, Any]:
 _PER_RECORD_KEYS = frozenset({"timestamp", "xray_trace_id"})
 _PER_RECORD = object()
 _PLAIN_TYPES = (int, float, bool, type(None))
-_records: dict[tuple[Any, ...], tuple[tuple[str, Any], ...]] = {}
-_records_for: list[str] | None = None
+_records = _Remembered()  # memo key -> the redacted layout
 
 
 def _memo_key(record: Mapping[str, Any], personal: bool) -> tuple[Any, ...] | None:
@@ -477,8 +487,7 @@ _DEFAULT_FORMATS = {"level": "%(levelname)s", "location": "%(funcName)s:%(lineno
 _TIME_MARK, _TRACE_MARK = "\x00time\x00", "\x00trace\x00"
 _TIME_MARK_JSON, _TRACE_MARK_JSON = "\\u0000time\\u0000", "\\u0000trace\\u0000"
 _TRACE_ID = re.compile(r"[0-9A-Za-z-]{1,100}")  # X-Ray's 1-<8 hex>-<24 hex>: nothing JSON escapes
-_lines: dict[tuple[Any, ...], tuple[str, ...]] = {}
-_lines_for: list[str] | None = None
+_lines = _Remembered()  # (shape, traced) -> the line's text cut at its time (and trace id); (): cannot be cut
 
 
 class RedactingFormatter(LambdaPowertoolsFormatter):
@@ -557,7 +566,6 @@ class RedactingFormatter(LambdaPowertoolsFormatter):
         return tuple(parts)
 
     def _repeat_line(self, record: logging.LogRecord, shape: tuple[Any, ...]) -> str | None:
-        global _lines_for
         personal, secrets = _mode()
         if not personal:  # LOG_FULL_TEXT adds its flag after every other key
             return None
@@ -569,19 +577,14 @@ class RedactingFormatter(LambdaPowertoolsFormatter):
             trace = _scrub_field("xray_trace_id", trace, personal=personal, secrets=secrets)
             if not _TRACE_ID.fullmatch(trace):
                 return None
-        if _lines_for is not secrets:
-            _lines.clear()
-            _lines_for = secrets
         key = (shape, trace is not None)
         try:
-            parts = _lines.get(key)
+            parts = _lines.valid_for(secrets).get(key)
         except TypeError:  # a log_format value that cannot be a key
             return None
         if parts is None:
             parts = self._line_parts(record, traced=trace is not None) or ()  # (): cannot be cut, do not try again
-            if len(_lines) >= _SCRUBBED_MAX:
-                _lines.clear()
-            _lines[key] = parts
+            _lines.keep(key, parts)
         if not parts:
             return None
         if trace is None:

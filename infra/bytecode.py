@@ -31,16 +31,17 @@ from packaging.utils import canonicalize_name
 _CHECKED_HASH = py_compile.PycInvalidationMode.CHECKED_HASH
 
 
-def write_bytecode(project: Path) -> int:
-    """Write chalicelib's bytecode in ``project`` and the layer's in ``project/vendor``; how many
-    files were compiled (the others were current). SystemExit if a module does not compile."""
+def write_bytecode(project: Path, *, layer: bool = True) -> int:
+    """Write chalicelib's bytecode in ``project`` and (``layer``) the layer's in ``project/vendor``;
+    how many files were compiled (the others were current). SystemExit if chalicelib does not compile."""
     compiled = 0
     for source in sorted((project / "chalicelib").rglob("*.py")):
         relative = source.relative_to(project).as_posix()
-        compiled += _compile(source, project / importlib.util.cache_from_source(relative), relative)
-    for distribution in layer_distributions(project / "requirements.txt"):
+        compiled += _compile(source, project / importlib.util.cache_from_source(relative), relative, required=True)
+    for distribution in layer_distributions(project / "requirements.txt") if layer else []:
         for source, relative in _sources(distribution):
-            compiled += _compile(source, project / "vendor" / importlib.util.cache_from_source(relative), relative)
+            target = project / "vendor" / importlib.util.cache_from_source(relative)
+            compiled += _compile(source, target, relative, required=False)
     return compiled
 
 
@@ -78,9 +79,10 @@ def _sources(distribution: importlib.metadata.Distribution) -> Iterator[tuple[Pa
             yield Path(str(distribution.locate_file(file))), relative
 
 
-def _compile(source: Path, target: Path, shown_as: str) -> int:
+def _compile(source: Path, target: Path, shown_as: str, *, required: bool) -> int:
     """Compile ``source`` into ``target`` unless it holds it already; 1 if compiled. ``shown_as``:
-    the path the bytecode names (Python shows the file it was loaded from in tracebacks anyway)."""
+    the path the bytecode names (Python shows the file it was loaded from in tracebacks anyway);
+    ``required``: a source that does not compile stops the deploy (else it is left without bytecode)."""
     data = source.read_bytes()
     if _current(target, data):
         return 0
@@ -88,7 +90,7 @@ def _compile(source: Path, target: Path, shown_as: str) -> int:
     try:
         py_compile.compile(str(source), cfile=str(target), dfile=shown_as, doraise=True, invalidation_mode=_CHECKED_HASH)
     except py_compile.PyCompileError as exc:
-        if "chalicelib" in source.parts:
+        if required:
             raise SystemExit(f"{source} does not compile: {exc.msg}") from exc
         return 0  # a dependency's file for another Python (a template, a backport): left as it is
     return 1
@@ -97,7 +99,8 @@ def _compile(source: Path, target: Path, shown_as: str) -> int:
 def _current(target: Path, source: bytes) -> bool:
     """``target`` is checked-hash bytecode of exactly ``source`` for this interpreter."""
     try:
-        header = target.read_bytes()[:16]
+        with target.open("rb") as bytecode:
+            header = bytecode.read(16)
     except OSError:
         return False
     return (
