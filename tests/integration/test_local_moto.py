@@ -152,3 +152,35 @@ def test_queries_read_their_partition_in_key_order_across_pages(indexed_table: s
             )
         ]
         assert got and got == expected
+
+
+def test_a_write_measures_its_item_once_and_still_refuses_an_item_over_400_kb(table: str) -> None:
+    """moto sized the whole item again at each attribute it added, so a write cost the
+    square of its attributes (DynamoDB's does not); the size limit holds all the same."""
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    client = boto3.client("dynamodb")
+    attributes = 200
+    item = {"pk": {"S": "wide"}} | {f"a{n}": {"S": "x" * 100} for n in range(attributes)}
+    measured = 0
+    size = DynamoType.size
+
+    def counted(self: DynamoType) -> int:
+        nonlocal measured
+        measured += 1
+        return size(self)
+
+    DynamoType.size = counted  # type: ignore[method-assign]  # the server runs in this process
+    try:
+        client.put_item(TableName=table, Item=item)
+    finally:
+        DynamoType.size = size  # type: ignore[method-assign]
+    assert 0 < measured <= 3 * (attributes + 1)  # was about attributes² (20,000)
+    assert len(client.get_item(TableName=table, Key={"pk": {"S": "wide"}})["Item"]) == attributes + 1
+
+    # Two attributes of 205 KB each: each is under the limit, the item is not.
+    with pytest.raises(client.exceptions.ClientError, match="Item size has exceeded the maximum allowed size"):
+        client.put_item(TableName=table, Item={"pk": {"S": "big"}, "a": {"S": "x" * 205_000}, "b": {"S": "y" * 205_000}})
+    assert "Item" not in client.get_item(TableName=table, Key={"pk": {"S": "big"}})
+    client.put_item(TableName=table, Item={"pk": {"S": "fits"}, "a": {"S": "x" * 195_000}, "b": {"S": "y" * 195_000}})
+    assert "Item" in client.get_item(TableName=table, Key={"pk": {"S": "fits"}})
