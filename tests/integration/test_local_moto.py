@@ -1,4 +1,6 @@
-"""The local DynamoDB keeps DynamoDB's per-item atomicity under concurrent writers.
+"""The local DynamoDB (``local/moto_server.py``) behaves as DynamoDB where our code relies on it:
+per-item atomicity under concurrent writers, queries that read only their partition, and writes
+whose cost does not grow with the square of the item's attributes (the 400 KB limit kept).
 
 Our ledgers and the crisis store count a thing as new only when a conditional write's
 ``ALL_OLD`` answer says it was absent; that is sound on DynamoDB because it applies each
